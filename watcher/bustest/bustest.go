@@ -1,0 +1,300 @@
+// Package bustest gives a test a real dbus-daemon of its own in one line, in
+// the manner of net/http/httptest: New starts it on a temporary socket and
+// registers its cleanup, and the test can stop it with SIGTERM, kill it with
+// SIGKILL (leaving the socket file behind, as a crash does) and start it again
+// at the same address.
+package bustest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InstallHint is the command that installs what this package needs.
+const InstallHint = "apt-get install -y dbus-daemon dbus-bin"
+
+// waitLimit bounds every wait on the daemon: a test that hangs tells why.
+const waitLimit = 20 * time.Second
+
+// Bus is a dbus-daemon run by a test.
+type Bus struct {
+	t         testing.TB
+	dir       string
+	transport string
+	busType   string
+	binary    string
+
+	mu      sync.Mutex
+	listen  string // the address the daemon is told to listen on
+	address string // the address clients use, without guid
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stderr  *bytes.Buffer
+}
+
+// Option changes how New starts the bus.
+type Option func(*Bus)
+
+// Abstract makes the bus listen on a Linux abstract socket (no socket file).
+func Abstract() Option { return func(b *Bus) { b.transport = "abstract" } }
+
+// TCP makes the bus listen on a loopback TCP port, with anonymous auth.
+func TCP() Option { return func(b *Bus) { b.transport = "tcp" } }
+
+// SystemType runs the bus with <type>system</type>, as a stand-in system bus.
+func SystemType() Option { return func(b *Bus) { b.busType = "system" } }
+
+// Binary runs another dbus-daemon executable, such as a copy in a temporary
+// directory that a test replaces to simulate a package update.
+func Binary(path string) Option { return func(b *Bus) { b.binary = path } }
+
+// New starts a dbus-daemon for the test and stops it when the test ends.
+// If dbus-daemon is not installed the test fails with the install command.
+func New(t testing.TB, opts ...Option) *Bus {
+	t.Helper()
+	b := &Bus{t: t, transport: "path", busType: "session"}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.binary == "" {
+		path, err := exec.LookPath("dbus-daemon")
+		if err != nil {
+			t.Fatalf("bustest: dbus-daemon not found (%v); install it: %s", err, InstallHint)
+		}
+		b.binary = path
+	}
+	// A short directory: socket paths are limited to 107 bytes, and test
+	// names make t.TempDir long.
+	dir, err := os.MkdirTemp("", "bustest")
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	b.dir = dir
+	t.Cleanup(func() {
+		b.signal(syscall.SIGKILL)
+		os.RemoveAll(dir)
+	})
+	switch b.transport {
+	case "path":
+		b.listen = "unix:path=" + filepath.Join(dir, "bus")
+	case "abstract":
+		b.listen = "unix:abstract=" + strings.TrimPrefix(dir, "/")
+	case "tcp":
+		b.listen = "tcp:host=127.0.0.1,port=0"
+	}
+	b.Start()
+	return b
+}
+
+// Address returns the bus address; it stays the same across restarts.
+func (b *Bus) Address() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.address
+}
+
+// SocketPath returns the socket file of a unix:path bus, or "".
+func (b *Bus) SocketPath() string {
+	if b.transport != "path" {
+		return ""
+	}
+	return filepath.Join(b.dir, "bus")
+}
+
+// Dir returns a temporary directory that lives as long as the bus.
+func (b *Bus) Dir() string { return b.dir }
+
+// PID returns the daemon's pid, or 0 while it is not running.
+func (b *Bus) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
+// Env returns the environment of the test process with this bus as both the
+// session and the system bus, for child processes.
+func (b *Bus) Env() []string {
+	return append(os.Environ(),
+		"DBUS_SESSION_BUS_ADDRESS="+b.Address(),
+		"DBUS_SYSTEM_BUS_ADDRESS="+b.Address())
+}
+
+// Start starts the daemon at the bus's address and returns once it accepts
+// connections. It fails the test if the daemon is already running.
+func (b *Bus) Start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd != nil {
+		b.t.Fatalf("bustest: Start: daemon already running (pid %d)", b.cmd.Process.Pid)
+	}
+	config := filepath.Join(b.dir, "bus.conf")
+	if err := os.WriteFile(config, []byte(b.config()), 0o600); err != nil {
+		b.t.Fatalf("bustest: %v", err)
+	}
+	cmd := exec.Command(b.binary, "--config-file="+config, "--nofork", "--nopidfile", "--nosyslog", "--print-address=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.t.Fatalf("bustest: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatalf("bustest: start %s: %v", b.binary, err)
+	}
+	exited := make(chan struct{})
+	lines := make(chan string, 1)
+	go func() {
+		// --print-address writes once the daemon listens; reading to EOF
+		// also keeps the pipe from filling.
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		for sc.Scan() {
+		}
+		cmd.Wait()
+		close(exited)
+	}()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	var printed string
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			<-exited
+			b.t.Fatalf("bustest: dbus-daemon exited at start: %s", stderr.String())
+		}
+		printed = l
+	case <-timer.C:
+		cmd.Process.Kill()
+		b.t.Fatalf("bustest: dbus-daemon did not print its address within %s: %s", waitLimit, stderr.String())
+	}
+	b.cmd, b.exited, b.stderr = cmd, exited, &stderr
+	b.address = stripGUID(printed)
+	if b.transport == "tcp" {
+		// Later starts must use the same port.
+		b.listen = strings.Join(strings.Split(b.address, ",")[:2], ",")
+		b.address = b.listen
+	}
+}
+
+// Stop ends the daemon with SIGTERM, as a package upgrade or an administrator
+// does, and waits for it to exit.
+func (b *Bus) Stop() {
+	b.t.Helper()
+	b.stopWith(syscall.SIGTERM)
+}
+
+// Kill ends the daemon with SIGKILL, as a crash does: the socket file stays
+// behind. It waits for the process to exit.
+func (b *Bus) Kill() {
+	b.t.Helper()
+	b.stopWith(syscall.SIGKILL)
+}
+
+// Restart stops the daemon with SIGTERM and starts it again at the same address.
+func (b *Bus) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.Start()
+}
+
+// Running reports whether the daemon is running.
+func (b *Bus) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd != nil
+}
+
+// Exited returns a channel closed when the running daemon exits by itself
+// or is stopped, or nil if none is running.
+func (b *Bus) Exited() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.exited
+}
+
+// Signal sends sig to the running daemon without waiting.
+func (b *Bus) Signal(sig syscall.Signal) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		b.t.Fatalf("bustest: Signal: daemon not running")
+	}
+	b.cmd.Process.Signal(sig)
+}
+
+func (b *Bus) stopWith(sig syscall.Signal) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		b.t.Fatalf("bustest: %v: daemon not running", sig)
+	}
+	b.cmd.Process.Signal(sig)
+	select {
+	case <-b.exited:
+	case <-time.After(waitLimit):
+		b.t.Fatalf("bustest: dbus-daemon did not exit within %s of %v", waitLimit, sig)
+	}
+	b.cmd, b.exited = nil, nil
+}
+
+// signal is the cleanup path: it may run after the test has failed.
+func (b *Bus) signal(sig syscall.Signal) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Signal(sig)
+	<-b.exited
+	b.cmd = nil
+}
+
+func (b *Bus) config() string {
+	auth := "<auth>EXTERNAL</auth>"
+	if b.transport == "tcp" {
+		auth = "<auth>ANONYMOUS</auth><allow_anonymous/>"
+	}
+	return fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>%s</type>
+  <listen>%s</listen>
+  %s
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <allow user="*"/>
+  </policy>
+</busconfig>
+`, b.busType, b.listen, auth)
+}
+
+func stripGUID(addr string) string {
+	var keep []string
+	for part := range strings.SplitSeq(addr, ",") {
+		if !strings.HasPrefix(part, "guid=") {
+			keep = append(keep, part)
+		}
+	}
+	return strings.Join(keep, ",")
+}

@@ -1,0 +1,118 @@
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/prometheus/procfs"
+)
+
+// Peer is one connection on a bus, with what the bus and /proc tell about the
+// process behind it. Fields that cannot be read (the process belongs to
+// another user, or has already exited) are left empty: a peer is still worth
+// reporting when only its names are known.
+type Peer struct {
+	// UniqueName is the connection's bus-assigned name, such as ":1.42".
+	UniqueName string `json:"unique_name"`
+	// Names are the well-known names the connection owns, sorted.
+	Names []string `json:"names,omitempty"`
+	// PID is the process id the bus reports, or 0 if unknown (a TCP peer).
+	PID int `json:"pid,omitempty"`
+	// UID is the user id the bus reports, or -1 if unknown.
+	UID int `json:"uid"`
+	// Exe is the resolved path of the process's executable.
+	Exe string `json:"exe,omitempty"`
+	// Argv is the process's command line.
+	Argv []string `json:"argv,omitempty"`
+	// Cwd is the process's working directory.
+	Cwd string `json:"cwd,omitempty"`
+	// StartTime is the process start time in clock ticks since boot, as in
+	// field 22 of /proc/PID/stat. With PID it identifies the process across
+	// pid reuse; 0 if unknown.
+	StartTime uint64 `json:"start_time,omitempty"`
+}
+
+// Owns reports whether the peer owns the well-known name.
+func (p Peer) Owns(name string) bool {
+	_, found := slices.BinarySearch(p.Names, name)
+	return found
+}
+
+// String returns a short human description such as "dunst[1234] org.freedesktop.Notifications".
+func (p Peer) String() string {
+	s := p.UniqueName
+	if p.PID > 0 {
+		prog := "pid"
+		switch {
+		case len(p.Argv) > 0 && p.Argv[0] != "":
+			prog = baseName(p.Argv[0])
+		case p.Exe != "":
+			prog = baseName(p.Exe)
+		}
+		s = fmt.Sprintf("%s[%d]", prog, p.PID)
+	}
+	for _, n := range p.Names {
+		s += " " + n
+	}
+	return s
+}
+
+func (p Peer) clone() Peer {
+	p.Names = slices.Clone(p.Names)
+	p.Argv = slices.Clone(p.Argv)
+	return p
+}
+
+func (p *Peer) addName(name string) {
+	if i, found := slices.BinarySearch(p.Names, name); !found {
+		p.Names = slices.Insert(p.Names, i, name)
+	}
+}
+
+func (p *Peer) removeName(name string) {
+	if i, found := slices.BinarySearch(p.Names, name); found {
+		p.Names = slices.Delete(p.Names, i, i+1)
+	}
+}
+
+func baseName(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[i+1:]
+		}
+	}
+	return path
+}
+
+// ProcessInfo fills the process fields of a Peer (PID, UID, Exe, Argv, Cwd,
+// StartTime) from /proc. It returns an error only when the process does not
+// exist; fields that are not readable (another user's process) stay empty.
+func ProcessInfo(pid int) (Peer, error) {
+	p := Peer{PID: pid, UID: -1}
+	if pid <= 0 {
+		return p, fmt.Errorf("process info: invalid pid %d", pid)
+	}
+	proc, err := procfs.NewProc(pid)
+	if err != nil {
+		return p, fmt.Errorf("process info for pid %d: %w", pid, err)
+	}
+	stat, err := proc.Stat()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, fmt.Errorf("process info for pid %d: %w", pid, err)
+		}
+	} else {
+		p.StartTime = stat.Starttime
+	}
+	if st, err := proc.NewStatus(); err == nil {
+		p.UID = int(st.UIDs[0])
+	}
+	// Each of these fails with EACCES for another user's process; that is
+	// expected and leaves the field empty.
+	p.Exe, _ = proc.Executable()
+	p.Argv, _ = proc.CmdLine()
+	p.Cwd, _ = proc.Cwd()
+	return p, nil
+}

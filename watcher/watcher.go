@@ -1,0 +1,504 @@
+// Package watcher follows a D-Bus bus: it reports at once when the bus goes
+// down, when it comes back (and whether it is a new instance), and keeps an
+// inventory of the peers on it, so that whoever recovers a session knows who
+// fell off.
+//
+// A Watcher owns a private connection per bus; it never uses godbus's shared
+// SessionBus or SystemBus connections, which cannot be replaced once their
+// bus is gone. While the bus is up the Watcher wakes only for bus traffic;
+// while it is down it waits for the socket file to appear (fsnotify) and
+// retries with capped, jittered backoff, so socket-activated, abstract and
+// TCP buses come back too.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/godbus/dbus/v5"
+)
+
+const (
+	busName      = "org.freedesktop.DBus"
+	callTimeout  = 5 * time.Second
+	dialTimeout  = 5 * time.Second
+	backoffFirst = 20 * time.Millisecond
+	// With a socket file to watch, a retry only catches buses whose socket
+	// never disappears (socket activation), so it may be rare.
+	backoffMaxWatched = 30 * time.Second
+	backoffMax        = 5 * time.Second
+)
+
+// Watcher follows one bus. Create it with New and start it with Run.
+type Watcher struct {
+	target    Target
+	endpoints []endpoint
+	log       *slog.Logger
+
+	mu    sync.Mutex
+	up    bool
+	id    string
+	peers map[string]*Peer // by unique name, while up
+}
+
+// Option configures a Watcher.
+type Option func(*Watcher)
+
+// WithLogger sets the logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(w *Watcher) { w.log = l }
+}
+
+// New returns a Watcher for the target, or an error wrapping ErrBadAddress
+// if the target's address cannot be used.
+func New(t Target, opts ...Option) (*Watcher, error) {
+	eps, err := parseAddress(t.Address)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{target: t, endpoints: eps, log: slog.Default()}
+	for _, o := range opts {
+		o(w)
+	}
+	w.log = w.log.With("bus", t.Name)
+	return w, nil
+}
+
+// Target returns the bus this Watcher follows.
+func (w *Watcher) Target() Target { return w.target }
+
+// Peers returns the peers on the bus now, sorted by unique name, or nil
+// while the bus is down.
+func (w *Watcher) Peers() []Peer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.snapshotLocked()
+}
+
+// State reports whether the bus is up and its instance id.
+func (w *Watcher) State() (up bool, id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.up, w.id
+}
+
+func (w *Watcher) snapshotLocked() []Peer {
+	if len(w.peers) == 0 {
+		return nil
+	}
+	out := make([]Peer, 0, len(w.peers))
+	for _, p := range w.peers {
+		out = append(out, p.clone())
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.UniqueName, b.UniqueName) })
+	return out
+}
+
+// history is what Run remembers across connections to tell a restart from
+// a reconnection.
+type history struct {
+	down     bool
+	downAt   time.Time
+	lastID   string
+	lastSeen []Peer
+}
+
+// Run follows the bus and sends its events to out, in order, until ctx is
+// done. It never gives up: a bus that cannot be reached is reported Down once
+// and retried quietly. Run must not be called twice at the same time.
+func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
+	emit := func(e Event) {
+		e.Bus = w.target.Name
+		e.Address = w.target.Address
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		select {
+		case out <- e:
+		case <-ctx.Done():
+		}
+	}
+	var h history
+	for ctx.Err() == nil {
+		conn, err := w.dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !h.down {
+				h.down, h.downAt = true, time.Now()
+				w.log.Warn("bus not reachable", "address", w.target.Address, "err", err)
+				emit(Event{Kind: Down, Time: h.downAt, ID: h.lastID, Reason: "not reachable: " + err.Error()})
+			}
+			if conn = w.awaitBus(ctx); conn == nil {
+				return
+			}
+		}
+		w.follow(ctx, conn, &h, emit)
+	}
+}
+
+// follow serves one connection: it reports Up (and Restarted), the peers
+// found, live changes, and finally Down, which it reports the moment the
+// connection breaks.
+func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit func(Event)) {
+	defer conn.Close()
+	signals := make(chan *dbus.Signal, 64)
+	conn.Signal(signals)
+	own := conn.Names()[0]
+
+	id, err := w.setup(ctx, conn)
+	if err != nil {
+		// The bus went away during setup: the next dial decides what it is.
+		w.log.Debug("bus setup failed", "err", err)
+		if !h.down {
+			h.down, h.downAt = true, time.Now()
+			emit(Event{Kind: Down, Time: h.downAt, ID: h.lastID, Reason: "lost during setup: " + err.Error()})
+		}
+		return
+	}
+	upAt := time.Now()
+	w.mu.Lock()
+	w.up, w.id, w.peers = true, id, map[string]*Peer{}
+	w.mu.Unlock()
+	emit(Event{Kind: Up, Time: upAt, ID: id})
+	if h.down && h.lastID != "" && h.lastID != id {
+		w.log.Info("bus restarted", "old_id", h.lastID, "id", id, "downtime", upAt.Sub(h.downAt))
+		emit(Event{Kind: Restarted, Time: upAt, ID: id, OldID: h.lastID, Downtime: upAt.Sub(h.downAt), Peers: h.lastSeen})
+	} else if h.down {
+		w.log.Info("bus up", "id", id)
+	}
+	h.down, h.lastID, h.lastSeen = false, id, nil
+
+	for _, p := range w.inventory(ctx, conn, own) {
+		emit(Event{Kind: PeerJoined, ID: id, Peer: &p})
+	}
+
+	done := conn.Context().Done()
+	for {
+		select {
+		case <-ctx.Done():
+			w.markDown()
+			return
+		case <-done:
+			w.reportDown(h, id, emit)
+			return
+		case sig, ok := <-signals:
+			if !ok {
+				w.reportDown(h, id, emit)
+				return
+			}
+			if e, ok := w.apply(ctx, conn, own, sig); ok {
+				e.ID = id
+				emit(e)
+			}
+		}
+	}
+}
+
+func (w *Watcher) markDown() []Peer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	snap := w.snapshotLocked()
+	w.up, w.peers = false, nil
+	return snap
+}
+
+func (w *Watcher) reportDown(h *history, id string, emit func(Event)) {
+	now := time.Now()
+	snap := w.markDown()
+	reason := w.downReason()
+	w.log.Warn("bus down", "id", id, "reason", reason, "peers", len(snap))
+	h.down, h.downAt, h.lastSeen = true, now, snap
+	emit(Event{Kind: Down, Time: now, ID: id, Reason: reason, Peers: snap})
+}
+
+// downReason tells a daemon that shut down (it removes its socket file) from
+// one that was killed or crashed (the file stays behind).
+func (w *Watcher) downReason() string {
+	for _, ep := range w.endpoints {
+		if ep.path == "" {
+			continue
+		}
+		if _, err := os.Stat(ep.path); errors.Is(err, os.ErrNotExist) {
+			return "connection closed; socket file removed (bus daemon exited)"
+		}
+		return "connection lost; socket file still there (bus daemon killed or crashed?)"
+	}
+	return "connection closed"
+}
+
+// setup subscribes to name changes and reads the bus id. The match comes
+// first so that no change between the inventory and the subscription is missed.
+func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	err := conn.AddMatchSignalContext(cctx,
+		dbus.WithMatchSender(busName),
+		dbus.WithMatchInterface(busName),
+		dbus.WithMatchMember("NameOwnerChanged"))
+	if err != nil {
+		return "", fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+	}
+	var id string
+	if err := conn.BusObject().CallWithContext(cctx, busName+".GetId", 0).Store(&id); err != nil {
+		return "", fmt.Errorf("GetId: %w", err)
+	}
+	return id, nil
+}
+
+// inventory lists the peers on a fresh connection and records them.
+func (w *Watcher) inventory(ctx context.Context, conn *dbus.Conn, own string) []Peer {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	var names []string
+	if err := conn.BusObject().CallWithContext(cctx, busName+".ListNames", 0).Store(&names); err != nil {
+		w.log.Debug("ListNames failed", "err", err)
+		return nil
+	}
+	found := map[string]*Peer{}
+	for _, n := range names {
+		if strings.HasPrefix(n, ":") && n != own {
+			p := w.credentials(cctx, conn, n)
+			found[n] = &p
+		}
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, ":") || n == busName {
+			continue
+		}
+		var owner string
+		if err := conn.BusObject().CallWithContext(cctx, busName+".GetNameOwner", 0, n).Store(&owner); err != nil {
+			continue // released meanwhile; NameOwnerChanged will say so
+		}
+		if p := found[owner]; p != nil {
+			p.addName(n)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var added []Peer
+	for n, p := range found {
+		// A NameOwnerChanged may already have recorded it; keep that one.
+		if _, dup := w.peers[n]; !dup {
+			w.peers[n] = p
+			added = append(added, p.clone())
+		}
+	}
+	slices.SortFunc(added, func(a, b Peer) int { return strings.Compare(a.UniqueName, b.UniqueName) })
+	return added
+}
+
+// credentials asks the bus who is behind a connection and completes the
+// answer from /proc. Failures leave fields empty: the peer may be gone.
+func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique string) Peer {
+	p := Peer{UniqueName: unique, UID: -1}
+	var creds map[string]dbus.Variant
+	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionCredentials", 0, unique).Store(&creds); err != nil {
+		return p
+	}
+	if v, ok := creds["ProcessID"].Value().(uint32); ok && v > 0 {
+		if info, err := ProcessInfo(int(v)); err == nil {
+			info.UniqueName = unique
+			p = info
+		} else {
+			p.PID = int(v)
+		}
+	}
+	if v, ok := creds["UnixUserID"].Value().(uint32); ok {
+		p.UID = int(v)
+	}
+	return p
+}
+
+// apply updates the inventory from one NameOwnerChanged signal and returns
+// the event to report, if any.
+func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *dbus.Signal) (Event, bool) {
+	if sig.Name != busName+".NameOwnerChanged" || len(sig.Body) != 3 {
+		return Event{}, false
+	}
+	name, _ := sig.Body[0].(string)
+	oldOwner, _ := sig.Body[1].(string)
+	newOwner, _ := sig.Body[2].(string)
+	if name == own || name == "" {
+		return Event{}, false
+	}
+	if strings.HasPrefix(name, ":") {
+		switch {
+		case oldOwner == "" && newOwner != "":
+			w.mu.Lock()
+			_, known := w.peers[name]
+			w.mu.Unlock()
+			if known {
+				return Event{}, false
+			}
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			p := w.credentials(cctx, conn, name)
+			cancel()
+			w.mu.Lock()
+			w.peers[name] = &p
+			w.mu.Unlock()
+			return Event{Kind: PeerJoined, Peer: &p}, true
+		case newOwner == "":
+			w.mu.Lock()
+			p, known := w.peers[name]
+			delete(w.peers, name)
+			w.mu.Unlock()
+			if !known {
+				return Event{}, false
+			}
+			c := p.clone()
+			return Event{Kind: PeerLeft, Peer: &c}, true
+		}
+		return Event{}, false
+	}
+	e := Event{Kind: NameOwnerChanged, Name: name, OldOwner: oldOwner, NewOwner: newOwner}
+	w.mu.Lock()
+	if p := w.peers[oldOwner]; p != nil {
+		p.removeName(name)
+		c := p.clone()
+		e.Peer = &c
+	}
+	if p := w.peers[newOwner]; p != nil {
+		p.addName(name)
+		c := p.clone()
+		e.Peer = &c
+	}
+	w.mu.Unlock()
+	return e, true
+}
+
+// dial connects, authenticates and says Hello on the first endpoint of the
+// address that answers.
+func (w *Watcher) dial(ctx context.Context) (*dbus.Conn, error) {
+	var errs []error
+	for _, ep := range w.endpoints {
+		conn, err := dialEndpoint(ctx, ep)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func dialEndpoint(ctx context.Context, ep endpoint) (*dbus.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, ep.network, ep.addr)
+	if err != nil {
+		return nil, err
+	}
+	// Auth and Hello do not take a context; a deadline on the socket keeps
+	// a hung bus from hanging us.
+	_ = nc.SetDeadline(time.Now().Add(callTimeout))
+	var conn *dbus.Conn
+	if uc, ok := nc.(*net.UnixConn); ok {
+		conn, err = dbus.DialUnix(uc, dbus.WithContext(ctx))
+	} else {
+		conn, err = dbus.NewConn(nc, dbus.WithContext(ctx))
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("connect to %s: %w", ep.addr, err)
+	}
+	uid := strconv.Itoa(os.Geteuid())
+	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(uid), dbus.AuthAnonymous()}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("authenticate to %s: %w", ep.addr, err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("hello to %s: %w", ep.addr, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// awaitBus waits for the bus to come back and returns a connection to it,
+// or nil when ctx is done. It reacts to the socket file appearing at once and
+// otherwise retries with backoff; a stale socket file costs one failed dial
+// per backoff step, never a busy loop.
+func (w *Watcher) awaitBus(ctx context.Context) *dbus.Conn {
+	socket := ""
+	for _, ep := range w.endpoints {
+		if ep.path != "" {
+			socket = ep.path
+			break
+		}
+	}
+	var fsEvents <-chan fsnotify.Event
+	var fsErrors <-chan error
+	limit := backoffMax
+	if socket != "" {
+		if fw, err := fsnotify.NewWatcher(); err == nil {
+			defer fw.Close()
+			if err := fw.Add(filepath.Dir(socket)); err == nil {
+				fsEvents, fsErrors, limit = fw.Events, fw.Errors, backoffMaxWatched
+			} else {
+				w.log.Debug("cannot watch socket directory; retrying on a timer", "dir", filepath.Dir(socket), "err", err)
+			}
+		}
+	}
+	b := newBackoff(backoffFirst, limit)
+	// The socket may have come back between the failed dial and the watch.
+	if conn, err := w.dial(ctx); err == nil {
+		return conn
+	}
+	timer := time.NewTimer(b.next())
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-fsEvents:
+			if ev.Name != socket || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				continue
+			}
+			if conn := w.dialSoon(ctx); conn != nil {
+				return conn
+			}
+		case err := <-fsErrors:
+			w.log.Debug("socket directory watch", "err", err)
+		case <-timer.C:
+			conn, err := w.dial(ctx)
+			if err == nil {
+				return conn
+			}
+			w.log.Debug("bus still down", "err", err)
+			timer.Reset(b.next())
+		}
+	}
+}
+
+// dialSoon dials a socket that has just been created. A daemon binds its
+// socket a moment before it listens, so a refused first dial is retried a few
+// times over a few tens of milliseconds.
+func (w *Watcher) dialSoon(ctx context.Context) *dbus.Conn {
+	delay := 100 * time.Microsecond
+	for range 10 {
+		conn, err := w.dial(ctx)
+		if err == nil {
+			return conn
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay *= 2
+	}
+	return nil
+}
