@@ -107,6 +107,9 @@ func parseAddress(address string) ([]endpoint, error) {
 		}
 		switch transport {
 		case "unix":
+			if kv["path"] != "" && kv["abstract"] != "" {
+				return nil, bad("unix transport takes path= or abstract=, not both")
+			}
 			switch {
 			case kv["path"] != "":
 				eps = append(eps, endpoint{network: "unix", addr: kv["path"], path: kv["path"]})

@@ -154,7 +154,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 // connection breaks.
 func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit func(Event)) {
 	defer conn.Close()
-	signals := make(chan *dbus.Signal, 64)
+	// godbus delivers to a full channel from extra goroutines, which can
+	// reorder signals; a deep buffer keeps bursts (a session logging in) in order.
+	signals := make(chan *dbus.Signal, 1024)
 	conn.Signal(signals)
 	own := conn.Names()[0]
 
@@ -192,6 +194,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 			w.markDown()
 			return
 		case <-done:
+			w.drain(ctx, conn, own, id, signals, emit)
 			w.reportDown(h, id, emit)
 			return
 		case sig, ok := <-signals:
@@ -203,6 +206,25 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 				e.ID = id
 				emit(e)
 			}
+		}
+	}
+}
+
+// drain applies the signals that arrived before the connection broke, so
+// that the Down snapshot holds the last state the bus told us about.
+func (w *Watcher) drain(ctx context.Context, conn *dbus.Conn, own, id string, signals <-chan *dbus.Signal, emit func(Event)) {
+	for {
+		select {
+		case sig, ok := <-signals:
+			if !ok {
+				return
+			}
+			if e, ok := w.apply(ctx, conn, own, sig); ok {
+				e.ID = id
+				emit(e)
+			}
+		default:
+			return
 		}
 	}
 }
@@ -468,6 +490,16 @@ func (w *Watcher) awaitBus(ctx context.Context) *dbus.Conn {
 			if conn := w.dialSoon(ctx); conn != nil {
 				return conn
 			}
+			// A new socket that does not answer yet: look again soon
+			// rather than at the end of a long backoff step.
+			b = newBackoff(backoffFirst, limit)
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(b.next())
 		case err := <-fsErrors:
 			w.log.Debug("socket directory watch", "err", err)
 		case <-timer.C:

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"busmedic/watcher"
+)
+
+// busList collects repeated --bus flags.
+type busList []string
+
+func (b *busList) String() string     { return strings.Join(*b, ",") }
+func (b *busList) Set(s string) error { *b = append(*b, s); return nil }
+
+func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var buses busList
+	fs.Var(&buses, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
+	asJSON := fs.Bool("json", false, "print one JSON object per event")
+	verbose := fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: busmedic watch [--bus session|system|ADDRESS]... [--json]")
+		fmt.Fprintln(fs.Output(), "\nStreams the events of the buses until interrupted (Ctrl-C exits 0).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "busmedic watch: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if len(buses) == 0 {
+		buses = busList{"session", "system"}
+	}
+	level := slog.LevelError
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var watchers []*watcher.Watcher
+	for _, spec := range buses {
+		t, err := watcher.ParseTarget(spec)
+		if err == nil {
+			var w *watcher.Watcher
+			if w, err = watcher.New(t, watcher.WithLogger(log)); err == nil {
+				watchers = append(watchers, w)
+				continue
+			}
+		}
+		fmt.Fprintf(stderr, "busmedic watch: --bus %s: %v\n", spec, err)
+		return exitUsage
+	}
+
+	events := make(chan watcher.Event, 64)
+	var wg sync.WaitGroup
+	for _, w := range watchers {
+		wg.Go(func() { w.Run(ctx, events) })
+	}
+	go func() { wg.Wait(); close(events) }()
+
+	enc := json.NewEncoder(stdout)
+	for e := range events {
+		var err error
+		if *asJSON {
+			err = enc.Encode(e)
+		} else {
+			_, err = fmt.Fprintln(stdout, e)
+		}
+		if err != nil {
+			// The reader went away (a closed pipe): nothing left to do.
+			return exitError
+		}
+	}
+	return exitOK
+}
