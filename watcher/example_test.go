@@ -1,0 +1,45 @@
+package watcher_test
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"busmedic/watcher"
+)
+
+// Follow the session bus and say who fell off each time it goes down.
+func ExampleWatcher_Run() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT)
+	defer stop()
+	w, err := watcher.New(watcher.SessionTarget())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	events := make(chan watcher.Event)
+	go w.Run(ctx, events)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-events:
+			if e.Kind == watcher.Down {
+				for _, p := range e.Peers {
+					fmt.Println("fell off:", p)
+				}
+			}
+		}
+	}
+}
+
+func ExampleParseTarget() {
+	t, err := watcher.ParseTarget("tcp:host=192.0.2.7,port=4000")
+	fmt.Println(t.Name, err)
+	_, err = watcher.ParseTarget("unix:socket=/run/bus")
+	fmt.Println(err)
+	// Output:
+	// tcp:host=192.0.2.7,port=4000 <nil>
+	// bad bus address "unix:socket=/run/bus": unix transport needs path= or abstract=
+}
