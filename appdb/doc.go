@@ -1,0 +1,31 @@
+// Package appdb loads, validates, matches and saves busmedic's relaunch rules:
+// the apps.toml files that say, for each application that cannot reconnect
+// to a restarted D-Bus bus by itself, how to recognise it and what to do.
+//
+// # Files and layers
+//
+// Rules come from system files ($XDG_CONFIG_DIRS/busmedic/apps.toml, usually
+// /etc/xdg/busmedic/apps.toml) and one user file
+// ($XDG_CONFIG_HOME/busmedic/apps.toml, or the file named by --config or
+// BUSMEDIC_CONFIG). A rule in a more important file replaces a rule with the
+// same id from a less important one, as a whole; the user file is the most
+// important. See [DefaultPaths] and [Load].
+//
+// # Why go-toml/v2
+//
+// The TOML library is github.com/pelletier/go-toml/v2. Its decoder checks the
+// TOML semantics (duplicate keys, redefined tables) and reports parse errors
+// with line and column, and its unstable.Parser exposes the position of every
+// key. appdb uses both: the decoder for values, the parser to map each key of
+// each [[app]] table to its line, so that every validation error names
+// FILE:LINE and the key, and so that the editing API ([File.AddOrReplace],
+// [File.Remove]) can rewrite one [[app]] block and keep the rest of the file,
+// comments included, byte for byte. BurntSushi/toml reports positions only
+// for syntax errors, not for the keys of a decoded document.
+//
+// # Safety
+//
+// The recovery engine runs the commands of a rule (exec, hook). appdb
+// therefore refuses to load a file that is writable by group or others, or
+// owned by a user other than the current user or root (see [ErrUnsafe]).
+package appdb

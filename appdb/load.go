@@ -1,0 +1,272 @@
+package appdb
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"syscall"
+
+	"github.com/adrg/xdg"
+)
+
+// FileName is the name of a rules file inside a busmedic config directory.
+const FileName = "apps.toml"
+
+// EnvConfig names the environment variable that picks another user file,
+// like the --config flag.
+const EnvConfig = "BUSMEDIC_CONFIG"
+
+// Paths are the rules files to load.
+type Paths struct {
+	// User is the user's file, the most important one. It need not exist.
+	User string
+	// System are the system-wide files, most important first (the order of
+	// $XDG_CONFIG_DIRS). They need not exist.
+	System []string
+}
+
+// Files returns every file, most important first.
+func (p Paths) Files() []string {
+	return append([]string{p.User}, p.System...)
+}
+
+// DefaultPaths returns the files busmedic reads: the user file
+// $XDG_CONFIG_HOME/busmedic/apps.toml, or the file named by configFlag, or
+// else by $BUSMEDIC_CONFIG; and $XDG_CONFIG_DIRS/busmedic/apps.toml for
+// each system config directory.
+//
+// The XDG directories come from github.com/adrg/xdg, which reads the
+// environment when the program starts (call xdg.Reload after changing it).
+func DefaultPaths(configFlag string) Paths {
+	user := configFlag
+	if user == "" {
+		user = os.Getenv(EnvConfig)
+	}
+	if user == "" {
+		user = filepath.Join(xdg.ConfigHome, "busmedic", FileName)
+	}
+	p := Paths{User: user}
+	for _, dir := range xdg.ConfigDirs {
+		p.System = append(p.System, filepath.Join(dir, "busmedic", FileName))
+	}
+	return p
+}
+
+// Set is a loaded, validated and layered set of rules. It is immutable and
+// safe for concurrent use.
+type Set struct {
+	rules    []Rule // most important first
+	byID     map[string]int
+	settings Settings
+	warnings Errors
+	files    []string
+	globs    map[string]*regexp.Regexp
+	uid      int
+}
+
+// Rules returns the rules in precedence order: those of the user file first,
+// in file order, then those of the system files that the user file does not
+// override. Disabled rules are included.
+func (s *Set) Rules() []Rule {
+	out := make([]Rule, len(s.rules))
+	for i, r := range s.rules {
+		out[i] = r.clone()
+	}
+	return out
+}
+
+// Lookup returns the rule with the given id.
+func (s *Set) Lookup(id string) (Rule, bool) {
+	i, ok := s.byID[id]
+	if !ok {
+		return Rule{}, false
+	}
+	return s.rules[i].clone(), true
+}
+
+// Settings returns the layered [settings]: for each key, the value of the
+// most important file that sets it, or the default.
+func (s *Set) Settings() Settings { return s.settings }
+
+// Warnings returns the problems that did not stop the load, such as an exec
+// program that is not in PATH.
+func (s *Set) Warnings() Errors { return slices.Clone(s.warnings) }
+
+// Files returns the files that were read (those that exist), most
+// important first.
+func (s *Set) Files() []string { return slices.Clone(s.files) }
+
+func (r Rule) clone() Rule {
+	r.Names = slices.Clone(r.Names)
+	r.Hook = slices.Clone(r.Hook)
+	r.Exec = slices.Clone(r.Exec)
+	r.After = slices.Clone(r.After)
+	r.Env = maps.Clone(r.Env)
+	return r
+}
+
+// Load reads, checks and layers the rules files. Missing files are skipped.
+// On any error it returns Errors listing every problem of every file, and no
+// set.
+func Load(paths Paths) (*Set, error) {
+	var problems Errors
+	var docs []*document // most important first
+	for _, f := range paths.Files() {
+		d, err := readFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			problems = append(problems, asErrors(f, err)...)
+			continue
+		}
+		problems = append(problems, d.problems...)
+		docs = append(docs, d)
+	}
+	errs, warns := problems.split()
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return merge(docs, warns), nil
+}
+
+func merge(docs []*document, warns Errors) *Set {
+	s := &Set{
+		byID:     map[string]int{},
+		settings: DefaultSettings(),
+		warnings: warns,
+		globs:    map[string]*regexp.Regexp{},
+		uid:      os.Getuid(),
+	}
+	setKeys := map[string]bool{}
+	for _, d := range docs {
+		s.files = append(s.files, d.name)
+		maps.Copy(s.globs, d.globs)
+		for _, r := range d.rules {
+			if _, seen := s.byID[r.ID]; !seen {
+				s.byID[r.ID] = len(s.rules)
+				s.rules = append(s.rules, r)
+			}
+		}
+		for k := range d.setKeys {
+			if setKeys[k] {
+				continue
+			}
+			setKeys[k] = true
+			switch k {
+			case "recover_on_logout":
+				s.settings.RecoverOnLogout = d.settings.RecoverOnLogout
+			case "restart_after_update":
+				s.settings.RestartAfterUpdate = d.settings.RestartAfterUpdate
+			case "idle_minutes":
+				s.settings.IdleMinutes = d.settings.IdleMinutes
+			}
+		}
+	}
+	return s
+}
+
+// asErrors turns an error into Errors naming the file.
+func asErrors(file string, err error) Errors {
+	var es Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	var e Error
+	if errors.As(err, &e) {
+		return Errors{e}
+	}
+	return Errors{{File: file, Reason: err.Error(), err: err}}
+}
+
+// Parse checks the rules in data as if read from the file name, without
+// touching the file system. It returns the rules of that file alone (no
+// layering) and its warnings, or Errors.
+func Parse(name string, data []byte) (*Set, error) {
+	d := parse(name, data)
+	errs, warns := d.problems.split()
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return merge([]*document{d}, warns), nil
+}
+
+// CheckFile loads one file alone, with the same checks as Load, including
+// the ownership and permission check. A missing file is an error.
+func CheckFile(path string) (*Set, error) {
+	d, err := readFile(path)
+	if err != nil {
+		return nil, asErrors(path, err)
+	}
+	errs, warns := d.problems.split()
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return merge([]*document{d}, warns), nil
+}
+
+// readFile reads and parses one file after checking that it is safe to take
+// commands from. It returns an error wrapping fs.ErrNotExist for a missing
+// file, and an Error wrapping ErrUnsafe for an unsafe one.
+func readFile(path string) (*document, error) {
+	data, err := readSafe(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data), nil
+}
+
+// readSafe reads a rules file, refusing one that others could have written.
+func readSafe(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	if err := checkSafe(path, fi); err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, Error{File: path, Reason: "not a regular file"}
+	}
+	const maxSize = 4 << 20
+	if fi.Size() > maxSize {
+		return nil, Error{File: path, Reason: fmt.Sprintf("file is larger than %d bytes", maxSize)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	if len(data) > maxSize {
+		return nil, Error{File: path, Reason: fmt.Sprintf("file is larger than %d bytes", maxSize)}
+	}
+	return data, nil
+}
+
+// checkSafe refuses a file that is writable by group or others, or owned by
+// a user other than the current user or root: busmedic runs its commands.
+func checkSafe(path string, fi fs.FileInfo) error {
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return Error{File: path, err: ErrUnsafe, Reason: fmt.Sprintf(
+			"refusing to load: the file is writable by group or others (mode %04o) and busmedic runs the commands in it; fix with: chmod go-w %s",
+			perm, path)}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
+			return Error{File: path, err: ErrUnsafe, Reason: fmt.Sprintf(
+				"refusing to load: the file is owned by uid %d, not by you (uid %d) or root, and busmedic runs the commands in it",
+				uid, os.Geteuid())}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,632 @@
+package appdb
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Version is the rules file format this package reads and writes.
+const Version = 1
+
+var (
+	topKeys      = []string{"version", "settings", "app"}
+	settingsKeys = []string{"recover_on_logout", "restart_after_update", "idle_minutes"}
+	appKeys      = []string{
+		"id", "name", "icon", "desktop", "bus",
+		"names", "exe", "argv0", "cmdline",
+		"action", "signal", "hook",
+		"exec", "shell", "env", "workdir",
+		"after", "grace", "ready_timeout", "stop_timeout",
+		"max_restarts", "restart_window", "enabled",
+	}
+	idRE      = regexp.MustCompile(`^[a-z0-9._-]+$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// document is one parsed and validated rules file.
+type document struct {
+	name     string
+	data     []byte
+	pos      *positions
+	settings Settings
+	setKeys  map[string]bool // settings keys the file sets
+	rules    []Rule
+	globs    map[string]*regexp.Regexp
+	blocks   []block // one per [[app]] header, in file order
+	inline   bool    // apps written as app = [...], not [[app]]
+	problems Errors
+}
+
+// block is the byte range of one [[app]] table, with its sub-tables.
+type block struct {
+	id         string
+	start, end int
+}
+
+func (d *document) problem(warning bool, line int, app, key, format string, args ...any) {
+	d.problems = append(d.problems, Error{
+		File: d.name, Line: line, App: app, Key: key,
+		Reason: fmt.Sprintf(format, args...), Warning: warning,
+	})
+}
+
+// errs returns the document's errors (not its warnings), or nil.
+func (d *document) errs() error {
+	if errs, _ := d.problems.split(); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// parse decodes and validates a rules file. It never fails as such: the
+// problems it finds are in document.problems.
+func parse(name string, data []byte) *document {
+	d := &document{
+		name: name, data: data, settings: DefaultSettings(),
+		setKeys: map[string]bool{}, globs: map[string]*regexp.Regexp{},
+	}
+	var raw map[string]any
+	if err := toml.Unmarshal(data, &raw); err != nil {
+		line, reason := 0, err.Error()
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, _ = de.Position()
+		}
+		d.problem(false, line, "", "", "%s", strings.TrimPrefix(reason, "toml: "))
+		return d
+	}
+	d.pos = indexPositions(data)
+
+	for _, k := range sortedKeys(raw, d.pos, "") {
+		if !slices.Contains(topKeys, k) {
+			d.problem(false, d.pos.line(k), "", k, "unknown key%s", didYouMean(k, topKeys))
+		}
+	}
+	if v, ok := raw["version"]; ok {
+		n, isInt := v.(int64)
+		switch {
+		case !isInt:
+			d.problem(false, d.pos.line("version"), "", "version", "want an integer, got %s", typeName(v))
+		case n != Version:
+			d.problem(false, d.pos.line("version"), "", "version", "unsupported version %d: this busmedic reads version %d", n, Version)
+		}
+	}
+	if v, ok := raw["settings"]; ok {
+		if m, isTable := v.(map[string]any); isTable {
+			d.parseSettings(m)
+		} else {
+			d.problem(false, d.pos.line("settings"), "", "settings", "want a table [settings], got %s", typeName(v))
+		}
+	}
+	if v, ok := raw["app"]; ok {
+		apps, isArray := v.([]any)
+		if !isArray {
+			d.problem(false, d.pos.line("app"), "", "app", "want an array of tables (write [[app]]), got %s", typeName(v))
+		}
+		firstLine := map[string]int{}
+		for i, a := range apps {
+			path := indexPath("app", i)
+			m, isTable := a.(map[string]any)
+			if !isTable {
+				d.problem(false, d.pos.line(path), "", "app", "each app must be a table, got %s", typeName(a))
+				continue
+			}
+			r, ok := d.parseApp(path, m)
+			if r.ID != "" {
+				if l, dup := firstLine[r.ID]; dup {
+					d.problem(false, d.pos.line(joinPath(path, "id")), r.ID, "id", "duplicate id %q (first defined at line %d)", r.ID, l)
+					ok = false
+				} else {
+					firstLine[r.ID] = r.Line
+				}
+			}
+			if ok {
+				d.rules = append(d.rules, r)
+			}
+		}
+		d.findBlocks(apps)
+	}
+	d.problems.sort()
+	return d
+}
+
+// findBlocks records the byte range of each [[app]] table, so that the
+// editing API can replace or remove it and keep everything else.
+func (d *document) findBlocks(apps []any) {
+	hs := d.pos.headers
+	for i, h := range hs {
+		if !h.array || !strings.HasPrefix(h.path, "app[") || strings.Contains(h.path, ".") {
+			continue
+		}
+		end := len(d.data)
+		for _, next := range hs[i+1:] {
+			if !strings.HasPrefix(next.path, h.path+".") {
+				end = next.start
+				break
+			}
+		}
+		end = trimAttached(d.data, h.start, end)
+		var id string
+		if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(h.path, "app["), "]")); err == nil && n < len(apps) {
+			if m, ok := apps[n].(map[string]any); ok {
+				id, _ = m["id"].(string)
+			}
+		}
+		d.blocks = append(d.blocks, block{id: id, start: h.start, end: end})
+	}
+	d.inline = len(apps) > 0 && len(d.blocks) == 0
+}
+
+// trimAttached moves end back over blank lines and over the comment lines
+// that directly precede the next header (they belong to it).
+func trimAttached(data []byte, start, end int) int {
+	lines := strings.SplitAfter(string(data[start:end]), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	keep := len(lines)
+	for keep > 1 {
+		t := strings.TrimSpace(lines[keep-1])
+		if t != "" && !strings.HasPrefix(t, "#") {
+			break
+		}
+		keep--
+	}
+	n := start
+	for _, l := range lines[:keep] {
+		n += len(l)
+	}
+	return n
+}
+
+// sortedKeys returns the keys of a table in the order they appear in the file.
+func sortedKeys(m map[string]any, ps *positions, base string) []string {
+	keys := slices.Sorted(maps.Keys(m))
+	slices.SortStableFunc(keys, func(a, b string) int {
+		return ps.line(joinPath(base, a)) - ps.line(joinPath(base, b))
+	})
+	return keys
+}
+
+func (d *document) parseSettings(m map[string]any) {
+	for _, k := range sortedKeys(m, d.pos, "settings") {
+		path := joinPath("settings", k)
+		line := d.pos.line(path)
+		v := m[k]
+		bad := func(format string, args ...any) { d.problem(false, line, "", path, format, args...) }
+		switch k {
+		case "recover_on_logout":
+			b, ok := v.(bool)
+			if !ok {
+				bad("want true or false, got %s", typeName(v))
+				continue
+			}
+			d.settings.RecoverOnLogout = b
+		case "restart_after_update":
+			s, ok := v.(string)
+			if !ok || !slices.Contains([]string{"ask", "when-idle", "never"}, s) {
+				bad(`want "ask", "when-idle" or "never", got %s`, describe(v))
+				continue
+			}
+			d.settings.RestartAfterUpdate = s
+		case "idle_minutes":
+			n, ok := v.(int64)
+			if !ok || n < 1 || n > 24*60 {
+				bad("want a number of minutes from 1 to 1440, got %s", describe(v))
+				continue
+			}
+			d.settings.IdleMinutes = int(n)
+		default:
+			bad("unknown key%s", didYouMean(k, settingsKeys))
+			continue
+		}
+		d.setKeys[k] = true
+	}
+}
+
+// appParser validates the keys of one [[app]] table.
+type appParser struct {
+	d    *document
+	path string
+	m    map[string]any
+	r    *Rule
+	ok   bool
+}
+
+func (a *appParser) line(key string) int {
+	if l := a.d.pos.line(joinPath(a.path, key)); l > 0 {
+		return l
+	}
+	return a.d.pos.line(a.path)
+}
+
+func (a *appParser) fail(key, format string, args ...any) {
+	a.d.problem(false, a.line(key), a.r.ID, key, format, args...)
+	a.ok = false
+}
+
+func (a *appParser) warn(key, format string, args ...any) {
+	a.d.problem(true, a.line(key), a.r.ID, key, format, args...)
+}
+
+func (a *appParser) str(key string) (string, bool) {
+	v, ok := a.m[key]
+	if !ok {
+		return "", false
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		a.fail(key, "want a string, got %s", typeName(v))
+		return "", false
+	}
+	return s, true
+}
+
+func (a *appParser) boolean(key string) (bool, bool) {
+	v, ok := a.m[key]
+	if !ok {
+		return false, false
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		a.fail(key, "want true or false, got %s", typeName(v))
+		return false, false
+	}
+	return b, true
+}
+
+func (a *appParser) list(key string) ([]string, bool) {
+	v, ok := a.m[key]
+	if !ok {
+		return nil, false
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		a.fail(key, "want a list of strings, got %s", typeName(v))
+		return nil, false
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, isStr := e.(string)
+		if !isStr {
+			a.fail(key, "element %d: want a string, got %s", i+1, typeName(e))
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+func (a *appParser) duration(key string, dst *time.Duration, allowZero bool) {
+	v, ok := a.m[key]
+	if !ok {
+		return
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		a.fail(key, `want a duration string such as "2s" or "1m30s", got %s`, typeName(v))
+		return
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		a.fail(key, `bad duration %q: want a number and a unit such as "500ms", "2s" or "1m"`, s)
+	case d < 0 || (d == 0 && !allowZero):
+		a.fail(key, "duration %q must be more than zero", s)
+	default:
+		*dst = d
+	}
+}
+
+func (a *appParser) busNames(key string) []string {
+	names, ok := a.list(key)
+	if !ok {
+		return nil
+	}
+	for _, n := range names {
+		if err := checkBusName(n); err != nil {
+			a.fail(key, "bad bus name %q: %v", n, err)
+		}
+	}
+	return names
+}
+
+func (a *appParser) glob(key string) string {
+	s, ok := a.str(key)
+	if !ok {
+		return ""
+	}
+	re, err := compileGlob(s)
+	if err != nil {
+		a.fail(key, "bad pattern %q: %v", s, err)
+		return ""
+	}
+	a.d.globs[s] = re
+	return s
+}
+
+func (a *appParser) argv(key string) []string {
+	argv, ok := a.list(key)
+	if !ok {
+		return nil
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		a.fail(key, "want a command: a list whose first element names the program")
+		return nil
+	}
+	return argv
+}
+
+// parseApp decodes one [[app]] table. It reports whether the rule is valid.
+func (d *document) parseApp(path string, m map[string]any) (Rule, bool) {
+	r := NewRule("")
+	r.Source, r.Line = d.name, d.pos.line(path)
+	a := &appParser{d: d, path: path, m: m, r: &r, ok: true}
+
+	// The id first, so that every other problem can name the app.
+	if id, ok := a.str("id"); ok {
+		r.ID = id
+		if !idRE.MatchString(id) {
+			a.fail("id", "bad id %q: use only a-z, 0-9, '.', '_' and '-'", id)
+		}
+	} else if _, present := m["id"]; !present {
+		a.fail("id", "missing: every app needs an id")
+	}
+	for _, k := range sortedKeys(m, d.pos, path) {
+		if !slices.Contains(appKeys, k) {
+			a.fail(k, "unknown key%s", didYouMean(k, appKeys))
+		}
+	}
+
+	r.Name, _ = a.str("name")
+	if icon, ok := a.str("icon"); ok {
+		if strings.Contains(icon, "/") && !filepath.IsAbs(icon) {
+			a.fail("icon", "icon %q: want an icon name or an absolute path", icon)
+		}
+		r.Icon = icon
+	}
+	if desk, ok := a.str("desktop"); ok {
+		if desk == "" || strings.Contains(desk, "/") {
+			a.fail("desktop", "desktop %q: want a desktop-file id such as \"dunst.desktop\"", desk)
+		}
+		r.Desktop = desk
+	}
+	if bus, ok := a.str("bus"); ok {
+		switch b := Bus(bus); b {
+		case BusSession, BusSystem, BusBoth:
+			r.Bus = b
+		default:
+			a.fail("bus", `want "session", "system" or "both", got %q`, bus)
+		}
+	}
+
+	r.Names = a.busNames("names")
+	if exe, ok := a.str("exe"); ok {
+		if !filepath.IsAbs(exe) {
+			a.fail("exe", "exe %q: want an absolute path such as /usr/bin/dunst", exe)
+		}
+		r.Exe = exe
+	}
+	r.Argv0 = a.glob("argv0")
+	r.Cmdline = a.glob("cmdline")
+
+	if act, ok := a.str("action"); ok {
+		switch ac := Action(act); ac {
+		case ActionRelaunch, ActionSignal, ActionHook, ActionNotify, ActionIgnore:
+			r.Action = ac
+		default:
+			a.fail("action", `want "relaunch", "signal", "hook", "notify" or "ignore", got %q`, act)
+		}
+	}
+	if sig, ok := a.str("signal"); ok {
+		if n := normalizeSignal(sig); n != "" {
+			r.Signal = n
+		} else {
+			a.fail("signal", "unknown signal %q: want a name such as \"SIGHUP\" or \"USR1\"", sig)
+		}
+	}
+	r.Hook = a.argv("hook")
+	r.Exec = a.argv("exec")
+	r.Shell, _ = a.boolean("shell")
+	if v, ok := m["env"]; ok {
+		env, isTable := v.(map[string]any)
+		if !isTable {
+			a.fail("env", "want a table of strings, such as env = { LANG = \"C\" }, got %s", typeName(v))
+		}
+		for _, k := range sortedKeys(env, d.pos, joinPath(path, "env")) {
+			key := joinPath("env", k)
+			s, isStr := env[k].(string)
+			switch {
+			case !envNameRE.MatchString(k):
+				a.fail(key, "bad environment variable name %q", k)
+			case !isStr:
+				a.fail(key, "want a string, got %s", typeName(env[k]))
+			default:
+				if r.Env == nil {
+					r.Env = map[string]string{}
+				}
+				r.Env[k] = s
+			}
+		}
+	}
+	if wd, ok := a.str("workdir"); ok {
+		if !filepath.IsAbs(wd) {
+			a.fail("workdir", "workdir %q: want an absolute path", wd)
+		}
+		r.Workdir = wd
+	}
+	r.After = a.busNames("after")
+	a.duration("grace", &r.Grace, true)
+	a.duration("ready_timeout", &r.ReadyTimeout, false)
+	a.duration("stop_timeout", &r.StopTimeout, false)
+	a.duration("restart_window", &r.RestartWindow, false)
+	if v, ok := m["max_restarts"]; ok {
+		n, isInt := v.(int64)
+		if !isInt || n < 1 || n > 1000 {
+			a.fail("max_restarts", "want a whole number from 1 to 1000, got %s", describe(v))
+		} else {
+			r.MaxRestarts = int(n)
+		}
+	}
+	if en, ok := a.boolean("enabled"); ok {
+		r.Enabled = en
+	}
+
+	d.crossCheck(a)
+	return r, a.ok
+}
+
+// crossCheck looks at keys together: what an action needs, what a command
+// looks like. A disabled entry needs only its id, so that a user can switch
+// off a system rule with two lines.
+func (d *document) crossCheck(a *appParser) {
+	r := a.r
+	if r.Enabled {
+		if len(r.Names) == 0 && r.Exe == "" && r.Argv0 == "" && r.Cmdline == "" {
+			given := false
+			for _, k := range []string{"names", "exe", "argv0", "cmdline"} {
+				_, in := a.m[k]
+				given = given || in
+			}
+			if !given || a.ok {
+				a.fail("names", "no matcher: give at least one of names, exe, argv0 or cmdline")
+			}
+		}
+		switch r.Action {
+		case ActionSignal:
+			if _, given := a.m["signal"]; !given {
+				a.fail("signal", `action "signal" needs a signal, such as signal = "SIGHUP"`)
+			}
+		case ActionHook:
+			if _, given := a.m["hook"]; !given {
+				a.fail("hook", `action "hook" needs a hook command, such as hook = ["/usr/bin/foo", "--reconnect"]`)
+			}
+		}
+	}
+	if r.Signal != "" && r.Action != ActionSignal {
+		a.warn("signal", "signal is used only with action = \"signal\" (action is %q)", r.Action)
+	}
+	if r.Hook != nil && r.Action != ActionHook {
+		a.warn("hook", "hook is used only with action = \"hook\" (action is %q)", r.Action)
+	}
+	if r.Shell && len(r.Exec) != 1 {
+		a.fail("exec", "with shell = true, exec must hold exactly one command line for /bin/sh -c")
+	}
+	if !r.Shell && len(r.Exec) > 0 {
+		checkProgram(a, "exec", r.Exec[0])
+	}
+	if len(r.Hook) > 0 {
+		checkProgram(a, "hook", r.Hook[0])
+	}
+}
+
+// checkProgram warns when a command's program cannot be found: it may be
+// installed later, or found in the PATH the engine runs with.
+func checkProgram(a *appParser, key, prog string) {
+	if strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
+		a.fail(key, "program %q: want an absolute path or a name looked up in PATH", prog)
+		return
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		a.warn(key, "program %q not found: %v", prog, unwrapAll(err))
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// normalizeSignal turns "hup", "HUP" or "SIGHUP" into "SIGHUP"; it returns
+// "" for an unknown signal.
+func normalizeSignal(s string) string {
+	n := strings.ToUpper(strings.TrimSpace(s))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if unix.SignalNum(n) == 0 {
+		return ""
+	}
+	return n
+}
+
+// checkBusName checks a well-known bus name against the D-Bus grammar.
+func checkBusName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case len(name) > 255:
+		return errors.New("longer than 255 characters")
+	case strings.HasPrefix(name, ":"):
+		return errors.New("a unique name (starting with ':') changes on every connection; give a well-known name")
+	}
+	elems := strings.Split(name, ".")
+	if len(elems) < 2 {
+		return errors.New("want at least two elements separated by '.', such as org.example.App")
+	}
+	for _, e := range elems {
+		if e == "" {
+			return errors.New("empty element")
+		}
+		for i, c := range e {
+			letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
+			digit := c >= '0' && c <= '9'
+			switch {
+			case i == 0 && digit:
+				return fmt.Errorf("element %q starts with a digit", e)
+			case !letter && !digit:
+				return fmt.Errorf("character %q is not allowed", c)
+			}
+		}
+	}
+	return nil
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case nil:
+		return "nothing"
+	default:
+		return "a date or time"
+	}
+}
+
+// describe shows a scalar value, or the type of anything else.
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case int64, bool, float64:
+		return fmt.Sprint(x)
+	default:
+		return typeName(v)
+	}
+}

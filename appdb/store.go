@@ -1,0 +1,202 @@
+package appdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is how long a Store waits after the last change to a rules
+// file before reloading: editors write a file in several steps.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Change is the outcome of one reload. Set is the set in force afterwards:
+// the new one, or the last good one when Err is not nil.
+type Change struct {
+	Set *Set
+	Err error
+}
+
+// Store holds the rules in force and reloads them when a rules file changes.
+// A file that does not validate leaves the last good rules in force.
+type Store struct {
+	paths    Paths
+	log      *slog.Logger
+	debounce time.Duration
+	changes  chan Change
+
+	mu  sync.Mutex
+	cur *Set
+	err error
+}
+
+// NewStore loads the rules once. Current returns an empty set if that load
+// failed, and Err says why. A nil logger means slog.Default().
+func NewStore(paths Paths, logger *slog.Logger) *Store {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Store{
+		paths:    paths,
+		log:      logger,
+		debounce: DefaultDebounce,
+		changes:  make(chan Change, 1),
+		cur:      merge(nil, nil),
+	}
+	s.reload()
+	return s
+}
+
+// Current returns the rules in force.
+func (s *Store) Current() *Set {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Err returns the error of the last load, or nil if it succeeded.
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Changes delivers the outcome of each reload Run makes. It holds only the
+// latest outcome: a slow reader misses none of the final state.
+func (s *Store) Changes() <-chan Change { return s.changes }
+
+// Reload loads the files now and returns the outcome, as Run does when a
+// file changes.
+func (s *Store) Reload() Change {
+	c := s.reload()
+	s.publish(c)
+	return c
+}
+
+func (s *Store) reload() Change {
+	set, err := Load(s.paths)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+	if err != nil {
+		s.log.Warn("rules not loaded; keeping the last good rules", "err", err)
+		return Change{Set: s.cur, Err: err}
+	}
+	s.cur = set
+	s.log.Info("rules loaded", "rules", len(set.rules), "files", set.files, "warnings", len(set.warnings))
+	for _, w := range set.warnings {
+		s.log.Warn("rules", "warning", w.Error())
+	}
+	return Change{Set: set}
+}
+
+// publish replaces any unread outcome with c.
+func (s *Store) publish(c Change) {
+	for {
+		select {
+		case s.changes <- c:
+			return
+		default:
+		}
+		select {
+		case <-s.changes:
+		default:
+		}
+	}
+}
+
+// Run watches the rules files until ctx is done, reloading after each change.
+// It watches the files' directories, so that a file replaced by rename (as
+// editors and package managers do) is seen; the user file's directory is
+// created if missing. Once the watches are in place it reloads and publishes
+// the outcome, so a reader of Changes knows that later edits will be seen.
+// If watching fails, Run retries after a pause. It returns ctx.Err().
+func (s *Store) Run(ctx context.Context) error {
+	pause := time.Second
+	for {
+		err := s.watch(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("watching rules files failed; retrying", "err", err, "in", pause)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// errDirGone ends a watch when a watched directory is removed or renamed.
+var errDirGone = errors.New("watched directory went away")
+
+func (s *Store) watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch rules: %w", err)
+	}
+	defer w.Close()
+
+	files := map[string]bool{}
+	dirs := map[string]bool{}
+	for i, f := range s.paths.Files() {
+		f = filepath.Clean(f)
+		files[f] = true
+		dir := filepath.Dir(f)
+		if i == 0 {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("watch rules: %w", err)
+			}
+		} else if _, err := os.Stat(dir); err != nil {
+			continue // no system rules there
+		}
+		if dirs[dir] {
+			continue
+		}
+		if err := w.Add(dir); err != nil {
+			return fmt.Errorf("watch rules: %w", err)
+		}
+		dirs[dir] = true
+	}
+	s.publish(s.reload())
+
+	timer := time.NewTimer(s.debounce)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("watch rules: watcher closed")
+			}
+			return fmt.Errorf("watch rules: %w", err)
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watch rules: watcher closed")
+			}
+			name := filepath.Clean(ev.Name)
+			if dirs[name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				s.publish(s.reload())
+				return fmt.Errorf("watch rules: %s: %w", name, errDirGone)
+			}
+			if files[name] {
+				s.log.Debug("rules file changed", "file", name, "op", ev.Op.String())
+				timer.Reset(s.debounce)
+			}
+		case <-timer.C:
+			s.publish(s.reload())
+		}
+	}
+}
