@@ -117,11 +117,23 @@ func (f *File) Remove(id string) (bool, error) {
 		} else if strings.HasPrefix(rest, "\r\n") {
 			end += 2
 		}
-		next = data[:b.start] + data[end:]
+		next = data[:commentStart(data, b.start)] + data[end:]
 	} else {
 		next = f.rewrite(id, nil)
 	}
 	return true, f.replace(next, fmt.Sprintf("remove rule %q", id))
+}
+
+// commentStart moves start back over the comment lines directly above it.
+func commentStart(data string, start int) int {
+	for start > 0 {
+		prev := strings.LastIndexByte(data[:start-1], '\n') + 1
+		if !strings.HasPrefix(strings.TrimSpace(data[prev:start]), "#") {
+			break
+		}
+		start = prev
+	}
+	return start
 }
 
 func (f *File) block(id string) (block, bool) {

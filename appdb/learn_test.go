@@ -1,0 +1,65 @@
+package appdb
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	"busmedic/watcher"
+)
+
+func TestFromPeer(t *testing.T) {
+	tests := []struct {
+		name string
+		peer watcher.Peer
+		want func(r Rule) bool
+	}{
+		{"dunst", watcher.Peer{
+			Names: []string{":1.5", "org.freedesktop.Notifications"}, Exe: "/usr/bin/dunst",
+			Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/u",
+		}, func(r Rule) bool {
+			return r.ID == "dunst" && r.Exe == "/usr/bin/dunst" && r.Workdir == "/home/u" &&
+				slices.Equal(r.Names, []string{"org.freedesktop.Notifications"}) &&
+				slices.Equal(r.Exec, []string{"dunst", "-verbosity", "crit"}) && r.Action == ActionRelaunch
+		}},
+		{"script", watcher.Peer{
+			Exe: "/usr/bin/python3.11", Argv: []string{"/usr/bin/python3", "-u", "/opt/My Tray/tray[1].py"},
+		}, func(r Rule) bool {
+			return r.ID == "tray-1" && r.Exe == "" && r.Cmdline == `/usr/bin/python3 -u /opt/My Tray/tray\[1\].py`
+		}},
+		{"relative argv0", watcher.Peer{Exe: "/home/u/bin/Thing", Argv: []string{"./Thing"}}, func(r Rule) bool {
+			return r.ID == "thing" && r.Exec[0] == "/home/u/bin/Thing"
+		}},
+		{"unreadable process", watcher.Peer{Names: []string{"org.example.App"}}, func(r Rule) bool {
+			return r.ID == "app" && r.Exec == nil && len(r.Names) == 1
+		}},
+		{"argv only", watcher.Peer{Argv: []string{"/usr/bin/blueman-applet"}}, func(r Rule) bool {
+			return r.ID == "blueman-applet" && r.Argv0 == "blueman-applet"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := FromPeer(tt.peer)
+			if !tt.want(r) {
+				t.Errorf("FromPeer = %+v", r)
+			}
+		})
+	}
+}
+
+func TestFromLivePeer(t *testing.T) {
+	p, err := watcher.ProcessInfo(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Names = []string{"org.example.Test"}
+	r := FromPeer(p)
+	if err := r.Validate(); err != nil {
+		t.Fatalf("rule from this process does not validate: %v\n%s", err, FormatRule(r))
+	}
+	set, _ := Parse("f.toml", []byte(FormatRule(r)))
+	p.UID = -1
+	if got, ok := set.Match(p); !ok || got.ID != r.ID {
+		t.Errorf("the learned rule does not match its own peer: %+v", got)
+	}
+}
