@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
+)
+
+const rulesUsage = `Usage: busmedic rules [--config FILE] COMMAND
+
+Commands:
+  list [--json]        list the rules in force, most important first
+  check [FILE]         check FILE, or every rules file; exit 1 on any error
+  add-from-pid PID [--id ID] [--action ACTION] [--replace]
+                       add a rule that relaunches the running process PID
+  path [--all]         print the user rules file (--all: every file)
+
+--config FILE (or $BUSMEDIC_CONFIG) picks another user file.
+Exit status: 0 ok, 1 invalid rules or failure, 2 usage error.
+`
+
+// runRules implements "busmedic rules".
+func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var config string
+	top := newRulesFlags("rules", &config, stderr)
+	rest, code := parseRulesFlags(top, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, rulesUsage)
+		return exitUsage
+	}
+	sub, subArgs := rest[0], rest[1:]
+	switch sub {
+	case "list":
+		return rulesList(subArgs, &config, stdout, stderr)
+	case "check":
+		return rulesCheck(subArgs, &config, stdout, stderr)
+	case "add-from-pid":
+		return rulesAddFromPID(subArgs, &config, stdout, stderr)
+	case "path":
+		return rulesPath(subArgs, &config, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, rulesUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "busmedic rules: unknown command %q\n\n%s", sub, rulesUsage)
+	return exitUsage
+}
+
+func newRulesFlags(name string, config *string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(config, "config", *config, "user rules `FILE` (default $"+appdb.EnvConfig+" or $XDG_CONFIG_HOME/busmedic/apps.toml)")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), rulesUsage) }
+	return fs
+}
+
+// parseRulesFlags parses flags that may come before, between or after the
+// positional arguments, which it returns. For the top-level flag set it stops
+// at the first positional argument (the command). code is -1 to go on, or the
+// exit status.
+func parseRulesFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []string, code int) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
+				return nil, exitOK
+			}
+			return nil, exitUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, -1
+		}
+		if fs.Name() == "rules" {
+			return args, -1
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func rulesPaths(config string) appdb.Paths {
+	return appdb.DefaultPaths(config)
+}
+
+// printProblems writes every error or warning, one per line.
+func printProblems(w io.Writer, err error) {
+	var es appdb.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
+	fs := newRulesFlags("rules list", config, stderr)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	pos, code := parseRulesFlags(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "busmedic rules list: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	set, err := appdb.Load(rulesPaths(*config))
+	if err != nil {
+		printProblems(stderr, err)
+		return exitError
+	}
+	printProblems(stderr, set.Warnings())
+	rules := set.Rules()
+	if *asJSON {
+		out := make([]ruleJSON, len(rules))
+		for i, r := range rules {
+			out[i] = toJSON(r)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintln(stderr, "busmedic rules list:", err)
+			return exitError
+		}
+		return exitOK
+	}
+	if len(rules) == 0 {
+		fmt.Fprintf(stdout, "no rules (add some to %s)\n", rulesPaths(*config).User)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tBUS\tACTION\tMATCH\tSOURCE")
+	for _, r := range rules {
+		action := string(r.Action)
+		if !r.Enabled {
+			action = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%d\n", r.ID, r.Bus, action, matchers(r), r.Source, r.Line)
+	}
+	if err := tw.Flush(); err != nil {
+		return exitError
+	}
+	return exitOK
+}
+
+func matchers(r appdb.Rule) string {
+	var m []string
+	if len(r.Names) > 0 {
+		m = append(m, "names="+strings.Join(r.Names, ","))
+	}
+	if r.Exe != "" {
+		m = append(m, "exe="+r.Exe)
+	}
+	if r.Argv0 != "" {
+		m = append(m, "argv0="+r.Argv0)
+	}
+	if r.Cmdline != "" {
+		m = append(m, "cmdline="+strconv.Quote(r.Cmdline))
+	}
+	if len(m) == 0 {
+		return "-"
+	}
+	return strings.Join(m, " ")
+}
+
+// ruleJSON is a rule as "rules list --json" prints it: durations as strings
+// such as "2s".
+type ruleJSON struct {
+	ID            string            `json:"id"`
+	Name          string            `json:"name,omitempty"`
+	Icon          string            `json:"icon,omitempty"`
+	Desktop       string            `json:"desktop,omitempty"`
+	Bus           appdb.Bus         `json:"bus"`
+	Names         []string          `json:"names,omitempty"`
+	Exe           string            `json:"exe,omitempty"`
+	Argv0         string            `json:"argv0,omitempty"`
+	Cmdline       string            `json:"cmdline,omitempty"`
+	Action        appdb.Action      `json:"action"`
+	Signal        string            `json:"signal,omitempty"`
+	Hook          []string          `json:"hook,omitempty"`
+	Exec          []string          `json:"exec,omitempty"`
+	Shell         bool              `json:"shell,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	Workdir       string            `json:"workdir,omitempty"`
+	After         []string          `json:"after,omitempty"`
+	Grace         string            `json:"grace"`
+	ReadyTimeout  string            `json:"ready_timeout"`
+	StopTimeout   string            `json:"stop_timeout"`
+	MaxRestarts   int               `json:"max_restarts"`
+	RestartWindow string            `json:"restart_window"`
+	Enabled       bool              `json:"enabled"`
+	Source        string            `json:"source"`
+	Line          int               `json:"line"`
+}
+
+func toJSON(r appdb.Rule) ruleJSON {
+	return ruleJSON{
+		ID: r.ID, Name: r.Name, Icon: r.Icon, Desktop: r.Desktop, Bus: r.Bus,
+		Names: r.Names, Exe: r.Exe, Argv0: r.Argv0, Cmdline: r.Cmdline,
+		Action: r.Action, Signal: r.Signal, Hook: r.Hook,
+		Exec: r.Exec, Shell: r.Shell, Env: r.Env, Workdir: r.Workdir, After: r.After,
+		Grace: r.Grace.String(), ReadyTimeout: r.ReadyTimeout.String(), StopTimeout: r.StopTimeout.String(),
+		MaxRestarts: r.MaxRestarts, RestartWindow: r.RestartWindow.String(), Enabled: r.Enabled,
+		Source: r.Source, Line: r.Line,
+	}
+}
+
+func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
+	fs := newRulesFlags("rules check", config, stderr)
+	pos, code := parseRulesFlags(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 1 {
+		fmt.Fprintf(stderr, "busmedic rules check: unexpected argument %q\n", pos[1])
+		return exitUsage
+	}
+	var files []string
+	if len(pos) == 1 {
+		files = pos
+	} else {
+		for _, f := range rulesPaths(*config).Files() {
+			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+				files = append(files, f)
+			}
+		}
+		if len(files) == 0 {
+			fmt.Fprintf(stdout, "no rules files (the user file would be %s)\n", rulesPaths(*config).User)
+			return exitOK
+		}
+	}
+	status := exitOK
+	for _, f := range files {
+		set, err := appdb.CheckFile(f)
+		if err != nil {
+			printProblems(stderr, err)
+			status = exitError
+			continue
+		}
+		printProblems(stderr, set.Warnings())
+		n := len(set.Rules())
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(stdout, "%s: %d rule%s OK\n", f, n, plural)
+	}
+	return status
+}
+
+func rulesAddFromPID(args []string, config *string, stdout, stderr io.Writer) int {
+	fs := newRulesFlags("rules add-from-pid", config, stderr)
+	id := fs.String("id", "", "rule `ID` (default: from the program's name)")
+	action := fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, notify or ignore")
+	replace := fs.Bool("replace", false, "replace an existing rule with the same id")
+	pos, code := parseRulesFlags(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprint(stderr, "busmedic rules add-from-pid: want one PID\n\n", rulesUsage)
+		return exitUsage
+	}
+	pid, err := strconv.Atoi(pos[0])
+	if err != nil || pid <= 0 {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: bad PID %q\n", pos[0])
+		return exitUsage
+	}
+	switch appdb.Action(*action) {
+	case appdb.ActionRelaunch, appdb.ActionNotify, appdb.ActionIgnore:
+	default:
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: --action %q: want relaunch, notify or ignore (signal and hook need more keys: edit the file)\n", *action)
+		return exitUsage
+	}
+
+	peer, err := watcher.ProcessInfo(pid)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %v\n", err)
+		return exitError
+	}
+	if peer.UID >= 0 && peer.UID != os.Getuid() {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: pid %d runs as uid %d, not as you (uid %d); busmedic only restarts your own apps\n",
+			pid, peer.UID, os.Getuid())
+		return exitError
+	}
+	if peer.Exe == "" && len(peer.Argv) == 0 {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: cannot read the command of pid %d\n", pid)
+		return exitError
+	}
+	r := appdb.FromPeer(peer)
+	if *id != "" {
+		r.ID = *id
+	}
+	r.Action = appdb.Action(*action)
+
+	path := rulesPaths(*config).User
+	f, err := appdb.OpenFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %s cannot be edited; fix it first:\n", path)
+		printProblems(stderr, err)
+		return exitError
+	}
+	if old, exists := f.Lookup(r.ID); exists && !*replace {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %s:%d already has a rule %q (choose another --id, or --replace it)\n",
+			path, old.Line, r.ID)
+		return exitError
+	}
+	if err := f.AddOrReplace(r); err != nil {
+		printProblems(stderr, err)
+		return exitError
+	}
+	if err := f.Save(); err != nil {
+		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "# added to %s\n%s", path, appdb.FormatRule(r))
+	return exitOK
+}
+
+func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
+	fs := newRulesFlags("rules path", config, stderr)
+	all := fs.Bool("all", false, "print every rules file, most important first")
+	pos, code := parseRulesFlags(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "busmedic rules path: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	paths := rulesPaths(*config)
+	if !*all {
+		fmt.Fprintln(stdout, paths.User)
+		return exitOK
+	}
+	for i, f := range paths.Files() {
+		kind := "system"
+		if i == 0 {
+			kind = "user"
+		}
+		state := ""
+		if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
+			state = " (not present)"
+		}
+		fmt.Fprintf(stdout, "%s\t%s%s\n", kind, f, state)
+	}
+	return exitOK
+}
