@@ -130,6 +130,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 		}
 	}
 	var h history
+	var sw socketWatch
+	defer sw.close()
 	for ctx.Err() == nil {
 		conn, err := w.dial(ctx)
 		if err != nil {
@@ -141,7 +143,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 				w.log.Warn("bus not reachable", "address", w.target.Address, "err", err)
 				emit(Event{Kind: Down, Time: h.downAt, ID: h.lastID, Reason: "not reachable: " + err.Error()})
 			}
-			if conn = w.awaitBus(ctx); conn == nil {
+			if conn = w.awaitBus(ctx, &sw); conn == nil {
 				return
 			}
 		}
@@ -451,7 +453,7 @@ func dialEndpoint(ctx context.Context, ep endpoint) (*dbus.Conn, error) {
 // or nil when ctx is done. It reacts to the socket file appearing at once and
 // otherwise retries with backoff; a stale socket file costs one failed dial
 // per backoff step, never a busy loop.
-func (w *Watcher) awaitBus(ctx context.Context) *dbus.Conn {
+func (w *Watcher) awaitBus(ctx context.Context, sw *socketWatch) *dbus.Conn {
 	socket := ""
 	for _, ep := range w.endpoints {
 		if ep.path != "" {
@@ -463,13 +465,11 @@ func (w *Watcher) awaitBus(ctx context.Context) *dbus.Conn {
 	var fsErrors <-chan error
 	limit := backoffMax
 	if socket != "" {
-		if fw, err := fsnotify.NewWatcher(); err == nil {
-			defer fw.Close()
-			if err := fw.Add(filepath.Dir(socket)); err == nil {
-				fsEvents, fsErrors, limit = fw.Events, fw.Errors, backoffMaxWatched
-			} else {
-				w.log.Debug("cannot watch socket directory; retrying on a timer", "dir", filepath.Dir(socket), "err", err)
-			}
+		if err := sw.arm(filepath.Dir(socket)); err == nil {
+			defer sw.disarm()
+			fsEvents, fsErrors, limit = sw.fw.Events, sw.fw.Errors, backoffMaxWatched
+		} else {
+			w.log.Debug("cannot watch socket directory; retrying on a timer", "dir", filepath.Dir(socket), "err", err)
 		}
 	}
 	b := newBackoff(backoffFirst, limit)
@@ -513,15 +513,21 @@ func (w *Watcher) awaitBus(ctx context.Context) *dbus.Conn {
 	}
 }
 
-// dialSoon dials a socket that has just been created. A daemon binds its
-// socket a moment before it listens, so a refused first dial is retried a few
-// times over a few tens of milliseconds.
+// dialSoon dials a socket that has just been created. A daemon creates its
+// socket file when it binds, a few milliseconds before it listens, and no
+// file event marks the listen; so a refused dial is retried at short, fixed
+// intervals for a bounded time (200 µs steps for 50 ms, then slower up to
+// about half a second), after which the backoff timer takes over.
 func (w *Watcher) dialSoon(ctx context.Context) *dbus.Conn {
-	delay := 100 * time.Microsecond
-	for range 10 {
+	delay := 200 * time.Microsecond
+	start := time.Now()
+	for time.Since(start) < 500*time.Millisecond {
 		conn, err := w.dial(ctx)
 		if err == nil {
 			return conn
+		}
+		if time.Since(start) > 50*time.Millisecond {
+			delay = 20 * time.Millisecond
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -530,7 +536,52 @@ func (w *Watcher) dialSoon(ctx context.Context) *dbus.Conn {
 			return nil
 		case <-t.C:
 		}
-		delay *= 2
 	}
 	return nil
+}
+
+// socketWatch watches the socket's directory while the bus is down. It keeps
+// its inotify instance across outages and only removes the watch while the
+// bus is up: closing an fsnotify.Watcher waits for its reader goroutine,
+// which would delay every Up by milliseconds.
+type socketWatch struct {
+	fw  *fsnotify.Watcher
+	dir string
+}
+
+func (s *socketWatch) arm(dir string) error {
+	if s.fw == nil {
+		fw, err := fsnotify.NewWatcher()
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", dir, err)
+		}
+		s.fw = fw
+	}
+	if err := s.fw.Add(dir); err != nil {
+		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	s.dir = dir
+	return nil
+}
+
+func (s *socketWatch) disarm() {
+	if s.fw != nil && s.dir != "" {
+		_ = s.fw.Remove(s.dir)
+		s.dir = ""
+		// Drop what arrived meanwhile, so the next outage starts clean.
+		for {
+			select {
+			case <-s.fw.Events:
+			case <-s.fw.Errors:
+			default:
+				return
+			}
+		}
+	}
+}
+
+func (s *socketWatch) close() {
+	if s.fw != nil {
+		s.fw.Close()
+	}
 }
