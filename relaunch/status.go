@@ -1,0 +1,109 @@
+package relaunch
+
+import (
+	"time"
+
+	"busmedic/watcher"
+)
+
+// Outcome is how one recovery job ended.
+type Outcome string
+
+// The outcomes of a job. Pending and Running are the states of a job not
+// yet ended.
+const (
+	Pending     Outcome = "pending"
+	Running     Outcome = "running"
+	Reconnected Outcome = "reconnected" // came back by itself: nothing done
+	Relaunched  Outcome = "relaunched"
+	Signalled   Outcome = "signalled"
+	Hooked      Outcome = "hooked"
+	Notified    Outcome = "notified"
+	Failed      Outcome = "failed"  // Reason says why, in words for people
+	Skipped     Outcome = "skipped" // limit reached, paused, disabled, session ending
+	Cancelled   Outcome = "cancelled"
+)
+
+// Ended reports whether the outcome is final.
+func (o Outcome) Ended() bool { return o != Pending && o != Running }
+
+// Status is what the daemon knows now; the control socket serves it to the
+// tray, the editor and the command line.
+type Status struct {
+	Time   time.Time   `json:"time"`
+	Paused bool        `json:"paused"`
+	Buses  []BusStatus `json:"buses"`
+	// Apps has one entry per rule, in rule order.
+	Apps []AppStatus `json:"apps"`
+	// Casualties are peers that fell off, did not come back and match no rule.
+	Casualties []Casualty `json:"casualties,omitempty"`
+	// LastRecovery is the most recent recovery, running or ended; nil if none.
+	LastRecovery *Recovery `json:"last_recovery,omitempty"`
+	// RulesError is the problem with the rules file on disk, if any; the
+	// last good rules stay in force meanwhile.
+	RulesError string `json:"rules_error,omitempty"`
+}
+
+// BusStatus is one bus as the watcher last saw it.
+type BusStatus struct {
+	Name    string    `json:"name"` // "session", "system"
+	Address string    `json:"address"`
+	Up      bool      `json:"up"`
+	ID      string    `json:"id,omitempty"`
+	Since   time.Time `json:"since"` // when it came up or went down
+	Reason  string    `json:"reason,omitempty"`
+	Peers   int       `json:"peers"`
+}
+
+// AppStatus is one rule and what busmedic last did for its app.
+type AppStatus struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Icon    string `json:"icon,omitempty"`
+	Bus     string `json:"bus"`
+	Action  string `json:"action"`
+	Enabled bool   `json:"enabled"`
+	// Running reports whether a process of the app is on its bus now.
+	Running bool  `json:"running"`
+	PIDs    []int `json:"pids,omitempty"`
+	// Last is the app's most recent job, if any.
+	Last *Job `json:"last,omitempty"`
+}
+
+// Casualty is a peer that fell off a bus, did not come back within the
+// grace time and matches no rule: the user may relaunch it once or make a
+// rule of it.
+type Casualty struct {
+	// ID names the casualty in relaunch-now requests; it is stable for the
+	// casualty's lifetime.
+	ID   string       `json:"id"`
+	Bus  string       `json:"bus"`
+	Peer watcher.Peer `json:"peer"`
+	At   time.Time    `json:"at"`
+}
+
+// Recovery is what busmedic did after one restart of one bus.
+type Recovery struct {
+	Bus      string        `json:"bus"`
+	OldID    string        `json:"old_id"`
+	ID       string        `json:"id"`
+	Downtime time.Duration `json:"downtime_ns"`
+	Started  time.Time     `json:"started"`
+	Ended    time.Time     `json:"ended,omitzero"`
+	// Decision says why recovery did or did not go ahead ("session ending:
+	// no recovery"), when something other than the plain case drove it.
+	Decision string `json:"decision,omitempty"`
+	Jobs     []Job  `json:"jobs"`
+}
+
+// Job is the recovery of one app after one restart.
+type Job struct {
+	App     string        `json:"app"` // rule id, or casualty id
+	Bus     string        `json:"bus"`
+	Action  string        `json:"action"`
+	Outcome Outcome       `json:"outcome"`
+	Reason  string        `json:"reason,omitempty"`
+	PID     int           `json:"pid,omitempty"` // of the process started
+	Started time.Time     `json:"started"`
+	Took    time.Duration `json:"took_ns,omitempty"`
+}
