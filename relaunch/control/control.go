@@ -1,0 +1,76 @@
+// Package control is the daemon's local API: a Unix socket under
+// $XDG_RUNTIME_DIR/busmedic that serves status, history and commands to the
+// tray, the rules editor and the command line. It works while both buses
+// are down, which is when it matters most, so it speaks JSON lines over its
+// own socket rather than D-Bus.
+//
+// The socket is 0600 in a 0700 directory and every connection's peer uid is
+// checked, since the API can start programs. A lock file next to it keeps
+// one daemon per user.
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/adrg/xdg"
+
+	"busmedic/relaunch"
+)
+
+// Operations a client can ask for.
+const (
+	OpStatus   = "status"   // -> Response.Status
+	OpHistory  = "history"  // N -> Response.History
+	OpRelaunch = "relaunch" // ID -> Response.Job
+	OpReload   = "reload"   // re-read the rules now
+	OpPause    = "pause"    // recovery paused until resume
+	OpResume   = "resume"
+	OpWatch    = "watch" // a Response with Status now and at every change, until the client hangs up
+)
+
+// Request is one line a client sends.
+type Request struct {
+	Op string `json:"op"`
+	ID string `json:"id,omitempty"`
+	N  int    `json:"n,omitempty"`
+}
+
+// Response is one line the daemon answers.
+type Response struct {
+	OK      bool                `json:"ok"`
+	Error   string              `json:"error,omitempty"`
+	Status  *relaunch.Status    `json:"status,omitempty"`
+	History []relaunch.Recovery `json:"history,omitempty"`
+	Job     *relaunch.Job       `json:"job,omitempty"`
+}
+
+// ErrNotRunning means no daemon answers on the socket.
+var ErrNotRunning = errors.New("busmedic is not running")
+
+// ErrRunning means another daemon of the same user holds the socket.
+var ErrRunning = errors.New("busmedic is already running")
+
+// DefaultPath returns $XDG_RUNTIME_DIR/busmedic/control.sock.
+func DefaultPath() string {
+	dir := xdg.RuntimeDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "busmedic-"+itoa(os.Getuid()))
+	}
+	return filepath.Join(dir, "busmedic", "control.sock")
+}
+
+func encodeLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,200 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+)
+
+const deadline = 10 * time.Second
+
+// backend is a stand-in engine: the control socket is tested on its own
+// here; the daemon's tests drive it with the real engine.
+type backend struct {
+	mu      sync.Mutex
+	status  relaunch.Status
+	changed chan struct{}
+	asked   []string
+}
+
+func newBackend() *backend {
+	return &backend{changed: make(chan struct{}, 1), status: relaunch.Status{
+		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
+	}}
+}
+
+func (b *backend) Status() relaunch.Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status
+}
+func (b *backend) History(n int) ([]relaunch.Recovery, error) {
+	return []relaunch.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
+}
+func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+	if id == "nope" {
+		return relaunch.Job{App: id, Outcome: relaunch.Failed, Reason: "no rule or casualty nope"}, errors.New("no rule or casualty nope")
+	}
+	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+}
+func (b *backend) Reload() error { return nil }
+func (b *backend) Pause()        { b.set(func(s *relaunch.Status) { s.Paused = true }) }
+func (b *backend) Resume()       { b.set(func(s *relaunch.Status) { s.Paused = false }) }
+func (b *backend) Changed() <-chan struct{} {
+	return b.changed
+}
+func (b *backend) set(f func(*relaunch.Status)) {
+	b.mu.Lock()
+	f(&b.status)
+	b.mu.Unlock()
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// serve starts a control server on a temporary socket for the test.
+func serve(t *testing.T, b control.Backend) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busmedic", "control.sock")
+	srv, err := control.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return path
+}
+
+func dial(t *testing.T, path string) *control.Client {
+	t.Helper()
+	c, err := control.Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRequests(t *testing.T) {
+	b := newBackend()
+	path := serve(t, b)
+	c := dial(t, path)
+	ctx := t.Context()
+
+	st, err := c.Status(ctx)
+	if err != nil || len(st.Buses) != 1 || st.Buses[0].ID != "abc" {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	if h, err := c.History(ctx, 5); err != nil || len(h) != 1 || h[0].ID != "b" {
+		t.Errorf("History = %+v, %v", h, err)
+	}
+	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != relaunch.Relaunched || job.PID != 42 {
+		t.Errorf("Relaunch = %+v, %v", job, err)
+	}
+	if job, err := c.Relaunch(ctx, "nope"); err == nil || job.Reason == "" {
+		t.Errorf("Relaunch(nope) = %+v, %v; want the failure and its reason", job, err)
+	}
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Status(ctx); !st.Paused {
+		t.Error("not paused after Pause")
+	}
+
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, %v; want 0600", info.Mode(), err)
+	}
+	dir, _ := os.Stat(filepath.Dir(path))
+	if dir.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory mode %v, want 0700", dir.Mode())
+	}
+}
+
+func TestWatch(t *testing.T) {
+	b := newBackend()
+	path := serve(t, b)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	updates, err := dial(t, path).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() relaunch.Status {
+		t.Helper()
+		select {
+		case st, ok := <-updates:
+			if !ok {
+				t.Fatal("watch ended")
+			}
+			return st
+		case <-time.After(deadline):
+			t.Fatal("no status update")
+		}
+		return relaunch.Status{}
+	}
+	if st := next(); st.Paused {
+		t.Fatal("first status paused")
+	}
+	// A change made through another client reaches the watcher.
+	if err := dial(t, path).Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for !next().Paused {
+	}
+}
+
+func TestOneDaemonPerUser(t *testing.T) {
+	path := serve(t, newBackend())
+	if _, err := control.Listen(path, nil); !errors.Is(err, control.ErrRunning) {
+		t.Fatalf("second Listen = %v, want ErrRunning", err)
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	if _, err := control.Dial(t.Context(), filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, control.ErrNotRunning) {
+		t.Errorf("Dial with no daemon = %v, want ErrNotRunning", err)
+	}
+}
+
+func TestStaleSocket(t *testing.T) {
+	// A daemon killed with SIGKILL leaves its socket file behind.
+	path := filepath.Join(t.TempDir(), "control.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := control.Dial(t.Context(), path); !errors.Is(err, control.ErrNotRunning) {
+		t.Errorf("Dial on a stale socket = %v, want ErrNotRunning", err)
+	}
+	srv, err := control.Listen(path, nil)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, newBackend()) }()
+	if _, err := dial(t, path).Status(ctx); err != nil {
+		t.Errorf("Status: %v", err)
+	}
+	cancel()
+	<-done
+}
