@@ -104,6 +104,19 @@ func (c *Client) Reload(ctx context.Context) error {
 	return err
 }
 
+// RestartBus asks the daemon to restart the bus ("session" or "system").
+func (c *Client) RestartBus(ctx context.Context, bus string) error {
+	_, err := c.call(ctx, Request{Op: OpRestartBus, ID: bus})
+	return err
+}
+
+// Learn makes a rule of a casualty in the user's rules file and returns the
+// new rule's id.
+func (c *Client) Learn(ctx context.Context, casualty string) (string, error) {
+	resp, err := c.call(ctx, Request{Op: OpLearn, ID: casualty})
+	return resp.Rule, err
+}
+
 // Pause stops recovery until Resume.
 func (c *Client) Pause(ctx context.Context) error {
 	_, err := c.call(ctx, Request{Op: OpPause})

@@ -29,6 +29,12 @@ const (
 	OpPause    = "pause"    // recovery paused until resume
 	OpResume   = "resume"
 	OpWatch    = "watch" // a Response with Status now and at every change, until the client hangs up
+	// OpRestartBus restarts the bus named by ID ("session" or "system"),
+	// telling the engine that the restart is ours, so recovery is expected.
+	OpRestartBus = "restart-bus"
+	// OpLearn makes a rule of the casualty ID ("Always relaunch") in the
+	// user's rules file -> Response.Rule (its id).
+	OpLearn = "learn"
 )
 
 // Request is one line a client sends.
@@ -45,6 +51,7 @@ type Response struct {
 	Status  *relaunch.Status    `json:"status,omitempty"`
 	History []relaunch.Recovery `json:"history,omitempty"`
 	Job     *relaunch.Job       `json:"job,omitempty"`
+	Rule    string              `json:"rule,omitempty"`
 }
 
 // ErrNotRunning means no daemon answers on the socket.

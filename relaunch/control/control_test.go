@@ -46,8 +46,15 @@ func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, err
 	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
 }
 func (b *backend) Reload() error { return nil }
-func (b *backend) Pause()        { b.set(func(s *relaunch.Status) { s.Paused = true }) }
-func (b *backend) Resume()       { b.set(func(s *relaunch.Status) { s.Paused = false }) }
+func (b *backend) RestartBus(ctx context.Context, bus string) error {
+	if bus != "session" {
+		return errors.New("cannot restart the " + bus + " bus")
+	}
+	return nil
+}
+func (b *backend) Learn(id string) (string, error) { return "rule-" + id, nil }
+func (b *backend) Pause()                          { b.set(func(s *relaunch.Status) { s.Paused = true }) }
+func (b *backend) Resume()                         { b.set(func(s *relaunch.Status) { s.Paused = false }) }
 func (b *backend) Changed() <-chan struct{} {
 	return b.changed
 }
@@ -109,6 +116,15 @@ func TestRequests(t *testing.T) {
 	}
 	if job, err := c.Relaunch(ctx, "nope"); err == nil || job.Reason == "" {
 		t.Errorf("Relaunch(nope) = %+v, %v; want the failure and its reason", job, err)
+	}
+	if err := c.RestartBus(ctx, "session"); err != nil {
+		t.Errorf("RestartBus: %v", err)
+	}
+	if err := c.RestartBus(ctx, "system"); err == nil {
+		t.Error("RestartBus(system) did not pass on the failure")
+	}
+	if id, err := c.Learn(ctx, "c1"); err != nil || id != "rule-c1" {
+		t.Errorf("Learn = %q, %v", id, err)
 	}
 	if err := c.Pause(ctx); err != nil {
 		t.Fatal(err)

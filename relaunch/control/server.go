@@ -24,6 +24,8 @@ type Backend interface {
 	History(n int) ([]relaunch.Recovery, error)
 	RelaunchNow(ctx context.Context, id string) (relaunch.Job, error)
 	Reload() error
+	RestartBus(ctx context.Context, bus string) error
+	Learn(casualty string) (rule string, err error)
 	Pause()
 	Resume()
 	// Changed gets a value whenever Status changes. The server is its
@@ -184,6 +186,17 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true}
+	case OpRestartBus:
+		if err := b.RestartBus(ctx, req.ID); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
+	case OpLearn:
+		rule, err := b.Learn(req.ID)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Rule: rule}
 	case OpPause:
 		b.Pause()
 		return Response{OK: true}
