@@ -9,6 +9,10 @@
 // while it is down it waits for the socket file to appear (fsnotify) and
 // retries with capped, jittered backoff, so socket-activated, abstract and
 // TCP buses come back too.
+//
+// Beside the buses, the package reads the signs that a lost bus was meant
+// to go: the login session closing or the machine shutting down (Logind,
+// from the system bus) and the display server gone (DisplayGone).
 package watcher
 
 import (

@@ -1,0 +1,67 @@
+package bustest
+
+import (
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
+)
+
+// Logind is a stand-in org.freedesktop.login1 on a test bus (run the bus
+// with SystemType): one login session, whose State and the machine's
+// PrepareForShutdown the test drives.
+type Logind struct {
+	b     *Bus
+	conn  *dbus.Conn
+	props *prop.Properties
+	// SessionPath is the session's object path.
+	SessionPath dbus.ObjectPath
+}
+
+type logindManager struct{ path dbus.ObjectPath }
+
+func (m logindManager) GetSession(id string) (dbus.ObjectPath, *dbus.Error) { return m.path, nil }
+func (m logindManager) GetSessionByPID(pid uint32) (dbus.ObjectPath, *dbus.Error) {
+	return m.path, nil
+}
+
+// StartLogind serves org.freedesktop.login1 on the bus with one session in
+// state "active"; every session id and pid maps to it. It stops with the bus
+// or the test.
+func (b *Bus) StartLogind() *Logind {
+	b.t.Helper()
+	conn, err := dbus.Connect(b.Address())
+	if err != nil {
+		b.t.Fatalf("bustest: logind: %v", err)
+	}
+	b.t.Cleanup(func() { conn.Close() })
+	l := &Logind{b: b, conn: conn, SessionPath: "/org/freedesktop/login1/session/_31"}
+	if err := conn.Export(logindManager{l.SessionPath}, "/org/freedesktop/login1", "org.freedesktop.login1.Manager"); err != nil {
+		b.t.Fatalf("bustest: logind: %v", err)
+	}
+	l.props, err = prop.Export(conn, l.SessionPath, prop.Map{
+		"org.freedesktop.login1.Session": {
+			"State": {Value: "active", Emit: prop.EmitTrue},
+		},
+	})
+	if err != nil {
+		b.t.Fatalf("bustest: logind: %v", err)
+	}
+	reply, err := conn.RequestName("org.freedesktop.login1", dbus.NameFlagDoNotQueue)
+	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		b.t.Fatalf("bustest: logind: own org.freedesktop.login1: %v %v", reply, err)
+	}
+	return l
+}
+
+// SetState sets the session's State ("active", "online", "closing") and
+// emits PropertiesChanged, as logind does.
+func (l *Logind) SetState(state string) {
+	l.props.SetMust("org.freedesktop.login1.Session", "State", state)
+}
+
+// PrepareForShutdown emits the Manager's PrepareForShutdown signal.
+func (l *Logind) PrepareForShutdown(start bool) {
+	l.b.t.Helper()
+	if err := l.conn.Emit("/org/freedesktop/login1", "org.freedesktop.login1.Manager.PrepareForShutdown", start); err != nil {
+		l.b.t.Fatalf("bustest: logind: %v", err)
+	}
+}

@@ -1,0 +1,230 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+const (
+	logindName    = "org.freedesktop.login1"
+	logindPath    = "/org/freedesktop/login1"
+	logindManager = "org.freedesktop.login1.Manager"
+	logindSession = "org.freedesktop.login1.Session"
+)
+
+// Logind follows, on the system bus, the login session busmedic runs in and
+// whether the machine is shutting down, so that a session bus that goes away
+// at logout is not taken for an accident. It keeps the last state it read:
+// the system bus may go down with everything else.
+type Logind struct {
+	target  Target
+	session string // XDG_SESSION_ID, or "" to ask by pid
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	conn     *dbus.Conn
+	path     dbus.ObjectPath
+	state    string
+	shutdown bool
+	changed  chan struct{}
+}
+
+// NewLogind returns a Logind for the system bus t and the session of this
+// process (XDG_SESSION_ID, or else the session logind finds for our pid).
+func NewLogind(t Target, log *slog.Logger) (*Logind, error) {
+	if _, err := parseAddress(t.Address); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Logind{target: t, session: os.Getenv("XDG_SESSION_ID"), log: log.With("bus", t.Name, "of", "logind"), changed: make(chan struct{}, 1)}, nil
+}
+
+// Ending reports whether the session is ending: our session's State is
+// "closing", or PrepareForShutdown(true) was seen. why says which, in words.
+func (l *Logind) Ending() (ending bool, why string) {
+	l.mu.Lock()
+	conn, path, state, shutdown := l.conn, l.path, l.state, l.shutdown
+	l.mu.Unlock()
+	if shutdown {
+		return true, "the system is shutting down (logind PrepareForShutdown)"
+	}
+	// Ask again if we can: the signal may still be on its way.
+	if conn != nil && path != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		if s, err := sessionState(ctx, conn, path); err == nil {
+			state = s
+			l.mu.Lock()
+			l.state = s
+			l.mu.Unlock()
+		}
+		cancel()
+	}
+	if state == "closing" {
+		return true, fmt.Sprintf("the login session %s is closing (logind)", path)
+	}
+	return false, ""
+}
+
+// State returns our session's last known logind State ("active", "online",
+// "closing") or "" if unknown.
+func (l *Logind) State() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// Changed gets a value whenever State or the shutdown flag changes.
+func (l *Logind) Changed() <-chan struct{} { return l.changed }
+
+// Run follows logind until ctx is done, reconnecting after the system bus
+// restarts. Without logind (a container, a minimal system) it waits quietly.
+func (l *Logind) Run(ctx context.Context) {
+	b := newBackoff(backoffFirst, backoffMax)
+	reported := false
+	for ctx.Err() == nil {
+		err := l.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if !reported {
+			l.log.Info("logind not followed; session end is then judged by other signs", "err", err)
+			reported = true
+		}
+		t := time.NewTimer(b.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Logind) follow(ctx context.Context) error {
+	var conn *dbus.Conn
+	var err error
+	for _, ep := range mustEndpoints(l.target.Address) {
+		if conn, err = dialEndpoint(ctx, ep); err == nil {
+			break
+		}
+	}
+	if conn == nil {
+		return err
+	}
+	defer conn.Close()
+	signals := make(chan *dbus.Signal, 64)
+	conn.Signal(signals)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForShutdown")); err != nil {
+		return fmt.Errorf("subscribe to PrepareForShutdown: %w", err)
+	}
+	path, err := l.findSession(cctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchObjectPath(path),
+		dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")); err != nil {
+		return fmt.Errorf("subscribe to session properties: %w", err)
+	}
+	state, err := sessionState(cctx, conn, path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.conn, l.path = conn, path
+	l.mu.Unlock()
+	l.setState(state, false)
+	l.log.Debug("following login session", "session", path, "state", state)
+	defer func() {
+		l.mu.Lock()
+		l.conn = nil
+		l.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-conn.Context().Done():
+			return fmt.Errorf("system bus connection lost")
+		case sig, ok := <-signals:
+			if !ok {
+				return fmt.Errorf("system bus connection lost")
+			}
+			switch {
+			case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
+				if v, ok := sig.Body[0].(bool); ok {
+					l.log.Info("logind: PrepareForShutdown", "start", v)
+					l.setState(l.State(), v)
+				}
+			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
+				// State may come as a value or only as invalidated.
+				qctx, qcancel := context.WithTimeout(ctx, callTimeout)
+				if s, err := sessionState(qctx, conn, path); err == nil {
+					l.setState(s, l.shutdownSeen())
+				}
+				qcancel()
+			}
+		}
+	}
+}
+
+func (l *Logind) shutdownSeen() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shutdown
+}
+
+func (l *Logind) setState(state string, shutdown bool) {
+	l.mu.Lock()
+	changed := state != l.state || shutdown != l.shutdown
+	l.state, l.shutdown = state, shutdown
+	l.mu.Unlock()
+	if changed {
+		l.log.Info("login session", "state", state, "shutdown", shutdown)
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *Logind) findSession(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
+	obj := conn.Object(logindName, logindPath)
+	var path dbus.ObjectPath
+	if l.session != "" {
+		if err := obj.CallWithContext(ctx, logindManager+".GetSession", 0, l.session).Store(&path); err == nil {
+			return path, nil
+		}
+	}
+	err := obj.CallWithContext(ctx, logindManager+".GetSessionByPID", 0, uint32(os.Getpid())).Store(&path)
+	if err != nil {
+		return "", fmt.Errorf("find our login session (XDG_SESSION_ID=%q): %w", l.session, err)
+	}
+	return path, nil
+}
+
+func sessionState(ctx context.Context, conn *dbus.Conn, path dbus.ObjectPath) (string, error) {
+	var v dbus.Variant
+	err := conn.Object(logindName, path).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, logindSession, "State").Store(&v)
+	if err != nil {
+		return "", fmt.Errorf("session %s State: %w", path, err)
+	}
+	s, _ := v.Value().(string)
+	return strings.TrimSpace(s), nil
+}
+
+// mustEndpoints parses an address already checked by NewLogind.
+func mustEndpoints(address string) []endpoint {
+	eps, _ := parseAddress(address)
+	return eps
+}

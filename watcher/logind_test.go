@@ -1,0 +1,96 @@
+package watcher_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"busmedic/watcher"
+	"busmedic/watcher/bustest"
+)
+
+func followLogind(t *testing.T, bus *bustest.Bus) *watcher.Logind {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l, err := watcher.NewLogind(watcher.Target{Name: "system", Address: bus.Address()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+// waitState waits for the Logind to report state.
+func waitState(t *testing.T, l *watcher.Logind, state string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for l.State() != state {
+		select {
+		case <-l.Changed():
+		case <-timer.C:
+			t.Fatalf("logind state %q, want %q", l.State(), state)
+		}
+	}
+}
+
+func TestLogindClosing(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	login := bus.StartLogind()
+	l := followLogind(t, bus)
+	waitState(t, l, "active")
+	if ending, why := l.Ending(); ending {
+		t.Fatalf("Ending() with an active session = true (%s)", why)
+	}
+	login.SetState("closing")
+	waitState(t, l, "closing")
+	if ending, why := l.Ending(); !ending || !strings.Contains(why, "closing") {
+		t.Errorf("Ending() = %v %q, want the session closing", ending, why)
+	}
+}
+
+func TestLogindShutdown(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	login := bus.StartLogind()
+	l := followLogind(t, bus)
+	waitState(t, l, "active")
+	login.PrepareForShutdown(true)
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		if ending, why := l.Ending(); ending {
+			if !strings.Contains(why, "shutting down") {
+				t.Errorf("Ending() reason %q", why)
+			}
+			break
+		}
+		select {
+		case <-l.Changed():
+		case <-timer.C:
+			t.Fatal("PrepareForShutdown(true) not seen")
+		}
+	}
+}
+
+// The last state read stays known when the system bus goes down with the
+// session, and logind is followed again when the bus comes back.
+func TestLogindSurvivesBusRestart(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	login := bus.StartLogind()
+	l := followLogind(t, bus)
+	waitState(t, l, "active")
+	login.SetState("closing")
+	waitState(t, l, "closing")
+	bus.Kill()
+	if ending, _ := l.Ending(); !ending {
+		t.Error("Ending() forgot the closing session when the bus went down")
+	}
+	bus.Start()
+	bus.StartLogind() // a new logind: the session is active again
+	waitState(t, l, "active")
+}
