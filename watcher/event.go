@@ -88,8 +88,9 @@ type Event struct {
 	OldOwner string `json:"old_owner,omitempty"`
 	NewOwner string `json:"new_owner,omitempty"`
 
-	// Peer is set for PeerJoined and PeerLeft, and for NameOwnerChanged
-	// with the peer that gained or lost the name, as it is after the change.
+	// Peer is set for PeerJoined and PeerLeft; for NameOwnerChanged with
+	// the peer that gained or lost the name, as it is after the change; and
+	// for Up with the bus daemon's own process, when the bus tells it.
 	Peer *Peer `json:"peer,omitempty"`
 }
 

@@ -166,7 +166,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	conn.Signal(signals)
 	own := conn.Names()[0]
 
-	id, err := w.setup(ctx, conn)
+	id, daemon, err := w.setup(ctx, conn)
 	if err != nil {
 		// The bus went away during setup: the next dial decides what it is.
 		w.log.Debug("bus setup failed", "err", err)
@@ -180,7 +180,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	w.mu.Lock()
 	w.up, w.id, w.peers = true, id, map[string]*Peer{}
 	w.mu.Unlock()
-	emit(Event{Kind: Up, Time: upAt, ID: id})
+	emit(Event{Kind: Up, Time: upAt, ID: id, Peer: daemon})
 	if h.down && h.lastID != "" && h.lastID != id {
 		w.log.Info("bus restarted", "old_id", h.lastID, "id", id, "downtime", upAt.Sub(h.downAt))
 		emit(Event{Kind: Restarted, Time: upAt, ID: id, OldID: h.lastID, Downtime: upAt.Sub(h.downAt), Peers: h.lastSeen})
@@ -267,9 +267,10 @@ func (w *Watcher) downReason() string {
 	return "connection closed"
 }
 
-// setup subscribes to name changes and reads the bus id. The match comes
-// first so that no change between the inventory and the subscription is missed.
-func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, error) {
+// setup subscribes to name changes and reads the bus id and who the bus
+// daemon is. The match comes first so that no change between the inventory
+// and the subscription is missed.
+func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, *Peer, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	err := conn.AddMatchSignalContext(cctx,
@@ -277,13 +278,25 @@ func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, error) {
 		dbus.WithMatchInterface(busName),
 		dbus.WithMatchMember("NameOwnerChanged"))
 	if err != nil {
-		return "", fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+		return "", nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
 	}
 	var id string
 	if err := conn.BusObject().CallWithContext(cctx, busName+".GetId", 0).Store(&id); err != nil {
-		return "", fmt.Errorf("GetId: %w", err)
+		return "", nil, fmt.Errorf("GetId: %w", err)
 	}
-	return id, nil
+	// The daemon's process tells how the bus was started (systemd,
+	// dbus-launch...) and whether its binary was updated since.
+	var daemon *Peer
+	var pid uint32
+	if err := conn.BusObject().CallWithContext(cctx, busName+".GetConnectionUnixProcessID", 0, busName).Store(&pid); err == nil && pid > 0 {
+		p, err := ProcessInfo(int(pid))
+		if err != nil {
+			p = Peer{PID: int(pid), UID: -1}
+		}
+		p.UniqueName, p.Names = busName, []string{busName}
+		daemon = &p
+	}
+	return id, daemon, nil
 }
 
 // inventory lists the peers on a fresh connection and records them.

@@ -29,6 +29,9 @@ func TestRestart(t *testing.T) {
 			if up.ID == "" || up.Address != bus.Address() {
 				t.Fatalf("Up = %+v, want an id and address %s", up, bus.Address())
 			}
+			if up.Peer == nil || up.Peer.PID != bus.PID() || !strings.HasSuffix(up.Peer.Exe, "dbus-daemon") {
+				t.Errorf("Up.Peer = %+v, want the daemon, pid %d", up.Peer, bus.PID())
+			}
 			tc.stop(bus)
 			down := r.next(watcher.Down)
 			if down.ID != up.ID || !strings.Contains(down.Reason, tc.reason) {
