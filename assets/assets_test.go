@@ -1,0 +1,70 @@
+package assets_test
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"strings"
+	"testing"
+
+	"busmedic/assets"
+	"busmedic/assets/internal/icondraw"
+)
+
+// TestUpToDate checks that the committed icons are what the generator draws
+// now: after changing a shape, run go generate ./assets.
+func TestUpToDate(t *testing.T) {
+	for _, ic := range icondraw.Icons() {
+		if got := assets.SVG(ic.Name); !bytes.Equal(got, ic.SVG()) {
+			t.Errorf("icons/%s.svg is stale: run go generate ./assets", ic.Name)
+		}
+		for _, size := range assets.Sizes() {
+			img, err := png.Decode(bytes.NewReader(assets.PNG(ic.Name, size)))
+			if err != nil {
+				t.Fatalf("%s-%d.png: %v", ic.Name, size, err)
+			}
+			// Compare pixels, not bytes: PNG compression may differ
+			// between Go versions.
+			want := ic.Image(size)
+			if img.Bounds() != want.Bounds() {
+				t.Fatalf("%s-%d.png is %v", ic.Name, size, img.Bounds())
+			}
+			if !samePixels(img, want) {
+				t.Errorf("icons/%s-%d.png is stale: run go generate ./assets", ic.Name, size)
+			}
+		}
+	}
+}
+
+func samePixels(a, b image.Image) bool {
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			r1, g1, b1, a1 := a.At(x, y).RGBA()
+			r2, g2, b2, a2 := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 || a1 != a2 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestIconsDiffer(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range []string{assets.Healthy, assets.Recovering, assets.Attention, assets.BusDown} {
+		k := string(assets.PNG(name, 22))
+		if other, ok := seen[k]; ok {
+			t.Errorf("%s and %s have the same 22 px icon", name, other)
+		}
+		seen[k] = name
+	}
+}
+
+func TestDesktopEntry(t *testing.T) {
+	d := string(assets.DesktopEntry())
+	for _, want := range []string{"[Desktop Entry]\n", "\nType=Application\n", "\nExec=busmedic run\n"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("busmedic.desktop lacks %q", want)
+		}
+	}
+}
