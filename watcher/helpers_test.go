@@ -3,9 +3,20 @@ package watcher_test
 import (
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// cpuTime returns the CPU time this process has used.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

@@ -58,8 +58,13 @@ func TestDownForThreeSeconds(t *testing.T) {
 	bus.Kill()
 	r.next(watcher.Down)
 	// While the bus is away (its stale socket file still there) the watcher
-	// reports nothing more: one Down, not one per retry.
+	// reports nothing more: one Down, not one per retry; and it does not
+	// spin on the stale socket (a busy loop would burn the whole 3 s).
+	before := cpuTime(t)
 	r.quiet(3 * time.Second)
+	if used := cpuTime(t) - before; used > 300*time.Millisecond {
+		t.Errorf("the watcher used %v of CPU in 3 s while the bus was down", used)
+	}
 	bus.Start()
 	restarted := r.next(watcher.Restarted)
 	if restarted.OldID != up.ID || restarted.Downtime < 3*time.Second {
