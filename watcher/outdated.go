@@ -1,0 +1,224 @@
+package watcher
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/procfs"
+)
+
+// Outdated tells whether a bus daemon runs code that was replaced on disk
+// after it started, as after a security update of dbus: its executable or a
+// library it loaded. daemon is the Up event's Peer.
+//
+// Where the daemon's /proc is readable (the session bus, ours) it looks the
+// way needrestart does, for deleted mappings and a deleted exe. Where it is
+// not (the system bus belongs to another user) it compares the daemon's
+// start time with the change time of its executable and of the files of its
+// package and of libdbus, from dpkg's file lists.
+func Outdated(daemon Peer) (outdated bool, why string, err error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return false, "", fmt.Errorf("outdated check: %w", err)
+	}
+	proc, err := fs.Proc(daemon.PID)
+	if err != nil {
+		return false, "", fmt.Errorf("bus daemon pid %d: %w", daemon.PID, err)
+	}
+	if st, err := proc.Stat(); err != nil || uint64(st.Starttime) != daemon.StartTime {
+		return false, "", fmt.Errorf("bus daemon pid %d is no longer the process that ran the bus", daemon.PID)
+	}
+	if maps, err := proc.ProcMaps(); err == nil {
+		var replaced []string
+		for _, m := range maps {
+			if p, ok := strings.CutSuffix(m.Pathname, " (deleted)"); ok && isCode(p) && !slices.Contains(replaced, p) {
+				replaced = append(replaced, p)
+			}
+		}
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", daemon.PID)); err == nil {
+			if p, ok := strings.CutSuffix(exe, " (deleted)"); ok && !slices.Contains(replaced, p) {
+				replaced = append([]string{p}, replaced...)
+			}
+		}
+		if len(replaced) > 0 {
+			return true, "replaced on disk since the bus started: " + strings.Join(replaced, ", "), nil
+		}
+		return false, "", nil
+	}
+	// Another user's daemon: judge by change times.
+	return outdatedByTime(daemon, DaemonFiles(daemon))
+}
+
+// outdatedByTime reports whether any of files changed after the daemon
+// started.
+func outdatedByTime(daemon Peer, files []string) (bool, string, error) {
+	started, err := startedAt(daemon.StartTime)
+	if err != nil {
+		return false, "", err
+	}
+	for _, f := range files {
+		var st syscall.Stat_t
+		if err := syscall.Stat(f, &st); err != nil {
+			continue
+		}
+		if ctime := time.Unix(st.Ctim.Unix()); ctime.After(started) {
+			return true, fmt.Sprintf("%s changed at %s, after the bus started at %s", f, ctime.Format(time.DateTime), started.Format(time.DateTime)), nil
+		}
+	}
+	return false, "", nil
+}
+
+// isCode reports whether a mapped file is code the daemon runs, not a
+// deleted cache or shared memory file.
+func isCode(path string) bool {
+	return strings.Contains(path, ".so") || strings.Contains(path, "/bin/") || strings.Contains(path, "/libexec/")
+}
+
+// DaemonFiles returns the files whose replacement makes the bus daemon
+// outdated: its executable, the code files of its Debian package and of
+// libdbus. The executable comes first.
+func DaemonFiles(daemon Peer) []string {
+	exe := strings.TrimSuffix(daemon.Exe, " (deleted)")
+	if exe == "" && len(daemon.Argv) > 0 && filepath.IsAbs(daemon.Argv[0]) {
+		exe = daemon.Argv[0]
+	}
+	var files []string
+	if exe != "" {
+		files = append(files, exe)
+	}
+	lists, _ := filepath.Glob("/var/lib/dpkg/info/libdbus-1-3*.list")
+	if pkg := packageList(exe); pkg != "" {
+		lists = append([]string{pkg}, lists...)
+	}
+	for _, l := range lists {
+		for _, f := range readList(l) {
+			if (isCode(f) || f == exe) && !slices.Contains(files, f) {
+				if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+					files = append(files, f)
+				}
+			}
+		}
+	}
+	return files
+}
+
+// packageList returns dpkg's file list of the package that ships file.
+func packageList(file string) string {
+	if file == "" {
+		return ""
+	}
+	lists, _ := filepath.Glob("/var/lib/dpkg/info/*.list")
+	// The daemon's own package is likely named after it; look there first.
+	base := filepath.Base(file)
+	slices.SortStableFunc(lists, func(a, b string) int {
+		ha, hb := strings.Contains(filepath.Base(a), base), strings.Contains(filepath.Base(b), base)
+		switch {
+		case ha && !hb:
+			return -1
+		case hb && !ha:
+			return 1
+		}
+		return 0
+	})
+	for _, l := range lists {
+		if slices.Contains(readList(l), file) {
+			return l
+		}
+	}
+	return ""
+}
+
+func readList(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// startedAt turns a start time in clock ticks since boot into a time.
+func startedAt(ticks uint64) (time.Time, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return time.Time{}, err
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("boot time: %w", err)
+	}
+	// Linux reports these in USER_HZ, which is 100 on every architecture
+	// busmedic runs on.
+	const userHZ = 100
+	return time.Unix(int64(st.BootTime), 0).Add(time.Duration(ticks) * time.Second / userHZ), nil
+}
+
+// FileWatch follows files that may be replaced, such as the bus daemon's
+// executable and libraries during a package update.
+type FileWatch struct {
+	fw   *fsnotify.Watcher
+	want map[string]bool
+}
+
+// WatchFiles starts watching files: changes from now on are reported by Run.
+// It watches the files' directories, so a file that dpkg replaces by
+// renaming a new one over it is still followed afterwards.
+func WatchFiles(files []string) (*FileWatch, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch files: %w", err)
+	}
+	w := &FileWatch{fw: fw, want: map[string]bool{}}
+	dirs := map[string]bool{}
+	for _, f := range files {
+		w.want[filepath.Clean(f)] = true
+		dirs[filepath.Dir(f)] = true
+	}
+	for d := range dirs {
+		if err := fw.Add(d); err != nil {
+			fw.Close()
+			return nil, fmt.Errorf("watch %s: %w", d, err)
+		}
+	}
+	return w, nil
+}
+
+// Run calls changed, once per burst of changes, whenever a watched file is
+// replaced, written or removed, until ctx is done; then it stops watching.
+func (w *FileWatch) Run(ctx context.Context, changed func(file string)) error {
+	defer w.fw.Close()
+	// dpkg unpacks a whole package in a burst; report once it settles.
+	const settle = 200 * time.Millisecond
+	var pending string
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-w.fw.Events:
+			if !w.want[filepath.Clean(ev.Name)] || ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+				continue
+			}
+			pending = ev.Name
+			timer.Reset(settle)
+		case err := <-w.fw.Errors:
+			return fmt.Errorf("watch files: %w", err)
+		case <-timer.C:
+			changed(pending)
+		}
+	}
+}
