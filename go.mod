@@ -11,3 +11,5 @@ require (
 	github.com/prometheus/procfs v0.23.0
 	golang.org/x/sys v0.49.0
 )
+
+require fyne.io/systray v1.12.2

@@ -1,0 +1,11 @@
+// Package tray is busmedic's face on the desktop: a StatusNotifierItem whose
+// icon, tooltip and menu render the daemon's status, and whose menu clicks
+// go back to the daemon over its control socket.
+//
+// The tray runs as a child process ("busmedic tray", see Run) under the
+// daemon's Supervise, because fyne.io/systray lives on the shared session
+// bus connection and cannot survive that bus: when the bus goes, the child
+// exits and the daemon starts a new one, which waits for the bus to be back
+// and registers again. The tray holds nothing that is lost with it; all it
+// shows comes from relaunch.Status.
+package tray

@@ -1,0 +1,44 @@
+package tray
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit statuses of "busmedic tray", which Supervise reads.
+const (
+	// ExitQuit: the user chose Quit, or the tray was told to stop. The
+	// supervisor does not restart it.
+	ExitQuit = 0
+	// ExitError: the tray failed; the supervisor restarts it with backoff.
+	ExitError = 1
+	// ExitBusLost: the session bus connection died. The supervisor
+	// restarts it at once; the new tray waits for the bus to be back.
+	ExitBusLost = 3
+)
+
+// ErrBusLost means the tray's session bus connection died, taking the
+// StatusNotifierItem with it.
+var ErrBusLost = errors.New("tray: session bus connection lost")
+
+// ErrParentGone means the supervising daemon went away.
+var ErrParentGone = errors.New("tray: supervisor went away")
+
+// ExitCode maps what Run returned to the child's exit status.
+func ExitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, ErrParentGone):
+		return ExitQuit
+	case errors.Is(err, ErrBusLost):
+		return ExitBusLost
+	default:
+		return ExitError
+	}
+}
+
+// panicErr turns a panic from systray into ErrBusLost: its setters panic
+// (prop.SetMust) when the bus connection is closed, which is the only way
+// they fail.
+func panicErr(r any) error {
+	return fmt.Errorf("%w (systray: %v)", ErrBusLost, r)
+}

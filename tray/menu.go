@@ -1,0 +1,185 @@
+package tray
+
+import (
+	"context"
+	"sync"
+
+	"fyne.io/systray"
+)
+
+// entry is one systray menu item and what it shows now, so that applying a
+// view only touches what changed: every systray setter sends D-Bus signals.
+type entry struct {
+	item  *systray.MenuItem
+	shown line
+	fresh bool // never applied
+}
+
+func newEntry(item *systray.MenuItem) *entry { return &entry{item: item, fresh: true} }
+
+func (e *entry) set(l line) {
+	it, old := e.item, e.shown
+	if e.fresh || l.Title != old.Title {
+		it.SetTitle(l.Title)
+	}
+	if e.fresh || l.Tooltip != old.Tooltip {
+		it.SetTooltip(l.Tooltip)
+	}
+	if e.fresh || l.Enabled != old.Enabled {
+		if l.Enabled {
+			it.Enable()
+		} else {
+			it.Disable()
+		}
+	}
+	if e.fresh || l.Checked != old.Checked {
+		if l.Checked {
+			it.Check()
+		} else {
+			it.Uncheck()
+		}
+	}
+	if e.fresh || l.Visible != old.Visible {
+		if l.Visible {
+			it.Show()
+		} else {
+			it.Hide()
+		}
+	}
+	e.shown, e.fresh = l, false
+}
+
+// casualtyEntry is one casualty's submenu.
+type casualtyEntry struct {
+	*entry
+	relaunch, learn *entry
+}
+
+// menu is the tray's menu: fixed items, and pools for the lists.
+type menu struct {
+	session, system *entry
+	apps            *entry
+	appItems        []*entry
+	appsNote        *entry
+	fell            *entry
+	casualties      []casualtyEntry
+	fellNote        *entry
+	restartBus      *entry
+	editRules       *entry
+	history         *entry
+	pause           *entry
+	quit            *systray.MenuItem
+
+	// ids maps pool items to what they stand for now, for the click
+	// handlers, which run on other goroutines than apply.
+	mu     sync.Mutex
+	appIDs []string
+	casIDs []string
+	paused bool
+}
+
+// newMenu creates every item once, in menu order. It must run before
+// systray registers, so panels see the whole menu in the first layout.
+func newMenu() *menu {
+	m := &menu{}
+	m.session = newEntry(systray.AddMenuItem("Session bus", ""))
+	m.system = newEntry(systray.AddMenuItem("System bus", ""))
+	systray.AddSeparator()
+	m.apps = newEntry(systray.AddMenuItem("Apps", ""))
+	for range maxApps {
+		m.appItems = append(m.appItems, newEntry(m.apps.item.AddSubMenuItem("", "")))
+	}
+	m.appsNote = newEntry(m.apps.item.AddSubMenuItem("", ""))
+	m.fell = newEntry(systray.AddMenuItem("Fell off the bus", ""))
+	for range maxCasualties {
+		c := m.fell.item.AddSubMenuItem("", "")
+		m.casualties = append(m.casualties, casualtyEntry{
+			entry:    newEntry(c),
+			relaunch: newEntry(c.AddSubMenuItem("Relaunch", "")),
+			learn:    newEntry(c.AddSubMenuItem("Always relaunch", "")),
+		})
+	}
+	m.fellNote = newEntry(m.fell.item.AddSubMenuItem("", ""))
+	systray.AddSeparator()
+	m.restartBus = newEntry(systray.AddMenuItem("Restart session bus", ""))
+	m.editRules = newEntry(systray.AddMenuItem("Edit rules…", ""))
+	m.history = newEntry(systray.AddMenuItem("Recovery history…", ""))
+	m.pause = newEntry(systray.AddMenuItemCheckbox("Pause automatic recovery", "", false))
+	systray.AddSeparator()
+	m.quit = systray.AddMenuItem("Quit", "Remove the tray icon until the next login")
+	return m
+}
+
+// apply makes the menu show v.
+func (m *menu) apply(v view) {
+	m.session.set(v.Session)
+	m.system.set(v.System)
+	m.apps.set(v.Apps)
+	ids := make([]string, len(m.appItems))
+	for i, e := range m.appItems {
+		if i < len(v.AppItems) {
+			e.set(v.AppItems[i])
+			ids[i] = v.AppItems[i].ID
+		} else {
+			e.set(line{})
+		}
+	}
+	m.appsNote.set(v.AppsNote)
+	m.fell.set(v.Fell)
+	cas := make([]string, len(m.casualties))
+	for i, c := range m.casualties {
+		if i < len(v.Casualties) {
+			l := v.Casualties[i]
+			c.set(l)
+			c.relaunch.set(line{Title: "Relaunch", Tooltip: "Start it again, once", Enabled: l.Enabled, Visible: true})
+			c.learn.set(line{Title: "Always relaunch", Tooltip: "Make a rule: relaunch it after every restart", Enabled: l.Enabled, Visible: true})
+			cas[i] = l.ID
+		} else {
+			c.set(line{})
+		}
+	}
+	m.fellNote.set(v.FellNote)
+	m.restartBus.set(v.RestartBus)
+	m.editRules.set(v.EditRules)
+	m.history.set(v.History)
+	m.pause.set(v.Pause)
+
+	m.mu.Lock()
+	m.appIDs, m.casIDs, m.paused = ids, cas, v.Pause.Checked
+	m.mu.Unlock()
+}
+
+// appID returns the app pool item i stands for now, or "".
+func (m *menu) appID(i int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.appIDs[i]
+}
+
+func (m *menu) casualtyID(i int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.casIDs[i]
+}
+
+func (m *menu) isPaused() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.paused
+}
+
+// onClick runs fn for each click on item until ctx is done; wg tracks the
+// goroutine. A click that comes while fn still runs is dropped by systray,
+// which is what a double click on "Relaunch" should do.
+func onClick(ctx context.Context, wg *sync.WaitGroup, item *systray.MenuItem, fn func(context.Context)) {
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-item.ClickedCh:
+				fn(ctx)
+			}
+		}
+	})
+}

@@ -1,0 +1,425 @@
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"fyne.io/systray"
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/assets"
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+	"busmedic/watcher"
+)
+
+// IconSize is the size of the pixmap the tray gives the panel. Stock
+// systray sends one pixmap; panels scale it to their height, and 32 px
+// scales down to the usual 22–24 px and up to HiDPI panels acceptably.
+const IconSize = 32
+
+// Title is the StatusNotifierItem's title and id.
+const Title = "busmedic"
+
+// firstStatusWait bounds how long the tray waits for the daemon's first
+// status before it shows itself anyway (as "daemon not reachable"), so that
+// it does not show a wrong icon for a moment.
+const firstStatusWait = time.Second
+
+// update is what the daemon connection reports to the render loop.
+type update struct {
+	status    relaunch.Status
+	connected bool
+	err       error
+}
+
+// Run is the tray child's main: it waits for the session bus, shows the
+// item, renders every status the daemon on socketPath sends (retrying
+// while there is none), and sends menu clicks back to it. It returns nil
+// when the user chooses Quit or ctx is done, ErrBusLost when the session
+// bus connection dies, ErrParentGone when the supervisor does; ExitCode
+// maps these to the exit status.
+//
+// Run can be called once per process: systray keeps its state in globals
+// and cannot register twice.
+func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopParent, err := watchParent(ctx, cancel)
+	if err != nil {
+		return err
+	}
+	defer stopParent()
+	// A done ctx is an order to stop, unless the supervisor vanished.
+	defer func() {
+		if cause := context.Cause(ctx); err == nil && errors.Is(cause, ErrParentGone) {
+			err = cause
+		}
+	}()
+
+	if !awaitBus(ctx, log) {
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel(nil) // before wg.Wait: the goroutines end on it
+	updates := make(chan update)
+	wg.Go(func() { followDaemon(ctx, socketPath, updates, log) })
+
+	t := &tray{socket: socketPath, log: log, editor: findEditor(), poke: make(chan struct{}, 1)}
+	// Show the daemon's status from the first frame when it answers soon.
+	first := update{err: errors.New("no answer yet")}
+	timer := time.NewTimer(firstStatusWait)
+	select {
+	case first = <-updates:
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		return nil
+	}
+	timer.Stop()
+	t.take(first)
+
+	// Everything is set before systray registers, so that the panel's
+	// first look is complete and no signal is sent on a missing connection.
+	systray.SetTitle(Title)
+	t.menu = newMenu()
+	if err := t.render(); err != nil {
+		return err
+	}
+	start, _ := systray.RunWithExternalLoop(nil, nil)
+	start()
+	// Quit stops systray's re-registration goroutine. systray's own end
+	// function is not called: it closes the connection it may not have
+	// (a nil pointer when the bus vanished during start); the process is
+	// about to exit, which closes it anyway.
+	defer systray.Quit()
+	conn, err := systrayConn(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("tray shown", "state", t.shownState, "bus", conn.Names()[0])
+	t.listen(ctx, &wg)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-conn.Context().Done():
+			return fmt.Errorf("%w (%v)", ErrBusLost, conn.Context().Err())
+		case <-t.menu.quit.ClickedCh:
+			log.Info("quit chosen in the tray menu")
+			return nil
+		case u := <-updates:
+			t.take(u)
+		case <-t.poke:
+		}
+		if err := t.render(); err != nil {
+			return err
+		}
+	}
+}
+
+// tray is the running tray: the menu and what it showed last, and the few
+// facts the daemon's status does not carry.
+type tray struct {
+	socket string
+	log    *slog.Logger
+	editor string
+	menu   *menu
+	poke   chan struct{} // a click changed env: render again
+
+	mu         sync.Mutex
+	status     relaunch.Status
+	env        env
+	shownState State
+	shownTip   string
+	shownOnce  bool
+}
+
+func (t *tray) take(u update) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u.connected && !t.env.Connected {
+		// A new daemon connection: what it refused before may be
+		// possible now.
+		t.env.RestartRefused = ""
+	}
+	t.env.Connected = u.connected
+	t.env.DaemonErr = ""
+	if u.err != nil {
+		t.env.DaemonErr = u.err.Error()
+	}
+	if u.connected {
+		t.status = u.status
+	}
+}
+
+func (t *tray) refuseRestart(why string) {
+	t.mu.Lock()
+	t.env.RestartRefused = why
+	t.mu.Unlock()
+	select {
+	case t.poke <- struct{}{}:
+	default:
+	}
+}
+
+// render applies the current status to the icon, tooltip and menu. It
+// runs on the render loop only, since systray's items are not safe for
+// concurrent writes.
+func (t *tray) render() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicErr(r)
+		}
+	}()
+	t.mu.Lock()
+	e := t.env
+	e.Editor = t.editor
+	e.Now = time.Now()
+	v := render(t.status, e)
+	t.mu.Unlock()
+	if !t.shownOnce || v.State != t.shownState {
+		if t.shownOnce {
+			t.log.Info("tray state", "state", v.State, "was", t.shownState)
+		}
+		systray.SetIcon(assets.PNG(v.State.Icon(), IconSize))
+	}
+	if !t.shownOnce || v.Tooltip != t.shownTip {
+		systray.SetTooltip(v.Tooltip)
+	}
+	t.shownState, t.shownTip, t.shownOnce = v.State, v.Tooltip, true
+	t.menu.apply(v)
+	return nil
+}
+
+// listen starts one click handler per actionable item.
+func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
+	m := t.menu
+	for i, e := range m.appItems {
+		onClick(ctx, wg, e.item, func(ctx context.Context) {
+			if id := m.appID(i); id != "" {
+				t.relaunch(ctx, id)
+			}
+		})
+	}
+	for i, c := range m.casualties {
+		onClick(ctx, wg, c.relaunch.item, func(ctx context.Context) {
+			if id := m.casualtyID(i); id != "" {
+				t.relaunch(ctx, id)
+			}
+		})
+		onClick(ctx, wg, c.learn.item, func(ctx context.Context) {
+			id := m.casualtyID(i)
+			if id == "" {
+				return
+			}
+			t.do(ctx, "learn", func(ctx context.Context, c *control.Client) error {
+				rule, err := c.Learn(ctx, id)
+				if err == nil {
+					t.log.Info("made a rule", "casualty", id, "rule", rule)
+				}
+				return err
+			})
+		})
+	}
+	onClick(ctx, wg, m.restartBus.item, func(ctx context.Context) {
+		t.do(ctx, "restart-bus", func(ctx context.Context, c *control.Client) error {
+			err := c.RestartBus(ctx, "session")
+			if err != nil && !errors.Is(err, control.ErrNotRunning) {
+				t.refuseRestart(err.Error())
+			}
+			return err
+		})
+	})
+	onClick(ctx, wg, m.editRules.item, func(context.Context) { t.openEditor() })
+	onClick(ctx, wg, m.pause.item, func(ctx context.Context) {
+		t.do(ctx, "pause", func(ctx context.Context, c *control.Client) error {
+			if m.isPaused() {
+				return c.Resume(ctx)
+			}
+			return c.Pause(ctx)
+		})
+	})
+}
+
+// actionTimeout bounds one click's request; a relaunch waits for the app.
+const actionTimeout = 30 * time.Second
+
+// do sends one request on a connection of its own: the watch connection
+// is used up by Watch, and a fresh one per click survives daemon restarts.
+func (t *tray) do(ctx context.Context, op string, fn func(context.Context, *control.Client) error) {
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	defer cancel()
+	c, err := control.Dial(ctx, t.socket)
+	if err == nil {
+		err = fn(ctx, c)
+		c.Close()
+	}
+	if err != nil {
+		t.log.Warn("tray action failed", "op", op, "err", err)
+	}
+}
+
+func (t *tray) relaunch(ctx context.Context, id string) {
+	t.do(ctx, "relaunch", func(ctx context.Context, c *control.Client) error {
+		job, err := c.Relaunch(ctx, id)
+		if err == nil {
+			t.log.Info("relaunched from the tray", "app", id, "outcome", job.Outcome, "pid", job.PID)
+		}
+		return err
+	})
+}
+
+// editorName is the rules editor's executable, looked for beside busmedic
+// first, so that an unpacked release works without installing.
+const editorName = "busmedic-rules"
+
+func findEditor() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), editorName)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(editorName); err == nil {
+		return p
+	}
+	return ""
+}
+
+func (t *tray) openEditor() {
+	if t.editor == "" {
+		return
+	}
+	// Not tied to the tray's context: the editor is the user's window
+	// and outlives a tray restart.
+	cmd := exec.Command(t.editor)
+	if err := cmd.Start(); err != nil {
+		t.log.Warn("rules editor did not start", "path", t.editor, "err", err)
+		return
+	}
+	t.log.Info("rules editor started", "pid", cmd.Process.Pid)
+	// Reap it; this goroutine ends when the editor does, or with the
+	// tray process.
+	go cmd.Wait()
+}
+
+// awaitBus returns true once the session bus is up, false if ctx ends
+// first. It watches the bus's socket rather than polling, so a tray started
+// while the bus is down costs nothing until it is back.
+func awaitBus(ctx context.Context, log *slog.Logger) bool {
+	w, err := watcher.New(watcher.SessionTarget(), watcher.WithLogger(log))
+	if err != nil {
+		log.Error("session bus address", "err", err)
+		return false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan watcher.Event)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx, events)
+	}()
+	defer func() { cancel(); <-done }()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case e := <-events:
+			if e.Kind == watcher.Up {
+				return true
+			}
+			log.Info("waiting for the session bus", "event", e.Kind, "reason", e.Reason)
+		}
+	}
+}
+
+// systrayConn returns the connection systray registered on: godbus's shared
+// session connection. If the bus died while systray started, SessionBus
+// hands out a new connection instead; the item's name, owned by systray's
+// connection, tells them apart.
+func systrayConn(ctx context.Context) (*dbus.Conn, error) {
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", ErrBusLost, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name := fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid())
+	var owner string
+	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, name).Store(&owner)
+	if err != nil || owner != conn.Names()[0] {
+		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", ErrBusLost, name, owner, err)
+	}
+	return conn, nil
+}
+
+// followDaemon sends the daemon's status to out at every change, and a
+// disconnected update whenever the daemon cannot be reached, retrying with
+// backoff until ctx is done.
+func followDaemon(ctx context.Context, path string, out chan<- update, log *slog.Logger) {
+	const first, max = 100 * time.Millisecond, 5 * time.Second
+	delay := first
+	for {
+		got, err := watchDaemon(ctx, path, out)
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			delay = first
+		}
+		log.Debug("daemon not reachable", "err", err, "retry", delay)
+		select {
+		case out <- update{err: err}:
+		case <-ctx.Done():
+			return
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		delay = min(delay*2, max)
+	}
+}
+
+// watchDaemon follows one connection to the daemon; got reports whether a
+// status came through it.
+func watchDaemon(ctx context.Context, path string, out chan<- update) (got bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c, err := control.Dial(ctx, path)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	statuses, err := c.Watch(ctx)
+	if err != nil {
+		return false, err
+	}
+	for st := range statuses {
+		got = true
+		select {
+		case out <- update{status: st, connected: true}:
+		case <-ctx.Done():
+			return got, nil
+		}
+	}
+	return got, errors.New("daemon hung up")
+}

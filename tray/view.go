@@ -1,0 +1,349 @@
+package tray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"busmedic/assets"
+	"busmedic/relaunch"
+)
+
+// State is what the icon says at a glance.
+type State int
+
+// The states, each with its own icon.
+const (
+	Healthy    State = iota // every bus up, nothing to do
+	Recovering              // a recovery is running
+	Attention               // a job failed, someone fell off the bus, or the rules are broken
+	BusDown                 // a watched bus is down
+	// Disconnected: the daemon does not answer. It shares the attention
+	// icon: the user has to look, and there is no bus news to give.
+	Disconnected
+)
+
+// Icon names the state's icon in package assets.
+func (s State) Icon() string {
+	switch s {
+	case Healthy:
+		return assets.Healthy
+	case Recovering:
+		return assets.Recovering
+	case BusDown:
+		return assets.BusDown
+	default:
+		return assets.Attention
+	}
+}
+
+func (s State) String() string {
+	return [...]string{"healthy", "recovering", "attention", "bus-down", "disconnected"}[s]
+}
+
+// StateOf decides the icon for a status. A bus that is down outranks a
+// recovery (which starts once the bus is back), which outranks what waits
+// for the user.
+func StateOf(st relaunch.Status) State {
+	for _, b := range st.Buses {
+		if !b.Up {
+			return BusDown
+		}
+	}
+	if r := st.LastRecovery; r != nil {
+		if r.Ended.IsZero() {
+			return Recovering
+		}
+		for _, j := range r.Jobs {
+			if !j.Outcome.Ended() {
+				return Recovering
+			}
+		}
+	}
+	if len(failedJobs(st)) > 0 || len(st.Casualties) > 0 || st.RulesError != "" {
+		return Attention
+	}
+	return Healthy
+}
+
+func failedJobs(st relaunch.Status) []relaunch.Job {
+	if st.LastRecovery == nil {
+		return nil
+	}
+	var f []relaunch.Job
+	for _, j := range st.LastRecovery.Jobs {
+		if j.Outcome == relaunch.Failed {
+			f = append(f, j)
+		}
+	}
+	return f
+}
+
+// line is one menu entry as it should look.
+type line struct {
+	Title   string
+	Tooltip string
+	Enabled bool
+	Checked bool
+	Visible bool
+	// ID is what a click acts on: an app's rule id or a casualty id.
+	ID string
+}
+
+// Pool sizes: systray cannot remove menu items, so the lists are fixed
+// pools of items shown and hidden; what does not fit is counted in a last
+// line.
+const (
+	maxApps       = 24
+	maxCasualties = 12
+)
+
+// view is the whole tray as it should look for one status.
+type view struct {
+	State   State
+	Tooltip string
+
+	Session, System line
+	Apps            line // the submenu's parent
+	AppItems        []line
+	AppsNote        line // "no rules yet" or "… and 3 more"
+	Fell            line
+	Casualties      []line // each with "Relaunch" and "Always relaunch" below
+	FellNote        line
+	RestartBus      line
+	EditRules       line
+	History         line
+	Pause           line
+}
+
+// env is what the view needs beyond the status: facts about this machine
+// and the outcome of the last clicks, which the daemon does not report.
+type env struct {
+	Connected bool   // the daemon answers
+	DaemonErr string // why not, when it does not
+	Editor    string // path of busmedic-rules, or ""
+	// RestartRefused is the daemon's reason for refusing the last
+	// "Restart session bus".
+	RestartRefused string
+	Now            time.Time
+}
+
+const notRunning = "busmedic is not running"
+
+// render turns a status into the menu, icon and tooltip. It is a pure
+// function: the tray applies its result and keeps nothing else.
+func render(st relaunch.Status, e env) view {
+	var v view
+	if !e.Connected {
+		v.State = Disconnected
+		v.Tooltip = "busmedic: daemon not reachable, retrying"
+		if e.DaemonErr != "" {
+			v.Tooltip += " (" + e.DaemonErr + ")"
+		}
+	} else {
+		v.State = StateOf(st)
+		v.Tooltip = tooltip(st, v.State, e.Now)
+	}
+	v.Session = busLine(st, "session", "Session bus", e)
+	v.System = busLine(st, "system", "System bus", e)
+
+	v.Apps = line{Title: "Apps", Visible: true, Enabled: true}
+	for i, a := range st.Apps {
+		if i == maxApps {
+			v.AppsNote = line{Title: fmt.Sprintf("… and %d more (busmedic status)", len(st.Apps)-maxApps), Visible: true}
+			break
+		}
+		v.AppItems = append(v.AppItems, appLine(a, e))
+	}
+	if len(st.Apps) == 0 {
+		v.AppsNote = line{Title: "No rules yet (busmedic rules add-from-pid PID)", Visible: true}
+		if !e.Connected {
+			v.AppsNote.Title = "No apps: " + notRunning
+		}
+	}
+
+	v.Fell = line{Title: "Fell off the bus", Visible: true, Enabled: true}
+	if len(st.Casualties) > 0 {
+		v.Fell.Title = fmt.Sprintf("Fell off the bus (%d)", len(st.Casualties))
+	}
+	for i, c := range st.Casualties {
+		if i == maxCasualties {
+			v.FellNote = line{Title: fmt.Sprintf("… and %d more (busmedic status)", len(st.Casualties)-maxCasualties), Visible: true}
+			break
+		}
+		v.Casualties = append(v.Casualties, line{
+			Title:   fmt.Sprintf("%s (%s bus, %s)", peerName(c), c.Bus, clock(c.At, e.Now)),
+			Tooltip: c.Peer.String(),
+			Enabled: e.Connected, Visible: true, ID: c.ID,
+		})
+	}
+	if len(st.Casualties) == 0 {
+		v.FellNote = line{Title: "Nobody: every app came back", Visible: true}
+	}
+
+	v.RestartBus = line{Title: "Restart session bus", Tooltip: "Restart the session bus; busmedic brings the apps back", Enabled: true, Visible: true}
+	switch {
+	case !e.Connected:
+		v.RestartBus = disabled(v.RestartBus, notRunning)
+	case e.RestartRefused != "":
+		v.RestartBus = disabled(v.RestartBus, e.RestartRefused)
+	}
+
+	v.EditRules = line{Title: "Edit rules…", Tooltip: "Open the rules editor", Enabled: true, Visible: true}
+	if e.Editor == "" {
+		v.EditRules = disabled(v.EditRules, "rules editor not installed")
+	}
+
+	// The history view belongs to the rules editor, which does not exist
+	// yet; the command line shows it meanwhile.
+	v.History = disabled(line{Title: "Recovery history…", Visible: true}, "comes with the rules editor; run busmedic history")
+
+	v.Pause = line{Title: "Pause automatic recovery", Tooltip: "While paused, busmedic watches but touches no app", Enabled: e.Connected, Checked: st.Paused, Visible: true}
+	if !e.Connected {
+		v.Pause = disabled(v.Pause, notRunning)
+	}
+	return v
+}
+
+// disabled greys an item out and says why, in the title (which every panel
+// shows) and the tooltip (which few do).
+func disabled(l line, why string) line {
+	l.Enabled = false
+	l.Title += " (" + why + ")"
+	l.Tooltip = why
+	return l
+}
+
+func busLine(st relaunch.Status, name, label string, e env) line {
+	l := line{Visible: true} // info lines: disabled, nothing to click
+	if !e.Connected {
+		l.Title = label + ": unknown (" + notRunning + ")"
+		return l
+	}
+	for _, b := range st.Buses {
+		if b.Name != name {
+			continue
+		}
+		if b.Up {
+			l.Title = fmt.Sprintf("%s: up since %s", label, clock(b.Since, e.Now))
+			l.Tooltip = fmt.Sprintf("%d peers, id %s", b.Peers, b.ID)
+		} else {
+			l.Title = fmt.Sprintf("%s: down since %s", label, clock(b.Since, e.Now))
+			if b.Reason != "" {
+				l.Title += " (" + b.Reason + ")"
+			}
+			l.Tooltip = b.Address
+		}
+		return l
+	}
+	l.Title = label + ": not watched"
+	return l
+}
+
+func appLine(a relaunch.AppStatus, e env) line {
+	name := a.Name
+	if name == "" {
+		name = a.ID
+	}
+	l := line{Title: name + ": " + outcome(a, e.Now), Tooltip: "Click to relaunch now", Enabled: e.Connected, Visible: true, ID: a.ID}
+	switch {
+	case !e.Connected:
+		l = disabled(l, notRunning)
+	case !a.Enabled:
+		l = disabled(l, "rule disabled")
+	}
+	return l
+}
+
+// outcome says what busmedic last did for an app, in a few words.
+func outcome(a relaunch.AppStatus, now time.Time) string {
+	j := a.Last
+	if j == nil {
+		if a.Running {
+			return "running"
+		}
+		return "not running"
+	}
+	switch j.Outcome {
+	case relaunch.Pending, relaunch.Running:
+		return "recovering…"
+	case relaunch.Failed, relaunch.Skipped:
+		s := fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
+		if j.Reason != "" {
+			s += ": " + j.Reason
+		}
+		return s
+	default:
+		return fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
+	}
+}
+
+func tooltip(st relaunch.Status, s State, now time.Time) string {
+	var parts []string
+	switch s {
+	case BusDown:
+		for _, b := range st.Buses {
+			if !b.Up {
+				parts = append(parts, fmt.Sprintf("%s bus down since %s", b.Name, clock(b.Since, now)))
+			}
+		}
+	case Recovering:
+		r := st.LastRecovery
+		done := 0
+		for _, j := range r.Jobs {
+			if j.Outcome.Ended() {
+				done++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("recovering after the %s bus restart: %d of %d apps done", r.Bus, done, len(r.Jobs)))
+	case Attention:
+		for _, j := range failedJobs(st) {
+			parts = append(parts, fmt.Sprintf("%s failed: %s", j.App, j.Reason))
+		}
+		if n := len(st.Casualties); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d fell off the bus", n))
+		}
+		if st.RulesError != "" {
+			parts = append(parts, "rules error: "+st.RulesError)
+		}
+	default:
+		parts = append(parts, fmt.Sprintf("all buses up, %d apps watched", len(st.Apps)))
+	}
+	if st.Paused {
+		parts = append(parts, "automatic recovery paused")
+	}
+	return "busmedic: " + strings.Join(parts, "; ")
+}
+
+func peerName(c relaunch.Casualty) string {
+	p := c.Peer
+	switch {
+	case len(p.Argv) > 0 && p.Argv[0] != "":
+		return baseName(p.Argv[0])
+	case p.Exe != "":
+		return baseName(p.Exe)
+	case len(p.Names) > 0:
+		return p.Names[0]
+	}
+	return p.UniqueName
+}
+
+func baseName(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// clock formats a time for a menu line: "12:03" today, "Mar 4 12:03"
+// before, "?" when unknown.
+func clock(t, now time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	t, now = t.Local(), now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04")
+	}
+	return t.Format("Jan 2 15:04")
+}

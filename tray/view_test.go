@@ -1,0 +1,150 @@
+package tray
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"busmedic/relaunch"
+	"busmedic/watcher"
+)
+
+var (
+	now   = time.Date(2026, 3, 4, 15, 30, 0, 0, time.Local)
+	noon  = time.Date(2026, 3, 4, 12, 3, 0, 0, time.Local)
+	up    = relaunch.BusStatus{Name: "session", Up: true, ID: "s1", Since: noon, Peers: 12}
+	sysUp = relaunch.BusStatus{Name: "system", Up: true, ID: "y1", Since: noon.Add(-24 * time.Hour)}
+)
+
+func recovery(ended bool, outcomes ...relaunch.Outcome) *relaunch.Recovery {
+	r := &relaunch.Recovery{Bus: "session", Started: noon}
+	if ended {
+		r.Ended = noon.Add(time.Second)
+	}
+	for i, o := range outcomes {
+		r.Jobs = append(r.Jobs, relaunch.Job{App: string(rune('a' + i)), Outcome: o, Reason: "exit status 1"})
+	}
+	return r
+}
+
+func TestStateOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   relaunch.Status
+		want State
+	}{
+		{"no buses yet", relaunch.Status{}, Healthy},
+		{"all up", relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}}, Healthy},
+		{"recovered", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Relaunched, relaunch.Reconnected)}, Healthy},
+		{"bus down", relaunch.Status{Buses: []relaunch.BusStatus{{Name: "session"}, sysUp}}, BusDown},
+		{"down outranks failed", relaunch.Status{Buses: []relaunch.BusStatus{{Name: "system"}}, LastRecovery: recovery(true, relaunch.Failed)}, BusDown},
+		{"recovery running", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(false, relaunch.Relaunched)}, Recovering},
+		{"job pending", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Pending)}, Recovering},
+		{"job running outranks failed", relaunch.Status{LastRecovery: recovery(true, relaunch.Failed, relaunch.Running)}, Recovering},
+		{"job failed", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Relaunched, relaunch.Failed)}, Attention},
+		{"casualty", relaunch.Status{Buses: []relaunch.BusStatus{up}, Casualties: []relaunch.Casualty{{ID: "c1"}}}, Attention},
+		{"rules error", relaunch.Status{Buses: []relaunch.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, Attention},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StateOf(tc.st); got != tc.want {
+				t.Errorf("StateOf = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRender(t *testing.T) {
+	st := relaunch.Status{
+		Buses: []relaunch.BusStatus{up, {Name: "system", Since: noon, Reason: "connection refused"}},
+		Apps: []relaunch.AppStatus{
+			{ID: "dunst", Name: "Dunst", Enabled: true, Last: &relaunch.Job{Outcome: relaunch.Relaunched, Started: noon}},
+			{ID: "nm", Enabled: true, Last: &relaunch.Job{Outcome: relaunch.Failed, Reason: "exit status 1", Started: noon}},
+			{ID: "off", Name: "Off", Running: true},
+		},
+		Casualties: []relaunch.Casualty{{ID: "c1", Bus: "session", At: noon, Peer: watcher.Peer{UniqueName: ":1.4", PID: 99, Argv: []string{"/usr/bin/blueman-applet"}}}},
+		Paused:     true,
+	}
+	v := render(st, env{Connected: true, Now: now})
+	for _, tc := range []struct {
+		name string
+		got  line
+		want string
+	}{
+		{"session", v.Session, "Session bus: up since 12:03"},
+		{"system", v.System, "System bus: down since 12:03 (connection refused)"},
+		{"app relaunched", v.AppItems[0], "Dunst: relaunched 12:03"},
+		{"app failed", v.AppItems[1], "nm: failed 12:03: exit status 1"},
+		{"app disabled", v.AppItems[2], "Off: running (rule disabled)"},
+		{"casualty", v.Casualties[0], "blueman-applet (session bus, 12:03)"},
+		{"fell", v.Fell, "Fell off the bus (1)"},
+		{"edit rules", v.EditRules, "Edit rules… (rules editor not installed)"},
+		{"restart", v.RestartBus, "Restart session bus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got.Title != tc.want {
+				t.Errorf("title %q, want %q", tc.got.Title, tc.want)
+			}
+		})
+	}
+	if v.State != BusDown || !strings.Contains(v.Tooltip, "system bus down since 12:03") || !strings.Contains(v.Tooltip, "paused") {
+		t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
+	}
+	if !v.Pause.Checked || !v.Pause.Enabled {
+		t.Errorf("pause item %+v, want checked and enabled", v.Pause)
+	}
+	if v.AppItems[2].Enabled || !v.AppItems[0].Enabled || v.AppItems[0].ID != "dunst" {
+		t.Errorf("app items %+v", v.AppItems)
+	}
+	if v.AppsNote.Visible || v.FellNote.Visible {
+		t.Errorf("notes shown with lists full: %+v %+v", v.AppsNote, v.FellNote)
+	}
+
+	t.Run("refused restart", func(t *testing.T) {
+		v := render(st, env{Connected: true, Now: now, RestartRefused: "started by dbus-launch, pid 1234", Editor: "/usr/bin/busmedic-rules"})
+		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch, pid 1234)" {
+			t.Errorf("restart item %+v", v.RestartBus)
+		}
+		if !v.EditRules.Enabled || v.EditRules.Title != "Edit rules…" {
+			t.Errorf("edit rules item %+v", v.EditRules)
+		}
+	})
+	t.Run("disconnected", func(t *testing.T) {
+		v := render(relaunch.Status{}, env{DaemonErr: "no daemon", Now: now})
+		if v.State != Disconnected || v.State.Icon() != "attention" || !strings.Contains(v.Tooltip, "not reachable") {
+			t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
+		}
+		for _, l := range []line{v.RestartBus, v.Pause} {
+			if l.Enabled || !strings.Contains(l.Title, notRunning) {
+				t.Errorf("%+v: want disabled, saying why", l)
+			}
+		}
+	})
+	t.Run("overflow", func(t *testing.T) {
+		var st relaunch.Status
+		for range maxApps + 3 {
+			st.Apps = append(st.Apps, relaunch.AppStatus{ID: "x", Enabled: true})
+		}
+		v := render(st, env{Connected: true, Now: now})
+		if len(v.AppItems) != maxApps || v.AppsNote.Title != "… and 3 more (busmedic status)" {
+			t.Errorf("%d items, note %q", len(v.AppItems), v.AppsNote.Title)
+		}
+		if !v.FellNote.Visible || v.Fell.Title != "Fell off the bus" {
+			t.Errorf("no casualties: %+v %+v", v.Fell, v.FellNote)
+		}
+	})
+}
+
+func TestClock(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{noon, "12:03"},
+		{noon.Add(-24 * time.Hour), "Mar 3 12:03"},
+		{time.Time{}, "?"},
+	} {
+		if got := clock(tc.t, now); got != tc.want {
+			t.Errorf("clock(%v) = %q, want %q", tc.t, got, tc.want)
+		}
+	}
+}
