@@ -321,7 +321,9 @@ func (t *tray) openEditor() {
 // first. It watches the bus's socket rather than polling, so a tray started
 // while the bus is down costs nothing until it is back.
 func awaitBus(ctx context.Context, log *slog.Logger) bool {
-	w, err := watcher.New(watcher.SessionTarget(), watcher.WithLogger(log))
+	// The watcher is stopped once the bus is up, which it would log as
+	// the bus going down: its events are logged here instead.
+	w, err := watcher.New(watcher.SessionTarget(), watcher.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		log.Error("session bus address", "err", err)
 		return false

@@ -165,13 +165,34 @@ func (ic Icon) Image(size int) *image.NRGBA {
 			if a == 0 {
 				continue
 			}
-			img.SetNRGBA(px, py, color.NRGBA{
+			img.SetNRGBA(px, py, systraySafe(color.NRGBA{
 				R: uint8(math.Round(r / a)), G: uint8(math.Round(g / a)), B: uint8(math.Round(b / a)),
 				A: uint8(math.Round(a / (ss * ss) * 255)),
-			})
+			}))
 		}
 	}
 	return img
+}
+
+// systraySafe rounds a semi-transparent pixel so that fyne.io/systray
+// (v1.12.2) passes it on intact. systray builds the ARGB pixmap with
+// byte(r) of the 16-bit premultiplied value that color.RGBA() returns, the
+// low byte instead of the high one; that is right only when channel×alpha
+// is a multiple of 255. With alpha a multiple of 15 and each channel a
+// multiple of 17 it always is (255 = 15×17). Opaque pixels need nothing:
+// alpha 255 makes any channel exact. The cost is slightly coarser colors
+// on antialiased edges, which nobody sees at 22 px.
+func systraySafe(c color.NRGBA) color.NRGBA {
+	round := func(v uint8, step float64) uint8 { return uint8(math.Round(float64(v)/step) * step) }
+	c.A = round(c.A, 15)
+	switch c.A {
+	case 0:
+		return color.NRGBA{}
+	case 255:
+		return c
+	}
+	c.R, c.G, c.B = round(c.R, 17), round(c.G, 17), round(c.B, 17)
+	return c
 }
 
 // PNG renders the icon at size×size pixels as a PNG file.

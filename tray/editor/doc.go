@@ -1,0 +1,15 @@
+// Package editor is the rules editor window ("busmedic-rules"): it lists the
+// relaunch rules of the user and system files, edits one rule at a time in a
+// form validated by appdb as you type, saves through appdb, and lets you try
+// a rule against the running daemon (plan, relaunch now, history).
+//
+// The pure parts (Draft, the rules Model, the formatting of plans and
+// history) hold no widgets, so that they are tested with tables; the window
+// (Editor) binds them to Fyne widgets and is tested with Fyne's test driver.
+// The daemon is reached only through its control socket
+// (busmedic/relaunch/control); without it the editor still edits, and says
+// so in a banner.
+//
+// This package links Fyne, cgo and GL: the daemon (cmd/busmedic) must never
+// import it.
+package editor

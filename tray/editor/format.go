@@ -1,0 +1,196 @@
+package editor
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/relaunch"
+	"busmedic/watcher"
+)
+
+// StateText says in a few words what the daemon knows of an app: running
+// or not, and how its last recovery ended.
+func StateText(a *relaunch.AppStatus) string {
+	if a == nil {
+		return ""
+	}
+	var parts []string
+	switch {
+	case !a.Enabled:
+		parts = append(parts, "disabled")
+	case a.Running && len(a.PIDs) > 0:
+		parts = append(parts, fmt.Sprintf("running (pid %s)", joinInts(a.PIDs)))
+	case a.Running:
+		parts = append(parts, "running")
+	default:
+		parts = append(parts, "not running")
+	}
+	if a.Last != nil {
+		parts = append(parts, "last: "+JobText(*a.Last))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// JobText says how one job went, such as "relaunched in 340ms (pid 1234)".
+func JobText(j relaunch.Job) string {
+	var b strings.Builder
+	b.WriteString(string(j.Outcome))
+	if j.Took > 0 {
+		fmt.Fprintf(&b, " in %s", roundDuration(j.Took))
+	}
+	if j.PID > 0 {
+		fmt.Fprintf(&b, " (pid %d)", j.PID)
+	}
+	if j.Reason != "" {
+		fmt.Fprintf(&b, ": %s", j.Reason)
+	}
+	return b.String()
+}
+
+// roundDuration keeps durations readable: 340ms, 1.2s, 2m3s.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Second)
+	}
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// HistoryEntry is one recovery as the History tab shows it.
+type HistoryEntry struct {
+	Title string   // when, which bus, how long it was down
+	Jobs  []string // one line per app: outcome and duration
+}
+
+// HistoryText turns recoveries into entries, newest first.
+func HistoryText(recs []relaunch.Recovery) []HistoryEntry {
+	recs = slices.Clone(recs)
+	slices.SortStableFunc(recs, func(a, b relaunch.Recovery) int { return b.Started.Compare(a.Started) })
+	out := make([]HistoryEntry, 0, len(recs))
+	for _, r := range recs {
+		title := fmt.Sprintf("%s  %s bus restarted", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus)
+		if r.Downtime > 0 {
+			title += fmt.Sprintf(", down %s", roundDuration(r.Downtime))
+		}
+		if r.Ended.IsZero() {
+			title += " (recovering…)"
+		} else {
+			title += fmt.Sprintf(", recovered in %s", roundDuration(r.Ended.Sub(r.Started)))
+		}
+		e := HistoryEntry{Title: title}
+		if r.Decision != "" {
+			e.Jobs = append(e.Jobs, r.Decision)
+		}
+		for _, j := range r.Jobs {
+			e.Jobs = append(e.Jobs, fmt.Sprintf("%s: %s (%s)", j.App, JobText(j), j.Action))
+		}
+		if len(r.Jobs) == 0 && r.Decision == "" {
+			e.Jobs = append(e.Jobs, "no app needed help")
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// PlanText says what recovery would do for the app id if a bus of the
+// rule restarted now, from the daemon's dry runs by bus.
+func PlanText(id string, plans map[string][]relaunch.PlannedJob) string {
+	var b strings.Builder
+	for _, bus := range slices.Sorted(mapKeys(plans)) {
+		for _, j := range plans[bus] {
+			if j.App != id {
+				continue
+			}
+			fmt.Fprintf(&b, "If the %s bus restarted now:\n", bus)
+			var pids []int
+			for _, p := range j.Peers {
+				pids = append(pids, p.PID)
+			}
+			if len(pids) > 0 {
+				fmt.Fprintf(&b, "• it matches pid %s\n", joinInts(pids))
+			}
+			if j.Skip != "" {
+				fmt.Fprintf(&b, "• busmedic would skip it: %s\n", j.Skip)
+				continue
+			}
+			fmt.Fprintf(&b, "• after %s without it reconnecting, busmedic would %s\n", j.Rule.Grace, actionWords(j.Rule))
+			if len(j.Command) > 0 && (j.Rule.Action == appdb.ActionRelaunch || j.Rule.Action == "") {
+				fmt.Fprintf(&b, "• command: %s\n", strings.Join(j.Command, " "))
+				if j.Dir != "" {
+					fmt.Fprintf(&b, "• in: %s\n", j.Dir)
+				}
+			}
+			if len(j.Rule.After) > 0 {
+				fmt.Fprintf(&b, "• once these are on the bus: %s\n", strings.Join(j.Rule.After, ", "))
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return "No process of this app is on its bus now, so a restart would not touch it.\n" +
+			"(Start the app, or check that the rule's matchers fit it.)"
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func actionWords(r appdb.Rule) string {
+	switch r.Action {
+	case appdb.ActionSignal:
+		return "send it " + r.Signal
+	case appdb.ActionHook:
+		return "run " + strings.Join(r.Hook, " ")
+	case appdb.ActionNotify:
+		return "ask you in a notification"
+	case appdb.ActionIgnore:
+		return "do nothing"
+	}
+	return "relaunch it (stopping it first if it is still alive)"
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// PeerText is one line about a peer for the pickers.
+func PeerText(bus string, p watcher.Peer) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  pid %d", bus, p.PID)
+	if len(p.Argv) > 0 {
+		fmt.Fprintf(&b, "  %s", strings.Join(p.Argv, " "))
+	} else if p.Exe != "" {
+		fmt.Fprintf(&b, "  %s", p.Exe)
+	}
+	if len(p.Names) > 0 {
+		fmt.Fprintf(&b, "  [%s]", strings.Join(p.Names, ", "))
+	}
+	return b.String()
+}
+
+// PeerMatches reports whether a peer fits the picker's search: every word
+// of the query must appear in its pid, command or names.
+func PeerMatches(bus string, p watcher.Peer, query string) bool {
+	hay := strings.ToLower(PeerText(bus, p) + " " + p.Exe)
+	for _, w := range strings.Fields(strings.ToLower(query)) {
+		if !strings.Contains(hay, w) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,480 @@
+package tray
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/assets"
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+	"busmedic/watcher/bustest"
+)
+
+// deadline bounds every wait in these tests.
+const deadline = 20 * time.Second
+
+// backend is a stand-in daemon engine behind a real control socket: the
+// tray is tested on its own here, without the recovery engine.
+type backend struct {
+	// The methods the tray never calls (dry runs, peers…) are left to
+	// this nil interface, so the stand-in follows the interface as it
+	// grows; calling one panics the test, which is then worth knowing.
+	control.Backend
+
+	mu      sync.Mutex
+	status  relaunch.Status
+	changed chan struct{}
+	ops     chan string // every request that changes something, as "op id"
+}
+
+func newBackend() *backend {
+	return &backend{changed: make(chan struct{}, 1), ops: make(chan string, 64), status: relaunch.Status{
+		Buses: []relaunch.BusStatus{
+			{Name: "session", Up: true, ID: "s1", Since: time.Now(), Peers: 3},
+			{Name: "system", Up: true, ID: "y1", Since: time.Now()},
+		},
+		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
+	}}
+}
+
+func (b *backend) Status() relaunch.Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status
+}
+func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+	b.ops <- "relaunch " + id
+	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+}
+func (b *backend) RestartBus(ctx context.Context, bus string) error {
+	b.ops <- "restart-bus " + bus
+	return errors.New("started by dbus-launch, pid 1234")
+}
+func (b *backend) Learn(id string) (string, error) {
+	b.ops <- "learn " + id
+	return "rule-" + id, nil
+}
+func (b *backend) Pause() {
+	b.ops <- "pause"
+	b.set(func(s *relaunch.Status) { s.Paused = true })
+}
+func (b *backend) Resume() {
+	b.ops <- "resume"
+	b.set(func(s *relaunch.Status) { s.Paused = false })
+}
+func (b *backend) Changed() <-chan struct{} { return b.changed }
+
+func (b *backend) set(f func(*relaunch.Status)) {
+	b.mu.Lock()
+	f(&b.status)
+	b.mu.Unlock()
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitOp waits for the backend to be asked for op.
+func (b *backend) waitOp(t *testing.T, op string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-b.ops:
+			if got == op {
+				return
+			}
+			t.Logf("backend: %s", got)
+		case <-timer.C:
+			t.Fatalf("backend was not asked to %s", op)
+		}
+	}
+}
+
+// serveControl serves b on a control socket for the test's life.
+func serveControl(t *testing.T, b control.Backend) string {
+	t.Helper()
+	// A short directory: socket paths are limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "traytest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "busmedic", "control.sock")
+	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return path
+}
+
+// snw is a StatusNotifierWatcher, the panel-side registry that items
+// announce themselves to.
+type snw struct {
+	conn *dbus.Conn
+	regs chan registration
+}
+
+type registration struct {
+	Sender  string // the item's connection
+	Service string // what it passed: systray passes its object path
+	At      time.Time
+}
+
+func (w *snw) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	select {
+	case w.regs <- registration{Sender: string(sender), Service: service, At: time.Now()}:
+	default:
+	}
+	w.conn.Emit("/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher.StatusNotifierItemRegistered", string(sender)+service)
+	return nil
+}
+
+func (w *snw) RegisterStatusNotifierHost(service string) *dbus.Error { return nil }
+
+// startSNW owns org.kde.StatusNotifierWatcher on the bus until the test
+// ends or the bus goes.
+func startSNW(t *testing.T, bus *bustest.Bus) *snw {
+	t.Helper()
+	conn := connect(t, bus)
+	w := &snw{conn: conn, regs: make(chan registration, 16)}
+	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.kde.StatusNotifierWatcher: %v, %v", r, err)
+	}
+	return w
+}
+
+// next waits for the next registration.
+func (w *snw) next(t *testing.T) registration {
+	t.Helper()
+	select {
+	case r := <-w.regs:
+		return r
+	case <-time.After(deadline):
+		t.Fatalf("no StatusNotifierItem registered within %s", deadline)
+	}
+	return registration{}
+}
+
+func connect(t *testing.T, bus *bustest.Bus) *dbus.Conn {
+	t.Helper()
+	conn, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// item reads a registered StatusNotifierItem as a panel does.
+type item struct {
+	t    *testing.T
+	conn *dbus.Conn
+	obj  dbus.BusObject
+	name string
+}
+
+func newItem(t *testing.T, conn *dbus.Conn, r registration) *item {
+	return &item{t: t, conn: conn, obj: conn.Object(r.Sender, dbus.ObjectPath(r.Service)), name: r.Sender}
+}
+
+// with returns the item for use in subtest t.
+func (it *item) with(t *testing.T) *item {
+	c := *it
+	c.t = t
+	return &c
+}
+
+// waitSignal waits for the item's signal named member (such as
+// "org.kde.StatusNotifierItem.NewIcon").
+func (it *item) waitSignal(sigs chan *dbus.Signal, member string) {
+	it.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case s := <-sigs:
+			if s.Name == member {
+				return
+			}
+		case <-timer.C:
+			it.t.Fatalf("no %s signal within %s", member, deadline)
+		}
+	}
+}
+
+func (it *item) prop(name string) dbus.Variant {
+	it.t.Helper()
+	v, err := it.obj.GetProperty("org.kde.StatusNotifierItem." + name)
+	if err != nil {
+		it.t.Fatalf("read %s: %v", name, err)
+	}
+	return v
+}
+
+type pixmap struct {
+	W, H int32
+	Pix  []byte
+}
+
+func (it *item) pixmaps() []pixmap {
+	it.t.Helper()
+	var px []pixmap
+	if err := it.prop("IconPixmap").Store(&px); err != nil {
+		it.t.Fatalf("IconPixmap: %v", err)
+	}
+	return px
+}
+
+func (it *item) tooltip() string {
+	it.t.Helper()
+	var tip struct {
+		Name  string
+		Icons []pixmap
+		Title string
+		Text  string
+	}
+	if err := it.prop("ToolTip").Store(&tip); err != nil {
+		it.t.Fatalf("ToolTip: %v", err)
+	}
+	return tip.Title
+}
+
+// wantIcon checks that the item shows the state's icon.
+func (it *item) wantIcon(s State) {
+	it.t.Helper()
+	px := it.pixmaps()
+	if len(px) != 1 || px[0].W != IconSize || px[0].H != IconSize {
+		it.t.Fatalf("IconPixmap has %d pixmaps (%v); want one of %d px", len(px), sizes(px), IconSize)
+	}
+	if want := argb(it.t, assets.PNG(s.Icon(), IconSize)); !bytes.Equal(px[0].Pix, want) {
+		i := 0
+		for i < len(want) && i < len(px[0].Pix) && want[i] == px[0].Pix[i] {
+			i++
+		}
+		it.t.Fatalf("IconPixmap is not the %s icon: %d bytes, want %d; first difference at %d", s.Icon(), len(px[0].Pix), len(want), i)
+	}
+}
+
+func sizes(px []pixmap) []string {
+	var s []string
+	for _, p := range px {
+		s = append(s, fmt.Sprintf("%dx%d", p.W, p.H))
+	}
+	return s
+}
+
+// argb is a PNG as StatusNotifierItem pixmaps carry it: ARGB32, network order.
+func argb(t *testing.T, b []byte) []byte {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, ca := img.At(x, y).RGBA()
+			out = append(out, byte(ca>>8), byte(cr>>8), byte(cg>>8), byte(cb>>8))
+		}
+	}
+	return out
+}
+
+var _ image.Image // image/png registers the decoder used above
+
+// menuItem is one com.canonical.dbusmenu item as read back by GetLayout.
+type menuItem struct {
+	ID       int32
+	Props    map[string]dbus.Variant
+	Children []menuItem
+}
+
+func (m menuItem) label() string   { s, _ := m.Props["label"].Value().(string); return s }
+func (m menuItem) enabled() bool   { b, ok := m.Props["enabled"].Value().(bool); return !ok || b }
+func (m menuItem) visible() bool   { b, ok := m.Props["visible"].Value().(bool); return !ok || b }
+func (m menuItem) toggled() bool   { v, _ := m.Props["toggle-state"].Value().(int32); return v == 1 }
+func (m menuItem) separator() bool { s, _ := m.Props["type"].Value().(string); return s == "separator" }
+
+// find returns the first item, depth first, whose label starts with prefix.
+func (m menuItem) find(prefix string) (menuItem, bool) {
+	for _, c := range m.Children {
+		if strings.HasPrefix(c.label(), prefix) && !c.separator() {
+			return c, true
+		}
+		if f, ok := c.find(prefix); ok {
+			return f, true
+		}
+	}
+	return menuItem{}, false
+}
+
+// labels lists the visible labels at the top level, "-" for separators.
+func (m menuItem) labels() []string {
+	var l []string
+	for _, c := range m.Children {
+		switch {
+		case c.separator():
+			l = append(l, "-")
+		case c.visible():
+			l = append(l, c.label())
+		}
+	}
+	return l
+}
+
+func (it *item) menuObj() dbus.BusObject {
+	it.t.Helper()
+	var path dbus.ObjectPath
+	if err := it.prop("Menu").Store(&path); err != nil {
+		it.t.Fatal(err)
+	}
+	return it.conn.Object(it.name, path)
+}
+
+// layout reads the whole menu. systray answers a first GetLayout with one
+// level only (for libdbusmenu-gtk's sake), so a first short answer is read
+// again.
+func (it *item) layout() menuItem {
+	it.t.Helper()
+	obj := it.menuObj()
+	var root menuItem
+	for range 2 {
+		var rev uint32
+		var raw []any
+		call := obj.Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
+		if call.Err != nil {
+			it.t.Fatalf("GetLayout: %v", call.Err)
+		}
+		if err := call.Store(&rev, &raw); err != nil {
+			it.t.Fatalf("GetLayout: %v", err)
+		}
+		root = parseLayout(it.t, raw)
+		if apps, ok := root.find("Apps"); ok && len(apps.Children) > 0 {
+			break
+		}
+	}
+	return root
+}
+
+func parseLayout(t *testing.T, raw []any) menuItem {
+	t.Helper()
+	if len(raw) != 3 {
+		t.Fatalf("menu layout %v: want (ia{sv}av)", raw)
+	}
+	m := menuItem{ID: raw[0].(int32), Props: raw[1].(map[string]dbus.Variant)}
+	for _, c := range raw[2].([]dbus.Variant) {
+		m.Children = append(m.Children, parseLayout(t, c.Value().([]any)))
+	}
+	return m
+}
+
+// click sends a dbusmenu "clicked" event, as a panel does.
+func (it *item) click(m menuItem) {
+	it.t.Helper()
+	call := it.menuObj().Call("com.canonical.dbusmenu.Event", 0, m.ID, "clicked", dbus.MakeVariant(""), uint32(0))
+	if call.Err != nil {
+		it.t.Fatalf("click %q: %v", m.label(), call.Err)
+	}
+}
+
+// signals subscribes to the item's signals (NewIcon, NewToolTip, the
+// menu's LayoutUpdated…).
+func (it *item) signals() chan *dbus.Signal {
+	it.t.Helper()
+	if err := it.conn.AddMatchSignal(dbus.WithMatchSender(it.name)); err != nil {
+		it.t.Fatal(err)
+	}
+	ch := make(chan *dbus.Signal, 256)
+	it.conn.Signal(ch)
+	return ch
+}
+
+// waitFor re-checks cond after each signal from the item until it holds.
+func (it *item) waitFor(sigs chan *dbus.Signal, what string, cond func() bool) {
+	it.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for !cond() {
+		select {
+		case <-sigs:
+		case <-timer.C:
+			it.t.Fatalf("%s: not within %s", what, deadline)
+		}
+	}
+}
+
+// syncBuffer collects a child's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// superviseTray runs the tray child (this test binary, see TestMain) under
+// Supervise, on the bus and the control socket, until the test ends.
+func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
+	t.Helper()
+	stderr := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	go func() {
+		defer close(done)
+		Supervise(ctx, func() *exec.Cmd {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(bus.Env(), childEnv+"=tray", socketEnv+"="+socket)
+			cmd.Stderr = stderr
+			return cmd
+		}, log)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() || testing.Verbose() {
+			t.Logf("tray stderr:\n%s", stderr)
+		}
+		if strings.Contains(stderr.String(), "DATA RACE") {
+			t.Error("the tray child reported a data race")
+		}
+	})
+	return stderr
+}
