@@ -2,9 +2,11 @@ package tray
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -18,7 +20,6 @@ const (
 	childEnv     = "TRAY_TEST_CHILD"
 	childCodeEnv = "TRAY_TEST_CODE"
 	socketEnv    = "TRAY_TEST_SOCKET"
-	pidFileEnv   = "TRAY_TEST_PIDFILE"
 )
 
 func TestMain(m *testing.M) {
@@ -36,10 +37,18 @@ func TestMain(m *testing.M) {
 	case "exit":
 		code, _ := strconv.Atoi(os.Getenv(childCodeEnv))
 		os.Exit(code)
+	case "supervisor":
+		// A daemon stand-in for the parent-death test: it supervises a
+		// "wait" child, which prints its pid on our stdout.
+		Supervise(context.Background(), func() *exec.Cmd {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), childEnv+"=wait")
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			return cmd
+		}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		os.Exit(0)
 	case "wait":
-		if f := os.Getenv(pidFileEnv); f != "" {
-			os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
-		}
+		fmt.Printf("pid %d\n", os.Getpid())
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
 		ctx, cancel := context.WithCancelCause(ctx)
