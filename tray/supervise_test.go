@@ -136,11 +136,12 @@ func TestSuperviseProcesses(t *testing.T) {
 			defer close(done)
 			Supervise(ctx, func() *exec.Cmd {
 				cmd = child("wait")()
-				pr, pw, _ := os.Pipe()
-				cmd.Stdout = pw
+				pipe, err := cmd.StdoutPipe()
+				if err != nil {
+					panic(err)
+				}
 				go func() {
-					line, _ := bufio.NewReader(pr).ReadString('\n')
-					pw.Close()
+					line, _ := bufio.NewReader(pipe).ReadString('\n')
 					out <- line
 				}()
 				return cmd

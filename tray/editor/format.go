@@ -2,6 +2,7 @@ package editor
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func HistoryText(recs []relaunch.Recovery) []HistoryEntry {
 // rule restarted now, from the daemon's dry runs by bus.
 func PlanText(id string, plans map[string][]relaunch.PlannedJob) string {
 	var b strings.Builder
-	for _, bus := range slices.Sorted(mapKeys(plans)) {
+	for _, bus := range slices.Sorted(maps.Keys(plans)) {
 		for _, j := range plans[bus] {
 			if j.App != id {
 				continue
@@ -158,14 +159,6 @@ func actionWords(r appdb.Rule) string {
 		return "do nothing"
 	}
 	return "relaunch it (stopping it first if it is still alive)"
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // PeerText is one line about a peer for the pickers.

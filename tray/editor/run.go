@@ -1,0 +1,30 @@
+package editor
+
+import (
+	"context"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+
+	"busmedic/assets"
+)
+
+// AppID is the editor's application id, as in FyneApp.toml.
+const AppID = "io.github.busmedic.rules"
+
+// Run shows the editor in its own Fyne app until the window is closed or
+// ctx is done. shown, if not nil, is called once the window is on screen.
+func Run(ctx context.Context, opts Options, shown func()) error {
+	a := app.NewWithID(AppID)
+	a.SetIcon(fyne.NewStaticResource("busmedic.png", assets.PNG(assets.Healthy, 64)))
+	ed := New(ctx, a, opts)
+	ed.Window().SetMaster()
+	if shown != nil {
+		a.Lifecycle().SetOnStarted(shown)
+	}
+	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
+	defer stop()
+	ed.Window().ShowAndRun()
+	ed.stop()
+	return nil
+}
