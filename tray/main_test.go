@@ -48,7 +48,6 @@ func TestMain(m *testing.M) {
 		}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 		os.Exit(0)
 	case "wait":
-		fmt.Printf("pid %d\n", os.Getpid())
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
 		ctx, cancel := context.WithCancelCause(ctx)
@@ -56,6 +55,8 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			os.Exit(ExitCode(err))
 		}
+		// Ready: SIGTERM and the pipe are watched.
+		fmt.Printf("pid %d\n", os.Getpid())
 		<-ctx.Done()
 		stopParent()
 		io.WriteString(os.Stderr, "wait child: "+context.Cause(ctx).Error()+"\n")

@@ -200,7 +200,14 @@ func TestParentDeath(t *testing.T) {
 	defer unix.Close(fd)
 	sup.Process.Kill()
 	// The pidfd becomes readable when the child exits.
-	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(deadline.Milliseconds()))
+	end := time.Now().Add(deadline)
+	var n int
+	for {
+		n, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(end).Milliseconds()))
+		if err != unix.EINTR || time.Now().After(end) {
+			break
+		}
+	}
 	if err != nil || n != 1 {
 		t.Fatalf("child %d still running %s after its supervisor was killed (%v)", pid, deadline, err)
 	}
