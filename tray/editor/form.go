@@ -97,7 +97,7 @@ var keys = []string{"id", "name", "icon", "desktop", "bus", "names", "exe", "arg
 
 // hints say what each key is for, beneath the field.
 var hints = map[string]string{
-	"id":             "a-z, 0-9, '.', '_', '-'; unique in the file",
+	"id":             "a-z, 0-9, '.', '_', '-'; unique in the file (a renamed rule moves to the end of the file)",
 	"name":           "shown in the tray and here",
 	"icon":           "an icon name or an absolute path",
 	"desktop":        "desktop-file id, such as dunst.desktop",
