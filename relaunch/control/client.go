@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"busmedic/relaunch"
+	"busmedic/watcher"
 )
 
 // Client talks to a running daemon. It is safe for concurrent use; requests
@@ -115,6 +116,19 @@ func (c *Client) RestartBus(ctx context.Context, bus string) error {
 func (c *Client) Learn(ctx context.Context, casualty string) (string, error) {
 	resp, err := c.call(ctx, Request{Op: OpLearn, ID: casualty})
 	return resp.Rule, err
+}
+
+// Plan returns what recovery would do if bus ("session" or "system")
+// restarted now.
+func (c *Client) Plan(ctx context.Context, bus string) ([]relaunch.PlannedJob, error) {
+	resp, err := c.call(ctx, Request{Op: OpPlan, ID: bus})
+	return resp.Plan, err
+}
+
+// Peers returns who is on each bus now, by bus name.
+func (c *Client) Peers(ctx context.Context) (map[string][]watcher.Peer, error) {
+	resp, err := c.call(ctx, Request{Op: OpPeers})
+	return resp.Peers, err
 }
 
 // Pause stops recovery until Resume.

@@ -18,6 +18,7 @@ import (
 	"github.com/adrg/xdg"
 
 	"busmedic/relaunch"
+	"busmedic/watcher"
 )
 
 // Operations a client can ask for.
@@ -35,6 +36,11 @@ const (
 	// OpLearn makes a rule of the casualty ID ("Always relaunch") in the
 	// user's rules file -> Response.Rule (its id).
 	OpLearn = "learn"
+	// OpPlan is a dry run: what recovery would do if the bus named by ID
+	// restarted now -> Response.Plan.
+	OpPlan = "plan"
+	// OpPeers lists who is on each bus now -> Response.Peers, by bus name.
+	OpPeers = "peers"
 )
 
 // Request is one line a client sends.
@@ -46,12 +52,14 @@ type Request struct {
 
 // Response is one line the daemon answers.
 type Response struct {
-	OK      bool                `json:"ok"`
-	Error   string              `json:"error,omitempty"`
-	Status  *relaunch.Status    `json:"status,omitempty"`
-	History []relaunch.Recovery `json:"history,omitempty"`
-	Job     *relaunch.Job       `json:"job,omitempty"`
-	Rule    string              `json:"rule,omitempty"`
+	OK      bool                      `json:"ok"`
+	Error   string                    `json:"error,omitempty"`
+	Status  *relaunch.Status          `json:"status,omitempty"`
+	History []relaunch.Recovery       `json:"history,omitempty"`
+	Job     *relaunch.Job             `json:"job,omitempty"`
+	Rule    string                    `json:"rule,omitempty"`
+	Plan    []relaunch.PlannedJob     `json:"plan,omitempty"`
+	Peers   map[string][]watcher.Peer `json:"peers,omitempty"`
 }
 
 // ErrNotRunning means no daemon answers on the socket.

@@ -12,6 +12,7 @@ import (
 
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
+	"busmedic/watcher"
 )
 
 const deadline = 10 * time.Second
@@ -53,8 +54,14 @@ func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	return nil
 }
 func (b *backend) Learn(id string) (string, error) { return "rule-" + id, nil }
-func (b *backend) Pause()                          { b.set(func(s *relaunch.Status) { s.Paused = true }) }
-func (b *backend) Resume()                         { b.set(func(s *relaunch.Status) { s.Paused = false }) }
+func (b *backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+	return []relaunch.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
+}
+func (b *backend) Peers() map[string][]watcher.Peer {
+	return map[string][]watcher.Peer{"session": {{UniqueName: ":1.1", PID: 7, Names: []string{"org.example.A"}}}}
+}
+func (b *backend) Pause()  { b.set(func(s *relaunch.Status) { s.Paused = true }) }
+func (b *backend) Resume() { b.set(func(s *relaunch.Status) { s.Paused = false }) }
 func (b *backend) Changed() <-chan struct{} {
 	return b.changed
 }
@@ -125,6 +132,12 @@ func TestRequests(t *testing.T) {
 	}
 	if id, err := c.Learn(ctx, "c1"); err != nil || id != "rule-c1" {
 		t.Errorf("Learn = %q, %v", id, err)
+	}
+	if plan, err := c.Plan(ctx, "session"); err != nil || len(plan) != 1 || plan[0].Command[0] != "dunst" {
+		t.Errorf("Plan = %+v, %v", plan, err)
+	}
+	if peers, err := c.Peers(ctx); err != nil || len(peers["session"]) != 1 || !peers["session"][0].Owns("org.example.A") {
+		t.Errorf("Peers = %+v, %v", peers, err)
 	}
 	if err := c.Pause(ctx); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"busmedic/relaunch"
+	"busmedic/watcher"
 )
 
 // Backend is what the server serves: the recovery engine, with the rules
@@ -26,6 +27,10 @@ type Backend interface {
 	Reload() error
 	RestartBus(ctx context.Context, bus string) error
 	Learn(casualty string) (rule string, err error)
+	// DryRun returns what recovery would do if bus restarted now.
+	DryRun(bus string) ([]relaunch.PlannedJob, error)
+	// Peers returns who is on each bus now, by bus name.
+	Peers() map[string][]watcher.Peer
 	Pause()
 	Resume()
 	// Changed gets a value whenever Status changes. The server is its
@@ -197,6 +202,14 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true, Rule: rule}
+	case OpPlan:
+		plan, err := b.DryRun(req.ID)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true, Plan: plan}
+	case OpPeers:
+		return Response{OK: true, Peers: b.Peers()}
 	case OpPause:
 		b.Pause()
 		return Response{OK: true}

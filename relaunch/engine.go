@@ -1,0 +1,474 @@
+package relaunch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
+)
+
+// Config is what the engine needs from the daemon around it.
+type Config struct {
+	// Rules returns the rules in force (appdb.Store.Current).
+	Rules func() *appdb.Set
+	// Env returns the base environment of started apps; default os.Environ.
+	Env func() []string
+	// Addresses returns the current address of "session" or "system"
+	// (without guid=), put in DBUS_SESSION_BUS_ADDRESS and
+	// DBUS_SYSTEM_BUS_ADDRESS of started apps. Default: the address the
+	// watcher reported for that bus.
+	Addresses func(bus string) string
+	// StateDir holds history.jsonl and logs/ (one log per app).
+	StateDir string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Concurrency bounds the jobs acting (stopping, starting) at once;
+	// default 8. Waiting jobs do not count.
+	Concurrency int
+	// Notifier serves the notify action; nil makes that action fail.
+	Notifier Notifier
+	// Intent, if set, says whether the session is ending; it is asked when
+	// a bus goes down and before each job acts. While it says so, no job
+	// acts: they are skipped with its reason.
+	Intent func(bus string) (ending bool, why string)
+	// RulesError, if set, returns the problem with the rules on disk, shown
+	// in Status.
+	RulesError func() error
+	// CasualtyGrace is how long a peer that matches no rule has to come
+	// back before it is listed as a casualty; default appdb.DefaultGrace.
+	CasualtyGrace time.Duration
+}
+
+// Notifier shows a desktop notification and returns the key of the action
+// the user chose, or "" if the notification was closed without one.
+// actions are key/label pairs, as in org.freedesktop.Notifications.Notify.
+type Notifier interface {
+	Notify(ctx context.Context, title, body string, actions []string) (chosen string, err error)
+}
+
+// Engine recovers apps after bus restarts. Create it with New, feed it the
+// watcher's events with Run; the other methods are safe to call from any
+// goroutine at any time, also while a bus is down.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	hist    historyLog
+	act     chan struct{} // concurrency slots for acting jobs
+	changed chan struct{}
+
+	mu         sync.Mutex
+	paused     bool
+	buses      map[string]*busState
+	busOrder   []string
+	lastJob    map[string]Job
+	starts     map[string][]time.Time // per rule id, for max_restarts
+	lastPeers  map[string][]watcher.Peer
+	casualties []Casualty
+	last       *recovery
+	children   map[int]*child
+	appLocks   map[string]chan struct{}
+	wg         sync.WaitGroup // every goroutine the engine started
+}
+
+// busState is what the engine knows of one bus, from the events alone.
+type busState struct {
+	name, address string
+	up            bool
+	id            string
+	since         time.Time
+	reason        string
+	peers         map[string]watcher.Peer // by unique name
+	owners        map[string]string       // well-known name -> unique name
+	// detached are peers that left the bus while their process stayed
+	// alive (dbus-monitor turns into a monitor and leaves the name
+	// table); they are part of the session all the same.
+	detached map[int]watcher.Peer
+	// downPeers is what the engine saw when the bus went down: the Down
+	// snapshot plus the detached peers still alive.
+	downPeers []watcher.Peer
+	// notify is closed and replaced on every change, waking waiting jobs.
+	notify chan struct{}
+	rec    *recovery // running recovery, if any
+	// lastRec is the last ended recovery; its cancelled jobs are carried
+	// into the next plan.
+	lastRec *recovery
+}
+
+func (b *busState) changed() {
+	close(b.notify)
+	b.notify = make(chan struct{})
+}
+
+// New returns an engine; it does nothing until Run.
+func New(cfg Config) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = func() *appdb.Set { return nil }
+	}
+	if cfg.CasualtyGrace <= 0 {
+		cfg.CasualtyGrace = appdb.DefaultGrace
+	}
+	e := &Engine{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		act:       make(chan struct{}, cfg.Concurrency),
+		changed:   make(chan struct{}, 1),
+		buses:     map[string]*busState{},
+		lastJob:   map[string]Job{},
+		starts:    map[string][]time.Time{},
+		lastPeers: map[string][]watcher.Peer{},
+		children:  map[int]*child{},
+		appLocks:  map[string]chan struct{}{},
+	}
+	if cfg.StateDir != "" {
+		e.hist = historyLog{path: filepath.Join(cfg.StateDir, HistoryFile), cap: historyCap}
+	}
+	return e
+}
+
+// Changed delivers a value whenever Status changes. It holds at most one:
+// a reader that was busy reads the latest Status once.
+func (e *Engine) Changed() <-chan struct{} { return e.changed }
+
+func (e *Engine) notifyChanged() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Pause makes jobs that have not acted yet end as Skipped ("paused"), until
+// Resume.
+func (e *Engine) Pause() {
+	e.mu.Lock()
+	e.paused = true
+	e.mu.Unlock()
+	e.log.Info("recovery paused")
+	e.notifyChanged()
+}
+
+// Resume undoes Pause.
+func (e *Engine) Resume() {
+	e.mu.Lock()
+	e.paused = false
+	e.mu.Unlock()
+	e.log.Info("recovery resumed")
+	e.notifyChanged()
+}
+
+// Run consumes the events of every bus until ctx is done or events is
+// closed. On return it has cancelled the running jobs and waited for them;
+// the apps it started keep running.
+func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer func() {
+		cancel(errors.New("busmedic is stopping"))
+		e.wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			e.handle(ctx, ev)
+		}
+	}
+}
+
+func (e *Engine) bus(name string) *busState {
+	b := e.buses[name]
+	if b == nil {
+		b = &busState{name: name, peers: map[string]watcher.Peer{}, owners: map[string]string{},
+			detached: map[int]watcher.Peer{}, notify: make(chan struct{})}
+		e.buses[name] = b
+		e.busOrder = append(e.busOrder, name)
+	}
+	return b
+}
+
+func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
+	e.mu.Lock()
+	b := e.bus(ev.Bus)
+	if ev.Address != "" {
+		b.address = ev.Address
+	}
+	switch ev.Kind {
+	case watcher.Up:
+		b.up, b.id, b.since, b.reason = true, ev.ID, ev.Time, ""
+		clear(b.peers)
+		clear(b.owners)
+	case watcher.Down:
+		b.up, b.since, b.reason = false, ev.Time, ev.Reason
+		if ev.ID != "" {
+			b.id = ev.ID
+		}
+		b.downPeers = slices.Clone(ev.Peers)
+		for pid, p := range b.detached {
+			if alive(pid, p.StartTime) && !slices.ContainsFunc(b.downPeers, func(q watcher.Peer) bool { return q.PID == pid }) {
+				b.downPeers = append(b.downPeers, p)
+			}
+		}
+		clear(b.peers)
+		clear(b.owners)
+		clear(b.detached)
+		if r := b.rec; r != nil {
+			// Jobs cannot progress on a bus that is gone; the next
+			// Restarted plans them anew.
+			r.rec.Decision = "bus went down again during recovery"
+			r.cancel(errors.New("bus went down again"))
+		}
+	case watcher.Restarted:
+		e.startRecoveryLocked(ctx, b, ev)
+	case watcher.PeerJoined:
+		if ev.Peer != nil {
+			e.addPeerLocked(b, *ev.Peer)
+		}
+	case watcher.PeerLeft:
+		if ev.Peer != nil {
+			p := *ev.Peer
+			e.removePeerLocked(b, p.UniqueName)
+			if alive(p.PID, p.StartTime) && p.StartTime != 0 {
+				b.detached[p.PID] = p
+			}
+		}
+	case watcher.NameOwnerChanged:
+		if ev.OldOwner != "" {
+			if p, ok := b.peers[ev.OldOwner]; ok {
+				p.Names = slices.DeleteFunc(slices.Clone(p.Names), func(n string) bool { return n == ev.Name })
+				b.peers[ev.OldOwner] = p
+			}
+			if b.owners[ev.Name] == ev.OldOwner {
+				delete(b.owners, ev.Name)
+			}
+		}
+		if ev.NewOwner != "" {
+			b.owners[ev.Name] = ev.NewOwner
+			if ev.Peer != nil && ev.Peer.UniqueName == ev.NewOwner {
+				e.addPeerLocked(b, *ev.Peer)
+			} else if p, ok := b.peers[ev.NewOwner]; ok && !p.Owns(ev.Name) {
+				p.Names = append(slices.Clone(p.Names), ev.Name)
+				slices.Sort(p.Names)
+				b.peers[ev.NewOwner] = p
+			}
+		}
+	}
+	b.changed()
+	e.mu.Unlock()
+
+	if ev.Kind == watcher.PeerLeft && ev.Peer != nil && ev.Peer.PID == 0 {
+		e.scanDetached(ev.Bus)
+	}
+	if ev.Kind == watcher.Down && e.cfg.Intent != nil {
+		if ending, why := e.cfg.Intent(ev.Bus); ending {
+			e.log.Info("bus down while the session is ending", "bus", ev.Bus, "why", why)
+		}
+	}
+	e.notifyChanged()
+}
+
+func (e *Engine) addPeerLocked(b *busState, p watcher.Peer) {
+	if old, ok := b.peers[p.UniqueName]; ok {
+		for _, n := range old.Names {
+			if b.owners[n] == p.UniqueName && !p.Owns(n) {
+				delete(b.owners, n)
+			}
+		}
+	}
+	b.peers[p.UniqueName] = p
+	for _, n := range p.Names {
+		b.owners[n] = p.UniqueName
+	}
+	delete(b.detached, p.PID)
+	// Someone started a casualty again by hand: it is no longer one.
+	e.casualties = slices.DeleteFunc(e.casualties, func(c Casualty) bool {
+		return c.Bus == b.name && sameProgram(c.Peer, p)
+	})
+}
+
+func (e *Engine) removePeerLocked(b *busState, unique string) {
+	p, ok := b.peers[unique]
+	if !ok {
+		return
+	}
+	delete(b.peers, unique)
+	for _, n := range p.Names {
+		if b.owners[n] == unique {
+			delete(b.owners, n)
+		}
+	}
+}
+
+func sameProgram(a, b watcher.Peer) bool {
+	return len(a.Argv) > 0 && slices.Equal(a.Argv, b.Argv)
+}
+
+// address returns the address started apps get for bus.
+func (e *Engine) address(bus string) string {
+	if e.cfg.Addresses != nil {
+		if a := e.cfg.Addresses(bus); a != "" {
+			return a
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b := e.buses[bus]; b != nil {
+		return stripGUID(b.address)
+	}
+	return ""
+}
+
+func stripGUID(addr string) string {
+	var keep []string
+	for part := range strings.SplitSeq(addr, ",") {
+		if !strings.HasPrefix(part, "guid=") {
+			keep = append(keep, part)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
+// env builds a started app's environment: the base environment, the current
+// bus addresses (a stale address from our own environment would point the
+// app at nothing), then the rule's env.
+func (e *Engine) env(extra map[string]string) []string {
+	base := e.cfg.Env()
+	out := make([]string, 0, len(base)+2+len(extra))
+	override := map[string]string{}
+	for _, bus := range []string{"session", "system"} {
+		if a := e.address(bus); a != "" {
+			override["DBUS_"+strings.ToUpper(bus)+"_BUS_ADDRESS"] = a
+		}
+	}
+	for k, v := range extra {
+		override[k] = v
+	}
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := override[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range override {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		out = append(out, k+"="+override[k])
+	}
+	return out
+}
+
+var unsafeFileChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+func (e *Engine) logPath(app string) string {
+	if e.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.StateDir, "logs", unsafeFileChars.ReplaceAllString(app, "_")+".log")
+}
+
+// Status returns what the engine knows now.
+func (e *Engine) Status() Status {
+	set := e.cfg.Rules()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{Time: time.Now(), Paused: e.paused}
+	running := map[string][]int{} // rule id -> pids on its bus
+	for _, name := range e.busOrder {
+		b := e.buses[name]
+		st.Buses = append(st.Buses, BusStatus{Name: name, Address: b.address, Up: b.up, ID: b.id,
+			Since: b.since, Reason: b.reason, Peers: len(b.peers)})
+		if set == nil {
+			continue
+		}
+		for _, p := range b.peers {
+			if r, ok := set.MatchBus(appdb.Bus(name), p); ok && p.PID > 0 {
+				running[r.ID] = append(running[r.ID], p.PID)
+			}
+		}
+	}
+	if set != nil {
+		for _, r := range set.Rules() {
+			a := AppStatus{ID: r.ID, Name: r.DisplayName(), Icon: r.Icon, Bus: string(r.Bus),
+				Action: string(r.Action), Enabled: r.Enabled}
+			if pids, ok := running[r.ID]; ok {
+				a.Running = true
+				slices.Sort(pids)
+				a.PIDs = slices.Compact(pids)
+			}
+			if j, ok := e.lastJob[r.ID]; ok {
+				a.Last = &j
+			}
+			st.Apps = append(st.Apps, a)
+		}
+	}
+	st.Casualties = slices.Clone(e.casualties)
+	if e.last != nil {
+		r := e.last.snapshot()
+		st.LastRecovery = &r
+	}
+	if e.cfg.RulesError != nil {
+		if err := e.cfg.RulesError(); err != nil {
+			st.RulesError = err.Error()
+		}
+	}
+	return st
+}
+
+// History returns up to n ended recoveries (all if n <= 0), newest first,
+// from the history file.
+func (e *Engine) History(n int) ([]Recovery, error) {
+	return e.hist.read(n)
+}
+
+// Plan is a dry run: the jobs a restart of bus would make now if snapshot
+// were the peers that fell off.
+func (e *Engine) Plan(bus string, snapshot []watcher.Peer) []PlannedJob {
+	jobs, _ := e.plan(bus, snapshot)
+	return jobs
+}
+
+func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]PlannedJob, []watcher.Peer) {
+	set := e.cfg.Rules()
+	e.mu.Lock()
+	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
+		starts: map[string][]time.Time{}}
+	for k, v := range e.starts {
+		in.starts[k] = slices.Clone(v)
+	}
+	e.mu.Unlock()
+	return plan(in)
+}
+
+// children returns the processes the engine started that still run.
+func (e *Engine) runningChildren() []*child {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*child
+	for _, c := range e.children {
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,258 @@
+package relaunch
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"busmedic/watcher/bustest"
+)
+
+const fixtureRules = `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+grace = "200ms"
+
+[[app]]
+id = "deaf"
+names = ["org.example.Deaf"]
+exec = ["TESTAPP", "-name", "org.example.Deaf", "-mode", "deaf"]
+grace = "200ms"
+stop_timeout = "300ms"
+
+[[app]]
+id = "reconnector"
+names = ["org.example.Reconnector"]
+exec = ["TESTAPP", "-name", "org.example.Reconnector", "-mode", "reconnect"]
+grace = "3s"
+
+[[app]]
+id = "needy"
+names = ["org.example.Needy"]
+exec = ["TESTAPP", "-name", "org.example.Needy", "-mode", "exit", "-after", "org.example.Exiter"]
+after = ["org.example.Exiter"]
+grace = "200ms"
+`
+
+var fixtureNames = []string{"org.example.Exiter", "org.example.Deaf", "org.example.Reconnector", "org.example.Needy"}
+
+// Each exiting or deaf app is back exactly once after a SIGTERM and after a
+// SIGKILL restart; the app that reconnects by itself is not touched; the app
+// that needs another's name is started after it.
+func TestRecoveryAfterRestart(t *testing.T) {
+	h := newHarness(t, fixtureRules)
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	deaf := h.bus.StartApp("-name", "org.example.Deaf", "-mode", "deaf")
+	reconnector := h.bus.StartApp("-name", "org.example.Reconnector", "-mode", "reconnect")
+	h.bus.StartApp("-name", "org.example.Needy", "-mode", "exit", "-after", "org.example.Exiter")
+	before := map[string]int{}
+	for _, n := range fixtureNames {
+		before[n] = h.waitOwner(n, 0)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		restart func()
+	}{
+		{"SIGTERM", func() { h.bus.Stop(); h.bus.Start() }},
+		{"SIGKILL", func() { h.bus.Kill(); h.bus.Start() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.t = t
+			tc.restart()
+			id := h.waitUp()
+			rec := h.waitRecovery(id)
+			for _, app := range []string{"exiter", "deaf", "needy"} {
+				if j := jobOf(t, rec, app); j.Outcome != Relaunched {
+					t.Errorf("%s: outcome %s (%s), want relaunched", app, j.Outcome, j.Reason)
+				}
+			}
+			if j := jobOf(t, rec, "reconnector"); j.Outcome != Reconnected {
+				t.Errorf("reconnector: outcome %s (%s), want reconnected", j.Outcome, j.Reason)
+			}
+			// after: needy started only once exiter was back (the testapp
+			// exits 3 otherwise, which would have failed the job).
+			ex, nd := jobOf(t, rec, "exiter"), jobOf(t, rec, "needy")
+			if nd.Started.Add(nd.Took).Before(ex.Started) {
+				t.Errorf("needy ended before exiter started")
+			}
+			for _, n := range fixtureNames {
+				pid := h.waitOwner(n, 0)
+				if procs := countProcs(t, ownsArg(n)); len(procs) != 1 || procs[0] != pid {
+					t.Errorf("%s: processes %v, want exactly the owner %d", n, procs, pid)
+				}
+				if n != "org.example.Reconnector" && pid == before[n] {
+					t.Errorf("%s: still owned by pid %d from before the restart", n, pid)
+				}
+				before[n] = pid
+			}
+			if got := h.owner("org.example.Reconnector"); got != reconnector.PID() {
+				t.Errorf("reconnector: owner pid %d, want the original %d (not touched)", got, reconnector.PID())
+			}
+		})
+		h.t = t
+	}
+	select {
+	case <-deaf.Exited():
+	default:
+		t.Errorf("the original deaf app (pid %d) is still running", deaf.PID())
+	}
+	hist, err := h.eng.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || len(hist[0].Jobs) != 4 || hist[0].Ended.IsZero() {
+		t.Fatalf("history: %d recoveries, want 2 with 4 jobs each: %+v", len(hist), hist)
+	}
+	if _, err := os.Stat(h.eng.logPath("deaf")); err != nil {
+		t.Errorf("no log for a started app: %v", err)
+	}
+}
+
+// A rule whose program does not exist fails once, with a reason a person
+// understands, and is not retried.
+func TestMissingExecutable(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "ghost"
+names = ["org.example.Ghost"]
+exec = ["/nonexistent/ghost-app"]
+grace = "100ms"
+`)
+	h.bus.StartApp("-name", "org.example.Ghost", "-mode", "exit")
+	h.waitOwner("org.example.Ghost", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	j := jobOf(t, rec, "ghost")
+	if j.Outcome != Failed || !strings.Contains(j.Reason, "exec not found: /nonexistent/ghost-app") {
+		t.Errorf("job %s %q, want failed with exec not found", j.Outcome, j.Reason)
+	}
+	if len(rec.Jobs) != 1 {
+		t.Errorf("%d jobs, want 1", len(rec.Jobs))
+	}
+	if st := h.eng.Status(); st.LastRecovery.ID != rec.ID || len(h.eng.runningChildren()) != 0 {
+		t.Errorf("something was started or planned again: %+v", st)
+	}
+	hist, _ := h.eng.History(0)
+	if len(hist) != 1 {
+		t.Errorf("history has %d recoveries, want 1 (no retry loop)", len(hist))
+	}
+}
+
+// Ten restarts in a row, some while jobs are waiting or starting, end with
+// every app running exactly once.
+func TestRestartStorm(t *testing.T) {
+	rules := strings.ReplaceAll(fixtureRules, `grace = "200ms"`, "grace = \"100ms\"\nmax_restarts = 100")
+	h := newHarness(t, rules)
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.Deaf", "-mode", "deaf")
+	h.bus.StartApp("-name", "org.example.Reconnector", "-mode", "reconnect")
+	h.bus.StartApp("-name", "org.example.Needy", "-mode", "exit", "-after", "org.example.Exiter")
+	for _, n := range fixtureNames {
+		h.waitOwner(n, 0)
+	}
+	var id string
+	for i := range 10 {
+		if i%2 == 0 {
+			h.bus.Kill()
+		} else {
+			h.bus.Stop()
+		}
+		h.bus.Start()
+		id = h.waitUp()
+		switch i % 3 {
+		case 0: // restart at once: jobs are in their grace time
+		case 1: // once a relaunched app is back: others are starting
+			h.waitOwner("org.example.Exiter", 0)
+		case 2: // once the engine has started something
+			h.until("a job to act", func() bool { return len(h.eng.runningChildren()) > 0 || h.owners["org.example.Deaf"] != "" })
+		}
+	}
+	rec := h.waitRecovery(id)
+	for _, j := range rec.Jobs {
+		if j.Outcome == Failed || j.Outcome == Skipped || j.Outcome == Cancelled {
+			t.Errorf("final recovery: %s %s (%s)", j.App, j.Outcome, j.Reason)
+		}
+	}
+	for _, n := range fixtureNames {
+		pid := h.waitOwner(n, 0)
+		if procs := countProcs(t, ownsArg(n)); len(procs) != 1 || procs[0] != pid {
+			t.Errorf("%s: processes %v, want exactly the owner %d", n, procs, pid)
+		}
+	}
+}
+
+// dbus-monitor (which exits when its bus goes away, and leaves the name
+// table as a monitor) and gdbus monitor are recovered by exe rules.
+func TestRealPrograms(t *testing.T) {
+	for _, p := range []string{"/usr/bin/dbus-monitor", "/usr/bin/gdbus"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s not installed", p)
+		}
+	}
+	h := newHarness(t, `
+[[app]]
+id = "dbus-monitor"
+exe = "/usr/bin/dbus-monitor"
+grace = "100ms"
+ready_timeout = "5s"
+
+[[app]]
+id = "gdbus-monitor"
+exe = "/usr/bin/gdbus"
+grace = "100ms"
+ready_timeout = "5s"
+`)
+	mon := startProgram(t, h.bus, "/usr/bin/dbus-monitor", "--session")
+	gd := startProgram(t, h.bus, "/usr/bin/gdbus", "monitor", "--session", "--dest", "org.freedesktop.DBus")
+	isMon := func(argv []string) bool { return argv[0] == "/usr/bin/dbus-monitor" }
+	isGd := func(argv []string) bool { return slices.Equal(argv[:2], []string{"/usr/bin/gdbus", "monitor"}) }
+	// Both are known to the engine once gdbus is a peer and dbus-monitor
+	// has left the name table (found in /proc as a detached client).
+	h.until("both programs known", func() bool {
+		h.eng.mu.Lock()
+		defer h.eng.mu.Unlock()
+		b := h.eng.buses["session"]
+		_, detached := b.detached[mon.Pid]
+		onBus := false
+		for _, p := range b.peers {
+			onBus = onBus || p.PID == gd.Pid
+		}
+		return detached && onBus
+	})
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	for _, app := range []string{"dbus-monitor", "gdbus-monitor"} {
+		if j := jobOf(t, rec, app); j.Outcome != Relaunched {
+			t.Errorf("%s: %s (%s), want relaunched", app, j.Outcome, j.Reason)
+		}
+	}
+	for name, match := range map[string]func([]string) bool{"dbus-monitor": isMon, "gdbus": isGd} {
+		procs := countProcs(t, match)
+		if len(procs) != 1 {
+			t.Errorf("%s: %d processes %v, want 1", name, len(procs), procs)
+		}
+	}
+	if alive(mon.Pid, 0) || alive(gd.Pid, 0) {
+		t.Errorf("an original monitor is still running")
+	}
+}
+
+func startProgram(t *testing.T, bus *bustest.Bus, argv ...string) *os.Process {
+	t.Helper()
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Env: bus.Env(),
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Wait(); close(done) }()
+	t.Cleanup(func() { p.Kill(); <-done })
+	return p
+}

@@ -1,0 +1,142 @@
+package relaunch
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
+)
+
+// PlannedJob is one app to recover after a restart, as planned from the
+// Down snapshot and the rules.
+type PlannedJob struct {
+	// App is the rule id.
+	App  string     `json:"app"`
+	Bus  string     `json:"bus"`
+	Rule appdb.Rule `json:"rule"`
+	// Peers are the app's connections in the snapshot (usually one).
+	Peers []watcher.Peer `json:"peers"`
+	// Command and Dir are what a relaunch would start: the rule's exec and
+	// workdir, or else the command line and directory the process had.
+	Command []string `json:"command,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
+	Shell   bool     `json:"shell,omitempty"`
+	// Skip, when set, is why the job would be skipped now.
+	Skip string `json:"skip,omitempty"`
+}
+
+// planInput is everything a plan depends on, so that planning is a plain
+// function.
+type planInput struct {
+	bus      string
+	rules    *appdb.Set
+	snapshot []watcher.Peer
+	paused   bool
+	now      time.Time
+	// starts are the recent action times per rule id, for the restart limit.
+	starts map[string][]time.Time
+}
+
+// plan makes one job per rule that matched a peer of the snapshot, in rule
+// order, and returns the peers no rule matched (casualty candidates).
+func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
+	byRule := map[string]*PlannedJob{}
+	for _, p := range in.snapshot {
+		r, ok := in.rules.MatchBus(appdb.Bus(in.bus), p)
+		if !ok {
+			unmatched = append(unmatched, p)
+			continue
+		}
+		j := byRule[r.ID]
+		if j == nil {
+			j = &PlannedJob{App: r.ID, Bus: in.bus, Rule: r}
+			byRule[r.ID] = j
+		}
+		j.Peers = append(j.Peers, p)
+	}
+	if in.rules != nil {
+		for _, r := range in.rules.Rules() {
+			if j := byRule[r.ID]; j != nil {
+				completeJob(j, in)
+				jobs = append(jobs, *j)
+			}
+		}
+	}
+	return jobs, unmatched
+}
+
+// completeJob fills in the command and why the job would be skipped.
+func completeJob(j *PlannedJob, in planInput) {
+	r := j.Rule
+	j.Command, j.Dir, j.Shell = command(r, j.Peers)
+	switch {
+	case r.Action == appdb.ActionIgnore:
+		j.Skip = "rule says ignore"
+	case in.paused:
+		j.Skip = "paused"
+	case limitReached(r, in.starts[r.ID], in.now):
+		j.Skip = limitReason(r)
+	}
+}
+
+// command returns what starts the app: the rule's exec (through /bin/sh -c
+// when shell is set), else the argv of the first process that had one, in
+// the directory it had. An argv[0] like "./prog" is replaced by the resolved
+// executable, since the directory it was relative to may not be its cwd.
+func command(r appdb.Rule, peers []watcher.Peer) (argv []string, dir string, shell bool) {
+	dir = r.Workdir
+	if len(r.Exec) > 0 {
+		if r.Shell {
+			return []string{"/bin/sh", "-c", strings.Join(r.Exec, " ")}, dir, true
+		}
+		return slices.Clone(r.Exec), dir, false
+	}
+	for _, p := range peers {
+		if len(p.Argv) == 0 || p.Argv[0] == "" {
+			continue
+		}
+		argv = slices.Clone(p.Argv)
+		exe := strings.TrimSuffix(p.Exe, " (deleted)")
+		if strings.Contains(argv[0], "/") && !filepath.IsAbs(argv[0]) && exe != "" {
+			argv[0] = exe
+		}
+		if dir == "" {
+			dir = p.Cwd
+		}
+		return argv, dir, false
+	}
+	return nil, dir, false
+}
+
+// limitReached reports whether the rule's app was acted on max_restarts
+// times within restart_window before now.
+func limitReached(r appdb.Rule, starts []time.Time, now time.Time) bool {
+	if r.MaxRestarts <= 0 {
+		return false
+	}
+	n := 0
+	for _, t := range starts {
+		if now.Sub(t) < r.RestartWindow {
+			n++
+		}
+	}
+	return n >= r.MaxRestarts
+}
+
+func limitReason(r appdb.Rule) string {
+	return fmt.Sprintf("restart limit reached: %d in %s", r.MaxRestarts, shortDuration(r.RestartWindow))
+}
+
+// shortDuration writes whole seconds as "60s" rather than "1m0s", the way
+// the rules file is usually written.
+func shortDuration(d time.Duration) string {
+	if d%time.Second == 0 && d > 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}

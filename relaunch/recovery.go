@@ -1,0 +1,640 @@
+package relaunch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
+)
+
+// recovery is one Recovery in progress. rec is guarded by Engine.mu.
+type recovery struct {
+	rec    Recovery
+	jobs   []*jobRun
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+func (r *recovery) snapshot() Recovery {
+	c := r.rec
+	c.Jobs = slices.Clone(r.rec.Jobs)
+	return c
+}
+
+// jobRun is one job of a recovery.
+type jobRun struct {
+	idx  int
+	plan PlannedJob
+	// started is the process this job started, once it has; guarded by
+	// Engine.mu. A job cancelled by a new restart hands it to the next plan.
+	started *child
+}
+
+// startRecoveryLocked plans and starts the recovery of bus b after ev (a
+// Restarted). Called with e.mu held.
+func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watcher.Event) {
+	if b.rec != nil {
+		b.rec.cancel(errors.New("bus restarted again"))
+	}
+	snapshot := b.downPeers
+	if len(snapshot) == 0 {
+		snapshot = ev.Peers
+	}
+	// Apps whose jobs a newer restart cancelled were not on the bus that
+	// just went down (or were only starting): plan them again, with the
+	// process the cancelled job started, so that it is stopped or seen
+	// rather than started twice.
+	var carried []PlannedJob
+	if lr := b.lastRec; lr != nil {
+		for _, jr := range lr.jobs {
+			if lr.rec.Jobs[jr.idx].Outcome != Cancelled {
+				continue
+			}
+			pj := jr.plan
+			pj.Peers = slices.Clone(pj.Peers)
+			if c := jr.started; c != nil {
+				pj.Peers = append(pj.Peers, watcher.Peer{PID: c.pid, StartTime: c.start, UID: -1})
+			}
+			carried = append(carried, pj)
+		}
+		b.lastRec = nil
+	}
+	e.mu.Unlock()
+	jobs, unmatched := e.plan(b.name, snapshot)
+	e.mu.Lock()
+	for _, c := range carried {
+		i := slices.IndexFunc(jobs, func(j PlannedJob) bool { return j.App == c.App })
+		if i < 0 {
+			c.Skip = ""
+			if e.paused {
+				c.Skip = "paused"
+			}
+			jobs = append(jobs, c)
+			continue
+		}
+		for _, p := range c.Peers {
+			if !slices.ContainsFunc(jobs[i].Peers, func(q watcher.Peer) bool { return q.PID == p.PID && p.PID > 0 }) {
+				jobs[i].Peers = append(jobs[i].Peers, p)
+			}
+		}
+	}
+
+	rctx, cancel := context.WithCancelCause(ctx)
+	r := &recovery{
+		rec: Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: time.Now(),
+			Jobs: make([]Job, len(jobs))},
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	if len(carried) > 0 {
+		r.rec.Decision = fmt.Sprintf("bus restarted during the previous recovery; %d unfinished jobs planned again", len(carried))
+	}
+	ending, why := false, ""
+	if e.cfg.Intent != nil {
+		// Intent is the daemon's; it must not call back into the engine.
+		ending, why = e.cfg.Intent(b.name)
+	}
+	for i, pj := range jobs {
+		r.rec.Jobs[i] = Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: Pending}
+		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj})
+		e.lastPeers[pj.App] = pj.Peers
+	}
+	if ending {
+		r.rec.Decision = "session ending: " + why + ": no recovery"
+		for i := range r.rec.Jobs {
+			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = Skipped, "session ending: "+why
+		}
+	}
+	b.rec, e.last = r, r
+	plan := make([]string, 0, len(jobs))
+	for _, pj := range jobs {
+		plan = append(plan, pj.App)
+	}
+	e.log.Info("recovery planned", "bus", b.name, "id", ev.ID, "downtime", ev.Downtime, "jobs", plan,
+		"unmatched", len(unmatched), "decision", r.rec.Decision)
+
+	var jobsWG sync.WaitGroup
+	if !ending {
+		for _, jr := range r.jobs {
+			jobsWG.Add(1)
+			e.wg.Go(func() {
+				defer jobsWG.Done()
+				e.runJob(rctx, b.name, r, jr)
+			})
+		}
+	}
+	e.wg.Go(func() {
+		jobsWG.Wait()
+		e.endRecovery(b, r)
+	})
+	if len(unmatched) > 0 && !ending {
+		e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
+	}
+}
+
+// endRecovery records an ended recovery: in the status and the history.
+func (e *Engine) endRecovery(b *busState, r *recovery) {
+	e.mu.Lock()
+	r.rec.Ended = time.Now()
+	r.cancel(errors.New("recovery ended"))
+	if b.rec == r {
+		b.rec = nil
+	}
+	b.lastRec = r
+	rec := r.snapshot()
+	e.mu.Unlock()
+	close(r.done)
+	counts := map[Outcome]int{}
+	for _, j := range rec.Jobs {
+		counts[j.Outcome]++
+	}
+	e.log.Info("recovery ended", "bus", rec.Bus, "id", rec.ID, "took", rec.Ended.Sub(rec.Started), "outcomes", counts)
+	if err := e.hist.append(rec); err != nil {
+		e.log.Warn("history not written", "err", err)
+	}
+	e.notifyChanged()
+}
+
+// setJob updates job idx of r and publishes the change.
+func (e *Engine) setJob(r *recovery, idx int, f func(j *Job)) {
+	e.mu.Lock()
+	j := &r.rec.Jobs[idx]
+	f(j)
+	if j.Outcome != Pending {
+		e.lastJob[j.App] = *j
+	}
+	e.mu.Unlock()
+	e.notifyChanged()
+}
+
+// result is how a job ended.
+type result struct {
+	outcome Outcome
+	reason  string
+	pid     int
+}
+
+func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun) {
+	pj := jr.plan
+	if pj.Skip != "" {
+		e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Reason, j.Started = Skipped, pj.Skip, time.Now() })
+		e.log.Info("job skipped", "app", pj.App, "reason", pj.Skip)
+		return
+	}
+	// One job per app at a time: a job cancelled by a newer restart
+	// finishes (and hands over the process it started) before the next
+	// one looks.
+	unlock, err := e.lockApp(ctx, pj.App)
+	if err != nil {
+		e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Reason, j.Started = Cancelled, err.Error(), time.Now() })
+		return
+	}
+	defer unlock()
+	started := time.Now()
+	e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Started = Running, started })
+	res := e.recoverApp(ctx, bus, jr, false)
+	if ctx.Err() != nil && !res.outcome.Ended() {
+		res = result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	}
+	e.setJob(r, jr.idx, func(j *Job) {
+		j.Outcome, j.Reason, j.PID, j.Took = res.outcome, res.reason, res.pid, time.Since(started)
+	})
+	e.log.Info("job ended", "app", pj.App, "bus", bus, "outcome", res.outcome, "reason", res.reason,
+		"pid", res.pid, "took", time.Since(started))
+}
+
+func (e *Engine) lockApp(ctx context.Context, app string) (func(), error) {
+	e.mu.Lock()
+	l := e.appLocks[app]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		e.appLocks[app] = l
+	}
+	e.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// waitFor waits until cond holds for bus (checked under e.mu on every
+// change of the bus), until deadline, ctx or abort. It reports whether cond
+// held.
+func (e *Engine) waitFor(ctx context.Context, bus string, deadline time.Time, abort <-chan struct{}, cond func(b *busState) bool) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		e.mu.Lock()
+		b := e.bus(bus)
+		ok := b.up && cond(b)
+		ch := b.notify
+		e.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-abort:
+			return false
+		}
+	}
+}
+
+// back reports whether the app of job pj is on the bus: all its names are
+// owned or, for a rule without names, one of its processes is connected.
+func back(b *busState, pj PlannedJob, extra ...*child) bool {
+	if len(pj.Rule.Names) > 0 {
+		for _, n := range pj.Rule.Names {
+			if _, ok := b.owners[n]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	for _, p := range b.peers {
+		for _, q := range pj.Peers {
+			if q.PID > 0 && p.PID == q.PID && (q.StartTime == 0 || p.StartTime == q.StartTime) {
+				return true
+			}
+		}
+		for _, c := range extra {
+			if c != nil && p.PID == c.pid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// afterTimeout bounds the wait for the names in a rule's after.
+func afterTimeout(r appdb.Rule) time.Duration { return max(30*time.Second, r.ReadyTimeout) }
+
+// recoverApp runs one job: after, grace, act, ready. forced (relaunch-now)
+// skips the grace, the pause and the restart limit.
+func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced bool) result {
+	pj := jr.plan
+	r := pj.Rule
+	for _, name := range r.After {
+		d := afterTimeout(r)
+		if !e.waitFor(ctx, bus, time.Now().Add(d), nil, func(b *busState) bool { _, ok := b.owners[name]; return ok }) {
+			if ctx.Err() != nil {
+				return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+			}
+			return result{outcome: Failed, reason: fmt.Sprintf("%s (after) did not appear within %s", name, shortDuration(d))}
+		}
+	}
+	if !forced {
+		if e.waitFor(ctx, bus, time.Now().Add(r.Grace), nil, func(b *busState) bool { return back(b, pj) }) {
+			return result{outcome: Reconnected, reason: "back on the bus by itself"}
+		}
+		if ctx.Err() != nil {
+			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		}
+		if e.cfg.Intent != nil {
+			if ending, why := e.cfg.Intent(bus); ending {
+				return result{outcome: Skipped, reason: "session ending: " + why}
+			}
+		}
+		e.mu.Lock()
+		paused := e.paused
+		limited := limitReached(r, e.starts[r.ID], time.Now())
+		e.mu.Unlock()
+		if paused {
+			return result{outcome: Skipped, reason: "paused"}
+		}
+		if limited {
+			return result{outcome: Skipped, reason: limitReason(r)}
+		}
+	}
+	action := r.Action
+	if forced && (action == appdb.ActionNotify || action == appdb.ActionIgnore) {
+		action = appdb.ActionRelaunch // the user asked for it
+	}
+	switch action {
+	case appdb.ActionRelaunch:
+		return e.relaunch(ctx, bus, jr)
+	case appdb.ActionSignal:
+		return e.signal(ctx, bus, jr)
+	case appdb.ActionHook:
+		return e.hook(ctx, bus, jr)
+	case appdb.ActionNotify:
+		return e.notify(ctx, bus, jr)
+	case appdb.ActionIgnore:
+		return result{outcome: Skipped, reason: "rule says ignore"}
+	}
+	return result{outcome: Failed, reason: fmt.Sprintf("unknown action %q", r.Action)}
+}
+
+func (e *Engine) countStart(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	e.starts[id] = append(slices.DeleteFunc(e.starts[id], func(t time.Time) bool { return now.Sub(t) > 24*time.Hour }), now)
+}
+
+// relaunch stops what is left of the app (verified pid and start time
+// only) and starts it once.
+func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
+	pj := jr.plan
+	r := pj.Rule
+	select {
+	case e.act <- struct{}{}:
+	case <-ctx.Done():
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	}
+	held := true
+	release := func() {
+		if held {
+			<-e.act
+			held = false
+		}
+	}
+	defer release()
+	for _, p := range pj.Peers {
+		if p.PID <= 0 {
+			continue
+		}
+		err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout)
+		switch {
+		case err == nil:
+			e.log.Info("stopped", "app", pj.App, "pid", p.PID)
+		case errors.Is(err, ErrGone):
+		case errors.Is(err, ErrNotSame):
+			// The process we saw is gone; its pid is someone else's now.
+			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
+		case errors.Is(err, ErrUnverifiable):
+			if alive(p.PID, 0) {
+				return result{outcome: Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}
+			}
+		case ctx.Err() != nil:
+			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		default:
+			return result{outcome: Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
+		}
+	}
+	if ctx.Err() != nil {
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	}
+	// While we stopped it, it may have come back (or someone started it).
+	e.mu.Lock()
+	isBack := len(r.Names) > 0 && back(e.bus(bus), pj)
+	e.mu.Unlock()
+	if isBack {
+		return result{outcome: Reconnected, reason: "back on the bus by itself"}
+	}
+	if len(pj.Command) == 0 {
+		return result{outcome: Failed, reason: "nothing to start: the rule has no exec and the process's command line is unknown"}
+	}
+	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App)})
+	release()
+	if err != nil {
+		return result{outcome: Failed, reason: err.Error()}
+	}
+	e.adopt(c)
+	e.mu.Lock()
+	jr.started = c
+	e.mu.Unlock()
+	e.countStart(r.ID)
+	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
+	return e.ready(ctx, bus, pj, c, Relaunched)
+}
+
+// adopt records a started child until it exits.
+func (e *Engine) adopt(c *child) {
+	e.mu.Lock()
+	e.children[c.pid] = c
+	e.mu.Unlock()
+	// Not in e.wg: this goroutine lives as long as the app, which outlives
+	// Run by design.
+	go func() {
+		<-c.exited
+		e.mu.Lock()
+		delete(e.children, c.pid)
+		e.mu.Unlock()
+	}()
+}
+
+// settleTime is how long a started app without names must stay alive (and
+// unseen on the bus) to count as started.
+const settleTime = time.Second
+
+// ready waits for a started (or signalled) app: for its names, or with no
+// names for its process on the bus or alive after settleTime.
+func (e *Engine) ready(ctx context.Context, bus string, pj PlannedJob, c *child, ok Outcome) result {
+	r := pj.Rule
+	pid := 0
+	var exited <-chan struct{}
+	if c != nil {
+		pid, exited = c.pid, c.exited
+	}
+	if len(r.Names) > 0 {
+		if e.waitFor(ctx, bus, time.Now().Add(r.ReadyTimeout), exited, func(b *busState) bool { return back(b, pj) }) {
+			return result{outcome: ok, pid: pid}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
+		case c != nil && isClosed(c.exited):
+			return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
+		}
+		return result{outcome: Failed, reason: fmt.Sprintf("%s did not appear within %s", strings.Join(r.Names, ", "), shortDuration(r.ReadyTimeout)), pid: pid}
+	}
+	if c == nil {
+		return result{outcome: ok}
+	}
+	settle := min(settleTime, r.ReadyTimeout)
+	pj2 := pj
+	pj2.Peers = nil
+	if e.waitFor(ctx, bus, time.Now().Add(settle), exited, func(b *busState) bool { return back(b, pj2, c) }) {
+		return result{outcome: ok, pid: pid}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
+	case isClosed(c.exited):
+		return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
+	}
+	return result{outcome: ok, reason: fmt.Sprintf("running after %s, not seen on the bus", shortDuration(settle)), pid: pid}
+}
+
+func logHint(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " (see " + path + ")"
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends the rule's signal to the app's processes and waits for its
+// names.
+func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
+	pj := jr.plan
+	sig := pj.Rule.SignalNumber()
+	if sig == 0 {
+		return result{outcome: Failed, reason: "the rule has no signal"}
+	}
+	sent := 0
+	var last error
+	for _, p := range pj.Peers {
+		if err := signalProcess(p.PID, p.StartTime, sig); err != nil {
+			last = err
+			continue
+		}
+		sent++
+	}
+	if sent == 0 {
+		reason := "no process to signal"
+		if last != nil {
+			reason += ": " + last.Error()
+		}
+		return result{outcome: Failed, reason: reason}
+	}
+	e.countStart(pj.Rule.ID)
+	res := e.ready(ctx, bus, pj, nil, Signalled)
+	if res.outcome == Failed {
+		res.reason += " after " + pj.Rule.Signal
+	}
+	return res
+}
+
+// hook runs the rule's hook command (no shell), waits for it to exit
+// within ready_timeout, then for the app's names.
+func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
+	pj := jr.plan
+	r := pj.Rule
+	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App)})
+	if err != nil {
+		return result{outcome: Failed, reason: "hook: " + err.Error()}
+	}
+	e.adopt(c)
+	e.countStart(r.ID)
+	t := time.NewTimer(r.ReadyTimeout)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+	case <-t.C:
+		return result{outcome: Failed, reason: fmt.Sprintf("hook still running after %s", shortDuration(r.ReadyTimeout)), pid: c.pid}
+	case <-ctx.Done():
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: c.pid}
+	}
+	if !c.state.Success() {
+		return result{outcome: Failed, reason: "hook " + c.exitReason() + logHint(e.logPath(pj.App)), pid: c.pid}
+	}
+	return e.ready(ctx, bus, pj, nil, Hooked)
+}
+
+// notifyTimeout bounds how long a notification waits for the user.
+const notifyTimeout = 10 * time.Minute
+
+// notify asks the user; "relaunch" chosen relaunches the app.
+func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
+	pj := jr.plan
+	if e.cfg.Notifier == nil {
+		return result{outcome: Failed, reason: "notify: no notification service configured"}
+	}
+	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	title := pj.Rule.DisplayName() + " lost its bus connection"
+	body := fmt.Sprintf("The %s bus restarted and %s did not come back.", bus, pj.Rule.DisplayName())
+	chosen, err := e.cfg.Notifier.Notify(nctx, title, body, []string{"relaunch", "Relaunch"})
+	switch {
+	case ctx.Err() != nil:
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	case err != nil:
+		return result{outcome: Failed, reason: "notify: " + err.Error()}
+	case chosen == "relaunch":
+		res := e.relaunch(ctx, bus, jr)
+		if res.outcome == Relaunched {
+			res.reason = "chosen in the notification"
+		}
+		return res
+	}
+	return result{outcome: Notified, reason: "notification closed without relaunching"}
+}
+
+// watchCasualties waits the casualty grace for unmatched peers to come
+// back, and records the ones that did not.
+func (e *Engine) watchCasualties(ctx context.Context, bus string, peers []watcher.Peer) {
+	var candidates []watcher.Peer
+	uid := currentUID()
+	for _, p := range peers {
+		if p.PID > 0 && (p.UID < 0 || p.UID == uid) && len(p.Argv) > 0 {
+			candidates = append(candidates, p)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	isBack := func(b *busState, p watcher.Peer) bool {
+		for _, q := range b.peers {
+			if q.PID == p.PID && q.StartTime == p.StartTime {
+				return true
+			}
+			if sameProgram(p, q) {
+				return true
+			}
+		}
+		return false
+	}
+	e.waitFor(ctx, bus, time.Now().Add(e.cfg.CasualtyGrace), nil, func(b *busState) bool {
+		return !slices.ContainsFunc(candidates, func(p watcher.Peer) bool { return !isBack(b, p) })
+	})
+	if ctx.Err() != nil {
+		return
+	}
+	e.mu.Lock()
+	b := e.bus(bus)
+	now := time.Now()
+	added := 0
+	for _, p := range candidates {
+		if isBack(b, p) {
+			continue
+		}
+		id := casualtyID(p)
+		if slices.ContainsFunc(e.casualties, func(c Casualty) bool { return c.ID == id }) {
+			continue
+		}
+		e.casualties = append(e.casualties, Casualty{ID: id, Bus: bus, Peer: p, At: now})
+		added++
+	}
+	if n := len(e.casualties); n > maxCasualties {
+		e.casualties = slices.Delete(e.casualties, 0, n-maxCasualties)
+	}
+	e.mu.Unlock()
+	if added > 0 {
+		e.log.Info("casualties", "bus", bus, "count", added)
+		e.notifyChanged()
+	}
+}
+
+const maxCasualties = 50
+
+// casualtyID names a casualty as "casualty:PROGRAM:PID": the colon keeps it
+// apart from rule ids, which cannot hold one.
+func casualtyID(p watcher.Peer) string {
+	prog := "pid"
+	if len(p.Argv) > 0 {
+		prog = p.Argv[0][strings.LastIndexByte(p.Argv[0], '/')+1:]
+	}
+	return fmt.Sprintf("casualty:%s:%d", unsafeFileChars.ReplaceAllString(prog, "_"), p.PID)
+}
