@@ -124,6 +124,20 @@ func TestTray(t *testing.T) {
 	})
 }
 
+// TestPanelRestart replaces the StatusNotifierWatcher, as a panel restart
+// does while the bus stays: the same tray registers with the new one.
+func TestPanelRestart(t *testing.T) {
+	bus := bustest.New(t)
+	first := startSNW(t, bus)
+	superviseTray(t, bus, serveControl(t, newBackend()))
+	old := first.next(t)
+	first.conn.Close()
+	second := startSNW(t, bus)
+	if reg := second.next(t); reg.Sender != old.Sender {
+		t.Errorf("registered from %s, want the same tray (%s)", reg.Sender, old.Sender)
+	}
+}
+
 // TestTrayBusRestart kills the session bus under the tray: the child exits,
 // the supervisor starts a new one, and it registers with the watcher on the
 // new bus.

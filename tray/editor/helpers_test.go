@@ -254,3 +254,32 @@ func serve(t *testing.T, b control.Backend) string {
 	})
 	return path
 }
+
+type stoppable struct {
+	path string
+	stop func()
+}
+
+// serveStoppable is serve with a stop the test calls.
+func serveStoppable(t *testing.T, b control.Backend) stoppable {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "busmedic", "control.sock")
+	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stoppable{path: path, stop: stop}
+}
