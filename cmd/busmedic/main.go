@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"busmedic/relaunch/control"
 )
 
 // command is one subcommand: it gets its own arguments and returns the exit
@@ -22,6 +24,18 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run busmedic: watch both buses and recover apps after a restart", runDaemon},
+		{"status", "show the buses, the apps and who fell off the bus", runStatus},
+		{"history", "show recent bus restarts and what was done", runHistory},
+		{"relaunch", "recover an app now: relaunch ID", runRelaunch},
+		{"restart-bus", "restart the session bus and recover the apps", runRestartBus},
+		{"pause", "pause recovery until resume", simpleCommand("pause", "Pauses recovery: after a restart, no app is touched until busmedic resume.",
+			func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) })},
+		{"resume", "resume recovery", simpleCommand("resume", "Resumes recovery after busmedic pause.",
+			func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) })},
+		{"reload", "make the daemon re-read the rules now", simpleCommand("reload", "Makes the daemon re-read the rules files now.",
+			func(ctx context.Context, c *control.Client) error { return c.Reload(ctx) })},
+		{"tray", "run the tray icon (busmedic run starts it)", runTray},
 		{"watch", "stream bus events (up, down, restarted, peers) until interrupted", runWatch},
 		{"rules", "list, check and add relaunch rules", runRules},
 		{"help", "list the commands, or describe one: help COMMAND", runHelp},
@@ -37,7 +51,9 @@ const (
 
 func main() {
 	// SIGINT and SIGTERM end the command cleanly: "watch" exits 0 on Ctrl-C.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a session tearing down hangs up on its children, and
+	// the daemon must then end without recovering anything.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+)
+
+// requestTimeout bounds a request to the daemon; a relaunch waits for the
+// app to be ready, which its rule bounds.
+const requestTimeout = 2 * time.Minute
+
+// clientFlags are the flags every client command takes.
+func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", control.DefaultPath(), "the daemon's control socket")
+	return fs, socket
+}
+
+func dialDaemon(ctx context.Context, socket string, stderr io.Writer, cmd string) (*control.Client, bool) {
+	c, err := control.Dial(ctx, socket)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic %s: %v\nStart it with: busmedic run\n", cmd, err)
+		return nil, false
+	}
+	return c, true
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, socket := clientFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if code, ok := parseFlags(fs, args, stdout, "busmedic status [--json]",
+		"Shows the buses, the apps with their last recovery, and who fell off the bus."); !ok {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	c, ok := dialDaemon(ctx, *socket, stderr, "status")
+	if !ok {
+		return exitError
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic status: %v\n", err)
+		return exitError
+	}
+	if *asJSON {
+		return printJSON(stdout, stderr, st)
+	}
+	printStatus(stdout, st)
+	return exitOK
+}
+
+func printStatus(w io.Writer, st relaunch.Status) {
+	for _, b := range st.Buses {
+		state := "up"
+		if !b.Up {
+			state = "DOWN"
+		}
+		fmt.Fprintf(w, "%s bus: %s since %s", b.Name, state, clock(b.Since))
+		if b.Up {
+			fmt.Fprintf(w, " (%d peers)", b.Peers)
+		} else if b.Reason != "" {
+			fmt.Fprintf(w, ": %s", b.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Paused {
+		fmt.Fprintln(w, "Recovery is paused (busmedic resume).")
+	}
+	if st.RulesError != "" {
+		fmt.Fprintf(w, "Rules file has errors; the last good rules stay in force:\n%s\n", st.RulesError)
+	}
+	if len(st.Apps) == 0 {
+		fmt.Fprintln(w, "No apps registered (see busmedic rules).")
+	} else {
+		fmt.Fprintln(w, "\nApps:")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		for _, a := range st.Apps {
+			running := "not running"
+			if a.Running {
+				running = "running"
+			}
+			if !a.Enabled {
+				running = "disabled"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.ID, a.Action, running, jobLine(a.Last))
+		}
+		tw.Flush()
+	}
+	if len(st.Casualties) > 0 {
+		fmt.Fprintln(w, "\nFell off the bus (no rule; busmedic relaunch ID):")
+		for _, c := range st.Casualties {
+			fmt.Fprintf(w, "  %s  %s bus  %s  %s\n", c.ID, c.Bus, c.Peer, strings.Join(c.Peer.Argv, " "))
+		}
+	}
+}
+
+func jobLine(j *relaunch.Job) string {
+	if j == nil {
+		return ""
+	}
+	s := fmt.Sprintf("last: %s at %s", j.Outcome, clock(j.Started))
+	if j.Took > 0 {
+		s += fmt.Sprintf(" (%s)", j.Took.Round(time.Millisecond))
+	}
+	if j.Reason != "" {
+		s += ": " + j.Reason
+	}
+	return s
+}
+
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("15:04:05")
+}
+
+func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, socket := clientFlags("history", stderr)
+	asJSON := fs.Bool("json", false, "print the history as JSON")
+	n := fs.Int("n", 10, "how many recoveries to show, newest first (0: all kept)")
+	if code, ok := parseFlags(fs, args, stdout, "busmedic history [--json] [-n N]",
+		"Shows the recent bus restarts and what busmedic did for each app."); !ok {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	c, ok := dialDaemon(ctx, *socket, stderr, "history")
+	if !ok {
+		return exitError
+	}
+	defer c.Close()
+	h, err := c.History(ctx, *n)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic history: %v\n", err)
+		return exitError
+	}
+	if *asJSON {
+		return printJSON(stdout, stderr, h)
+	}
+	if len(h) == 0 {
+		fmt.Fprintln(stdout, "No bus restarts recorded yet.")
+	}
+	for _, r := range h {
+		fmt.Fprintf(stdout, "%s %s bus restarted (down %s)", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus, r.Downtime.Round(time.Millisecond))
+		if r.Decision != "" {
+			fmt.Fprintf(stdout, ": %s", r.Decision)
+		}
+		fmt.Fprintln(stdout)
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		for _, j := range r.Jobs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", j.App, j.Outcome, j.Took.Round(time.Millisecond), j.Reason)
+		}
+		tw.Flush()
+	}
+	return exitOK
+}
+
+func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, socket := clientFlags("relaunch", stderr)
+	if code, ok := parseFlags(fs, args, stdout, "busmedic relaunch ID",
+		"Recovers an app now: a rule's id, or a casualty's id from busmedic status."); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "busmedic relaunch: want one app id (see busmedic status)")
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	c, ok := dialDaemon(ctx, *socket, stderr, "relaunch")
+	if !ok {
+		return exitError
+	}
+	defer c.Close()
+	job, err := c.Relaunch(ctx, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic relaunch %s: %v\n", fs.Arg(0), err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
+	return exitOK
+}
+
+// simpleCommand is a client command that sends one request and reports OK.
+func simpleCommand(name, about string, do func(context.Context, *control.Client) error) func(context.Context, []string, io.Writer, io.Writer) int {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		fs, socket := clientFlags(name, stderr)
+		if code, ok := parseFlags(fs, args, stdout, "busmedic "+name, about); !ok {
+			return code
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "busmedic %s: unexpected argument %q\n", name, fs.Arg(0))
+			return exitUsage
+		}
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		c, ok := dialDaemon(ctx, *socket, stderr, name)
+		if !ok {
+			return exitError
+		}
+		defer c.Close()
+		if err := do(ctx, c); err != nil {
+			fmt.Fprintf(stderr, "busmedic %s: %v\n", name, err)
+			return exitError
+		}
+		return exitOK
+	}
+}
+
+func printJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "busmedic: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func runRestartBus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, socket := clientFlags("restart-bus", stderr)
+	if code, ok := parseFlags(fs, args, stdout, "busmedic restart-bus [session]",
+		"Restarts the session bus (through systemd, or the bus daemon busmedic manages) and recovers the apps."); !ok {
+		return code
+	}
+	bus := "session"
+	if fs.NArg() > 0 {
+		bus = fs.Arg(0)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	c, ok := dialDaemon(ctx, *socket, stderr, "restart-bus")
+	if !ok {
+		return exitError
+	}
+	defer c.Close()
+	if err := c.RestartBus(ctx, bus); err != nil {
+		fmt.Fprintf(stderr, "busmedic restart-bus: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "The %s bus is restarting; busmedic recovers the apps (busmedic status).\n", bus)
+	return exitOK
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/adrg/xdg"
+
+	"busmedic/appdb"
+	"busmedic/relaunch"
+	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
+	"busmedic/watcher"
+)
+
+// runDaemon is "busmedic run": the watchers of both buses, the rules, the
+// recovery engine and the control socket, until SIGTERM or SIGINT. Apps it
+// started keep running when it exits.
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "user rules file (default $BUSMEDIC_CONFIG or $XDG_CONFIG_HOME/busmedic/apps.toml)")
+	socket := fs.String("socket", control.DefaultPath(), "control socket")
+	stateDir := fs.String("state-dir", filepath.Join(xdg.StateHome, "busmedic"), "history and app logs")
+	fs.Bool("no-tray", true, "do not start the tray icon (the tray is not built yet)")
+	manage := fs.Bool("manage-session-bus", false, "run the session bus daemon (dbus-daemon --session) at the session address, restart it on request and when it dies; for sessions started with dbus-launch or none")
+	verbose := fs.Bool("v", false, "log debug detail")
+	if code, ok := parseFlags(fs, args, stdout, "busmedic run [--config FILE] [--no-tray]",
+		"Runs busmedic: watches the session and system bus and recovers apps after a restart."); !ok {
+		return code
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := control.Listen(*socket, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic run: %v\n", err)
+		return exitError
+	}
+	store := appdb.NewStore(appdb.DefaultPaths(*config), log)
+	if err := store.Err(); err != nil {
+		// The daemon still watches the buses; the rules come in force as
+		// soon as the file is fixed.
+		log.Error("rules not loaded", "err", err)
+	}
+
+	targets := []watcher.Target{watcher.SessionTarget(), watcher.SystemTarget()}
+	var watchers []*watcher.Watcher
+	for _, t := range targets {
+		w, err := watcher.New(t, watcher.WithLogger(log))
+		if err != nil {
+			fmt.Fprintf(stderr, "busmedic run: %s bus: %v\n", t.Name, err)
+			return exitError
+		}
+		watchers = append(watchers, w)
+	}
+	engine := relaunch.New(relaunch.Config{
+		Rules:     store.Current,
+		Addresses: func(bus string) string { return busAddress(targets, bus) },
+		StateDir:  *stateDir,
+		Logger:    log,
+	})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	finder := busrestart.Finder{Address: busAddress(targets, "session")}
+	if *manage {
+		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
+		wg.Go(func() {
+			if err := finder.Managed.Run(ctx); err != nil {
+				log.Error("managed session bus stopped", "err", err)
+			}
+		})
+	}
+	events := make(chan watcher.Event, 256)
+	var watching sync.WaitGroup
+	for _, w := range watchers {
+		watching.Go(func() { w.Run(ctx, events) })
+	}
+	wg.Go(func() {
+		watching.Wait()
+		close(events)
+	})
+	wg.Go(func() { _ = store.Run(ctx) })
+	wg.Go(func() {
+		if err := engine.Run(ctx, events); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("recovery engine stopped", "err", err)
+		}
+		cancel()
+	})
+	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
+	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, watchers: watchers,
+		userRules: appdb.DefaultPaths(*config).User, log: log})
+	cancel()
+	wg.Wait()
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic run: %v\n", err)
+		return exitError
+	}
+	log.Info("busmedic stopped")
+	return exitOK
+}
+
+// daemonBackend is the engine as the control socket serves it, with the
+// rules reload added.
+type daemonBackend struct {
+	*relaunch.Engine
+	store     *appdb.Store
+	finder    busrestart.Finder
+	watchers  []*watcher.Watcher
+	userRules string
+	log       *slog.Logger
+}
+
+func (b daemonBackend) Reload() error { return b.store.Reload().Err }
+
+// RestartBus restarts the session bus the way it was started. The system
+// bus is restarted through systemd with the user's authorisation, which is
+// for a later issue.
+func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
+	if bus != "session" {
+		return fmt.Errorf("restarting the %s bus is not supported yet; as root: systemctl restart dbus", bus)
+	}
+	m, err := b.finder.Find(ctx)
+	if err != nil {
+		return err
+	}
+	b.log.Info("restarting the session bus on request", "how", m.String())
+	return m.Restart(ctx)
+}
+
+// Peers returns who is on each bus now.
+func (b daemonBackend) Peers() map[string][]watcher.Peer {
+	peers := map[string][]watcher.Peer{}
+	for _, w := range b.watchers {
+		peers[w.Target().Name] = w.Peers()
+	}
+	return peers
+}
+
+// DryRun plans a recovery for bus as if it restarted now, with who is on
+// it now.
+func (b daemonBackend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+	for _, w := range b.watchers {
+		if w.Target().Name == bus {
+			return b.Plan(bus, w.Peers()), nil
+		}
+	}
+	return nil, fmt.Errorf("no bus %q (want session or system)", bus)
+}
+
+// Learn adds a rule for a casualty to the user's rules file ("Always
+// relaunch"), through appdb's atomic save, and reloads the rules.
+func (b daemonBackend) Learn(casualty string) (string, error) {
+	var peer *watcher.Peer
+	for _, c := range b.Status().Casualties {
+		if c.ID == casualty {
+			peer = &c.Peer
+		}
+	}
+	if peer == nil {
+		return "", fmt.Errorf("no casualty %q (see busmedic status)", casualty)
+	}
+	f, err := appdb.OpenFile(b.userRules)
+	if err != nil {
+		return "", err
+	}
+	rule := appdb.FromPeer(*peer)
+	base := rule.ID
+	for n := 2; ; n++ {
+		if _, taken := f.Lookup(rule.ID); !taken {
+			break
+		}
+		rule.ID = fmt.Sprintf("%s-%d", base, n)
+	}
+	if err := f.AddOrReplace(rule); err != nil {
+		return "", err
+	}
+	if err := f.Save(); err != nil {
+		return "", err
+	}
+	b.log.Info("rule added for a casualty", "rule", rule.ID, "file", b.userRules)
+	return rule.ID, b.Reload()
+}
+
+// busAddress is the address given to apps started for bus: the one busmedic
+// watches, without the guid, which a restarted bus no longer has (libdbus
+// refuses an address whose guid does not match).
+func busAddress(targets []watcher.Target, bus string) string {
+	for _, t := range targets {
+		if t.Name == bus {
+			var keep []string
+			for entry := range strings.SplitSeq(t.Address, ";") {
+				var parts []string
+				for part := range strings.SplitSeq(entry, ",") {
+					if !strings.HasPrefix(part, "guid=") {
+						parts = append(parts, part)
+					}
+				}
+				keep = append(keep, strings.Join(parts, ","))
+			}
+			return strings.Join(keep, ";")
+		}
+	}
+	return ""
+}
+
+// parseFlags parses a subcommand's flags; on -h it prints the usage to
+// stdout. ok is false when the command should end with code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about string) (code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\n", usage, about)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+	"busmedic/watcher/bustest"
+)
+
+// session is a whole test session: a session bus, a system bus with a
+// stand-in logind, the XDG directories, and busmedic run.
+type session struct {
+	t       *testing.T
+	bus     *bustest.Bus
+	system  *bustest.Bus
+	logind  *bustest.Logind
+	env     []string
+	dir     string
+	socket  string
+	daemon  *exec.Cmd
+	log     *syncBuffer
+	exited  chan struct{}
+	updates <-chan relaunch.Status
+	last    relaunch.Status
+}
+
+func newSession(t *testing.T, rules string) *session {
+	t.Helper()
+	s := &session{t: t, bus: bustest.New(t), system: bustest.New(t, bustest.SystemType())}
+	s.logind = s.system.StartLogind()
+	s.dir = t.TempDir()
+	for _, d := range []string{"run", "config/busmedic", "state", "sysconfig"} {
+		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "config/busmedic/apps.toml"), []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.socket = filepath.Join(s.dir, "run/busmedic/control.sock")
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_ID", "DBUS_SESSION_BUS_ADDRESS", "DBUS_SYSTEM_BUS_ADDRESS",
+			"XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "XDG_STATE_HOME", "BUSMEDIC_CONFIG":
+			continue
+		}
+		s.env = append(s.env, kv)
+	}
+	s.env = append(s.env,
+		"DBUS_SESSION_BUS_ADDRESS="+s.bus.Address(),
+		"DBUS_SYSTEM_BUS_ADDRESS="+s.system.Address(),
+		"XDG_RUNTIME_DIR="+filepath.Join(s.dir, "run"),
+		"XDG_CONFIG_HOME="+filepath.Join(s.dir, "config"),
+		"XDG_CONFIG_DIRS="+filepath.Join(s.dir, "sysconfig"),
+		"XDG_STATE_HOME="+filepath.Join(s.dir, "state"),
+		"XDG_SESSION_ID=1",
+	)
+	return s
+}
+
+// start runs busmedic run and waits until it serves its control socket.
+func (s *session) start() {
+	s.t.Helper()
+	s.daemon = exec.Command(busmedicBinary(s.t), "run", "--no-tray", "-v")
+	s.daemon.Env = s.env
+	s.daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := s.daemon.StderrPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.daemon.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.log = &syncBuffer{}
+	ready := make(chan struct{})
+	s.exited = make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		said := false
+		for sc.Scan() {
+			s.log.WriteLine(sc.Text())
+			if strings.Contains(sc.Text(), "busmedic running") && !said {
+				close(ready)
+				said = true
+			}
+		}
+		s.daemon.Wait()
+		close(s.exited)
+	}()
+	s.t.Cleanup(func() {
+		s.daemon.Process.Kill()
+		<-s.exited
+		if s.t.Failed() {
+			s.t.Logf("busmedic run log:\n%s", s.log)
+		}
+	})
+	select {
+	case <-ready:
+	case <-s.exited:
+		s.t.Fatalf("busmedic run exited: %s", s.log)
+	case <-time.After(deadline):
+		s.t.Fatalf("busmedic run not ready within %s: %s", deadline, s.log)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	c, err := control.Dial(ctx, s.socket)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	if s.updates, err = c.Watch(ctx); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// syncBuffer collects the daemon's log for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.WriteString(s + "\n")
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// await waits for a status that satisfies ok.
+func (s *session) await(what string, ok func(relaunch.Status) bool) relaunch.Status {
+	s.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		if ok(s.last) {
+			return s.last
+		}
+		select {
+		case st, open := <-s.updates:
+			if !open {
+				s.t.Fatalf("waiting for %s: daemon gone: %s", what, s.log)
+			}
+			s.last = st
+		case <-timer.C:
+			js, _ := json.MarshalIndent(s.last, "", "  ")
+			s.t.Fatalf("waiting for %s: not within %s; last status:\n%s", what, deadline, js)
+		}
+	}
+}
+
+// cli runs a busmedic client command in the session and returns its stdout.
+func (s *session) cli(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(busmedicBinary(s.t), args...)
+	cmd.Env = s.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("busmedic %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+func busUp(name string, up bool) func(relaunch.Status) bool {
+	return func(st relaunch.Status) bool {
+		for _, b := range st.Buses {
+			if b.Name == name {
+				return b.Up == up
+			}
+		}
+		return false
+	}
+}
+
+func app(st relaunch.Status, id string) relaunch.AppStatus {
+	for _, a := range st.Apps {
+		if a.ID == id {
+			return a
+		}
+	}
+	return relaunch.AppStatus{}
+}
+
+func TestRunRecoversAnApp(t *testing.T) {
+	exe := bustest.TestApp(t)
+	s := newSession(t, fmt.Sprintf(`version = 1
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exe = %q
+exec = [%q, "-name", "org.example.Exiter"]
+grace = "100ms"
+`, exe, exe))
+	first := s.bus.StartApp("-name", "org.example.Exiter")
+	s.start()
+	s.await("the app running", func(st relaunch.Status) bool {
+		return busUp("session", true)(st) && app(st, "exiter").Running
+	})
+
+	s.bus.Kill()
+	<-first.Exited()
+	s.await("the session bus down", busUp("session", false))
+	// The control socket answers while the bus is down.
+	var st relaunch.Status
+	if err := json.Unmarshal([]byte(s.cli("status", "--json")), &st); err != nil || !busUp("session", false)(st) {
+		t.Errorf("busmedic status --json while down: %+v, %v", st, err)
+	}
+
+	s.bus.Start()
+	st = s.await("the app relaunched", func(st relaunch.Status) bool {
+		a := app(st, "exiter")
+		return a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched
+	})
+	pid := app(st, "exiter").Last.PID
+	if pid == 0 || pid == first.PID() {
+		t.Errorf("relaunched pid %d (first was %d)", pid, first.PID())
+	}
+
+	var history []relaunch.Recovery
+	if err := json.Unmarshal([]byte(s.cli("history", "--json")), &history); err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 1 || len(history[0].Jobs) != 1 || history[0].Jobs[0].Outcome != relaunch.Relaunched {
+		t.Errorf("history = %+v, want one recovery that relaunched exiter", history)
+	}
+	if out := s.cli("status"); !strings.Contains(out, "exiter") || !strings.Contains(out, "relaunched") {
+		t.Errorf("busmedic status:\n%s\nwant exiter relaunched", out)
+	}
+
+	// One daemon per user.
+	second := exec.Command(busmedicBinary(t), "run", "--no-tray")
+	second.Env = s.env
+	out, err := second.CombinedOutput()
+	if second.ProcessState.ExitCode() != exitError || !strings.Contains(string(out), "already running") {
+		t.Errorf("second busmedic run: %v\n%s", err, out)
+	}
+
+	// SIGTERM ends the daemon cleanly and leaves the app it started.
+	s.daemon.Process.Signal(syscall.SIGTERM)
+	<-s.exited
+	if code := s.daemon.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("busmedic run after SIGTERM: exit %d", code)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Errorf("the relaunched app (pid %d) did not outlive busmedic: %v", pid, err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
