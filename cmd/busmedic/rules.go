@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"busmedic/appdb"
 	"busmedic/watcher"
@@ -24,6 +28,7 @@ Commands:
   add-from-pid PID [--id ID] [--action ACTION] [--replace]
                        add a rule that relaunches the running process PID
   path [--all]         print the user rules file (--all: every file)
+  edit                 open the rules editor window (the busmedic-rules program)
 
 --config FILE (or $BUSMEDIC_CONFIG) picks another user file.
 Exit status: 0 ok, 1 invalid rules or failure, 2 usage error.
@@ -51,6 +56,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return rulesAddFromPID(subArgs, &config, stdout, stderr)
 	case "path":
 		return rulesPath(subArgs, &config, stdout, stderr)
+	case "edit":
+		return rulesEdit(ctx, subArgs, &config, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, rulesUsage)
 		return exitOK
@@ -361,4 +368,70 @@ func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\t%s%s\n", kind, f, state)
 	}
 	return exitOK
+}
+
+// editorProgram is the rules editor's executable. It is a program of its
+// own because it links Fyne, cgo and GL, which the daemon must not.
+const editorProgram = "busmedic-rules"
+
+// findEditor looks for the editor next to this executable (where
+// installing both puts it), then in PATH.
+func findEditor() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), editorProgram)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return exec.LookPath(editorProgram)
+}
+
+// rulesEdit runs the editor (without a shell) and waits for it; its exit
+// status becomes ours. Ctrl-C or SIGTERM is passed on as SIGTERM.
+func rulesEdit(ctx context.Context, args []string, config *string, stdout, stderr io.Writer) int {
+	fs := newRulesFlags("rules edit", config, stderr)
+	pos, code := parseRulesFlags(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "busmedic rules edit: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	prog, err := findEditor()
+	if err != nil {
+		next := "the busmedic executable"
+		if self, err := os.Executable(); err == nil {
+			next = filepath.Dir(self)
+		}
+		fmt.Fprintf(stderr, `busmedic rules edit: the editor %[1]s is not installed (looked in %[2]s and in $PATH).
+Build it from the busmedic source tree; it needs cgo and the GL and X11 headers
+(Debian: sudo apt-get install libgl1-mesa-dev xorg-dev):
+  go build -o %[2]s/%[1]s ./cmd/%[1]s
+or install it into $(go env GOPATH)/bin with: go install ./cmd/%[1]s
+Without it, edit the rules file by hand: busmedic rules path
+`, editorProgram, next)
+		return exitError
+	}
+	var argv []string
+	if *config != "" {
+		argv = append(argv, "--config", *config)
+	}
+	cmd := exec.CommandContext(ctx, prog, argv...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// The window may ask about unsaved changes; give it a moment, then kill.
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &exitErr) && exitErr.ExitCode() > 0:
+		return exitErr.ExitCode()
+	case ctx.Err() != nil:
+		return exitOK // interrupted, as "watch" on Ctrl-C
+	}
+	fmt.Fprintf(stderr, "busmedic rules edit: %s: %v\n", prog, err)
+	return exitError
 }
