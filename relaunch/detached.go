@@ -85,6 +85,7 @@ func (e *Engine) scanDetached(bus string) {
 		}
 	}
 	e.mu.Unlock()
+	e.notifyChanged() // the app shows as running
 	e.log.Debug("processes off the name table but on the bus", "bus", bus, "count", len(found))
 }
 

@@ -98,8 +98,9 @@ type busState struct {
 	// notify is closed and replaced on every change, waking waiting jobs.
 	notify chan struct{}
 	rec    *recovery // running recovery, if any
-	// lastRec is the last ended recovery; its cancelled jobs are carried
-	// into the next plan.
+	// lastRec is the last ended recovery, while no newer one runs; the
+	// cancelled jobs of the recovery before a restart are carried into the
+	// next plan.
 	lastRec *recovery
 }
 
@@ -405,6 +406,11 @@ func (e *Engine) Status() Status {
 		}
 		for _, p := range b.peers {
 			if r, ok := set.MatchBus(appdb.Bus(name), p); ok && p.PID > 0 {
+				running[r.ID] = append(running[r.ID], p.PID)
+			}
+		}
+		for _, p := range b.detached {
+			if r, ok := set.MatchBus(appdb.Bus(name), p); ok {
 				running[r.ID] = append(running[r.ID], p.PID)
 			}
 		}

@@ -2,7 +2,6 @@ package relaunch
 
 import (
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,7 +210,7 @@ ready_timeout = "5s"
 	mon := startProgram(t, h.bus, "/usr/bin/dbus-monitor", "--session")
 	gd := startProgram(t, h.bus, "/usr/bin/gdbus", "monitor", "--session", "--dest", "org.freedesktop.DBus")
 	isMon := func(argv []string) bool { return argv[0] == "/usr/bin/dbus-monitor" }
-	isGd := func(argv []string) bool { return slices.Equal(argv[:2], []string{"/usr/bin/gdbus", "monitor"}) }
+	isGd := func(argv []string) bool { return len(argv) > 1 && argv[0] == "/usr/bin/gdbus" && argv[1] == "monitor" }
 	// Both are known to the engine once gdbus is a peer and dbus-monitor
 	// has left the name table (found in /proc as a detached client).
 	h.until("both programs known", func() bool {

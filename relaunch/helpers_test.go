@@ -161,6 +161,7 @@ func (h *harness) until(what string, cond func() bool) {
 		}
 		select {
 		case <-ch:
+		case <-h.eng.Changed():
 		case <-deadline.C:
 			h.t.Fatalf("timed out after %s waiting for %s; status: %s", waitLimit, what, h.statusString())
 		}

@@ -36,24 +36,49 @@ type jobRun struct {
 	started *child
 }
 
-// startRecoveryLocked plans and starts the recovery of bus b after ev (a
-// Restarted). Called with e.mu held.
+// startRecoveryLocked starts the recovery of bus b after ev (a Restarted).
+// Called with e.mu held; the planning happens in a goroutine, once the
+// previous recovery of the bus (cancelled when the bus went down) has
+// finished, so that the processes its jobs started are known.
 func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watcher.Event) {
-	if b.rec != nil {
-		b.rec.cancel(errors.New("bus restarted again"))
+	prev := b.rec
+	if prev != nil {
+		prev.cancel(errors.New("bus restarted again"))
+	}
+	if prev == nil {
+		prev = b.lastRec
+	}
+	if prev != nil && prev.rec.ID != ev.OldID {
+		prev = nil // not the recovery of the instance that just went away
 	}
 	snapshot := b.downPeers
 	if len(snapshot) == 0 {
 		snapshot = ev.Peers
 	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	r := &recovery{
+		rec:    Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: time.Now(), Jobs: []Job{}},
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	b.rec, b.lastRec, e.last = r, nil, r
+	e.wg.Go(func() { e.planAndRun(ctx, rctx, b, r, prev, snapshot) })
+}
+
+func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery, prev *recovery, snapshot []watcher.Peer) {
 	// Apps whose jobs a newer restart cancelled were not on the bus that
 	// just went down (or were only starting): plan them again, with the
 	// process the cancelled job started, so that it is stopped or seen
 	// rather than started twice.
 	var carried []PlannedJob
-	if lr := b.lastRec; lr != nil {
-		for _, jr := range lr.jobs {
-			if lr.rec.Jobs[jr.idx].Outcome != Cancelled {
+	if prev != nil {
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+		}
+		e.mu.Lock()
+		for _, jr := range prev.jobs {
+			if prev.rec.Jobs[jr.idx].Outcome != Cancelled {
 				continue
 			}
 			pj := jr.plan
@@ -63,9 +88,8 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 			}
 			carried = append(carried, pj)
 		}
-		b.lastRec = nil
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 	jobs, unmatched := e.plan(b.name, snapshot)
 	e.mu.Lock()
 	for _, c := range carried {
@@ -84,22 +108,17 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 			}
 		}
 	}
-
-	rctx, cancel := context.WithCancelCause(ctx)
-	r := &recovery{
-		rec: Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: time.Now(),
-			Jobs: make([]Job, len(jobs))},
-		cancel: cancel,
-		done:   make(chan struct{}),
-	}
 	if len(carried) > 0 {
 		r.rec.Decision = fmt.Sprintf("bus restarted during the previous recovery; %d unfinished jobs planned again", len(carried))
 	}
+	e.mu.Unlock()
 	ending, why := false, ""
 	if e.cfg.Intent != nil {
 		// Intent is the daemon's; it must not call back into the engine.
 		ending, why = e.cfg.Intent(b.name)
 	}
+	e.mu.Lock()
+	r.rec.Jobs = make([]Job, len(jobs))
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: Pending}
 		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj})
@@ -111,31 +130,32 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = Skipped, "session ending: "+why
 		}
 	}
-	b.rec, e.last = r, r
+	if rctx.Err() != nil {
+		for i := range r.rec.Jobs {
+			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = Cancelled, context.Cause(rctx).Error()
+		}
+	}
+	decision := r.rec.Decision
+	e.mu.Unlock()
+	e.notifyChanged()
 	plan := make([]string, 0, len(jobs))
 	for _, pj := range jobs {
 		plan = append(plan, pj.App)
 	}
-	e.log.Info("recovery planned", "bus", b.name, "id", ev.ID, "downtime", ev.Downtime, "jobs", plan,
-		"unmatched", len(unmatched), "decision", r.rec.Decision)
+	e.log.Info("recovery planned", "bus", b.name, "id", r.rec.ID, "downtime", r.rec.Downtime, "jobs", plan,
+		"unmatched", len(unmatched), "decision", decision)
 
 	var jobsWG sync.WaitGroup
-	if !ending {
+	if !ending && rctx.Err() == nil {
 		for _, jr := range r.jobs {
-			jobsWG.Add(1)
-			e.wg.Go(func() {
-				defer jobsWG.Done()
-				e.runJob(rctx, b.name, r, jr)
-			})
+			jobsWG.Go(func() { e.runJob(rctx, b.name, r, jr) })
+		}
+		if len(unmatched) > 0 {
+			e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
 		}
 	}
-	e.wg.Go(func() {
-		jobsWG.Wait()
-		e.endRecovery(b, r)
-	})
-	if len(unmatched) > 0 && !ending {
-		e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
-	}
+	jobsWG.Wait()
+	e.endRecovery(b, r)
 }
 
 // endRecovery records an ended recovery: in the status and the history.
@@ -145,8 +165,8 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 	r.cancel(errors.New("recovery ended"))
 	if b.rec == r {
 		b.rec = nil
+		b.lastRec = r
 	}
-	b.lastRec = r
 	rec := r.snapshot()
 	e.mu.Unlock()
 	close(r.done)

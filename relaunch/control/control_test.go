@@ -23,7 +23,6 @@ type backend struct {
 	mu      sync.Mutex
 	status  relaunch.Status
 	changed chan struct{}
-	asked   []string
 }
 
 func newBackend() *backend {
