@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
 	"busmedic/relaunch/control"
+	"busmedic/tray"
 	"busmedic/watcher"
 )
 
@@ -29,7 +32,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	config := fs.String("config", "", "user rules file (default $BUSMEDIC_CONFIG or $XDG_CONFIG_HOME/busmedic/apps.toml)")
 	socket := fs.String("socket", control.DefaultPath(), "control socket")
 	stateDir := fs.String("state-dir", filepath.Join(xdg.StateHome, "busmedic"), "history and app logs")
-	fs.Bool("no-tray", true, "do not start the tray icon (the tray is not built yet)")
+	noTray := fs.Bool("no-tray", false, "do not show the tray icon")
 	manage := fs.Bool("manage-session-bus", false, "run the session bus daemon (dbus-daemon --session) at the session address, restart it on request and when it dies; for sessions started with dbus-launch or none")
 	verbose := fs.Bool("v", false, "log debug detail")
 	if code, ok := parseFlags(fs, args, stdout, "busmedic run [--config FILE] [--no-tray]",
@@ -64,16 +67,44 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		watchers = append(watchers, w)
 	}
+	logind, err := watcher.NewLogind(targets[1], log)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic run: system bus: %v\n", err)
+		return exitError
+	}
+	intent := &relaunch.Intent{
+		Logind:   logind,
+		Display:  watcher.DisplayGone,
+		Settings: func() appdb.Settings { return store.Current().Settings() },
+		Log:      log,
+	}
 	engine := relaunch.New(relaunch.Config{
+		Intent:    intent.Ending,
 		Rules:     store.Current,
 		Addresses: func(bus string) string { return busAddress(targets, bus) },
 		StateDir:  *stateDir,
 		Logger:    log,
 	})
 
-	ctx, cancel := context.WithCancel(ctx)
+	stopping := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	// A signal to stop (SIGTERM, SIGHUP: the session is tearing down) ends
+	// recovery first: nothing may start after it.
+	context.AfterFunc(stopping, func() {
+		intent.Stopping("busmedic received a signal to stop")
+		cancel()
+	})
 	var wg sync.WaitGroup
+	wg.Go(func() { logind.Run(ctx) })
+	wg.Go(func() {
+		select {
+		case <-intent.Ended():
+			log.Info("the session is ending; busmedic exits")
+			cancel()
+		case <-ctx.Done():
+		}
+	})
 	finder := busrestart.Finder{Address: busAddress(targets, "session")}
 	if *manage {
 		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
@@ -99,8 +130,26 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		cancel()
 	})
+	if !*noTray {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "busmedic run: %v\n", err)
+			return exitError
+		}
+		wg.Go(func() {
+			tray.Supervise(ctx, func() *exec.Cmd {
+				cmd := exec.Command(self, "tray", "--socket", srv.Path())
+				cmd.Stderr = stderr
+				return cmd
+			}, log)
+			if ctx.Err() == nil {
+				log.Info("Quit chosen in the tray; busmedic exits")
+				cancel()
+			}
+		})
+	}
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
-	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, watchers: watchers,
+	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
 		userRules: appdb.DefaultPaths(*config).User, log: log})
 	cancel()
 	wg.Wait()
@@ -118,6 +167,7 @@ type daemonBackend struct {
 	*relaunch.Engine
 	store     *appdb.Store
 	finder    busrestart.Finder
+	intent    *relaunch.Intent
 	watchers  []*watcher.Watcher
 	userRules string
 	log       *slog.Logger
@@ -137,6 +187,7 @@ func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
 		return err
 	}
 	b.log.Info("restarting the session bus on request", "how", m.String())
+	b.intent.Ordered(bus)
 	return m.Restart(ctx)
 }
 
