@@ -213,6 +213,13 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	if ev.Address != "" {
 		b.address = ev.Address
 	}
+	if ev.Kind != watcher.Down {
+		for pid, p := range b.detached {
+			if !alive(pid, p.StartTime) {
+				delete(b.detached, pid)
+			}
+		}
+	}
 	switch ev.Kind {
 	case watcher.Up:
 		b.up, b.id, b.since, b.reason = true, ev.ID, ev.Time, ""
@@ -224,8 +231,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 			b.id = ev.ID
 		}
 		b.downPeers = slices.Clone(ev.Peers)
+		// No liveness check here: a client that exits on disconnect may
+		// already be gone. Dead ones were pruned at the previous event.
 		for pid, p := range b.detached {
-			if alive(pid, p.StartTime) && !slices.ContainsFunc(b.downPeers, func(q watcher.Peer) bool { return q.PID == pid }) {
+			if !slices.ContainsFunc(b.downPeers, func(q watcher.Peer) bool { return q.PID == pid }) {
 				b.downPeers = append(b.downPeers, p)
 			}
 		}

@@ -390,7 +390,9 @@ func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *d
 			w.mu.Lock()
 			w.peers[name] = &p
 			w.mu.Unlock()
-			return Event{Kind: PeerJoined, Peer: &p}, true
+			// A copy: the map entry changes as names come and go.
+			c := p.clone()
+			return Event{Kind: PeerJoined, Peer: &c}, true
 		case newOwner == "":
 			w.mu.Lock()
 			p, known := w.peers[name]
