@@ -290,7 +290,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 	}
 	if ev.Kind == watcher.Down && e.cfg.Intent != nil {
 		if ending, why := e.cfg.Intent(ev.Bus); ending {
-			e.log.Info("bus down while the session is ending", "bus", ev.Bus, "why", why)
+			e.recordEnding(ev, why)
 		}
 	}
 	e.notifyChanged()
@@ -486,4 +486,26 @@ func (e *Engine) runningChildren() []*child {
 		out = append(out, c)
 	}
 	return out
+}
+
+// recordEnding records, at the moment a bus goes down with the session
+// ending, that its apps will not be recovered and why: the daemon usually
+// exits right after, before any restart could be planned.
+func (e *Engine) recordEnding(ev watcher.Event, why string) {
+	jobs, _ := e.plan(ev.Bus, ev.Peers)
+	now := time.Now()
+	rec := Recovery{Bus: ev.Bus, OldID: ev.ID, Started: now, Ended: now,
+		Decision: "session ending: " + why + ": no recovery", Jobs: make([]Job, 0, len(jobs))}
+	e.mu.Lock()
+	for _, pj := range jobs {
+		j := Job{App: pj.App, Bus: ev.Bus, Action: string(pj.Rule.Action), Outcome: Skipped,
+			Reason: "session ending: " + why, Started: now}
+		rec.Jobs = append(rec.Jobs, j)
+		e.lastJob[pj.App] = j
+	}
+	e.mu.Unlock()
+	e.log.Info("bus down while the session is ending: no recovery", "bus", ev.Bus, "why", why, "apps", len(jobs))
+	if err := e.hist.append(rec); err != nil {
+		e.log.Warn("history not written", "err", err)
+	}
 }

@@ -47,9 +47,16 @@ func (h *historyLog) append(r Recovery) error {
 			return fmt.Errorf("history: rotate: %w", err)
 		}
 	}
-	f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(h.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
+	}
+	// A line torn by a crash would swallow this one: end it first.
+	var last [1]byte
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		if _, err := f.ReadAt(last[:], st.Size()-1); err == nil && last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
 	}
 	// One write of a whole line: O_APPEND keeps concurrent lines whole.
 	if _, err := f.Write(line); err != nil {
