@@ -79,11 +79,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Log:      log,
 	}
 	engine := relaunch.New(relaunch.Config{
-		Intent:    intent.Ending,
-		Rules:     store.Current,
-		Addresses: func(bus string) string { return busAddress(targets, bus) },
-		StateDir:  *stateDir,
-		Logger:    log,
+		Intent:     intent.Ending,
+		RulesError: store.Err,
+		Rules:      store.Current,
+		Addresses:  func(bus string) string { return busAddress(targets, bus) },
+		StateDir:   *stateDir,
+		Logger:     log,
 	})
 
 	stopping := ctx

@@ -23,18 +23,20 @@ import (
 // session is a whole test session: a session bus, a system bus with a
 // stand-in logind, the XDG directories, and busmedic run.
 type session struct {
-	t       *testing.T
-	bus     *bustest.Bus
-	system  *bustest.Bus
-	logind  *bustest.Logind
-	env     []string
-	dir     string
-	socket  string
-	daemon  *exec.Cmd
-	log     *syncBuffer
-	exited  chan struct{}
-	updates <-chan relaunch.Status
-	last    relaunch.Status
+	t          *testing.T
+	bus        *bustest.Bus
+	system     *bustest.Bus
+	logind     *bustest.Logind
+	env        []string
+	dir        string
+	socket     string
+	daemon     *exec.Cmd
+	log        *syncBuffer
+	exited     chan struct{}
+	updates    <-chan relaunch.Status
+	xvfb       *exec.Cmd
+	xvfbExited chan struct{}
+	last       relaunch.Status
 }
 
 func newSession(t *testing.T, rules string) *session {
@@ -84,7 +86,7 @@ func (s *session) start() {
 	if err := s.daemon.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	s.log = &syncBuffer{}
+	s.log = &syncBuffer{changed: make(chan struct{}, 1)}
 	ready := make(chan struct{})
 	s.exited = make(chan struct{})
 	go func() {
@@ -126,16 +128,36 @@ func (s *session) start() {
 	}
 }
 
-// syncBuffer collects the daemon's log for failure messages.
+// syncBuffer collects the daemon's log, for failure messages and for
+// waiting on what the daemon says.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{}
 }
 
 func (b *syncBuffer) WriteLine(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.b.WriteString(s + "\n")
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitLog waits until the daemon has logged a line containing text.
+func (s *session) waitLog(text string) {
+	s.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for !strings.Contains(s.log.String(), text) {
+		select {
+		case <-s.log.changed:
+		case <-timer.C:
+			s.t.Fatalf("busmedic run did not log %q within %s:\n%s", text, deadline, s.log)
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
