@@ -1,10 +1,14 @@
 package relaunch
 
 import (
+	"context"
+	"errors"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"busmedic/watcher/bustest"
 )
@@ -254,4 +258,117 @@ func startProgram(t *testing.T, bus *bustest.Bus, argv ...string) *os.Process {
 	go func() { p.Wait(); close(done) }()
 	t.Cleanup(func() { p.Kill(); <-done })
 	return p
+}
+
+// The notify action asks through the notification server; choosing
+// "Relaunch" relaunches the app.
+func TestNotifyAction(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "asker"
+names = ["org.example.Asker"]
+exec = ["TESTAPP", "-name", "org.example.Asker", "-mode", "exit"]
+action = "notify"
+grace = "100ms"
+`, func(c *Config, bus *bustest.Bus) { c.Notifier = &DesktopNotifier{Address: bus.Address, Wait: 20 * time.Second} })
+	h.bus.StartApp("-name", "org.example.Asker", "-mode", "exit")
+	h.waitOwner("org.example.Asker", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	id := h.waitUp()
+	f := startFakeServer(t, h.bus, "relaunch")
+	rec := h.waitRecovery(id)
+	if j := jobOf(t, rec, "asker"); j.Outcome != Relaunched || j.Reason != "chosen in the notification" {
+		t.Errorf("asker: %s %q", j.Outcome, j.Reason)
+	}
+	if s := <-f.got; s != "asker lost its bus connection" {
+		t.Errorf("notification %q", s)
+	}
+	h.waitOwner("org.example.Asker", 0)
+}
+
+// Paused: jobs are skipped with the reason "paused"; RelaunchNow still acts.
+func TestPauseAndRelaunchNow(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+grace = "100ms"
+`)
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	h.waitOwner("org.example.Exiter", 0)
+	h.eng.Pause()
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "paused" {
+		t.Errorf("paused: %s %q", j.Outcome, j.Reason)
+	}
+	if !h.eng.Status().Paused {
+		t.Error("Status().Paused is false")
+	}
+	j, err := h.eng.RelaunchNow(context.Background(), "exiter")
+	if err != nil || j.Outcome != Relaunched {
+		t.Fatalf("RelaunchNow = %+v, %v", j, err)
+	}
+	pid := h.waitOwner("org.example.Exiter", 0)
+	if pid != j.PID {
+		t.Errorf("owner %d, job pid %d", pid, j.PID)
+	}
+	h.until("the engine to see the new process", func() bool {
+		st := h.eng.Status()
+		return len(st.Apps) == 1 && slices.Equal(st.Apps[0].PIDs, []int{pid})
+	})
+	// Again: the running app is stopped first, never two.
+	j2, err := h.eng.RelaunchNow(context.Background(), "exiter")
+	if err != nil || j2.Outcome != Relaunched || j2.PID == j.PID {
+		t.Fatalf("second RelaunchNow = %+v, %v", j2, err)
+	}
+	h.waitOwner("org.example.Exiter", pid)
+	if procs := countProcs(t, ownsArg("org.example.Exiter")); len(procs) != 1 {
+		t.Errorf("processes %v, want 1", procs)
+	}
+	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, ErrUnknownApp) {
+		t.Errorf("unknown app: %v", err)
+	}
+	h.eng.Resume()
+	if hist, _ := h.eng.History(1); len(hist) != 1 || hist[0].Decision != "relaunch requested" {
+		t.Errorf("history: %+v", hist)
+	}
+}
+
+// A peer that matches no rule and does not come back is listed as a
+// casualty, and can be relaunched once by its id.
+func TestCasualty(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "other"
+names = ["org.example.Other"]
+`)
+	h.bus.StartApp("-name", "org.example.Stray", "-mode", "exit")
+	h.waitOwner("org.example.Stray", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	h.waitUp()
+	var cas Casualty
+	h.until("a casualty", func() bool {
+		st := h.eng.Status()
+		if len(st.Casualties) == 1 {
+			cas = st.Casualties[0]
+			return true
+		}
+		return false
+	})
+	if !strings.HasPrefix(cas.ID, "casualty:testapp:") || cas.Peer.Cwd == "" {
+		t.Errorf("casualty %+v", cas)
+	}
+	j, err := h.eng.RelaunchNow(context.Background(), cas.ID)
+	if err != nil || j.Outcome != Relaunched {
+		t.Fatalf("RelaunchNow(%s) = %+v, %v", cas.ID, j, err)
+	}
+	h.waitOwner("org.example.Stray", 0)
+	if st := h.eng.Status(); len(st.Casualties) != 0 {
+		t.Errorf("casualties after relaunch: %+v", st.Casualties)
+	}
 }

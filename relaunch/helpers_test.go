@@ -36,7 +36,7 @@ type harness struct {
 	notify chan struct{}
 }
 
-type harnessOpt func(*Config)
+type harnessOpt func(*Config, *bustest.Bus)
 
 // newHarness starts a bus, a watcher on it and an engine with the rules in
 // rulesTOML, in which "TESTAPP" stands for the fixture program.
@@ -54,7 +54,7 @@ func newHarness(t testing.TB, rulesTOML string, opts ...harnessOpt) *harness {
 		CasualtyGrace: 500 * time.Millisecond,
 	}
 	for _, o := range opts {
-		o(&cfg)
+		o(&cfg, bus)
 	}
 	h.eng = New(cfg)
 	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(testLogger(t)))
