@@ -270,7 +270,9 @@ names = ["org.example.Asker"]
 exec = ["TESTAPP", "-name", "org.example.Asker", "-mode", "exit"]
 action = "notify"
 grace = "100ms"
-`, func(c *Config, bus *bustest.Bus) { c.Notifier = &DesktopNotifier{Address: bus.Address, Wait: 20 * time.Second} })
+`, func(c *Config, bus *bustest.Bus) {
+		c.Notifier = &DesktopNotifier{Address: bus.Address, Wait: 20 * time.Second}
+	})
 	h.bus.StartApp("-name", "org.example.Asker", "-mode", "exit")
 	h.waitOwner("org.example.Asker", 0)
 	h.bus.Kill()

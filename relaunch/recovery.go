@@ -382,6 +382,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 		}
 	}
 	defer release()
+	var stopped []int
 	for _, p := range pj.Peers {
 		if p.PID <= 0 {
 			continue
@@ -390,7 +391,9 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 		switch {
 		case err == nil:
 			e.log.Info("stopped", "app", pj.App, "pid", p.PID)
+			stopped = append(stopped, p.PID)
 		case errors.Is(err, ErrGone):
+			stopped = append(stopped, p.PID)
 		case errors.Is(err, ErrNotSame):
 			// The process we saw is gone; its pid is someone else's now.
 			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
@@ -406,6 +409,19 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	}
 	if ctx.Err() != nil {
 		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	}
+	if len(stopped) > 0 {
+		// The bus drops a dead client's names a moment after it exits;
+		// until then a new copy could not take them, and the names would
+		// look as if the app were back.
+		e.waitFor(ctx, bus, time.Now().Add(2*time.Second), nil, func(b *busState) bool {
+			for _, p := range b.peers {
+				if slices.Contains(stopped, p.PID) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	// While we stopped it, it may have come back (or someone started it).
 	e.mu.Lock()
