@@ -3,9 +3,11 @@ package relaunch
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -372,5 +374,52 @@ names = ["org.example.Other"]
 	h.waitOwner("org.example.Stray", 0)
 	if st := h.eng.Status(); len(st.Casualties) != 0 {
 		t.Errorf("casualties after relaunch: %+v", st.Casualties)
+	}
+}
+
+// While the session is ending, nothing is started and the recovery says why.
+func TestSessionEnding(t *testing.T) {
+	var ending atomic.Bool
+	h := newHarness(t, `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+grace = "100ms"
+`, func(c *Config, _ *bustest.Bus) {
+		c.Intent = func(string) (bool, string) { return ending.Load(), "the login session is closing" }
+	})
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	h.waitOwner("org.example.Exiter", 0)
+	ending.Store(true)
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	if rec.Decision != "session ending: the login session is closing: no recovery" {
+		t.Errorf("decision %q", rec.Decision)
+	}
+	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "session ending: the login session is closing" {
+		t.Errorf("job %s %q", j.Outcome, j.Reason)
+	}
+	if n := len(h.eng.runningChildren()); n != 0 {
+		t.Errorf("%d processes started", n)
+	}
+}
+
+// Status changes reach Changed at once (the tray shows them within 100ms).
+func TestChangedIsPrompt(t *testing.T) {
+	e := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	select {
+	case <-e.Changed():
+	default:
+	}
+	e.Pause()
+	select {
+	case <-e.Changed():
+	case <-time.After(100 * time.Millisecond):
+		t.Fatal("no change signalled within 100ms of Pause")
+	}
+	if !e.Status().Paused {
+		t.Error("not paused")
 	}
 }
