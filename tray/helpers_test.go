@@ -433,14 +433,35 @@ func (it *item) waitFor(sigs chan *dbus.Signal, what string, cond func() bool) {
 
 // syncBuffer collects a child's stderr.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // a value after each write
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{written: make(chan struct{}, 1)} }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	select {
+	case s.written <- struct{}{}:
+	default:
+	}
 	return s.b.Write(p)
+}
+
+// waitText waits until text has been written.
+func (s *syncBuffer) waitText(t *testing.T, text string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for !strings.Contains(s.String(), text) {
+		select {
+		case <-s.written:
+		case <-timer.C:
+			t.Fatalf("no %q in:\n%s", text, s)
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -453,7 +474,7 @@ func (s *syncBuffer) String() string {
 // Supervise, on the bus and the control socket, until the test ends.
 func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 	t.Helper()
-	stderr := &syncBuffer{}
+	stderr := newSyncBuffer()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -477,4 +498,51 @@ func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 		}
 	})
 	return stderr
+}
+
+// matchRules reports the match rules connections add on the bus (sender,
+// rule), seen through a monitor connection: how a test knows that systray
+// listens for a new StatusNotifierWatcher, which it starts doing only
+// after its first registration returns.
+func matchRules(t *testing.T, bus *bustest.Bus) <-chan [2]string {
+	t.Helper()
+	conn := connect(t, bus)
+	msgs := make(chan *dbus.Message, 64)
+	// Every message goes to msgs, the reply to BecomeMonitor too: a
+	// monitor must never answer, which godbus would do for method calls.
+	conn.Eavesdrop(msgs)
+	conn.BusObject().Go("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, nil,
+		[]string{"type='method_call',interface='org.freedesktop.DBus',member='AddMatch'"}, uint32(0))
+	out := make(chan [2]string, 64)
+	go func() {
+		for m := range msgs {
+			if m.Type != dbus.TypeMethodCall || len(m.Body) != 1 {
+				continue
+			}
+			sender, _ := m.Headers[dbus.FieldSender].Value().(string)
+			rule, _ := m.Body[0].(string)
+			select {
+			case out <- [2]string{sender, rule}:
+			default:
+			}
+		}
+	}()
+	return out
+}
+
+// waitMatchRule waits for sender to add a rule containing text.
+func waitMatchRule(t *testing.T, rules <-chan [2]string, sender, text string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-rules:
+			if r[0] == sender && strings.Contains(r[1], text) {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("%s added no match rule with %q", sender, text)
+		}
+	}
 }

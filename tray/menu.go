@@ -2,7 +2,9 @@ package tray
 
 import (
 	"context"
+	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"fyne.io/systray"
 )
@@ -168,18 +170,41 @@ func (m *menu) isPaused() bool {
 	return m.paused
 }
 
-// onClick runs fn for each click on item until ctx is done; wg tracks the
-// goroutine. A click that comes while fn still runs is dropped by systray,
-// which is what a double click on "Relaunch" should do.
-func onClick(ctx context.Context, wg *sync.WaitGroup, item *systray.MenuItem, fn func(context.Context)) {
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-item.ClickedCh:
-				fn(ctx)
-			}
+// clicks dispatches menu clicks. One goroutine selects over every item's
+// channel, rather than one goroutine per item: the pools hold about sixty
+// items, and each idle goroutine's stack is memory the tray keeps for
+// nothing. Each click's action runs on a goroutine of its own, so a slow
+// relaunch does not hold up the other items; a click on an item whose
+// last action still runs is dropped, as a double click on "Relaunch"
+// should be.
+type clicks struct {
+	cases []reflect.SelectCase
+	fns   []func(context.Context)
+	busy  []atomic.Bool
+}
+
+// on makes fn the action of item.
+func (c *clicks) on(item *systray.MenuItem, fn func(context.Context)) {
+	c.cases = append(c.cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(item.ClickedCh)})
+	c.fns = append(c.fns, fn)
+}
+
+// run dispatches clicks until ctx is done; wg tracks the actions.
+func (c *clicks) run(ctx context.Context, wg *sync.WaitGroup) {
+	c.busy = make([]atomic.Bool, len(c.fns))
+	cases := append([]reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}, c.cases...)
+	for {
+		i, _, _ := reflect.Select(cases)
+		if i == 0 {
+			return
 		}
-	})
+		i--
+		if !c.busy[i].CompareAndSwap(false, true) {
+			continue
+		}
+		wg.Go(func() {
+			defer c.busy[i].Store(false)
+			c.fns[i](ctx)
+		})
+	}
 }

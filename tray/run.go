@@ -67,8 +67,8 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 		}
 	}()
 
-	if !awaitBus(ctx, log) {
-		return nil
+	if up, err := awaitBus(ctx, log); !up {
+		return err
 	}
 
 	var wg sync.WaitGroup
@@ -205,23 +205,24 @@ func (t *tray) render() (err error) {
 	return nil
 }
 
-// listen starts one click handler per actionable item.
+// listen sends the clicks on actionable items to the daemon.
 func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 	m := t.menu
+	var cl clicks
 	for i, e := range m.appItems {
-		onClick(ctx, wg, e.item, func(ctx context.Context) {
+		cl.on(e.item, func(ctx context.Context) {
 			if id := m.appID(i); id != "" {
 				t.relaunch(ctx, id)
 			}
 		})
 	}
 	for i, c := range m.casualties {
-		onClick(ctx, wg, c.relaunch.item, func(ctx context.Context) {
+		cl.on(c.relaunch.item, func(ctx context.Context) {
 			if id := m.casualtyID(i); id != "" {
 				t.relaunch(ctx, id)
 			}
 		})
-		onClick(ctx, wg, c.learn.item, func(ctx context.Context) {
+		cl.on(c.learn.item, func(ctx context.Context) {
 			id := m.casualtyID(i)
 			if id == "" {
 				return
@@ -235,7 +236,7 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			})
 		})
 	}
-	onClick(ctx, wg, m.restartBus.item, func(ctx context.Context) {
+	cl.on(m.restartBus.item, func(ctx context.Context) {
 		t.do(ctx, "restart-bus", func(ctx context.Context, c *control.Client) error {
 			err := c.RestartBus(ctx, "session")
 			if err != nil && !errors.Is(err, control.ErrNotRunning) {
@@ -244,8 +245,8 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			return err
 		})
 	})
-	onClick(ctx, wg, m.editRules.item, func(context.Context) { t.openEditor() })
-	onClick(ctx, wg, m.pause.item, func(ctx context.Context) {
+	cl.on(m.editRules.item, func(context.Context) { t.openEditor() })
+	cl.on(m.pause.item, func(ctx context.Context) {
 		t.do(ctx, "pause", func(ctx context.Context, c *control.Client) error {
 			if m.isPaused() {
 				return c.Resume(ctx)
@@ -253,6 +254,7 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			return c.Pause(ctx)
 		})
 	})
+	wg.Go(func() { cl.run(ctx, wg) })
 }
 
 // actionTimeout bounds one click's request; a relaunch waits for the app.
@@ -318,15 +320,15 @@ func (t *tray) openEditor() {
 }
 
 // awaitBus returns true once the session bus is up, false if ctx ends
-// first. It watches the bus's socket rather than polling, so a tray started
-// while the bus is down costs nothing until it is back.
-func awaitBus(ctx context.Context, log *slog.Logger) bool {
+// first or the bus address is unusable (then with the error). It watches
+// the bus's socket rather than polling, so a tray started while the bus is
+// down costs nothing until it is back.
+func awaitBus(ctx context.Context, log *slog.Logger) (bool, error) {
 	// The watcher is stopped once the bus is up, which it would log as
 	// the bus going down: its events are logged here instead.
 	w, err := watcher.New(watcher.SessionTarget(), watcher.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
-		log.Error("session bus address", "err", err)
-		return false
+		return false, fmt.Errorf("session bus: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -340,10 +342,10 @@ func awaitBus(ctx context.Context, log *slog.Logger) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return false, nil
 		case e := <-events:
 			if e.Kind == watcher.Up {
-				return true
+				return true, nil
 			}
 			log.Info("waiting for the session bus", "event", e.Kind, "reason", e.Reason)
 		}

@@ -128,9 +128,12 @@ func TestTray(t *testing.T) {
 // does while the bus stays: the same tray registers with the new one.
 func TestPanelRestart(t *testing.T) {
 	bus := bustest.New(t)
+	rules := matchRules(t, bus)
 	first := startSNW(t, bus)
 	superviseTray(t, bus, serveControl(t, newBackend()))
 	old := first.next(t)
+	// systray subscribes to watcher changes only after registering.
+	waitMatchRule(t, rules, old.Sender, "org.kde.StatusNotifierWatcher")
 	first.conn.Close()
 	second := startSNW(t, bus)
 	if reg := second.next(t); reg.Sender != old.Sender {
@@ -162,5 +165,21 @@ func TestTrayBusRestart(t *testing.T) {
 	it.wantIcon(Healthy)
 	if !strings.Contains(stderr.String(), "code=3") {
 		t.Errorf("the supervisor did not see the child exit with ExitBusLost")
+	}
+}
+
+// TestTrayWaitsForBus starts the tray while the session bus is down: it
+// waits (without exiting, so the supervisor does not spin) and shows
+// itself once the bus is back.
+func TestTrayWaitsForBus(t *testing.T) {
+	bus := bustest.New(t)
+	bus.Kill()
+	stderr := superviseTray(t, bus, serveControl(t, newBackend()))
+	stderr.waitText(t, "waiting for the session bus")
+	bus.Start()
+	reg := startSNW(t, bus).next(t)
+	newItem(t, connect(t, bus), reg).wantIcon(Healthy)
+	if n := strings.Count(stderr.String(), "tray started"); n != 1 {
+		t.Errorf("tray started %d times, want once", n)
 	}
 }
