@@ -164,7 +164,7 @@ func (e *Editor) build() {
 			name.TextStyle.Bold = true
 			detail := widget.NewLabel("action")
 			state := widget.NewLabel("state")
-			state.Importance = widget.LowImportance
+			state.TextStyle.Italic = true
 			state.Truncation = fyne.TextTruncateEllipsis
 			detail.Truncation = fyne.TextTruncateEllipsis
 			icon := widget.NewIcon(theme.ComputerIcon())
