@@ -85,6 +85,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Addresses:  func(bus string) string { return busAddress(targets, bus) },
 		StateDir:   *stateDir,
 		Logger:     log,
+		Notifier:   &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }},
 	})
 
 	stopping := ctx
