@@ -4,4 +4,58 @@
 // the app's rule (relaunch, signal, hook, notify), without ever starting an
 // app twice or signalling a process that is not the one it saw. It keeps the
 // history of what it did.
+//
+// # Engine
+//
+// An [Engine] consumes the [watcher.Event] stream of every bus ([Engine.Run])
+// and keeps its own picture of each bus (peers, name owners), so it needs no
+// bus connection to wait for names or pids. On Restarted it plans (from the
+// Down snapshot and the rules in force; [Engine.Plan] is the same plan as a
+// dry run) and runs one job per app, in parallel. A job:
+//
+//  1. waits until every name in the rule's after is on the new bus (at most
+//     30s, or ready_timeout if longer);
+//  2. waits grace for the app to come back by itself: its names, or for a
+//     rule without names its pid, reappear: outcome reconnected;
+//  3. acts: relaunch stops what is left of the app (SIGTERM, stop_timeout,
+//     SIGKILL) and starts it; signal, hook and notify do what they say;
+//  4. waits ready_timeout for the names (without names: for the process to
+//     show up on the bus or stay alive for a second).
+//
+// Outcomes carry a reason for people ("exec not found: foo", "exited with
+// 1", "org.example.A did not appear within 10s", "restart limit reached: 5
+// in 60s").
+//
+// # Storms
+//
+// A bus that goes down again cancels the running jobs. The next Restarted
+// plans once the cancelled jobs have returned, and plans again every app
+// whose job was cancelled, together with the process that job may have
+// started, so that this process is found (back on the bus, or stopped)
+// rather than started a second time. Jobs of one app never overlap.
+//
+// # Processes
+//
+// Before any signal the engine opens a pidfd on the pid, then checks that
+// the process still has the start time recorded when it was seen on the bus
+// and belongs to this user; a reused pid is never signalled. Programs are
+// started without a shell (unless the rule says shell = true: then
+// "/bin/sh -c" runs the rule's exec joined by spaces), after checking that
+// the executable is not writable by group or others nor owned by another
+// user than root or us; in a new session, with stdin from /dev/null and
+// stdout and stderr appended to StateDir/logs/APP.log, which is moved to
+// APP.log.1 at a start when over 1 MiB (a file rather than a pipe, so that
+// apps outlive busmedic). Every started process is waited for, so none is
+// left a zombie; apps keep running when the engine stops.
+//
+// dbus-monitor turns itself into a monitor right after connecting and so
+// leaves the bus's name table; the engine finds such clients in /proc (a
+// process of ours matching a rule, with the bus address in its environment)
+// when a nameless peer leaves, and treats them as on the bus.
+//
+// # History
+//
+// Each ended recovery (and each relaunch-now) is one JSON line of
+// [Recovery] in StateDir/history.jsonl, moved to history.jsonl.1 when it
+// would pass 1 MiB.
 package relaunch

@@ -423,3 +423,37 @@ func TestChangedIsPrompt(t *testing.T) {
 		t.Error("not paused")
 	}
 }
+
+// The hook action runs the rule's command and waits for the app's names.
+func TestHookAction(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "hooked"
+names = ["org.example.Hooked"]
+action = "hook"
+hook = ["/bin/sh", "-c", "TESTAPP -name org.example.Hooked -mode exit & exit 0"]
+grace = "100ms"
+
+[[app]]
+id = "badhook"
+names = ["org.example.BadHook"]
+action = "hook"
+hook = ["/bin/sh", "-c", "exit 5"]
+grace = "100ms"
+`)
+	h.bus.StartApp("-name", "org.example.Hooked", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.BadHook", "-mode", "exit")
+	old := h.waitOwner("org.example.Hooked", 0)
+	h.waitOwner("org.example.BadHook", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	if j := jobOf(t, rec, "hooked"); j.Outcome != Hooked {
+		t.Errorf("hooked: %s %q", j.Outcome, j.Reason)
+	}
+	if j := jobOf(t, rec, "badhook"); j.Outcome != Failed || !strings.HasPrefix(j.Reason, "hook exited with 5") {
+		t.Errorf("badhook: %s %q", j.Outcome, j.Reason)
+	}
+	pid := h.waitOwner("org.example.Hooked", old)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+}

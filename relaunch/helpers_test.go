@@ -29,6 +29,8 @@ type harness struct {
 	eng *Engine
 	dir string
 
+	lastUp string
+
 	mu     sync.Mutex
 	id     string
 	owners map[string]string
@@ -168,10 +170,13 @@ func (h *harness) until(what string, cond func() bool) {
 	}
 }
 
+// waitUp waits for a bus instance other than the one the last waitUp
+// returned: after Kill or Stop the watcher may not have reported Down yet.
 func (h *harness) waitUp() string {
 	h.t.Helper()
 	var id string
-	h.until("the bus to be up", func() bool { id = h.id; return id != "" })
+	h.until("the bus to be up", func() bool { id = h.id; return id != "" && id != h.lastUp })
+	h.lastUp = id
 	return id
 }
 

@@ -161,13 +161,21 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 // endRecovery records an ended recovery: in the status and the history.
 func (e *Engine) endRecovery(b *busState, r *recovery) {
 	e.mu.Lock()
-	r.rec.Ended = time.Now()
+	rec := r.snapshot()
+	e.mu.Unlock()
+	rec.Ended = time.Now()
+	// History first: whoever sees the recovery ended in Status finds it
+	// in History too.
+	if err := e.hist.append(rec); err != nil {
+		e.log.Warn("history not written", "err", err)
+	}
+	e.mu.Lock()
+	r.rec.Ended = rec.Ended
 	r.cancel(errors.New("recovery ended"))
 	if b.rec == r {
 		b.rec = nil
 		b.lastRec = r
 	}
-	rec := r.snapshot()
 	e.mu.Unlock()
 	close(r.done)
 	counts := map[Outcome]int{}
@@ -175,9 +183,6 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 		counts[j.Outcome]++
 	}
 	e.log.Info("recovery ended", "bus", rec.Bus, "id", rec.ID, "took", rec.Ended.Sub(rec.Started), "outcomes", counts)
-	if err := e.hist.append(rec); err != nil {
-		e.log.Warn("history not written", "err", err)
-	}
 	e.notifyChanged()
 }
 
