@@ -4,10 +4,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+
+	"busmedic/relaunch"
 )
 
 // connected is a fixture with a stand-in daemon, once the editor has its
@@ -72,7 +75,7 @@ func TestShowPlanAndRelaunch(t *testing.T) {
 }
 
 func TestHistoryTab(t *testing.T) {
-	f, _ := connected(t)
+	f, b := connected(t)
 	ed := f.ed
 	ed.tabs.SelectIndex(1)
 	f.q.waitFor(t, "the history", func() bool { return len(ed.historyBox.Objects) > 0 })
@@ -88,6 +91,13 @@ func TestHistoryTab(t *testing.T) {
 	if lines[1] != "panel: failed: no such process (signal)" || lines[3] != "dunst: relaunched in 800ms (pid 7) (relaunch)" {
 		t.Errorf("jobs:\n%s", strings.Join(lines, "\n"))
 	}
+
+	// A new recovery reloads the open History tab.
+	before := b.historyCalls()
+	b.set(func(s *relaunch.Status) {
+		s.LastRecovery = &relaunch.Recovery{Bus: "session", ID: "new", Started: time.Now()}
+	})
+	f.q.waitFor(t, "the history to reload", func() bool { return b.historyCalls() > before })
 }
 
 // TestPeerPicker opens the picker, searches by keyboard, and picks with

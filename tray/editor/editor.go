@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -240,7 +241,7 @@ func (e *Editor) build() {
 	short(fyne.KeyP, e.pickPeer)
 	short(fyne.KeyW, e.requestClose)
 	short(fyne.KeyQ, e.requestClose)
-	short(fyne.KeyL, func() { e.list.FocusGained(); e.win.Canvas().Focus(e.list) })
+	short(fyne.KeyL, func() { e.focus(e.list) })
 	short(fyne.KeyH, func() { e.tabs.SelectIndex(1) })
 	short(fyne.KeyR, func() { e.tabs.SelectIndex(0) })
 	e.updateButtons()
@@ -442,11 +443,11 @@ func (e *Editor) updateButtons() {
 	switch {
 	case !e.editing:
 	case e.readOnly:
-		title = fmt.Sprintf("%s — system rule from %s (read-only: Override copies it into your file)", e.cur.ID, e.sourceOf(e.origID))
+		title = fmt.Sprintf("%s — system rule from %s (read-only: Override copies it into your file)", e.cur.ID, tildePath(e.sourceOf(e.origID)))
 	case e.origID == "":
-		title = "New rule (not saved yet) — " + e.model.Path()
+		title = "New rule (not saved yet) — " + tildePath(e.model.Path())
 	default:
-		title = fmt.Sprintf("%s — %s", e.origID, e.model.Path())
+		title = fmt.Sprintf("%s — %s", e.origID, tildePath(e.model.Path()))
 	}
 	if e.dirty() {
 		title += " — unsaved changes"
@@ -645,7 +646,12 @@ func (e *Editor) showFileProblems() {
 
 // setStatus takes a status from the daemon, or nil with why there is none.
 func (e *Editor) setStatus(st *relaunch.Status, err error) {
+	newRecovery := st != nil && st.LastRecovery != nil &&
+		(e.status == nil || e.status.LastRecovery == nil || !recoveryEqual(*e.status.LastRecovery, *st.LastRecovery))
 	e.status, e.daemonErr = st, err
+	if newRecovery && e.tabs.Selected() != nil && e.tabs.SelectedIndex() == 1 {
+		e.loadHistory()
+	}
 	if st == nil {
 		msg := "busmedic is not running: you can edit and save rules, but not try them (plan, relaunch, history, running apps). Start it with: busmedic run"
 		if err != nil && !notRunning(err) {
@@ -661,4 +667,23 @@ func (e *Editor) setStatus(st *relaunch.Status, err error) {
 	}
 	e.list.Refresh()
 	e.updateButtons()
+}
+
+// recoveryEqual tells whether two snapshots are of the same recovery in
+// the same state, so that History reloads only when one starts or ends.
+func recoveryEqual(a, b relaunch.Recovery) bool {
+	return a.Bus == b.Bus && a.ID == b.ID && a.Started.Equal(b.Started) && a.Ended.Equal(b.Ended) && len(a.Jobs) == len(b.Jobs)
+}
+
+// tildePath writes a path under the home directory as ~/..., as people
+// read it.
+func tildePath(p string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return p
+	}
+	if rest, ok := strings.CutPrefix(p, home+"/"); ok {
+		return "~/" + rest
+	}
+	return p
 }

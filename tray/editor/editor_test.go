@@ -325,6 +325,17 @@ func TestKeyboard(t *testing.T) {
 	if r, ok := set.Lookup("kbd"); !ok || r.Name != "Keyboard app" {
 		t.Errorf("saved by keyboard: %+v %v", r, ok)
 	}
+
+	// Ctrl+L, Down, Space opens the second rule of the list.
+	shortcut(t, c, fyne.KeyL)
+	if c.Focused() != ed.list {
+		t.Fatalf("Ctrl+L: focus on %T, want the list", c.Focused())
+	}
+	ed.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeyDown})
+	ed.list.TypedKey(&fyne.KeyEvent{Name: fyne.KeySpace})
+	if ed.origID != "panel" {
+		t.Errorf("Down, Space opened %q, want panel", ed.origID)
+	}
 }
 
 // shortcut presses Ctrl+key on the canvas.

@@ -169,6 +169,7 @@ type backend struct {
 	status  relaunch.Status
 	changed chan struct{}
 	asked   []string
+	history int // History calls
 }
 
 func newBackend() *backend {
@@ -190,6 +191,9 @@ func (b *backend) Status() relaunch.Status {
 }
 
 func (b *backend) History(n int) ([]relaunch.Recovery, error) {
+	b.mu.Lock()
+	b.history++
+	b.mu.Unlock()
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	return []relaunch.Recovery{
 		{Bus: "session", OldID: "a", ID: "b", Downtime: 1200 * time.Millisecond, Started: t0, Ended: t0.Add(2 * time.Second),
@@ -229,6 +233,23 @@ func (b *backend) Peers() map[string][]watcher.Peer {
 		},
 		"system": {{UniqueName: ":1.2", PID: 1, UID: 0, Exe: "/usr/lib/systemd/systemd", Argv: []string{"/sbin/init"}}},
 	}
+}
+
+// set changes the status and tells the watchers.
+func (b *backend) set(f func(*relaunch.Status)) {
+	b.mu.Lock()
+	f(&b.status)
+	b.mu.Unlock()
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (b *backend) historyCalls() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.history
 }
 
 func (b *backend) Pause()                   {}
