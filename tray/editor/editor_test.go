@@ -348,3 +348,33 @@ func shortcut(t *testing.T, c fyne.Canvas, key fyne.KeyName) {
 	}
 	h.TypedShortcut(&desktop.CustomShortcut{KeyName: key, Modifier: fyne.KeyModifierShortcutDefault})
 }
+
+// TestBrokenUserFile: a user file that does not validate is not edited;
+// the problems show, the system rules are still listed read-only.
+func TestBrokenUserFile(t *testing.T) {
+	f := newFixture(t, fixtureOpts{user: "[[app]]\nid = \"x\"\ngrase = \"2s\"\n", system: "[[app]]\nid = \"sys\"\nargv0 = \"s\"\n"})
+	ed := f.ed
+	if !ed.problemText.Visible() || !strings.Contains(ed.problemText.Text, `did you mean "grace"`) {
+		t.Errorf("problems = %q (visible %v)", ed.problemText.Text, ed.problemText.Visible())
+	}
+	if len(ed.entries) != 1 || !ed.entries[0].System {
+		t.Fatalf("entries = %+v, want the system rule only", ed.entries)
+	}
+	f.selectRule(t, "sys")
+	if !ed.overrideBtn.Disabled() {
+		t.Error("Override enabled on a user file that cannot be edited")
+	}
+	ed.newRule()
+	ed.form.id.SetText("new")
+	ed.form.argv0.SetText("new")
+	if !ed.saveBtn.Disabled() {
+		t.Error("Save enabled on a user file that cannot be edited")
+	}
+
+	// Fixed by hand, then Reload: editable again.
+	writeRules(t, f.user, "[[app]]\nid = \"x\"\nargv0 = \"x\"\n")
+	ed.reloadFromDisk()
+	if ed.problemText.Visible() || ed.saveBtn.Disabled() {
+		t.Errorf("after fixing: problems %q, Save disabled %v", ed.problemText.Text, ed.saveBtn.Disabled())
+	}
+}
