@@ -84,7 +84,7 @@ func (e *Engine) relaunchCasualty(ctx context.Context, id string) (Job, error) {
 func (e *Engine) runNow(ctx context.Context, pj PlannedJob, up bool, busID string) (Job, error) {
 	r := &recovery{rec: Recovery{Bus: pj.Bus, ID: busID, Started: time.Now(), Decision: "relaunch requested",
 		Jobs: []Job{{App: pj.App, Bus: pj.Bus, Action: string(pj.Rule.Action), Outcome: Pending}}}}
-	jr := &jobRun{plan: pj}
+	jr := &jobRun{plan: pj, busID: busID}
 	started := time.Now()
 	var res result
 	if !up {

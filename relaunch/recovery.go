@@ -31,6 +31,8 @@ func (r *recovery) snapshot() Recovery {
 type jobRun struct {
 	idx  int
 	plan PlannedJob
+	// busID is the bus instance the job recovers onto.
+	busID string
 	// started is the process this job started, once it has; guarded by
 	// Engine.mu. A job cancelled by a new restart hands it to the next plan.
 	started *child
@@ -121,7 +123,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	r.rec.Jobs = make([]Job, len(jobs))
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: Pending}
-		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj})
+		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID})
 		e.lastPeers[pj.App] = pj.Peers
 	}
 	if ending {
@@ -449,7 +451,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	e.mu.Unlock()
 	e.countStart(r.ID)
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
-	return e.ready(ctx, bus, pj, c, Relaunched)
+	return e.ready(ctx, bus, jr, c, Relaunched)
 }
 
 // adopt records a started child until it exits.
@@ -473,7 +475,8 @@ const settleTime = time.Second
 
 // ready waits for a started (or signalled) app: for its names, or with no
 // names for its process on the bus or alive after settleTime.
-func (e *Engine) ready(ctx context.Context, bus string, pj PlannedJob, c *child, ok Outcome) result {
+func (e *Engine) ready(ctx context.Context, bus string, jr *jobRun, c *child, ok Outcome) result {
+	pj := jr.plan
 	r := pj.Rule
 	pid := 0
 	var exited <-chan struct{}
@@ -488,6 +491,9 @@ func (e *Engine) ready(ctx context.Context, bus string, pj PlannedJob, c *child,
 		case ctx.Err() != nil:
 			return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
 		case c != nil && isClosed(c.exited):
+			if e.busLost(ctx, bus, jr.busID) {
+				return result{outcome: Cancelled, reason: "the bus went away while the app was starting", pid: pid}
+			}
 			return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
 		}
 		return result{outcome: Failed, reason: fmt.Sprintf("%s did not appear within %s", strings.Join(r.Names, ", "), shortDuration(r.ReadyTimeout)), pid: pid}
@@ -505,9 +511,46 @@ func (e *Engine) ready(ctx context.Context, bus string, pj PlannedJob, c *child,
 	case ctx.Err() != nil:
 		return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
 	case isClosed(c.exited):
+		if e.busLost(ctx, bus, jr.busID) {
+			return result{outcome: Cancelled, reason: "the bus went away while the app was starting", pid: pid}
+		}
 		return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
 	}
 	return result{outcome: ok, reason: fmt.Sprintf("running after %s, not seen on the bus", shortDuration(settle)), pid: pid}
+}
+
+// busLostWait is how long a started app's early exit is attributed to the
+// bus going away: the app sees the disconnect about when the watcher does,
+// and its exit may be noticed before the watcher's Down.
+const busLostWait = 250 * time.Millisecond
+
+// busLost reports whether bus instance id went away (or ctx ended) now or
+// within busLostWait. Then a started app that exited was a victim of the
+// bus, not a failure: the job ends cancelled and the next restart plans it
+// again.
+func (e *Engine) busLost(ctx context.Context, bus, id string) bool {
+	if id == "" {
+		return false
+	}
+	t := time.NewTimer(busLostWait)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		b := e.bus(bus)
+		lost := !b.up || b.id != id
+		ch := b.notify
+		e.mu.Unlock()
+		if lost || ctx.Err() != nil {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return true
+		case <-t.C:
+			return false
+		}
+	}
 }
 
 func logHint(path string) string {
@@ -551,7 +594,7 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 		return result{outcome: Failed, reason: reason}
 	}
 	e.countStart(pj.Rule.ID)
-	res := e.ready(ctx, bus, pj, nil, Signalled)
+	res := e.ready(ctx, bus, jr, nil, Signalled)
 	if res.outcome == Failed {
 		res.reason += " after " + pj.Rule.Signal
 	}
@@ -581,7 +624,7 @@ func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	if !c.state.Success() {
 		return result{outcome: Failed, reason: "hook " + c.exitReason() + logHint(e.logPath(pj.App)), pid: c.pid}
 	}
-	return e.ready(ctx, bus, pj, nil, Hooked)
+	return e.ready(ctx, bus, jr, nil, Hooked)
 }
 
 // notifyTimeout bounds how long a notification waits for the user.
