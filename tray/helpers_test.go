@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 
 	"busmedic/assets"
 	"busmedic/relaunch"
@@ -471,7 +472,9 @@ func (s *syncBuffer) String() string {
 }
 
 // superviseTray runs the tray child (this test binary, see TestMain) under
-// Supervise, on the bus and the control socket, until the test ends.
+// Supervise, on the bus and the control socket, until the test ends. PATH
+// is set to one directory of the test's, where fakeEditor puts
+// busmedic-rules; the tray finds none otherwise.
 func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 	t.Helper()
 	stderr := newSyncBuffer()
@@ -482,7 +485,7 @@ func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 		defer close(done)
 		Supervise(ctx, func() *exec.Cmd {
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(bus.Env(), childEnv+"=tray", socketEnv+"="+socket)
+			cmd.Env = append(bus.Env(), childEnv+"=tray", socketEnv+"="+socket, "PATH="+binDir(bus))
 			cmd.Stderr = stderr
 			return cmd
 		}, log)
@@ -545,4 +548,41 @@ func waitMatchRule(t *testing.T, rules <-chan [2]string, sender, text string) {
 			t.Fatalf("%s added no match rule with %q", sender, text)
 		}
 	}
+}
+
+// binDir is the PATH of the tray children of the bus's test.
+func binDir(bus *bustest.Bus) string { return filepath.Join(bus.Dir(), "bin") }
+
+// fakeEditor installs a busmedic-rules that writes its arguments to a FIFO,
+// and returns them as the tray starts it.
+func fakeEditor(t *testing.T, bus *bustest.Bus) <-chan string {
+	t.Helper()
+	dir := binDir(bus)
+	fifo := filepath.Join(bus.Dir(), "editor-args")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho \"$@\" > " + fifo + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "busmedic-rules"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Blocks until the editor opens the FIFO, or the cleanup does.
+		b, _ := os.ReadFile(fifo)
+		args <- strings.TrimSpace(string(b))
+	}()
+	t.Cleanup(func() {
+		// Unblock the reader if the editor never ran.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-done
+	})
+	return args
 }

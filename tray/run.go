@@ -246,6 +246,7 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	})
 	cl.on(m.editRules.item, func(context.Context) { t.openEditor() })
+	cl.on(m.history.item, func(context.Context) { t.openEditor() })
 	cl.on(m.pause.item, func(ctx context.Context) {
 		t.do(ctx, "pause", func(ctx context.Context, c *control.Client) error {
 			if m.isPaused() {
@@ -308,7 +309,7 @@ func (t *tray) openEditor() {
 	}
 	// Not tied to the tray's context: the editor is the user's window
 	// and outlives a tray restart.
-	cmd := exec.Command(t.editor)
+	cmd := exec.Command(t.editor, "-control", t.socket)
 	if err := cmd.Start(); err != nil {
 		t.log.Warn("rules editor did not start", "path", t.editor, "err", err)
 		return

@@ -17,7 +17,9 @@ func TestTray(t *testing.T) {
 	bus := bustest.New(t)
 	watcher := startSNW(t, bus)
 	b := newBackend()
-	superviseTray(t, bus, serveControl(t, b))
+	editor := fakeEditor(t, bus)
+	socket := serveControl(t, b)
+	superviseTray(t, bus, socket)
 
 	reg := watcher.next(t)
 	if reg.Service != "/StatusNotifierItem" {
@@ -56,9 +58,23 @@ func TestTray(t *testing.T) {
 	if !slices.Equal(appLabels, []string{"Dunst: running"}) {
 		t.Errorf("Apps submenu %q, want [Dunst: running]", appLabels)
 	}
-	if edit, _ := menu.find("Edit rules"); edit.enabled() || !strings.Contains(edit.label(), "not installed") {
-		t.Errorf("Edit rules item %q enabled=%v: want disabled, saying why", edit.label(), edit.enabled())
+	if hist, _ := menu.find("Recovery history"); !hist.enabled() {
+		t.Errorf("Recovery history item %q disabled with the editor installed", hist.label())
 	}
+
+	t.Run("edit rules", func(t *testing.T) {
+		it := it.with(t)
+		edit, _ := menu.find("Edit rules")
+		it.click(edit)
+		select {
+		case args := <-editor:
+			if args != "-control "+socket {
+				t.Errorf("busmedic-rules started with %q, want -control %s", args, socket)
+			}
+		case <-time.After(deadline):
+			t.Fatal("busmedic-rules not started")
+		}
+	})
 
 	t.Run("pause", func(t *testing.T) {
 		it := it.with(t)

@@ -194,9 +194,12 @@ func render(st relaunch.Status, e env) view {
 		v.EditRules = disabled(v.EditRules, "rules editor not installed")
 	}
 
-	// The history view belongs to the rules editor, which does not exist
-	// yet; the command line shows it meanwhile.
-	v.History = disabled(line{Title: "Recovery history…", Visible: true}, "comes with the rules editor; run busmedic history")
+	// The recovery history is a tab of the rules editor; without it, the
+	// command line shows it.
+	v.History = line{Title: "Recovery history…", Tooltip: "Open the rules editor; its History tab lists the recoveries", Enabled: true, Visible: true}
+	if e.Editor == "" {
+		v.History = disabled(v.History, "rules editor not installed; run busmedic history")
+	}
 
 	v.Pause = line{Title: "Pause automatic recovery", Tooltip: "While paused, busmedic watches but touches no app", Enabled: e.Connected, Checked: st.Paused, Visible: true}
 	if !e.Connected {

@@ -78,6 +78,7 @@ func TestRender(t *testing.T) {
 		{"casualty", v.Casualties[0], "blueman-applet (session bus, 12:03)"},
 		{"fell", v.Fell, "Fell off the bus (1)"},
 		{"edit rules", v.EditRules, "Edit rules… (rules editor not installed)"},
+		{"history", v.History, "Recovery history… (rules editor not installed; run busmedic history)"},
 		{"restart", v.RestartBus, "Restart session bus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +107,9 @@ func TestRender(t *testing.T) {
 		}
 		if !v.EditRules.Enabled || v.EditRules.Title != "Edit rules…" {
 			t.Errorf("edit rules item %+v", v.EditRules)
+		}
+		if !v.History.Enabled || v.History.Title != "Recovery history…" {
+			t.Errorf("history item %+v", v.History)
 		}
 	})
 	t.Run("disconnected", func(t *testing.T) {
