@@ -136,6 +136,14 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 	var h history
 	var sw socketWatch
 	defer sw.close()
+	// The inotify instance for outages is made now, not at the first
+	// outage, so that what the watcher holds stays the same all along.
+	for _, ep := range w.endpoints {
+		if ep.path != "" {
+			sw.open()
+			break
+		}
+	}
 	for ctx.Err() == nil {
 		conn, err := w.dial(ctx)
 		if err != nil {
@@ -566,6 +574,13 @@ func (w *Watcher) dialSoon(ctx context.Context) *dbus.Conn {
 type socketWatch struct {
 	fw  *fsnotify.Watcher
 	dir string
+}
+
+// open makes the inotify instance; arm makes it if open failed.
+func (s *socketWatch) open() {
+	if s.fw == nil {
+		s.fw, _ = fsnotify.NewWatcher()
+	}
 }
 
 func (s *socketWatch) arm(dir string) error {

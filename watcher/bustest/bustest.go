@@ -8,10 +8,14 @@ package bustest
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -191,6 +195,57 @@ func (b *Bus) Start() {
 		b.listen = strings.Join(strings.Split(b.address, ",")[:2], ",")
 		b.address = b.listen
 	}
+	// dbus-daemon prints its address before it installs its SIGTERM
+	// handler and runs its main loop; a SIGTERM in between would kill it
+	// without its cleanup (the socket file would stay). The first answer
+	// to a handshake comes from the main loop.
+	if err := handshake(b.address); err != nil {
+		cmd.Process.Kill()
+		<-exited
+		b.cmd, b.exited = nil, nil
+		b.t.Fatalf("bustest: dbus-daemon does not answer: %v: %s", err, stderr.String())
+	}
+}
+
+// handshake connects to the bus and waits for the answer to the first line
+// of the authentication, without becoming a peer: no NameOwnerChanged is
+// seen by the test.
+func handshake(address string) error {
+	network, addr := "unix", ""
+	for part := range strings.SplitSeq(strings.SplitN(address, ":", 2)[1], ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "path":
+			addr = v
+		case "abstract":
+			addr = "@" + v
+		case "host":
+			network, addr = "tcp", v+addr
+		case "port":
+			addr = addr + ":" + v
+		}
+	}
+	c, err := net.DialTimeout(network, addr, waitLimit)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitLimit))
+	mech := "EXTERNAL " + hex.EncodeToString([]byte(strconv.Itoa(os.Getuid())))
+	if network == "tcp" {
+		mech = "ANONYMOUS"
+	}
+	if _, err := io.WriteString(c, "\x00AUTH "+mech+"\r\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "OK") {
+		return fmt.Errorf("handshake answered %q", strings.TrimSpace(line))
+	}
+	return nil
 }
 
 // Stop ends the daemon with SIGTERM, as a package upgrade or an administrator
