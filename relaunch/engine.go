@@ -31,8 +31,8 @@ type Config struct {
 	StateDir string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Concurrency bounds the jobs acting (stopping, starting) at once;
-	// default 8. Waiting jobs do not count.
+	// Concurrency bounds how many apps are being started at once; default
+	// 8. Jobs waiting (for names, grace, a stopped process) do not count.
 	Concurrency int
 	// Notifier serves the notify action; nil makes that action fail.
 	Notifier Notifier
@@ -62,7 +62,7 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	hist    historyLog
-	act     chan struct{} // concurrency slots for acting jobs
+	act     chan struct{} // concurrency slots for starting apps
 	changed chan struct{}
 
 	mu         sync.Mutex

@@ -376,19 +376,6 @@ func (e *Engine) countStart(id string) {
 func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
-	select {
-	case e.act <- struct{}{}:
-	case <-ctx.Done():
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
-	}
-	held := true
-	release := func() {
-		if held {
-			<-e.act
-			held = false
-		}
-	}
-	defer release()
 	var stopped []int
 	for _, p := range pj.Peers {
 		if p.PID <= 0 {
@@ -440,8 +427,16 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	if len(pj.Command) == 0 {
 		return result{outcome: Failed, reason: "nothing to start: the rule has no exec and the process's command line is unknown"}
 	}
+	// The slot bounds how many apps are started at once; stopping (mostly
+	// waiting for an exit) does not take one, so that a few apps slow to
+	// die do not hold up the others.
+	select {
+	case e.act <- struct{}{}:
+	case <-ctx.Done():
+		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+	}
 	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App)})
-	release()
+	<-e.act
 	if err != nil {
 		return result{outcome: Failed, reason: err.Error()}
 	}
