@@ -131,3 +131,21 @@ func TestStartProcess(t *testing.T) {
 		t.Error("zombie left behind")
 	}
 }
+
+// A log over the cap is moved aside when the app starts again.
+func TestLogCapped(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(log, make([]byte, logCap+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := startProcess(startSpec{app: "app", argv: []string{"/bin/true"}, log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+	old, err1 := os.Stat(log + ".1")
+	cur, err2 := os.Stat(log)
+	if err1 != nil || err2 != nil || old.Size() != logCap+1 || cur.Size() > 1024 {
+		t.Errorf("after start: %v %v; .1 %d bytes, log %d bytes", err1, err2, old.Size(), cur.Size())
+	}
+}
