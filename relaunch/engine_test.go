@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
 
@@ -456,4 +457,35 @@ grace = "100ms"
 	}
 	pid := h.waitOwner("org.example.Hooked", old)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+}
+
+// max_restarts within restart_window stops a crash loop and says so.
+func TestRestartLimit(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+grace = "50ms"
+max_restarts = 1
+restart_window = "60s"
+`)
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	h.waitOwner("org.example.Exiter", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
+		t.Fatalf("first restart: %s %q", j.Outcome, j.Reason)
+	}
+	h.waitOwner("org.example.Exiter", 0)
+	h.bus.Kill()
+	h.bus.Start()
+	rec = h.waitRecovery(h.waitUp())
+	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "restart limit reached: 1 in 60s" {
+		t.Errorf("second restart: %s %q", j.Outcome, j.Reason)
+	}
+	if plan := h.eng.Plan("session", []watcher.Peer{{UniqueName: ":1.9", Names: []string{"org.example.Exiter"}, UID: -1}}); len(plan) != 1 || plan[0].Skip != "restart limit reached: 1 in 60s" {
+		t.Errorf("Plan = %+v", plan)
+	}
 }
