@@ -27,6 +27,14 @@ const (
 	PeerJoined
 	// PeerLeft: a connection closed while the bus stayed up.
 	PeerLeft
+	// Outdated: the bus daemon runs code that was replaced on disk after
+	// it started, as after a security update of dbus; restarting the bus
+	// finishes the update. Reason says what was replaced, Files lists the
+	// replaced files when a file watch saw them go, and Peer is the bus
+	// daemon. It comes after the Up of a daemon that is outdated already,
+	// and while the bus is up when one of its files is replaced; at most
+	// once per distinct Reason per bus instance.
+	Outdated
 )
 
 var kindNames = [...]string{
@@ -36,6 +44,7 @@ var kindNames = [...]string{
 	NameOwnerChanged: "name-owner-changed",
 	PeerJoined:       "peer-joined",
 	PeerLeft:         "peer-left",
+	Outdated:         "outdated",
 }
 
 // String returns the kind's stable name, as used in JSON: "up", "down", ….
@@ -72,8 +81,11 @@ type Event struct {
 	ID      string `json:"id"`
 	Address string `json:"address,omitempty"`
 
-	// Reason says why a bus is down, in words for people.
+	// Reason says why a bus is down, or for Outdated what was replaced,
+	// in words for people.
 	Reason string `json:"reason,omitempty"`
+	// Files is, for Outdated, the daemon's files seen replaced on disk.
+	Files []string `json:"files,omitempty"`
 	// Peers is, for Down and Restarted, who was on the bus just before it
 	// went down, sorted by unique name.
 	Peers []Peer `json:"peers,omitempty"`
@@ -90,7 +102,8 @@ type Event struct {
 
 	// Peer is set for PeerJoined and PeerLeft; for NameOwnerChanged with
 	// the peer that gained or lost the name, as it is after the change; and
-	// for Up with the bus daemon's own process, when the bus tells it.
+	// for Up and Outdated with the bus daemon's own process, when the bus
+	// tells it.
 	Peer *Peer `json:"peer,omitempty"`
 }
 
@@ -120,6 +133,11 @@ func (e Event) String() string {
 		if e.Peer != nil {
 			b.WriteString(" " + e.Peer.String())
 		}
+	case Outdated:
+		if e.Peer != nil {
+			fmt.Fprintf(&b, " %s", e.Peer)
+		}
+		fmt.Fprintf(&b, ": %s; restart the bus to finish the update", e.Reason)
 	}
 	return b.String()
 }

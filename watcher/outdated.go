@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-// Outdated tells whether a bus daemon runs code that was replaced on disk
+// CheckOutdated tells whether a bus daemon runs code that was replaced on disk
 // after it started, as after a security update of dbus: its executable or a
 // library it loaded. daemon is the Up event's Peer.
 //
@@ -24,7 +24,7 @@ import (
 // not (the system bus belongs to another user) it compares the daemon's
 // start time with the change time of its executable and of the files of its
 // package and of libdbus, from dpkg's file lists.
-func Outdated(daemon Peer) (outdated bool, why string, err error) {
+func CheckOutdated(daemon Peer) (outdated bool, why string, err error) {
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return false, "", fmt.Errorf("outdated check: %w", err)

@@ -60,8 +60,8 @@ func copyFile(t *testing.T, from, to string) {
 
 func TestOutdatedAfterUpdate(t *testing.T) {
 	_, exe, daemon := updatedBus(t)
-	if out, why, err := Outdated(daemon); err != nil || out {
-		t.Fatalf("Outdated before the update = %v %q %v", out, why, err)
+	if out, why, err := CheckOutdated(daemon); err != nil || out {
+		t.Fatalf("CheckOutdated before the update = %v %q %v", out, why, err)
 	}
 	files := DaemonFiles(daemon)
 	if len(files) == 0 || files[0] != exe {
@@ -88,9 +88,9 @@ func TestOutdatedAfterUpdate(t *testing.T) {
 	case <-timer.C:
 		t.Fatal("replacing the daemon's executable was not noticed")
 	}
-	out, why, err := Outdated(daemon)
+	out, why, err := CheckOutdated(daemon)
 	if err != nil || !out || !strings.Contains(why, exe) {
-		t.Errorf("Outdated after the update = %v %q %v; want true naming %s", out, why, err, exe)
+		t.Errorf("CheckOutdated after the update = %v %q %v; want true naming %s", out, why, err, exe)
 	}
 	// Without /proc access, change times tell the same.
 	if out, why, err := outdatedByTime(daemon, files); err != nil || !out || !strings.Contains(why, exe) {

@@ -22,6 +22,9 @@ type recorder struct {
 	w      *watcher.Watcher
 	events chan watcher.Event
 	seen   []watcher.Event
+	// watched receives once per connection when its file watch (for
+	// Outdated) is in place.
+	watched chan struct{}
 }
 
 // watch starts a Watcher on address and stops it when the test ends.
@@ -34,7 +37,13 @@ func watch(t *testing.T, address string) *recorder {
 		t.Fatalf("watcher.New(%q): %v", address, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &recorder{t: t, w: w, events: make(chan watcher.Event, 1024)}
+	r := &recorder{t: t, w: w, events: make(chan watcher.Event, 1024), watched: make(chan struct{}, 1)}
+	watcher.SetFilesWatched(w, func() {
+		select {
+		case r.watched <- struct{}{}:
+		default: // only the latest matters to a test
+		}
+	})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -69,6 +78,19 @@ func (r *recorder) next(k watcher.Kind) watcher.Event {
 			r.t.Fatalf("no %v event within %s; seen:\n%s", k, deadline, r.history())
 			return watcher.Event{}
 		}
+	}
+}
+
+// filesWatched waits until a connection's file watch is in place, so that
+// its inotify instance and goroutines count as the steady state.
+func (r *recorder) filesWatched() {
+	r.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	select {
+	case <-r.watched:
+	case <-timer.C:
+		r.t.Fatalf("the bus daemon's files not watched within %s", deadline)
 	}
 }
 

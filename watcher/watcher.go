@@ -50,6 +50,14 @@ type Watcher struct {
 	endpoints []endpoint
 	log       *slog.Logger
 
+	// files holds the goroutines that follow the bus daemon's files, one
+	// per connection; Run waits for them before it returns.
+	files sync.WaitGroup
+	// filesWatched, if set, is called once a connection's file watch is in
+	// place and its first check done; tests wait on it, since nothing on
+	// the bus tells it.
+	filesWatched func()
+
 	mu    sync.Mutex
 	up    bool
 	id    string
@@ -136,6 +144,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 	var h history
 	var sw socketWatch
 	defer sw.close()
+	defer w.files.Wait()
 	// The inotify instance for outages is made now, not at the first
 	// outage, so that what the watcher holds stays the same all along.
 	for _, ep := range w.endpoints {
@@ -196,6 +205,10 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 		w.log.Info("bus up", "id", id)
 	}
 	h.down, h.lastID, h.lastSeen = false, id, nil
+	// Deferred after the Down report: stopping the file watch waits for
+	// nothing, but its goroutine is only waited for when Run returns.
+	outdated, stopFiles := w.followFiles(ctx, daemon)
+	defer stopFiles()
 
 	for _, p := range w.inventory(ctx, conn, own) {
 		emit(Event{Kind: PeerJoined, ID: id, Peer: &p})
@@ -220,6 +233,9 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 				e.ID = id
 				emit(e)
 			}
+		case e := <-outdated:
+			e.ID = id
+			emit(e)
 		}
 	}
 }

@@ -143,6 +143,7 @@ func TestManyRestarts(t *testing.T) {
 	bus := bustest.New(t)
 	r := watchBus(t, bus)
 	r.next(watcher.Up)
+	r.filesWatched()
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 
 	// Each restart is reported exactly once: one Down, then one Up with

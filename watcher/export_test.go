@@ -1,0 +1,5 @@
+package watcher
+
+// SetFilesWatched sets the hook called once a connection's file watch is in
+// place, for the tests of package watcher_test; call it before Run.
+func SetFilesWatched(w *Watcher, f func()) { w.filesWatched = f }
