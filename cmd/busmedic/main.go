@@ -37,7 +37,9 @@ func commands() []command {
 			func(ctx context.Context, c *control.Client) error { return c.Reload(ctx) })},
 		{"tray", "run the tray icon (busmedic run starts it)", runTray},
 		{"watch", "stream bus events (up, down, restarted, peers) until interrupted", runWatch},
-		{"rules", "list, check and add relaunch rules", runRules},
+		{"rules", "list, check, add and edit relaunch rules", runRules},
+		{"autostart", "start busmedic with the session: autostart enable|disable|status", runAutostart},
+		{"version", "print busmedic's version", runVersion},
 		{"help", "list the commands, or describe one: help COMMAND", runHelp},
 	}
 }
@@ -83,7 +85,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "busmedic keeps a desktop session usable when a D-Bus bus restarts.")
 	fmt.Fprintln(w, "\nUsage: busmedic COMMAND [ARGUMENTS]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun \"busmedic COMMAND -h\" for a command's options.")
 }
