@@ -1,0 +1,83 @@
+package appdb_test
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	"busmedic/appdb"
+	"busmedic/assets"
+	"busmedic/watcher"
+)
+
+func TestOffers(t *testing.T) {
+	uid := os.Getuid()
+	catalog := []assets.CatalogApp{
+		{ID: "dunst", Name: "Dunst notifications", Exe: "/usr/bin/dunst", Names: []string{"org.freedesktop.Notifications"}, Behaviour: assets.Exits, Verified: true},
+		{ID: "nm-applet", Exe: "/usr/bin/nm-applet", Behaviour: assets.Exits, Verified: false},
+	}
+	dunst := watcher.Peer{UniqueName: ":1.7", Names: []string{"org.freedesktop.Notifications"}, PID: 42, UID: uid,
+		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-config", "/home/ada/dunstrc"}, Cwd: "/home/ada"}
+	nm := watcher.Peer{UniqueName: ":1.8", PID: 43, UID: uid, Exe: "/usr/bin/nm-applet", Argv: []string{"nm-applet"}}
+	deleted := dunst
+	deleted.Exe = "/usr/bin/dunst (deleted)" // after a package update
+	other := dunst
+	other.UID = uid + 1
+	covered, err := appdb.Parse("apps.toml", []byte("[[app]]\nid = \"notes\"\nexe = \"/usr/bin/dunst\"\naction = \"ignore\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		peers []watcher.Peer
+		rules *appdb.Set
+		want  []string
+	}{
+		{"verified app on the bus", []watcher.Peer{nm, dunst}, nil, []string{"dunst"}},
+		{"executable replaced by an update", []watcher.Peer{deleted}, nil, []string{"dunst"}},
+		{"unverified app is not offered", []watcher.Peer{nm}, nil, nil},
+		{"another user's process", []watcher.Peer{other}, nil, nil},
+		{"already covered by a rule", []watcher.Peer{dunst}, covered, nil},
+		{"one offer for two processes", []watcher.Peer{dunst, dunst}, nil, []string{"dunst"}},
+		{"nothing on the bus", nil, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, o := range appdb.Offers(catalog, tc.peers, tc.rules) {
+				got = append(got, o.Rule.ID)
+				if err := o.Rule.Validate(); err != nil {
+					t.Errorf("offered rule does not validate: %v", err)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("offers %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	o := appdb.Offers(catalog, []watcher.Peer{dunst}, nil)[0]
+	r := o.Rule
+	if r.Name != "Dunst notifications" || r.Exe != "/usr/bin/dunst" || !slices.Equal(r.Names, dunst.Names) ||
+		!slices.Equal(r.Exec, dunst.Argv) || r.Action != appdb.ActionRelaunch {
+		t.Errorf("offered rule %+v", r)
+	}
+}
+
+// TestShippedCatalogOffers: every verified entry of the shipped catalog
+// yields a valid rule for a process that runs its executable.
+func TestShippedCatalogOffers(t *testing.T) {
+	catalog, err := assets.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range catalog {
+		if !app.Verified {
+			continue
+		}
+		p := watcher.Peer{UniqueName: ":1.1", Names: app.Names, PID: 1, UID: os.Getuid(), Exe: app.Exe, Argv: []string{app.Exe}}
+		if offers := appdb.Offers(catalog, []watcher.Peer{p}, nil); len(offers) != 1 || offers[0].Rule.ID != app.ID {
+			t.Errorf("%s: offers %+v", app.ID, offers)
+		}
+	}
+}
