@@ -493,11 +493,11 @@ func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		if t.Failed() || testing.Verbose() {
-			t.Logf("tray stderr:\n%s", stderr)
-		}
 		if strings.Contains(stderr.String(), "DATA RACE") {
 			t.Error("the tray child reported a data race")
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("tray stderr:\n%s", stderr)
 		}
 	})
 	return stderr
