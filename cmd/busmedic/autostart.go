@@ -65,7 +65,14 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			"$XDG_CONFIG_HOME/systemd/user/busmedic.service, and removes the other one."); !ok {
 		return code
 	}
-	if fs.NArg() != 1 || *useSystemd && *useDesktop {
+	// Flags may also follow the action: "autostart enable --systemd".
+	action := fs.Arg(0)
+	if fs.NArg() > 0 {
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitUsage
+		}
+	}
+	if action == "" || fs.NArg() != 0 || *useSystemd && *useDesktop {
 		fs.Usage()
 		return exitUsage
 	}
@@ -81,7 +88,7 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case *useDesktop:
 		systemd = false
 	}
-	switch fs.Arg(0) {
+	switch action {
 	case "enable":
 		err = autostartEnable(paths, systemd, *target, stdout, stderr)
 	case "disable":
@@ -89,11 +96,11 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case "status":
 		err = autostartStatus(paths, stdout)
 	default:
-		fmt.Fprintf(stderr, "busmedic autostart: unknown action %q (want enable, disable or status)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "busmedic autostart: unknown action %q (want enable, disable or status)\n", action)
 		return exitUsage
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "busmedic autostart %s: %v\n", fs.Arg(0), err)
+		fmt.Fprintf(stderr, "busmedic autostart %s: %v\n", action, err)
 		return exitError
 	}
 	return exitOK

@@ -137,7 +137,7 @@ func TestAutostartSystemd(t *testing.T) {
 		t.Errorf("disable does not tell the systemctl line: %q", out)
 	}
 
-	autostart(t, 0, "--systemd", "--target", "default.target", "enable")
+	autostart(t, 0, "enable", "--systemd", "--target", "default.target")
 	if data, _ := os.ReadFile(unit); !bytes.Contains(data, []byte("\nWantedBy=default.target\n")) {
 		t.Errorf("--target ignored:\n%s", data)
 	}
@@ -148,6 +148,8 @@ func TestAutostartUsage(t *testing.T) {
 	autostart(t, 2)
 	autostart(t, 2, "start")
 	autostart(t, 2, "--systemd", "--desktop-file", "enable")
+	autostart(t, 2, "enable", "status")
+	autostart(t, 2, "enable", "--no-such-flag")
 	if out := autostart(t, 0, "-h"); !strings.Contains(out, "Usage: busmedic autostart") {
 		t.Errorf("-h: %q", out)
 	}
