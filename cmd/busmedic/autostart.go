@@ -50,6 +50,14 @@ func newAutostartPaths(getenv func(string) string) (autostartPaths, error) {
 	return p, nil
 }
 
+const (
+	autostartUsage = "busmedic autostart enable|disable|status [--systemd | --desktop-file] [--target TARGET]"
+	autostartAbout = "Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n" +
+		"enable writes $XDG_CONFIG_HOME/autostart/busmedic.desktop, or, when a systemd user manager runs,\n" +
+		"$XDG_CONFIG_HOME/systemd/user/busmedic.service (and prints the systemctl line to enable it),\n" +
+		"and removes the other one. Exit status: 0 done, 1 failed, 2 wrong command line."
+)
+
 // runAutostart is "busmedic autostart enable|disable|status": busmedic only
 // helps if it already runs when the bus restarts, so it starts with the
 // session, through an XDG autostart entry or a systemd user unit.
@@ -59,17 +67,14 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	useSystemd := fs.Bool("systemd", false, "use a systemd user unit (the default when a systemd user manager runs)")
 	useDesktop := fs.Bool("desktop-file", false, "use an XDG autostart entry (the default without a systemd user manager)")
 	target := fs.String("target", "graphical-session.target", "with --systemd: the target that starts busmedic (default.target for desktops that never reach graphical-session.target)")
-	if code, ok := parseFlags(fs, args, stdout, "busmedic autostart [--systemd | --desktop-file] enable|disable|status",
-		"Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n"+
-			"enable writes $XDG_CONFIG_HOME/autostart/busmedic.desktop, or with a systemd user manager\n"+
-			"$XDG_CONFIG_HOME/systemd/user/busmedic.service, and removes the other one."); !ok {
+	if code, ok := parseFlags(fs, args, stdout, autostartUsage, autostartAbout); !ok {
 		return code
 	}
 	// Flags may also follow the action: "autostart enable --systemd".
 	action := fs.Arg(0)
 	if fs.NArg() > 0 {
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return exitUsage
+		if code, ok := parseFlags(fs, fs.Args()[1:], stdout, autostartUsage, autostartAbout); !ok {
+			return code
 		}
 	}
 	if action == "" || fs.NArg() != 0 || *useSystemd && *useDesktop {

@@ -150,7 +150,9 @@ func TestAutostartUsage(t *testing.T) {
 	autostart(t, 2, "--systemd", "--desktop-file", "enable")
 	autostart(t, 2, "enable", "status")
 	autostart(t, 2, "enable", "--no-such-flag")
-	if out := autostart(t, 0, "-h"); !strings.Contains(out, "Usage: busmedic autostart") {
-		t.Errorf("-h: %q", out)
+	for _, h := range [][]string{{"-h"}, {"enable", "-h"}} {
+		if out := autostart(t, 0, h...); !strings.Contains(out, "Usage: busmedic autostart") {
+			t.Errorf("%q: %q", h, out)
+		}
 	}
 }
