@@ -151,6 +151,11 @@ func TestInstallUninstall(t *testing.T) {
 	if msg, err := exec.Command(filepath.Join(fresh, "bin", "busmedic"), "help").CombinedOutput(); err != nil {
 		t.Errorf("installed busmedic help: %v\n%s", err, msg)
 	}
+	// The Makefile stamps the version (git describe) into the binary.
+	if msg, err := exec.Command(filepath.Join(fresh, "bin", "busmedic"), "version").Output(); err != nil ||
+		!strings.HasPrefix(string(msg), "busmedic ") || strings.HasPrefix(string(msg), "busmedic devel") {
+		t.Errorf("installed busmedic version: %q, %v", msg, err)
+	}
 
 	mustMake(t, "uninstall", "PREFIX="+fresh)
 	mustMake(t, "uninstall", "PREFIX="+shared)
