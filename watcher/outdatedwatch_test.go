@@ -115,4 +115,3 @@ func TestOutdatedEventAtUp(t *testing.T) {
 		t.Errorf("Outdated = %+v; want bus %s, reason naming %s, no files", e, up.ID, exe)
 	}
 }
-

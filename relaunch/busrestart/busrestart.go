@@ -7,6 +7,11 @@
 // The systemd call goes over the manager's private socket
 // ($XDG_RUNTIME_DIR/systemd/private), never over the bus being restarted,
 // whose connection dies with the restart.
+//
+// It also restarts the system bus through systemd with the user's
+// authorisation (SystemRestart), decides when to restart a bus whose daemon
+// an update made outdated (Policy, after restart_after_update), and words
+// the report of the recovery that follows (UpdateReport).
 package busrestart
 
 import (

@@ -196,4 +196,3 @@ func TestUnitFromPath(t *testing.T) {
 		}
 	}
 }
-

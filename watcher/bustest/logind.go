@@ -1,6 +1,8 @@
 package bustest
 
 import (
+	"time"
+
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
 )
@@ -39,7 +41,9 @@ func (b *Bus) StartLogind() *Logind {
 	}
 	l.props, err = prop.Export(conn, l.SessionPath, prop.Map{
 		"org.freedesktop.login1.Session": {
-			"State": {Value: "active", Emit: prop.EmitTrue},
+			"State":         {Value: "active", Emit: prop.EmitTrue},
+			"IdleHint":      {Value: false, Emit: prop.EmitTrue},
+			"IdleSinceHint": {Value: uint64(0), Emit: prop.EmitTrue},
 		},
 	})
 	if err != nil {
@@ -56,6 +60,18 @@ func (b *Bus) StartLogind() *Logind {
 // emits PropertiesChanged, as logind does.
 func (l *Logind) SetState(state string) {
 	l.props.SetMust("org.freedesktop.login1.Session", "State", state)
+}
+
+// SetIdle sets the session's IdleHint and IdleSinceHint (µs since the
+// epoch) and emits PropertiesChanged, as logind does when the desktop
+// reports the user idle (since not zero) or back (since zero).
+func (l *Logind) SetIdle(since time.Time) {
+	idle, us := !since.IsZero(), uint64(0)
+	if idle {
+		us = uint64(since.UnixMicro())
+	}
+	l.props.SetMust("org.freedesktop.login1.Session", "IdleSinceHint", us)
+	l.props.SetMust("org.freedesktop.login1.Session", "IdleHint", idle)
 }
 
 // PrepareForShutdown emits the Manager's PrepareForShutdown signal.

@@ -1,0 +1,263 @@
+package busrestart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
+)
+
+// The values of restart_after_update.
+const (
+	Ask      = "ask"
+	WhenIdle = "when-idle"
+	Never    = "never"
+)
+
+// ActionRestart is the key of the notification's "Restart now" action.
+const ActionRestart = "restart"
+
+// Notifier shows a desktop notification with actions (key, label pairs)
+// and returns the key the user chose, or "" if the notification was closed.
+// relaunch.DesktopNotifier is one.
+type Notifier interface {
+	Notify(ctx context.Context, title, body string, actions []string) (string, error)
+}
+
+// Policy applies restart_after_update when a watcher reports a bus daemon
+// Outdated: "ask" notifies with a "Restart now" action, "when-idle" restarts
+// once the session has been idle for idle_minutes, "never" does nothing.
+// Feed it the watchers' events with Run.
+//
+// At most one decision per bus is pending: further Outdated events of the
+// bus wait for it. A Down of the bus drops the pending decision (the
+// outdated daemon is gone, whoever stopped it); a restart already started
+// goes on.
+type Policy struct {
+	// Settings gives restart_after_update and idle_minutes, read at each
+	// Outdated; nil means appdb's defaults.
+	Settings func() appdb.Settings
+	// Notifier asks the user under "ask"; without one, "ask" only logs.
+	Notifier Notifier
+	// Ordered is called just before busmedic restarts bus, so that the
+	// recovery that follows knows the restart was ours.
+	Ordered func(bus string)
+	// Restart restarts a bus ("session" or "system"); nil means the
+	// session bus through Finder and the system bus through SystemRestart
+	// at SystemAddress. Ordered is called before it either way.
+	Restart func(ctx context.Context, bus string) error
+	// Finder finds how to restart the session bus.
+	Finder Finder
+	// SessionAddress and SystemAddress return the buses' addresses: the
+	// idle time is asked there, and the system bus restarted there.
+	SessionAddress func() string
+	SystemAddress  func() string
+	// IdleAfter, if positive, replaces idle_minutes; for tests.
+	IdleAfter time.Duration
+	// Decided, if set, is called when a decision about a bus ends, with
+	// its outcome (one of the Outcome constants) and, for OutcomeFailed,
+	// the error; the daemon may show a failure to the user.
+	Decided func(bus, outcome string, err error)
+	Log     *slog.Logger
+}
+
+// The outcomes of a decision, as given to Policy.Decided.
+const (
+	OutcomeRestarted = "restarted"
+	OutcomeDeclined  = "declined"  // "ask": the notification closed without "Restart now"
+	OutcomeNever     = "never"     // restart_after_update = never
+	OutcomeCancelled = "cancelled" // the bus went down, or busmedic is stopping
+	OutcomeFailed    = "failed"    // asking, waiting or restarting failed
+)
+
+// pending is one bus's decision in progress.
+type pending struct {
+	bus    string
+	cancel context.CancelFunc
+}
+
+// Run applies the policy to events until ctx is done or events is closed,
+// then waits for the decisions in progress to end.
+func (p *Policy) Run(ctx context.Context, events <-chan watcher.Event) {
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	busy := map[string]*pending{}
+	done := make(chan *pending)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-done:
+			if busy[d.bus] == d {
+				delete(busy, d.bus)
+			}
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			switch ev.Kind {
+			case watcher.Outdated:
+				if busy[ev.Bus] != nil {
+					continue
+				}
+				wctx, wcancel := context.WithCancel(ctx)
+				d := &pending{bus: ev.Bus, cancel: wcancel}
+				busy[ev.Bus] = d
+				wg.Go(func() {
+					defer wcancel()
+					outcome, err := p.decide(ctx, wctx, ev)
+					if err != nil {
+						p.Log.Warn("restart after update", "bus", ev.Bus, "outcome", outcome, "err", err)
+					}
+					if p.Decided != nil {
+						p.Decided(ev.Bus, outcome, err)
+					}
+					select {
+					case done <- d:
+					case <-ctx.Done():
+					}
+				})
+			case watcher.Down:
+				if d := busy[ev.Bus]; d != nil {
+					d.cancel()
+				}
+			}
+		}
+	}
+}
+
+// mode returns restart_after_update and the idle time wanted.
+func (p *Policy) mode() (string, time.Duration) {
+	s := appdb.DefaultSettings()
+	if p.Settings != nil {
+		s = p.Settings()
+	}
+	mode := strings.ToLower(strings.TrimSpace(s.RestartAfterUpdate))
+	if mode == "" {
+		mode = Ask
+	}
+	idle := time.Duration(s.IdleMinutes) * time.Minute
+	if idle <= 0 {
+		idle = time.Duration(appdb.DefaultSettings().IdleMinutes) * time.Minute
+	}
+	if p.IdleAfter > 0 {
+		idle = p.IdleAfter
+	}
+	return mode, idle
+}
+
+// decide waits under wctx for the policy's moment, then restarts under ctx,
+// so that the bus going down during the restart does not cut it short.
+func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome string, err error) {
+	mode, idle := p.mode()
+	log := p.Log.With("bus", ev.Bus, "restart_after_update", mode)
+	log.Info("bus daemon outdated", "why", ev.Reason)
+	// cut tells a wait that ended because the bus went down or busmedic is
+	// stopping from one that failed.
+	cut := func(err error) (string, error) {
+		if wctx.Err() != nil {
+			return OutcomeCancelled, nil
+		}
+		return OutcomeFailed, err
+	}
+	switch mode {
+	case Never:
+		return OutcomeNever, nil
+	case Ask:
+		if p.Notifier == nil {
+			return OutcomeFailed, errors.New("no notifier to ask whether to restart the bus")
+		}
+		title, body := AskText(ev.Bus, ev.Reason)
+		chosen, err := p.Notifier.Notify(wctx, title, body, []string{ActionRestart, "Restart now"})
+		if err != nil {
+			return cut(fmt.Errorf("ask whether to restart the %s bus: %w", ev.Bus, err))
+		}
+		if chosen != ActionRestart {
+			log.Info("restart after update declined")
+			return OutcomeDeclined, nil
+		}
+	case WhenIdle:
+		src, err := openIdle(wctx, p.address(p.SessionAddress), p.address(p.SystemAddress))
+		if err != nil {
+			return cut(fmt.Errorf("cannot tell when the session is idle: %w", err))
+		}
+		log.Info("restarting once the session is idle", "idle", idle, "source", src.name)
+		err = waitIdle(wctx, src, idle)
+		src.close()
+		if err != nil {
+			return cut(fmt.Errorf("wait for the session to be idle: %w", err))
+		}
+	default:
+		return OutcomeFailed, fmt.Errorf("unknown restart_after_update %q", mode)
+	}
+	if wctx.Err() != nil {
+		return OutcomeCancelled, nil // the bus went down meanwhile: nothing outdated to restart
+	}
+	start := time.Now()
+	if err := p.restart(ctx, ev.Bus); err != nil {
+		log.Error("restart after update failed", "err", err)
+		return OutcomeFailed, fmt.Errorf("restart the %s bus after the update: %w", ev.Bus, err)
+	}
+	log.Info("bus restarted after update", "took", time.Since(start))
+	return OutcomeRestarted, nil
+}
+
+func (p *Policy) address(f func() string) string {
+	if f == nil {
+		return ""
+	}
+	return f()
+}
+
+// restart restarts bus the way that fits it, telling Ordered first.
+func (p *Policy) restart(ctx context.Context, bus string) error {
+	order := func() {
+		if p.Ordered != nil {
+			p.Ordered(bus)
+		}
+	}
+	if p.Restart != nil {
+		order()
+		return p.Restart(ctx, bus)
+	}
+	switch bus {
+	case "session":
+		m, err := p.Finder.Find(ctx)
+		if err != nil {
+			return err
+		}
+		order()
+		return m.Restart(ctx)
+	case "system":
+		addr := p.address(p.SystemAddress)
+		if addr == "" {
+			return errors.New("restart the system bus: address unknown")
+		}
+		order()
+		return SystemRestart(ctx, addr)
+	}
+	return fmt.Errorf("%w: no restart method for bus %q", ErrCannot, bus)
+}
+
+// AskText is the notification that asks to restart an outdated bus.
+func AskText(bus, why string) (title, body string) {
+	title = "D-Bus update installed"
+	body = fmt.Sprintf("The %s bus still runs the old D-Bus (%s). Restart it to finish the update; busmedic brings your apps back.", bus, why)
+	if bus == "system" {
+		body += " Restarting the system bus asks for the administrator's password."
+	}
+	return title, body
+}

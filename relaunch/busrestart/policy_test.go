@@ -1,0 +1,333 @@
+package busrestart_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/appdb"
+	"busmedic/relaunch/busrestart"
+	"busmedic/watcher"
+	"busmedic/watcher/bustest"
+)
+
+// screenSaver is a stand-in org.freedesktop.ScreenSaver on a test bus: the
+// test says whether the user is at the screen; the idle time is how long
+// since they stopped. Each GetSessionIdleTime answer is recorded.
+type screenSaver struct {
+	conn    *dbus.Conn
+	mu      sync.Mutex
+	inUse   bool
+	idleAt  time.Time
+	answers chan time.Duration
+}
+
+func (s *screenSaver) GetSessionIdleTime() (uint32, *dbus.Error) {
+	s.mu.Lock()
+	idle := time.Duration(0)
+	if !s.inUse {
+		idle = time.Since(s.idleAt)
+	}
+	s.mu.Unlock()
+	s.answers <- idle
+	return uint32(idle / time.Millisecond), nil
+}
+
+// leave makes the user leave the screen now; the screen saver says so.
+func (s *screenSaver) leave(t *testing.T) time.Time {
+	t.Helper()
+	s.mu.Lock()
+	s.inUse, s.idleAt = false, time.Now()
+	at := s.idleAt
+	s.mu.Unlock()
+	if err := s.conn.Emit("/org/freedesktop/ScreenSaver", "org.freedesktop.ScreenSaver.ActiveChanged", true); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+func serveScreenSaver(t *testing.T, bus *bustest.Bus) *screenSaver {
+	t.Helper()
+	conn, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s := &screenSaver{conn: conn, inUse: true, answers: make(chan time.Duration, 64)}
+	if err := conn.Export(s, "/org/freedesktop/ScreenSaver", "org.freedesktop.ScreenSaver"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := conn.RequestName("org.freedesktop.ScreenSaver", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.freedesktop.ScreenSaver: %v %v", reply, err)
+	}
+	return s
+}
+
+// restarts records what the policy did, in order: "ordered BUS" and
+// "restart BUS".
+type restarts struct{ ch chan string }
+
+func newRestarts() *restarts { return &restarts{ch: make(chan string, 16)} }
+
+func (r *restarts) ordered(bus string) { r.ch <- "ordered " + bus }
+func (r *restarts) restart(ctx context.Context, bus string) error {
+	r.ch <- "restart " + bus
+	return nil
+}
+
+func (r *restarts) expect(t *testing.T, want ...string) {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for _, w := range want {
+		select {
+		case got := <-r.ch:
+			if got != w {
+				t.Fatalf("policy did %q, want %q", got, w)
+			}
+		case <-timer.C:
+			t.Fatalf("policy did not %q within %s", w, deadline)
+		}
+	}
+}
+
+func (r *restarts) none(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-r.ch:
+		t.Fatalf("policy did %q, want nothing", got)
+	default:
+	}
+}
+
+// runPolicy runs p on a channel of events until the test ends; decided
+// receives "BUS OUTCOME" as each decision ends.
+func runPolicy(t *testing.T, p *busrestart.Policy) (events chan<- watcher.Event, decided <-chan string) {
+	t.Helper()
+	p.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	dec := make(chan string, 16)
+	p.Decided = func(bus, outcome string, err error) {
+		if err != nil {
+			t.Logf("decision on %s: %v", bus, err)
+		}
+		dec <- bus + " " + outcome
+	}
+	ch := make(chan watcher.Event, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(context.Background(), ch)
+	}()
+	t.Cleanup(func() {
+		close(ch)
+		<-done
+	})
+	return ch, dec
+}
+
+func expectDecided(t *testing.T, decided <-chan string, want string) {
+	t.Helper()
+	if got := recv(t, decided); got != want {
+		t.Errorf("decided %q, want %q", got, want)
+	}
+}
+
+func settings(mode string) func() appdb.Settings {
+	return func() appdb.Settings { return appdb.Settings{RestartAfterUpdate: mode, IdleMinutes: 5} }
+}
+
+func outdated(bus string) watcher.Event {
+	return watcher.Event{Kind: watcher.Outdated, Bus: bus, Reason: "replaced on disk since the bus started: /usr/bin/dbus-daemon"}
+}
+
+func TestPolicyWhenIdle(t *testing.T) {
+	bus := bustest.New(t)
+	ss := serveScreenSaver(t, bus)
+	r := newRestarts()
+	const idleAfter = 400 * time.Millisecond
+	events, decided := runPolicy(t, &busrestart.Policy{
+		Settings:       settings(busrestart.WhenIdle),
+		IdleAfter:      idleAfter,
+		SessionAddress: bus.Address,
+		Ordered:        r.ordered,
+		Restart:        r.restart,
+	})
+	events <- outdated("session")
+
+	// The user is at the screen: the policy looks (at start, then when its
+	// timer for the missing idle time runs out) and does nothing.
+	for range 3 {
+		if idle := recv(t, ss.answers); idle != 0 {
+			t.Fatalf("idle %s while in use", idle)
+		}
+	}
+	r.none(t)
+
+	// The user leaves: the screen saver's signal makes the policy look
+	// again, and it restarts once the idle time has passed, not before.
+	left := ss.leave(t)
+	for {
+		if idle := recv(t, ss.answers); idle >= idleAfter {
+			break
+		}
+		r.none(t)
+	}
+	r.expect(t, "ordered session", "restart session")
+	expectDecided(t, decided, "session restarted")
+	if since := time.Since(left); since < idleAfter {
+		t.Errorf("restarted %s after the user left; want at least %s", since, idleAfter)
+	}
+}
+
+func TestPolicyWhenIdleCancelledByDown(t *testing.T) {
+	bus := bustest.New(t)
+	ss := serveScreenSaver(t, bus)
+	r := newRestarts()
+	events, decided := runPolicy(t, &busrestart.Policy{
+		Settings:       settings(busrestart.WhenIdle),
+		IdleAfter:      time.Hour,
+		SessionAddress: bus.Address,
+		Ordered:        r.ordered,
+		Restart:        r.restart,
+	})
+	events <- outdated("session")
+	recv(t, ss.answers)
+	// The outdated bus goes away by itself: nothing left to restart.
+	events <- watcher.Event{Kind: watcher.Down, Bus: "session"}
+	expectDecided(t, decided, "session cancelled")
+	r.none(t)
+}
+
+// notifier is a stand-in Notifier that answers with a fixed action.
+type notifier struct {
+	choose string
+	asked  chan string
+}
+
+func (n *notifier) Notify(ctx context.Context, title, body string, actions []string) (string, error) {
+	n.asked <- title + ": " + body
+	return n.choose, nil
+}
+
+func TestPolicyAsk(t *testing.T) {
+	for _, tc := range []struct {
+		name, choose, outcome string
+		want                  []string
+	}{
+		{"restart now", busrestart.ActionRestart, "restarted", []string{"ordered system", "restart system"}},
+		{"dismissed", "", "declined", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRestarts()
+			n := &notifier{choose: tc.choose, asked: make(chan string, 4)}
+			events, decided := runPolicy(t, &busrestart.Policy{Settings: settings(busrestart.Ask), Notifier: n, Ordered: r.ordered, Restart: r.restart})
+			events <- outdated("system")
+			expectDecided(t, decided, "system "+tc.outcome)
+			select {
+			case <-n.asked:
+			default:
+				t.Fatal("the user was not asked")
+			}
+			for _, w := range tc.want {
+				if got := <-r.ch; got != w {
+					t.Errorf("policy did %q, want %q", got, w)
+				}
+			}
+			r.none(t)
+		})
+	}
+}
+
+func TestPolicyNever(t *testing.T) {
+	r := newRestarts()
+	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
+	events, decided := runPolicy(t, &busrestart.Policy{Settings: settings(busrestart.Never), Notifier: n, Ordered: r.ordered, Restart: r.restart})
+	events <- outdated("session")
+	expectDecided(t, decided, "session never")
+	r.none(t)
+	select {
+	case q := <-n.asked:
+		t.Errorf("asked %q under never", q)
+	default:
+	}
+}
+
+// TestPolicyAskRestartsManagedBus goes the whole way on a real bus: the
+// user picks "Restart now" and the session bus that busmedic runs is
+// restarted, with Ordered told first.
+func TestPolicyAskRestartsManagedBus(t *testing.T) {
+	addr := "unix:path=" + t.TempDir() + "/bus"
+	m := &busrestart.Managed{Address: addr, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-mdone; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-m.Ready():
+	case <-time.After(deadline):
+		t.Fatal("managed bus daemon did not start")
+	}
+	before := busID(t, addr)
+	ordered := make(chan string, 1)
+	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
+	events, decided := runPolicy(t, &busrestart.Policy{
+		Settings: settings(busrestart.Ask), Notifier: n,
+		Ordered: func(bus string) { ordered <- bus },
+		Finder:  busrestart.Finder{Address: addr, Managed: m},
+	})
+	events <- outdated("session")
+	expectDecided(t, decided, "session restarted")
+	if bus := <-ordered; bus != "session" {
+		t.Errorf("Ordered(%q)", bus)
+	}
+	if after := busID(t, addr); after == before {
+		t.Errorf("bus id %s unchanged: not restarted", after)
+	}
+}
+
+// recv returns the next value of ch within the deadline.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("nothing within %s", deadline)
+		var zero T
+		return zero
+	}
+}
+
+// TestPolicyWhenIdleLogind: without a screen saver that tells the idle
+// time, logind's IdleHint of the session decides.
+func TestPolicyWhenIdleLogind(t *testing.T) {
+	session := bustest.New(t)
+	system := bustest.New(t, bustest.SystemType())
+	logind := system.StartLogind()
+	r := newRestarts()
+	const idleAfter = 300 * time.Millisecond
+	events, decided := runPolicy(t, &busrestart.Policy{
+		Settings:       settings(busrestart.WhenIdle),
+		IdleAfter:      idleAfter,
+		SessionAddress: session.Address,
+		SystemAddress:  system.Address,
+		Ordered:        r.ordered,
+		Restart:        r.restart,
+	})
+	// The user has been away for long already.
+	logind.SetIdle(time.Now().Add(-time.Minute))
+	events <- outdated("system")
+	r.expect(t, "ordered system", "restart system")
+	expectDecided(t, decided, "system restarted")
+}
