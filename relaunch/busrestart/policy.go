@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
@@ -65,6 +66,29 @@ type Policy struct {
 	// the error; the daemon may show a failure to the user.
 	Decided func(bus, outcome string, err error)
 	Log     *slog.Logger
+
+	mu sync.Mutex
+	// restartedAt is when the policy restarted each bus, until ReportFor
+	// takes it.
+	restartedAt map[string]time.Time
+}
+
+// reportWithin bounds how long after the policy's restart a recovery is
+// taken to be the one that followed it.
+const reportWithin = 10 * time.Minute
+
+// ReportFor returns the UpdateReport of rec if rec is the recovery that
+// followed a restart this policy made to finish an update, once: the
+// daemon shows it as one notification when the recovery has ended.
+func (p *Policy) ReportFor(rec relaunch.Recovery) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.restartedAt[rec.Bus]
+	if !ok || rec.Started.Before(at) || rec.Started.Sub(at) > reportWithin {
+		return "", false
+	}
+	delete(p.restartedAt, rec.Bus)
+	return UpdateReport(rec), true
 }
 
 // The outcomes of a decision, as given to Policy.Decided.
@@ -207,7 +231,16 @@ func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome st
 		return OutcomeCancelled, nil // the bus went down meanwhile: nothing outdated to restart
 	}
 	start := time.Now()
+	p.mu.Lock()
+	if p.restartedAt == nil {
+		p.restartedAt = map[string]time.Time{}
+	}
+	p.restartedAt[ev.Bus] = start
+	p.mu.Unlock()
 	if err := p.restart(ctx, ev.Bus); err != nil {
+		p.mu.Lock()
+		delete(p.restartedAt, ev.Bus)
+		p.mu.Unlock()
 		log.Error("restart after update failed", "err", err)
 		return OutcomeFailed, fmt.Errorf("restart the %s bus after the update: %w", ev.Bus, err)
 	}

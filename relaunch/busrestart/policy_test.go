@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/appdb"
+	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
@@ -239,6 +240,33 @@ func TestPolicyAsk(t *testing.T) {
 			}
 			r.none(t)
 		})
+	}
+}
+
+// TestPolicyReportFor: the recovery after the policy's own restart gets
+// the update report, once; others do not.
+func TestPolicyReportFor(t *testing.T) {
+	r := newRestarts()
+	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
+	p := &busrestart.Policy{Settings: settings(busrestart.Ask), Notifier: n, Ordered: r.ordered, Restart: r.restart}
+	before := time.Now().Add(-time.Second)
+	if _, ok := p.ReportFor(relaunch.Recovery{Bus: "session", Started: time.Now()}); ok {
+		t.Error("report before any restart")
+	}
+	events, decided := runPolicy(t, p)
+	events <- outdated("session")
+	expectDecided(t, decided, "session restarted")
+	rec := relaunch.Recovery{Bus: "session", Started: time.Now(), Jobs: []relaunch.Job{{Outcome: relaunch.Relaunched}}}
+	for _, other := range []relaunch.Recovery{{Bus: "system", Started: time.Now()}, {Bus: "session", Started: before}} {
+		if _, ok := p.ReportFor(other); ok {
+			t.Errorf("report for %+v", other)
+		}
+	}
+	if msg, ok := p.ReportFor(rec); !ok || msg != "D-Bus updated without reboot: 1 app recovered, 0 need attention" {
+		t.Errorf("ReportFor = %q, %v", msg, ok)
+	}
+	if _, ok := p.ReportFor(rec); ok {
+		t.Error("second report for the same restart")
 	}
 }
 
