@@ -86,8 +86,11 @@ type busState struct {
 	id            string
 	since         time.Time
 	reason        string
-	peers         map[string]watcher.Peer // by unique name
-	owners        map[string]string       // well-known name -> unique name
+	// outdated says what of the running bus daemon was replaced on disk
+	// (an update waiting for a bus restart); "" if nothing.
+	outdated string
+	peers    map[string]watcher.Peer // by unique name
+	owners   map[string]string       // well-known name -> unique name
 	// detached are peers that left the bus while their process stayed
 	// alive (dbus-monitor turns into a monitor and leaves the name
 	// table); they are part of the session all the same.
@@ -221,8 +224,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 	}
 	switch ev.Kind {
+	case watcher.Outdated:
+		b.outdated = ev.Reason
 	case watcher.Up:
-		b.up, b.id, b.since, b.reason = true, ev.ID, ev.Time, ""
+		b.up, b.id, b.since, b.reason, b.outdated = true, ev.ID, ev.Time, "", ""
 		clear(b.peers)
 		clear(b.owners)
 	case watcher.Down:
@@ -409,7 +414,7 @@ func (e *Engine) Status() Status {
 	for _, name := range e.busOrder {
 		b := e.buses[name]
 		st.Buses = append(st.Buses, BusStatus{Name: name, Address: b.address, Up: b.up, ID: b.id,
-			Since: b.since, Reason: b.reason, Peers: len(b.peers)})
+			Since: b.since, Reason: b.reason, Peers: len(b.peers), Outdated: b.outdated})
 		if set == nil {
 			continue
 		}

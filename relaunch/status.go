@@ -53,6 +53,10 @@ type BusStatus struct {
 	Since   time.Time `json:"since"` // when it came up or went down
 	Reason  string    `json:"reason,omitempty"`
 	Peers   int       `json:"peers"`
+	// Outdated says what of the running bus daemon was replaced on disk
+	// since it started (a dbus update): the update takes effect only when
+	// the bus restarts.
+	Outdated string `json:"outdated,omitempty"`
 }
 
 // AppStatus is one rule and what busmedic last did for its app.

@@ -74,6 +74,9 @@ func printStatus(w io.Writer, st relaunch.Status) {
 			fmt.Fprintf(w, ": %s", b.Reason)
 		}
 		fmt.Fprintln(w)
+		if b.Outdated != "" {
+			fmt.Fprintf(w, "  update installed: restart the %s bus to finish it (busmedic restart-bus %s)\n  %s\n", b.Name, b.Name, b.Outdated)
+		}
 	}
 	if st.Paused {
 		fmt.Fprintln(w, "Recovery is paused (busmedic resume).")

@@ -39,9 +39,9 @@ type session struct {
 	last       relaunch.Status
 }
 
-func newSession(t *testing.T, rules string) *session {
+func newSession(t *testing.T, rules string, busOpts ...bustest.Option) *session {
 	t.Helper()
-	s := &session{t: t, bus: bustest.New(t), system: bustest.New(t, bustest.SystemType())}
+	s := &session{t: t, bus: bustest.New(t, busOpts...), system: bustest.New(t, bustest.SystemType())}
 	s.logind = s.system.StartLogind()
 	s.dir = t.TempDir()
 	for _, d := range []string{"run", "config/busmedic", "state", "sysconfig"} {
