@@ -43,6 +43,9 @@ type Config struct {
 	// RulesError, if set, returns the problem with the rules on disk, shown
 	// in Status.
 	RulesError func() error
+	// RecoveryEnded, if set, is called with each recovery once all its
+	// jobs have ended (for the summary notification). It must not block.
+	RecoveryEnded func(Recovery)
 	// CasualtyGrace is how long a peer that matches no rule has to come
 	// back before it is listed as a casualty; default appdb.DefaultGrace.
 	CasualtyGrace time.Duration
@@ -231,7 +234,7 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		clear(b.peers)
 		clear(b.owners)
 	case watcher.Down:
-		b.up, b.since, b.reason = false, ev.Time, ev.Reason
+		b.up, b.since, b.reason, b.outdated = false, ev.Time, ev.Reason, ""
 		if ev.ID != "" {
 			b.id = ev.ID
 		}

@@ -224,6 +224,9 @@ ready_timeout = "5s"
 		h.eng.mu.Lock()
 		defer h.eng.mu.Unlock()
 		b := h.eng.buses["session"]
+		if b == nil {
+			return false // no event from the bus yet
+		}
 		_, detached := b.detached[mon.Pid]
 		onBus := false
 		for _, p := range b.peers {

@@ -186,6 +186,9 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 	}
 	e.log.Info("recovery ended", "bus", rec.Bus, "id", rec.ID, "took", rec.Ended.Sub(rec.Started), "outcomes", counts)
 	e.notifyChanged()
+	if e.cfg.RecoveryEnded != nil {
+		e.cfg.RecoveryEnded(rec)
+	}
 }
 
 // setJob updates job idx of r and publishes the change.

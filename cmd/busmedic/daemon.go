@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/adrg/xdg"
 
@@ -78,15 +79,22 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Settings: func() appdb.Settings { return store.Current().Settings() },
 		Log:      log,
 	}
-	engine := relaunch.New(relaunch.Config{
-		Intent:     intent.Ending,
-		RulesError: store.Err,
-		Rules:      store.Current,
-		Addresses:  func(bus string) string { return busAddress(targets, bus) },
-		StateDir:   *stateDir,
-		Logger:     log,
-		Notifier:   &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }},
-	})
+	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }}
+	finder := busrestart.Finder{Address: busAddress(targets, "session")}
+	if *manage {
+		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
+	}
+	// The update policy restarts a bus whose daemon was updated on disk,
+	// as restart_after_update says (ask, when-idle, never).
+	policy := &busrestart.Policy{
+		Settings:       func() appdb.Settings { return store.Current().Settings() },
+		Notifier:       notifier,
+		Ordered:        intent.Ordered,
+		Finder:         finder,
+		SessionAddress: func() string { return busAddress(targets, "session") },
+		SystemAddress:  func() string { return busAddress(targets, "system") },
+		Log:            log,
+	}
 
 	stopping := ctx
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -98,6 +106,32 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		cancel()
 	})
 	var wg sync.WaitGroup
+	engine := relaunch.New(relaunch.Config{
+		Intent:     intent.Ending,
+		RulesError: store.Err,
+		Rules:      store.Current,
+		Addresses:  func(bus string) string { return busAddress(targets, bus) },
+		StateDir:   *stateDir,
+		Logger:     log,
+		Notifier:   notifier,
+		RecoveryEnded: func(r relaunch.Recovery) {
+			// One notification per recovery; the notification server may
+			// be one of the apps just recovered, which the notifier waits for.
+			msg, ok := policy.ReportFor(r)
+			if !ok {
+				msg, ok = relaunch.Summary(r)
+			}
+			if ok {
+				wg.Go(func() {
+					nctx, ncancel := context.WithTimeout(ctx, time.Minute)
+					defer ncancel()
+					if _, err := notifier.Notify(nctx, "busmedic", msg, nil); err != nil {
+						log.Info("recovery summary not shown", "summary", msg, "err", err)
+					}
+				})
+			}
+		},
+	})
 	wg.Go(func() { logind.Run(ctx) })
 	wg.Go(func() {
 		select {
@@ -107,9 +141,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		case <-ctx.Done():
 		}
 	})
-	finder := busrestart.Finder{Address: busAddress(targets, "session")}
-	if *manage {
-		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
+	if finder.Managed != nil {
 		wg.Go(func() {
 			if err := finder.Managed.Run(ctx); err != nil {
 				log.Error("managed session bus stopped", "err", err)
@@ -125,9 +157,23 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		watching.Wait()
 		close(events)
 	})
+	toEngine, toPolicy := make(chan watcher.Event, 256), make(chan watcher.Event, 64)
+	wg.Go(func() { watcher.Tee(ctx, events, toEngine, toPolicy) })
+	wg.Go(func() { policy.Run(ctx, toPolicy) })
 	wg.Go(func() { _ = store.Run(ctx) })
 	wg.Go(func() {
-		if err := engine.Run(ctx, events); err != nil && !errors.Is(err, context.Canceled) {
+		// First run: a commented starter rules file, and offers of rules
+		// for the apps on the session bus known not to survive a restart.
+		err := firstRun(ctx, log, busAddress(targets, "session"), appdb.DefaultPaths(*config).User,
+			func(title, body string, actions []string) (string, error) {
+				return notifier.Notify(ctx, title, body, actions)
+			})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("first run", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := engine.Run(ctx, toEngine); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("recovery engine stopped", "err", err)
 		}
 		cancel()
@@ -152,7 +198,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
 	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
-		userRules: appdb.DefaultPaths(*config).User, log: log})
+		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log})
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -172,17 +218,25 @@ type daemonBackend struct {
 	intent    *relaunch.Intent
 	watchers  []*watcher.Watcher
 	userRules string
-	log       *slog.Logger
+	// systemAddress is the system bus, restarted through systemd.
+	systemAddress string
+	log           *slog.Logger
 }
 
 func (b daemonBackend) Reload() error { return b.store.Reload().Err }
 
-// RestartBus restarts the session bus the way it was started. The system
-// bus is restarted through systemd with the user's authorisation, which is
-// for a later issue.
+// RestartBus restarts the session bus the way it was started, or the
+// system bus through systemd with the user's authorisation.
 func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
-	if bus != "session" {
-		return fmt.Errorf("restarting the %s bus is not supported yet; as root: systemctl restart dbus", bus)
+	switch bus {
+	case "system":
+		// polkit asks the user; the request's context waits for the answer.
+		b.log.Info("restarting the system bus on request", "how", "systemd, with the user's authorisation")
+		b.intent.Ordered(bus)
+		return busrestart.SystemRestart(ctx, b.systemAddress)
+	case "session":
+	default:
+		return fmt.Errorf("no bus %q (want session or system)", bus)
 	}
 	m, err := b.finder.Find(ctx)
 	if err != nil {
