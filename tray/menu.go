@@ -67,6 +67,7 @@ type menu struct {
 	casualties      []casualtyEntry
 	fellNote        *entry
 	restartBus      *entry
+	restartSystem   *entry
 	editRules       *entry
 	history         *entry
 	pause           *entry
@@ -104,6 +105,7 @@ func newMenu() *menu {
 	m.fellNote = newEntry(m.fell.item.AddSubMenuItem("", ""))
 	systray.AddSeparator()
 	m.restartBus = newEntry(systray.AddMenuItem("Restart session bus", ""))
+	m.restartSystem = newEntry(systray.AddMenuItem("Restart system bus now", ""))
 	m.editRules = newEntry(systray.AddMenuItem("Edit rules…", ""))
 	m.history = newEntry(systray.AddMenuItem("Recovery history…", ""))
 	m.pause = newEntry(systray.AddMenuItemCheckbox("Pause automatic recovery", "", false))
@@ -142,6 +144,7 @@ func (m *menu) apply(v view) {
 	}
 	m.fellNote.set(v.FellNote)
 	m.restartBus.set(v.RestartBus)
+	m.restartSystem.set(v.RestartSystem)
 	m.editRules.set(v.EditRules)
 	m.history.set(v.History)
 	m.pause.set(v.Pause)

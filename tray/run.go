@@ -245,6 +245,11 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			return err
 		})
 	})
+	cl.on(m.restartSystem.item, func(ctx context.Context) {
+		t.do(ctx, "restart-bus system", func(ctx context.Context, c *control.Client) error {
+			return c.RestartBus(ctx, "system")
+		})
+	})
 	cl.on(m.editRules.item, func(context.Context) { t.openEditor() })
 	cl.on(m.history.item, func(context.Context) { t.openEditor() })
 	cl.on(m.pause.item, func(ctx context.Context) {

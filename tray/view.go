@@ -60,10 +60,22 @@ func StateOf(st relaunch.Status) State {
 			}
 		}
 	}
-	if len(failedJobs(st)) > 0 || len(st.Casualties) > 0 || st.RulesError != "" {
+	if len(failedJobs(st)) > 0 || len(st.Casualties) > 0 || st.RulesError != "" || len(outdated(st)) > 0 {
 		return Attention
 	}
 	return Healthy
+}
+
+// outdated returns the buses whose daemon was updated on disk and waits for
+// a restart.
+func outdated(st relaunch.Status) []relaunch.BusStatus {
+	var out []relaunch.BusStatus
+	for _, b := range st.Buses {
+		if b.Up && b.Outdated != "" {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func failedJobs(st relaunch.Status) []relaunch.Job {
@@ -111,9 +123,11 @@ type view struct {
 	Casualties      []line // each with "Relaunch" and "Always relaunch" below
 	FellNote        line
 	RestartBus      line
-	EditRules       line
-	History         line
-	Pause           line
+	// RestartSystem shows only while an update of the system bus waits.
+	RestartSystem line
+	EditRules     line
+	History       line
+	Pause         line
 }
 
 // env is what the view needs beyond the status: facts about this machine
@@ -182,6 +196,16 @@ func render(st relaunch.Status, e env) view {
 	}
 
 	v.RestartBus = line{Title: "Restart session bus", Tooltip: "Restart the session bus; busmedic brings the apps back", Enabled: true, Visible: true}
+	for _, b := range outdated(st) {
+		switch b.Name {
+		case "session":
+			v.RestartBus.Title = "Restart session bus now (update installed)"
+			v.RestartBus.Tooltip = "Finishes the update: " + b.Outdated
+		case "system":
+			v.RestartSystem = line{Title: "Restart system bus now (update installed)", Enabled: e.Connected, Visible: true,
+				Tooltip: "Finishes the update (asks for authorisation; every user's session is affected): " + b.Outdated}
+		}
+	}
 	switch {
 	case !e.Connected:
 		v.RestartBus = disabled(v.RestartBus, notRunning)
@@ -308,6 +332,9 @@ func tooltip(st relaunch.Status, s State, now time.Time) string {
 		}
 		if st.RulesError != "" {
 			parts = append(parts, "rules error: "+st.RulesError)
+		}
+		for _, b := range outdated(st) {
+			parts = append(parts, fmt.Sprintf("update installed: restart the %s bus to finish it", b.Name))
 		}
 	default:
 		parts = append(parts, fmt.Sprintf("all buses up, %d apps watched", len(st.Apps)))

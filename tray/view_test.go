@@ -44,6 +44,7 @@ func TestStateOf(t *testing.T) {
 		{"job failed", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Relaunched, relaunch.Failed)}, Attention},
 		{"casualty", relaunch.Status{Buses: []relaunch.BusStatus{up}, Casualties: []relaunch.Casualty{{ID: "c1"}}}, Attention},
 		{"rules error", relaunch.Status{Buses: []relaunch.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, Attention},
+		{"update installed", relaunch.Status{Buses: []relaunch.BusStatus{up, {Name: "system", Up: true, Outdated: "replaced: /usr/bin/dbus-daemon"}}}, Attention},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := StateOf(tc.st); got != tc.want {
@@ -150,5 +151,27 @@ func TestClock(t *testing.T) {
 		if got := clock(tc.t, now); got != tc.want {
 			t.Errorf("clock(%v) = %q, want %q", tc.t, got, tc.want)
 		}
+	}
+}
+
+// An update waiting for a bus restart says so, and offers the restart of
+// each updated bus.
+func TestRenderUpdate(t *testing.T) {
+	e := env{Connected: true, Now: now}
+	st := relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}}
+	if v := render(st, e); v.RestartSystem.Visible || strings.Contains(v.RestartBus.Title, "update") {
+		t.Errorf("no update: restart items %+v / %+v", v.RestartBus, v.RestartSystem)
+	}
+	s, y := up, sysUp
+	s.Outdated, y.Outdated = "replaced on disk since the bus started: /usr/bin/dbus-daemon", "/usr/bin/dbus-daemon changed"
+	v := render(relaunch.Status{Buses: []relaunch.BusStatus{s, y}}, e)
+	if v.State != Attention || !strings.Contains(v.Tooltip, "update installed: restart the session bus to finish it") {
+		t.Errorf("state %v tooltip %q", v.State, v.Tooltip)
+	}
+	if v.RestartBus.Title != "Restart session bus now (update installed)" || !v.RestartBus.Enabled {
+		t.Errorf("session item %+v", v.RestartBus)
+	}
+	if !v.RestartSystem.Visible || !v.RestartSystem.Enabled || !strings.Contains(v.RestartSystem.Title, "Restart system bus now") {
+		t.Errorf("system item %+v", v.RestartSystem)
 	}
 }
