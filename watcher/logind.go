@@ -128,15 +128,23 @@ func (l *Logind) follow(ctx context.Context) error {
 	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForShutdown")); err != nil {
 		return fmt.Errorf("subscribe to PrepareForShutdown: %w", err)
 	}
-	path, err := l.findSession(cctx, conn)
+	// Without logind on this bus (a container, a minimal system), wait for
+	// it to appear rather than retrying: each retry would be a peer
+	// joining and leaving the system bus, waking everyone who watches it.
+	if err := l.awaitLogind(ctx, conn, signals); err != nil {
+		return err
+	}
+	cctx2, cancel2 := context.WithTimeout(ctx, callTimeout)
+	defer cancel2()
+	path, err := l.findSession(cctx2, conn)
 	if err != nil {
 		return err
 	}
-	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchObjectPath(path),
+	if err := conn.AddMatchSignalContext(cctx2, dbus.WithMatchObjectPath(path),
 		dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")); err != nil {
 		return fmt.Errorf("subscribe to session properties: %w", err)
 	}
-	state, err := sessionState(cctx, conn, path)
+	state, err := sessionState(cctx2, conn, path)
 	if err != nil {
 		return err
 	}
@@ -173,6 +181,44 @@ func (l *Logind) follow(ctx context.Context) error {
 					l.setState(s, l.shutdownSeen())
 				}
 				qcancel()
+			}
+		}
+	}
+}
+
+// awaitLogind returns once org.freedesktop.login1 has an owner on the bus,
+// or with an error when the connection or ctx ends.
+func (l *Logind) awaitLogind(ctx context.Context, conn *dbus.Conn, signals <-chan *dbus.Signal) error {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchSender(busName), dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchArg(0, logindName)); err != nil {
+		return fmt.Errorf("subscribe to logind's name: %w", err)
+	}
+	var has bool
+	if err := conn.BusObject().CallWithContext(cctx, busName+".NameHasOwner", 0, logindName).Store(&has); err != nil {
+		return fmt.Errorf("is logind on the bus: %w", err)
+	}
+	if has {
+		return nil
+	}
+	l.log.Info("logind is not on the system bus; waiting for it (session end is judged by other signs meanwhile)")
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-conn.Context().Done():
+			return fmt.Errorf("system bus connection lost")
+		case sig, ok := <-signals:
+			if !ok {
+				return fmt.Errorf("system bus connection lost")
+			}
+			if sig.Name == busName+".NameOwnerChanged" && len(sig.Body) == 3 {
+				if name, _ := sig.Body[0].(string); name == logindName {
+					if owner, _ := sig.Body[2].(string); owner != "" {
+						return nil
+					}
+				}
 			}
 		}
 	}

@@ -94,3 +94,32 @@ func TestLogindSurvivesBusRestart(t *testing.T) {
 	bus.StartLogind() // a new logind: the session is active again
 	waitState(t, l, "active")
 }
+
+// Without logind the follower waits for it on one connection, and follows
+// it once it appears.
+func TestLogindLate(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	r := watchBus(t, bus)
+	r.next(watcher.Up)
+	l := followLogind(t, bus)
+	// One connection that waits, not one per retry: a retrying follower
+	// would join and leave the bus many times in a second, waking every
+	// program that watches it.
+	joins := 0
+	quiet := time.NewTimer(time.Second)
+	for waiting := true; waiting; {
+		select {
+		case e := <-r.events:
+			if e.Kind == watcher.PeerJoined {
+				joins++
+			}
+		case <-quiet.C:
+			waiting = false
+		}
+	}
+	if joins > 1 {
+		t.Errorf("the logind follower joined the bus %d times in a second while logind was absent", joins)
+	}
+	bus.StartLogind()
+	waitState(t, l, "active")
+}
