@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/adrg/xdg"
@@ -123,10 +124,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			}
 			if ok {
 				wg.Go(func() {
-					nctx, ncancel := context.WithTimeout(ctx, time.Minute)
+					nctx, ncancel := context.WithTimeout(ctx, 10*time.Minute)
 					defer ncancel()
-					if _, err := notifier.Notify(nctx, "busmedic", msg, nil); err != nil {
+					chosen, err := notifier.Notify(nctx, "busmedic", msg, []string{"show", "Show"})
+					if err != nil {
 						log.Info("recovery summary not shown", "summary", msg, "err", err)
+					}
+					if chosen == "show" {
+						showHistory(srv.Path(), log)
 					}
 				})
 			}
@@ -339,4 +344,21 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about 
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// showHistory opens the rules editor, whose History tab tells what each
+// recovery did; it runs on its own, past busmedic's exit.
+func showHistory(socket string, log *slog.Logger) {
+	editor, err := findEditor()
+	if err != nil {
+		log.Info("cannot show the history: rules editor not installed; busmedic history tells it", "err", err)
+		return
+	}
+	cmd := exec.Command(editor, "-control", socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		log.Warn("rules editor did not start", "err", err)
+		return
+	}
+	go cmd.Wait() // reap it; it ends when the user closes it
 }

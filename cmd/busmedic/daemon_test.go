@@ -74,9 +74,9 @@ func newSession(t *testing.T, rules string, busOpts ...bustest.Option) *session 
 }
 
 // start runs busmedic run and waits until it serves its control socket.
-func (s *session) start() {
+func (s *session) start(args ...string) {
 	s.t.Helper()
-	s.daemon = exec.Command(busmedicBinary(s.t), "run", "--no-tray", "-v")
+	s.daemon = exec.Command(busmedicBinary(s.t), append([]string{"run", "--no-tray", "-v"}, args...)...)
 	s.daemon.Env = s.env
 	s.daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := s.daemon.StderrPipe()

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+
+	"busmedic/relaunch"
+)
+
+// In managed mode busmedic runs the session bus itself; "busmedic
+// restart-bus" restarts it and the apps come back.
+func TestRestartManagedBus(t *testing.T) {
+	s := newSession(t, exiterRules(t))
+	s.bus.Stop() // busmedic runs the bus at this address from now on
+	s.start("--manage-session-bus")
+	s.await("the managed session bus up", busUp("session", true))
+	before := sessionID(s.last)
+	exiter := s.bus.StartApp("-name", "org.example.Exiter")
+	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+
+	if out := s.cli("restart-bus"); !strings.Contains(out, "restarting") {
+		t.Errorf("busmedic restart-bus said %q", out)
+	}
+	<-exiter.Exited()
+	st := s.await("the app relaunched on the new bus", func(st relaunch.Status) bool {
+		a := app(st, "exiter")
+		return sessionID(st) != before && a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched
+	})
+	pid := app(st, "exiter").Last.PID
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if pid == exiter.PID() {
+		t.Errorf("relaunched pid %d is the old one", pid)
+	}
+}
+
+func sessionID(st relaunch.Status) string {
+	for _, b := range st.Buses {
+		if b.Name == "session" && b.Up {
+			return b.ID
+		}
+	}
+	return ""
+}
