@@ -88,6 +88,12 @@ func formatDocument(s Settings, setKeys map[string]bool, rules []Rule) string {
 		if setKeys["restart_after_update"] {
 			fmt.Fprintf(&b, "restart_after_update = %s\n", tomlString(s.RestartAfterUpdate))
 		}
+		if setKeys["restart_session_bus_after_update"] {
+			fmt.Fprintf(&b, "restart_session_bus_after_update = %s\n", tomlString(s.RestartSessionBusAfterUpdate))
+		}
+		if setKeys["restart_system_bus_after_update"] {
+			fmt.Fprintf(&b, "restart_system_bus_after_update = %s\n", tomlString(s.RestartSystemBusAfterUpdate))
+		}
 		if setKeys["idle_minutes"] {
 			fmt.Fprintf(&b, "idle_minutes = %d\n", s.IdleMinutes)
 		}

@@ -164,6 +164,10 @@ func merge(docs []*document, warns Errors) *Set {
 				s.settings.RecoverOnLogout = d.settings.RecoverOnLogout
 			case "restart_after_update":
 				s.settings.RestartAfterUpdate = d.settings.RestartAfterUpdate
+			case "restart_session_bus_after_update":
+				s.settings.RestartSessionBusAfterUpdate = d.settings.RestartSessionBusAfterUpdate
+			case "restart_system_bus_after_update":
+				s.settings.RestartSystemBusAfterUpdate = d.settings.RestartSystemBusAfterUpdate
 			case "idle_minutes":
 				s.settings.IdleMinutes = d.settings.IdleMinutes
 			}

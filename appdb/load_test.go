@@ -163,3 +163,18 @@ func TestDefaultPaths(t *testing.T) {
 		t.Errorf("with a flag: user = %q", got)
 	}
 }
+
+func TestPerBusRestartSetting(t *testing.T) {
+	set, err := Parse("apps.toml", []byte("version = 1\n[settings]\nrestart_after_update = \"when-idle\"\nrestart_system_bus_after_update = \"never\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := set.Settings()
+	if s.RestartAfterUpdateFor("session") != "when-idle" || s.RestartAfterUpdateFor("system") != "never" {
+		t.Errorf("settings %+v", s)
+	}
+	_, err = Parse("apps.toml", []byte("[settings]\nrestart_session_bus_after_update = \"sometimes\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "apps.toml:2") || !strings.Contains(err.Error(), "restart_session_bus_after_update") {
+		t.Errorf("bad value: %v", err)
+	}
+}

@@ -21,8 +21,9 @@ const Version = 1
 
 var (
 	topKeys      = []string{"version", "settings", "app"}
-	settingsKeys = []string{"recover_on_logout", "restart_after_update", "idle_minutes"}
-	appKeys      = []string{
+	settingsKeys = []string{"recover_on_logout", "restart_after_update", "restart_session_bus_after_update",
+		"restart_system_bus_after_update", "idle_minutes"}
+	appKeys = []string{
 		"id", "name", "icon", "desktop", "bus",
 		"names", "exe", "argv0", "cmdline",
 		"action", "signal", "hook",
@@ -213,13 +214,20 @@ func (d *document) parseSettings(m map[string]any) {
 				continue
 			}
 			d.settings.RecoverOnLogout = b
-		case "restart_after_update":
+		case "restart_after_update", "restart_session_bus_after_update", "restart_system_bus_after_update":
 			s, ok := v.(string)
 			if !ok || !slices.Contains([]string{"ask", "when-idle", "never"}, s) {
 				bad(`want "ask", "when-idle" or "never", got %s`, describe(v))
 				continue
 			}
-			d.settings.RestartAfterUpdate = s
+			switch k {
+			case "restart_after_update":
+				d.settings.RestartAfterUpdate = s
+			case "restart_session_bus_after_update":
+				d.settings.RestartSessionBusAfterUpdate = s
+			default:
+				d.settings.RestartSystemBusAfterUpdate = s
+			}
 		case "idle_minutes":
 			n, ok := v.(int64)
 			if !ok || n < 1 || n > 24*60 {

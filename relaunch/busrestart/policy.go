@@ -163,13 +163,13 @@ func (p *Policy) Run(ctx context.Context, events <-chan watcher.Event) {
 	}
 }
 
-// mode returns restart_after_update and the idle time wanted.
-func (p *Policy) mode() (string, time.Duration) {
+// mode returns restart_after_update for bus and the idle time wanted.
+func (p *Policy) mode(bus string) (string, time.Duration) {
 	s := appdb.DefaultSettings()
 	if p.Settings != nil {
 		s = p.Settings()
 	}
-	mode := strings.ToLower(strings.TrimSpace(s.RestartAfterUpdate))
+	mode := strings.ToLower(strings.TrimSpace(s.RestartAfterUpdateFor(bus)))
 	if mode == "" {
 		mode = Ask
 	}
@@ -186,7 +186,7 @@ func (p *Policy) mode() (string, time.Duration) {
 // decide waits under wctx for the policy's moment, then restarts under ctx,
 // so that the bus going down during the restart does not cut it short.
 func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome string, err error) {
-	mode, idle := p.mode()
+	mode, idle := p.mode(ev.Bus)
 	log := p.Log.With("bus", ev.Bus, "restart_after_update", mode)
 	log.Info("bus daemon outdated", "why", ev.Reason)
 	// cut tells a wait that ended because the bus went down or busmedic is

@@ -359,3 +359,16 @@ func TestPolicyWhenIdleLogind(t *testing.T) {
 	r.expect(t, "ordered system", "restart system")
 	expectDecided(t, decided, "system restarted")
 }
+
+// restart_system_bus_after_update overrides restart_after_update for the
+// system bus only.
+func TestPolicyPerBus(t *testing.T) {
+	r := newRestarts()
+	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
+	s := appdb.DefaultSettings()
+	s.RestartAfterUpdate, s.RestartSystemBusAfterUpdate = busrestart.Ask, busrestart.Never
+	events, decided := runPolicy(t, &busrestart.Policy{Settings: func() appdb.Settings { return s }, Notifier: n, Ordered: r.ordered, Restart: r.restart})
+	events <- outdated("system")
+	expectDecided(t, decided, "system never")
+	r.none(t)
+}
