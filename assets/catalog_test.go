@@ -1,8 +1,6 @@
 package assets_test
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -80,7 +78,7 @@ func TestCatalogClaims(t *testing.T) {
 	display := ""
 	for _, app := range apps {
 		if app.Verified && app.Display && display == "" {
-			display = startXvfb(t.Context(), t)
+			display = bustest.StartXvfb(t, 1024, 768).Name
 		}
 	}
 	for _, app := range apps {
@@ -203,46 +201,4 @@ func watchOwner(t *testing.T, conn *dbus.Conn, name string) <-chan string {
 		}
 	}()
 	return owner
-}
-
-// startXvfb starts a private X server and returns its display, such as
-// ":99". -displayfd makes Xvfb pick a free display and say which when it is
-// ready, so there is neither a race on the number nor a wait by time.
-func startXvfb(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Fatalf("Xvfb is missing (%v): run scripts/ensure-deps test (apt-get install -y xvfb)", err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "1024x768x24")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb exited before it was ready")
-		}
-		return ":" + d
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	case <-time.After(claimDeadline):
-		t.Fatal("Xvfb did not start")
-	}
-	return ""
 }

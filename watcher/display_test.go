@@ -1,57 +1,23 @@
 package watcher_test
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"busmedic/watcher"
+	"busmedic/watcher/bustest"
 )
 
 func TestDisplayGone(t *testing.T) {
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Fatalf("Xvfb not found (%v); install it: apt-get install -y xvfb", err)
-	}
-	// -displayfd makes Xvfb pick a free display and say which when ready.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	var display string
-	select {
-	case display = <-line:
-	case <-time.After(deadline):
-		t.Fatal("Xvfb did not start")
-	}
+	x := bustest.StartXvfb(t, 640, 480)
 	t.Setenv("WAYLAND_DISPLAY", "")
-	t.Setenv("DISPLAY", ":"+display)
+	t.Setenv("DISPLAY", x.Name)
 	if gone, why := watcher.DisplayGone(); gone {
 		t.Fatalf("DisplayGone with Xvfb running = true (%s)", why)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-exited
+	x.Stop()
 	gone, why := watcher.DisplayGone()
-	if !gone || !strings.Contains(why, ":"+display) {
+	if !gone || !strings.Contains(why, x.Name) {
 		t.Errorf("DisplayGone after Xvfb exited = %v %q, want true naming the display", gone, why)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"busmedic/tray/editor"
+	"busmedic/watcher/bustest"
 )
 
 const deadline = 20 * time.Second
@@ -74,19 +75,19 @@ func TestFyneAppMetadata(t *testing.T) {
 // server without a daemon, waits for it to say its window is shown, and
 // ends it with SIGTERM.
 func TestShowsWindowUnderXvfb(t *testing.T) {
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Fatalf("Xvfb not found (%v); install it: scripts/ensure-deps test", err)
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "busmedic-rules")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	display := startXvfb(t, xvfb)
+	// The screen is large so that the pointer, which Xvfb puts at its
+	// centre, is not over the window (placed at the top left): Fyne 2.7.1
+	// can crash on a pointer event that comes while its window closes
+	// (fyne-io/fyne#5981), and this test is about starting and stopping.
+	display := bustest.StartXvfb(t, 3200, 2400).Name
 
 	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config", "apps.toml"), "--control", filepath.Join(dir, "none.sock"))
-	cmd.Env = append(os.Environ(), "DISPLAY=:"+display, "WAYLAND_DISPLAY=", "BUSMEDIC_RULES_READY=1",
+	cmd.Env = append(os.Environ(), "DISPLAY="+display, "WAYLAND_DISPLAY=", "BUSMEDIC_RULES_READY=1",
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "XDG_CONFIG_DIRS="+filepath.Join(dir, "etc"), "LANG=C.UTF-8")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -133,44 +134,4 @@ func TestShowsWindowUnderXvfb(t *testing.T) {
 	case <-time.After(deadline):
 		t.Fatal("still running 20s after SIGTERM")
 	}
-}
-
-// startXvfb starts a private X server and returns its display number.
-func startXvfb(t *testing.T, xvfb string) string {
-	t.Helper()
-	// -displayfd makes Xvfb pick a free display and say which when ready.
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	// The screen is large so that the pointer, which Xvfb puts at its
-	// centre, is not over the window (placed at the top left): Fyne 2.7.1
-	// can crash on a pointer event that comes while its window closes
-	// (fyne-io/fyne#5981), and this test is about starting and stopping.
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "3200x2400x24")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb did not say its display")
-		}
-		return d
-	case <-time.After(deadline):
-		t.Fatal("Xvfb did not start")
-	}
-	return ""
 }

@@ -23,20 +23,19 @@ import (
 // session is a whole test session: a session bus, a system bus with a
 // stand-in logind, the XDG directories, and busmedic run.
 type session struct {
-	t          *testing.T
-	bus        *bustest.Bus
-	system     *bustest.Bus
-	logind     *bustest.Logind
-	env        []string
-	dir        string
-	socket     string
-	daemon     *exec.Cmd
-	log        *syncBuffer
-	exited     chan struct{}
-	updates    <-chan relaunch.Status
-	xvfb       *exec.Cmd
-	xvfbExited chan struct{}
-	last       relaunch.Status
+	t       *testing.T
+	bus     *bustest.Bus
+	system  *bustest.Bus
+	logind  *bustest.Logind
+	env     []string
+	dir     string
+	socket  string
+	daemon  *exec.Cmd
+	log     *syncBuffer
+	exited  chan struct{}
+	updates <-chan relaunch.Status
+	x       *bustest.Display
+	last    relaunch.Status
 }
 
 func newSession(t *testing.T, rules string, busOpts ...bustest.Option) *session {

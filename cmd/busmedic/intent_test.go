@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -89,7 +88,7 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 	}{
 		{"logind session closing", func(s *session) { s.logind.SetState("closing") }, "closing"},
 		{"PrepareForShutdown", func(s *session) { s.logind.PrepareForShutdown(true) }, "shutting down"},
-		{"X server gone", func(s *session) { s.xvfb.Process.Signal(syscall.SIGTERM); <-s.xvfbExited }, "X server"},
+		{"X server gone", func(s *session) { s.x.Stop() }, "X server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSession(t, exiterRules(t))
@@ -140,34 +139,6 @@ func TestStoppedWhileBusDown(t *testing.T) {
 // startXvfb gives the session a display, for the daemon to watch.
 func (s *session) startXvfb() {
 	s.t.Helper()
-	xvfb, err := exec.LookPath("Xvfb")
-	if err != nil {
-		s.t.Fatalf("Xvfb not found (%v); install it: apt-get install -y xvfb", err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	w.Close()
-	s.xvfb, s.xvfbExited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(s.xvfbExited) }()
-	s.t.Cleanup(func() { cmd.Process.Kill(); <-s.xvfbExited })
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(r).ReadString('\n')
-		r.Close()
-		line <- strings.TrimSpace(l)
-	}()
-	select {
-	case d := <-line:
-		s.env = append(s.env, "DISPLAY=:"+d)
-	case <-time.After(deadline):
-		s.t.Fatal("Xvfb did not start")
-	}
+	s.x = bustest.StartXvfb(s.t, 640, 480)
+	s.env = append(s.env, "DISPLAY="+s.x.Name)
 }
