@@ -42,6 +42,11 @@ type Status struct {
 	// RulesError is the problem with the rules file on disk, if any; the
 	// last good rules stay in force meanwhile.
 	RulesError string `json:"rules_error,omitempty"`
+	// SessionRestart says how busmedic would restart the session bus
+	// ("systemd user unit dbus.service"), and SessionRestartRefused why it
+	// cannot ("the session bus (pid 1234) was started by dbus-launch").
+	SessionRestart        string `json:"session_restart,omitempty"`
+	SessionRestartRefused string `json:"session_restart_refused,omitempty"`
 }
 
 // BusStatus is one bus as the watcher last saw it.

@@ -206,9 +206,14 @@ func render(st relaunch.Status, e env) view {
 				Tooltip: "Finishes the update (asks for authorisation; every user's session is affected): " + b.Outdated}
 		}
 	}
+	if st.SessionRestart != "" {
+		v.RestartBus.Tooltip += " (" + st.SessionRestart + ")"
+	}
 	switch {
 	case !e.Connected:
 		v.RestartBus = disabled(v.RestartBus, notRunning)
+	case st.SessionRestartRefused != "":
+		v.RestartBus = disabled(v.RestartBus, st.SessionRestartRefused)
 	case e.RestartRefused != "":
 		v.RestartBus = disabled(v.RestartBus, e.RestartRefused)
 	}

@@ -175,3 +175,17 @@ func TestRenderUpdate(t *testing.T) {
 		t.Errorf("system item %+v", v.RestartSystem)
 	}
 }
+
+// A session bus that busmedic cannot restart greys the item out and says
+// why before anyone clicks it.
+func TestRenderRestartRefused(t *testing.T) {
+	e := env{Connected: true, Now: now}
+	v := render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: "the session bus (pid 42) was started by dbus-run-session, pid 41"}, e)
+	if v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Title, "dbus-run-session") {
+		t.Errorf("restart item %+v", v.RestartBus)
+	}
+	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
+	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
+		t.Errorf("restart item %+v", v.RestartBus)
+	}
+}

@@ -203,7 +203,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
 	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
-		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log})
+		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log,
+		restart: &restartCache{}})
 	cancel()
 	wg.Wait()
 	if err != nil {
@@ -225,7 +226,53 @@ type daemonBackend struct {
 	userRules string
 	// systemAddress is the system bus, restarted through systemd.
 	systemAddress string
+	restart       *restartCache
 	log           *slog.Logger
+}
+
+// restartCache remembers, per session bus instance, how it can be
+// restarted: finding out takes a few calls, and the status is asked for at
+// every change.
+type restartCache struct {
+	mu      sync.Mutex
+	busID   string
+	how     string
+	refused string
+}
+
+// Status is the engine's status, with how the session bus can be restarted
+// (so the tray can grey out "Restart session bus" and say why before any
+// click).
+func (b daemonBackend) Status() relaunch.Status {
+	st := b.Engine.Status()
+	id := ""
+	for _, bs := range st.Buses {
+		if bs.Name == "session" && bs.Up {
+			id = bs.ID
+		}
+	}
+	if id == "" {
+		return st
+	}
+	c := b.restart
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busID != id {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		m, err := b.finder.Find(ctx)
+		cancel()
+		c.busID, c.how, c.refused = id, "", ""
+		switch {
+		case err == nil:
+			c.how = m.String()
+		case errors.Is(err, busrestart.ErrCannot):
+			c.refused = strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": ")
+		default:
+			c.busID = "" // try again at the next status
+		}
+	}
+	st.SessionRestart, st.SessionRestartRefused = c.how, c.refused
+	return st
 }
 
 func (b daemonBackend) Reload() error { return b.store.Reload().Err }

@@ -237,6 +237,12 @@ grace = "100ms"
 		return busUp("session", true)(st) && app(st, "exiter").Running
 	})
 
+	// A bus started by someone else cannot be restarted by busmedic: the
+	// status says why, for the tray to grey out its item.
+	if st := s.last; !strings.Contains(st.SessionRestartRefused, fmt.Sprintf("pid %d", s.bus.PID())) {
+		t.Errorf("status does not say why the session bus cannot be restarted: %q", st.SessionRestartRefused)
+	}
+
 	s.bus.Kill()
 	<-first.Exited()
 	s.await("the session bus down", busUp("session", false))

@@ -16,6 +16,10 @@ func TestRestartManagedBus(t *testing.T) {
 	s.start("--manage-session-bus")
 	s.await("the managed session bus up", busUp("session", true))
 	before := sessionID(s.last)
+	s.await("the restart method known", func(st relaunch.Status) bool { return st.SessionRestart != "" })
+	if s.last.SessionRestartRefused != "" {
+		t.Errorf("managed bus refused: %s", s.last.SessionRestartRefused)
+	}
 	exiter := s.bus.StartApp("-name", "org.example.Exiter")
 	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
 
