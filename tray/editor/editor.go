@@ -18,6 +18,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"busmedic/appdb"
+	"busmedic/assets"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
@@ -64,6 +65,14 @@ type Editor struct {
 	desktops  map[string]desktopInfo
 	icons     map[string]fyne.Resource
 
+	// Offers of rules for catalog apps on the session bus (offers.go).
+	catalog     []assets.CatalogApp
+	offerBox    *fyne.Container
+	offerRows   []offerRow
+	notNow      map[string]bool // app ids put off for this session
+	offersBusy  bool            // a refresh is asking the daemon
+	offersAgain bool            // and another was asked for meanwhile
+
 	daemonBanner *fyne.Container
 	daemonText   *widget.Label
 	fileBanner   *fyne.Container
@@ -98,9 +107,14 @@ func New(ctx context.Context, app fyne.App, opts Options) *Editor {
 		post:     opts.post,
 		desktops: nil,
 		icons:    map[string]fyne.Resource{},
+		notNow:   map[string]bool{},
 	}
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	var err error
+	if e.catalog, err = assets.Catalog(); err != nil {
+		e.log.Warn("no rule offers: the catalog does not load", "err", err)
 	}
 	if e.post == nil {
 		e.post = fyne.Do
@@ -182,7 +196,8 @@ func (e *Editor) build() {
 	add := widget.NewButtonWithIcon("New", theme.ContentAddIcon(), e.newRule)
 	fromPeer := widget.NewButtonWithIcon("From a running app…", theme.SearchIcon(), e.pickPeer)
 	fromCasualty := widget.NewButtonWithIcon("From casualties…", theme.HistoryIcon(), e.pickCasualty)
-	left := container.NewBorder(nil, container.NewVBox(add, fromPeer, fromCasualty), nil, nil, e.list)
+	e.offerBox = container.NewVBox()
+	left := container.NewBorder(e.offerBox, container.NewVBox(add, fromPeer, fromCasualty), nil, nil, e.list)
 
 	e.formTitle = widget.NewLabel("")
 	e.formTitle.TextStyle.Bold = true
@@ -503,7 +518,17 @@ func (e *Editor) AddFromPeer(bus string, p watcher.Peer) {
 		r.Bus = b
 	}
 	if info, ok := desktopFor(e.desktopFiles(), p.Exe); ok {
-		r.Name, r.Icon, r.Desktop = info.Name, info.Icon, info.ID
+		r.Name = info.Name
+	}
+	e.addRule(r, p)
+}
+
+// addRule shows r, made for the running app p, in the form as a new rule
+// with p's desktop file's icon when one is known. Nothing is written until
+// the user saves it.
+func (e *Editor) addRule(r appdb.Rule, p watcher.Peer) {
+	if info, ok := desktopFor(e.desktopFiles(), p.Exe); ok {
+		r.Icon, r.Desktop = info.Icon, info.ID
 	}
 	// An id the file already has would replace that rule: pick another.
 	ids := e.model.UserIDs()
@@ -533,6 +558,7 @@ func (e *Editor) save() {
 	e.refreshList()
 	e.revalidate()
 	e.askReload()
+	e.refreshOffers()
 }
 
 func (e *Editor) showSaveError(err error) {
@@ -592,6 +618,7 @@ func (e *Editor) confirmDelete() {
 		e.refreshList()
 		e.updateButtons()
 		e.askReload()
+		e.refreshOffers()
 	}, e.win)
 }
 
@@ -631,6 +658,7 @@ func (e *Editor) reloadFromDisk() {
 	}
 	e.refreshList()
 	e.revalidate()
+	e.refreshOffers()
 }
 
 func (e *Editor) showFileProblems() {
@@ -667,6 +695,7 @@ func (e *Editor) setStatus(st *relaunch.Status, err error) {
 	}
 	e.list.Refresh()
 	e.updateButtons()
+	e.refreshOffers()
 }
 
 // recoveryEqual tells whether two snapshots are of the same recovery in
