@@ -143,11 +143,14 @@ pids="$pids $!"
 say "session up on $DISPLAY; busmedic running"
 
 registrations() { grep -c '^registered ' "$tmp/snw.log" 2>/dev/null || true; }
+# registered_at_least re-reads the log at every check (an argument such as
+# "$(registrations)" would be read once, before the wait).
+registered_at_least() { test "$(registrations)" -ge "$1"; }
 status_has() { "$busmedic" status 2>/dev/null | grep -Eq "$1"; }
 # busmedic knows both apps are on the bus, and its tray icon is registered.
 wait_for "dunst in busmedic status" 15 status_has '^  dunst +relaunch +running'
 wait_for "panel in busmedic status" 15 status_has '^  panel +relaunch +running'
-wait_for "tray icon registration" 15 test "$(registrations)" -ge 1
+wait_for "tray icon registration" 15 registered_at_least 1
 
 owner_pid() {
 	gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
@@ -173,7 +176,7 @@ exe=$(readlink "/proc/$new_dunst/exe")
 say "dunst is back as pid $new_dunst and owns org.freedesktop.Notifications"
 
 gdbus wait --session --timeout 20 org.kde.StatusNotifierWatcher || fail "the tray registry did not come back"
-wait_for "tray icon registration after the restart" 20 test "$(registrations)" -ge 2
+wait_for "tray icon registration after the restart" 20 registered_at_least 2
 say "busmedic's tray icon is registered again"
 
 wait_for "dunst relaunched in busmedic history" 20 sh -c "'$busmedic' history | grep -Eq '^  dunst +relaunched'"
