@@ -45,6 +45,7 @@ type harnessOpt func(*Config, *bustest.Bus)
 func newHarness(t testing.TB, rulesTOML string, opts ...harnessOpt) *harness {
 	t.Helper()
 	bus := bustest.New(t)
+	ourBuses.Store(bus.Address(), true)
 	h := &harness{t: t, bus: bus, dir: t.TempDir(), owners: map[string]string{},
 		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}
 	set := parseRules(t, rulesTOML)
@@ -247,6 +248,28 @@ func jobOf(t testing.TB, r Recovery, app string) Job {
 
 // countProcs counts live processes (not zombies) whose argv has arg, such
 // as "-name" "org.example.A" or the path of dbus-monitor.
+// ourBuses holds the addresses of this test binary's buses: countProcs
+// counts only processes on them, since the tests of other packages, run at
+// the same time, start the same fixture apps on buses of their own.
+var ourBuses sync.Map
+
+// onOurBus reports whether process pid has one of our buses as its session
+// bus.
+func onOurBus(pid int) bool {
+	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return false
+	}
+	addr := ""
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if a, ok := strings.CutPrefix(kv, "DBUS_SESSION_BUS_ADDRESS="); ok {
+			addr = a
+		}
+	}
+	_, ours := ourBuses.Load(addr)
+	return ours
+}
+
 func countProcs(t testing.TB, match func(argv []string) bool) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
@@ -266,7 +289,7 @@ func countProcs(t testing.TB, match func(argv []string) bool) []int {
 		if _, state, err := procStat(pid); err != nil || state == 'Z' {
 			continue
 		}
-		if match(strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")) {
+		if match(strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")) && onOurBus(pid) {
 			pids = append(pids, pid)
 		}
 	}

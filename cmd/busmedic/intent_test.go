@@ -62,11 +62,12 @@ func (s *session) waitExit(what string) int {
 	}
 }
 
-// noExiterRunning checks that no process of the test app owns the app's
-// name: nothing was started after the session ended.
-func noExiterRunning(t *testing.T) {
-	t.Helper()
-	exe := bustest.TestApp(t)
+// noExiterRunning checks that no process of the test app runs on this
+// session's bus: nothing was started after the session ended. Processes on
+// other buses belong to other tests, run at the same time.
+func (s *session) noExiterRunning() {
+	s.t.Helper()
+	exe := bustest.TestApp(s.t)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		link, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
@@ -74,8 +75,10 @@ func noExiterRunning(t *testing.T) {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(cmdline), "org.example.Exiter") {
-			t.Errorf("an Exiter process runs (pid %s): something was started in an ending session", e.Name())
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if strings.Contains(string(cmdline), "org.example.Exiter") &&
+			strings.Contains(string(environ), "DBUS_SESSION_BUS_ADDRESS="+s.bus.Address()+"\x00") {
+			s.t.Errorf("an Exiter process runs (pid %s): something was started in an ending session", e.Name())
 		}
 	}
 }
@@ -96,6 +99,8 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 			exiter := s.bus.StartApp("-name", "org.example.Exiter")
 			s.start()
 			s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+			// The daemon follows logind once it has read the session's state.
+			s.waitLog("state=active")
 			tc.end(s)
 			if tc.why == "closing" {
 				s.waitLog("state=closing")
@@ -113,7 +118,7 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 				len(h[0].Jobs) != 1 || h[0].Jobs[0].Outcome != relaunch.Skipped {
 				t.Errorf("history = %+v; want one recovery skipped because the session is ending (%s)", h, tc.why)
 			}
-			noExiterRunning(t)
+			s.noExiterRunning()
 		})
 	}
 }
@@ -133,7 +138,7 @@ func TestStoppedWhileBusDown(t *testing.T) {
 		t.Errorf("busmedic run exit status %d, want 0", code)
 	}
 	s.bus.Start()
-	noExiterRunning(t)
+	s.noExiterRunning()
 }
 
 // startXvfb gives the session a display, for the daemon to watch.
