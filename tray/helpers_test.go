@@ -22,6 +22,7 @@ import (
 	"busmedic/assets"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
+	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher/bustest"
 )
 
@@ -31,32 +32,20 @@ const deadline = 20 * time.Second
 // backend is a stand-in daemon engine behind a real control socket: the
 // tray is tested on its own here, without the recovery engine.
 type backend struct {
-	// The methods the tray never calls (dry runs, peers…) are left to
-	// this nil interface, so the stand-in follows the interface as it
-	// grows; calling one panics the test, which is then worth knowing.
-	control.Backend
-
-	mu      sync.Mutex
-	status  relaunch.Status
-	changed chan struct{}
-	ops     chan string // every request that changes something, as "op id"
+	*controltest.Daemon
+	ops chan string // every request that changes something, as "op id"
 }
 
 func newBackend() *backend {
-	return &backend{changed: make(chan struct{}, 1), ops: make(chan string, 64), status: relaunch.Status{
+	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(relaunch.Status{
 		Buses: []relaunch.BusStatus{
 			{Name: "session", Up: true, ID: "s1", Since: time.Now(), Peers: 3},
 			{Name: "system", Up: true, ID: "y1", Since: time.Now()},
 		},
 		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
-	}}
+	})}
 }
 
-func (b *backend) Status() relaunch.Status {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.status
-}
 func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
 	b.ops <- "relaunch " + id
 	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
@@ -71,22 +60,11 @@ func (b *backend) Learn(id string) (string, error) {
 }
 func (b *backend) Pause() {
 	b.ops <- "pause"
-	b.set(func(s *relaunch.Status) { s.Paused = true })
+	b.Set(func(s *relaunch.Status) { s.Paused = true })
 }
 func (b *backend) Resume() {
 	b.ops <- "resume"
-	b.set(func(s *relaunch.Status) { s.Paused = false })
-}
-func (b *backend) Changed() <-chan struct{} { return b.changed }
-
-func (b *backend) set(f func(*relaunch.Status)) {
-	b.mu.Lock()
-	f(&b.status)
-	b.mu.Unlock()
-	select {
-	case b.changed <- struct{}{}:
-	default:
-	}
+	b.Set(func(s *relaunch.Status) { s.Paused = false })
 }
 
 // waitOp waits for the backend to be asked for op.
@@ -108,30 +86,7 @@ func (b *backend) waitOp(t *testing.T, op string) {
 }
 
 // serveControl serves b on a control socket for the test's life.
-func serveControl(t *testing.T, b control.Backend) string {
-	t.Helper()
-	// A short directory: socket paths are limited to 107 bytes.
-	dir, err := os.MkdirTemp("", "traytest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "busmedic", "control.sock")
-	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, b) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		os.RemoveAll(dir)
-	})
-	return path
-}
+func serveControl(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
 
 // snw is a StatusNotifierWatcher, the panel-side registry that items
 // announce themselves to.

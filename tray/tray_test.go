@@ -112,7 +112,7 @@ func TestTray(t *testing.T) {
 	t.Run("failed job", func(t *testing.T) {
 		it := it.with(t)
 		changed := time.Now()
-		b.set(func(s *relaunch.Status) {
+		b.Set(func(s *relaunch.Status) {
 			s.LastRecovery = &relaunch.Recovery{Bus: "session", Started: changed, Ended: changed,
 				Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Failed, Reason: "exit status 1"}}}
 			s.Casualties = []relaunch.Casualty{{ID: "c1", Bus: "session", At: changed}}

@@ -6,12 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
+	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher"
 )
 
@@ -19,23 +19,14 @@ const deadline = 10 * time.Second
 
 // backend is a stand-in engine: the control socket is tested on its own
 // here; the daemon's tests drive it with the real engine.
-type backend struct {
-	mu      sync.Mutex
-	status  relaunch.Status
-	changed chan struct{}
-}
+type backend struct{ *controltest.Daemon }
 
 func newBackend() *backend {
-	return &backend{changed: make(chan struct{}, 1), status: relaunch.Status{
+	return &backend{controltest.NewDaemon(relaunch.Status{
 		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
-	}}
+	})}
 }
 
-func (b *backend) Status() relaunch.Status {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.status
-}
 func (b *backend) History(n int) ([]relaunch.Recovery, error) {
 	return []relaunch.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
 }
@@ -59,40 +50,11 @@ func (b *backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
 func (b *backend) Peers() map[string][]watcher.Peer {
 	return map[string][]watcher.Peer{"session": {{UniqueName: ":1.1", PID: 7, Names: []string{"org.example.A"}}}}
 }
-func (b *backend) Pause()  { b.set(func(s *relaunch.Status) { s.Paused = true }) }
-func (b *backend) Resume() { b.set(func(s *relaunch.Status) { s.Paused = false }) }
-func (b *backend) Changed() <-chan struct{} {
-	return b.changed
-}
-func (b *backend) set(f func(*relaunch.Status)) {
-	b.mu.Lock()
-	f(&b.status)
-	b.mu.Unlock()
-	select {
-	case b.changed <- struct{}{}:
-	default:
-	}
-}
+func (b *backend) Pause()  { b.Set(func(s *relaunch.Status) { s.Paused = true }) }
+func (b *backend) Resume() { b.Set(func(s *relaunch.Status) { s.Paused = false }) }
 
 // serve starts a control server on a temporary socket for the test.
-func serve(t *testing.T, b control.Backend) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "busmedic", "control.sock")
-	srv, err := control.Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, b) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return path
-}
+func serve(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
 
 func dial(t *testing.T, path string) *control.Client {
 	t.Helper()

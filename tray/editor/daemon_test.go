@@ -94,7 +94,7 @@ func TestHistoryTab(t *testing.T) {
 
 	// A new recovery reloads the open History tab.
 	before := b.historyCalls()
-	b.set(func(s *relaunch.Status) {
+	b.Set(func(s *relaunch.Status) {
 		s.LastRecovery = &relaunch.Recovery{Bus: "session", ID: "new", Started: time.Now()}
 	})
 	f.q.waitFor(t, "the history to reload", func() bool { return b.historyCalls() > before })

@@ -14,6 +14,7 @@ import (
 	"busmedic/appdb"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
+	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher"
 )
 
@@ -165,15 +166,14 @@ func (f *fixture) selectRule(t *testing.T, id string) {
 
 // backend is a stand-in daemon behind a real control socket.
 type backend struct {
+	*controltest.Daemon
 	mu      sync.Mutex
-	status  relaunch.Status
-	changed chan struct{}
 	asked   []string
 	history int // History calls
 }
 
 func newBackend() *backend {
-	return &backend{changed: make(chan struct{}, 1), status: relaunch.Status{
+	return &backend{Daemon: controltest.NewDaemon(relaunch.Status{
 		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
 		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Bus: "session", Action: "relaunch", Enabled: true,
 			Running: true, PIDs: []int{4242},
@@ -181,13 +181,7 @@ func newBackend() *backend {
 		Casualties: []relaunch.Casualty{{ID: "c1", Bus: "session", At: time.Now(), Peer: watcher.Peer{
 			UniqueName: ":1.9", PID: 99, UID: os.Getuid(), Exe: "/usr/bin/blueman-applet",
 			Argv: []string{"/usr/bin/blueman-applet"}, Names: []string{"org.blueman.Applet"}, Cwd: "/"}}},
-	}}
-}
-
-func (b *backend) Status() relaunch.Status {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.status
+	})}
 }
 
 func (b *backend) History(n int) ([]relaunch.Recovery, error) {
@@ -235,46 +229,17 @@ func (b *backend) Peers() map[string][]watcher.Peer {
 	}
 }
 
-// set changes the status and tells the watchers.
-func (b *backend) set(f func(*relaunch.Status)) {
-	b.mu.Lock()
-	f(&b.status)
-	b.mu.Unlock()
-	select {
-	case b.changed <- struct{}{}:
-	default:
-	}
-}
-
 func (b *backend) historyCalls() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.history
 }
 
-func (b *backend) Pause()                   {}
-func (b *backend) Resume()                  {}
-func (b *backend) Changed() <-chan struct{} { return b.changed }
+func (b *backend) Pause()  {}
+func (b *backend) Resume() {}
 
 // serve starts a control server with b on a temporary socket.
-func serve(t *testing.T, b control.Backend) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "busmedic", "control.sock")
-	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, b) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return path
-}
+func serve(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
 
 type stoppable struct {
 	path string

@@ -1,0 +1,83 @@
+// Package controltest gives a test a stand-in busmedic daemon behind a real
+// control socket, in the manner of net/http/httptest: the tray, the rules
+// editor and the control client are then tested without the recovery
+// engine, against the same socket and protocol they use for real.
+package controltest
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+)
+
+// Daemon holds a status that a test sets, and tells watching clients when
+// it changes. A test embeds it in its own backend and adds the requests it
+// wants to answer; the others fall to the nil control.Backend below and
+// panic, which is worth knowing.
+type Daemon struct {
+	control.Backend
+
+	mu      sync.Mutex
+	status  relaunch.Status
+	changed chan struct{}
+}
+
+// NewDaemon returns a Daemon whose status is st.
+func NewDaemon(st relaunch.Status) *Daemon {
+	return &Daemon{status: st, changed: make(chan struct{}, 1)}
+}
+
+// Status returns the status as last set.
+func (d *Daemon) Status() relaunch.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.status
+}
+
+// Set changes the status with f and tells the clients that watch it.
+func (d *Daemon) Set(f func(*relaunch.Status)) {
+	d.mu.Lock()
+	f(&d.status)
+	d.mu.Unlock()
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is the control.Backend's change signal.
+func (d *Daemon) Changed() <-chan struct{} { return d.changed }
+
+// Serve serves b on a control socket in a new temporary directory until the
+// test ends, and returns the socket's path. The directory is short: socket
+// paths are limited to 107 bytes, and test names make t.TempDir long.
+func Serve(t testing.TB, b control.Backend) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "controltest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "busmedic", "control.sock")
+	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controltest: Serve: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return path
+}

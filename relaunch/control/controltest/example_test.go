@@ -1,0 +1,26 @@
+package controltest_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"busmedic/relaunch"
+	"busmedic/relaunch/control"
+	"busmedic/relaunch/control/controltest"
+)
+
+// A stand-in daemon that answers status requests, for a client under test.
+func ExampleServe() {
+	t := &testing.T{} // the test's own t
+	daemon := controltest.NewDaemon(relaunch.Status{Buses: []relaunch.BusStatus{{Name: "session", Up: true}}})
+	socket := controltest.Serve(t, daemon)
+	c, err := control.Dial(context.Background(), socket)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	st, err := c.Status(context.Background())
+	fmt.Println(st.Buses[0].Name, st.Buses[0].Up, err)
+}
