@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -90,6 +91,44 @@ func DaemonFiles(daemon Peer) []string {
 	if exe == "" && len(daemon.Argv) > 0 && filepath.IsAbs(daemon.Argv[0]) {
 		exe = daemon.Argv[0]
 	}
+	// Reading dpkg's lists costs milliseconds of CPU, and a bus restart
+	// is when busmedic needs the CPU for the apps: the answer is kept
+	// until dpkg's database changes.
+	stamp := dpkgStamp()
+	filesCache.Lock()
+	defer filesCache.Unlock()
+	if c, ok := filesCache.byExe[exe]; ok && c.stamp == stamp {
+		return slices.Clone(c.files)
+	}
+	files := daemonFiles(exe)
+	if filesCache.byExe == nil {
+		filesCache.byExe = map[string]cachedFiles{}
+	}
+	filesCache.byExe[exe] = cachedFiles{stamp: stamp, files: files}
+	return slices.Clone(files)
+}
+
+type cachedFiles struct {
+	stamp time.Time
+	files []string
+}
+
+var filesCache struct {
+	sync.Mutex
+	byExe map[string]cachedFiles
+}
+
+// dpkgStamp is the change time of dpkg's database directory, which changes
+// whenever a package is installed or removed.
+func dpkgStamp() time.Time {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/var/lib/dpkg/info", &st); err != nil {
+		return time.Time{}
+	}
+	return time.Unix(st.Ctim.Unix())
+}
+
+func daemonFiles(exe string) []string {
 	var files []string
 	if exe != "" {
 		files = append(files, exe)
