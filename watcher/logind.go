@@ -24,9 +24,9 @@ const (
 // at logout is not taken for an accident. It keeps the last state it read:
 // the system bus may go down with everything else.
 type Logind struct {
-	target  Target
-	session string // XDG_SESSION_ID, or "" to ask by pid
-	log     *slog.Logger
+	endpoints []endpoint
+	session   string // XDG_SESSION_ID, or "" to ask by pid
+	log       *slog.Logger
 
 	mu       sync.Mutex
 	conn     *dbus.Conn
@@ -39,13 +39,14 @@ type Logind struct {
 // NewLogind returns a Logind for the system bus t and the session of this
 // process (XDG_SESSION_ID, or else the session logind finds for our pid).
 func NewLogind(t Target, log *slog.Logger) (*Logind, error) {
-	if _, err := parseAddress(t.Address); err != nil {
+	eps, err := parseAddress(t.Address)
+	if err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Logind{target: t, session: os.Getenv("XDG_SESSION_ID"), log: log.With("bus", t.Name, "of", "logind"), changed: make(chan struct{}, 1)}, nil
+	return &Logind{endpoints: eps, session: os.Getenv("XDG_SESSION_ID"), log: log.With("bus", t.Name, "of", "logind"), changed: make(chan struct{}, 1)}, nil
 }
 
 // Ending reports whether the session is ending: our session's State is
@@ -110,14 +111,8 @@ func (l *Logind) Run(ctx context.Context) {
 }
 
 func (l *Logind) follow(ctx context.Context) error {
-	var conn *dbus.Conn
-	var err error
-	for _, ep := range mustEndpoints(l.target.Address) {
-		if conn, err = dialEndpoint(ctx, ep); err == nil {
-			break
-		}
-	}
-	if conn == nil {
+	conn, err := dialAny(ctx, l.endpoints)
+	if err != nil {
 		return err
 	}
 	defer conn.Close()
@@ -159,29 +154,23 @@ func (l *Logind) follow(ctx context.Context) error {
 		l.mu.Unlock()
 	}()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-conn.Context().Done():
-			return fmt.Errorf("system bus connection lost")
-		case sig, ok := <-signals:
-			if !ok {
-				return fmt.Errorf("system bus connection lost")
+		sig, err := nextSignal(ctx, conn, signals)
+		if err != nil {
+			return err
+		}
+		switch {
+		case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
+			if v, ok := sig.Body[0].(bool); ok {
+				l.log.Info("logind: PrepareForShutdown", "start", v)
+				l.setState(l.State(), v)
 			}
-			switch {
-			case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
-				if v, ok := sig.Body[0].(bool); ok {
-					l.log.Info("logind: PrepareForShutdown", "start", v)
-					l.setState(l.State(), v)
-				}
-			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
-				// State may come as a value or only as invalidated.
-				qctx, qcancel := context.WithTimeout(ctx, callTimeout)
-				if s, err := sessionState(qctx, conn, path); err == nil {
-					l.setState(s, l.shutdownSeen())
-				}
-				qcancel()
+		case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
+			// State may come as a value or only as invalidated.
+			qctx, qcancel := context.WithTimeout(ctx, callTimeout)
+			if s, err := sessionState(qctx, conn, path); err == nil {
+				l.setState(s, l.shutdownSeen())
 			}
+			qcancel()
 		}
 	}
 }
@@ -204,22 +193,16 @@ func (l *Logind) awaitLogind(ctx context.Context, conn *dbus.Conn, signals <-cha
 	}
 	l.log.Info("logind is not on the system bus; waiting for it (session end is judged by other signs meanwhile)")
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-conn.Context().Done():
-			return fmt.Errorf("system bus connection lost")
-		case sig, ok := <-signals:
-			if !ok {
-				return fmt.Errorf("system bus connection lost")
-			}
-			if sig.Name == busName+".NameOwnerChanged" && len(sig.Body) == 3 {
-				if name, _ := sig.Body[0].(string); name == logindName {
-					if owner, _ := sig.Body[2].(string); owner != "" {
-						return nil
-					}
-				}
-			}
+		sig, err := nextSignal(ctx, conn, signals)
+		if err != nil {
+			return err
+		}
+		if sig.Name != busName+".NameOwnerChanged" || len(sig.Body) != 3 {
+			continue
+		}
+		name, _ := sig.Body[0].(string)
+		if owner, _ := sig.Body[2].(string); name == logindName && owner != "" {
+			return nil
 		}
 	}
 }
@@ -269,8 +252,18 @@ func sessionState(ctx context.Context, conn *dbus.Conn, path dbus.ObjectPath) (s
 	return strings.TrimSpace(s), nil
 }
 
-// mustEndpoints parses an address already checked by NewLogind.
-func mustEndpoints(address string) []endpoint {
-	eps, _ := parseAddress(address)
-	return eps
+// nextSignal returns the next signal of conn, or an error once ctx is done
+// or the connection is lost.
+func nextSignal(ctx context.Context, conn *dbus.Conn, signals <-chan *dbus.Signal) (*dbus.Signal, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-conn.Context().Done():
+		return nil, fmt.Errorf("system bus connection lost")
+	case sig, ok := <-signals:
+		if !ok {
+			return nil, fmt.Errorf("system bus connection lost")
+		}
+		return sig, nil
+	}
 }

@@ -449,8 +449,14 @@ func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *d
 // dial connects, authenticates and says Hello on the first endpoint of the
 // address that answers.
 func (w *Watcher) dial(ctx context.Context) (*dbus.Conn, error) {
+	return dialAny(ctx, w.endpoints)
+}
+
+// dialAny connects to the first of the endpoints that answers, as the
+// D-Bus specification says a client tries an address list.
+func dialAny(ctx context.Context, eps []endpoint) (*dbus.Conn, error) {
 	var errs []error
-	for _, ep := range w.endpoints {
+	for _, ep := range eps {
 		conn, err := dialEndpoint(ctx, ep)
 		if err == nil {
 			return conn, nil

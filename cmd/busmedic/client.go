@@ -35,6 +35,23 @@ func dialDaemon(ctx context.Context, socket string, stderr io.Writer, cmd string
 	return c, true
 }
 
+// withDaemon dials the daemon and runs do within a bounded request time,
+// reporting a failure under the command's name.
+func withDaemon(ctx context.Context, socket string, stderr io.Writer, name string, do func(context.Context, *control.Client) error) int {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	c, ok := dialDaemon(ctx, socket, stderr, name)
+	if !ok {
+		return exitError
+	}
+	defer c.Close()
+	if err := do(ctx, c); err != nil {
+		fmt.Fprintf(stderr, "busmedic %s: %v\n", name, err)
+		return exitError
+	}
+	return exitOK
+}
+
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -42,23 +59,17 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"Shows the buses, the apps with their last recovery, and who fell off the bus."); !ok {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	c, ok := dialDaemon(ctx, *socket, stderr, "status")
-	if !ok {
-		return exitError
-	}
-	defer c.Close()
-	st, err := c.Status(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic status: %v\n", err)
-		return exitError
-	}
-	if *asJSON {
-		return printJSON(stdout, stderr, st)
-	}
-	printStatus(stdout, st)
-	return exitOK
+	return withDaemon(ctx, *socket, stderr, "status", func(ctx context.Context, c *control.Client) error {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, st)
+		}
+		printStatus(stdout, st)
+		return nil
+	})
 }
 
 func printStatus(w io.Writer, st relaunch.Status) {
@@ -138,37 +149,35 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		"Shows the recent bus restarts and what busmedic did for each app."); !ok {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	c, ok := dialDaemon(ctx, *socket, stderr, "history")
-	if !ok {
-		return exitError
-	}
-	defer c.Close()
-	h, err := c.History(ctx, *n)
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic history: %v\n", err)
-		return exitError
-	}
-	if *asJSON {
-		return printJSON(stdout, stderr, h)
-	}
+	return withDaemon(ctx, *socket, stderr, "history", func(ctx context.Context, c *control.Client) error {
+		h, err := c.History(ctx, *n)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, h)
+		}
+		printHistory(stdout, h)
+		return nil
+	})
+}
+
+func printHistory(w io.Writer, h []relaunch.Recovery) {
 	if len(h) == 0 {
-		fmt.Fprintln(stdout, "No bus restarts recorded yet.")
+		fmt.Fprintln(w, "No bus restarts recorded yet.")
 	}
 	for _, r := range h {
-		fmt.Fprintf(stdout, "%s %s bus restarted (down %s)", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus, r.Downtime.Round(time.Millisecond))
+		fmt.Fprintf(w, "%s %s bus restarted (down %s)", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus, r.Downtime.Round(time.Millisecond))
 		if r.Decision != "" {
-			fmt.Fprintf(stdout, ": %s", r.Decision)
+			fmt.Fprintf(w, ": %s", r.Decision)
 		}
-		fmt.Fprintln(stdout)
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		for _, j := range r.Jobs {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", j.App, j.Outcome, j.Took.Round(time.Millisecond), j.Reason)
 		}
 		tw.Flush()
 	}
-	return exitOK
 }
 
 func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -181,20 +190,14 @@ func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "busmedic relaunch: want one app id (see busmedic status)")
 		return exitUsage
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	c, ok := dialDaemon(ctx, *socket, stderr, "relaunch")
-	if !ok {
-		return exitError
-	}
-	defer c.Close()
-	job, err := c.Relaunch(ctx, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic relaunch %s: %v\n", fs.Arg(0), err)
-		return exitError
-	}
-	fmt.Fprintf(stdout, "%s: %s\n", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
-	return exitOK
+	return withDaemon(ctx, *socket, stderr, "relaunch "+fs.Arg(0), func(ctx context.Context, c *control.Client) error {
+		job, err := c.Relaunch(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
+		return nil
+	})
 }
 
 // simpleCommand is a client command that sends one request and reports OK.
@@ -208,29 +211,14 @@ func simpleCommand(name, about string, do func(context.Context, *control.Client)
 			fmt.Fprintf(stderr, "busmedic %s: unexpected argument %q\n", name, fs.Arg(0))
 			return exitUsage
 		}
-		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-		c, ok := dialDaemon(ctx, *socket, stderr, name)
-		if !ok {
-			return exitError
-		}
-		defer c.Close()
-		if err := do(ctx, c); err != nil {
-			fmt.Fprintf(stderr, "busmedic %s: %v\n", name, err)
-			return exitError
-		}
-		return exitOK
+		return withDaemon(ctx, *socket, stderr, name, do)
 	}
 }
 
-func printJSON(stdout, stderr io.Writer, v any) int {
+func printJSON(stdout io.Writer, v any) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "busmedic: %v\n", err)
-		return exitError
-	}
-	return exitOK
+	return enc.Encode(v)
 }
 
 func runRestartBus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -243,17 +231,11 @@ func runRestartBus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() > 0 {
 		bus = fs.Arg(0)
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	c, ok := dialDaemon(ctx, *socket, stderr, "restart-bus")
-	if !ok {
-		return exitError
-	}
-	defer c.Close()
-	if err := c.RestartBus(ctx, bus); err != nil {
-		fmt.Fprintf(stderr, "busmedic restart-bus: %v\n", err)
-		return exitError
-	}
-	fmt.Fprintf(stdout, "The %s bus is restarting; busmedic recovers the apps (busmedic status).\n", bus)
-	return exitOK
+	return withDaemon(ctx, *socket, stderr, "restart-bus", func(ctx context.Context, c *control.Client) error {
+		if err := c.RestartBus(ctx, bus); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "The %s bus is restarting; busmedic recovers the apps (busmedic status).\n", bus)
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,19 +19,10 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", control.DefaultPath(), "the daemon's control socket")
 	verbose := fs.Bool("v", false, "log debug messages")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: busmedic tray [--socket PATH]")
-		fmt.Fprintln(fs.Output(), "\nShows busmedic's icon and menu in the panel (StatusNotifierItem) until Quit.")
-		fmt.Fprintln(fs.Output(), "busmedic run starts it by itself; exit status 3 means the session bus went away.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, "busmedic tray [--socket PATH]",
+		"Shows busmedic's icon and menu in the panel (StatusNotifierItem) until Quit.\n"+
+			"busmedic run starts it by itself; exit status 3 means the session bus went away."); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "busmedic tray: unexpected argument %q\n", fs.Arg(0))

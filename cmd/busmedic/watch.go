@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,18 +26,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Var(&buses, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
 	asJSON := fs.Bool("json", false, "print one JSON object per event")
 	verbose := fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: busmedic watch [--bus session|system|ADDRESS]... [--json]")
-		fmt.Fprintln(fs.Output(), "\nStreams the events of the buses until interrupted (Ctrl-C exits 0).")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, "busmedic watch [--bus session|system|ADDRESS]... [--json]",
+		"Streams the events of the buses until interrupted (Ctrl-C exits 0)."); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "busmedic watch: unexpected argument %q\n", fs.Arg(0))
