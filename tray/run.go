@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -111,6 +112,11 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	}
 	log.Info("tray shown", "state", t.shownState, "bus", conn.Names()[0])
 	t.listen(ctx, &wg)
+	// The tray lives for the whole session and changes seldom: once
+	// registering, or a burst of changes, is over, hand the memory it used
+	// back to the system instead of keeping it as heap headroom.
+	trim := time.AfterFunc(quietAfterChange, debug.FreeOSMemory)
+	defer trim.Stop()
 
 	for {
 		select {
@@ -128,8 +134,13 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 		if err := t.render(); err != nil {
 			return err
 		}
+		trim.Reset(quietAfterChange)
 	}
 }
+
+// quietAfterChange is how long the tray waits after a change before it
+// trims its memory, so that a recovery's burst of changes is trimmed once.
+const quietAfterChange = 5 * time.Second
 
 // tray is the running tray: the menu and what it showed last, and the few
 // facts the daemon's status does not carry.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,6 +108,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		cancel()
 	})
 	var wg sync.WaitGroup
+	// The daemon sits idle for days between bus restarts. Once start-up,
+	// and later each recovery, is over, hand the memory it used back to
+	// the system: the runtime alone would keep it as heap headroom.
+	trim := time.AfterFunc(quietAfterStart, debug.FreeOSMemory)
+	defer trim.Stop()
 	engine := relaunch.New(relaunch.Config{
 		Intent:     intent.Ending,
 		RulesError: store.Err,
@@ -116,6 +122,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Logger:     log,
 		Notifier:   notifier,
 		RecoveryEnded: func(r relaunch.Recovery) {
+			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may
 			// be one of the apps just recovered, which the notifier waits for.
 			msg, ok := policy.ReportFor(r)
@@ -214,6 +221,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	log.Info("busmedic stopped")
 	return exitOK
 }
+
+// How long after start-up and after a recovery the daemon is taken to be
+// quiet, so that trimming its memory does not race the work.
+const (
+	quietAfterStart    = 10 * time.Second
+	quietAfterRecovery = 5 * time.Second
+)
 
 // daemonBackend is the engine as the control socket serves it, with the
 // rules reload added.
