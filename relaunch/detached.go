@@ -26,7 +26,7 @@ func (e *Engine) scanDetached(bus string) {
 	if set == nil || !hasNamelessMatcher(set) {
 		return
 	}
-	addr := stripGUID(e.address(bus))
+	addr := watcher.WithoutGUID(e.address(bus))
 	if addr == "" {
 		return
 	}
@@ -69,7 +69,7 @@ func (e *Engine) scanDetached(bus string) {
 			continue
 		}
 		for kv := range bytes.SplitSeq(env, []byte{0}) {
-			if v, ok := bytes.CutPrefix(kv, envKey); ok && stripGUID(string(v)) == addr {
+			if v, ok := bytes.CutPrefix(kv, envKey); ok && watcher.WithoutGUID(string(v)) == addr {
 				found = append(found, info)
 				break
 			}

@@ -350,19 +350,9 @@ func (e *Engine) address(bus string) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if b := e.buses[bus]; b != nil {
-		return stripGUID(b.address)
+		return watcher.WithoutGUID(b.address)
 	}
 	return ""
-}
-
-func stripGUID(addr string) string {
-	var keep []string
-	for part := range strings.SplitSeq(addr, ",") {
-		if !strings.HasPrefix(part, "guid=") {
-			keep = append(keep, part)
-		}
-	}
-	return strings.Join(keep, ",")
 }
 
 // env builds a started app's environment: the base environment, the current

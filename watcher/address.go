@@ -157,3 +157,21 @@ func escapeValue(s string) string {
 	}
 	return b.String()
 }
+
+// WithoutGUID returns address with the guid= key left out of every entry.
+// A restarted bus has a new guid, and libdbus refuses to connect to an
+// address whose guid does not match, so the addresses busmedic hands to
+// the apps it starts must not pin one.
+func WithoutGUID(address string) string {
+	var entries []string
+	for entry := range strings.SplitSeq(address, ";") {
+		var keys []string
+		for key := range strings.SplitSeq(entry, ",") {
+			if !strings.HasPrefix(key, "guid=") {
+				keys = append(keys, key)
+			}
+		}
+		entries = append(entries, strings.Join(keys, ","))
+	}
+	return strings.Join(entries, ";")
+}

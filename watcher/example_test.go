@@ -43,3 +43,10 @@ func ExampleParseTarget() {
 	// tcp:host=192.0.2.7,port=4000 <nil>
 	// bad bus address "unix:socket=/run/bus": unix transport needs path= or abstract=
 }
+
+func ExampleWithoutGUID() {
+	// The address dbus-launch exported, given to an app busmedic starts
+	// after the bus was restarted with a new guid.
+	fmt.Println(watcher.WithoutGUID("unix:path=/tmp/dbus-x1,guid=0f1e2d;tcp:host=localhost,port=4000,guid=0f1e2d"))
+	// Output: unix:path=/tmp/dbus-x1;tcp:host=localhost,port=4000
+}

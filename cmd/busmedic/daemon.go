@@ -373,17 +373,7 @@ func (b daemonBackend) Learn(casualty string) (string, error) {
 func busAddress(targets []watcher.Target, bus string) string {
 	for _, t := range targets {
 		if t.Name == bus {
-			var keep []string
-			for entry := range strings.SplitSeq(t.Address, ";") {
-				var parts []string
-				for part := range strings.SplitSeq(entry, ",") {
-					if !strings.HasPrefix(part, "guid=") {
-						parts = append(parts, part)
-					}
-				}
-				keep = append(keep, strings.Join(parts, ","))
-			}
-			return strings.Join(keep, ";")
+			return watcher.WithoutGUID(t.Address)
 		}
 	}
 	return ""

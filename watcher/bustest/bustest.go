@@ -344,6 +344,8 @@ func (b *Bus) config() string {
 `, b.busType, b.listen, auth)
 }
 
+// stripGUID is watcher.WithoutGUID for one entry; bustest cannot import
+// watcher, whose own tests use bustest.
 func stripGUID(addr string) string {
 	var keep []string
 	for part := range strings.SplitSeq(addr, ",") {
