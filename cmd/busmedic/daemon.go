@@ -42,11 +42,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"Runs busmedic: watches the session and system bus and recovers apps after a restart."); !ok {
 		return code
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, slog.LevelInfo, *verbose)
 
 	srv, err := control.Listen(*socket, log)
 	if err != nil {
@@ -377,24 +373,6 @@ func busAddress(targets []watcher.Target, bus string) string {
 		}
 	}
 	return ""
-}
-
-// parseFlags parses a subcommand's flags; on -h it prints the usage to
-// stdout. ok is false when the command should end with code.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about string) (code int, ok bool) {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\n", usage, about)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return 0, true
 }
 
 // showHistory opens the rules editor, whose History tab tells what each

@@ -5,8 +5,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -102,4 +105,31 @@ func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "busmedic help: unknown command %q\n", args[0])
 	return exitUsage
+}
+
+// parseFlags parses a subcommand's flags; on -h it prints the usage to
+// stdout. ok is false when the command should end with code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about string) (code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\n", usage, about)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// newLogger is the log of a long-running command: text to w at level, or
+// with every debug detail when -v was given.
+func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

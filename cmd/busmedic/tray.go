@@ -28,11 +28,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "busmedic tray: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("component", "tray")
+	log := newLogger(stderr, slog.LevelInfo, *verbose).With("component", "tray")
 	err := tray.Run(ctx, *socket, log)
 	if err != nil {
 		log.Warn("tray exits", "err", err)

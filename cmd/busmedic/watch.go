@@ -37,11 +37,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(buses) == 0 {
 		buses = busList{"session", "system"}
 	}
-	level := slog.LevelError
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The events are watch's output; its log says only what went wrong,
+	// unless asked for more.
+	log := newLogger(stderr, slog.LevelError, *verbose)
 
 	var watchers []*watcher.Watcher
 	for _, spec := range buses {
