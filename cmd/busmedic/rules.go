@@ -38,7 +38,7 @@ Exit status: 0 ok, 1 invalid rules or failure, 2 usage error.
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var config string
 	top := newRulesFlags("rules", &config, stderr)
-	rest, code := parseRulesFlags(top, args, stdout)
+	rest, code := parseRulesFlags(top, args, -1, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -76,9 +76,16 @@ func newRulesFlags(name string, config *string, stderr io.Writer) *flag.FlagSet 
 
 // parseRulesFlags parses flags that may come before, between or after the
 // positional arguments, which it returns. For the top-level flag set it stops
-// at the first positional argument (the command). code is -1 to go on, or the
+// at the first positional argument (the command). More than most positional
+// arguments is a usage error; most < 0 takes any. code is -1 to go on, or the
 // exit status.
-func parseRulesFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (positional []string, code int) {
+func parseRulesFlags(fs *flag.FlagSet, args []string, most int, stdout, stderr io.Writer) (positional []string, code int) {
+	defer func() {
+		if code < 0 && most >= 0 && len(positional) > most {
+			fmt.Fprintf(stderr, "busmedic %s: unexpected argument %q\n", fs.Name(), positional[most])
+			positional, code = nil, exitUsage
+		}
+	}()
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -119,13 +126,9 @@ func printProblems(w io.Writer, err error) {
 func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 	fs := newRulesFlags("rules list", config, stderr)
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	pos, code := parseRulesFlags(fs, args, stdout)
+	_, code := parseRulesFlags(fs, args, 0, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "busmedic rules list: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	set, err := appdb.Load(rulesPaths(*config))
 	if err != nil {
@@ -230,13 +233,9 @@ func toJSON(r appdb.Rule) ruleJSON {
 
 func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
 	fs := newRulesFlags("rules check", config, stderr)
-	pos, code := parseRulesFlags(fs, args, stdout)
+	pos, code := parseRulesFlags(fs, args, 1, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "busmedic rules check: unexpected argument %q\n", pos[1])
-		return exitUsage
 	}
 	var files []string
 	if len(pos) == 1 {
@@ -276,7 +275,7 @@ func rulesAddFromPID(args []string, config *string, stdout, stderr io.Writer) in
 	id := fs.String("id", "", "rule `ID` (default: from the program's name)")
 	action := fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, notify or ignore")
 	replace := fs.Bool("replace", false, "replace an existing rule with the same id")
-	pos, code := parseRulesFlags(fs, args, stdout)
+	pos, code := parseRulesFlags(fs, args, -1, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -343,13 +342,9 @@ func rulesAddFromPID(args []string, config *string, stdout, stderr io.Writer) in
 func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
 	fs := newRulesFlags("rules path", config, stderr)
 	all := fs.Bool("all", false, "print every rules file, most important first")
-	pos, code := parseRulesFlags(fs, args, stdout)
+	_, code := parseRulesFlags(fs, args, 0, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "busmedic rules path: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	paths := rulesPaths(*config)
 	if !*all {
@@ -390,13 +385,9 @@ func findEditor() (string, error) {
 // status becomes ours. Ctrl-C or SIGTERM is passed on as SIGTERM.
 func rulesEdit(ctx context.Context, args []string, config *string, stdout, stderr io.Writer) int {
 	fs := newRulesFlags("rules edit", config, stderr)
-	pos, code := parseRulesFlags(fs, args, stdout)
+	_, code := parseRulesFlags(fs, args, 0, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "busmedic rules edit: unexpected argument %q\n", pos[0])
-		return exitUsage
 	}
 	prog, err := findEditor()
 	if err != nil {
