@@ -75,7 +75,7 @@ func TestOutdatedEventOnReplace(t *testing.T) {
 	// the check at Up instead, which the next test covers.
 	waitWatched(t, watched)
 	replaced := time.Now()
-	copyFile(t, exe, exe)
+	bus.Update()
 	e := nextKind(t, events, Outdated, deadline)
 	if took := time.Since(replaced); took > 2*time.Second {
 		t.Errorf("Outdated came %s after the replacement; want within 2s", took)
@@ -96,7 +96,7 @@ func TestOutdatedEventOnReplace(t *testing.T) {
 	bus.Restart()
 	r := nextKind(t, events, Restarted, deadline)
 	waitWatched(t, watched)
-	copyFile(t, exe, exe)
+	bus.Update()
 	e = nextKind(t, events, Outdated, deadline)
 	if e.ID != r.ID || e.Peer == nil || e.Peer.PID != bus.PID() {
 		t.Errorf("Outdated after restart = %+v; want bus %s, pid %d", e, r.ID, bus.PID())
@@ -107,7 +107,7 @@ func TestOutdatedEventOnReplace(t *testing.T) {
 // before: Outdated follows Up.
 func TestOutdatedEventAtUp(t *testing.T) {
 	bus, exe, _ := updatedBus(t)
-	copyFile(t, exe, exe)
+	bus.Update()
 	events, _ := runWatcher(t, bus.Address())
 	up := nextKind(t, events, Up, deadline)
 	e := nextKind(t, events, Outdated, deadline)

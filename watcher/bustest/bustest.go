@@ -36,6 +36,8 @@ type Bus struct {
 	transport string
 	busType   string
 	binary    string
+	copied    bool // binary is a private copy of original (CopiedBinary)
+	original  string
 
 	mu      sync.Mutex
 	listen  string // the address the daemon is told to listen on
@@ -57,9 +59,9 @@ func TCP() Option { return func(b *Bus) { b.transport = "tcp" } }
 // SystemType runs the bus with <type>system</type>, as a stand-in system bus.
 func SystemType() Option { return func(b *Bus) { b.busType = "system" } }
 
-// Binary runs another dbus-daemon executable, such as a copy in a temporary
-// directory that a test replaces to simulate a package update.
-func Binary(path string) Option { return func(b *Bus) { b.binary = path } }
+// CopiedBinary runs a private copy of dbus-daemon, which Update replaces as
+// a package upgrade would.
+func CopiedBinary() Option { return func(b *Bus) { b.copied = true } }
 
 // New starts a dbus-daemon for the test and stops it when the test ends.
 // If dbus-daemon is not installed the test fails with the install command.
@@ -69,13 +71,11 @@ func New(t testing.TB, opts ...Option) *Bus {
 	for _, o := range opts {
 		o(b)
 	}
-	if b.binary == "" {
-		path, err := exec.LookPath("dbus-daemon")
-		if err != nil {
-			t.Fatalf("bustest: dbus-daemon not found (%v); install it: %s", err, InstallHint)
-		}
-		b.binary = path
+	path, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Fatalf("bustest: dbus-daemon not found (%v); install it: %s", err, InstallHint)
 	}
+	b.binary = path
 	// A short directory: socket paths are limited to 107 bytes, and test
 	// names make t.TempDir long.
 	dir, err := os.MkdirTemp("", "bustest")
@@ -87,6 +87,14 @@ func New(t testing.TB, opts ...Option) *Bus {
 		b.signal(syscall.SIGKILL)
 		os.RemoveAll(dir)
 	})
+	if b.copied {
+		b.original = path
+		b.binary = filepath.Join(dir, "bin", "dbus-daemon")
+		if err := os.Mkdir(filepath.Dir(b.binary), 0o755); err != nil {
+			t.Fatalf("bustest: %v", err)
+		}
+		b.Update()
+	}
 	switch b.transport {
 	case "path":
 		b.listen = "unix:path=" + filepath.Join(dir, "bus")
@@ -97,6 +105,41 @@ func New(t testing.TB, opts ...Option) *Bus {
 	}
 	b.Start()
 	return b
+}
+
+// Binary returns the dbus-daemon executable the bus runs.
+func (b *Bus) Binary() string { return b.binary }
+
+// Update installs dbus-daemon again over the copy a CopiedBinary bus runs,
+// as dpkg does: it writes the new file beside the old one and renames it
+// over it, so the running daemon's executable is a new inode. The running
+// daemon goes on; Restart runs the new file.
+func (b *Bus) Update() {
+	b.t.Helper()
+	if !b.copied {
+		b.t.Fatal("bustest: Update needs a bus started with CopiedBinary")
+	}
+	fail := func(err error) { b.t.Fatalf("bustest: update %s: %v", b.binary, err) }
+	in, err := os.Open(b.original)
+	if err != nil {
+		fail(err)
+	}
+	defer in.Close()
+	tmp := b.binary + ".dpkg-new"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		fail(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		fail(err)
+	}
+	if err := out.Close(); err != nil {
+		fail(err)
+	}
+	if err := os.Rename(tmp, b.binary); err != nil {
+		fail(err)
+	}
 }
 
 // Address returns the bus address; it stays the same across restarts.
