@@ -35,13 +35,24 @@ type Intent struct {
 
 // Ordered records that busmedic itself is restarting bus (from the tray,
 // the command line or the update policy): recovery is then expected.
-func (i *Intent) Ordered(bus string) {
+// withdraw takes the order back when the restart failed (polkit refused,
+// systemd could not): a loss of the bus soon after is then judged like any
+// other, and a logout in that minute does not bring apps back.
+func (i *Intent) Ordered(bus string) (withdraw func()) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.ordered == nil {
 		i.ordered = map[string]time.Time{}
 	}
-	i.ordered[bus] = time.Now()
+	at := time.Now()
+	i.ordered[bus] = at
+	return func() {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		if i.ordered[bus].Equal(at) { // not a later order
+			delete(i.ordered, bus)
+		}
+	}
 }
 
 // Stopping records that busmedic is ending (SIGTERM, SIGHUP: the session

@@ -36,6 +36,12 @@ func TestIntent(t *testing.T) {
 		{"recover_on_logout", &relaunch.Intent{Logind: closing, Settings: recoverOnLogout}, nil, false, "recover_on_logout"},
 		{"ordered restart", &relaunch.Intent{Logind: closing}, func(i *relaunch.Intent) { i.Ordered("session") }, false, "ordered by busmedic"},
 		{"ordered restart of the other bus", &relaunch.Intent{Logind: closing}, func(i *relaunch.Intent) { i.Ordered("system") }, true, "closing"},
+		{"ordered restart that failed", &relaunch.Intent{Logind: closing}, func(i *relaunch.Intent) { i.Ordered("session")() }, true, "closing"},
+		{"failed order, then a new one", &relaunch.Intent{Logind: closing}, func(i *relaunch.Intent) {
+			withdraw := i.Ordered("session")
+			i.Ordered("session")
+			withdraw()
+		}, false, "ordered by busmedic"},
 		{"busmedic stopping", &relaunch.Intent{Logind: active}, func(i *relaunch.Intent) { i.Stopping("busmedic received SIGTERM") }, true, "SIGTERM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -294,8 +294,7 @@ func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
 	case "system":
 		// polkit asks the user; the request's context waits for the answer.
 		b.log.Info("restarting the system bus on request", "how", "systemd, with the user's authorisation")
-		b.intent.Ordered(bus)
-		return busrestart.SystemRestart(ctx, b.systemAddress)
+		return withdrawOnError(b.intent.Ordered(bus), busrestart.SystemRestart(ctx, b.systemAddress))
 	case "session":
 	default:
 		return fmt.Errorf("no bus %q (want session or system)", bus)
@@ -305,8 +304,15 @@ func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
 		return err
 	}
 	b.log.Info("restarting the session bus on request", "how", m.String())
-	b.intent.Ordered(bus)
-	return m.Restart(ctx)
+	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
+}
+
+// withdrawOnError takes back the order of a restart that failed.
+func withdrawOnError(withdraw func(), err error) error {
+	if err != nil {
+		withdraw()
+	}
+	return err
 }
 
 // Peers returns who is on each bus now.

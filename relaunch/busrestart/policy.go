@@ -47,8 +47,9 @@ type Policy struct {
 	// Notifier asks the user under "ask"; without one, "ask" only logs.
 	Notifier Notifier
 	// Ordered is called just before busmedic restarts bus, so that the
-	// recovery that follows knows the restart was ours.
-	Ordered func(bus string)
+	// recovery that follows knows the restart was ours; the function it
+	// returns is called if the restart fails.
+	Ordered func(bus string) (withdraw func())
 	// Restart restarts a bus ("session" or "system"); nil means the
 	// session bus through Finder and the system bus through SystemRestart
 	// at SystemAddress. Ordered is called before it either way.
@@ -255,13 +256,20 @@ func (p *Policy) address(f func() string) string {
 	return f()
 }
 
-// restart restarts bus the way that fits it, telling Ordered first.
-func (p *Policy) restart(ctx context.Context, bus string) error {
+// restart restarts bus the way that fits it, telling Ordered first, and
+// withdrawing the order if it fails.
+func (p *Policy) restart(ctx context.Context, bus string) (err error) {
+	withdraw := func() {}
 	order := func() {
 		if p.Ordered != nil {
-			p.Ordered(bus)
+			withdraw = p.Ordered(bus)
 		}
 	}
+	defer func() {
+		if err != nil {
+			withdraw() // the restart failed: no recovery is expected
+		}
+	}()
 	if p.Restart != nil {
 		order()
 		return p.Restart(ctx, bus)

@@ -2,6 +2,7 @@ package busrestart_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -68,16 +69,22 @@ func serveScreenSaver(t *testing.T, bus *bustest.Bus) *screenSaver {
 	return s
 }
 
-// restarts records what the policy did, in order: "ordered BUS" and
-// "restart BUS".
-type restarts struct{ ch chan string }
+// restarts records what the policy did, in order: "ordered BUS",
+// "restart BUS" and "withdrawn BUS". With fail set, each restart fails.
+type restarts struct {
+	ch   chan string
+	fail error
+}
 
 func newRestarts() *restarts { return &restarts{ch: make(chan string, 16)} }
 
-func (r *restarts) ordered(bus string) { r.ch <- "ordered " + bus }
+func (r *restarts) ordered(bus string) func() {
+	r.ch <- "ordered " + bus
+	return func() { r.ch <- "withdrawn " + bus }
+}
 func (r *restarts) restart(ctx context.Context, bus string) error {
 	r.ch <- "restart " + bus
-	return nil
+	return r.fail
 }
 
 func (r *restarts) expect(t *testing.T, want ...string) {
@@ -243,6 +250,19 @@ func TestPolicyAsk(t *testing.T) {
 	}
 }
 
+// TestPolicyRestartFails: a restart that fails (polkit refused) takes its
+// order back, so that no recovery is expected of it.
+func TestPolicyRestartFails(t *testing.T) {
+	r := newRestarts()
+	r.fail = errors.New("interactive authorization refused")
+	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
+	events, decided := runPolicy(t, &busrestart.Policy{Settings: settings(busrestart.Ask), Notifier: n, Ordered: r.ordered, Restart: r.restart})
+	events <- outdated("system")
+	expectDecided(t, decided, "system failed")
+	r.expect(t, "ordered system", "restart system", "withdrawn system")
+	r.none(t)
+}
+
 // TestPolicyReportFor: the recovery after the policy's own restart gets
 // the update report, once; others do not.
 func TestPolicyReportFor(t *testing.T) {
@@ -309,7 +329,7 @@ func TestPolicyAskRestartsManagedBus(t *testing.T) {
 	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
 	events, decided := runPolicy(t, &busrestart.Policy{
 		Settings: settings(busrestart.Ask), Notifier: n,
-		Ordered: func(bus string) { ordered <- bus },
+		Ordered: func(bus string) func() { ordered <- bus; return func() {} },
 		Finder:  busrestart.Finder{Address: addr, Managed: m},
 	})
 	events <- outdated("session")
