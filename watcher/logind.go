@@ -123,67 +123,104 @@ func (l *Logind) follow(ctx context.Context) error {
 	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForShutdown")); err != nil {
 		return fmt.Errorf("subscribe to PrepareForShutdown: %w", err)
 	}
-	// Without logind on this bus (a container, a minimal system), wait for
-	// it to appear rather than retrying: each retry would be a peer
-	// joining and leaving the system bus, waking everyone who watches it.
-	if err := l.awaitLogind(ctx, conn, signals); err != nil {
-		return err
+	// logind restarts by itself while the system bus stays up (systemd
+	// updates restart it), so follow its name rather than the peer that
+	// had it: a new logind may know our session by another path.
+	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchSender(busName), dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchArg(0, logindName)); err != nil {
+		return fmt.Errorf("subscribe to logind's name: %w", err)
 	}
-	cctx2, cancel2 := context.WithTimeout(ctx, callTimeout)
-	defer cancel2()
-	path, err := l.findSession(cctx2, conn)
-	if err != nil {
-		return err
-	}
-	if err := conn.AddMatchSignalContext(cctx2, dbus.WithMatchObjectPath(path),
-		dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")); err != nil {
-		return fmt.Errorf("subscribe to session properties: %w", err)
-	}
-	state, err := sessionState(cctx2, conn, path)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.conn, l.path = conn, path
-	l.mu.Unlock()
-	l.setState(state, false)
-	l.log.Debug("following login session", "session", path, "state", state)
 	defer func() {
 		l.mu.Lock()
 		l.conn = nil
 		l.mu.Unlock()
 	}()
+	var path dbus.ObjectPath
+owners:
 	for {
-		sig, err := nextSignal(ctx, conn, signals)
-		if err != nil {
+		// Without logind on this bus (a container, a minimal system), wait
+		// for it to appear rather than retrying: each retry would be a peer
+		// joining and leaving the system bus, waking everyone who watches it.
+		if err := l.awaitLogind(ctx, conn, signals); err != nil {
 			return err
 		}
-		switch {
-		case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
-			if v, ok := sig.Body[0].(bool); ok {
-				l.log.Info("logind: PrepareForShutdown", "start", v)
-				l.setState(l.State(), v)
+		if path, err = l.followSession(ctx, conn, path); err != nil {
+			return err
+		}
+		for {
+			sig, err := nextSignal(ctx, conn, signals)
+			if err != nil {
+				return err
 			}
-		case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
-			// State may come as a value or only as invalidated.
-			qctx, qcancel := context.WithTimeout(ctx, callTimeout)
-			if s, err := sessionState(qctx, conn, path); err == nil {
-				l.setState(s, l.shutdownSeen())
+			switch {
+			case sig.Name == busName+".NameOwnerChanged" && len(sig.Body) == 3 && sig.Body[0] == logindName:
+				// Keep the last state read, as when the bus goes down,
+				// and ask nothing of the name until it has an owner
+				// again: on a real system a call would start logind.
+				l.mu.Lock()
+				l.conn = nil
+				l.mu.Unlock()
+				l.log.Info("logind left or changed hands; following its name")
+				continue owners
+			case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
+				if v, ok := sig.Body[0].(bool); ok {
+					l.log.Info("logind: PrepareForShutdown", "start", v)
+					l.setState(l.State(), v)
+				}
+			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
+				// State may come as a value or only as invalidated.
+				qctx, qcancel := context.WithTimeout(ctx, callTimeout)
+				if s, err := sessionState(qctx, conn, path); err == nil {
+					l.setState(s, l.shutdownSeen())
+				}
+				qcancel()
 			}
-			qcancel()
 		}
 	}
 }
 
+// followSession finds our session at the current logind, subscribes to its
+// properties in place of those of old (the path an earlier logind gave, or
+// "") and reads its state.
+func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old dbus.ObjectPath) (dbus.ObjectPath, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	path, err := l.findSession(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	if path != old {
+		match := func(p dbus.ObjectPath) []dbus.MatchOption {
+			return []dbus.MatchOption{dbus.WithMatchObjectPath(p),
+				dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")}
+		}
+		if old != "" {
+			_ = conn.RemoveMatchSignalContext(ctx, match(old)...)
+		}
+		if err := conn.AddMatchSignalContext(ctx, match(path)...); err != nil {
+			return "", fmt.Errorf("subscribe to session properties: %w", err)
+		}
+	}
+	state, err := sessionState(ctx, conn, path)
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.conn, l.path = conn, path
+	l.mu.Unlock()
+	// A logind that has just started has announced no shutdown; one that
+	// stops for a shutdown leaves the name without owner, and the flag set.
+	l.setState(state, false)
+	l.log.Debug("following login session", "session", path, "state", state)
+	return path, nil
+}
+
 // awaitLogind returns once org.freedesktop.login1 has an owner on the bus,
-// or with an error when the connection or ctx ends.
+// or with an error when the connection or ctx ends. follow has subscribed
+// to the name's NameOwnerChanged.
 func (l *Logind) awaitLogind(ctx context.Context, conn *dbus.Conn, signals <-chan *dbus.Signal) error {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchSender(busName), dbus.WithMatchMember("NameOwnerChanged"),
-		dbus.WithMatchArg(0, logindName)); err != nil {
-		return fmt.Errorf("subscribe to logind's name: %w", err)
-	}
 	var has bool
 	if err := conn.BusObject().CallWithContext(cctx, busName+".NameHasOwner", 0, logindName).Store(&has); err != nil {
 		return fmt.Errorf("is logind on the bus: %w", err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -122,4 +124,62 @@ func TestLogindLate(t *testing.T) {
 	}
 	bus.StartLogind()
 	waitState(t, l, "active")
+}
+
+// logind restarts while the system bus stays up when systemd is updated.
+// The follower follows the name on its one connection: it asks the new
+// logind for the session (here at another path) and hears its signals.
+func TestLogindRestart(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	r := watchBus(t, bus)
+	r.next(watcher.Up)
+	login := bus.StartLogind()
+	l := followLogind(t, bus)
+	waitState(t, l, "active")
+
+	login.Stop()
+	if ending, why := l.Ending(); ending {
+		t.Fatalf("Ending() with logind gone = true (%s)", why)
+	}
+	login = bus.StartLogind()
+	login.SetState("closing")
+	waitState(t, l, "closing")
+	if ending, why := l.Ending(); !ending || !strings.Contains(why, string(login.SessionPath)) {
+		t.Errorf("Ending() = %v %q, want the session %s closing", ending, why, login.SessionPath)
+	}
+
+	login.Stop()
+	login = bus.StartLogind()
+	waitState(t, l, "active")
+	login.PrepareForShutdown(true)
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for ending, why := l.Ending(); !ending || !strings.Contains(why, "shutting down"); ending, why = l.Ending() {
+		select {
+		case <-l.Changed():
+		case <-timer.C:
+			t.Fatalf("PrepareForShutdown(true) of the new logind not seen; Ending() = %v %q", ending, why)
+		}
+	}
+
+	// The follower never left the bus: the only peers gone before a
+	// marker joins are the two stopped loginds.
+	marker, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	left := 0
+	for {
+		e := r.nextEvent()
+		if e.Kind == watcher.PeerLeft {
+			left++
+		}
+		if e.Kind == watcher.PeerJoined && e.Peer != nil && e.Peer.UniqueName == marker.Names()[0] {
+			break
+		}
+	}
+	if left != 2 {
+		t.Errorf("%d peers left the bus while logind restarted twice, want 2 (the follower reconnected?):\n%s", left, r.history())
+	}
 }

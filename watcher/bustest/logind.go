@@ -1,6 +1,8 @@
 package bustest
 
 import (
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -9,7 +11,8 @@ import (
 
 // Logind is a stand-in org.freedesktop.login1 on a test bus (run the bus
 // with SystemType): one login session, whose State and the machine's
-// PrepareForShutdown the test drives.
+// PrepareForShutdown the test drives. Stop it and start another to play
+// logind restarting while the bus stays up.
 type Logind struct {
 	b     *Bus
 	conn  *dbus.Conn
@@ -17,6 +20,10 @@ type Logind struct {
 	// SessionPath is the session's object path.
 	SessionPath dbus.ObjectPath
 }
+
+// sessions numbers the stand-ins' sessions: each has its own path, so a
+// follower that keeps the path an earlier logind gave is caught out.
+var sessions atomic.Int64
 
 type logindManager struct{ path dbus.ObjectPath }
 
@@ -26,8 +33,9 @@ func (m logindManager) GetSessionByPID(pid uint32) (dbus.ObjectPath, *dbus.Error
 }
 
 // StartLogind serves org.freedesktop.login1 on the bus with one session in
-// state "active"; every session id and pid maps to it. It stops with the bus
-// or the test.
+// state "active"; every session id and pid maps to it. The session's path
+// differs from that of every other stand-in. It stops with the bus, the test
+// or Stop.
 func (b *Bus) StartLogind() *Logind {
 	b.t.Helper()
 	conn, err := dbus.Connect(b.Address())
@@ -35,7 +43,7 @@ func (b *Bus) StartLogind() *Logind {
 		b.t.Fatalf("bustest: logind: %v", err)
 	}
 	b.t.Cleanup(func() { conn.Close() })
-	l := &Logind{b: b, conn: conn, SessionPath: "/org/freedesktop/login1/session/_31"}
+	l := &Logind{b: b, conn: conn, SessionPath: dbus.ObjectPath("/org/freedesktop/login1/session/_3" + strconv.FormatInt(sessions.Add(1), 10))}
 	if err := conn.Export(logindManager{l.SessionPath}, "/org/freedesktop/login1", "org.freedesktop.login1.Manager"); err != nil {
 		b.t.Fatalf("bustest: logind: %v", err)
 	}
@@ -80,4 +88,14 @@ func (l *Logind) PrepareForShutdown(start bool) {
 	if err := l.conn.Emit("/org/freedesktop/login1", "org.freedesktop.login1.Manager.PrepareForShutdown", start); err != nil {
 		l.b.t.Fatalf("bustest: logind: %v", err)
 	}
+}
+
+// Stop ends the stand-in as logind exiting does: org.freedesktop.login1 has
+// no owner once Stop returns, and StartLogind may serve it again.
+func (l *Logind) Stop() {
+	// Released before the connection closes: the bus handles a closed
+	// connection in its own time, and a new stand-in must find the name
+	// free. It fails only when the bus is gone, and the name with it.
+	l.conn.ReleaseName("org.freedesktop.login1")
+	l.conn.Close()
 }
