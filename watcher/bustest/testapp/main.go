@@ -5,6 +5,9 @@
 //	exit       exit(1), as libdbus programs do
 //	deaf       stay alive, disconnected, as some Qt programs do
 //	reconnect  reconnect by itself and take its names again
+//	signal     stay alive, disconnected, until SIGUSR1, then reconnect and
+//	           take its names again, like a program whose reload signal
+//	           makes it reconnect (SIGUSR1 while connected does nothing)
 //
 // With -after NAME it exits with status 3 at start unless NAME is on the bus,
 // like a program that needs a service. It prints "ready" once it owns its names.
@@ -31,7 +34,7 @@ func (n *names) Set(s string) error { *n = append(*n, s); return nil }
 func main() {
 	var own names
 	flag.Var(&own, "name", "well-known name to own (repeatable)")
-	mode := flag.String("mode", "exit", "exit, deaf or reconnect")
+	mode := flag.String("mode", "exit", "exit, deaf, reconnect or signal")
 	after := flag.String("after", "", "name that must be on the bus at start")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	flag.Parse()
@@ -42,6 +45,12 @@ func main() {
 		stop()
 		signal.Ignore(syscall.SIGTERM)
 		ctx = context.Background()
+	}
+	// In signal mode SIGUSR1 is caught from the start, so that it never
+	// ends the program (its default action); other modes keep the default.
+	usr1 := make(chan os.Signal, 1)
+	if *mode == "signal" {
+		signal.Notify(usr1, syscall.SIGUSR1)
 	}
 	conn, err := connect(own)
 	if err != nil {
@@ -57,10 +66,19 @@ func main() {
 	}
 	fmt.Println("ready")
 	for {
+		reload := false
 		select {
 		case <-ctx.Done():
 			os.Exit(0)
 		case <-conn.Context().Done():
+		case <-usr1:
+			// A reload while connected has nothing to redo, unless the
+			// bus is gone and the reader has not noticed yet.
+			if conn.BusObject().Call("org.freedesktop.DBus.Peer.Ping", 0).Err == nil {
+				continue
+			}
+			conn.Close()
+			reload = true
 		}
 		switch *mode {
 		case "exit":
@@ -80,6 +98,23 @@ func main() {
 					os.Exit(0)
 				case <-time.After(20 * time.Millisecond):
 				}
+			}
+		case "signal":
+			fmt.Fprintln(os.Stderr, "testapp: disconnected from bus, waiting for SIGUSR1")
+			for {
+				if !reload {
+					select {
+					case <-ctx.Done():
+						os.Exit(0)
+					case <-usr1:
+					}
+				}
+				reload = false
+				if conn, err = connect(own); err == nil {
+					fmt.Println("ready")
+					break
+				}
+				fmt.Fprintln(os.Stderr, "testapp: reconnect after SIGUSR1:", err)
 			}
 		}
 	}

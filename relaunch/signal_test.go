@@ -1,0 +1,114 @@
+package relaunch
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The signal action: an app that stays alive off the bus and reconnects on
+// its reload signal is sent that signal once the bus is back, and the very
+// same process owns its name again; nothing is started.
+func TestSignalAction(t *testing.T) {
+	const name = "org.example.Reloader"
+	h := newHarness(t, `
+[[app]]
+id = "reloader"
+names = ["org.example.Reloader"]
+action = "signal"
+signal = "SIGUSR1"
+grace = "200ms"
+`)
+	app := h.bus.StartApp("-name", name, "-mode", "signal")
+	if pid := h.waitOwner(name, 0); pid != app.PID() {
+		t.Fatalf("%s owned by pid %d, want the app %d", name, pid, app.PID())
+	}
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+
+	j := jobOf(t, rec, "reloader")
+	if j.Action != "signal" || j.Outcome != Signalled || j.Reason != "" {
+		t.Errorf("job: action %q outcome %s (%q), want signal signalled", j.Action, j.Outcome, j.Reason)
+	}
+	if len(rec.Jobs) != 1 {
+		t.Errorf("%d jobs, want 1: %+v", len(rec.Jobs), rec.Jobs)
+	}
+	// The same process, not a new one, owns the name on the new bus.
+	if pid := h.waitOwner(name, 0); pid != app.PID() {
+		t.Errorf("%s owned by pid %d after the restart, want the original %d", name, pid, app.PID())
+	}
+	select {
+	case <-app.Exited():
+		t.Errorf("the app (pid %d) exited", app.PID())
+	default:
+	}
+	if procs := countProcs(t, ownsArg(name)); !slices.Equal(procs, []int{app.PID()}) {
+		t.Errorf("processes %v, want only the original %d", procs, app.PID())
+	}
+	if n := len(h.eng.runningChildren()); n != 0 {
+		t.Errorf("the engine started %d processes", n)
+	}
+	h.until("the engine to see the app back", func() bool {
+		st := h.eng.Status()
+		return len(st.Apps) == 1 && st.Apps[0].Running && slices.Equal(st.Apps[0].PIDs, []int{app.PID()})
+	})
+	if a := h.eng.Status().Apps[0]; a.Last == nil || a.Last.Outcome != Signalled {
+		t.Errorf("status: last job %+v, want signalled", a.Last)
+	}
+	hist, err := h.eng.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || hist[0].ID != rec.ID || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Signalled {
+		t.Errorf("history: %+v, want one recovery with the app signalled", hist)
+	}
+}
+
+// A signal rule whose process has gone (it exited with its bus) signals
+// nothing, starts nothing, and the job fails saying so.
+func TestSignalActionProcessGone(t *testing.T) {
+	const name = "org.example.Quitter"
+	h := newHarness(t, `
+[[app]]
+id = "quitter"
+names = ["org.example.Quitter"]
+action = "signal"
+signal = "SIGUSR1"
+grace = "100ms"
+`)
+	app := h.bus.StartApp("-name", name, "-mode", "exit")
+	h.waitOwner(name, 0)
+	h.bus.Kill()
+	select {
+	case <-app.Exited():
+	case <-time.After(waitLimit):
+		t.Fatalf("the app (pid %d) did not exit with its bus within %s", app.PID(), waitLimit)
+	}
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+
+	j := jobOf(t, rec, "quitter")
+	wantReason := fmt.Sprintf("no process to signal: pid %d: ", app.PID())
+	if j.Outcome != Failed || !strings.HasPrefix(j.Reason, wantReason) || !strings.Contains(j.Reason, "process has exited") {
+		t.Errorf("job %s %q, want failed with %q… process has exited", j.Outcome, j.Reason, wantReason)
+	}
+	if n := len(h.eng.runningChildren()); n != 0 {
+		t.Errorf("the engine started %d processes", n)
+	}
+	if procs := countProcs(t, ownsArg(name)); len(procs) != 0 {
+		t.Errorf("processes %v, want none", procs)
+	}
+	if pid := h.owner(name); pid != 0 {
+		t.Errorf("%s owned by pid %d, want nobody", name, pid)
+	}
+	hist, err := h.eng.History(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 1 || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Failed {
+		t.Errorf("history: %+v, want one recovery with the job failed", hist)
+	}
+}
