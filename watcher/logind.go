@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -120,7 +121,7 @@ func (l *Logind) follow(ctx context.Context) error {
 	conn.Signal(signals)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForShutdown")); err != nil {
+	if err := conn.AddMatchSignalContext(cctx, dbus.WithMatchSender(logindName), dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForShutdown")); err != nil {
 		return fmt.Errorf("subscribe to PrepareForShutdown: %w", err)
 	}
 	// logind restarts by itself while the system bus stays up (systemd
@@ -141,7 +142,8 @@ owners:
 		// Without logind on this bus (a container, a minimal system), wait
 		// for it to appear rather than retrying: each retry would be a peer
 		// joining and leaving the system bus, waking everyone who watches it.
-		if err := l.awaitLogind(ctx, conn, signals); err != nil {
+		owner, err := l.awaitLogind(ctx, conn, signals)
+		if err != nil {
 			return err
 		}
 		if path, err = l.followSession(ctx, conn, path); err != nil {
@@ -152,8 +154,12 @@ owners:
 			if err != nil {
 				return err
 			}
+			// Anyone on the system bus can send a signal named like
+			// logind's, even to us alone: only logind's own count, or a
+			// user could make busmedic take every bus loss for a shutdown.
 			switch {
-			case sig.Name == busName+".NameOwnerChanged" && len(sig.Body) == 3 && sig.Body[0] == logindName:
+			case sig.Sender != owner && sig.Sender != busName:
+			case sig.Name == busName+".NameOwnerChanged" && sig.Sender == busName && len(sig.Body) == 3 && sig.Body[0] == logindName:
 				// Keep the last state read, as when the bus goes down,
 				// and ask nothing of the name until it has an owner
 				// again: on a real system a call would start logind.
@@ -162,12 +168,12 @@ owners:
 				l.mu.Unlock()
 				l.log.Info("logind left or changed hands; following its name")
 				continue owners
-			case sig.Name == logindManager+".PrepareForShutdown" && len(sig.Body) == 1:
+			case sig.Name == logindManager+".PrepareForShutdown" && sig.Sender == owner && len(sig.Body) == 1:
 				if v, ok := sig.Body[0].(bool); ok {
 					l.log.Info("logind: PrepareForShutdown", "start", v)
 					l.setState(l.State(), v)
 				}
-			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Path == path:
+			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Sender == owner && sig.Path == path:
 				// State may come as a value or only as invalidated.
 				qctx, qcancel := context.WithTimeout(ctx, callTimeout)
 				if s, err := sessionState(qctx, conn, path); err == nil {
@@ -191,7 +197,7 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old dbus.Ob
 	}
 	if path != old {
 		match := func(p dbus.ObjectPath) []dbus.MatchOption {
-			return []dbus.MatchOption{dbus.WithMatchObjectPath(p),
+			return []dbus.MatchOption{dbus.WithMatchSender(logindName), dbus.WithMatchObjectPath(p),
 				dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")}
 		}
 		if old != "" {
@@ -215,31 +221,33 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old dbus.Ob
 	return path, nil
 }
 
-// awaitLogind returns once org.freedesktop.login1 has an owner on the bus,
-// or with an error when the connection or ctx ends. follow has subscribed
-// to the name's NameOwnerChanged.
-func (l *Logind) awaitLogind(ctx context.Context, conn *dbus.Conn, signals <-chan *dbus.Signal) error {
+// awaitLogind returns the unique name of org.freedesktop.login1's owner once
+// it has one, or an error when the connection or ctx ends. follow has
+// subscribed to the name's NameOwnerChanged.
+func (l *Logind) awaitLogind(ctx context.Context, conn *dbus.Conn, signals <-chan *dbus.Signal) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	var has bool
-	if err := conn.BusObject().CallWithContext(cctx, busName+".NameHasOwner", 0, logindName).Store(&has); err != nil {
-		return fmt.Errorf("is logind on the bus: %w", err)
+	var owner string
+	err := conn.BusObject().CallWithContext(cctx, busName+".GetNameOwner", 0, logindName).Store(&owner)
+	if err == nil {
+		return owner, nil
 	}
-	if has {
-		return nil
+	var dbusErr dbus.Error
+	if !errors.As(err, &dbusErr) || dbusErr.Name != "org.freedesktop.DBus.Error.NameHasNoOwner" {
+		return "", fmt.Errorf("is logind on the bus: %w", err)
 	}
 	l.log.Info("logind is not on the system bus; waiting for it (session end is judged by other signs meanwhile)")
 	for {
 		sig, err := nextSignal(ctx, conn, signals)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if sig.Name != busName+".NameOwnerChanged" || len(sig.Body) != 3 {
+		if sig.Name != busName+".NameOwnerChanged" || sig.Sender != busName || len(sig.Body) != 3 {
 			continue
 		}
 		name, _ := sig.Body[0].(string)
 		if owner, _ := sig.Body[2].(string); name == logindName && owner != "" {
-			return nil
+			return owner, nil
 		}
 	}
 }

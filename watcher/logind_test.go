@@ -183,3 +183,59 @@ func TestLogindRestart(t *testing.T) {
 		t.Errorf("%d peers left the bus while logind restarted twice, want 2 (the follower reconnected?):\n%s", left, r.history())
 	}
 }
+
+// TestLogindIgnoresImpostors: a PrepareForShutdown or a session change sent
+// by another peer of the system bus, broadcast or to busmedic alone, is not
+// taken for logind's.
+func TestLogindIgnoresImpostors(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	login := bus.StartLogind()
+	l := followLogind(t, bus)
+	waitState(t, l, "active")
+
+	impostor, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Close()
+	var peers []string
+	if err := impostor.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&peers); err != nil {
+		t.Fatal(err)
+	}
+	// To each peer alone: the bus hands such a signal over without a
+	// match rule.
+	shutdown := func(dest string) *dbus.Message {
+		m := &dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
+			dbus.FieldPath:        dbus.MakeVariant(dbus.ObjectPath("/org/freedesktop/login1")),
+			dbus.FieldInterface:   dbus.MakeVariant("org.freedesktop.login1.Manager"),
+			dbus.FieldMember:      dbus.MakeVariant("PrepareForShutdown"),
+			dbus.FieldSignature:   dbus.MakeVariant(dbus.SignatureOf(true)),
+			dbus.FieldDestination: dbus.MakeVariant(dest),
+		}, Body: []any{true}}
+		return m
+	}
+	send := func(m *dbus.Message) {
+		if call := <-impostor.Send(m, make(chan *dbus.Call, 1)).Done; call.Err != nil {
+			t.Fatal(call.Err)
+		}
+	}
+	if err := impostor.Emit("/org/freedesktop/login1", "org.freedesktop.login1.Manager.PrepareForShutdown", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if strings.HasPrefix(p, ":") {
+			send(shutdown(p))
+		}
+	}
+	// The bus routes one peer's messages in order: once it has answered
+	// this call, everything the impostor sent is on its way, ahead of
+	// logind's next change.
+	if err := impostor.BusObject().Call("org.freedesktop.DBus.GetId", 0).Err; err != nil {
+		t.Fatal(err)
+	}
+	login.SetState("closing")
+	waitState(t, l, "closing")
+	if ending, why := l.Ending(); !ending || strings.Contains(why, "shutting down") {
+		t.Errorf("Ending() = %v %q; want the session closing, not a shutdown an impostor announced", ending, why)
+	}
+}
