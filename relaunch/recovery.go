@@ -352,6 +352,9 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 	if forced && (action == appdb.ActionNotify || action == appdb.ActionIgnore) {
 		action = appdb.ActionRelaunch // the user asked for it
 	}
+	if forced && action == appdb.ActionSignal && !slices.ContainsFunc(pj.Peers, func(p watcher.Peer) bool { return alive(p.PID, p.StartTime) }) {
+		action = appdb.ActionRelaunch // nothing left to signal, and the user asked for the app
+	}
 	switch action {
 	case appdb.ActionRelaunch:
 		return e.relaunch(ctx, bus, jr)
@@ -571,32 +574,77 @@ func isClosed(ch <-chan struct{}) bool {
 // names.
 func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
-	sig := pj.Rule.SignalNumber()
+	r := pj.Rule
+	sig := r.SignalNumber()
 	if sig == 0 {
 		return result{outcome: Failed, reason: "the rule has no signal"}
 	}
-	sent := 0
+	var signalled []*process
+	defer func() {
+		for _, p := range signalled {
+			p.close()
+		}
+	}()
 	var last error
-	for _, p := range pj.Peers {
-		if err := signalProcess(p.PID, p.StartTime, sig); err != nil {
+	for _, peer := range pj.Peers {
+		p, err := openProcess(peer.PID, peer.StartTime)
+		if err == nil {
+			if err = p.signal(sig); err != nil {
+				p.close()
+			}
+		}
+		if err != nil {
 			last = err
 			continue
 		}
-		sent++
+		e.log.Info("signalled", "app", pj.App, "pid", p.pid, "signal", r.Signal)
+		signalled = append(signalled, p)
 	}
-	if sent == 0 {
-		reason := "no process to signal"
-		if last != nil {
-			reason += ": " + last.Error()
+	if len(signalled) == 0 {
+		return result{outcome: Failed, reason: "no process to signal: " + whyNotSignalled(last)}
+	}
+	e.countStart(r.ID)
+	// Follow the signalled process as if it were ours: if the signal ends
+	// it instead of bringing it back, the job fails at once rather than
+	// after ready_timeout.
+	first := signalled[0]
+	c := &child{app: pj.App, pid: first.pid, exited: make(chan struct{})}
+	wctx, cancel := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		if first.wait(wctx, r.ReadyTimeout+settleTime) {
+			close(c.exited)
 		}
-		return result{outcome: Failed, reason: reason}
-	}
-	e.countStart(pj.Rule.ID)
-	res := e.ready(ctx, bus, jr, nil, Signalled)
+	}()
+	defer func() { cancel(); <-following }() // before the pidfds close
+	res := e.ready(ctx, bus, jr, c, Signalled)
 	if res.outcome == Failed {
-		res.reason += " after " + pj.Rule.Signal
+		if isClosed(c.exited) {
+			res.reason = fmt.Sprintf("pid %d exited after %s instead of coming back", c.pid, r.Signal)
+		} else {
+			res.reason += " after " + r.Signal
+		}
 	}
 	return res
+}
+
+// whyNotSignalled tells people why a process seen on the bus was not
+// signalled.
+func whyNotSignalled(err error) string {
+	switch {
+	case err == nil:
+		return "none was seen on the bus"
+	case errors.Is(err, ErrGone):
+		return "it has exited"
+	case errors.Is(err, ErrNotSame):
+		return "its pid now belongs to another process"
+	case errors.Is(err, ErrNotOurs):
+		return "it runs as another user"
+	case errors.Is(err, ErrUnverifiable):
+		return "its start time is unknown, so it cannot be told from another process"
+	}
+	return err.Error()
 }
 
 // hook runs the rule's hook command (no shell), waits for it to exit

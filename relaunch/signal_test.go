@@ -1,9 +1,9 @@
 package relaunch
 
 import (
+	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -30,8 +30,8 @@ grace = "200ms"
 	rec := h.waitRecovery(h.waitUp())
 
 	j := jobOf(t, rec, "reloader")
-	if j.Action != "signal" || j.Outcome != Signalled || j.Reason != "" {
-		t.Errorf("job: action %q outcome %s (%q), want signal signalled", j.Action, j.Outcome, j.Reason)
+	if j.Action != "signal" || j.Outcome != Signalled || j.Reason != "" || j.PID != app.PID() {
+		t.Errorf("job: action %q outcome %s (%q) pid %d, want signal signalled pid %d", j.Action, j.Outcome, j.Reason, j.PID, app.PID())
 	}
 	if len(rec.Jobs) != 1 {
 		t.Errorf("%d jobs, want 1: %+v", len(rec.Jobs), rec.Jobs)
@@ -68,7 +68,8 @@ grace = "200ms"
 }
 
 // A signal rule whose process has gone (it exited with its bus) signals
-// nothing, starts nothing, and the job fails saying so.
+// nothing, starts nothing, and the job fails saying so. "Relaunch now"
+// then starts the app: there is nothing left to signal.
 func TestSignalActionProcessGone(t *testing.T) {
 	const name = "org.example.Quitter"
 	h := newHarness(t, `
@@ -91,9 +92,8 @@ grace = "100ms"
 	rec := h.waitRecovery(h.waitUp())
 
 	j := jobOf(t, rec, "quitter")
-	wantReason := fmt.Sprintf("no process to signal: pid %d: ", app.PID())
-	if j.Outcome != Failed || !strings.HasPrefix(j.Reason, wantReason) || !strings.Contains(j.Reason, "process has exited") {
-		t.Errorf("job %s %q, want failed with %q… process has exited", j.Outcome, j.Reason, wantReason)
+	if j.Outcome != Failed || j.Reason != "no process to signal: it has exited" {
+		t.Errorf("job %s %q, want failed: no process to signal: it has exited", j.Outcome, j.Reason)
 	}
 	if n := len(h.eng.runningChildren()); n != 0 {
 		t.Errorf("the engine started %d processes", n)
@@ -110,5 +110,39 @@ grace = "100ms"
 	}
 	if len(hist) != 1 || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Failed {
 		t.Errorf("history: %+v, want one recovery with the job failed", hist)
+	}
+
+	now, err := h.eng.RelaunchNow(context.Background(), "quitter")
+	if err != nil || now.Outcome != Relaunched {
+		t.Fatalf("RelaunchNow = %+v, %v; want the app relaunched", now, err)
+	}
+	if pid := h.waitOwner(name, 0); pid != now.PID {
+		t.Errorf("%s owned by pid %d, want the relaunched %d", name, pid, now.PID)
+	}
+}
+
+// A signal that ends the app instead of bringing it back fails the job as
+// soon as the app exits, not after ready_timeout (ten minutes here).
+func TestSignalEndsApp(t *testing.T) {
+	const name = "org.example.Fragile"
+	h := newHarness(t, `
+[[app]]
+id = "fragile"
+names = ["org.example.Fragile"]
+action = "signal"
+signal = "SIGHUP"
+grace = "100ms"
+ready_timeout = "10m"
+`)
+	// A deaf app does not catch SIGHUP, which ends a Go program.
+	app := h.bus.StartApp("-name", name, "-mode", "deaf")
+	h.waitOwner(name, 0)
+	h.bus.Kill()
+	h.bus.Start()
+	rec := h.waitRecovery(h.waitUp())
+	j := jobOf(t, rec, "fragile")
+	want := fmt.Sprintf("pid %d exited after SIGHUP instead of coming back", app.PID())
+	if j.Outcome != Failed || j.Reason != want || j.PID != app.PID() {
+		t.Errorf("job %s %q pid %d, want failed %q pid %d", j.Outcome, j.Reason, j.PID, want, app.PID())
 	}
 }

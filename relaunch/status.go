@@ -112,7 +112,7 @@ type Job struct {
 	Action  string        `json:"action"`
 	Outcome Outcome       `json:"outcome"`
 	Reason  string        `json:"reason,omitempty"`
-	PID     int           `json:"pid,omitempty"` // of the process started
+	PID     int           `json:"pid,omitempty"` // of the process started or signalled
 	Started time.Time     `json:"started"`
 	Took    time.Duration `json:"took_ns,omitempty"`
 }
