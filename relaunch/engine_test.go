@@ -107,10 +107,7 @@ func TestRecoveryAfterRestart(t *testing.T) {
 	default:
 		t.Errorf("the original deaf app (pid %d) is still running", deaf.PID())
 	}
-	hist, err := h.eng.History(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := h.history()
 	if len(hist) != 2 || len(hist[0].Jobs) != 4 || hist[0].Ended.IsZero() {
 		t.Fatalf("history: %d recoveries, want 2 with 4 jobs each: %+v", len(hist), hist)
 	}
@@ -131,9 +128,7 @@ grace = "100ms"
 `)
 	h.bus.StartApp("-name", "org.example.Ghost", "-mode", "exit")
 	h.waitOwner("org.example.Ghost", 0)
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	j := jobOf(t, rec, "ghost")
 	if j.Outcome != Failed || !strings.Contains(j.Reason, "exec not found: /nonexistent/ghost-app") {
 		t.Errorf("job %s %q, want failed with exec not found", j.Outcome, j.Reason)
@@ -144,7 +139,7 @@ grace = "100ms"
 	if st := h.eng.Status(); st.LastRecovery.ID != rec.ID || len(h.eng.runningChildren()) != 0 {
 		t.Errorf("something was started or planned again: %+v", st)
 	}
-	hist, _ := h.eng.History(0)
+	hist := h.history()
 	if len(hist) != 1 {
 		t.Errorf("history has %d recoveries, want 1 (no retry loop)", len(hist))
 	}
@@ -234,9 +229,7 @@ ready_timeout = "5s"
 		}
 		return detached && onBus
 	})
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	for _, app := range []string{"dbus-monitor", "gdbus-monitor"} {
 		if j := jobOf(t, rec, app); j.Outcome != Relaunched {
 			t.Errorf("%s: %s (%s), want relaunched", app, j.Outcome, j.Reason)
@@ -307,9 +300,7 @@ grace = "100ms"
 	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
 	h.waitOwner("org.example.Exiter", 0)
 	h.eng.Pause()
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "paused" {
 		t.Errorf("paused: %s %q", j.Outcome, j.Reason)
 	}
@@ -396,9 +387,7 @@ grace = "100ms"
 	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
 	h.waitOwner("org.example.Exiter", 0)
 	ending.Store(true)
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	if rec.Decision != "session ending: the login session is closing: no recovery" {
 		t.Errorf("decision %q", rec.Decision)
 	}
@@ -449,9 +438,7 @@ grace = "100ms"
 	h.bus.StartApp("-name", "org.example.BadHook", "-mode", "exit")
 	old := h.waitOwner("org.example.Hooked", 0)
 	h.waitOwner("org.example.BadHook", 0)
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	if j := jobOf(t, rec, "hooked"); j.Outcome != Hooked {
 		t.Errorf("hooked: %s %q", j.Outcome, j.Reason)
 	}
@@ -475,16 +462,12 @@ restart_window = "60s"
 `)
 	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
 	h.waitOwner("org.example.Exiter", 0)
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
 		t.Fatalf("first restart: %s %q", j.Outcome, j.Reason)
 	}
 	h.waitOwner("org.example.Exiter", 0)
-	h.bus.Kill()
-	h.bus.Start()
-	rec = h.waitRecovery(h.waitUp())
+	rec = h.crash()
 	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "restart limit reached: 1 in 60s" {
 		t.Errorf("second restart: %s %q", j.Outcome, j.Reason)
 	}

@@ -201,6 +201,25 @@ func (h *harness) waitOwner(name string, not int) int {
 	return pid
 }
 
+// crash kills the bus with SIGKILL, as a crash does, starts it again at the
+// same address and returns the recovery that follows.
+func (h *harness) crash() Recovery {
+	h.t.Helper()
+	h.bus.Kill()
+	h.bus.Start()
+	return h.waitRecovery(h.waitUp())
+}
+
+// history returns every recovery the engine recorded, newest first.
+func (h *harness) history() []Recovery {
+	h.t.Helper()
+	hist, err := h.eng.History(0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return hist
+}
+
 // waitRecovery waits until the engine has ended the recovery of bus
 // instance id and returns it.
 func (h *harness) waitRecovery(id string) Recovery {

@@ -25,9 +25,7 @@ grace = "200ms"
 	if pid := h.waitOwner(name, 0); pid != app.PID() {
 		t.Fatalf("%s owned by pid %d, want the app %d", name, pid, app.PID())
 	}
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 
 	j := jobOf(t, rec, "reloader")
 	if j.Action != "signal" || j.Outcome != Signalled || j.Reason != "" || j.PID != app.PID() {
@@ -58,10 +56,7 @@ grace = "200ms"
 	if a := h.eng.Status().Apps[0]; a.Last == nil || a.Last.Outcome != Signalled {
 		t.Errorf("status: last job %+v, want signalled", a.Last)
 	}
-	hist, err := h.eng.History(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := h.history()
 	if len(hist) != 1 || hist[0].ID != rec.ID || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Signalled {
 		t.Errorf("history: %+v, want one recovery with the app signalled", hist)
 	}
@@ -104,10 +99,7 @@ grace = "100ms"
 	if pid := h.owner(name); pid != 0 {
 		t.Errorf("%s owned by pid %d, want nobody", name, pid)
 	}
-	hist, err := h.eng.History(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := h.history()
 	if len(hist) != 1 || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Failed {
 		t.Errorf("history: %+v, want one recovery with the job failed", hist)
 	}
@@ -137,9 +129,7 @@ ready_timeout = "10m"
 	// A deaf app does not catch SIGHUP, which ends a Go program.
 	app := h.bus.StartApp("-name", name, "-mode", "deaf")
 	h.waitOwner(name, 0)
-	h.bus.Kill()
-	h.bus.Start()
-	rec := h.waitRecovery(h.waitUp())
+	rec := h.crash()
 	j := jobOf(t, rec, "fragile")
 	want := fmt.Sprintf("pid %d exited after SIGHUP instead of coming back", app.PID())
 	if j.Outcome != Failed || j.Reason != want || j.PID != app.PID() {
