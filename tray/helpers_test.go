@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
 	"log/slog"
 	"os"
@@ -195,11 +196,6 @@ func (it *item) prop(name string) dbus.Variant {
 	return v
 }
 
-type pixmap struct {
-	W, H int32
-	Pix  []byte
-}
-
 func (it *item) pixmaps() []pixmap {
 	it.t.Helper()
 	var px []pixmap
@@ -223,20 +219,29 @@ func (it *item) tooltip() string {
 	return tip.Title
 }
 
-// wantIcon checks that the item shows the state's icon.
+// wantIcon waits until the item shows the state's icon in every size: an
+// item registers with one, and sets the others just after.
 func (it *item) wantIcon(s State) {
 	it.t.Helper()
+	sigs := it.signals()
+	defer it.conn.RemoveSignal(sigs)
+	it.waitFor(sigs, fmt.Sprintf("the %s icon in every size (the item has %v)", s.Icon(), sizes(it.pixmaps())), func() bool { return it.showsIcon(s) })
+}
+
+// showsIcon reports whether the item's pixmaps are the state's icon in
+// every size assets has.
+func (it *item) showsIcon(s State) bool {
+	it.t.Helper()
 	px := it.pixmaps()
-	if len(px) != 1 || px[0].W != IconSize || px[0].H != IconSize {
-		it.t.Fatalf("IconPixmap has %d pixmaps (%v); want one of %d px", len(px), sizes(px), IconSize)
+	if len(px) != len(assets.Sizes()) {
+		return false
 	}
-	if want := argb(it.t, assets.PNG(s.Icon(), IconSize)); !bytes.Equal(px[0].Pix, want) {
-		i := 0
-		for i < len(want) && i < len(px[0].Pix) && want[i] == px[0].Pix[i] {
-			i++
+	for i, size := range assets.Sizes() {
+		if px[i].W != int32(size) || px[i].H != int32(size) || !bytes.Equal(px[i].Pix, argb(it.t, assets.PNG(s.Icon(), size))) {
+			return false
 		}
-		it.t.Fatalf("IconPixmap is not the %s icon: %d bytes, want %d; first difference at %d", s.Icon(), len(px[0].Pix), len(want), i)
 	}
+	return true
 }
 
 func sizes(px []pixmap) []string {
@@ -247,7 +252,8 @@ func sizes(px []pixmap) []string {
 	return s
 }
 
-// argb is a PNG as StatusNotifierItem pixmaps carry it: ARGB32, network order.
+// argb is a PNG as StatusNotifierItem pixmaps carry it: ARGB32, network
+// order, not premultiplied.
 func argb(t *testing.T, b []byte) []byte {
 	img, err := png.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -257,8 +263,8 @@ func argb(t *testing.T, b []byte) []byte {
 	r := img.Bounds()
 	for y := r.Min.Y; y < r.Max.Y; y++ {
 		for x := r.Min.X; x < r.Max.X; x++ {
-			cr, cg, cb, ca := img.At(x, y).RGBA()
-			out = append(out, byte(ca>>8), byte(cr>>8), byte(cg>>8), byte(cb>>8))
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			out = append(out, c.A, c.R, c.G, c.B)
 		}
 	}
 	return out

@@ -21,9 +21,8 @@ import (
 	"busmedic/watcher"
 )
 
-// IconSize is the size of the pixmap the tray gives the panel. Stock
-// systray sends one pixmap; panels scale it to their height, and 32 px
-// scales down to the usual 22–24 px and up to HiDPI panels acceptably.
+// IconSize is the size of the one pixmap systray registers the item with;
+// once registered, the tray gives the panel every size (see showIcon).
 const IconSize = 32
 
 // Title is the StatusNotifierItem's title and id.
@@ -96,7 +95,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	// first look is complete and no signal is sent on a missing connection.
 	systray.SetTitle(Title)
 	t.menu = newMenu()
-	if err := t.render(); err != nil {
+	if err := t.render(ctx); err != nil {
 		return err
 	}
 	start, _ := systray.RunWithExternalLoop(nil, nil)
@@ -108,6 +107,10 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	defer systray.Quit()
 	conn, err := systrayConn(ctx)
 	if err != nil {
+		return err
+	}
+	t.conn = conn
+	if err := t.showIcon(ctx, t.shownState); err != nil {
 		return err
 	}
 	log.Info("tray shown", "state", t.shownState, "bus", conn.Names()[0])
@@ -131,7 +134,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 			t.take(u)
 		case <-t.poke:
 		}
-		if err := t.render(); err != nil {
+		if err := t.render(ctx); err != nil {
 			return err
 		}
 		trim.Reset(quietAfterChange)
@@ -150,6 +153,7 @@ type tray struct {
 	editor string
 	menu   *menu
 	poke   chan struct{} // a click changed env: render again
+	conn   *dbus.Conn    // the item's connection, once systray registered it
 
 	mu         sync.Mutex
 	status     relaunch.Status
@@ -187,10 +191,33 @@ func (t *tray) refuseRestart(why string) {
 	}
 }
 
+// showIcon shows state's icon: in every size once the item is registered,
+// else (or if that fails) in the one size systray sends.
+func (t *tray) showIcon(ctx context.Context, state State) (err error) {
+	if t.conn != nil {
+		err := showIcon(ctx, t.conn, state.Icon())
+		if err == nil {
+			return nil
+		}
+		if t.conn.Context().Err() != nil {
+			return fmt.Errorf("%w (%v)", ErrBusLost, err)
+		}
+		t.log.Warn("icon shown in one size only", "err", err)
+	}
+	// systray panics on a connection that died meanwhile.
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicErr(r)
+		}
+	}()
+	systray.SetIcon(assets.PNG(state.Icon(), IconSize))
+	return nil
+}
+
 // render applies the current status to the icon, tooltip and menu. It
 // runs on the render loop only, since systray's items are not safe for
 // concurrent writes.
-func (t *tray) render() (err error) {
+func (t *tray) render(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = panicErr(r)
@@ -202,14 +229,18 @@ func (t *tray) render() (err error) {
 	e.Now = time.Now()
 	v := render(t.status, e)
 	t.mu.Unlock()
+	// The tooltip first: it is set at once, the icon over the bus, so
+	// whoever sees the new icon reads the new tooltip too.
+	if !t.shownOnce || v.Tooltip != t.shownTip {
+		systray.SetTooltip(v.Tooltip)
+	}
 	if !t.shownOnce || v.State != t.shownState {
 		if t.shownOnce {
 			t.log.Info("tray state", "state", v.State, "was", t.shownState)
 		}
-		systray.SetIcon(assets.PNG(v.State.Icon(), IconSize))
-	}
-	if !t.shownOnce || v.Tooltip != t.shownTip {
-		systray.SetTooltip(v.Tooltip)
+		if err := t.showIcon(ctx, v.State); err != nil {
+			return err
+		}
 	}
 	t.shownState, t.shownTip, t.shownOnce = v.State, v.Tooltip, true
 	t.menu.apply(v)

@@ -14,8 +14,8 @@ import (
 
 // Restart timing of Supervise.
 const (
-	// firstDelay is the wait before restarting a tray that lost its bus
-	// or ran a while: short, so the icon is back soon after the bus.
+	// firstDelay is the wait before restarting a tray that failed after
+	// running a while (one that lost its bus is restarted at once).
 	firstDelay = 200 * time.Millisecond
 	// maxDelay caps the backoff of a tray that keeps failing. There is
 	// no give-up: the icon is the user's only view of busmedic, and a
@@ -78,10 +78,14 @@ func supervise(ctx context.Context, run func(context.Context) (int, error), log 
 // nextDelay decides how long to wait before the next start, given how the
 // last child ended and the current backoff, and returns the next backoff.
 func nextDelay(code int, err error, lived, delay time.Duration) (wait, next time.Duration) {
-	if err == nil && (lived >= stableAfter || code == ExitBusLost && lived >= minBusLife) {
-		// A working tray that lost its bus, or ran long: the new one
-		// waits for the bus itself, so no need to hold back.
-		return firstDelay, firstDelay * 2
+	if err == nil && code == ExitBusLost && lived >= minBusLife {
+		// A working tray that lost its bus: the new one waits for the
+		// bus itself, so start it at once and the icon is back as soon
+		// as the bus and the panel are.
+		return 0, firstDelay
+	}
+	if err == nil && lived >= stableAfter {
+		return firstDelay, firstDelay * 2 // a failure after a long run: a fresh series
 	}
 	return delay, min(delay*2, maxDelay)
 }

@@ -33,7 +33,7 @@ func TestNextDelay(t *testing.T) {
 		{"failures back off", ExitError, nil, time.Second, 3200 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond},
 		{"capped", ExitError, nil, time.Second, maxDelay, maxDelay, maxDelay},
 		{"ran long: fresh start", ExitError, nil, stableAfter, maxDelay, firstDelay, 2 * firstDelay},
-		{"bus lost: at once", ExitBusLost, nil, 2 * time.Second, 8 * time.Second, firstDelay, 2 * firstDelay},
+		{"bus lost: at once", ExitBusLost, nil, 2 * time.Second, 8 * time.Second, 0, firstDelay},
 		{"bus lost at start: a failure", ExitBusLost, nil, 10 * time.Millisecond, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 		{"did not start", -1, errors.New("exec: no such file"), stableAfter, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 	} {
@@ -61,9 +61,9 @@ func TestSuperviseTiming(t *testing.T) {
 			return codes[i], nil
 		}
 		supervise(t.Context(), run, quiet)
-		// 0; +200ms; +400ms; +800ms; lives 5s, loses its bus: +200ms;
-		// the backoff starts over: +400ms; quits.
-		want := []time.Duration{0, 200, 600, 1400, 6600, 7000}
+		// 0; +200ms; +400ms; +800ms; lives 5s, loses its bus: at once;
+		// the backoff starts over: +200ms; quits.
+		want := []time.Duration{0, 200, 600, 1400, 6400, 6600}
 		if len(starts) != len(want) {
 			t.Fatalf("started at %v, want %v ms", starts, want)
 		}

@@ -1,0 +1,128 @@
+package tray
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/relaunch"
+	"busmedic/watcher/bustest"
+)
+
+// TestLatency measures how fast the tray follows, each figure beside a
+// floor measured in the same run: a status change to the new icon on the
+// bus (NewIcon), beside what moving that icon over the bus costs alone (a
+// plain client setting the same pixmaps on the item); and a session bus
+// restart to the item registered again with the watcher on the new bus,
+// beside a minimal fyne.io/systray program started at that moment. It runs
+// only when asked: see BENCH.md.
+func TestLatency(t *testing.T) {
+	if os.Getenv("BUSMEDIC_BENCH") == "" {
+		t.Skip("set BUSMEDIC_BENCH=1 to measure (see BENCH.md)")
+	}
+	const rounds = 40
+	bus := bustest.New(t)
+	w := startSNW(t, bus)
+	b := newBackend()
+	socket := serveControl(t, b)
+	superviseTray(t, bus, socket)
+	it := newItem(t, connect(t, bus), w.next(t))
+	it.wantIcon(Healthy)
+	sigs := it.signals()
+
+	var icon, floor []time.Duration
+	for i := range rounds {
+		failed := i%2 == 0
+		shown := Attention
+		if failed {
+			shown = Healthy
+		}
+		px, err := pixmaps(shown.Icon())
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := time.Now()
+		if err := it.obj.Call("org.freedesktop.DBus.Properties.Set", 0, itemIface, "IconPixmap", dbus.MakeVariant(px)).Err; err != nil {
+			t.Fatal(err)
+		}
+		floor = append(floor, time.Since(set))
+		changed := time.Now()
+		b.Set(func(s *relaunch.Status) {
+			s.LastRecovery = nil
+			if failed {
+				s.LastRecovery = &relaunch.Recovery{Bus: "session", Started: changed, Ended: changed,
+					Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Failed, Reason: "exit status 1"}}}
+			}
+		})
+		it.waitSignal(sigs, "org.kde.StatusNotifierItem.NewIcon")
+		icon = append(icon, time.Since(changed))
+	}
+	want := Healthy
+	if rounds%2 == 1 {
+		want = Attention
+	}
+	it.wantIcon(want) // the signals were for the icons asked for
+	report(t, "status change", "new icon", icon, "pixmaps set by a client", floor)
+
+	// A bus restart: the tray child exits with its bus, the supervisor
+	// starts a new one; a minimal program is started as the bus is back.
+	minimal := filepath.Join(t.TempDir(), "minimal")
+	if out, err := exec.Command("go", "build", "-o", minimal, "./testdata/minimal").CombinedOutput(); err != nil {
+		t.Fatalf("build minimal: %v\n%s", err, out)
+	}
+	var ours, cold []time.Duration
+	for range rounds / 4 {
+		bus.Kill()
+		bus.Start()
+		up := time.Now()
+		w := startSNW(t, bus)
+		m := exec.Command(minimal)
+		m.Env = bus.Env()
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			r := w.next(t)
+			var pid uint32
+			if err := w.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, r.Sender).Store(&pid); err != nil {
+				t.Fatal(err)
+			}
+			if int(pid) == m.Process.Pid {
+				cold = append(cold, r.At.Sub(up))
+			} else {
+				ours = append(ours, r.At.Sub(up))
+			}
+		}
+		m.Process.Kill()
+		m.Wait()
+		// Pace the restarts as buses restart, not as a crash loop: the
+		// supervisor backs off a tray that loses its bus within
+		// minBusLife of starting.
+		<-time.After(minBusLife)
+	}
+	if len(ours) != len(cold) {
+		t.Fatalf("%d registrations of the tray, %d of the minimal program", len(ours), len(cold))
+	}
+	report(t, "bus restart", "tray registered", ours, "minimal started", cold)
+}
+
+// report logs the median and worst of a figure and of its floor, and their
+// ratio, and prints a RESULT line for scripts.
+func report(t *testing.T, what, name string, got []time.Duration, floorName string, floor []time.Duration) {
+	t.Helper()
+	slices.Sort(got)
+	slices.Sort(floor)
+	med := func(d []time.Duration) time.Duration { return d[len(d)/2] }
+	worst := func(d []time.Duration) time.Duration { return d[len(d)-1] }
+	t.Logf("%s, %d rounds: %s median %s, worst %s; %s median %s, worst %s; ratio %.2f (median)",
+		what, len(got), name, med(got), worst(got), floorName, med(floor), worst(floor),
+		float64(med(got))/float64(med(floor)))
+	fmt.Fprintf(os.Stderr, "RESULT %q median=%s worst=%s floor_median=%s floor_worst=%s ratio=%.2f\n",
+		what, med(got), worst(got), med(floor), worst(floor), float64(med(got))/float64(med(floor)))
+}
