@@ -241,9 +241,26 @@ func render(st relaunch.Status, e env) view {
 // shows) and the tooltip (which few do).
 func disabled(l line, why string) line {
 	l.Enabled = false
-	l.Title += " (" + why + ")"
+	l.Title += " (" + brief(why) + ")"
 	l.Tooltip = why
 	return l
+}
+
+// brief shortens the daemon's reason for not restarting the session bus
+// to fit a menu line: its first clause, without the subject the item
+// already names ("the session bus (pid 42) was started by dbus-launch,
+// pid 41; to let busmedic…" is "started by dbus-launch, pid 41"). Other
+// reasons are short already. The tooltip has the whole reason.
+func brief(why string) string {
+	rest, ok := strings.CutPrefix(why, "the session bus (")
+	if !ok {
+		return why
+	}
+	if _, after, ok := strings.Cut(rest, ") was "); ok {
+		first, _, _ := strings.Cut(after, "; ")
+		return first
+	}
+	return why
 }
 
 func busLine(st relaunch.Status, name, label string, e env) line {

@@ -180,9 +180,10 @@ func TestRenderUpdate(t *testing.T) {
 // why before anyone clicks it.
 func TestRenderRestartRefused(t *testing.T) {
 	e := env{Connected: true, Now: now}
-	v := render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: "the session bus (pid 42) was started by dbus-run-session, pid 41"}, e)
-	if v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Title, "dbus-run-session") {
-		t.Errorf("restart item %+v", v.RestartBus)
+	why := `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`
+	v := render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
+	if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-run-session, pid 41)" || v.RestartBus.Tooltip != why {
+		t.Errorf("restart item %+v; want greyed, the short reason in the title and the whole in the tooltip", v.RestartBus)
 	}
 	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
 	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
