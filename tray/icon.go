@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
 	"image/color"
 	"image/png"
 	"time"
@@ -39,10 +40,17 @@ func pixmaps(icon string) ([]pixmap, error) {
 		}
 		b := img.Bounds()
 		p := pixmap{W: int32(b.Dx()), H: int32(b.Dy()), Pix: make([]byte, 0, 4*b.Dx()*b.Dy())}
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-				p.Pix = append(p.Pix, c.A, c.R, c.G, c.B)
+		if n, ok := img.(*image.NRGBA); ok && n.Stride == 4*b.Dx() {
+			// The icons are stored so: no conversion per pixel.
+			for i := 0; i < len(n.Pix); i += 4 {
+				p.Pix = append(p.Pix, n.Pix[i+3], n.Pix[i], n.Pix[i+1], n.Pix[i+2])
+			}
+		} else {
+			for y := b.Min.Y; y < b.Max.Y; y++ {
+				for x := b.Min.X; x < b.Max.X; x++ {
+					c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+					p.Pix = append(p.Pix, c.A, c.R, c.G, c.B)
+				}
 			}
 		}
 		px = append(px, p)

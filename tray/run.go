@@ -374,7 +374,7 @@ func (t *tray) openEditor() {
 func awaitBus(ctx context.Context, log *slog.Logger) (bool, error) {
 	// The watcher is stopped once the bus is up, which it would log as
 	// the bus going down: its events are logged here instead.
-	w, err := watcher.New(watcher.SessionTarget(), watcher.WithLogger(slog.New(slog.DiscardHandler)))
+	w, err := watcher.New(watcher.SessionTarget(), watcher.UpDownOnly(), watcher.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return false, fmt.Errorf("session bus: %w", err)
 	}

@@ -28,11 +28,11 @@ type recorder struct {
 }
 
 // watch starts a Watcher on address and stops it when the test ends.
-func watch(t *testing.T, address string) *recorder {
+func watch(t *testing.T, address string, opts ...watcher.Option) *recorder {
 	t.Helper()
 	// The watcher's log goes with the test's output, shown when it fails.
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w, err := watcher.New(watcher.Target{Name: "test", Address: address}, watcher.WithLogger(log))
+	w, err := watcher.New(watcher.Target{Name: "test", Address: address}, append([]watcher.Option{watcher.WithLogger(log)}, opts...)...)
 	if err != nil {
 		t.Fatalf("watcher.New(%q): %v", address, err)
 	}

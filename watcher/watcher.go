@@ -49,6 +49,7 @@ type Watcher struct {
 	target    Target
 	endpoints []endpoint
 	log       *slog.Logger
+	upDown    bool // UpDownOnly
 
 	// files holds the goroutines that follow the bus daemon's files, one
 	// per connection; Run waits for them before it returns.
@@ -70,6 +71,14 @@ type Option func(*Watcher)
 // WithLogger sets the logger; the default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(w *Watcher) { w.log = l }
+}
+
+// UpDownOnly makes the watcher tell only whether the bus is up: it takes no
+// inventory of the peers and does not check the bus daemon's files, which
+// read /proc and dpkg's database. For a program that only waits for its
+// bus, such as the tray.
+func UpDownOnly() Option {
+	return func(w *Watcher) { w.upDown = true }
 }
 
 // New returns a Watcher for the target, or an error wrapping ErrBadAddress
@@ -207,11 +216,14 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	h.down, h.lastID, h.lastSeen = false, id, nil
 	// Deferred after the Down report: stopping the file watch waits for
 	// nothing, but its goroutine is only waited for when Run returns.
-	outdated, stopFiles := w.followFiles(ctx, daemon)
-	defer stopFiles()
-
-	for _, p := range w.inventory(ctx, conn, own) {
-		emit(Event{Kind: PeerJoined, ID: id, Peer: &p})
+	var outdated <-chan Event
+	if !w.upDown {
+		var stopFiles func()
+		outdated, stopFiles = w.followFiles(ctx, daemon)
+		defer stopFiles()
+		for _, p := range w.inventory(ctx, conn, own) {
+			emit(Event{Kind: PeerJoined, ID: id, Peer: &p})
+		}
 	}
 
 	done := conn.Context().Done()
@@ -229,6 +241,9 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 				w.reportDown(h, id, emit)
 				return
 			}
+			if w.upDown {
+				continue
+			}
 			if e, ok := w.apply(ctx, conn, own, sig); ok {
 				e.ID = id
 				emit(e)
@@ -243,6 +258,9 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 // drain applies the signals that arrived before the connection broke, so
 // that the Down snapshot holds the last state the bus told us about.
 func (w *Watcher) drain(ctx context.Context, conn *dbus.Conn, own, id string, signals <-chan *dbus.Signal, emit func(Event)) {
+	if w.upDown {
+		return
+	}
 	for {
 		select {
 		case sig, ok := <-signals:

@@ -72,6 +72,30 @@ func TestDownForThreeSeconds(t *testing.T) {
 	}
 }
 
+// A watcher that only waits for its bus (the tray's) reports the bus going
+// and coming back, and nothing of its peers.
+func TestUpDownOnly(t *testing.T) {
+	bus := bustest.New(t)
+	bus.StartApp("-name", "org.example.Early")
+	r := watch(t, bus.Address(), watcher.UpDownOnly())
+	r.next(watcher.Up)
+	bus.StartApp("-name", "org.example.Late")
+	bus.Kill()
+	if down := r.next(watcher.Down); len(down.Peers) != 0 {
+		t.Errorf("Down with %d peers, want none", len(down.Peers))
+	}
+	bus.Start()
+	r.next(watcher.Restarted)
+	for _, e := range r.seen {
+		if e.Kind != watcher.Up && e.Kind != watcher.Down && e.Kind != watcher.Restarted {
+			t.Errorf("event %v from an up-down-only watcher", e)
+		}
+	}
+	if peers := r.w.Peers(); len(peers) != 0 {
+		t.Errorf("Peers() = %v, want none", peers)
+	}
+}
+
 func TestPeers(t *testing.T) {
 	bus := bustest.New(t)
 	early := bus.StartApp("-name", "org.example.Early", "-name", "org.example.Early2")
