@@ -68,8 +68,13 @@ func showIcon(ctx context.Context, conn *dbus.Conn, icon string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	item := conn.Object(conn.Names()[0], itemPath)
-	if err := item.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Set", 0, itemIface, "IconPixmap", dbus.MakeVariant(px)).Err; err != nil {
-		return fmt.Errorf("set the icon: %w", err)
+	// godbus's prop stores a new value into the old one's memory when it
+	// is as long, while a panel's Get may still be sending the old one:
+	// setting an empty list first makes it allocate anew.
+	for _, v := range [][]pixmap{{}, px} {
+		if err := item.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Set", 0, itemIface, "IconPixmap", dbus.MakeVariant(v)).Err; err != nil {
+			return fmt.Errorf("set the icon: %w", err)
+		}
 	}
 	if err := conn.Emit(itemPath, itemIface+".NewIcon"); err != nil {
 		return fmt.Errorf("announce the icon: %w", err)
