@@ -165,7 +165,7 @@ func (p *process) wait(ctx context.Context, d time.Duration) bool {
 				return true
 			}
 			if err != nil && !errors.Is(err, unix.EINTR) {
-				p.fd = -1 // fall back to /proc below
+				p.close() // fall back to /proc below
 			}
 			continue
 		}

@@ -3,6 +3,8 @@ package tray
 import (
 	"errors"
 	"fmt"
+
+	"github.com/godbus/dbus/v5"
 )
 
 // Exit statuses of "busmedic tray", which Supervise reads.
@@ -36,9 +38,13 @@ func ExitCode(err error) int {
 	}
 }
 
-// panicErr turns a panic from systray into ErrBusLost: its setters panic
-// (prop.SetMust) when the bus connection is closed, which is the only way
-// they fail.
-func panicErr(r any) error {
-	return fmt.Errorf("%w (systray: %v)", ErrBusLost, r)
+// panicErr turns a panic from systray into an error: ErrBusLost when conn,
+// the item's connection, is gone or not known yet, as its setters panic
+// (prop.SetMust) on a closed connection. Any other panic is a failure, for
+// which the supervisor backs off rather than restarting at once.
+func panicErr(r any, conn *dbus.Conn) error {
+	if conn == nil || conn.Context().Err() != nil {
+		return fmt.Errorf("%w (systray: %v)", ErrBusLost, r)
+	}
+	return fmt.Errorf("systray: %v", r)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -225,7 +224,7 @@ func (it *item) wantIcon(s State) {
 	it.t.Helper()
 	sigs := it.signals()
 	defer it.conn.RemoveSignal(sigs)
-	it.waitFor(sigs, fmt.Sprintf("the %s icon in every size (the item has %v)", s.Icon(), sizes(it.pixmaps())), func() bool { return it.showsIcon(s) })
+	it.waitFor(sigs, "the "+s.Icon()+" icon in every size", func() bool { return it.showsIcon(s) })
 }
 
 // showsIcon reports whether the item's pixmaps are the state's icon in
@@ -242,14 +241,6 @@ func (it *item) showsIcon(s State) bool {
 		}
 	}
 	return true
-}
-
-func sizes(px []pixmap) []string {
-	var s []string
-	for _, p := range px {
-		s = append(s, fmt.Sprintf("%dx%d", p.W, p.H))
-	}
-	return s
 }
 
 // argb is a PNG as StatusNotifierItem pixmaps carry it: ARGB32, network

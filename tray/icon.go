@@ -58,9 +58,9 @@ func pixmaps(icon string) ([]pixmap, error) {
 	return px, nil
 }
 
-// showIcon makes every size of icon the item's icon. conn is the
+// setPixmaps makes every size of icon the item's icon. conn is the
 // connection systray exported the item on.
-func showIcon(ctx context.Context, conn *dbus.Conn, icon string) error {
+func setPixmaps(ctx context.Context, conn *dbus.Conn, icon string) error {
 	px, err := pixmaps(icon)
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ import (
 )
 
 // IconSize is the size of the one pixmap systray registers the item with;
-// once registered, the tray gives the panel every size (see showIcon).
+// once registered, the tray gives the panel every size (see setPixmaps).
 const IconSize = 32
 
 // Title is the StatusNotifierItem's title and id.
@@ -195,7 +195,7 @@ func (t *tray) refuseRestart(why string) {
 // else (or if that fails) in the one size systray sends.
 func (t *tray) showIcon(ctx context.Context, state State) (err error) {
 	if t.conn != nil {
-		err := showIcon(ctx, t.conn, state.Icon())
+		err := setPixmaps(ctx, t.conn, state.Icon())
 		if err == nil {
 			return nil
 		}
@@ -207,7 +207,7 @@ func (t *tray) showIcon(ctx context.Context, state State) (err error) {
 	// systray panics on a connection that died meanwhile.
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicErr(r)
+			err = panicErr(r, t.conn)
 		}
 	}()
 	systray.SetIcon(assets.PNG(state.Icon(), IconSize))
@@ -220,7 +220,7 @@ func (t *tray) showIcon(ctx context.Context, state State) (err error) {
 func (t *tray) render(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicErr(r)
+			err = panicErr(r, t.conn)
 		}
 	}()
 	t.mu.Lock()

@@ -78,14 +78,15 @@ func supervise(ctx context.Context, run func(context.Context) (int, error), log 
 // nextDelay decides how long to wait before the next start, given how the
 // last child ended and the current backoff, and returns the next backoff.
 func nextDelay(code int, err error, lived, delay time.Duration) (wait, next time.Duration) {
-	if err == nil && code == ExitBusLost && lived >= minBusLife {
+	if err == nil && lived >= stableAfter {
+		delay = firstDelay // a long run: a fresh series
+	}
+	if err == nil && code == ExitBusLost && lived >= minBusLife && delay <= firstDelay {
 		// A working tray that lost its bus: the new one waits for the
 		// bus itself, so start it at once and the icon is back as soon
-		// as the bus and the panel are.
-		return 0, firstDelay
-	}
-	if err == nil && lived >= stableAfter {
-		return firstDelay, firstDelay * 2 // a failure after a long run: a fresh series
+		// as the bus and the panel are. Once per series: a tray that
+		// keeps losing its bus backs off like any failing one.
+		return 0, firstDelay * 2
 	}
 	return delay, min(delay*2, maxDelay)
 }

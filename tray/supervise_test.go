@@ -2,6 +2,7 @@ package tray
 
 import (
 	"bufio"
+	"busmedic/watcher/bustest"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +34,9 @@ func TestNextDelay(t *testing.T) {
 		{"failures back off", ExitError, nil, time.Second, 3200 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond},
 		{"capped", ExitError, nil, time.Second, maxDelay, maxDelay, maxDelay},
 		{"ran long: fresh start", ExitError, nil, stableAfter, maxDelay, firstDelay, 2 * firstDelay},
-		{"bus lost: at once", ExitBusLost, nil, 2 * time.Second, 8 * time.Second, 0, firstDelay},
+		{"bus lost: at once", ExitBusLost, nil, 2 * time.Second, firstDelay, 0, 2 * firstDelay},
+		{"bus lost after a long run: at once", ExitBusLost, nil, stableAfter, 8 * time.Second, 0, 2 * firstDelay},
+		{"bus lost again soon: backs off", ExitBusLost, nil, 2 * time.Second, 2 * firstDelay, 2 * firstDelay, 4 * firstDelay},
 		{"bus lost at start: a failure", ExitBusLost, nil, 10 * time.Millisecond, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 		{"did not start", -1, errors.New("exec: no such file"), stableAfter, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 	} {
@@ -51,7 +54,7 @@ func TestNextDelay(t *testing.T) {
 func TestSuperviseTiming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		codes := []int{ExitError, ExitError, ExitError, ExitBusLost, ExitError, ExitQuit}
-		lives := []time.Duration{0, 0, 0, 5 * time.Second, 0, 0}
+		lives := []time.Duration{0, 0, 0, stableAfter, 0, 0}
 		var starts []time.Duration
 		t0 := time.Now()
 		run := func(ctx context.Context) (int, error) {
@@ -61,9 +64,9 @@ func TestSuperviseTiming(t *testing.T) {
 			return codes[i], nil
 		}
 		supervise(t.Context(), run, quiet)
-		// 0; +200ms; +400ms; +800ms; lives 5s, loses its bus: at once;
-		// the backoff starts over: +200ms; quits.
-		want := []time.Duration{0, 200, 600, 1400, 6400, 6600}
+		// 0; +200ms; +400ms; +800ms; lives a minute, loses its bus: at
+		// once; the backoff goes on from there: +400ms; quits.
+		want := []time.Duration{0, 200, 600, 1400, 61400, 61800}
 		if len(starts) != len(want) {
 			t.Fatalf("started at %v, want %v ms", starts, want)
 		}
@@ -241,5 +244,22 @@ func TestParentPipe(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), ErrParentGone.Error()) {
 		t.Errorf("child said %q, want %q", stderr.String(), ErrParentGone)
+	}
+}
+
+// A panic in systray is the bus going away only if the item's connection
+// is gone; otherwise it is a failure, which the supervisor backs off from.
+func TestPanicErr(t *testing.T) {
+	bus := bustest.New(t)
+	conn := connect(t, bus)
+	if err := panicErr("boom", conn); ExitCode(err) != ExitError {
+		t.Errorf("panic on a live connection: %v, exit code %d; want %d", err, ExitCode(err), ExitError)
+	}
+	if err := panicErr("boom", nil); ExitCode(err) != ExitBusLost {
+		t.Errorf("panic before registering: %v, exit code %d; want %d", err, ExitCode(err), ExitBusLost)
+	}
+	conn.Close()
+	if err := panicErr("closed", conn); ExitCode(err) != ExitBusLost {
+		t.Errorf("panic on a closed connection: %v, exit code %d; want %d", err, ExitCode(err), ExitBusLost)
 	}
 }

@@ -256,9 +256,10 @@ func brief(why string) string {
 	if !ok {
 		return why
 	}
+	why, _, _ = strings.Cut(why, "; ")
 	if _, after, ok := strings.Cut(rest, ") was "); ok {
-		first, _, _ := strings.Cut(after, "; ")
-		return first
+		after, _, _ = strings.Cut(after, "; ")
+		return after
 	}
 	return why
 }

@@ -185,6 +185,11 @@ func TestRenderRestartRefused(t *testing.T) {
 	if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-run-session, pid 41)" || v.RestartBus.Tooltip != why {
 		t.Errorf("restart item %+v; want greyed, the short reason in the title and the whole in the tooltip", v.RestartBus)
 	}
+	why = "the session bus (pid 42) does not answer (timeout); to let busmedic restart it, run it managed"
+	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
+	if v.RestartBus.Title != "Restart session bus (the session bus (pid 42) does not answer (timeout))" {
+		t.Errorf("restart item %q; want the reason without the advice", v.RestartBus.Title)
+	}
 	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
 	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
 		t.Errorf("restart item %+v", v.RestartBus)
