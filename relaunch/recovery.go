@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -604,24 +605,30 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 		return result{outcome: Failed, reason: "no process to signal: " + whyNotSignalled(last)}
 	}
 	e.countStart(r.ID)
-	// Follow the signalled process as if it were ours: if the signal ends
-	// it instead of bringing it back, the job fails at once rather than
-	// after ready_timeout.
-	first := signalled[0]
-	c := &child{app: pj.App, pid: first.pid, exited: make(chan struct{})}
+	// Follow the signalled processes as if they were ours: if the signal
+	// ends them instead of bringing the app back, the job fails at once
+	// rather than after ready_timeout.
+	c := &child{app: pj.App, pid: signalled[0].pid, exited: make(chan struct{})}
 	wctx, cancel := context.WithCancel(ctx)
 	following := make(chan struct{})
 	go func() {
 		defer close(following)
-		if first.wait(wctx, r.ReadyTimeout+settleTime) {
-			close(c.exited)
+		for _, p := range signalled {
+			if !p.wait(wctx, r.ReadyTimeout+settleTime) {
+				return // one still runs: the app may yet come back
+			}
 		}
+		close(c.exited)
 	}()
 	defer func() { cancel(); <-following }() // before the pidfds close
 	res := e.ready(ctx, bus, jr, c, Signalled)
 	if res.outcome == Failed {
 		if isClosed(c.exited) {
-			res.reason = fmt.Sprintf("pid %d exited after %s instead of coming back", c.pid, r.Signal)
+			var pids []string
+			for _, p := range signalled {
+				pids = append(pids, strconv.Itoa(p.pid))
+			}
+			res.reason = fmt.Sprintf("pid %s exited after %s instead of coming back", strings.Join(pids, ", "), r.Signal)
 		} else {
 			res.reason += " after " + r.Signal
 		}
