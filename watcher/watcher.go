@@ -73,10 +73,11 @@ func WithLogger(l *slog.Logger) Option {
 	return func(w *Watcher) { w.log = l }
 }
 
-// UpDownOnly makes the watcher tell only whether the bus is up: it takes no
-// inventory of the peers and does not check the bus daemon's files, which
-// read /proc and dpkg's database. For a program that only waits for its
-// bus, such as the tray.
+// UpDownOnly makes the watcher tell only whether the bus is up: it follows
+// no names, takes no inventory of the peers and does not look at the bus
+// daemon's process or files, which read /proc and dpkg's database. Its Up
+// events carry no Peer. For a program that only waits for its bus, such as
+// the tray.
 func UpDownOnly() Option {
 	return func(w *Watcher) { w.upDown = true }
 }
@@ -315,16 +316,21 @@ func (w *Watcher) downReason() string {
 func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, *Peer, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	err := conn.AddMatchSignalContext(cctx,
-		dbus.WithMatchSender(busName),
-		dbus.WithMatchInterface(busName),
-		dbus.WithMatchMember("NameOwnerChanged"))
-	if err != nil {
-		return "", nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+	if !w.upDown {
+		err := conn.AddMatchSignalContext(cctx,
+			dbus.WithMatchSender(busName),
+			dbus.WithMatchInterface(busName),
+			dbus.WithMatchMember("NameOwnerChanged"))
+		if err != nil {
+			return "", nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+		}
 	}
 	var id string
 	if err := conn.BusObject().CallWithContext(cctx, busName+".GetId", 0).Store(&id); err != nil {
 		return "", nil, fmt.Errorf("GetId: %w", err)
+	}
+	if w.upDown {
+		return id, nil, nil
 	}
 	// The daemon's process tells how the bus was started (systemd,
 	// dbus-launch...) and whether its binary was updated since.
