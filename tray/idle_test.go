@@ -17,22 +17,12 @@ import (
 // minimal fyne.io/systray program, on the same bus in the same run. It
 // takes a minute, so it runs only when asked: see BENCH.md.
 func TestIdleCost(t *testing.T) {
-	if os.Getenv("BUSMEDIC_BENCH") == "" {
-		t.Skip("set BUSMEDIC_BENCH=1 to measure (see BENCH.md)")
-	}
+	benchOnly(t)
 	settle, window := 5*time.Second, 60*time.Second
 	if v := os.Getenv("BUSMEDIC_BENCH_WINDOW"); v != "" {
 		window, _ = time.ParseDuration(v)
 	}
-	dir := t.TempDir()
-	build := func(name string) string {
-		bin := filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+name).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-		return bin
-	}
-	minimal, child := build("minimal"), build("traychild")
+	minimal, child := buildTestdata(t, "minimal"), buildTestdata(t, "traychild")
 
 	bus := bustest.New(t)
 	snw := startSNW(t, bus)
@@ -114,4 +104,22 @@ func statusField(t *testing.T, file, key string) int {
 	}
 	t.Fatalf("%s: no %s", file, key)
 	return 0
+}
+
+// benchOnly skips a measurement unless BUSMEDIC_BENCH is set: they take a
+// while and assert nothing about speed (see BENCH.md).
+func benchOnly(t *testing.T) {
+	if os.Getenv("BUSMEDIC_BENCH") == "" {
+		t.Skip("set BUSMEDIC_BENCH=1 to measure (see BENCH.md)")
+	}
+}
+
+// buildTestdata builds the program testdata/name and returns its path.
+func buildTestdata(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
 }

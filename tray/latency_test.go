@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -23,9 +22,7 @@ import (
 // beside a minimal fyne.io/systray program started at that moment. It runs
 // only when asked: see BENCH.md.
 func TestLatency(t *testing.T) {
-	if os.Getenv("BUSMEDIC_BENCH") == "" {
-		t.Skip("set BUSMEDIC_BENCH=1 to measure (see BENCH.md)")
-	}
+	benchOnly(t)
 	const rounds = 40
 	bus := bustest.New(t)
 	w := startSNW(t, bus)
@@ -72,10 +69,7 @@ func TestLatency(t *testing.T) {
 
 	// A bus restart: the tray child exits with its bus, the supervisor
 	// starts a new one; a minimal program is started as the bus is back.
-	minimal := filepath.Join(t.TempDir(), "minimal")
-	if out, err := exec.Command("go", "build", "-o", minimal, "./testdata/minimal").CombinedOutput(); err != nil {
-		t.Fatalf("build minimal: %v\n%s", err, out)
-	}
+	minimal := buildTestdata(t, "minimal")
 	var ours, cold []time.Duration
 	for range rounds / 4 {
 		bus.Kill()
