@@ -71,7 +71,7 @@ func TestLatency(t *testing.T) {
 	// starts a new one; a minimal program is started as the bus is back.
 	minimal := buildTestdata(t, "minimal")
 	var ours, cold []time.Duration
-	for range rounds / 4 {
+	for range rounds / 8 {
 		bus.Kill()
 		bus.Start()
 		up := time.Now()
@@ -96,9 +96,8 @@ func TestLatency(t *testing.T) {
 		m.Process.Kill()
 		m.Wait()
 		// Pace the restarts as buses restart, not as a crash loop: the
-		// supervisor backs off a tray that loses its bus within
-		// minBusLife of starting.
-		<-time.After(minBusLife)
+		// supervisor backs off a tray that keeps losing its bus.
+		<-time.After(busStableAfter)
 	}
 	if len(ours) != len(cold) {
 		t.Fatalf("%d registrations of the tray, %d of the minimal program", len(ours), len(cold))

@@ -27,6 +27,10 @@ const (
 	// minBusLife is how long a tray must run for ExitBusLost to be
 	// taken at its word: one that loses its bus at once is failing.
 	minBusLife = time.Second
+	// busStableAfter is how long a tray must run for a lost bus to start a
+	// new series: buses do not restart every few seconds, trays that keep
+	// failing in a way that looks like it might.
+	busStableAfter = 10 * time.Second
 	// stopGrace is how long a tray has between SIGTERM and SIGKILL.
 	stopGrace = 5 * time.Second
 )
@@ -78,7 +82,7 @@ func supervise(ctx context.Context, run func(context.Context) (int, error), log 
 // nextDelay decides how long to wait before the next start, given how the
 // last child ended and the current backoff, and returns the next backoff.
 func nextDelay(code int, err error, lived, delay time.Duration) (wait, next time.Duration) {
-	if err == nil && lived >= stableAfter {
+	if err == nil && (lived >= stableAfter || code == ExitBusLost && lived >= busStableAfter) {
 		delay = firstDelay // a long run: a fresh series
 	}
 	if err == nil && code == ExitBusLost && lived >= minBusLife && delay <= firstDelay {

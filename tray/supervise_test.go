@@ -37,6 +37,7 @@ func TestNextDelay(t *testing.T) {
 		{"bus lost: at once", ExitBusLost, nil, 2 * time.Second, firstDelay, 0, 2 * firstDelay},
 		{"bus lost after a long run: at once", ExitBusLost, nil, stableAfter, 8 * time.Second, 0, 2 * firstDelay},
 		{"bus lost again soon: backs off", ExitBusLost, nil, 2 * time.Second, 2 * firstDelay, 2 * firstDelay, 4 * firstDelay},
+		{"bus lost after a while: at once", ExitBusLost, nil, busStableAfter, 8 * time.Second, 0, 2 * firstDelay},
 		{"bus lost at start: a failure", ExitBusLost, nil, 10 * time.Millisecond, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 		{"did not start", -1, errors.New("exec: no such file"), stableAfter, 8 * time.Second, 8 * time.Second, 16 * time.Second},
 	} {
