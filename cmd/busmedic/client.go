@@ -80,7 +80,11 @@ func printStatus(w io.Writer, st relaunch.Status) {
 		}
 		fmt.Fprintf(w, "%s bus: %s since %s", b.Name, state, clock(b.Since))
 		if b.Up {
-			fmt.Fprintf(w, " (%d peers)", b.Peers)
+			if b.Peers == 1 {
+				fmt.Fprint(w, " (1 peer)")
+			} else {
+				fmt.Fprintf(w, " (%d peers)", b.Peers)
+			}
 		} else if b.Reason != "" {
 			fmt.Fprintf(w, ": %s", b.Reason)
 		}
