@@ -32,7 +32,7 @@ func TestTray(t *testing.T) {
 		t.Errorf("Title = %v, want %q", v, Title)
 	}
 	it.wantIcon(Healthy)
-	if tip := it.tooltip(); tip != "busmedic: all buses up, 1 apps watched" {
+	if tip := it.tooltip(); tip != "busmedic: all buses up, 1 app watched" {
 		t.Errorf("ToolTip = %q", tip)
 	}
 

@@ -276,7 +276,7 @@ func busLine(st relaunch.Status, name, label string, e env) line {
 		}
 		if b.Up {
 			l.Title = fmt.Sprintf("%s: up since %s", label, clock(b.Since, e.Now))
-			l.Tooltip = fmt.Sprintf("%d peers, id %s", b.Peers, b.ID)
+			l.Tooltip = fmt.Sprintf("%s, id %s", count(b.Peers, "peer", "peers"), b.ID)
 		} else {
 			l.Title = fmt.Sprintf("%s: down since %s", label, clock(b.Since, e.Now))
 			if b.Reason != "" {
@@ -360,7 +360,7 @@ func tooltip(st relaunch.Status, s State, now time.Time) string {
 			parts = append(parts, fmt.Sprintf("update installed: restart the %s bus to finish it", b.Name))
 		}
 	default:
-		parts = append(parts, fmt.Sprintf("all buses up, %d apps watched", len(st.Apps)))
+		parts = append(parts, "all buses up, "+count(len(st.Apps), "app", "apps")+" watched")
 	}
 	if st.Paused {
 		parts = append(parts, "automatic recovery paused")
@@ -399,4 +399,12 @@ func clock(t, now time.Time) string {
 		return t.Format("15:04")
 	}
 	return t.Format("Jan 2 15:04")
+}
+
+// count is n with the noun that agrees with it: "1 app", "3 apps".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
