@@ -34,6 +34,26 @@ func ExampleWatcher_Run() {
 	}
 }
 
+// Wait until the session bus is up, as a program that needs nothing else
+// from it does.
+func ExampleUpDownOnly() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := watcher.New(watcher.SessionTarget(), watcher.UpDownOnly())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	events := make(chan watcher.Event)
+	go w.Run(ctx, events)
+	for e := range events {
+		if e.Kind == watcher.Up {
+			fmt.Println("session bus up:", e.ID)
+			return // cancel stops the watcher
+		}
+	}
+}
+
 func ExampleParseTarget() {
 	t, err := watcher.ParseTarget("tcp:host=192.0.2.7,port=4000")
 	fmt.Println(t.Name, err)

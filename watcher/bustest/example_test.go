@@ -15,3 +15,11 @@ func ExampleNew() {
 	<-app.Exited()
 	bus.Start() // same address, new bus instance
 }
+
+// A package update of dbus, as dpkg makes it, under a running bus.
+func ExampleBus_Update() {
+	var t *testing.T // the test's own t
+	bus := bustest.New(t, bustest.CopiedBinary())
+	bus.Update()  // a new file renamed over bus.Binary(); the daemon runs on
+	bus.Restart() // the new daemon runs the new file
+}
