@@ -100,6 +100,9 @@ func (e *Engine) runNow(ctx context.Context, pj PlannedJob, up bool, busID strin
 	}
 	e.setJob(r, 0, func(j *Job) {
 		j.Outcome, j.Reason, j.PID, j.Started, j.Took = res.outcome, res.reason, res.pid, started, time.Since(started)
+		if res.action != "" {
+			j.Action = string(res.action)
+		}
 	})
 	e.mu.Lock()
 	r.rec.Ended = time.Now()

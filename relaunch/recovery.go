@@ -209,6 +209,7 @@ type result struct {
 	outcome Outcome
 	reason  string
 	pid     int
+	action  appdb.Action // if not the rule's: the action taken instead
 }
 
 func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun) {
@@ -235,6 +236,9 @@ func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun
 	}
 	e.setJob(r, jr.idx, func(j *Job) {
 		j.Outcome, j.Reason, j.PID, j.Took = res.outcome, res.reason, res.pid, time.Since(started)
+		if res.action != "" {
+			j.Action = string(res.action)
+		}
 	})
 	e.log.Info("job ended", "app", pj.App, "bus", bus, "outcome", res.outcome, "reason", res.reason,
 		"pid", res.pid, "took", time.Since(started))
@@ -356,19 +360,25 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 	if forced && action == appdb.ActionSignal && !slices.ContainsFunc(pj.Peers, func(p watcher.Peer) bool { return alive(p.PID, p.StartTime) }) {
 		action = appdb.ActionRelaunch // nothing left to signal, and the user asked for the app
 	}
+	var res result
 	switch action {
 	case appdb.ActionRelaunch:
-		return e.relaunch(ctx, bus, jr)
+		res = e.relaunch(ctx, bus, jr)
 	case appdb.ActionSignal:
-		return e.signal(ctx, bus, jr)
+		res = e.signal(ctx, bus, jr)
 	case appdb.ActionHook:
-		return e.hook(ctx, bus, jr)
+		res = e.hook(ctx, bus, jr)
 	case appdb.ActionNotify:
-		return e.notify(ctx, bus, jr)
+		res = e.notify(ctx, bus, jr)
 	case appdb.ActionIgnore:
-		return result{outcome: Skipped, reason: "rule says ignore"}
+		res = result{outcome: Skipped, reason: "rule says ignore"}
+	default:
+		return result{outcome: Failed, reason: fmt.Sprintf("unknown action %q", r.Action)}
 	}
-	return result{outcome: Failed, reason: fmt.Sprintf("unknown action %q", r.Action)}
+	if action != r.Action {
+		res.action = action // the history tells what was done
+	}
+	return res
 }
 
 func (e *Engine) countStart(id string) {

@@ -105,7 +105,7 @@ grace = "100ms"
 	}
 
 	now, err := h.eng.RelaunchNow(context.Background(), "quitter")
-	if err != nil || now.Outcome != Relaunched {
+	if err != nil || now.Action != "relaunch" || now.Outcome != Relaunched {
 		t.Fatalf("RelaunchNow = %+v, %v; want the app relaunched", now, err)
 	}
 	if pid := h.waitOwner(name, 0); pid != now.PID {
