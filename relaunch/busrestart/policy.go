@@ -215,15 +215,8 @@ func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome st
 			return OutcomeDeclined, nil
 		}
 	case WhenIdle:
-		src, err := openIdle(wctx, p.address(p.SessionAddress), p.address(p.SystemAddress))
-		if err != nil {
-			return cut(fmt.Errorf("cannot tell when the session is idle: %w", err))
-		}
-		log.Info("restarting once the session is idle", "idle", idle, "source", src.name)
-		err = waitIdle(wctx, src, idle)
-		src.close()
-		if err != nil {
-			return cut(fmt.Errorf("wait for the session to be idle: %w", err))
+		if err := p.awaitIdle(wctx, idle, log); err != nil {
+			return cut(err)
 		}
 	default:
 		return OutcomeFailed, fmt.Errorf("unknown restart_after_update %q", mode)
@@ -301,4 +294,47 @@ func AskText(bus, why string) (title, body string) {
 		body += " Restarting the system bus asks for the administrator's password."
 	}
 	return title, body
+}
+
+// idleRetries and idleRetryWait bound how often a wait for idleness opens
+// its source again after the source failed: logind restarts on a systemd
+// update, often in the same upgrade as dbus.
+const (
+	idleRetries   = 3
+	idleRetryWait = 2 * time.Second
+)
+
+// awaitIdle returns once the session has been idle for idle.
+func (p *Policy) awaitIdle(ctx context.Context, idle time.Duration, log *slog.Logger) error {
+	var lastErr error
+	for attempt := 0; attempt <= idleRetries; attempt++ {
+		if attempt > 0 {
+			log.Info("idle source failed; asking again", "err", lastErr, "in", idleRetryWait)
+			t := time.NewTimer(idleRetryWait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		src, err := openIdle(ctx, p.address(p.SessionAddress), p.address(p.SystemAddress))
+		if err != nil {
+			if attempt == 0 {
+				return fmt.Errorf("cannot tell when the session is idle: %w", err)
+			}
+			lastErr = err
+			continue
+		}
+		if attempt == 0 {
+			log.Info("restarting once the session is idle", "idle", idle, "source", src.name)
+		}
+		err = waitIdle(ctx, src, idle)
+		src.close()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		lastErr = err
+	}
+	return fmt.Errorf("wait for the session to be idle: %w", lastErr)
 }

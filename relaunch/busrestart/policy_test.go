@@ -116,7 +116,9 @@ func (r *restarts) none(t *testing.T) {
 // receives "BUS OUTCOME" as each decision ends.
 func runPolicy(t *testing.T, p *busrestart.Policy) (events chan<- watcher.Event, decided <-chan string) {
 	t.Helper()
-	p.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	if p.Log == nil {
+		p.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	dec := make(chan string, 16)
 	p.Decided = func(bus, outcome string, err error) {
 		if err != nil {
@@ -378,6 +380,59 @@ func TestPolicyWhenIdleLogind(t *testing.T) {
 	events <- outdated("system")
 	r.expect(t, "ordered system", "restart system")
 	expectDecided(t, decided, "system restarted")
+}
+
+// TestPolicyWhenIdleLogindRestarts: logind restarting while the policy
+// waits for the session to be idle (a systemd update in the same upgrade
+// as dbus) does not end the wait; the new logind's IdleHint decides.
+func TestPolicyWhenIdleLogindRestarts(t *testing.T) {
+	session := bustest.New(t)
+	system := bustest.New(t, bustest.SystemType())
+	logind := system.StartLogind()
+	r := newRestarts()
+	waiting := make(chan struct{}, 1)
+	events, decided := runPolicy(t, &busrestart.Policy{
+		Settings:       settings(busrestart.WhenIdle),
+		IdleAfter:      300 * time.Millisecond,
+		SessionAddress: session.Address,
+		SystemAddress:  system.Address,
+		Ordered:        r.ordered,
+		Restart:        r.restart,
+		Log: slog.New(onMessage{slog.NewTextHandler(t.Output(), nil), "restarting once the session is idle", waiting}),
+	})
+	events <- outdated("system")
+	recv(t, waiting)
+	logind.Stop()
+	logind = system.StartLogind()
+	logind.SetIdle(time.Now().Add(-time.Minute))
+	r.expect(t, "ordered system", "restart system")
+	expectDecided(t, decided, "system restarted")
+}
+
+// onMessage is a log handler that also tells, on a channel, that a record
+// with the message was logged.
+type onMessage struct {
+	slog.Handler
+	msg string
+	ch  chan struct{}
+}
+
+func (h onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h onMessage) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return onMessage{h.Handler.WithAttrs(attrs), h.msg, h.ch}
+}
+
+func (h onMessage) WithGroup(name string) slog.Handler {
+	return onMessage{h.Handler.WithGroup(name), h.msg, h.ch}
 }
 
 // restart_system_bus_after_update overrides restart_after_update for the
