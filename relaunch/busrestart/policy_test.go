@@ -398,7 +398,7 @@ func TestPolicyWhenIdleLogindRestarts(t *testing.T) {
 		SystemAddress:  system.Address,
 		Ordered:        r.ordered,
 		Restart:        r.restart,
-		Log: slog.New(onMessage{slog.NewTextHandler(t.Output(), nil), "restarting once the session is idle", waiting}),
+		Log:            slog.New(onMessage{slog.NewTextHandler(t.Output(), nil), "restarting once the session is idle", waiting}),
 	})
 	events <- outdated("system")
 	recv(t, waiting)
