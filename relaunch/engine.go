@@ -49,6 +49,10 @@ type Config struct {
 	// CasualtyGrace is how long a peer that matches no rule has to come
 	// back before it is listed as a casualty; default appdb.DefaultGrace.
 	CasualtyGrace time.Duration
+
+	// logLimit and logEvery are logLimit and logCheckEvery but in tests.
+	logLimit int64
+	logEvery time.Duration
 }
 
 // Notifier shows a desktop notification and returns the key of the action
@@ -80,6 +84,8 @@ type Engine struct {
 	children   map[int]*child
 	appLocks   map[string]chan struct{}
 	wg         sync.WaitGroup // every goroutine the engine started
+
+	logsChecked time.Time // by Run's goroutine only
 }
 
 // busState is what the engine knows of one bus, from the events alone.
@@ -131,6 +137,12 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.CasualtyGrace <= 0 {
 		cfg.CasualtyGrace = appdb.DefaultGrace
+	}
+	if cfg.logLimit <= 0 {
+		cfg.logLimit = logLimit
+	}
+	if cfg.logEvery <= 0 {
+		cfg.logEvery = logCheckEvery
 	}
 	e := &Engine{
 		cfg:       cfg,
@@ -214,6 +226,7 @@ func (e *Engine) bus(name string) *busState {
 }
 
 func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
+	e.capLogs(time.Now())
 	e.mu.Lock()
 	b := e.bus(ev.Bus)
 	if ev.Address != "" {

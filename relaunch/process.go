@@ -2,6 +2,7 @@ package relaunch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -274,9 +275,9 @@ func lookPath(prog string, env []string) (string, error) {
 	return "", fmt.Errorf("exec not found: %s", prog)
 }
 
-// logCap is the size above which an app's log is moved to .1 when the app
-// is started again.
-const logCap = 1 << 20
+// logLimit is the size above which an app's log is moved to .1: when the
+// app is started again, and while it runs (see capLogs).
+const logLimit = 1 << 20
 
 // child is a process the engine started. Its reaper goroutine lives exactly
 // as long as the process: it waits for it so that no zombie remains, then
@@ -309,14 +310,16 @@ type startSpec struct {
 	dir  string
 	env  []string
 	log  string // file for stdout and stderr; "" means /dev/null
+	// logLimit is the size over which log moves to .1; 0 means logLimit.
+	logLimit int64
 }
 
 // startProcess starts a program detached from us: in a new session (so that
 // it does not get our terminal's signals and outlives us), stdin from
 // /dev/null, stdout and stderr appended to its log file. The log is a plain
 // file rather than a pipe we copy from, so that the app keeps running and
-// logging when busmedic exits; its size is therefore capped when the app is
-// started (a log over 1 MiB moves to .1), not while it runs.
+// logging when busmedic exits; a log over its limit moves to .1 at the
+// start, and the engine caps it while the app runs (capLogs).
 func startProcess(s startSpec) (*child, error) {
 	if len(s.argv) == 0 || s.argv[0] == "" {
 		return nil, errors.New("no command to start")
@@ -333,7 +336,7 @@ func startProcess(s startSpec) (*child, error) {
 		if err := os.MkdirAll(filepath.Dir(s.log), 0o700); err != nil {
 			return nil, fmt.Errorf("log directory: %w", err)
 		}
-		if st, err := os.Stat(s.log); err == nil && st.Size() > logCap {
+		if st, err := os.Stat(s.log); err == nil && st.Size() > cmp.Or(s.logLimit, logLimit) {
 			_ = os.Rename(s.log, s.log+".1")
 		}
 		out, err = os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)

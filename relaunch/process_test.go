@@ -1,6 +1,7 @@
 package relaunch
 
 import (
+	"busmedic/watcher/bustest"
 	"context"
 	"errors"
 	"os"
@@ -135,7 +136,7 @@ func TestStartProcess(t *testing.T) {
 // A log over the cap is moved aside when the app starts again.
 func TestLogCapped(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "app.log")
-	if err := os.WriteFile(log, make([]byte, logCap+1), 0o600); err != nil {
+	if err := os.WriteFile(log, make([]byte, logLimit+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := startProcess(startSpec{app: "app", argv: []string{"/bin/true"}, log: log})
@@ -145,7 +146,62 @@ func TestLogCapped(t *testing.T) {
 	<-c.exited
 	old, err1 := os.Stat(log + ".1")
 	cur, err2 := os.Stat(log)
-	if err1 != nil || err2 != nil || old.Size() != logCap+1 || cur.Size() > 1024 {
+	if err1 != nil || err2 != nil || old.Size() != logLimit+1 || cur.Size() > 1024 {
 		t.Errorf("after start: %v %v; .1 %d bytes, log %d bytes", err1, err2, old.Size(), cur.Size())
+	}
+}
+
+// A chatty app that busmedic started keeps its log under the limit while it
+// runs: at a bus event the log moves to .1 and is emptied, and the app,
+// which appends, goes on writing at its start.
+func TestLogCappedWhileRunning(t *testing.T) {
+	const limit = 4096
+	h := newHarness(t, `
+[[app]]
+id = "chatty"
+names = ["org.example.Chatty"]
+exec = ["TESTAPP", "-name", "org.example.Chatty", "-mode", "deaf", "-chatter", "10000"]
+grace = "100ms"
+`, func(c *Config, _ *bustest.Bus) { c.logLimit, c.logEvery = limit, time.Nanosecond })
+	h.bus.StartApp("-name", "org.example.Chatty", "-mode", "exit")
+	h.waitOwner("org.example.Chatty", 0)
+	j := jobOf(t, h.crash(), "chatty")
+	if j.Outcome != Relaunched {
+		t.Fatalf("chatty: %s (%s), want relaunched", j.Outcome, j.Reason)
+	}
+	// The app wrote 10 kB at its start; the bus events that follow (here
+	// another app joining) cap it.
+	h.bus.StartApp("-name", "org.example.Other", "-mode", "exit")
+	log := h.eng.logPath("chatty")
+	h.until("the log capped", func() bool {
+		old, err := os.ReadFile(log + ".1")
+		st, err2 := os.Stat(log)
+		return err == nil && err2 == nil && strings.Contains(string(old), "--- busmedic: starting") &&
+			strings.Count(string(old), "worth a warning") > limit/60 && st.Size() <= limit
+	})
+	if pid := h.owner("org.example.Chatty"); pid != j.PID {
+		t.Errorf("org.example.Chatty owned by pid %d, want the relaunched app %d still running", pid, j.PID)
+	}
+}
+
+// capLog keeps what the log held in .1, and a writer that appends, as the
+// apps' stdout does, goes on at the start of the emptied log.
+func TestCapLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	app, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	app.WriteString(strings.Repeat("old line\n", 100))
+	if err := capLog(path); err != nil {
+		t.Fatal(err)
+	}
+	app.WriteString("new line\n")
+	if b, _ := os.ReadFile(path); string(b) != "new line\n" {
+		t.Errorf("log after capping = %q, want only the new line", b)
+	}
+	if b, _ := os.ReadFile(path + ".1"); string(b) != strings.Repeat("old line\n", 100) {
+		t.Errorf("%s.1 = %d bytes, want the 100 old lines", path, len(b))
 	}
 }

@@ -452,7 +452,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	case <-ctx.Done():
 		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
 	}
-	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App)})
+	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
 	<-e.act
 	if err != nil {
 		return result{outcome: Failed, reason: err.Error()}
@@ -669,7 +669,7 @@ func whyNotSignalled(err error) string {
 func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
-	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App)})
+	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
 	if err != nil {
 		return result{outcome: Failed, reason: "hook: " + err.Error()}
 	}

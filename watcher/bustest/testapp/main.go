@@ -10,7 +10,9 @@
 //	           makes it reconnect (SIGUSR1 while connected does nothing)
 //
 // With -after NAME it exits with status 3 at start unless NAME is on the bus,
-// like a program that needs a service. It prints "ready" once it owns its names.
+// like a program that needs a service. With -chatter N it writes N bytes of
+// log lines to stderr at start, like a chatty program. It prints "ready"
+// once it owns its names.
 package main
 
 import (
@@ -37,7 +39,12 @@ func main() {
 	mode := flag.String("mode", "exit", "exit, deaf, reconnect or signal")
 	after := flag.String("after", "", "name that must be on the bus at start")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
+	chatter := flag.Int("chatter", 0, "bytes of log lines to write to stderr at start")
 	flag.Parse()
+	line := "testapp: something worth a warning happened, again\n"
+	for n := 0; n < *chatter; n += len(line) {
+		os.Stderr.WriteString(line)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
