@@ -226,7 +226,7 @@ func (e *Engine) bus(name string) *busState {
 }
 
 func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
-	e.capLogs(time.Now())
+	defer e.capLogs(time.Now()) // after the event, which may be urgent
 	e.mu.Lock()
 	b := e.bus(ev.Bus)
 	if ev.Address != "" {

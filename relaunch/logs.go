@@ -7,19 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // logCheckEvery is how often, at most, capLogs looks at the apps' logs.
 const logCheckEvery = time.Minute
 
-// capLogs keeps the logs of the apps busmedic started under their limit
+// capLogs keeps the logs of the apps busmedic started near their limit
 // while the apps run. The apps write to plain files they keep open when
 // busmedic exits (see startProcess), so a log cannot be rotated by renaming
-// it: the app would write on into the renamed file. Instead a log over the
-// limit is copied to .1 and emptied, and the app, which appends, writes on
-// from the start; what it writes between the copy and the emptying is lost.
-// It runs when busmedic is awake for a bus event anyway, at most once per
-// logEvery: a quiet session wakes nobody, and a busy one is checked often.
+// it: the app would write on into the renamed file. Instead the last limit
+// bytes of a log over the limit go to .1 and the log is emptied; the app,
+// which appends, writes on from the start. What it writes between the copy
+// and the emptying is lost. It runs when busmedic is awake for a bus event
+// anyway, at most once per logEvery: a quiet session wakes nobody (and its
+// logs grow until the next event), a busy one is checked often.
 func (e *Engine) capLogs(now time.Time) {
 	if e.cfg.StateDir == "" || now.Sub(e.logsChecked) < e.cfg.logEvery {
 		return
@@ -31,42 +34,54 @@ func (e *Engine) capLogs(now time.Time) {
 		return // no app started yet
 	}
 	for _, de := range entries {
-		if !strings.HasSuffix(de.Name(), ".log") {
-			continue
-		}
-		info, err := de.Info()
-		if err != nil || !info.Mode().IsRegular() || info.Size() <= e.cfg.logLimit {
+		if !strings.HasSuffix(de.Name(), ".log") || !de.Type().IsRegular() {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())
-		if err := capLog(path); err != nil {
+		size, err := capLog(path, e.cfg.logLimit)
+		if err != nil {
 			e.log.Warn("app log not capped", "log", path, "err", err)
-			continue
+		} else if size > 0 {
+			e.log.Info("app log capped; its end is in .1", "log", path, "size", size)
 		}
-		e.log.Info("app log capped; the older part is in .1", "log", path, "size", info.Size())
 	}
 }
 
-// capLog copies path to path.1 and empties path.
-func capLog(path string) error {
-	in, err := os.Open(path)
+// capLog empties the log at path if it is over limit, after keeping its
+// last limit bytes in path.1, and returns the size it had (0 if it was not
+// over). It works on the file it opened, so that a new start of the app,
+// which moves path to path.1 and begins a fresh path, can only make it cap
+// the old file, and it follows no symlink.
+func capLog(path string, limit int64) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(path+".1", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy to %s.1: %w", path, err)
+	if !st.Mode().IsRegular() || st.Size() <= limit {
+		return 0, nil
 	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("copy to %s.1: %w", path, err)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".1.*")
+	if err != nil {
+		return 0, err
 	}
-	if err := os.Truncate(path, 0); err != nil {
-		return fmt.Errorf("empty: %w", err)
+	defer os.Remove(tmp.Name()) // after the rename, nothing to remove
+	if _, err := io.Copy(tmp, io.NewSectionReader(f, st.Size()-limit, limit)); err != nil {
+		tmp.Close()
+		return 0, fmt.Errorf("copy the end of %s: %w", path, err)
 	}
-	return nil
+	if err := tmp.Close(); err != nil {
+		return 0, fmt.Errorf("copy the end of %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path+".1"); err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(0); err != nil {
+		return 0, fmt.Errorf("empty %s: %w", path, err)
+	}
+	return st.Size(), nil
 }

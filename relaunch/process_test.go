@@ -169,14 +169,13 @@ grace = "100ms"
 	if j.Outcome != Relaunched {
 		t.Fatalf("chatty: %s (%s), want relaunched", j.Outcome, j.Reason)
 	}
-	// The app wrote 10 kB at its start; the bus events that follow (here
-	// another app joining) cap it.
-	h.bus.StartApp("-name", "org.example.Other", "-mode", "exit")
+	// The app wrote 10 kB at its start; the bus events that follow (its
+	// own joining the bus) cap it.
 	log := h.eng.logPath("chatty")
 	h.until("the log capped", func() bool {
 		old, err := os.ReadFile(log + ".1")
 		st, err2 := os.Stat(log)
-		return err == nil && err2 == nil && strings.Contains(string(old), "--- busmedic: starting") &&
+		return err == nil && err2 == nil && len(old) == limit &&
 			strings.Count(string(old), "worth a warning") > limit/60 && st.Size() <= limit
 	})
 	if pid := h.owner("org.example.Chatty"); pid != j.PID {
@@ -194,14 +193,25 @@ func TestCapLog(t *testing.T) {
 	}
 	defer app.Close()
 	app.WriteString(strings.Repeat("old line\n", 100))
-	if err := capLog(path); err != nil {
-		t.Fatal(err)
+	if size, err := capLog(path, 1000); err != nil || size != 0 {
+		t.Fatalf("capLog under the limit = %d, %v; want nothing done", size, err)
+	}
+	app.WriteString(strings.Repeat("old line\n", 100))
+	if size, err := capLog(path, 1000); err != nil || size != 1800 {
+		t.Fatalf("capLog = %d, %v; want 1800", size, err)
 	}
 	app.WriteString("new line\n")
 	if b, _ := os.ReadFile(path); string(b) != "new line\n" {
 		t.Errorf("log after capping = %q, want only the new line", b)
 	}
-	if b, _ := os.ReadFile(path + ".1"); string(b) != strings.Repeat("old line\n", 100) {
-		t.Errorf("%s.1 = %d bytes, want the 100 old lines", path, len(b))
+	if b, _ := os.ReadFile(path + ".1"); string(b) != strings.Repeat("old line\n", 200)[800:] {
+		t.Errorf("%s.1 = %d bytes, want the last 1000 of the old lines", path, len(b))
+	}
+	// A symlink in the state directory is not followed.
+	if err := os.Symlink(path+".1", path+".link"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := capLog(path+".link", 10); err == nil {
+		t.Error("capLog followed a symlink")
 	}
 }

@@ -638,7 +638,11 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 			for _, p := range signalled {
 				pids = append(pids, strconv.Itoa(p.pid))
 			}
-			res.reason = fmt.Sprintf("pid %s exited after %s instead of coming back", strings.Join(pids, ", "), r.Signal)
+			which := "pid "
+			if len(pids) > 1 {
+				which = "pids "
+			}
+			res.reason = fmt.Sprintf("%s%s exited after %s instead of coming back", which, strings.Join(pids, ", "), r.Signal)
 		} else {
 			res.reason += " after " + r.Signal
 		}

@@ -307,6 +307,7 @@ const (
 // awaitIdle returns once the session has been idle for idle.
 func (p *Policy) awaitIdle(ctx context.Context, idle time.Duration, log *slog.Logger) error {
 	var lastErr error
+	announced := false
 	for attempt := 0; attempt <= idleRetries; attempt++ {
 		if attempt > 0 {
 			log.Info("idle source failed; asking again", "err", lastErr, "in", idleRetryWait)
@@ -320,21 +321,21 @@ func (p *Policy) awaitIdle(ctx context.Context, idle time.Duration, log *slog.Lo
 		}
 		src, err := openIdle(ctx, p.address(p.SessionAddress), p.address(p.SystemAddress))
 		if err != nil {
-			if attempt == 0 {
-				return fmt.Errorf("cannot tell when the session is idle: %w", err)
-			}
-			lastErr = err
+			// Even the first: logind may be restarting in this very
+			// upgrade.
+			lastErr = fmt.Errorf("cannot tell when the session is idle: %w", err)
 			continue
 		}
-		if attempt == 0 {
+		if !announced {
 			log.Info("restarting once the session is idle", "idle", idle, "source", src.name)
+			announced = true
 		}
 		err = waitIdle(ctx, src, idle)
 		src.close()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		lastErr = err
+		lastErr = fmt.Errorf("wait for the session to be idle: %w", err)
 	}
-	return fmt.Errorf("wait for the session to be idle: %w", lastErr)
+	return lastErr
 }

@@ -41,9 +41,10 @@ func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	chatter := flag.Int("chatter", 0, "bytes of log lines to write to stderr at start")
 	flag.Parse()
-	line := "testapp: something worth a warning happened, again\n"
-	for n := 0; n < *chatter; n += len(line) {
-		os.Stderr.WriteString(line)
+	if *chatter > 0 {
+		// One write: a log cut between two lines of it is not the test's.
+		line := "testapp: something worth a warning happened, again\n"
+		os.Stderr.WriteString(strings.Repeat(line, (*chatter+len(line)-1)/len(line)))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
