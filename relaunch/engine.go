@@ -50,7 +50,8 @@ type Config struct {
 	// back before it is listed as a casualty; default appdb.DefaultGrace.
 	CasualtyGrace time.Duration
 
-	// logLimit and logEvery are logLimit and logCheckEvery but in tests.
+	// logLimit and logEvery stand in for the constants logLimit and
+	// logCheckEvery in tests.
 	logLimit int64
 	logEvery time.Duration
 }
