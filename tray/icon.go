@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"image/color"
+	"image/draw"
 	"image/png"
 	"time"
 
@@ -38,20 +38,14 @@ func pixmaps(icon string) ([]pixmap, error) {
 		if err != nil {
 			return nil, fmt.Errorf("icon %s at %d px: %w", icon, size, err)
 		}
+		// Drawn into straight-alpha RGBA (the icons are stored so, and
+		// then it is a copy), then reordered to ARGB.
 		b := img.Bounds()
-		p := pixmap{W: int32(b.Dx()), H: int32(b.Dy()), Pix: make([]byte, 0, 4*b.Dx()*b.Dy())}
-		if n, ok := img.(*image.NRGBA); ok && n.Stride == 4*b.Dx() {
-			// The icons are stored so: no conversion per pixel.
-			for i := 0; i < len(n.Pix); i += 4 {
-				p.Pix = append(p.Pix, n.Pix[i+3], n.Pix[i], n.Pix[i+1], n.Pix[i+2])
-			}
-		} else {
-			for y := b.Min.Y; y < b.Max.Y; y++ {
-				for x := b.Min.X; x < b.Max.X; x++ {
-					c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-					p.Pix = append(p.Pix, c.A, c.R, c.G, c.B)
-				}
-			}
+		n := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(n, n.Rect, img, b.Min, draw.Src)
+		p := pixmap{W: int32(b.Dx()), H: int32(b.Dy()), Pix: make([]byte, 0, len(n.Pix))}
+		for i := 0; i < len(n.Pix); i += 4 {
+			p.Pix = append(p.Pix, n.Pix[i+3], n.Pix[i], n.Pix[i+1], n.Pix[i+2])
 		}
 		px = append(px, p)
 	}
