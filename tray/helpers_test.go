@@ -176,7 +176,10 @@ func (it *item) waitSignal(sigs chan *dbus.Signal, member string) {
 	defer timer.Stop()
 	for {
 		select {
-		case s := <-sigs:
+		case s, ok := <-sigs:
+			if !ok {
+				it.t.Fatalf("connection closed while waiting for a %s signal", member)
+			}
 			if s.Name == member {
 				return
 			}
@@ -377,7 +380,10 @@ func (it *item) waitFor(sigs chan *dbus.Signal, what string, cond func() bool) {
 	defer timer.Stop()
 	for !cond() {
 		select {
-		case <-sigs:
+		case _, ok := <-sigs:
+			if !ok {
+				it.t.Fatalf("%s: connection closed", what)
+			}
 		case <-timer.C:
 			it.t.Fatalf("%s: not within %s", what, deadline)
 		}

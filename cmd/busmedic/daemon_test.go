@@ -40,7 +40,13 @@ type session struct {
 
 func newSession(t *testing.T, rules string, busOpts ...bustest.Option) *session {
 	t.Helper()
-	s := &session{t: t, bus: bustest.New(t, busOpts...), system: bustest.New(t, bustest.SystemType())}
+	return newSessionBuses(t, rules, busOpts, nil)
+}
+
+// newSessionBuses is newSession with options for the system bus too.
+func newSessionBuses(t *testing.T, rules string, sessionOpts, systemOpts []bustest.Option) *session {
+	t.Helper()
+	s := &session{t: t, bus: bustest.New(t, sessionOpts...), system: bustest.New(t, append([]bustest.Option{bustest.SystemType()}, systemOpts...)...)}
 	s.logind = s.system.StartLogind()
 	s.dir = t.TempDir()
 	for _, d := range []string{"run", "config/busmedic", "state", "sysconfig"} {
@@ -104,6 +110,12 @@ func (s *session) start(args ...string) {
 	s.t.Cleanup(func() {
 		s.daemon.Process.Kill()
 		<-s.exited
+		// A panic in any goroutine of busmedic run ends it with the
+		// trace on stderr: it fails the test, whatever else the test
+		// looked at.
+		if line, ok := panicked(s.log.String()); ok {
+			s.t.Errorf("busmedic run panicked: %s", line)
+		}
 		if s.t.Failed() {
 			s.t.Logf("busmedic run log:\n%s", s.log)
 		}
@@ -153,10 +165,54 @@ func (s *session) waitLog(text string) {
 	for !strings.Contains(s.log.String(), text) {
 		select {
 		case <-s.log.changed:
+		case <-s.exited:
+			// Its log is complete: the reader closes exited after it.
+			if !strings.Contains(s.log.String(), text) {
+				s.t.Fatalf("busmedic run exited without logging %q", text)
+			}
 		case <-timer.C:
 			s.t.Fatalf("busmedic run did not log %q within %s:\n%s", text, deadline, s.log)
 		}
 	}
+}
+
+// waitLogCount waits until the daemon has logged text n times.
+func (s *session) waitLogCount(text string, n int) {
+	s.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for strings.Count(s.log.String(), text) < n {
+		select {
+		case <-s.log.changed:
+		case <-s.exited:
+			if strings.Count(s.log.String(), text) < n {
+				s.t.Fatalf("busmedic run exited without logging %q %d times", text, n)
+			}
+		case <-timer.C:
+			s.t.Fatalf("busmedic run did not log %q %d times within %s:\n%s", text, n, deadline, s.log)
+		}
+	}
+}
+
+// alive fails the test if busmedic run has exited.
+func (s *session) alive(after string) {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+		s.t.Fatalf("busmedic run exited after %s (%v)", after, s.daemon.ProcessState)
+	default:
+	}
+}
+
+// panicked returns the first line of a Go panic or fatal runtime error in
+// a program's stderr.
+func panicked(stderr string) (string, bool) {
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+			return strings.TrimSpace(line), true
+		}
+	}
+	return "", false
 }
 
 func (b *syncBuffer) String() string {
@@ -291,4 +347,77 @@ grace = "100ms"
 		t.Errorf("the relaunched app (pid %d) did not outlive busmedic: %v", pid, err)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// TestRunSurvivesBusLossWhileNotifying: after a recovery the daemon shows
+// a summary, and with no notification server in the session it waits for
+// one. The session bus going away meanwhile, stopped or killed, ends that
+// wait, not the daemon (it died of a nil signal from the closed
+// connection, issue 14), and the next recovery works.
+func TestRunSurvivesBusLossWhileNotifying(t *testing.T) {
+	s := newSession(t, exiterRules(t))
+	exiter := s.bus.StartApp("-name", "org.example.Exiter")
+	s.start()
+	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+	s.bus.Kill()
+	<-exiter.Exited()
+	s.bus.Start()
+	pid := 0
+	relaunched := func(st relaunch.Status) bool {
+		a := app(st, "exiter")
+		return a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched && a.Last.PID != pid
+	}
+	pid = app(s.await("the app relaunched", relaunched), "exiter").Last.PID
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+
+	for i, lose := range []struct {
+		how  string
+		stop func()
+	}{{"SIGTERM", s.bus.Stop}, {"SIGKILL", s.bus.Kill}} {
+		s.waitLogCount("waiting for a notification server", i+1)
+		lose.stop()
+		s.waitLogCount(`msg="recovery summary not shown"`, i+1)
+		s.alive("the session bus got " + lose.how + " while the summary waited")
+		s.bus.Start()
+		// The app went with its bus; the daemon starts it again.
+		pid = app(s.await("the app relaunched again", relaunched), "exiter").Last.PID
+	}
+	for line := range strings.Lines(s.log.String()) {
+		if strings.Contains(line, "recovery summary not shown") && !strings.Contains(line, "session bus connection lost") {
+			t.Errorf("summary not shown for another reason than the bus loss: %s", line)
+		}
+	}
+}
+
+// TestRunAskSurvivesBusRestart: an update of a bus daemon makes the
+// daemon ask whether to restart the bus (restart_after_update = "ask", the
+// default), and with no notification server in the session the question
+// waits for one. Restarting the session bus meanwhile ends that wait, not
+// the daemon (it died of a nil signal from the closed connection, issue
+// 14). An outdated session bus is then restarted: nothing is left to ask.
+// A question about the system bus is asked again on the new session bus.
+func TestRunAskSurvivesBusRestart(t *testing.T) {
+	t.Run("session bus outdated", func(t *testing.T) {
+		s := newSession(t, "version = 1\n", bustest.CopiedBinary())
+		s.start()
+		s.await("the session bus up", busUp("session", true))
+		before := sessionID(s.last)
+		s.bus.Update()
+		s.waitLog("waiting for a notification server")
+		s.bus.Restart()
+		s.waitLog("outcome=cancelled")
+		s.await("the session bus back", func(st relaunch.Status) bool { return sessionID(st) != "" && sessionID(st) != before })
+		s.alive("the session bus restarted while the question waited")
+	})
+	t.Run("system bus outdated", func(t *testing.T) {
+		s := newSessionBuses(t, "version = 1\n", nil, []bustest.Option{bustest.CopiedBinary()})
+		s.start()
+		s.await("both buses up", func(st relaunch.Status) bool { return busUp("session", true)(st) && busUp("system", true)(st) })
+		s.system.Update()
+		s.waitLog("waiting for a notification server")
+		s.bus.Restart()
+		s.waitLog("asking again once the session bus is back")
+		s.alive("the session bus restarted while the question waited")
+		s.waitLogCount("waiting for a notification server", 2)
+	})
 }

@@ -68,7 +68,12 @@ func TestTrayCommand(t *testing.T) {
 	defer timer.Stop()
 	for shown := false; !shown; {
 		select {
-		case s := <-sigs:
+		case s, ok := <-sigs:
+			if !ok {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("test connection closed while waiting for %s; stderr:\n%s", item, stderr.String())
+			}
 			shown = len(s.Body) == 3 && s.Body[0] == item && s.Body[2] != ""
 		case <-timer.C:
 			cmd.Process.Kill()

@@ -179,6 +179,10 @@ func waitIdle(ctx context.Context, src *idleSource, need time.Duration) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+		case <-src.conn.Context().Done():
+			// Also when the connection closed before its signal
+			// channel was registered: godbus never closes that one.
+			return fmt.Errorf("%s: connection lost", src.name)
 		case _, ok := <-src.signals:
 			if !ok {
 				return fmt.Errorf("%s: connection lost", src.name)

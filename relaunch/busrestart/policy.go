@@ -39,7 +39,10 @@ type Notifier interface {
 // At most one decision per bus is pending: further Outdated events of the
 // bus wait for it. A Down of the bus drops the pending decision (the
 // outdated daemon is gone, whoever stopped it); a restart already started
-// goes on.
+// goes on. Under "ask", a session bus that goes away while the question
+// waits (for a notification server or for the user) takes the
+// notification with it: the question is asked again at the session bus's
+// next Up.
 type Policy struct {
 	// Settings gives restart_after_update and idle_minutes, read at each
 	// Outdated; nil means appdb's defaults.
@@ -105,6 +108,9 @@ const (
 type pending struct {
 	bus    string
 	cancel context.CancelFunc
+	// sessionUp gets a value at each Up of the session bus, for a
+	// question to ask again after the session bus was lost.
+	sessionUp chan struct{}
 }
 
 // Run applies the policy to events until ctx is done or events is closed,
@@ -139,13 +145,15 @@ func (p *Policy) Run(ctx context.Context, events <-chan watcher.Event) {
 					continue
 				}
 				wctx, wcancel := context.WithCancel(ctx)
-				d := &pending{bus: ev.Bus, cancel: wcancel}
+				d := &pending{bus: ev.Bus, cancel: wcancel, sessionUp: make(chan struct{}, 1)}
 				busy[ev.Bus] = d
 				wg.Go(func() {
 					defer wcancel()
-					outcome, err := p.decide(ctx, wctx, ev)
+					outcome, err := p.decide(ctx, wctx, ev, d.sessionUp)
 					if err != nil {
 						p.Log.Warn("restart after update", "bus", ev.Bus, "outcome", outcome, "err", err)
+					} else {
+						p.Log.Debug("restart after update decided", "bus", ev.Bus, "outcome", outcome)
 					}
 					if p.Decided != nil {
 						p.Decided(ev.Bus, outcome, err)
@@ -158,6 +166,16 @@ func (p *Policy) Run(ctx context.Context, events <-chan watcher.Event) {
 			case watcher.Down:
 				if d := busy[ev.Bus]; d != nil {
 					d.cancel()
+				}
+			case watcher.Up:
+				if ev.Bus != "session" {
+					continue
+				}
+				for _, d := range busy {
+					select {
+					case d.sessionUp <- struct{}{}:
+					default: // one is enough: it only wakes the asker
+					}
 				}
 			}
 		}
@@ -186,7 +204,8 @@ func (p *Policy) mode(bus string) (string, time.Duration) {
 
 // decide waits under wctx for the policy's moment, then restarts under ctx,
 // so that the bus going down during the restart does not cut it short.
-func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome string, err error) {
+// sessionUp gets a value at each Up of the session bus.
+func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event, sessionUp <-chan struct{}) (outcome string, err error) {
 	mode, idle := p.mode(ev.Bus)
 	log := p.Log.With("bus", ev.Bus, "restart_after_update", mode)
 	log.Info("bus daemon outdated", "why", ev.Reason)
@@ -205,8 +224,7 @@ func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome st
 		if p.Notifier == nil {
 			return OutcomeFailed, errors.New("no notifier to ask whether to restart the bus")
 		}
-		title, body := AskText(ev.Bus, ev.Reason)
-		chosen, err := p.Notifier.Notify(wctx, title, body, []string{ActionRestart, "Restart now"})
+		chosen, err := p.ask(wctx, ev, sessionUp, log)
 		if err != nil {
 			return cut(fmt.Errorf("ask whether to restart the %s bus: %w", ev.Bus, err))
 		}
@@ -240,6 +258,33 @@ func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event) (outcome st
 	}
 	log.Info("bus restarted after update", "took", time.Since(start))
 	return OutcomeRestarted, nil
+}
+
+// ask asks the user whether to restart ev's bus, and returns the key of
+// the action chosen. A question that the session bus took with it when it
+// went away (or that could not reach it) is asked again at the session
+// bus's next Up, on the new bus, until ctx ends: the bus to restart still
+// runs the old code.
+func (p *Policy) ask(ctx context.Context, ev watcher.Event, sessionUp <-chan struct{}, log *slog.Logger) (string, error) {
+	title, body := AskText(ev.Bus, ev.Reason)
+	for {
+		// An Up from before this question is not the bus coming back.
+		select {
+		case <-sessionUp:
+		default:
+		}
+		chosen, err := p.Notifier.Notify(ctx, title, body, []string{ActionRestart, "Restart now"})
+		if err == nil || ctx.Err() != nil ||
+			!errors.Is(err, relaunch.ErrSessionBusLost) && !errors.Is(err, relaunch.ErrNoSessionBus) {
+			return chosen, err
+		}
+		log.Info("the question went with the session bus; asking again once the session bus is back", "err", err)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-sessionUp:
+		}
+	}
 }
 
 func (p *Policy) address(f func() string) string {

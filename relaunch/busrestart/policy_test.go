@@ -447,3 +447,136 @@ func TestPolicyPerBus(t *testing.T) {
 	expectDecided(t, decided, "system never")
 	r.none(t)
 }
+
+// notificationServer is an org.freedesktop.Notifications on a test bus
+// that answers every notification with the action in choose; the summary
+// of each notification shown comes on shown.
+type notificationServer struct {
+	conn   *dbus.Conn
+	choose string
+	shown  chan string
+}
+
+func (s *notificationServer) Notify(app string, replaces uint32, icon, summary, body string, actions []string,
+	hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
+	const id = 5
+	s.shown <- summary
+	// The client subscribed before it called: the answer may come
+	// before the reply.
+	if err := s.conn.Emit("/org/freedesktop/Notifications", "org.freedesktop.Notifications.ActionInvoked", uint32(id), s.choose); err != nil {
+		return 0, dbus.MakeFailedError(err)
+	}
+	return id, nil
+}
+
+func (s *notificationServer) CloseNotification(id uint32) *dbus.Error { return nil }
+
+func serveNotifications(t *testing.T, bus *bustest.Bus, choose string) *notificationServer {
+	t.Helper()
+	conn, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s := &notificationServer{conn: conn, choose: choose, shown: make(chan string, 4)}
+	if err := conn.Export(s, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := conn.RequestName("org.freedesktop.Notifications", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.freedesktop.Notifications: %v %v", reply, err)
+	}
+	return s
+}
+
+// askOnBus is a policy under "ask" whose questions go through a real
+// DesktopNotifier to session. waiting gets a value whenever the notifier
+// waits for a notification server, again whenever the policy waits for the
+// session bus to come back to ask again.
+func askOnBus(t *testing.T, session *bustest.Bus, r *restarts) (events chan<- watcher.Event, decided <-chan string, waiting, again <-chan struct{}) {
+	t.Helper()
+	w, a := make(chan struct{}, 1), make(chan struct{}, 1)
+	debug := slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})
+	n := &relaunch.DesktopNotifier{Address: session.Address, Wait: time.Minute,
+		Log: slog.New(onMessage{debug, "waiting for a notification server", w})}
+	events, decided = runPolicy(t, &busrestart.Policy{
+		Settings: settings(busrestart.Ask),
+		Notifier: n,
+		Ordered:  r.ordered,
+		Restart:  r.restart,
+		Log:      slog.New(onMessage{debug, "the question went with the session bus; asking again once the session bus is back", a}),
+	})
+	return events, decided, w, a
+}
+
+func noDecision(t *testing.T, decided <-chan string) {
+	t.Helper()
+	select {
+	case d := <-decided:
+		t.Fatalf("decided %q, want no decision yet", d)
+	default:
+	}
+}
+
+// TestPolicyAskSessionBusLost: under "ask" the question waits for a
+// notification server on the session bus. The session bus going away
+// meanwhile, stopped or killed, used to kill busmedic (a nil signal from
+// the closed connection, issue 14). Now the question about the system bus
+// is asked again on the new session bus, and the one about the session
+// bus ends with the bus's Down: its outdated daemon is gone.
+func TestPolicyAskSessionBusLost(t *testing.T) {
+	for _, stop := range []struct {
+		name string
+		stop func(*bustest.Bus)
+	}{
+		{"SIGTERM", (*bustest.Bus).Stop},
+		{"SIGKILL", (*bustest.Bus).Kill},
+	} {
+		t.Run("system bus outdated/"+stop.name, func(t *testing.T) {
+			session := bustest.New(t)
+			r := newRestarts()
+			events, decided, waiting, again := askOnBus(t, session, r)
+			events <- outdated("system")
+			recv(t, waiting)
+			stop.stop(session)
+			recv(t, again)
+			noDecision(t, decided)
+			r.none(t)
+
+			session.Start()
+			srv := serveNotifications(t, session, busrestart.ActionRestart)
+			events <- watcher.Event{Kind: watcher.Up, Bus: "session"}
+			if title, _ := busrestart.AskText("system", ""); recv(t, srv.shown) != title {
+				t.Error("the question asked again is not the one about the system bus")
+			}
+			r.expect(t, "ordered system", "restart system")
+			expectDecided(t, decided, "system restarted")
+		})
+		t.Run("session bus outdated/"+stop.name, func(t *testing.T) {
+			session := bustest.New(t)
+			r := newRestarts()
+			events, decided, waiting, _ := askOnBus(t, session, r)
+			events <- outdated("session")
+			recv(t, waiting)
+			stop.stop(session)
+			events <- watcher.Event{Kind: watcher.Down, Bus: "session"}
+			expectDecided(t, decided, "session cancelled")
+			r.none(t)
+		})
+	}
+	// An update seen while the session bus is away: the question waits
+	// for it.
+	t.Run("session bus down when asked", func(t *testing.T) {
+		session := bustest.New(t)
+		r := newRestarts()
+		events, decided, _, again := askOnBus(t, session, r)
+		session.Stop()
+		events <- outdated("system")
+		recv(t, again)
+		session.Start()
+		srv := serveNotifications(t, session, busrestart.ActionRestart)
+		events <- watcher.Event{Kind: watcher.Up, Bus: "session"}
+		recv(t, srv.shown)
+		r.expect(t, "ordered system", "restart system")
+		expectDecided(t, decided, "system restarted")
+	})
+}
