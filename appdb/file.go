@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +33,9 @@ type File struct {
 // file that is unsafe (see ErrUnsafe) or does not validate is refused, with
 // Errors, so that an edit never makes a broken file worse.
 func OpenFile(path string) (*File, error) {
+	// An edit is about to be saved here: first clear what interrupted
+	// saves left behind. A failure to do so hinders nothing.
+	_, _ = removeLeftovers(path)
 	f := &File{path: path, mode: 0o600}
 	data, err := readSafe(path)
 	switch {
@@ -217,11 +222,17 @@ func (f *File) Save() error {
 // lockDir takes an exclusive advisory lock on a directory, so that two
 // busmedic processes (the daemon's GUI and the CLI) save one at a time.
 func lockDir(dir string) (unlock func(), err error) {
+	return flockDir(dir, unix.LOCK_EX)
+}
+
+// flockDir takes the lock of lockDir with the flock operation how: with
+// LOCK_NB it fails with EWOULDBLOCK when another holds it.
+func flockDir(dir string, how int) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(d.Fd()), how); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
@@ -229,6 +240,95 @@ func lockDir(dir string) (unlock func(), err error) {
 		_ = unix.Flock(int(d.Fd()), unix.LOCK_UN)
 		d.Close()
 	}, nil
+}
+
+// leftoverAge is how old a temporary file of WriteAtomic must be before
+// removeLeftovers takes it for the remains of an interrupted save. A save
+// takes milliseconds; one in another process that writes without the
+// directory lock (the first run's starter file) is left alone this long.
+const leftoverAge = 10 * time.Second
+
+// tempPrefix is the start of the name of WriteAtomic's temporary files for
+// the file named base; os.CreateTemp puts decimal digits after it.
+func tempPrefix(base string) string { return "." + base + ".tmp-" }
+
+// removeLeftovers removes the temporary files that saves of the rules file
+// at path, or of its previous version (path.bak), left in its directory
+// when they were killed midway (.apps.toml.tmp-123,
+// .apps.toml.bak.tmp-456). Only such names are touched, and only regular
+// files (no links) owned by this user, last written more than leftoverAge
+// ago. It does nothing while a save in another busmedic process holds the
+// directory's lock. It returns the paths removed.
+func removeLeftovers(path string) ([]string, error) {
+	dir, base := filepath.Split(path)
+	if base == "" {
+		return nil, nil
+	}
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("leftovers of saves of %s: %w", path, err)
+	}
+	var candidates []string
+	for _, e := range entries {
+		if isTempName(e.Name(), base) || isTempName(e.Name(), base+".bak") {
+			candidates = append(candidates, e.Name())
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, nil
+	}
+	unlock, err := flockDir(dir, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, nil // a save is under way: the next load will see
+	}
+	if err != nil {
+		return nil, fmt.Errorf("leftovers of saves of %s: %w", path, err)
+	}
+	defer unlock()
+	var removed []string
+	var errs []error
+	uid := os.Getuid()
+	for _, name := range candidates {
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !fi.Mode().IsRegular() || !ok || int(st.Uid) != uid || time.Since(fi.ModTime()) < leftoverAge {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("leftovers of saves of %s: %w", path, err)
+	}
+	return removed, nil
+}
+
+// isTempName reports whether name is one of WriteAtomic's temporary files
+// for the file named base.
+func isTempName(name, base string) bool {
+	rest, ok := strings.CutPrefix(name, tempPrefix(base))
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteAtomic replaces the file at path with data so that, whatever is
@@ -240,7 +340,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -81,6 +81,15 @@ func (s *Store) Reload() Change {
 }
 
 func (s *Store) reload() Change {
+	// Saves killed midway leave their temporary files behind; a load is
+	// the time to clear them.
+	removed, err := removeLeftovers(s.paths.User)
+	if err != nil {
+		s.log.Warn("leftovers of interrupted saves not removed", "err", err)
+	}
+	for _, p := range removed {
+		s.log.Info("removed the leftover of an interrupted save", "file", p)
+	}
 	set, err := Load(s.paths)
 	s.mu.Lock()
 	defer s.mu.Unlock()

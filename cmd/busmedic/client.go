@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,6 +59,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := parseFlags(fs, args, stdout, "busmedic status [--json]",
 		"Shows the buses, the apps with their last recovery, and who fell off the bus."); !ok {
 		return code
+	}
+	if !noArgs(fs, stderr, "status") {
+		return exitUsage
 	}
 	return withDaemon(ctx, *socket, stderr, "status", func(ctx context.Context, c *control.Client) error {
 		st, err := c.Status(ctx)
@@ -153,6 +157,9 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		"Shows the recent bus restarts and what busmedic did for each app."); !ok {
 		return code
 	}
+	if !noArgs(fs, stderr, "history") {
+		return exitUsage
+	}
 	return withDaemon(ctx, *socket, stderr, "history", func(ctx context.Context, c *control.Client) error {
 		h, err := c.History(ctx, *n)
 		if err != nil {
@@ -199,9 +206,35 @@ func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %s\n", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
+		line := fmt.Sprintf("%s: %s", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
+		if !recovered(job.Outcome) {
+			// The daemon did its part; the app did not come back.
+			return errors.New(line)
+		}
+		fmt.Fprintln(stdout, line)
 		return nil
 	})
+}
+
+// recovered reports whether a job with outcome o brought its app back, or
+// did what its rule says (signal, hook, notify): anything else makes a
+// command exit 1.
+func recovered(o relaunch.Outcome) bool {
+	switch o {
+	case relaunch.Reconnected, relaunch.Relaunched, relaunch.Signalled, relaunch.Hooked, relaunch.Notified:
+		return true
+	}
+	return false // failed, skipped, cancelled, or not ended
+}
+
+// noArgs reports whether fs was given no arguments besides its flags, and
+// says so on stderr if not.
+func noArgs(fs *flag.FlagSet, stderr io.Writer, name string) bool {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "busmedic %s: unexpected argument %q\n", name, fs.Arg(0))
+		return false
+	}
+	return true
 }
 
 // simpleCommand is a client command that sends one request and reports OK.
@@ -211,8 +244,7 @@ func simpleCommand(name, about string, do func(context.Context, *control.Client)
 		if code, ok := parseFlags(fs, args, stdout, "busmedic "+name, about); !ok {
 			return code
 		}
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "busmedic %s: unexpected argument %q\n", name, fs.Arg(0))
+		if !noArgs(fs, stderr, name) {
 			return exitUsage
 		}
 		return withDaemon(ctx, *socket, stderr, name, do)
@@ -227,13 +259,22 @@ func printJSON(stdout io.Writer, v any) error {
 
 func runRestartBus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, socket := clientFlags("restart-bus", stderr)
-	if code, ok := parseFlags(fs, args, stdout, "busmedic restart-bus [session]",
-		"Restarts the session bus (through systemd, or the bus daemon busmedic manages) and recovers the apps."); !ok {
+	if code, ok := parseFlags(fs, args, stdout, "busmedic restart-bus [session|system]",
+		"Restarts the session bus (through systemd, or the bus daemon busmedic manages), or the system bus\n"+
+			"(through systemd, with your authorisation), and recovers the apps."); !ok {
 		return code
 	}
 	bus := "session"
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 1:
+		fmt.Fprintf(stderr, "busmedic restart-bus: unexpected argument %q\n", fs.Arg(1))
+		return exitUsage
+	case fs.NArg() == 1:
 		bus = fs.Arg(0)
+	}
+	if bus != "session" && bus != "system" {
+		fmt.Fprintf(stderr, "busmedic restart-bus: no bus %q (want session or system)\n", bus)
+		return exitUsage
 	}
 	return withDaemon(ctx, *socket, stderr, "restart-bus", func(ctx context.Context, c *control.Client) error {
 		if err := c.RestartBus(ctx, bus); err != nil {

@@ -77,7 +77,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Settings: func() appdb.Settings { return store.Current().Settings() },
 		Log:      log,
 	}
-	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }}
+	// A notification that the session bus takes with it when it goes away
+	// is an error for its caller, never the daemon's end.
+	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }, Log: log}
 	finder := busrestart.Finder{Address: busAddress(targets, "session")}
 	if *manage {
 		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
@@ -208,10 +210,15 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
 		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log,
 		restart: &restartCache{}})
+	if err != nil {
+		// The socket failed for good and is gone, and the lock with it:
+		// a daemon nobody can reach must not linger, so that a new one
+		// can start.
+		log.Error("control socket failed; busmedic exits", "err", err)
+	}
 	cancel()
 	wg.Wait()
 	if err != nil {
-		fmt.Fprintf(stderr, "busmedic run: %v\n", err)
 		return exitError
 	}
 	log.Info("busmedic stopped")

@@ -47,6 +47,11 @@ func (c *Client) call(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	if _, err := c.conn.Write(line); err != nil {
+		// A server that refused the connection (too many clients) said
+		// why before it closed it; the reason is waiting to be read.
+		if resp, rerr := c.read(); rerr == nil && !resp.OK && resp.Error != "" {
+			return resp, errors.New(resp.Error)
+		}
 		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
 	}
 	resp, err := c.read()

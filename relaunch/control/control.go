@@ -7,6 +7,18 @@
 // The socket is 0600 in a 0700 directory and every connection's peer uid is
 // checked, since the API can start programs. A lock file next to it keeps
 // one daemon per user.
+//
+// No client can starve the server: it serves at most DefaultMaxClients
+// connections at once and answers one more with an error Response ("too
+// many control clients") and closes it, rather than keeping it waiting on
+// a descriptor; it closes a connection that sends no request for
+// DefaultIdleTimeout (a watch stream, which the server writes to, is not
+// idle), one that does not take a reply within DefaultWriteTimeout, and
+// one whose request line is longer than DefaultMaxLine, after an error
+// Response. When accept fails for want of descriptors or memory, the
+// server backs off (5 ms doubling to 1 s) and tries again; any other
+// accept error ends Serve with the socket removed and the lock released,
+// so that the daemon exits instead of lingering out of reach.
 package control
 
 import (

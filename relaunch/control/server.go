@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +40,29 @@ type Backend interface {
 	Changed() <-chan struct{}
 }
 
+// The server's limits. A Server copies them in Listen; tests change its
+// copies (see export_test.go), never these.
+const (
+	// DefaultMaxClients is how many connections are served at once. A
+	// client over the cap is not kept waiting (it would hold a descriptor
+	// all the same): it gets a Response whose Error says so, and is closed.
+	DefaultMaxClients = 64
+	// DefaultIdleTimeout closes a connection that sends no request for
+	// this long. A watch stream is not idle: the server writes to it.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultWriteTimeout drops a client that does not take a reply, or a
+	// watch update, within this long.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultMaxLine is the longest request line; a longer one gets an
+	// error reply and the connection is closed.
+	DefaultMaxLine = 64 << 10
+	// When accept fails for want of resources (descriptors, buffers), the
+	// server waits and tries again, from acceptBackoffMin doubling up to
+	// acceptBackoffMax, rather than stopping.
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 // Server is a listening control socket. Create it with Listen.
 type Server struct {
 	path string
@@ -45,8 +70,18 @@ type Server struct {
 	lock *os.File
 	log  *slog.Logger
 
+	// The limits, set by Listen from the constants above.
+	maxClients   int
+	idleTimeout  time.Duration
+	writeTimeout time.Duration
+	maxLine      int
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+
 	mu       sync.Mutex
 	watchers map[chan struct{}]struct{}
+	clients  int  // connections being served
+	full     bool // clients were refused since the count was last below the cap
 }
 
 // Listen takes the per-user lock next to path and listens on path. It
@@ -86,17 +121,32 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(true)
-	return &Server{path: path, ln: ln, lock: lock, log: log, watchers: map[chan struct{}]struct{}{}}, nil
+	return &Server{
+		path: path, ln: ln, lock: lock, log: log,
+		maxClients:   DefaultMaxClients,
+		idleTimeout:  DefaultIdleTimeout,
+		writeTimeout: DefaultWriteTimeout,
+		maxLine:      DefaultMaxLine,
+		backoffMin:   acceptBackoffMin,
+		backoffMax:   acceptBackoffMax,
+		watchers:     map[chan struct{}]struct{}{},
+	}, nil
 }
 
 // Path returns the socket's path.
 func (s *Server) Path() string { return s.path }
 
 // Serve answers clients until ctx is done, then closes the socket and
-// releases the lock.
+// releases the lock, and returns nil. A failure to accept for want of
+// resources (descriptors, memory) is waited out; any other ends Serve with
+// the error, the socket closed and the lock released all the same, so that
+// the daemon exits rather than running with no control socket.
 func (s *Server) Serve(ctx context.Context, b Backend) error {
+	// Serve's own context also ends the connections when accept fails.
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
+		cancel()
 		s.ln.Close()
 		wg.Wait()
 		s.lock.Close()
@@ -106,16 +156,94 @@ func (s *Server) Serve(ctx context.Context, b Backend) error {
 		s.ln.Close()
 	})
 	wg.Go(func() { s.fanOut(ctx, b.Changed()) })
+	var delay time.Duration // the pause before the next accept; 0 when accept works
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("control socket %s: %w", s.path, err)
+			if !temporary(err) {
+				return fmt.Errorf("control socket %s: %w", s.path, err)
+			}
+			if delay == 0 {
+				delay = s.backoffMin
+				s.log.Warn("control socket: cannot accept a client; retrying", "err", err)
+			} else {
+				delay = min(2*delay, s.backoffMax)
+				s.log.Debug("control socket: cannot accept a client; retrying", "err", err, "in", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
 		}
-		wg.Go(func() { s.serveConn(ctx, conn, b) })
+		if delay != 0 {
+			s.log.Info("control socket: accepting clients again")
+			delay = 0
+		}
+		if !s.admit() {
+			s.refuse(conn)
+			continue
+		}
+		wg.Go(func() {
+			// Released before the connection is closed: a client that sees
+			// it closed finds its place free.
+			defer conn.Close()
+			defer s.leave()
+			s.serveConn(ctx, conn, b)
+		})
 	}
+}
+
+// temporary reports whether an accept error is a lack of resources that
+// passes as connections end, rather than a broken socket.
+func temporary(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ECONNABORTED, unix.ENOBUFS, unix.ENOMEM, unix.EINTR, unix.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit counts a new client in, if there is room.
+func (s *Server) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients >= s.maxClients {
+		if !s.full {
+			s.log.Warn("control socket: too many clients; refusing new ones", "max", s.maxClients)
+		}
+		s.full = true
+		return false
+	}
+	s.clients++
+	return true
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients--
+	if s.full && s.clients < s.maxClients {
+		s.log.Info("control socket: taking clients again")
+		s.full = false
+	}
+}
+
+// refuse tells a client over the cap why it is closed, without waiting for
+// it: its request, if any, is not read.
+func (s *Server) refuse(conn *net.UnixConn) {
+	defer conn.Close()
+	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
+		return
+	}
+	s.send(conn, Response{Error: fmt.Sprintf("busmedic has too many control clients (%d); try again later", s.maxClients)})
 }
 
 func (s *Server) fanOut(ctx context.Context, changed <-chan struct{}) {
@@ -136,9 +264,43 @@ func (s *Server) fanOut(ctx context.Context, changed <-chan struct{}) {
 	}
 }
 
+// errLineTooLong is a request line over the server's maxLine.
+var errLineTooLong = errors.New("request line too long")
+
+// readLine returns the next line from r without its line ending. A line
+// longer than max bytes is errLineTooLong, read no further. A last line
+// without a newline counts.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		n := len(line)
+		if err == nil {
+			n-- // the newline
+		}
+		if n > max {
+			return nil, errLineTooLong
+		}
+		switch {
+		case err == nil:
+			line = line[:n]
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
 // serveConn answers one client's requests in order.
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, b Backend) {
-	defer conn.Close()
 	// A client that is not our user gets nothing: the API starts programs.
 	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
 		s.log.Warn("control socket: refused a client of another user", "uid", uid, "err", err)
@@ -147,12 +309,26 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, b Backend) {
 	// The connection ends when the daemon does, even mid-request.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
+	r := bufio.NewReader(conn)
+	for {
+		// Idle is the time waiting for a request, not the time spent on one.
+		if err := conn.SetReadDeadline(time.Now().Add(s.idleTimeout)); err != nil {
+			return
+		}
+		line, err := readLine(r, s.maxLine)
+		switch {
+		case errors.Is(err, errLineTooLong):
+			s.send(conn, Response{Error: fmt.Sprintf("bad request: line longer than %d bytes", s.maxLine)})
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.send(conn, Response{Error: fmt.Sprintf("closed: no request for %s", s.idleTimeout)})
+			return
+		case err != nil:
+			return
+		}
 		var req Request
 		var resp Response
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+		if err := json.Unmarshal(line, &req); err != nil {
 			resp = Response{Error: fmt.Sprintf("bad request: %v", err)}
 		} else if req.Op == OpWatch {
 			s.watch(ctx, conn, b)
@@ -221,7 +397,13 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 }
 
 // watch sends the status now and after every change until the client goes.
+// The stream is not idle while the server writes to it, so no read
+// deadline applies; a client that stops reading is dropped by the write
+// deadline instead.
 func (s *Server) watch(ctx context.Context, conn *net.UnixConn, b Backend) {
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return
+	}
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
 	s.watchers[ch] = struct{}{}
@@ -232,16 +414,21 @@ func (s *Server) watch(ctx context.Context, conn *net.UnixConn, b Backend) {
 		s.mu.Unlock()
 	}()
 	// The client sends nothing more; its hanging up shows as EOF here.
+	// A deadline in the past ends the reader before watch returns, leaving
+	// the connection to be closed by its owner.
 	gone := make(chan struct{})
-	go func() {
+	var reader sync.WaitGroup
+	defer reader.Wait()
+	defer func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) }()
+	reader.Go(func() {
+		defer close(gone)
 		var buf [64]byte
 		for {
 			if _, err := conn.Read(buf[:]); err != nil {
-				close(gone)
 				return
 			}
 		}
-	}()
+	})
 	for {
 		st := b.Status()
 		if !s.send(conn, Response{OK: true, Status: &st}) {
@@ -257,10 +444,15 @@ func (s *Server) watch(ctx context.Context, conn *net.UnixConn, b Backend) {
 	}
 }
 
+// send writes one reply line; it reports whether the client took it in
+// time.
 func (s *Server) send(conn *net.UnixConn, resp Response) bool {
 	line, err := encodeLine(resp)
 	if err != nil {
 		s.log.Error("control socket: encode", "err", err)
+		return false
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
 		return false
 	}
 	_, err = conn.Write(line)
