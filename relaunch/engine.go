@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"busmedic/appdb"
@@ -78,7 +79,7 @@ type Engine struct {
 	buses      map[string]*busState
 	busOrder   []string
 	lastJob    map[string]Job
-	starts     map[string][]time.Time // per rule id, for max_restarts
+	crashes    map[string][]time.Time // per rule id, for max_restarts
 	lastPeers  map[string][]watcher.Peer
 	casualties []Casualty
 	last       *recovery
@@ -87,6 +88,8 @@ type Engine struct {
 	wg         sync.WaitGroup // every goroutine the engine started
 
 	logsChecked time.Time // by Run's goroutine only
+	// casualtyChecks counts the ended looks for casualties, for tests.
+	casualtyChecks atomic.Int64
 }
 
 // busState is what the engine knows of one bus, from the events alone.
@@ -108,6 +111,11 @@ type busState struct {
 	// downPeers is what the engine saw when the bus went down: the Down
 	// snapshot plus the detached peers still alive.
 	downPeers []watcher.Peer
+	// activatable are the names the bus starts on demand, from its Up.
+	activatable map[string]bool
+	// restarts are the times of the bus's recent restarts, for the storm
+	// guard.
+	restarts []time.Time
 	// notify is closed and replaced on every change, waking waiting jobs.
 	notify chan struct{}
 	rec    *recovery // running recovery, if any
@@ -152,7 +160,7 @@ func New(cfg Config) *Engine {
 		changed:   make(chan struct{}, 1),
 		buses:     map[string]*busState{},
 		lastJob:   map[string]Job{},
-		starts:    map[string][]time.Time{},
+		crashes:   map[string][]time.Time{},
 		lastPeers: map[string][]watcher.Peer{},
 		children:  map[int]*child{},
 		appLocks:  map[string]chan struct{}{},
@@ -247,6 +255,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		b.up, b.id, b.since, b.reason, b.outdated = true, ev.ID, ev.Time, "", ""
 		clear(b.peers)
 		clear(b.owners)
+		b.activatable = map[string]bool{}
+		for _, n := range ev.Activatable {
+			b.activatable[n] = true
+		}
 	case watcher.Down:
 		b.up, b.since, b.reason, b.outdated = false, ev.Time, ev.Reason, ""
 		if ev.ID != "" {
@@ -481,9 +493,9 @@ func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]PlannedJob, []watc
 	set := e.cfg.Rules()
 	e.mu.Lock()
 	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
-		starts: map[string][]time.Time{}}
-	for k, v := range e.starts {
-		in.starts[k] = slices.Clone(v)
+		crashes: map[string][]time.Time{}, ours: ours}
+	for k, v := range e.crashes {
+		in.crashes[k] = slices.Clone(v)
 	}
 	e.mu.Unlock()
 	return plan(in)

@@ -44,7 +44,9 @@ type harnessOpt func(*Config, *bustest.Bus)
 // rulesTOML, in which "TESTAPP" stands for the fixture program.
 func newHarness(t testing.TB, rulesTOML string, opts ...harnessOpt) *harness {
 	t.Helper()
-	bus := bustest.New(t)
+	// The distribution's session configuration, as a desktop session has
+	// it: a trimmed test configuration could hide how the daemon shuts down.
+	bus := bustest.New(t, bustest.Stock())
 	ourBuses.Store(bus.Address(), true)
 	h := &harness{t: t, bus: bus, dir: t.TempDir(), owners: map[string]string{},
 		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}

@@ -21,6 +21,10 @@ type PlannedJob struct {
 	Rule appdb.Rule `json:"rule"`
 	// Peers are the app's connections in the snapshot (usually one).
 	Peers []watcher.Peer `json:"peers"`
+	// Helpers are other connections of the snapshot whose processes the
+	// app started (a panel's plugins): they are the app's, not casualties,
+	// and a relaunch ends those still running with the app.
+	Helpers []watcher.Peer `json:"helpers,omitempty"`
 	// Command and Dir are what a relaunch would start: the rule's exec and
 	// workdir, or else the command line and directory the process had.
 	Command []string `json:"command,omitempty"`
@@ -38,18 +42,30 @@ type planInput struct {
 	snapshot []watcher.Peer
 	paused   bool
 	now      time.Time
-	// starts are the recent action times per rule id, for the restart limit.
-	starts map[string][]time.Time
+	// crashes are the recent crash times per rule id, for the restart limit.
+	crashes map[string][]time.Time
+	// ours tells busmedic's own processes, which are never planned for;
+	// nil for none.
+	ours func(watcher.Peer) bool
+	// parent returns the parent pid of a live process not in the
+	// snapshot, or 0; nil reads /proc.
+	parent func(pid int) int
 }
 
 // plan makes one job per rule that matched a peer of the snapshot, in rule
-// order, and returns the peers no rule matched (casualty candidates).
+// order, and returns the peers no rule matched (casualty candidates). A peer
+// that descends from a matched one is its job's helper, not unmatched.
 func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
 	byRule := map[string]*PlannedJob{}
+	byPID := map[int]*PlannedJob{}
+	var others []watcher.Peer
 	for _, p := range in.snapshot {
+		if in.ours != nil && in.ours(p) {
+			continue
+		}
 		r, ok := in.rules.MatchBus(appdb.Bus(in.bus), p)
 		if !ok {
-			unmatched = append(unmatched, p)
+			others = append(others, p)
 			continue
 		}
 		j := byRule[r.ID]
@@ -58,6 +74,17 @@ func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
 			byRule[r.ID] = j
 		}
 		j.Peers = append(j.Peers, p)
+		if p.PID > 0 {
+			byPID[p.PID] = j
+		}
+	}
+	ancestry := newAncestry(in.snapshot, in.parent)
+	for _, p := range others {
+		if j := ancestry.owner(p, byPID); j != nil {
+			j.Helpers = append(j.Helpers, p)
+			continue
+		}
+		unmatched = append(unmatched, p)
 	}
 	if in.rules != nil {
 		for _, r := range in.rules.Rules() {
@@ -79,7 +106,7 @@ func completeJob(j *PlannedJob, in planInput) {
 		j.Skip = "rule says ignore"
 	case in.paused:
 		j.Skip = "paused"
-	case limitReached(r, in.starts[r.ID], in.now):
+	case limitReached(r, in.crashes[r.ID], in.now):
 		j.Skip = limitReason(r)
 	}
 }
@@ -113,14 +140,17 @@ func command(r appdb.Rule, peers []watcher.Peer) (argv []string, dir string, she
 	return nil, dir, false
 }
 
-// limitReached reports whether the rule's app was acted on max_restarts
-// times within restart_window before now.
-func limitReached(r appdb.Rule, starts []time.Time, now time.Time) bool {
+// limitReached reports whether the rule's app, started by busmedic,
+// crashed max_restarts times within restart_window before now. Relaunches
+// after bus restarts do not count: an app that fell with its bus is the
+// bus's victim (the storm guard of the engine looks after a bus that keeps
+// restarting).
+func limitReached(r appdb.Rule, crashes []time.Time, now time.Time) bool {
 	if r.MaxRestarts <= 0 {
 		return false
 	}
 	n := 0
-	for _, t := range starts {
+	for _, t := range crashes {
 		if now.Sub(t) < r.RestartWindow {
 			n++
 		}
@@ -129,7 +159,17 @@ func limitReached(r appdb.Rule, starts []time.Time, now time.Time) bool {
 }
 
 func limitReason(r appdb.Rule) string {
-	return fmt.Sprintf("restart limit reached: %d in %s", r.MaxRestarts, shortDuration(r.RestartWindow))
+	return fmt.Sprintf("restart limit reached: crashed %s in %s", times(r.MaxRestarts), shortDuration(r.RestartWindow))
+}
+
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return strconv.Itoa(n) + " times"
 }
 
 // shortDuration writes whole seconds as "60s" rather than "1m0s", the way

@@ -56,12 +56,15 @@ shell = true
 			planInput{snapshot: []watcher.Peer{dunst}, paused: true},
 			[]string{"dunst:paused"}, 0},
 		{"restart limit",
-			planInput{snapshot: []watcher.Peer{panel}, starts: map[string][]time.Time{"panel": {now.Add(-time.Second), now.Add(-2 * time.Second)}}},
-			[]string{"panel:restart limit reached: 2 in 60s"}, 0},
-		{"old starts do not count",
-			planInput{snapshot: []watcher.Peer{panel}, starts: map[string][]time.Time{"panel": {now.Add(-time.Hour), now.Add(-2 * time.Second)}}},
+			planInput{snapshot: []watcher.Peer{panel}, crashes: map[string][]time.Time{"panel": {now.Add(-time.Second), now.Add(-2 * time.Second)}}},
+			[]string{"panel:restart limit reached: crashed twice in 60s"}, 0},
+		{"old crashes do not count",
+			planInput{snapshot: []watcher.Peer{panel}, crashes: map[string][]time.Time{"panel": {now.Add(-time.Hour), now.Add(-2 * time.Second)}}},
 			[]string{"panel:"}, 0},
 		{"empty snapshot", planInput{}, nil, 0},
+		{"busmedic's own processes are neither apps nor casualties",
+			planInput{snapshot: []watcher.Peer{dunst, stranger}, ours: func(p watcher.Peer) bool { return p.PID == stranger.PID }},
+			[]string{"dunst:"}, 0},
 		{"shell rule", planInput{snapshot: []watcher.Peer{shelly}}, []string{"shelly:"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +93,24 @@ shell = true
 		}
 		if jobs[1].Dir != "/home/u" {
 			t.Errorf("panel dir %q, want the recorded cwd", jobs[1].Dir)
+		}
+	})
+	t.Run("helpers", func(t *testing.T) {
+		// The panel's plugin wrapper, started through a shell that is on
+		// no bus, belongs to the panel; a program the panel's parent
+		// started does not.
+		plugin := watcher.Peer{UniqueName: ":1.6", PID: 21, PPID: 20, UID: uid, Argv: []string{"wrapper-2.0", "libsystray.so"}}
+		sibling := watcher.Peer{UniqueName: ":1.7", PID: 22, PPID: 1, UID: uid, Argv: []string{"/usr/bin/other"}}
+		panel := panel
+		panel.PPID = 1
+		parents := map[int]int{20: panel.PID}
+		jobs, unmatched := plan(planInput{bus: "session", rules: set, now: now, snapshot: []watcher.Peer{panel, plugin, sibling},
+			parent: func(pid int) int { return parents[pid] }})
+		if len(jobs) != 1 || len(jobs[0].Helpers) != 1 || jobs[0].Helpers[0].PID != plugin.PID {
+			t.Errorf("jobs %+v, want the panel with its plugin as a helper", jobs)
+		}
+		if len(unmatched) != 1 || unmatched[0].PID != sibling.PID {
+			t.Errorf("unmatched %+v, want only the sibling", unmatched)
 		}
 	})
 	t.Run("system bus rules only", func(t *testing.T) {

@@ -16,7 +16,10 @@ import (
 
 // recovery is one Recovery in progress. rec is guarded by Engine.mu.
 type recovery struct {
-	rec    Recovery
+	rec Recovery
+	// settle, when set, is how long the bus must have stayed up before a
+	// job acts: the bus is restarting in a storm.
+	settle time.Duration
 	jobs   []*jobRun
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -34,6 +37,8 @@ type jobRun struct {
 	plan PlannedJob
 	// busID is the bus instance the job recovers onto.
 	busID string
+	// settle is the recovery's storm settle time (recovery.settle).
+	settle time.Duration
 	// started is the process this job started, once it has; guarded by
 	// Engine.mu. A job cancelled by a new restart hands it to the next plan.
 	started *child
@@ -59,10 +64,17 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 		snapshot = ev.Peers
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
+	now := time.Now()
 	r := &recovery{
-		rec:    Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: time.Now(), Jobs: []Job{}},
+		rec:    Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: now, Jobs: []Job{}},
 		cancel: cancel,
 		done:   make(chan struct{}),
+	}
+	b.restarts = append(slices.DeleteFunc(b.restarts, func(t time.Time) bool { return now.Sub(t) >= stormWindow }), now)
+	if len(b.restarts) >= stormRestarts {
+		r.settle = stormSettle
+		r.rec.Decision = fmt.Sprintf("the bus restarted %d times within %s: apps are recovered once it has stayed up %s",
+			len(b.restarts), shortDuration(stormWindow), shortDuration(stormSettle))
 	}
 	b.rec, b.lastRec, e.last = r, nil, r
 	e.wg.Go(func() { e.planAndRun(ctx, rctx, b, r, prev, snapshot) })
@@ -111,7 +123,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 			}
 		}
 	}
-	if len(carried) > 0 {
+	if len(carried) > 0 && r.settle == 0 {
 		r.rec.Decision = fmt.Sprintf("bus restarted during the previous recovery; %d unfinished jobs planned again", len(carried))
 	}
 	e.mu.Unlock()
@@ -124,7 +136,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	r.rec.Jobs = make([]Job, len(jobs))
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: Pending}
-		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID})
+		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle})
 		e.lastPeers[pj.App] = pj.Peers
 	}
 	if ending {
@@ -153,9 +165,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		for _, jr := range r.jobs {
 			jobsWG.Go(func() { e.runJob(rctx, b.name, r, jr) })
 		}
-		if len(unmatched) > 0 {
-			e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
-		}
+		e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
 	}
 	jobsWG.Wait()
 	e.endRecovery(b, r)
@@ -330,11 +340,22 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 			return result{outcome: Failed, reason: fmt.Sprintf("%s (after) did not appear within %s", name, shortDuration(d))}
 		}
 	}
+	dead := false // every process of the app had exited: no grace
 	if !forced {
-		if e.waitFor(ctx, bus, time.Now().Add(r.Grace), nil, func(b *busState) bool { return back(b, pj) }) {
+		// The grace lets a living app reconnect by itself; an app whose
+		// processes have all exited cannot, so its wait ends with them.
+		gctx, stopWatch := context.WithCancel(ctx)
+		exited := allExited(gctx, pj.Peers)
+		isBack := e.waitFor(ctx, bus, time.Now().Add(r.Grace), exited, func(b *busState) bool { return back(b, pj) })
+		dead = isClosed(exited)
+		stopWatch()
+		if isBack {
 			return result{outcome: Reconnected, reason: "back on the bus by itself"}
 		}
 		if ctx.Err() != nil {
+			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		}
+		if !e.settled(ctx, bus, jr) {
 			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
 		}
 		if e.cfg.Intent != nil {
@@ -344,7 +365,7 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		}
 		e.mu.Lock()
 		paused := e.paused
-		limited := limitReached(r, e.starts[r.ID], time.Now())
+		limited := limitReached(r, e.crashes[r.ID], time.Now())
 		e.mu.Unlock()
 		if paused {
 			return result{outcome: Skipped, reason: "paused"}
@@ -378,14 +399,99 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 	if action != r.Action {
 		res.action = action // the history tells what was done
 	}
+	if dead && res.outcome == Relaunched && res.reason == "" {
+		res.reason = "it had exited with its bus: no grace"
+	}
 	return res
 }
 
-func (e *Engine) countStart(id string) {
+// The storm guard: a bus restarted stormRestarts times within stormWindow
+// (a maintainer testing dbus, a crash loop of the bus daemon) gets its apps
+// back once it has stayed up stormSettle, instead of at every restart.
+const (
+	stormRestarts = 10
+	stormWindow   = time.Minute
+	stormSettle   = 5 * time.Second
+)
+
+// settled waits, in a restart storm, until the bus instance of the job has
+// stayed up for the recovery's settle time. It reports false if ctx ended
+// first (the bus went down again, which cancels the recovery).
+func (e *Engine) settled(ctx context.Context, bus string, jr *jobRun) bool {
+	if jr.settle == 0 {
+		return true
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	since := e.bus(bus).since
+	e.mu.Unlock()
+	t := time.NewTimer(time.Until(since.Add(jr.settle)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// allExited returns a channel closed once every process of peers has
+// exited (or is known to be gone), or nil if that cannot be told: a peer
+// without a verified pid might be the app, alive.
+func allExited(ctx context.Context, peers []watcher.Peer) <-chan struct{} {
+	if len(peers) == 0 {
+		return nil
+	}
+	var procs []*process
+	for _, p := range peers {
+		proc, err := openProcess(p.PID, p.StartTime)
+		switch {
+		case err == nil:
+			procs = append(procs, proc)
+		case errors.Is(err, ErrGone), errors.Is(err, ErrNotSame):
+		default: // not ours, or unverifiable: it may live on
+			for _, q := range procs {
+				q.close()
+			}
+			return nil
+		}
+	}
+	done := make(chan struct{})
+	if len(procs) == 0 {
+		close(done)
+		return done
+	}
+	go func() {
+		defer func() {
+			for _, q := range procs {
+				q.close()
+			}
+		}()
+		for _, q := range procs {
+			// wait gives up at its limit; ctx ends it sooner.
+			for !q.wait(ctx, time.Minute) {
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+		close(done)
+	}()
+	return done
+}
+
+// recordCrash notes that the app of rule id, started by busmedic on bus
+// instance busID, exited while that bus stayed up: a crash for the restart
+// limit. An exit with the bus is not one.
+func (e *Engine) recordCrash(bus, busID, id string) {
+	if e.busLost(context.Background(), bus, busID) {
+		return
+	}
+	e.mu.Lock()
 	now := time.Now()
-	e.starts[id] = append(slices.DeleteFunc(e.starts[id], func(t time.Time) bool { return now.Sub(t) > 24*time.Hour }), now)
+	e.crashes[id] = append(slices.DeleteFunc(e.crashes[id], func(t time.Time) bool { return now.Sub(t) > 24*time.Hour }), now)
+	e.mu.Unlock()
+	e.log.Info("app crashed", "app", id, "bus", bus)
+	e.notifyChanged()
 }
 
 // relaunch stops what is left of the app (verified pid and start time
@@ -416,6 +522,16 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
 		default:
 			return result{outcome: Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
+		}
+	}
+	// The old copy's helpers go with it; the new copy starts its own.
+	for _, p := range pj.Helpers {
+		if p.PID <= 0 || ctx.Err() != nil {
+			continue
+		}
+		if err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout); err == nil {
+			e.log.Info("stopped a helper of the old copy", "app", pj.App, "pid", p.PID)
+			stopped = append(stopped, p.PID)
 		}
 	}
 	if ctx.Err() != nil {
@@ -457,17 +573,17 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	if err != nil {
 		return result{outcome: Failed, reason: err.Error()}
 	}
-	e.adopt(c)
+	busID := jr.busID
+	e.adopt(c, func() { e.recordCrash(bus, busID, r.ID) })
 	e.mu.Lock()
 	jr.started = c
 	e.mu.Unlock()
-	e.countStart(r.ID)
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
 	return e.ready(ctx, bus, jr, c, Relaunched)
 }
 
-// adopt records a started child until it exits.
-func (e *Engine) adopt(c *child) {
+// adopt records a started child until it exits, then calls exited if set.
+func (e *Engine) adopt(c *child, exited func()) {
 	e.mu.Lock()
 	e.children[c.pid] = c
 	e.mu.Unlock()
@@ -478,6 +594,9 @@ func (e *Engine) adopt(c *child) {
 		e.mu.Lock()
 		delete(e.children, c.pid)
 		e.mu.Unlock()
+		if exited != nil {
+			exited()
+		}
 	}()
 }
 
@@ -614,7 +733,6 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 	if len(signalled) == 0 {
 		return result{outcome: Failed, reason: "no process to signal: " + whyNotSignalled(last)}
 	}
-	e.countStart(r.ID)
 	// Follow the signalled processes as if they were ours: if the signal
 	// ends them instead of bringing the app back, the job fails at once
 	// rather than after ready_timeout.
@@ -677,8 +795,7 @@ func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	if err != nil {
 		return result{outcome: Failed, reason: "hook: " + err.Error()}
 	}
-	e.adopt(c)
-	e.countStart(r.ID)
+	e.adopt(c, nil)
 	t := time.NewTimer(r.ReadyTimeout)
 	defer t.Stop()
 	select {
@@ -726,6 +843,10 @@ func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
 // watchCasualties waits the casualty grace for unmatched peers to come
 // back, and records the ones that did not.
 func (e *Engine) watchCasualties(ctx context.Context, bus string, peers []watcher.Peer) {
+	defer func() {
+		e.casualtyChecks.Add(1)
+		e.notifyChanged()
+	}()
 	var candidates []watcher.Peer
 	uid := currentUID()
 	for _, p := range peers {
@@ -737,6 +858,10 @@ func (e *Engine) watchCasualties(ctx context.Context, bus string, peers []watche
 		return
 	}
 	isBack := func(b *busState, p watcher.Peer) bool {
+		// The bus starts it again at the next call to one of its names.
+		if len(p.Names) > 0 && !slices.ContainsFunc(p.Names, func(n string) bool { return !b.activatable[n] }) {
+			return true
+		}
 		for _, q := range b.peers {
 			if q.PID == p.PID && q.StartTime == p.StartTime {
 				return true

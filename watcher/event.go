@@ -25,7 +25,9 @@ const (
 	NameOwnerChanged
 	// PeerJoined: a connection appeared, or was found when connecting.
 	PeerJoined
-	// PeerLeft: a connection closed while the bus stayed up.
+	// PeerLeft: a connection closed. A daemon that shuts down in order
+	// closes its other connections before ours: their PeerLeft comes just
+	// before the Down, whose Peers still lists them.
 	PeerLeft
 	// Outdated: the bus daemon runs code that was replaced on disk after
 	// it started, as after a security update of dbus; restarting the bus
@@ -87,8 +89,12 @@ type Event struct {
 	// Files is, for Outdated, the daemon's files seen replaced on disk.
 	Files []string `json:"files,omitempty"`
 	// Peers is, for Down and Restarted, who was on the bus just before it
-	// went down, sorted by unique name.
+	// went down, sorted by unique name. It includes the peers a daemon that
+	// shut down in order disconnected before us: their PeerLeft came first.
 	Peers []Peer `json:"peers,omitempty"`
+	// Activatable is, for Up, the names the bus can start on demand
+	// (ListActivatableNames), sorted; nil with UpDownOnly.
+	Activatable []string `json:"activatable,omitempty"`
 
 	// OldID and Downtime are set for Restarted.
 	OldID    string        `json:"old_id,omitempty"`

@@ -28,6 +28,9 @@ type Peer struct {
 	Argv []string `json:"argv,omitempty"`
 	// Cwd is the process's working directory.
 	Cwd string `json:"cwd,omitempty"`
+	// PPID is the parent's process id when the peer was seen: it tells
+	// the helpers an app started (a panel's plugins) from other programs.
+	PPID int `json:"ppid,omitempty"`
 	// StartTime is the process start time in clock ticks since boot, as in
 	// field 22 of /proc/PID/stat. With PID it identifies the process across
 	// pid reuse; 0 if unknown.
@@ -86,8 +89,8 @@ func baseName(path string) string {
 	return path
 }
 
-// ProcessInfo fills the process fields of a Peer (PID, UID, Exe, Argv, Cwd,
-// StartTime) from /proc. It returns an error only when the process does not
+// ProcessInfo fills the process fields of a Peer (PID, PPID, UID, Exe, Argv,
+// Cwd, StartTime) from /proc. It returns an error only when the process does not
 // exist; fields that are not readable (another user's process) stay empty.
 func ProcessInfo(pid int) (Peer, error) {
 	p := Peer{PID: pid, UID: -1}
@@ -104,7 +107,7 @@ func ProcessInfo(pid int) (Peer, error) {
 			return p, fmt.Errorf("process info for pid %d: %w", pid, err)
 		}
 	} else {
-		p.StartTime = stat.Starttime
+		p.StartTime, p.PPID = stat.Starttime, stat.PPID
 	}
 	if st, err := proc.NewStatus(); err == nil {
 		p.UID = int(st.UIDs[0])

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -58,6 +59,10 @@ type Watcher struct {
 	// place and its first check done; tests wait on it, since nothing on
 	// the bus tells it.
 	filesWatched func()
+
+	// unconfirmed counts the losses the bus has not confirmed yet (see
+	// departures); tests wait for it to drop to zero.
+	unconfirmed atomic.Int32
 
 	mu    sync.Mutex
 	up    bool
@@ -193,7 +198,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	conn.Signal(signals)
 	own := conn.Names()[0]
 
-	id, daemon, err := w.setup(ctx, conn)
+	id, daemon, activatable, err := w.setup(ctx, conn)
 	if err != nil {
 		// The bus went away during setup: the next dial decides what it is.
 		w.log.Debug("bus setup failed", "err", err)
@@ -207,7 +212,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	w.mu.Lock()
 	w.up, w.id, w.peers = true, id, map[string]*Peer{}
 	w.mu.Unlock()
-	emit(Event{Kind: Up, Time: upAt, ID: id, Peer: daemon})
+	emit(Event{Kind: Up, Time: upAt, ID: id, Peer: daemon, Activatable: activatable})
 	if h.down && h.lastID != "" && h.lastID != id {
 		w.log.Info("bus restarted", "old_id", h.lastID, "id", id, "downtime", upAt.Sub(h.downAt))
 		emit(Event{Kind: Restarted, Time: upAt, ID: id, OldID: h.lastID, Downtime: upAt.Sub(h.downAt), Peers: h.lastSeen})
@@ -227,6 +232,17 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 		}
 	}
 
+	// Departures are confirmed by a round trip to the bus daemon: see
+	// departures.
+	deps := departures{conn: conn}
+	report := func(sig *dbus.Signal) {
+		if e, ok := w.apply(ctx, conn, own, sig); ok {
+			e.ID = id
+			deps.record(e)
+			w.unconfirmed.Store(deps.count())
+			emit(e)
+		}
+	}
 	done := conn.Context().Done()
 	for {
 		select {
@@ -234,21 +250,21 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 			w.markDown()
 			return
 		case <-done:
-			w.drain(ctx, conn, own, id, signals, emit)
-			w.reportDown(h, id, emit)
+			w.drain(signals, report)
+			w.reportDown(h, id, deps.unconfirmed(), emit)
 			return
 		case sig, ok := <-signals:
 			if !ok {
-				w.reportDown(h, id, emit)
+				w.reportDown(h, id, deps.unconfirmed(), emit)
 				return
 			}
 			if w.upDown {
 				continue
 			}
-			if e, ok := w.apply(ctx, conn, own, sig); ok {
-				e.ID = id
-				emit(e)
-			}
+			report(sig)
+		case call := <-deps.answered():
+			deps.confirm(call)
+			w.unconfirmed.Store(deps.count())
 		case e := <-outdated:
 			e.ID = id
 			emit(e)
@@ -257,8 +273,9 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 }
 
 // drain applies the signals that arrived before the connection broke, so
-// that the Down snapshot holds the last state the bus told us about.
-func (w *Watcher) drain(ctx context.Context, conn *dbus.Conn, own, id string, signals <-chan *dbus.Signal, emit func(Event)) {
+// that the Down snapshot holds the last state the bus told us about. During
+// an orderly shutdown these are the daemon's goodbyes for its other peers.
+func (w *Watcher) drain(signals <-chan *dbus.Signal, report func(*dbus.Signal)) {
 	if w.upDown {
 		return
 	}
@@ -268,10 +285,7 @@ func (w *Watcher) drain(ctx context.Context, conn *dbus.Conn, own, id string, si
 			if !ok {
 				return
 			}
-			if e, ok := w.apply(ctx, conn, own, sig); ok {
-				e.ID = id
-				emit(e)
-			}
+			report(sig)
 		default:
 			return
 		}
@@ -286,9 +300,9 @@ func (w *Watcher) markDown() []Peer {
 	return snap
 }
 
-func (w *Watcher) reportDown(h *history, id string, emit func(Event)) {
+func (w *Watcher) reportDown(h *history, id string, gone []Peer, emit func(Event)) {
 	now := time.Now()
-	snap := w.markDown()
+	snap := mergePeers(w.markDown(), gone)
 	reason := w.downReason()
 	w.log.Warn("bus down", "id", id, "reason", reason, "peers", len(snap))
 	h.down, h.downAt, h.lastSeen = true, now, snap
@@ -313,7 +327,7 @@ func (w *Watcher) downReason() string {
 // setup subscribes to name changes and reads the bus id and who the bus
 // daemon is. The match comes first so that no change between the inventory
 // and the subscription is missed.
-func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, *Peer, error) {
+func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (id string, daemon *Peer, activatable []string, err error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if !w.upDown {
@@ -322,19 +336,23 @@ func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, *Peer, er
 			dbus.WithMatchInterface(busName),
 			dbus.WithMatchMember("NameOwnerChanged"))
 		if err != nil {
-			return "", nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
+			return "", nil, nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
 		}
 	}
-	var id string
 	if err := conn.BusObject().CallWithContext(cctx, busName+".GetId", 0).Store(&id); err != nil {
-		return "", nil, fmt.Errorf("GetId: %w", err)
+		return "", nil, nil, fmt.Errorf("GetId: %w", err)
 	}
 	if w.upDown {
-		return id, nil, nil
+		return id, nil, nil, nil
+	}
+	// Who the bus starts on demand is not a casualty when it stays away:
+	// the bus brings it back at the next call.
+	if err := conn.BusObject().CallWithContext(cctx, busName+".ListActivatableNames", 0).Store(&activatable); err == nil {
+		activatable = slices.DeleteFunc(activatable, func(n string) bool { return n == busName })
+		slices.Sort(activatable)
 	}
 	// The daemon's process tells how the bus was started (systemd,
 	// dbus-launch...) and whether its binary was updated since.
-	var daemon *Peer
 	var pid uint32
 	if err := conn.BusObject().CallWithContext(cctx, busName+".GetConnectionUnixProcessID", 0, busName).Store(&pid); err == nil && pid > 0 {
 		p, err := ProcessInfo(int(pid))
@@ -344,7 +362,7 @@ func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (string, *Peer, er
 		p.UniqueName, p.Names = busName, []string{busName}
 		daemon = &p
 	}
-	return id, daemon, nil
+	return id, daemon, activatable, nil
 }
 
 // inventory lists the peers on a fresh connection and records them.

@@ -26,6 +26,9 @@ import (
 // InstallHint is the command that installs what this package needs.
 const InstallHint = "apt-get install -y dbus-daemon dbus-bin"
 
+// stockConfig is the session configuration dbus-daemon ships.
+const stockConfig = "/usr/share/dbus-1/session.conf"
+
 // waitLimit bounds every wait on the daemon: a test that hangs tells why.
 const waitLimit = 20 * time.Second
 
@@ -35,6 +38,7 @@ type Bus struct {
 	dir       string
 	transport string
 	busType   string
+	stock     bool // Stock: the distribution's session.conf
 	binary    string
 	copied    bool // binary is a private copy of original (CopiedBinary)
 	original  string
@@ -59,6 +63,12 @@ func TCP() Option { return func(b *Bus) { b.transport = "tcp" } }
 // SystemType runs the bus with <type>system</type>, as a stand-in system bus.
 func SystemType() Option { return func(b *Bus) { b.busType = "system" } }
 
+// Stock runs the bus with the distribution's own session configuration
+// (/usr/share/dbus-1/session.conf, with the services it can activate),
+// listening at the test's address: the bus as a desktop session has it.
+// It suits path and abstract buses of the session type.
+func Stock() Option { return func(b *Bus) { b.stock = true } }
+
 // CopiedBinary runs a private copy of dbus-daemon, which Update replaces as
 // a package upgrade would.
 func CopiedBinary() Option { return func(b *Bus) { b.copied = true } }
@@ -70,6 +80,9 @@ func New(t testing.TB, opts ...Option) *Bus {
 	b := &Bus{t: t, transport: "path", busType: "session"}
 	for _, o := range opts {
 		o(b)
+	}
+	if b.stock && (b.transport == "tcp" || b.busType != "session") {
+		t.Fatal("bustest: Stock is the session configuration, for unix sockets only")
 	}
 	path, err := exec.LookPath("dbus-daemon")
 	if err != nil {
@@ -191,7 +204,11 @@ func (b *Bus) Start() {
 	if err := os.WriteFile(config, []byte(b.config()), 0o600); err != nil {
 		b.t.Fatalf("bustest: %v", err)
 	}
-	cmd := exec.Command(b.binary, "--config-file="+config, "--nofork", "--nopidfile", "--nosyslog", "--print-address=1")
+	args := []string{"--config-file=" + config}
+	if b.stock {
+		args = []string{"--config-file=" + stockConfig, "--address=" + b.listen}
+	}
+	cmd := exec.Command(b.binary, append(args, "--nofork", "--nopidfile", "--nosyslog", "--print-address=1")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

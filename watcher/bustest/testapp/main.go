@@ -9,6 +9,9 @@
 //	           take its names again, like a program whose reload signal
 //	           makes it reconnect (SIGUSR1 while connected does nothing)
 //
+// With -spawn NAME it starts a second testapp, its child, that owns NAME and
+// exits with its bus, like a panel's plugin process.
+//
 // With -after NAME it exits with status 3 at start unless NAME is on the bus,
 // like a program that needs a service. With -chatter N it writes N bytes of
 // log lines to stderr at start, like a chatty program. It prints "ready"
@@ -20,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -40,6 +44,7 @@ func main() {
 	after := flag.String("after", "", "name that must be on the bus at start")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	chatter := flag.Int("chatter", 0, "bytes of log lines to write to stderr at start")
+	spawn := flag.String("spawn", "", "name a child testapp owns")
 	flag.Parse()
 	if *chatter > 0 {
 		// One write: a log cut between two lines of it is not the test's.
@@ -71,6 +76,17 @@ func main() {
 			fmt.Fprintf(os.Stderr, "testapp: %s is not on the bus\n", *after)
 			os.Exit(3)
 		}
+	}
+	if *spawn != "" {
+		// Its own session would make it no helper of ours; it stays in
+		// our process group, but reaps itself: we do not wait for it.
+		child := exec.Command(os.Args[0], "-name", *spawn, "-mode", "exit")
+		child.Stderr = os.Stderr
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "testapp: spawn:", err)
+			os.Exit(2)
+		}
+		go child.Wait()
 	}
 	fmt.Println("ready")
 	for {

@@ -1,0 +1,93 @@
+package relaunch
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// A libdbus service (dbus-test-tool echo exits as soon as its bus goes) with
+// a rule and the default grace: after an orderly stop of the bus (SIGTERM,
+// as systemd and package scripts do, with the daemon's goodbyes for every
+// peer) as after a SIGKILL, it is relaunched at once, answers on the new
+// bus, and nobody is listed as fallen off.
+func TestOrderlyStopRecovers(t *testing.T) {
+	const tool = "/usr/bin/dbus-test-tool"
+	if _, err := os.Stat(tool); err != nil {
+		t.Fatalf("%s not installed (apt-get install dbus-tests): %v", tool, err)
+	}
+	h := newHarness(t, `
+[[app]]
+id = "echo"
+names = ["org.example.Echo"]
+exec = ["/usr/bin/dbus-test-tool", "echo", "--name=org.example.Echo"]
+`)
+	startProgram(t, h.bus, tool, "echo", "--name=org.example.Echo")
+	pid := h.waitOwner("org.example.Echo", 0)
+	for _, tc := range []struct {
+		name string
+		stop func()
+	}{
+		{"SIGTERM", h.bus.Stop},
+		{"SIGKILL", h.bus.Kill},
+		{"SIGTERM again", h.bus.Stop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.t = t
+			defer func() { h.t = t }()
+			tc.stop()
+			h.bus.Start()
+			rec := h.waitRecovery(h.waitUp())
+			j := jobOf(t, rec, "echo")
+			if j.Outcome != Relaunched || !strings.Contains(j.Reason, "no grace") {
+				t.Errorf("echo: %s %q, want relaunched at once (it had exited)", j.Outcome, j.Reason)
+			}
+			pid = h.waitOwner("org.example.Echo", pid)
+			if procs := countProcs(t, func(argv []string) bool { return len(argv) > 1 && argv[0] == tool && argv[1] == "echo" }); len(procs) != 1 {
+				t.Errorf("dbus-test-tool echo: processes %v, want one", procs)
+			}
+			if st := h.eng.Status(); len(st.Casualties) != 0 {
+				t.Errorf("casualties %+v, want none", st.Casualties)
+			}
+		})
+	}
+}
+
+// A helper process the app started (a panel's plugin) falls with it and
+// is no casualty; nor is a peer whose name the bus can start on demand.
+func TestNoFalseCasualties(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "parent"
+names = ["org.example.Parent"]
+exec = ["TESTAPP", "-name", "org.example.Parent", "-mode", "exit", "-spawn", "org.example.Child"]
+grace = "100ms"
+`)
+	parent := h.bus.StartApp("-name", "org.example.Parent", "-mode", "exit", "-spawn", "org.example.Child")
+	h.waitOwner("org.example.Parent", 0)
+	child := h.waitOwner("org.example.Child", 0)
+	h.until("the child seen with its parent", func() bool {
+		for _, p := range h.peers {
+			if p.PID == child {
+				return p.PPID == parent.PID()
+			}
+		}
+		return false
+	})
+	checks := h.eng.casualtyChecks.Load()
+	for _, stop := range []func(){h.bus.Stop, h.bus.Kill} {
+		stop()
+		h.bus.Start()
+		rec := h.waitRecovery(h.waitUp())
+		if j := jobOf(t, rec, "parent"); j.Outcome != Relaunched {
+			t.Errorf("parent: %s %q", j.Outcome, j.Reason)
+		}
+		child = h.waitOwner("org.example.Child", child)
+		// The casualty grace passes with nothing listed.
+		h.until("the casualty check", func() bool { return h.eng.casualtyChecks.Load() >= checks+1 })
+		checks = h.eng.casualtyChecks.Load()
+		if st := h.eng.Status(); len(st.Casualties) != 0 {
+			t.Errorf("casualties %+v, want none (the child is the parent's)", st.Casualties)
+		}
+	}
+}
