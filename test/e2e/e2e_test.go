@@ -14,10 +14,11 @@ import (
 	"time"
 )
 
-// TestSession runs session.sh: dunst and a tray registry die with a killed
-// session bus; busmedic brings them back, its tray icon registers again,
-// and busmedic history tells it. The script waits on conditions with
-// deadlines of its own; this deadline only stops a hung script.
+// TestSession runs session.sh: dunst and xfce4-panel die with their session
+// bus, stopped with SIGTERM and then killed with SIGKILL; busmedic brings
+// them back, its tray item registers with the new panel, the icon says all
+// is well and busmedic history tells it. The script waits on conditions
+// with deadlines of its own; this deadline only stops a hung script.
 func TestSession(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "busmedic")
 	build := exec.Command("go", "build", "-o", bin, "busmedic/cmd/busmedic")
