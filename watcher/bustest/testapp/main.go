@@ -9,6 +9,10 @@
 //	           take its names again, like a program whose reload signal
 //	           makes it reconnect (SIGUSR1 while connected does nothing)
 //
+// With -notifications it serves org.freedesktop.Notifications and keeps every
+// notification open until it is closed by its sender, as a notification
+// server does for a persistent one (it also owns that name).
+//
 // With -spawn NAME it starts a second testapp, its child, that owns NAME and
 // exits with its bus, like a panel's plugin process.
 //
@@ -26,6 +30,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +50,11 @@ func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	chatter := flag.Int("chatter", 0, "bytes of log lines to write to stderr at start")
 	spawn := flag.String("spawn", "", "name a child testapp owns")
+	notifications := flag.Bool("notifications", false, "serve org.freedesktop.Notifications, keeping notifications open")
 	flag.Parse()
+	if *notifications {
+		own = append(own, notifyName)
+	}
 	if *chatter > 0 {
 		// One write: a log cut between two lines of it is not the test's.
 		line := "testapp: something worth a warning happened, again\n"
@@ -65,7 +74,7 @@ func main() {
 	if *mode == "signal" {
 		signal.Notify(usr1, syscall.SIGUSR1)
 	}
-	conn, err := connect(own)
+	conn, err := connect(own, *notifications)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
 		os.Exit(2)
@@ -113,7 +122,7 @@ func main() {
 			select {} // with -ignore-term only SIGKILL ends it
 		case "reconnect":
 			for {
-				if conn, err = connect(own); err == nil {
+				if conn, err = connect(own, *notifications); err == nil {
 					fmt.Println("ready")
 					break
 				}
@@ -134,7 +143,7 @@ func main() {
 					}
 				}
 				reload = false
-				if conn, err = connect(own); err == nil {
+				if conn, err = connect(own, *notifications); err == nil {
 					fmt.Println("ready")
 					break
 				}
@@ -144,10 +153,18 @@ func main() {
 	}
 }
 
-func connect(own []string) (*dbus.Conn, error) {
+func connect(own []string, notifications bool) (*dbus.Conn, error) {
 	conn, err := dbus.ConnectSessionBus()
 	if err != nil {
 		return nil, err
+	}
+	if notifications {
+		// Exported before the name is taken: a client that sees the name
+		// can call at once.
+		if err := conn.Export(&notifyServer{}, notifyPath, notifyName); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("export notifications: %w", err)
+		}
 	}
 	for _, n := range own {
 		reply, err := conn.RequestName(n, dbus.NameFlagDoNotQueue)
@@ -161,4 +178,35 @@ func connect(own []string) (*dbus.Conn, error) {
 		}
 	}
 	return conn, nil
+}
+
+const (
+	notifyName = "org.freedesktop.Notifications"
+	notifyPath = dbus.ObjectPath("/org/freedesktop/Notifications")
+)
+
+// notifyServer is a notification server that shows nothing and closes a
+// notification only when asked to.
+type notifyServer struct {
+	mu   sync.Mutex
+	last uint32
+}
+
+func (n *notifyServer) Notify(app string, replaces uint32, icon, summary, body string, actions []string,
+	hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.last++
+	fmt.Fprintf(os.Stderr, "testapp: notification %d: %s: %s\n", n.last, summary, body)
+	return n.last, nil
+}
+
+func (n *notifyServer) CloseNotification(id uint32) *dbus.Error { return nil }
+
+func (n *notifyServer) GetCapabilities() ([]string, *dbus.Error) {
+	return []string{"actions", "body", "persistence"}, nil
+}
+
+func (n *notifyServer) GetServerInformation() (string, string, string, string, *dbus.Error) {
+	return "testapp", "busmedic", "1", "1.2", nil
 }
