@@ -1,103 +1,459 @@
 package relaunch
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"busmedic/appdb"
+	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
 
-// BenchmarkRecovery measures, for N exit-mode fixture apps, the time from
-// the new bus accepting connections to the last app's name back on it; and
-// beside it the floor: the same N fixtures started directly, in parallel,
-// until their names are on the bus. ratio = recovery / floor.
+// The recovery benchmarks measure what users get after a bus restart, with
+// the default rules (the default grace: the engine skips it for an app
+// whose processes have all exited, as these apps' have). Each iteration
+// restarts the bus twice, alternating SIGTERM (even iterations) and SIGKILL
+// (odd ones), and times from the moment the new daemon accepts connections
+// (Start has returned) to every app's names on the new bus:
+//
+//   - floor: the engine is paused (its jobs end skipped) and the benchmark
+//     starts the apps itself, at once and in parallel;
+//   - recovery: the apps the floor started fall with the bus and the real
+//     watcher and engine bring them back.
+//
+// Names are seen through the same watcher in both. ratio = recovery / floor
+// (means over the iterations). Beside them, for the recoveries: ms/watcher
+// is from the new daemon accepting to the engine handling Restarted (the
+// watcher's reconnect; negative when the watcher was in before Start
+// returned), ms/plan from there to the last job starting, ms/old-exit how
+// long after that moment the last of the old processes exited (the engine
+// waits for it before relaunching).
+
+// BenchmarkRecovery runs the recovery benchmark for N fixture apps
+// (watcher/bustest/testapp -mode exit, each owning one name, one rule
+// each), on the distribution's session configuration.
 func BenchmarkRecovery(b *testing.B) {
 	for _, n := range []int{1, 10, 50} {
-		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) { benchRecovery(b, n) })
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			app := bustest.TestApp(b)
+			apps := make([]benchApp, n)
+			for i := range apps {
+				name := fmt.Sprintf("org.example.Bench%d", i)
+				apps[i] = benchApp{id: fmt.Sprintf("bench%d", i), names: []string{name},
+					argv: []string{app, "-name", name, "-mode", "exit"}}
+			}
+			benchRestarts(b, apps, func() (benchBus, []string) {
+				bus := bustest.New(b, bustest.Stock())
+				return bus, bus.Env()
+			})
+		})
 	}
 }
 
-func benchRecovery(b *testing.B, n int) {
-	var rules strings.Builder
-	names := make([]string, n)
-	for i := range n {
-		names[i] = fmt.Sprintf("org.example.Bench%d", i)
-		fmt.Fprintf(&rules, "[[app]]\nid = \"bench%d\"\nnames = [%q]\nexec = [\"TESTAPP\", \"-name\", %q, \"-mode\", \"exit\"]\ngrace = \"0s\"\nmax_restarts = 1000\n\n", i, names[i], names[i])
+// benchApp is one app of a recovery benchmark.
+type benchApp struct {
+	id    string
+	names []string // the rule's names: the app is back when all are owned
+	argv  []string // the rule's exec, and what the floor starts
+	// ready are further names the app owns once it is fully up (the
+	// panel's notification area, which a plugin process of its own serves,
+	// seconds later). Before each bus stop the benchmark waits for them,
+	// untimed, so that the stop takes down the whole app.
+	ready []string
+}
+
+// rules returns the rules of apps, with every default.
+func benchRules(apps []benchApp) string {
+	var s strings.Builder
+	s.WriteString("version = 1\n")
+	for _, a := range apps {
+		fmt.Fprintf(&s, "\n[[app]]\nid = %q\nnames = %s\nexec = %s\n", a.id, tomlList(a.names), tomlList(a.argv))
 	}
-	h := newHarness(b, rules.String(), func(c *Config, _ *bustest.Bus) { c.Concurrency = 8 })
-	app := bustest.TestApp(b)
-	allBack := func() bool {
-		for _, name := range names {
-			if _, ok := h.owners[name]; !ok {
-				return false
-			}
+	return s.String()
+}
+
+func tomlList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// benchBus is a bus daemon a benchmark restarts: a bustest.Bus, or an
+// ownBus (bench_real_test.go).
+type benchBus interface {
+	Start()
+	Stop()
+	Kill()
+	Running() bool
+	Address() string
+}
+
+// benchSetup starts a bus for a benchmark session and returns it with the
+// base environment of the apps (without the bus address).
+type benchSetup func() (benchBus, []string)
+
+// benchRestarts runs the benchmark described at the top of this file.
+//
+// The engine's storm guard (stormRestarts restarts within stormWindow)
+// would hold every job for stormSettle once a bus restarts that often, so a
+// session (a bus, a watcher and an engine) serves a few iterations only,
+// then the benchmark ends it and starts another, untimed.
+func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
+	var s *benchSession
+	defer func() {
+		if s != nil {
+			s.close()
 		}
-		return true
+	}()
+	var floor, recovery, watch, plan, oldExit time.Duration
+	var floorReady, recoveryReady time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		if s == nil || s.restarts+2 >= stormRestarts {
+			b.StopTimer()
+			if s != nil {
+				s.close()
+			}
+			s = newBenchSession(b, apps, setup)
+			b.StartTimer()
+		}
+		term := i%2 == 0
+
+		f, fr := s.floor(term)
+		floor += f
+		floorReady += fr
+
+		r := s.recovery(term)
+		recovery += r.took
+		recoveryReady += r.ready
+		watch += r.watch
+		plan += r.plan
+		oldExit += r.oldExit
 	}
-	// The floor: start the N fixtures directly, in parallel, and wait for
-	// their names. They then serve as the apps the next recovery brings
-	// back (they exit with the bus).
-	var reap sync.WaitGroup
-	defer reap.Wait()
-	floor := func() time.Duration {
-		start := time.Now()
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				cmd := exec.Command(app, "-name", names[i], "-mode", "exit")
-				cmd.Env = h.bus.Env()
-				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-				if err := cmd.Start(); err != nil {
-					b.Error(err)
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d/time.Duration(b.N)) / 1e6 }
+	b.ReportMetric(0, "ns/op") // both halves and the set-up: meaningless
+	b.ReportMetric(ms(floor), "ms/floor")
+	b.ReportMetric(ms(recovery), "ms/recovery")
+	b.ReportMetric(float64(recovery)/float64(floor), "ratio")
+	b.ReportMetric(ms(watch), "ms/watcher")
+	b.ReportMetric(ms(plan), "ms/plan")
+	b.ReportMetric(ms(oldExit), "ms/old-exit")
+	if slices.ContainsFunc(apps, func(a benchApp) bool { return len(a.ready) > 0 }) {
+		b.ReportMetric(ms(floorReady), "ms/floor-ready")
+		b.ReportMetric(ms(recoveryReady), "ms/recovery-ready")
+	}
+}
+
+// benchSession is a bus with a real watcher and engine on it, as
+// newHarness makes, but one that a benchmark can end before the next.
+type benchSession struct {
+	b    *testing.B
+	bus  benchBus
+	env  []string
+	apps []benchApp
+	h    *harness
+	// restarts counts the bus restarts the engine has seen.
+	restarts int
+	stop     func()
+	once     sync.Once
+
+	// direct are the processes the floor started; last are those of
+	// the last floor.
+	direct []*directProc
+	last   []*directProc
+}
+
+// directProc is an app the benchmark started.
+type directProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	at     time.Time // when it exited; set before exited is closed
+}
+
+func newBenchSession(b *testing.B, apps []benchApp, setup benchSetup) *benchSession {
+	b.Helper()
+	bus, env := setup()
+	set := parseRules(b, benchRules(apps))
+	h := &harness{t: b, dir: b.TempDir(), owners: map[string]string{},
+		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}
+	h.eng = New(Config{
+		Rules:         func() *appdb.Set { return set },
+		Env:           func() []string { return env },
+		StateDir:      h.dir,
+		Logger:        testLogger(b),
+		CasualtyGrace: 500 * time.Millisecond,
+		Concurrency:   8,
+	})
+	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(testLogger(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	raw := make(chan watcher.Event, 256)
+	events := make(chan watcher.Event, 256)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx, raw) })
+	wg.Go(func() {
+		defer close(events)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-raw:
+				h.observe(ev)
+				select {
+				case events <- ev:
+				case <-ctx.Done():
 					return
 				}
-				reap.Go(func() { cmd.Wait() })
-			})
+			}
 		}
-		wg.Wait()
-		h.until("all fixtures started directly", allBack)
-		return time.Since(start)
-	}
+	})
+	runErr := make(chan error, 1)
+	go func() { runErr <- h.eng.Run(ctx, events) }()
+	s := &benchSession{b: b, bus: bus, env: env, apps: apps, h: h,
+		stop: func() { cancel(); wg.Wait(); <-runErr }}
+	b.Cleanup(s.close)
+	h.waitUp()
+	// The first apps, for the first stop to take down.
+	s.startDirect()
+	h.until("every app started directly", s.allBack)
+	s.waitReady()
+	return s
+}
 
-	var recovery, floorTotal time.Duration
-	b.ResetTimer()
-	for range b.N {
-		floorTotal += floor()
-		b.StopTimer()
-		h.bus.Kill()
-		b.StartTimer()
-		h.bus.Start() // returns once the new daemon accepts connections
-		t0 := time.Now()
-		id := h.waitUp()
-		h.until("every app back", allBack)
-		recovery += time.Since(t0)
-		b.StopTimer()
-		h.waitRecovery(id)
-		// Free the names for the next floor; the bus stays up, so this is
-		// no recovery.
-		for _, c := range h.eng.runningChildren() {
+// close ends the watcher and the engine, the bus, and every process that
+// has the bus's address in its environment: the apps, their helpers, the
+// services the bus started.
+func (s *benchSession) close() {
+	s.once.Do(func() {
+		s.stop()
+		for _, c := range s.h.eng.runningChildren() {
 			syscall.Kill(c.pid, syscall.SIGKILL)
 			<-c.exited
 		}
-		h.until("the recovered apps gone", func() bool { return !anyOwned(h, names) })
-		b.StartTimer()
-	}
-	b.StopTimer()
-	per, perFloor := recovery/time.Duration(b.N), floorTotal/time.Duration(b.N)
-	b.ReportMetric(float64(per.Microseconds())/1000, "ms/recovery")
-	b.ReportMetric(float64(perFloor.Microseconds())/1000, "ms/floor")
-	b.ReportMetric(float64(per)/float64(perFloor), "ratio")
+		for _, p := range s.direct {
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if s.bus.Running() {
+			s.bus.Kill()
+		}
+		killOnBus(s.b, s.bus.Address())
+		if s.b.Failed() {
+			s.dumpLogs()
+		}
+	})
 }
 
-func anyOwned(h *harness, names []string) bool {
-	for _, name := range names {
-		if _, ok := h.owners[name]; ok {
-			return true
+// dumpLogs shows the end of the apps' output: of the floor's starts and of
+// the engine's.
+func (s *benchSession) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(s.h.dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(s.h.dir, "logs", "*.log"))
+	for _, l := range append(logs, more...) {
+		b, _ := os.ReadFile(l)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		s.b.Logf("--- %s:\n%s", l, b)
+	}
+}
+
+func (s *benchSession) allBack() bool {
+	for _, a := range s.apps {
+		for _, n := range a.names {
+			if _, ok := s.h.owners[n]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *benchSession) allReady() bool {
+	for _, a := range s.apps {
+		for _, n := range a.ready {
+			if _, ok := s.h.owners[n]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *benchSession) waitReady() { s.h.until("every app fully up", s.allReady) }
+
+// cycle stops the bus with SIGTERM or SIGKILL and starts it again, and
+// returns the moment the new daemon accepts connections.
+func (s *benchSession) cycle(term bool) time.Time {
+	if term {
+		s.bus.Stop()
+	} else {
+		s.bus.Kill()
+	}
+	s.bus.Start()
+	s.restarts++
+	return time.Now()
+}
+
+// startDirect starts every app, in parallel, as the engine would: in a
+// session of its own, output to a file.
+func (s *benchSession) startDirect() {
+	env := append(s.env[:len(s.env):len(s.env)], "DBUS_SESSION_BUS_ADDRESS="+s.bus.Address())
+	procs := make([]*directProc, len(s.apps))
+	var wg sync.WaitGroup
+	for i, a := range s.apps {
+		wg.Go(func() {
+			out, err := os.OpenFile(filepath.Join(s.h.dir, a.id+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				s.b.Error(err)
+				return
+			}
+			defer out.Close()
+			cmd := exec.Command(a.argv[0], a.argv[1:]...)
+			cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := cmd.Start(); err != nil {
+				s.b.Error(err)
+				return
+			}
+			p := &directProc{cmd: cmd, exited: make(chan struct{})}
+			go func() { cmd.Wait(); p.at = time.Now(); close(p.exited) }()
+			procs[i] = p
+		})
+	}
+	wg.Wait()
+	if s.b.Failed() {
+		s.b.FailNow()
+	}
+	s.direct = append(s.direct, procs...)
+	s.last = procs
+}
+
+// floor restarts the bus with the engine paused, starts the apps itself
+// and returns how long from the new bus accepting connections to every
+// app's names, and to every app fully up.
+func (s *benchSession) floor(term bool) (took, ready time.Duration) {
+	s.h.eng.Pause()
+	t0 := s.cycle(term)
+	s.startDirect()
+	id := s.h.waitUp()
+	s.h.until("every app started directly", s.allBack)
+	took = time.Since(t0)
+	rec := s.h.waitRecovery(id)
+	for _, j := range rec.Jobs {
+		if j.Outcome != Skipped {
+			s.b.Fatalf("floor: job %s %s %q, want skipped (paused)", j.App, j.Outcome, j.Reason)
+		}
+	}
+	s.h.eng.Resume()
+	s.waitReady()
+	return took, time.Since(t0)
+}
+
+// recoveryTimes are one recovery's durations, all from the moment the new
+// bus accepted connections (see the top of this file).
+type recoveryTimes struct {
+	took, ready, watch, plan, oldExit time.Duration
+}
+
+// recovery restarts the bus and lets the engine bring the apps back.
+func (s *benchSession) recovery(term bool) recoveryTimes {
+	t0 := s.cycle(term)
+	id := s.h.waitUp()
+	s.h.until("every app back", s.allBack)
+	var r recoveryTimes
+	r.took = time.Since(t0)
+	rec := s.h.waitRecovery(id)
+	s.waitReady()
+	r.ready = time.Since(t0)
+	r.watch = rec.Started.Sub(t0)
+	var last time.Time
+	for _, a := range s.apps {
+		j := jobOf(s.b, rec, a.id)
+		if j.Outcome != Relaunched {
+			s.b.Fatalf("recovery: job %s %s %q, want relaunched; status: %s", j.App, j.Outcome, j.Reason, s.h.statusString())
+		}
+		if j.Started.After(last) {
+			last = j.Started
+		}
+	}
+	r.plan = last.Sub(rec.Started)
+	for _, p := range s.last {
+		<-p.exited // they fell with the bus
+		if d := p.at.Sub(t0); d > r.oldExit {
+			r.oldExit = d
+		}
+	}
+	return r
+}
+
+// killOnBus kills every process of ours whose session bus (or activating
+// bus) is addr, and waits for each to exit.
+func killOnBus(t testing.TB, addr string) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !onBus(env, addr) {
+			continue
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err == nil {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			for {
+				n, err := unix.Poll(fds, int(waitLimit/time.Millisecond))
+				if err == unix.EINTR {
+					continue
+				}
+				if n == 0 {
+					t.Errorf("pid %d still runs %s after SIGKILL", pid, waitLimit)
+				}
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+}
+
+// onBus reports whether the environment block env names addr (possibly
+// followed by more of the address, such as its guid) as the session bus or
+// the bus that started the process.
+func onBus(env []byte, addr string) bool {
+	for kv := range bytes.SplitSeq(env, []byte{0}) {
+		for _, key := range []string{"DBUS_SESSION_BUS_ADDRESS=", "DBUS_STARTER_ADDRESS="} {
+			if v, ok := bytes.CutPrefix(kv, []byte(key)); ok {
+				if rest, ok := bytes.CutPrefix(v, []byte(addr)); ok && (len(rest) == 0 || rest[0] == ',') {
+					return true
+				}
+			}
 		}
 	}
 	return false

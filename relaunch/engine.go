@@ -52,9 +52,11 @@ type Config struct {
 	CasualtyGrace time.Duration
 
 	// logLimit and logEvery stand in for the constants logLimit and
-	// logCheckEvery in tests.
-	logLimit int64
-	logEvery time.Duration
+	// logCheckEvery in tests, stormRestarts and stormSettle for theirs.
+	logLimit      int64
+	logEvery      time.Duration
+	stormRestarts int
+	stormSettle   time.Duration
 }
 
 // Notifier shows a desktop notification and returns the key of the action
@@ -152,6 +154,12 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.logEvery <= 0 {
 		cfg.logEvery = logCheckEvery
+	}
+	if cfg.stormRestarts <= 0 {
+		cfg.stormRestarts = stormRestarts
+	}
+	if cfg.stormSettle <= 0 {
+		cfg.stormSettle = stormSettle
 	}
 	e := &Engine{
 		cfg:       cfg,

@@ -56,3 +56,54 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A history that cannot be written is reported once per kind of failure,
+// not at every recovery, until a line is written again.
+func TestHistoryFailureReportedOnce(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(state, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := historyLog{path: filepath.Join(state, HistoryFile), cap: historyCap}
+	err := h.append(Recovery{Bus: "session"})
+	if err == nil || !strings.Contains(err.Error(), "mkdir "+state+": not a directory") {
+		t.Fatalf("first failure: %v, want the mkdir error", err)
+	}
+	for i := range 3 {
+		if err := h.append(Recovery{Bus: "session"}); err != nil {
+			t.Errorf("failure %d again: %v, want nil (reported already)", i+2, err)
+		}
+	}
+	// Fixed: written; broken again: reported again.
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.append(Recovery{Bus: "fixed"}); err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+	if all := must(h.read(0)); len(all) != 1 || all[0].Bus != "fixed" {
+		t.Errorf("history after the fix: %+v", all)
+	}
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.append(Recovery{Bus: "session"}); err == nil {
+		t.Error("the same failure after a success was not reported")
+	}
+	// Another kind of failure is news.
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(h.path, 0o700); err != nil { // the file is a directory
+		t.Fatal(err)
+	}
+	if err := h.append(Recovery{Bus: "session"}); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("another kind of failure: %v, want it reported", err)
+	}
+	if err := h.append(Recovery{Bus: "session"}); err != nil {
+		t.Errorf("that failure again: %v, want nil", err)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -214,4 +216,198 @@ func TestCapLog(t *testing.T) {
 	if _, err := capLog(path+".link", 10); err == nil {
 		t.Error("capLog followed a symlink")
 	}
+}
+
+// fdTarget returns what file descriptor fd of process pid is open on.
+func fdTarget(t *testing.T, pid, fd int) string {
+	t.Helper()
+	s, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", strconv.Itoa(fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A log that cannot be written (here the state directory is a file) does
+// not stop the start: the app runs with its output to /dev/null, and the
+// child says why, for the job's reason.
+func TestStartProcessLogUnwritable(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(state, []byte("a file, not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := startProcess(startSpec{app: "app", argv: []string{"/bin/sleep", "600"}, log: filepath.Join(state, "logs", "app.log")})
+	if err != nil {
+		t.Fatalf("startProcess = %v, want the app started without its log", err)
+	}
+	t.Cleanup(func() { syscall.Kill(c.pid, syscall.SIGKILL); <-c.exited })
+	if want := "output to /dev/null: log directory: mkdir " + state + ": not a directory"; c.logWarning != want {
+		t.Errorf("logWarning = %q, want %q", c.logWarning, want)
+	}
+	for _, fd := range []int{0, 1, 2} {
+		if got := fdTarget(t, c.pid, fd); got != "/dev/null" {
+			t.Errorf("fd %d of the app is %s, want /dev/null", fd, got)
+		}
+	}
+	if b, _ := os.ReadFile(state); string(b) != "a file, not a directory" {
+		t.Errorf("the file in the way was changed: %q", b)
+	}
+	// The job's reason gets the warning; the outcome stays.
+	r := result{outcome: Relaunched}.withLogWarning(c)
+	if r.outcome != Relaunched || r.reason != c.logWarning {
+		t.Errorf("withLogWarning = %+v", r)
+	}
+	if r := (result{outcome: Failed, reason: "exited with 1"}).withLogWarning(c); r.reason != "exited with 1; "+c.logWarning {
+		t.Errorf("withLogWarning after a reason = %q", r.reason)
+	}
+	ok := &child{}
+	if r := (result{outcome: Relaunched}).withLogWarning(ok).withLogWarning(nil); r.reason != "" {
+		t.Errorf("withLogWarning without a warning = %q", r.reason)
+	}
+}
+
+// Scripts are checked like programs: the one a shell command line names
+// (shell = true), the one given to an interpreter, and the directories
+// above them. Nothing unsafe is started; the same files made safe are.
+func TestStartRefusesUnsafeCommands(t *testing.T) {
+	root := t.TempDir() // under /tmp: sticky, root's; that alone is fine
+	marker := filepath.Join(root, "ran")
+	script := func(path string, perm os.FileMode) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("#!/bin/sh\necho ran >>"+marker+"\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, perm); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	ww := script(filepath.Join(root, "bin", "ww.sh"), 0o777)
+	open := filepath.Join(root, "open")
+	inOpen := script(filepath.Join(open, "run.sh"), 0o755)
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(root, "bin")
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin"}
+	for _, tc := range []struct {
+		name string
+		argv []string
+		dir  string
+		bad  string // the file the error must name
+	}{
+		{"shell line naming a script", []string{"/bin/sh", "-c", ww + " --now"}, "", ww},
+		{"shell line running a script from PATH", []string{"/bin/sh", "-c", "cd / && exec ww.sh >/dev/null 2>&1"}, "", ww},
+		{"shell line sourcing a script", []string{"/bin/sh", "-c", ". ./ww.sh"}, bin, ww},
+		{"interpreter with a script", []string{"sh", "-e", ww}, "", ww},
+		{"interpreter with a relative script", []string{"/bin/sh", "ww.sh"}, bin, ww},
+		{"script under a directory others may write", []string{"/bin/sh", inOpen}, "", open},
+		{"program under a directory others may write", []string{inOpen}, "", open},
+		{"program writable by others", []string{ww}, "", ww},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := startProcess(startSpec{app: "app", argv: tc.argv, dir: tc.dir, env: env})
+			if err == nil {
+				<-c.exited
+				t.Fatal("started")
+			}
+			if !errors.Is(err, ErrUnsafeExecutable) || !strings.Contains(err.Error(), "fix with: chmod go-w "+tc.bad) {
+				t.Errorf("startProcess = %v, want ErrUnsafeExecutable naming %s", err, tc.bad)
+			}
+		})
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("an unsafe script ran")
+	}
+	// Made safe, the same commands run.
+	if err := os.Chmod(ww, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{{"/bin/sh", "-c", ww}, {"sh", ww}, {"/bin/sh", inOpen}} {
+		c, err := startProcess(startSpec{app: "app", argv: argv, env: env})
+		if err != nil {
+			t.Fatalf("%q: %v", argv, err)
+		}
+		<-c.exited
+		if c.state == nil || !c.state.Success() {
+			t.Errorf("%q: %s", argv, c.exitReason())
+		}
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "ran\nran\nran\n" {
+		t.Errorf("the safe scripts wrote %q, want three lines", b)
+	}
+}
+
+// The rule of the issue: a world-writable script run with shell = true is
+// refused at relaunch (as it was without the shell), and so is a hook's
+// script; once fixed, both run.
+func TestShellRuleWithUnsafeScript(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	app := filepath.Join(dir, "start-app.sh")
+	hook := filepath.Join(dir, "hook.sh")
+	testapp := bustest.TestApp(t)
+	for path, name := range map[string]string{app: "org.example.ShellApp", hook: "org.example.HookedApp"} {
+		body := "#!/bin/sh\necho " + name + " >>" + marker + "\nexec " + testapp + " -name " + name + " -mode exit\n"
+		if err := os.WriteFile(path, []byte(body), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHarness(t, `
+[[app]]
+id = "shellapp"
+names = ["org.example.ShellApp"]
+shell = true
+exec = ["`+app+` >/dev/null 2>&1"]
+grace = "100ms"
+
+[[app]]
+id = "hooked"
+names = ["org.example.HookedApp"]
+action = "hook"
+hook = ["/bin/sh", "-c", "`+hook+` &"]
+grace = "100ms"
+`)
+	h.bus.StartApp("-name", "org.example.ShellApp", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.HookedApp", "-mode", "exit")
+	h.waitOwner("org.example.ShellApp", 0)
+	h.waitOwner("org.example.HookedApp", 0)
+	rec := h.crash()
+	for app, script := range map[string]string{"shellapp": app, "hooked": hook} {
+		j := jobOf(t, rec, app)
+		if j.Outcome != Failed || !strings.Contains(j.Reason, "unsafe executable") || !strings.Contains(j.Reason, "fix with: chmod go-w "+script) {
+			t.Errorf("%s: %s %q, want failed: unsafe executable", app, j.Outcome, j.Reason)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a world-writable script ran")
+	}
+
+	for _, p := range []string{app, hook} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.bus.StartApp("-name", "org.example.ShellApp", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.HookedApp", "-mode", "exit")
+	h.waitOwner("org.example.ShellApp", 0)
+	h.waitOwner("org.example.HookedApp", 0)
+	rec = h.crash()
+	if j := jobOf(t, rec, "shellapp"); j.Outcome != Relaunched {
+		t.Errorf("shellapp once safe: %s %q", j.Outcome, j.Reason)
+	}
+	if j := jobOf(t, rec, "hooked"); j.Outcome != Hooked {
+		t.Errorf("hooked once safe: %s %q", j.Outcome, j.Reason)
+	}
+	pid := h.waitOwner("org.example.HookedApp", 0)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 }

@@ -71,10 +71,10 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 		done:   make(chan struct{}),
 	}
 	b.restarts = append(slices.DeleteFunc(b.restarts, func(t time.Time) bool { return now.Sub(t) >= stormWindow }), now)
-	if len(b.restarts) >= stormRestarts {
-		r.settle = stormSettle
+	if len(b.restarts) >= e.cfg.stormRestarts {
+		r.settle = e.cfg.stormSettle
 		r.rec.Decision = fmt.Sprintf("the bus restarted %d times within %s: apps are recovered once it has stayed up %s",
-			len(b.restarts), shortDuration(stormWindow), shortDuration(stormSettle))
+			len(b.restarts), shortDuration(stormWindow), shortDuration(r.settle))
 	}
 	b.rec, b.lastRec, e.last = r, nil, r
 	e.wg.Go(func() { e.planAndRun(ctx, rctx, b, r, prev, snapshot) })
@@ -406,10 +406,11 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 }
 
 // The storm guard: a bus restarted stormRestarts times within stormWindow
-// (a maintainer testing dbus, a crash loop of the bus daemon) gets its apps
-// back once it has stayed up stormSettle, instead of at every restart.
+// (a crash loop of the bus daemon) gets its apps back once it has stayed up
+// stormSettle, instead of at every restart. It is generous: a maintainer
+// who restarts the bus every few seconds to test it is not in a storm.
 const (
-	stormRestarts = 10
+	stormRestarts = 30
 	stormWindow   = time.Minute
 	stormSettle   = 5 * time.Second
 )

@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"busmedic/watcher/bustest"
 )
 
 // A libdbus service (dbus-test-tool echo exits as soon as its bus goes) with
@@ -89,5 +92,30 @@ grace = "100ms"
 		if st := h.eng.Status(); len(st.Casualties) != 0 {
 			t.Errorf("casualties %+v, want none (the child is the parent's)", st.Casualties)
 		}
+	}
+}
+
+// A bus that keeps restarting (a crash loop) gets its apps back once it
+// has stayed up a while, not at every restart; the recovery says why, and
+// the apps do come back.
+func TestStormGuard(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+`, func(c *Config, _ *bustest.Bus) { c.stormRestarts, c.stormSettle = 3, 300*time.Millisecond })
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	pid := h.waitOwner("org.example.Exiter", 0)
+	for i := range 3 {
+		rec := h.crash()
+		storm := strings.HasPrefix(rec.Decision, "the bus restarted 3 times within 60s")
+		if storm != (i == 2) {
+			t.Errorf("restart %d: decision %q", i+1, rec.Decision)
+		}
+		if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
+			t.Errorf("restart %d: %s %q", i+1, j.Outcome, j.Reason)
+		}
+		pid = h.waitOwner("org.example.Exiter", pid)
 	}
 }
