@@ -168,7 +168,24 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
 	}
 	jobsWG.Wait()
+	// A bus that went down again before the jobs could start leaves them
+	// pending: cancelled, so that the next restart plans them again.
+	e.mu.Lock()
+	for i := range r.rec.Jobs {
+		if j := &r.rec.Jobs[i]; j.Outcome == Pending {
+			j.Outcome, j.Reason = Cancelled, "not started: "+causeOr(rctx, "the recovery ended")
+		}
+	}
+	e.mu.Unlock()
 	e.endRecovery(b, r)
+}
+
+// causeOr returns why ctx ended, or alt while it has not.
+func causeOr(ctx context.Context, alt string) string {
+	if err := context.Cause(ctx); err != nil {
+		return err.Error()
+	}
+	return alt
 }
 
 // endRecovery records an ended recovery: in the status and the history.

@@ -101,7 +101,8 @@ func (c *chaos) restart(sig syscall.Signal, down time.Duration) {
 	c.id = busID(c.t, c.bus.Address())
 }
 
-// busID asks the bus at address for its instance id.
+// busID asks the bus at address for its instance id. (The guid in the
+// address the daemon prints is its listening socket's, not the bus id.)
 func busID(t *testing.T, address string) string {
 	t.Helper()
 	conn, err := dbus.Connect(address)
@@ -131,7 +132,7 @@ func (c *chaos) randomRestart() {
 // that busmedic run is alive.
 func (c *chaos) settled(after string) relaunch.Status {
 	c.t.Helper()
-	st := c.await("every app back after "+after, func(st relaunch.Status) bool {
+	st := c.await("every app back on bus "+c.id+" after "+after, func(st relaunch.Status) bool {
 		id := sessionID(st)
 		if id != c.id || st.LastRecovery == nil || st.LastRecovery.ID != id || st.LastRecovery.Ended.IsZero() {
 			return false
