@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // Peer is one connection on a bus, with what the bus and /proc tell about the
@@ -118,4 +122,48 @@ func ProcessInfo(pid int) (Peer, error) {
 	p.Argv, _ = proc.CmdLine()
 	p.Cwd, _ = proc.Cwd()
 	return p, nil
+}
+
+// pinnedProcessInfo is ProcessInfo for a process the bus named by pid and,
+// where it can, by a pidfd (-1 if none). With a pidfd the pid is the pidfd's
+// own, and the start time counts only if the process is still alive after
+// /proc was read: then the pid cannot have been reused in between, and the
+// start time identifies the very process the bus meant. A process that
+// exited meanwhile keeps no start time, so that nothing is ever signalled
+// on its account.
+func pinnedProcessInfo(pid, pidfd int) (Peer, error) {
+	if pidfd < 0 {
+		return ProcessInfo(pid)
+	}
+	if fdPID, err := pidfdPID(pidfd); err == nil {
+		pid = fdPID
+	}
+	p, err := ProcessInfo(pid)
+	if err != nil {
+		return p, err
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err != nil || n > 0 {
+		p.StartTime = 0 // exited (or cannot tell): the pid may be another's now
+	}
+	return p, nil
+}
+
+// pidfdPID reads the pid a pidfd refers to from /proc/self/fdinfo; it is
+// -1 there once the process has been reaped.
+func pidfdPID(pidfd int) (int, error) {
+	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(pidfd))
+	if err != nil {
+		return 0, fmt.Errorf("pidfd %d: %w", pidfd, err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("pidfd %d: process gone (Pid: %s)", pidfd, strings.TrimSpace(v))
+			}
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("pidfd %d: no Pid in fdinfo", pidfd)
 }

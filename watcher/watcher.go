@@ -32,6 +32,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -415,12 +416,24 @@ func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique strin
 	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionCredentials", 0, unique).Store(&creds); err != nil {
 		return p
 	}
-	if v, ok := creds["ProcessID"].Value().(uint32); ok && v > 0 {
-		if info, err := ProcessInfo(int(v)); err == nil {
+	pid := 0
+	if v, ok := creds["ProcessID"].Value().(uint32); ok {
+		pid = int(v)
+	}
+	// A bus that hands out a pidfd (dbus-broker, dbus-daemon 1.15.2 and
+	// later) pins the process: no pid reuse between its answer and our
+	// look at /proc can make us record another process.
+	pidfd := -1
+	if v, ok := creds["ProcessFD"].Value().(dbus.UnixFD); ok {
+		pidfd = int(v)
+		defer unix.Close(pidfd)
+	}
+	if pid > 0 || pidfd >= 0 {
+		if info, err := pinnedProcessInfo(pid, pidfd); err == nil {
 			info.UniqueName = unique
 			p = info
 		} else {
-			p.PID = int(v)
+			p.PID = pid
 		}
 	}
 	if v, ok := creds["UnixUserID"].Value().(uint32); ok {
