@@ -27,5 +27,18 @@
 //
 // The recovery engine runs the commands of a rule (exec, hook). appdb
 // therefore refuses to load a file that is writable by group or others, or
-// owned by a user other than the current user or root (see [ErrUnsafe]).
+// owned by a user other than the current user or root (see [ErrUnsafe]),
+// naming the target of a symlinked file. A file that others could replace
+// all the same, because a directory above it (or above its symlink's
+// target) is writable by them, loads with a warning.
+//
+// [CheckPath] is the one check, shared with the engine, of a file that
+// busmedic runs: the file, every directory above it, and every symlink on
+// the way must be owned by the user or root and not writable by group or
+// others, except for sticky directories such as /tmp. [CommandFiles] lists
+// what a command runs: its program, the script an interpreter is given
+// (python3 x.py, sh x.sh), and for a shell's -c (shell = true) the
+// programs and scripts of its command line. The engine refuses to start a
+// command if any of them fails the check; loading warns about them, with
+// the line and key of the rule and the fix.
 package appdb

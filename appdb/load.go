@@ -190,8 +190,9 @@ func asErrors(file string, err error) Errors {
 }
 
 // Parse checks the rules in data as if read from the file name, without
-// touching the file system. It returns the rules of that file alone (no
-// layering) and its warnings, or Errors.
+// reading that file (the programs of exec and hook are looked at all the
+// same). It returns the rules of that file alone (no layering) and its
+// warnings, or Errors.
 func Parse(name string, data []byte) (*Set, error) {
 	d := parse(name, data)
 	errs, warns := d.problems.split()
@@ -223,7 +224,51 @@ func readFile(path string) (*document, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, data), nil
+	d := parse(path, data)
+	if w, ok := checkPlace(path); ok {
+		d.problems = append(d.problems, w)
+		d.problems.sort()
+	}
+	return d, nil
+}
+
+// checkPlace warns when others could replace a rules file that is safe in
+// itself (readSafe): its directory, or one above it, is writable by them
+// (without the sticky bit) or owned by another user, or the file is a
+// symlink whose target lies in such a place.
+func checkPlace(path string) (Error, bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Error{}, false
+	}
+	var ue *UnsafeError
+	if err := CheckPath(abs); !errors.As(err, &ue) {
+		return Error{}, false
+	}
+	what := ue.Path + " " + ue.Problem
+	if ue.Dir {
+		what = "directory " + what
+	}
+	if real, ok := symlinkTarget(abs); ok {
+		what = "the file is a symlink to " + real + ", and " + what
+	}
+	return Error{File: path, Warning: true, Reason: what +
+		": others could replace the rules, and busmedic runs the commands in them; fix with: " + ue.Fix}, true
+}
+
+// symlinkTarget returns what the symlink path finally points to.
+func symlinkTarget(path string) (string, bool) {
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return "", false
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	if abs, err := filepath.Abs(real); err == nil {
+		real = abs
+	}
+	return real, true
 }
 
 // readSafe reads a rules file, refusing one that others could have written.
@@ -259,17 +304,22 @@ func readSafe(path string) ([]byte, error) {
 
 // checkSafe refuses a file that is writable by group or others, or owned by
 // a user other than the current user or root: busmedic runs its commands.
+// For a symlink, fi is its target's, which the messages name.
 func checkSafe(path string, fi fs.FileInfo) error {
+	what, target := "the file", path
+	if real, ok := symlinkTarget(path); ok {
+		what, target = "the file is a symlink to "+real+", which", real
+	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
 		return Error{File: path, err: ErrUnsafe, Reason: fmt.Sprintf(
-			"refusing to load: the file is writable by group or others (mode %04o) and busmedic runs the commands in it; fix with: chmod go-w %s",
-			perm, path)}
+			"refusing to load: %s is writable by group or others (mode %04o) and busmedic runs the commands in it; fix with: chmod go-w %s",
+			what, perm, target)}
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
 			return Error{File: path, err: ErrUnsafe, Reason: fmt.Sprintf(
-				"refusing to load: the file is owned by uid %d, not by you (uid %d) or root, and busmedic runs the commands in it",
-				uid, os.Geteuid())}
+				"refusing to load: %s is owned by uid %d, not by you (uid %d) or root, and busmedic runs the commands in it",
+				what, uid, os.Geteuid())}
 		}
 	}
 	return nil

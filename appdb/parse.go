@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -536,6 +537,35 @@ func (d *document) crossCheck(a *appParser) {
 	}
 	if len(r.Hook) > 0 {
 		checkProgram(a, "hook", r.Hook[0])
+		checkSafety(a, "hook", r.Hook)
+	}
+	switch {
+	case r.Shell && len(r.Exec) == 1:
+		checkSafety(a, "exec", []string{"/bin/sh", "-c", r.Exec[0]})
+	case !r.Shell && len(r.Exec) > 0:
+		checkSafety(a, "exec", r.Exec)
+	}
+}
+
+// checkSafety warns about each file the command would run that someone
+// other than the user or root could change (see CommandFiles and
+// CheckPath): busmedic refuses to run it until it is fixed. The command is
+// looked at as the engine will run it: in the rule's workdir (else the
+// home directory), with the rule's env over ours.
+func checkSafety(a *appParser, key string, argv []string) {
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(a.r.Env)) {
+		env = append(env, k+"="+a.r.Env[k])
+	}
+	dir := a.r.Workdir
+	if !filepath.IsAbs(dir) {
+		dir, _ = os.UserHomeDir()
+	}
+	for _, f := range CommandFiles(argv, dir, env) {
+		var ue *UnsafeError
+		if err := CheckPath(f.Path); errors.As(err, &ue) {
+			a.warn(key, "%s: %s: busmedic will refuse to run it; fix with: %s", f.Role(), ue.What(), ue.Fix)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package relaunch
 
 import (
 	"bufio"
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
@@ -294,39 +295,59 @@ func authOK(address string) error {
 }
 
 func BenchmarkZZSteps(b *testing.B) {
-	dir := b.TempDir()
-	env := os.Environ()
-	cmd := exec.Command("/bin/true")
-	cmd.Run()
-	dead, _, _ := procStat(os.Getpid())
-	step := func(name string, f func()) {
-		t := time.Now()
-		for range 20 {
-			f()
-		}
-		b.Logf("%s: %v", name, time.Since(t)/20)
-	}
+	bus := bustest.New(b, bustest.Stock())
+	var phases [10]time.Duration
+	names := []string{"dial+auth+hello", "AddMatch", "GetId", "ListActivatable", "GetPID", "ProcessInfo", "pipelined 4 calls", "ListNames", "dial+newconn", "auth"}
 	for range b.N {
-		step("openProcess dead", func() { openProcess(cmd.Process.Pid, dead) })
-		step("stopProcess dead", func() { stopProcess(context.Background(), cmd.Process.Pid, dead, time.Second) })
-		step("lookPath", func() { lookPath("/usr/bin/dunst", env) })
-		step("checkExecutable", func() { checkExecutable("/usr/bin/dunst") })
-		step("checkCommand", func() { checkCommand([]string{"/usr/bin/dunst"}, "/root", env) })
-		step("openLog", func() {
-			f, _ := openLog(startSpec{app: "x", argv: []string{"/usr/bin/dunst"}, log: filepath.Join(dir, "logs", "x.log")})
-			f.Close()
-		})
-		step("startProcess true", func() {
-			c, err := startProcess(startSpec{app: "x", argv: []string{"/bin/true"}, env: env, log: filepath.Join(dir, "logs", "x.log")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			<-c.exited
-		})
-		step("exec true", func() {
-			c := exec.Command("/bin/true")
-			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-			c.Run()
-		})
+		bus.Kill()
+		bus.Start()
+		t := time.Now()
+		lap := func(i int) { phases[i] += time.Since(t); t = time.Now() }
+		nc, err := net.Dial("unix", bus.SocketPath())
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := dbus.DialUnix(nc.(*net.UnixConn))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lap(8)
+		if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Geteuid())), dbus.AuthAnonymous()}); err != nil {
+			b.Fatal(err)
+		}
+		lap(9)
+		if err := conn.Hello(); err != nil {
+			b.Fatal(err)
+		}
+		lap(0)
+		conn.AddMatchSignal(dbus.WithMatchSender("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"))
+		lap(1)
+		var id string
+		conn.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id)
+		lap(2)
+		var act []string
+		conn.BusObject().Call("org.freedesktop.DBus.ListActivatableNames", 0).Store(&act)
+		lap(3)
+		var pid uint32
+		conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, "org.freedesktop.DBus").Store(&pid)
+		lap(4)
+		watcher.ProcessInfo(int(pid))
+		lap(5)
+		o := conn.BusObject()
+		c1 := o.Go("org.freedesktop.DBus.AddMatch", 0, nil, "type='signal',member='Foo'")
+		c2 := o.Go("org.freedesktop.DBus.GetId", 0, nil)
+		c3 := o.Go("org.freedesktop.DBus.ListActivatableNames", 0, nil)
+		c4 := o.Go("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, nil, "org.freedesktop.DBus")
+		for _, c := range []*dbus.Call{c1, c2, c3, c4} {
+			<-c.Done
+		}
+		lap(6)
+		var names []string
+		conn.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names)
+		lap(7)
+		conn.Close()
+	}
+	for i, n := range names {
+		b.Logf("%s: %v", n, phases[i]/time.Duration(b.N))
 	}
 }

@@ -120,8 +120,7 @@ func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
 			s.close()
 		}
 	}()
-	var floor, recovery, watch, plan, oldExit time.Duration
-	var floorReady, recoveryReady time.Duration
+	var floor, recovery, watch, plan, oldExit, floorReady, recoveryReady []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		if s == nil || s.restarts+2 >= stormRestarts {
@@ -135,29 +134,45 @@ func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
 		term := i%2 == 0
 
 		f, fr := s.floor(term)
-		floor += f
-		floorReady += fr
+		floor = append(floor, f)
+		floorReady = append(floorReady, fr)
 
 		r := s.recovery(term)
-		recovery += r.took
-		recoveryReady += r.ready
-		watch += r.watch
-		plan += r.plan
-		oldExit += r.oldExit
+		recovery = append(recovery, r.took)
+		recoveryReady = append(recoveryReady, r.ready)
+		watch = append(watch, r.watch)
+		plan = append(plan, r.plan)
+		oldExit = append(oldExit, r.oldExit)
 	}
 	b.StopTimer()
-	ms := func(d time.Duration) float64 { return float64(d/time.Duration(b.N)) / 1e6 }
 	b.ReportMetric(0, "ns/op") // both halves and the set-up: meaningless
-	b.ReportMetric(ms(floor), "ms/floor")
-	b.ReportMetric(ms(recovery), "ms/recovery")
-	b.ReportMetric(float64(recovery)/float64(floor), "ratio")
-	b.ReportMetric(ms(watch), "ms/watcher")
-	b.ReportMetric(ms(plan), "ms/plan")
-	b.ReportMetric(ms(oldExit), "ms/old-exit")
+	b.ReportMetric(msMean(floor), "ms/floor")
+	b.ReportMetric(msMean(recovery), "ms/recovery")
+	b.ReportMetric(msMean(recovery)/msMean(floor), "ratio")
+	b.ReportMetric(msMedian(floor), "ms/floor-p50")
+	b.ReportMetric(msMedian(recovery), "ms/recovery-p50")
+	b.ReportMetric(msMedian(recovery)/msMedian(floor), "ratio-p50")
+	b.ReportMetric(msMedian(watch), "ms/watcher-p50")
+	b.ReportMetric(msMedian(plan), "ms/plan-p50")
+	b.ReportMetric(msMedian(oldExit), "ms/old-exit-p50")
 	if slices.ContainsFunc(apps, func(a benchApp) bool { return len(a.ready) > 0 }) {
-		b.ReportMetric(ms(floorReady), "ms/floor-ready")
-		b.ReportMetric(ms(recoveryReady), "ms/recovery-ready")
+		b.ReportMetric(msMean(floorReady), "ms/floor-ready")
+		b.ReportMetric(msMean(recoveryReady), "ms/recovery-ready")
 	}
+}
+
+func msMean(ds []time.Duration) float64 {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return float64(sum) / float64(len(ds)) / 1e6
+}
+
+func msMedian(ds []time.Duration) float64 {
+	s := slices.Sorted(slices.Values(ds))
+	n := len(s)
+	return float64(s[(n-1)/2]+s[n/2]) / 2 / 1e6
 }
 
 // benchSession is a bus with a real watcher and engine on it, as
@@ -266,36 +281,54 @@ func (s *benchSession) close() {
 // the engine's.
 func (s *benchSession) dumpLogs() {
 	logs, _ := filepath.Glob(filepath.Join(s.h.dir, "*.log"))
-	more, _ := filepath.Glob(filepath.Join(s.h.dir, "logs", "*.log"))
-	for _, l := range append(logs, more...) {
+	more, _ := filepath.Glob(filepath.Join(s.h.dir, "logs", "*.log*"))
+	logs = append(logs, more...)
+	if o, ok := s.bus.(*ownBus); ok {
+		logs = append(logs, filepath.Join(o.dir, "bus.log"))
+	}
+	for _, l := range logs {
 		b, _ := os.ReadFile(l)
+		size := len(b)
 		if len(b) > 4000 {
 			b = b[len(b)-4000:]
 		}
-		s.b.Logf("--- %s:\n%s", l, b)
+		s.b.Logf("--- %s (%d bytes):\n%s", l, size, b)
 	}
+}
+
+// owned reports whether every one of names has an owner on the bus.
+func (s *benchSession) owned(names []string) bool {
+	for _, n := range names {
+		if _, ok := s.h.owners[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *benchSession) allBack() bool {
-	for _, a := range s.apps {
-		for _, n := range a.names {
-			if _, ok := s.h.owners[n]; !ok {
-				return false
-			}
-		}
-	}
-	return true
+	return !slices.ContainsFunc(s.apps, func(a benchApp) bool { return !s.owned(a.names) })
 }
 
 func (s *benchSession) allReady() bool {
-	for _, a := range s.apps {
-		for _, n := range a.ready {
-			if _, ok := s.h.owners[n]; !ok {
-				return false
+	return !slices.ContainsFunc(s.apps, func(a benchApp) bool { return !s.owned(a.ready) })
+}
+
+// waitBack waits until every app's names are on the bus and returns, for
+// each app, how long after t0 they were seen there.
+func (s *benchSession) waitBack(what string, t0 time.Time) []time.Duration {
+	at := make([]time.Duration, len(s.apps))
+	s.h.until(what, func() bool {
+		all := true
+		for i, a := range s.apps {
+			if at[i] == 0 && s.owned(a.names) {
+				at[i] = time.Since(t0)
 			}
+			all = all && at[i] != 0
 		}
-	}
-	return true
+		return all
+	})
+	return at
 }
 
 func (s *benchSession) waitReady() { s.h.until("every app fully up", s.allReady) }
@@ -355,8 +388,8 @@ func (s *benchSession) floor(term bool) (took, ready time.Duration) {
 	t0 := s.cycle(term)
 	s.startDirect()
 	id := s.h.waitUp()
-	s.h.until("every app started directly", s.allBack)
-	took = time.Since(t0)
+	back := s.waitBack("every app started directly", t0)
+	took = slices.Max(back)
 	rec := s.h.waitRecovery(id)
 	for _, j := range rec.Jobs {
 		if j.Outcome != Skipped {
@@ -365,7 +398,11 @@ func (s *benchSession) floor(term bool) (took, ready time.Duration) {
 	}
 	s.h.eng.Resume()
 	s.waitReady()
-	return took, time.Since(t0)
+	ready = time.Since(t0)
+	if testing.Verbose() {
+		s.b.Logf("floor    %s: back %s", sigName(term), s.perApp(back))
+	}
+	return took, ready
 }
 
 // recoveryTimes are one recovery's durations, all from the moment the new
@@ -378,31 +415,64 @@ type recoveryTimes struct {
 func (s *benchSession) recovery(term bool) recoveryTimes {
 	t0 := s.cycle(term)
 	id := s.h.waitUp()
-	s.h.until("every app back", s.allBack)
+	back := s.waitBack("every app back", t0)
 	var r recoveryTimes
-	r.took = time.Since(t0)
+	r.took = slices.Max(back)
 	rec := s.h.waitRecovery(id)
 	s.waitReady()
 	r.ready = time.Since(t0)
 	r.watch = rec.Started.Sub(t0)
-	var last time.Time
-	for _, a := range s.apps {
+	jobStart := make([]time.Duration, len(s.apps))
+	for i, a := range s.apps {
 		j := jobOf(s.b, rec, a.id)
 		if j.Outcome != Relaunched {
 			s.b.Fatalf("recovery: job %s %s %q, want relaunched; status: %s", j.App, j.Outcome, j.Reason, s.h.statusString())
 		}
-		if j.Started.After(last) {
-			last = j.Started
-		}
+		jobStart[i] = j.Started.Sub(t0)
 	}
-	r.plan = last.Sub(rec.Started)
-	for _, p := range s.last {
+	r.plan = slices.Max(jobStart) - r.watch
+	exits := make([]time.Duration, len(s.last))
+	for i, p := range s.last {
 		<-p.exited // they fell with the bus
-		if d := p.at.Sub(t0); d > r.oldExit {
-			r.oldExit = d
+		exits[i] = max(p.at.Sub(t0), 0)
+	}
+	r.oldExit = slices.Max(exits)
+	if testing.Verbose() {
+		s.h.eng.mu.Lock()
+		for _, a := range s.apps {
+			for _, p := range s.h.eng.lastPeers[a.id] {
+				s.b.Logf("DEBUG planned peer %s pid %d start %d", a.id, p.PID, p.StartTime)
+			}
 		}
+		s.h.eng.mu.Unlock()
+		for _, p := range s.last {
+			s.b.Logf("DEBUG direct pid %d exit %s", p.cmd.Process.Pid, ms(p.at.Sub(t0)))
+		}
+		s.b.Logf("recovery %s: back %s; restarted at %s, jobs started %s, old processes exited %s",
+			sigName(term), s.perApp(back), ms(r.watch), s.perApp(jobStart), s.perApp(exits))
 	}
 	return r
+}
+
+func sigName(term bool) string {
+	if term {
+		return "SIGTERM"
+	}
+	return "SIGKILL"
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + "ms" }
+
+// perApp writes one duration per app, or their range for many apps.
+func (s *benchSession) perApp(ds []time.Duration) string {
+	if len(ds) > 3 {
+		return ms(slices.Min(ds)) + ".." + ms(slices.Max(ds))
+	}
+	var parts []string
+	for i, d := range ds {
+		parts = append(parts, s.apps[i].id+" "+ms(d))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // killOnBus kills every process of ours whose session bus (or activating

@@ -41,11 +41,16 @@
 // and belongs to this user; a reused pid is never signalled. Programs are
 // started without a shell (unless the rule says shell = true: then
 // "/bin/sh -c" runs the rule's exec joined by spaces), after checking that
-// the executable is not writable by group or others nor owned by another
-// user than root or us; in a new session, with stdin from /dev/null and
-// stdout and stderr appended to StateDir/logs/APP.log, which is moved to
-// APP.log.1 at a start when over 1 MiB (a file rather than a pipe, so that
-// apps outlive busmedic). Every started process is waited for, so none is
+// the program, the script an interpreter is given, and with shell = true
+// each program and script the command line names, can be changed by no one
+// but root or us (the files, the directories above them and any symlinks on
+// the way; sticky directories such as /tmp are fine); in a new session,
+// with stdin from /dev/null and stdout and stderr appended to
+// StateDir/logs/APP.log, which is moved to APP.log.1 at a start when over
+// 1 MiB (a file rather than a pipe, so that apps outlive busmedic). If the
+// log cannot be written, the app starts with its output to /dev/null and
+// the job says why; a history or log failure is warned about once per kind
+// until it works again. Every started process is waited for, so none is
 // left a zombie; apps keep running when the engine stops.
 //
 // dbus-monitor turns itself into a monitor right after connecting and so

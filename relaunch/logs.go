@@ -1,11 +1,14 @@
 package relaunch
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,12 +26,34 @@ const logCheckEvery = time.Minute
 // and the emptying is lost. It runs when busmedic is awake for a bus event
 // anyway, at most once per logEvery: a quiet session wakes nobody (and its
 // logs grow until the next event), a busy one is checked often.
+//
+// It also tells when the logs cannot be written (apps then start with
+// their output to /dev/null, see startProcess): a warning once per kind of
+// failure, not at every look, and a word when they can be written again.
 func (e *Engine) capLogs(now time.Time) {
 	if e.cfg.StateDir == "" || now.Sub(e.logsChecked) < e.cfg.logEvery {
 		return
 	}
 	e.logsChecked = now
 	dir := filepath.Join(e.cfg.StateDir, "logs")
+	trouble := &e.hist.logTrouble
+	failed := false
+	warn := func(kind, msg string, args ...any) {
+		failed = true
+		if trouble.failed(kind) {
+			e.log.Warn(msg+" (said once until it works again)", args...)
+		}
+	}
+	defer func() {
+		if !failed && trouble.ok() {
+			e.log.Info("app logs can be written again", "dir", dir)
+		}
+	}()
+	if err := logsWritable(e.cfg.StateDir, dir); err != nil {
+		warn("logs: "+errnoText(err), "app logs cannot be written: apps busmedic starts write their output to /dev/null",
+			"dir", dir, "err", err)
+		return
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return // no app started yet
@@ -40,11 +65,54 @@ func (e *Engine) capLogs(now time.Time) {
 		path := filepath.Join(dir, de.Name())
 		size, err := capLog(path, e.cfg.logLimit)
 		if err != nil {
-			e.log.Warn("app log not capped", "log", path, "err", err)
+			warn("cap: "+errnoText(err), "app log not capped", "log", path, "err", err)
 		} else if size > 0 {
 			e.log.Info("app log capped; its end is in .1", "log", path, "size", size)
 		}
 	}
+}
+
+// logsWritable reports why the apps' logs in dir, in the state directory
+// state, cannot be written, or nil: dir (or, before it exists, state) is
+// not a directory we may write, or its file system is full. It creates
+// nothing: startProcess does when it starts an app.
+func logsWritable(state, dir string) error {
+	for _, d := range []string{dir, state} {
+		st, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return &fs.PathError{Op: "use", Path: d, Err: syscall.ENOTDIR}
+		}
+		if err := unix.Access(d, unix.W_OK|unix.X_OK); err != nil {
+			return &fs.PathError{Op: "write in", Path: d, Err: err}
+		}
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(d, &sfs); err == nil && sfs.Blocks > 0 && sfs.Bavail == 0 {
+			return &fs.PathError{Op: "write in", Path: d, Err: syscall.ENOSPC}
+		}
+		return nil
+	}
+	return nil
+}
+
+// withLogWarning adds to the reason of r why the output of c, an app or a
+// hook just started, went to /dev/null rather than to its log, if it did
+// (see startProcess). The app started: the outcome stays.
+func (r result) withLogWarning(c *child) result {
+	if c == nil || c.logWarning == "" {
+		return r
+	}
+	if r.reason == "" {
+		r.reason = c.logWarning
+	} else {
+		r.reason += "; " + c.logWarning
+	}
+	return r
 }
 
 // capLog empties the log at path if it is over limit, after keeping its

@@ -86,6 +86,9 @@ grace = "100ms"
 		if j.Outcome != Relaunched {
 			t.Fatalf("crash %d: %s %q, want relaunched", i+1, j.Outcome, j.Reason)
 		}
+		if !strings.Contains(j.Reason, "output to /dev/null") {
+			t.Errorf("crash %d: the job does not say where the output went: %q", i+1, j.Reason)
+		}
 		pid = h.waitOwner("org.example.Exiter", pid)
 		if pid != j.PID {
 			t.Fatalf("crash %d: org.example.Exiter owned by pid %d, not the relaunched %d", i+1, pid, j.PID)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"busmedic/appdb"
 )
 
 // Errors of the process checks, tested with errors.Is.
@@ -226,8 +228,8 @@ func signalProcess(pid int, start uint64, sig unix.Signal) error {
 }
 
 // checkExecutable refuses a program that someone other than this user or
-// root could have replaced: a file writable by group or others, or owned by
-// another user. The rules file gets the same check in appdb.
+// root could replace: see checkSafe. The rules file gets the same check in
+// appdb.
 func checkExecutable(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -236,11 +238,39 @@ func checkExecutable(path string) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafeExecutable, path)
 	}
-	if st.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrUnsafeExecutable, path, st.Mode().Perm())
+	return checkSafe(path, "")
+}
+
+// checkSafe refuses, with ErrUnsafeExecutable, a file that someone other
+// than this user or root could change: one writable by group or others or
+// owned by another user, or in such a directory (a sticky one, like /tmp,
+// is fine), or reached through a symlink in one (appdb.CheckPath). role,
+// if not "", says what the file is to the command.
+func checkSafe(path, role string) error {
+	err := appdb.CheckPath(path)
+	if err == nil {
+		return nil
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Getuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d", ErrUnsafeExecutable, path, sys.Uid)
+	var ue *appdb.UnsafeError
+	if !errors.As(err, &ue) {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	if role != "" {
+		return fmt.Errorf("%w: %s: %s", ErrUnsafeExecutable, role, ue)
+	}
+	return fmt.Errorf("%w: %s", ErrUnsafeExecutable, ue)
+}
+
+// checkCommand applies checkSafe to every file that running argv in dir
+// executes or hands to an interpreter (appdb.CommandFiles): the scripts
+// of python3 /path/x.py or sh x.sh, and with sh -c (a rule's shell =
+// true) the programs and scripts the command line names. Files that are
+// not found are left to the start to report.
+func checkCommand(argv []string, dir string, env []string) error {
+	for _, f := range appdb.CommandFiles(argv, dir, env) {
+		if err := checkSafe(f.Path, f.Role()); errors.Is(err, ErrUnsafeExecutable) {
+			return err
+		}
 	}
 	return nil
 }
@@ -288,6 +318,9 @@ type child struct {
 	start  uint64
 	exited chan struct{}
 	state  *os.ProcessState // set before exited is closed
+	// logWarning says why the output goes to /dev/null instead of the
+	// log ("" when it goes to the log), for the job's reason.
+	logWarning string
 }
 
 // exitReason describes how a child ended, for people.
@@ -320,6 +353,12 @@ type startSpec struct {
 // file rather than a pipe we copy from, so that the app keeps running and
 // logging when busmedic exits; a log over its limit moves to .1 at the
 // start, and the engine caps it while the app runs (capLogs).
+//
+// The program, and every script or program its command runs (checkCommand),
+// must be safe (checkSafe). The log is bookkeeping: when it cannot be
+// written (the state directory is a file, or unwritable, or the disk is
+// full), the app starts all the same with its output to /dev/null, and
+// child.logWarning says why.
 func startProcess(s startSpec) (*child, error) {
 	if len(s.argv) == 0 || s.argv[0] == "" {
 		return nil, errors.New("no command to start")
@@ -331,21 +370,6 @@ func startProcess(s startSpec) (*child, error) {
 	if err := checkExecutable(path); err != nil {
 		return nil, err
 	}
-	var out *os.File
-	if s.log != "" {
-		if err := os.MkdirAll(filepath.Dir(s.log), 0o700); err != nil {
-			return nil, fmt.Errorf("log directory: %w", err)
-		}
-		if st, err := os.Stat(s.log); err == nil && st.Size() > cmp.Or(s.logLimit, logLimit) {
-			_ = os.Rename(s.log, s.log+".1")
-		}
-		out, err = os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open log: %w", err)
-		}
-		defer out.Close() // the child has its own copy
-		fmt.Fprintf(out, "--- busmedic: starting %q at %s\n", s.argv, time.Now().Format(time.RFC3339))
-	}
 	dir := s.dir
 	if dir != "" {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -355,12 +379,25 @@ func startProcess(s startSpec) (*child, error) {
 	if dir == "" {
 		dir, _ = os.UserHomeDir()
 	}
+	if err := checkCommand(append([]string{path}, s.argv[1:]...), dir, s.env); err != nil {
+		return nil, err
+	}
+	var out *os.File
+	var logWarning string
+	if s.log != "" {
+		out, err = openLog(s)
+		if err != nil {
+			logWarning = "output to /dev/null: " + err.Error()
+		} else {
+			defer out.Close() // the child has its own copy
+		}
+	}
 	cmd := &exec.Cmd{
 		Path: path,
 		Args: s.argv,
 		Env:  s.env,
 		Dir:  dir,
-		// Stdin nil is /dev/null.
+		// Stdin nil, and Stdout and Stderr nil, are /dev/null.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if out != nil {
@@ -369,7 +406,7 @@ func startProcess(s startSpec) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
-	c := &child{app: s.app, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	c := &child{app: s.app, pid: cmd.Process.Pid, exited: make(chan struct{}), logWarning: logWarning}
 	// Only we reap the child, so its /proc entry (and start time, which
 	// exec does not change) is there until the Wait below returns.
 	c.start, _, _ = procStat(c.pid)
@@ -379,6 +416,27 @@ func startProcess(s startSpec) (*child, error) {
 		close(c.exited)
 	}()
 	return c, nil
+}
+
+// openLog opens the log of s for appending, after moving it to .1 if it is
+// over its limit, and writes a line that tells the start. That line also
+// finds a full disk before the app does.
+func openLog(s startSpec) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(s.log), 0o700); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	if st, err := os.Stat(s.log); err == nil && st.Size() > cmp.Or(s.logLimit, logLimit) {
+		_ = os.Rename(s.log, s.log+".1")
+	}
+	out, err := os.OpenFile(s.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	if _, err := fmt.Fprintf(out, "--- busmedic: starting %q at %s\n", s.argv, time.Now().Format(time.RFC3339)); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("write log: %w", err)
+	}
+	return out, nil
 }
 
 func currentUID() int { return os.Getuid() }

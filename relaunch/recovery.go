@@ -597,7 +597,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	jr.started = c
 	e.mu.Unlock()
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
-	return e.ready(ctx, bus, jr, c, Relaunched)
+	return e.ready(ctx, bus, jr, c, Relaunched).withLogWarning(c)
 }
 
 // adopt records a started child until it exits, then calls exited if set.
@@ -826,7 +826,7 @@ func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	if !c.state.Success() {
 		return result{outcome: Failed, reason: "hook " + c.exitReason() + logHint(e.logPath(pj.App)), pid: c.pid}
 	}
-	return e.ready(ctx, bus, jr, nil, Hooked)
+	return e.ready(ctx, bus, jr, nil, Hooked).withLogWarning(c)
 }
 
 // notifyTimeout bounds how long a notification waits for the user.

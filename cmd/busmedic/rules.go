@@ -25,6 +25,7 @@ const rulesUsage = `Usage: busmedic rules [--config FILE] COMMAND
 Commands:
   list [--json]        list the rules in force, most important first
   check [FILE]         check FILE, or every rules file; exit 1 on any error
+                       (warnings, such as a program others could change, do not)
   add-from-pid PID [--id ID] [--action ACTION] [--replace]
                        add a rule that relaunches the running process PID
   path [--all]         print the user rules file (--all: every file)
@@ -251,6 +252,12 @@ func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
+	plural := func(n int) string {
+		if n == 1 {
+			return ""
+		}
+		return "s"
+	}
 	status := exitOK
 	for _, f := range files {
 		set, err := appdb.CheckFile(f)
@@ -259,13 +266,14 @@ func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
 			status = exitError
 			continue
 		}
-		printProblems(stderr, set.Warnings())
-		n := len(set.Rules())
-		plural := "s"
-		if n == 1 {
-			plural = ""
+		warnings := set.Warnings()
+		printProblems(stderr, warnings)
+		n, w := len(set.Rules()), len(warnings)
+		summary := fmt.Sprintf("%s: %d rule%s OK", f, n, plural(n))
+		if w > 0 {
+			summary += fmt.Sprintf(" (%d warning%s)", w, plural(w))
 		}
-		fmt.Fprintf(stdout, "%s: %d rule%s OK\n", f, n, plural)
+		fmt.Fprintln(stdout, summary)
 	}
 	return status
 }

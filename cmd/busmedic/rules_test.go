@@ -171,6 +171,89 @@ func TestRulesCheck(t *testing.T) {
 	}
 }
 
+// rules check warns, with file, line, key and the fix, about programs and
+// scripts others could change (busmedic would refuse to run them), about a
+// rules directory others may write, and about a symlinked rules file whose
+// target others could replace.
+func TestRulesCheckSafety(t *testing.T) {
+	user, system := rulesEnv(t)
+	root := t.TempDir()
+	bin := filepath.Join(root, "bin")
+	ww := filepath.Join(bin, "ww-tray")
+	script := filepath.Join(bin, "tray.sh")
+	for _, p := range []string{ww, script} {
+		writeFile(t, p, "#!/bin/sh\n")
+		if err := os.Chmod(p, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, user, `[[app]]
+id = "tray"
+names = ["org.example.Tray"]
+exec = ["/bin/sh", "`+script+`"]
+
+[[app]]
+id = "panel"
+names = ["org.example.Panel"]
+action = "hook"
+hook = ["`+ww+`", "--restart"]
+
+[[app]]
+id = "shelled"
+names = ["org.example.Shelled"]
+shell = true
+exec = ["exec `+ww+` >/dev/null"]
+`)
+	userDir := filepath.Dir(user)
+	if err := os.Chmod(userDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	// The system file is a symlink to a file in a directory others may write.
+	shared := filepath.Join(root, "shared")
+	target := filepath.Join(shared, "apps.toml")
+	writeFile(t, target, systemRules)
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(system), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, system); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := rules(t, "check")
+	if code != 0 || out != user+": 3 rules OK (4 warnings)\n"+system+": 2 rules OK (1 warning)\n" {
+		t.Errorf("check = %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		user + ": warning: directory " + userDir + " is writable by group or others (mode 0777) without the sticky bit: others could replace the rules, and busmedic runs the commands in them; fix with: chmod go-w " + userDir,
+		user + `:4: warning: app "tray": key exec: script "` + script + `" of sh: ` + script + " is writable by group or others (mode 0777): busmedic will refuse to run it; fix with: chmod go-w " + script,
+		user + `:10: warning: app "panel": key hook: program "` + ww + `": ` + ww + " is writable by group or others (mode 0777): busmedic will refuse to run it; fix with: chmod go-w " + ww,
+		user + `:16: warning: app "shelled": key exec: program "` + ww + `": ` + ww + " is writable by group or others (mode 0777): busmedic will refuse to run it; fix with: chmod go-w " + ww,
+		system + ": warning: the file is a symlink to " + target + ", and directory " + shared + " is writable by group or others (mode 0777) without the sticky bit: others could replace the rules, and busmedic runs the commands in them; fix with: chmod go-w " + shared,
+	} {
+		if !strings.Contains(errOut, want+"\n") {
+			t.Errorf("check output lacks\n%s\nin:\n%s", want, errOut)
+		}
+	}
+
+	// Fixed as told: no warning.
+	for _, p := range []string{userDir, shared} {
+		if err := os.Chmod(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{ww, script} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := rules(t, "check"); code != 0 || errOut != "" || out != user+": 3 rules OK\n"+system+": 2 rules OK\n" {
+		t.Errorf("check after the fixes = %d\n%s%s", code, out, errOut)
+	}
+}
+
 func TestRulesAddFromPID(t *testing.T) {
 	user, _ := rulesEnv(t)
 	writeFile(t, user, "# mine\nversion = 1\n")
