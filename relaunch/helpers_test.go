@@ -46,7 +46,13 @@ func newHarness(t testing.TB, rulesTOML string, opts ...harnessOpt) *harness {
 	t.Helper()
 	// The distribution's session configuration, as a desktop session has
 	// it: a trimmed test configuration could hide how the daemon shuts down.
-	bus := bustest.New(t, bustest.Stock())
+	return newHarnessOn(t, []bustest.Option{bustest.Stock()}, rulesTOML, opts...)
+}
+
+// newHarnessOn is newHarness on a bus started with busOpts.
+func newHarnessOn(t testing.TB, busOpts []bustest.Option, rulesTOML string, opts ...harnessOpt) *harness {
+	t.Helper()
+	bus := bustest.New(t, busOpts...)
 	ourBuses.Store(bus.Address(), true)
 	h := &harness{t: t, bus: bus, dir: t.TempDir(), owners: map[string]string{},
 		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}

@@ -119,3 +119,30 @@ exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
 		pid = h.waitOwner("org.example.Exiter", pid)
 	}
 }
+
+// A peer that matches no rule but whose name the bus starts on demand is
+// not fallen off: the bus brings it back at the next call. One whose name
+// it cannot start is.
+func TestActivatableIsNoCasualty(t *testing.T) {
+	services := t.TempDir()
+	service := "[D-BUS Service]\nName=org.example.OnDemand\nExec=" + bustest.TestApp(t) + " -name org.example.OnDemand\n"
+	if err := os.WriteFile(services+"/org.example.OnDemand.service", []byte(service), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessOn(t, []bustest.Option{bustest.ServiceDir(services)}, `
+[[app]]
+id = "other"
+names = ["org.example.Other"]
+`)
+	h.bus.StartApp("-name", "org.example.OnDemand", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.Stray", "-mode", "exit")
+	h.waitOwner("org.example.OnDemand", 0)
+	h.waitOwner("org.example.Stray", 0)
+	checks := h.eng.casualtyChecks.Load()
+	h.crash()
+	h.until("the casualty check", func() bool { return h.eng.casualtyChecks.Load() > checks })
+	st := h.eng.Status()
+	if len(st.Casualties) != 1 || !st.Casualties[0].Peer.Owns("org.example.Stray") {
+		t.Errorf("casualties %+v, want only the stray app (the other is activatable)", st.Casualties)
+	}
+}

@@ -38,7 +38,8 @@ type Bus struct {
 	dir       string
 	transport string
 	busType   string
-	stock     bool // Stock: the distribution's session.conf
+	stock     bool   // Stock: the distribution's session.conf
+	services  string // ServiceDir
 	binary    string
 	copied    bool // binary is a private copy of original (CopiedBinary)
 	original  string
@@ -68,6 +69,10 @@ func SystemType() Option { return func(b *Bus) { b.busType = "system" } }
 // listening at the test's address: the bus as a desktop session has it.
 // It suits path and abstract buses of the session type.
 func Stock() Option { return func(b *Bus) { b.stock = true } }
+
+// ServiceDir lets the bus start services on demand from the D-Bus service
+// files in dir (with the test configuration; Stock reads the system's).
+func ServiceDir(dir string) Option { return func(b *Bus) { b.services = dir } }
 
 // CopiedBinary runs a private copy of dbus-daemon, which Update replaces as
 // a package upgrade would.
@@ -384,6 +389,10 @@ func (b *Bus) signal(sig syscall.Signal) {
 }
 
 func (b *Bus) config() string {
+	services := ""
+	if b.services != "" {
+		services = "<servicedir>" + b.services + "</servicedir>"
+	}
 	auth := "<auth>EXTERNAL</auth>"
 	if b.transport == "tcp" {
 		auth = "<auth>ANONYMOUS</auth><allow_anonymous/>"
@@ -394,6 +403,7 @@ func (b *Bus) config() string {
   <type>%s</type>
   <listen>%s</listen>
   %s
+  %s
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
@@ -401,7 +411,7 @@ func (b *Bus) config() string {
     <allow user="*"/>
   </policy>
 </busconfig>
-`, b.busType, b.listen, auth)
+`, b.busType, b.listen, auth, services)
 }
 
 // stripGUID is watcher.WithoutGUID for one entry; bustest cannot import
