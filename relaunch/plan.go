@@ -22,8 +22,9 @@ type PlannedJob struct {
 	// Peers are the app's connections in the snapshot (usually one).
 	Peers []watcher.Peer `json:"peers"`
 	// Helpers are other connections of the snapshot whose processes the
-	// app started (a panel's plugins): they are the app's, not casualties,
-	// and a relaunch ends those still running with the app.
+	// app started (a panel's plugins): they are the app's, not casualties.
+	// A relaunch leaves them alone: one that lives on may be a window the
+	// user still works in, and the app's new copy starts its own.
 	Helpers []watcher.Peer `json:"helpers,omitempty"`
 	// Command and Dir are what a relaunch would start: the rule's exec and
 	// workdir, or else the command line and directory the process had.

@@ -542,16 +542,6 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 			return result{outcome: Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
 		}
 	}
-	// The old copy's helpers go with it; the new copy starts its own.
-	for _, p := range pj.Helpers {
-		if p.PID <= 0 || ctx.Err() != nil {
-			continue
-		}
-		if err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout); err == nil {
-			e.log.Info("stopped a helper of the old copy", "app", pj.App, "pid", p.PID)
-			stopped = append(stopped, p.PID)
-		}
-	}
 	if ctx.Err() != nil {
 		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
 	}
