@@ -16,36 +16,38 @@ import (
 	"busmedic/assets"
 )
 
-// Where "busmedic autostart" puts its files, from the environment.
-type autostartPaths struct {
-	desktop string // $XDG_CONFIG_HOME/autostart/busmedic.desktop
-	unit    string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
-	// systemd is true when a systemd user manager runs for this user: its
-	// private socket is in $XDG_RUNTIME_DIR.
-	systemd bool
+// Paths is where busmedic's autostart files go, from the environment.
+type Paths struct {
+	Entry string // $XDG_CONFIG_HOME/autostart/busmedic.desktop
+	Unit  string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
+	// Systemd is true when a systemd user manager runs for this user: its
+	// private socket is in $XDG_RUNTIME_DIR. The unit is then the way to
+	// start busmedic unless the user says otherwise.
+	Systemd bool
 }
 
 // unitName is the user unit's name, as systemctl --user takes it.
 const unitName = "busmedic.service"
 
-// newAutostartPaths reads the XDG variables at call time (not through
-// adrg/xdg, which reads them once at start), so that tests can set them.
-func newAutostartPaths(getenv func(string) string) (autostartPaths, error) {
+// PathsFrom reads the XDG variables through getenv at call time (not
+// through adrg/xdg, which reads them once at start), so that tests can set
+// them.
+func PathsFrom(getenv func(string) string) (Paths, error) {
 	config := getenv("XDG_CONFIG_HOME")
 	if config == "" || !filepath.IsAbs(config) {
 		home := getenv("HOME")
 		if home == "" {
-			return autostartPaths{}, errors.New("neither XDG_CONFIG_HOME nor HOME is set")
+			return Paths{}, errors.New("neither XDG_CONFIG_HOME nor HOME is set")
 		}
 		config = filepath.Join(home, ".config")
 	}
-	p := autostartPaths{
-		desktop: filepath.Join(config, "autostart", "busmedic.desktop"),
-		unit:    filepath.Join(config, "systemd", "user", unitName),
+	p := Paths{
+		Entry: filepath.Join(config, "autostart", "busmedic.desktop"),
+		Unit:  filepath.Join(config, "systemd", "user", unitName),
 	}
 	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
 		_, err := os.Stat(filepath.Join(rt, "systemd", "private"))
-		p.systemd = err == nil
+		p.Systemd = err == nil
 	}
 	return p, nil
 }
@@ -81,12 +83,12 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return exitUsage
 	}
-	paths, err := newAutostartPaths(os.Getenv)
+	paths, err := PathsFrom(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "busmedic autostart: %v\n", err)
 		return exitError
 	}
-	systemd := paths.systemd
+	systemd := paths.Systemd
 	switch {
 	case *useSystemd:
 		systemd = true
@@ -95,11 +97,11 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch action {
 	case "enable":
-		err = autostartEnable(paths, systemd, *target, stdout, stderr)
+		err = Enable(paths, systemd, *target, stdout, stderr)
 	case "disable":
-		err = autostartDisable(paths, stdout)
+		err = Disable(paths, stdout)
 	case "status":
-		err = autostartStatus(paths, stdout)
+		err = Status(paths, stdout)
 	default:
 		fmt.Fprintf(stderr, "busmedic autostart: unknown action %q (want enable, disable or status)\n", action)
 		return exitUsage
@@ -111,7 +113,12 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-func autostartEnable(p autostartPaths, systemd bool, target string, stdout, stderr io.Writer) error {
+// Enable makes busmedic start with the session: with the user unit, started
+// by target (such as graphical-session.target), when systemd is true, else
+// with the autostart entry. It removes the entry the unit replaces, tells
+// on stdout what it wrote and what is left to do, and warns on stderr when
+// the running busmedic is a temporary build that the files would name.
+func Enable(p Paths, systemd bool, target string, stdout, stderr io.Writer) error {
 	exe, err := selfPath()
 	if err != nil {
 		return err
@@ -123,44 +130,46 @@ func autostartEnable(p autostartPaths, systemd bool, target string, stdout, stde
 	// One way only: both would start two daemons, and the second one
 	// would fail on the control socket at every login.
 	if systemd {
-		if err := writeAutostartFile(p.unit, assets.UserUnit(exe, target)); err != nil {
+		if err := writeAutostartFile(p.Unit, assets.UserUnit(exe, target)); err != nil {
 			return err
 		}
-		if removed, err := removeFile(p.desktop); err != nil {
+		if removed, err := removeFile(p.Entry); err != nil {
 			return err
 		} else if removed {
-			fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.desktop)
+			fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.Entry)
 		}
-		fmt.Fprintf(stdout, "Wrote %s.\nTo start busmedic now and with every session, run:\n  systemctl --user daemon-reload && systemctl --user enable --now %s\n", p.unit, unitName)
+		fmt.Fprintf(stdout, "Wrote %s.\nTo start busmedic now and with every session, run:\n  systemctl --user daemon-reload && systemctl --user enable --now %s\n", p.Unit, unitName)
 		if target == "graphical-session.target" {
 			fmt.Fprintf(stdout, "If your desktop never starts graphical-session.target (Xfce, i3 and others on Debian 12),\nuse instead: busmedic autostart enable --desktop-file\n")
 		}
 		return nil
 	}
-	if err := writeAutostartFile(p.desktop, assets.AutostartEntry(autostartCommand(exe))); err != nil {
+	if err := writeAutostartFile(p.Entry, assets.AutostartEntry(autostartCommand(exe))); err != nil {
 		return err
 	}
-	if _, err := os.Stat(p.unit); err == nil {
+	if _, err := os.Stat(p.Unit); err == nil {
 		// Removing an enabled unit's file leaves a dangling symlink in
 		// the target's .wants directory: the user disables it first.
-		fmt.Fprintf(stdout, "%s is also in place: run\n  systemctl --user disable --now %s && rm %s\n", p.unit, unitName, p.unit)
+		fmt.Fprintf(stdout, "%s is also in place: run\n  systemctl --user disable --now %s && rm %s\n", p.Unit, unitName, p.Unit)
 	}
-	fmt.Fprintf(stdout, "Wrote %s: busmedic starts with your next session.\nTo start it now: busmedic run &\n", p.desktop)
+	fmt.Fprintf(stdout, "Wrote %s: busmedic starts with your next session.\nTo start it now: busmedic run &\n", p.Entry)
 	return nil
 }
 
-func autostartDisable(p autostartPaths, stdout io.Writer) error {
-	removed, err := removeFile(p.desktop)
+// Disable removes the autostart entry; an enabled unit must be disabled
+// through systemctl first, and it tells on stdout the line to run.
+func Disable(p Paths, stdout io.Writer) error {
+	removed, err := removeFile(p.Entry)
 	if err != nil {
 		return err
 	}
 	if removed {
-		fmt.Fprintf(stdout, "Removed %s.\n", p.desktop)
+		fmt.Fprintf(stdout, "Removed %s.\n", p.Entry)
 	}
-	if _, err := os.Stat(p.unit); err == nil {
+	if _, err := os.Stat(p.Unit); err == nil {
 		// systemctl disable removes the .wants symlink that enable made;
 		// removing the file first would leave it dangling.
-		fmt.Fprintf(stdout, "To stop the systemd user unit and remove it, run:\n  systemctl --user disable --now %s && rm %s\n", unitName, p.unit)
+		fmt.Fprintf(stdout, "To stop the systemd user unit and remove it, run:\n  systemctl --user disable --now %s && rm %s\n", unitName, p.Unit)
 		return nil
 	}
 	if !removed {
@@ -169,19 +178,20 @@ func autostartDisable(p autostartPaths, stdout io.Writer) error {
 	return nil
 }
 
-func autostartStatus(p autostartPaths, stdout io.Writer) error {
+// Status tells on stdout which of the two files is in place.
+func Status(p Paths, stdout io.Writer) error {
 	found := false
 	for _, f := range []struct{ path, what string }{
-		{p.desktop, "XDG autostart entry"},
-		{p.unit, "systemd user unit"},
+		{p.Entry, "XDG autostart entry"},
+		{p.Unit, "systemd user unit"},
 	} {
 		_, err := os.Stat(f.path)
 		switch {
 		case err == nil:
 			found = true
 			fmt.Fprintf(stdout, "%s: %s\n", f.what, f.path)
-			if f.path == p.unit {
-				if p.systemd {
+			if f.path == p.Unit {
+				if p.Systemd {
 					fmt.Fprintf(stdout, "  check that it is enabled: systemctl --user is-enabled %s\n", unitName)
 				} else {
 					fmt.Fprintln(stdout, "  but no systemd user manager runs: it does not start")
