@@ -123,19 +123,16 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may
 			// be one of the apps just recovered, which the notifier waits for.
-			msg, ok := policy.ReportFor(r)
-			if !ok {
-				msg, ok = relaunch.Summary(r)
-			}
-			if ok {
+			report, fromUpdate := policy.ReportFor(r)
+			if n, ok := recoveryNotice(r, report, fromUpdate); ok {
 				wg.Go(func() {
 					nctx, ncancel := context.WithTimeout(ctx, 10*time.Minute)
 					defer ncancel()
-					chosen, err := notifier.Notify(nctx, "busmedic", msg, []string{"show", "Show"})
+					chosen, err := notifier.Notify(nctx, n.title, n.body, n.actions)
 					if err != nil {
-						log.Info("recovery summary not shown", "summary", msg, "err", err)
+						log.Info("recovery summary not shown", "summary", n.body, "err", err)
 					}
-					if chosen == "show" {
+					if chosen == showAction {
 						showHistory(srv.Path(), log)
 					}
 				})
@@ -278,13 +275,10 @@ func (b daemonBackend) Status() relaunch.Status {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		m, err := b.finder.Find(ctx)
 		cancel()
-		c.busID, c.how, c.refused = id, "", ""
-		switch {
-		case err == nil:
-			c.how = m.String()
-		case errors.Is(err, busrestart.ErrCannot):
-			c.refused = strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": ")
-		default:
+		var known bool
+		c.how, c.refused, known = describeRestart(m, err)
+		c.busID = id
+		if !known {
 			c.busID = "" // try again at the next status
 		}
 	}
@@ -312,6 +306,19 @@ func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
 	}
 	b.log.Info("restarting the session bus on request", "how", m.String())
 	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
+}
+
+// describeRestart words what Finder.Find found for the status: how the
+// session bus would be restarted, or why it cannot be. known is false for
+// an error that tells nothing about the bus, worth asking again.
+func describeRestart(m busrestart.Method, err error) (how, refused string, known bool) {
+	switch {
+	case err == nil:
+		return m.String(), "", true
+	case errors.Is(err, busrestart.ErrCannot):
+		return "", strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": "), true
+	}
+	return "", "", false
 }
 
 // withdrawOnError takes back the order of a restart that failed.
@@ -359,13 +366,10 @@ func (b daemonBackend) Learn(casualty string) (string, error) {
 		return "", err
 	}
 	rule := appdb.FromPeer(*peer)
-	base := rule.ID
-	for n := 2; ; n++ {
-		if _, taken := f.Lookup(rule.ID); !taken {
-			break
-		}
-		rule.ID = fmt.Sprintf("%s-%d", base, n)
-	}
+	rule.ID = freeRuleID(rule.ID, func(id string) bool {
+		_, taken := f.Lookup(id)
+		return taken
+	})
 	if err := f.AddOrReplace(rule); err != nil {
 		return "", err
 	}
@@ -374,6 +378,16 @@ func (b daemonBackend) Learn(casualty string) (string, error) {
 	}
 	b.log.Info("rule added for a casualty", "rule", rule.ID, "file", b.userRules)
 	return rule.ID, b.Reload()
+}
+
+// freeRuleID is base, or the first of base-2, base-3… that taken does
+// not report taken: a rule learnt from a casualty never replaces another.
+func freeRuleID(base string, taken func(id string) bool) string {
+	id := base
+	for n := 2; taken(id); n++ {
+		id = fmt.Sprintf("%s-%d", base, n)
+	}
+	return id
 }
 
 // busAddress is the address given to apps started for bus: the one busmedic
