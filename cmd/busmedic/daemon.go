@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -164,9 +163,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		watching.Wait()
 		close(events)
 	})
-	toEngine, toPolicy := make(chan watcher.Event, 256), make(chan watcher.Event, 64)
-	wg.Go(func() { watcher.Tee(ctx, events, toEngine, toPolicy) })
+	toEngine, toPolicy, toProbe := make(chan watcher.Event, 256), make(chan watcher.Event, 64), make(chan watcher.Event, 64)
+	wg.Go(func() { watcher.Tee(ctx, events, toEngine, toPolicy, toProbe) })
 	wg.Go(func() { policy.Run(ctx, toPolicy) })
+	restart := newRestartProbe(finder, log)
+	wg.Go(func() { restart.Run(ctx, toProbe) })
+	changed := make(chan struct{}, 1)
+	wg.Go(func() { forwardChanges(ctx, changed, engine.Changed(), restart.Changed()) })
 	wg.Go(func() { _ = store.Run(ctx) })
 	wg.Go(func() {
 		// First run: a commented starter rules file, and offers of rules
@@ -206,7 +209,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
 	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
 		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log,
-		restart: &restartCache{}})
+		restart: restart, changed: changed})
 	if err != nil {
 		// The socket failed for good and is gone, and the lock with it:
 		// a daemon nobody can reach must not linger, so that a new one
@@ -240,51 +243,23 @@ type daemonBackend struct {
 	userRules string
 	// systemAddress is the system bus, restarted through systemd.
 	systemAddress string
-	restart       *restartCache
+	restart       *restartProbe
+	changed       chan struct{}
 	log           *slog.Logger
-}
-
-// restartCache remembers, per session bus instance, how it can be
-// restarted: finding out takes a few calls, and the status is asked for at
-// every change.
-type restartCache struct {
-	mu      sync.Mutex
-	busID   string
-	how     string
-	refused string
 }
 
 // Status is the engine's status, with how the session bus can be restarted
 // (so the tray can grey out "Restart session bus" and say why before any
-// click).
+// click), as the probe last found out: never a call to a bus.
 func (b daemonBackend) Status() relaunch.Status {
 	st := b.Engine.Status()
-	id := ""
-	for _, bs := range st.Buses {
-		if bs.Name == "session" && bs.Up {
-			id = bs.ID
-		}
-	}
-	if id == "" {
-		return st
-	}
-	c := b.restart
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.busID != id {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		m, err := b.finder.Find(ctx)
-		cancel()
-		var known bool
-		c.how, c.refused, known = describeRestart(m, err)
-		c.busID = id
-		if !known {
-			c.busID = "" // try again at the next status
-		}
-	}
-	st.SessionRestart, st.SessionRestartRefused = c.how, c.refused
+	st.SessionRestart, st.SessionRestartRefused = b.restart.known(sessionUp(st))
 	return st
 }
+
+// Changed gets a value when the engine's status changed, or what the
+// probe knows.
+func (b daemonBackend) Changed() <-chan struct{} { return b.changed }
 
 func (b daemonBackend) Reload() error { return b.store.Reload().Err }
 
@@ -306,19 +281,6 @@ func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
 	}
 	b.log.Info("restarting the session bus on request", "how", m.String())
 	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
-}
-
-// describeRestart words what Finder.Find found for the status: how the
-// session bus would be restarted, or why it cannot be. known is false for
-// an error that tells nothing about the bus, worth asking again.
-func describeRestart(m busrestart.Method, err error) (how, refused string, known bool) {
-	switch {
-	case err == nil:
-		return m.String(), "", true
-	case errors.Is(err, busrestart.ErrCannot):
-		return "", strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": "), true
-	}
-	return "", "", false
 }
 
 // withdrawOnError takes back the order of a restart that failed.
