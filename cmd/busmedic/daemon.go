@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/adrg/xdg"
@@ -41,35 +40,107 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"Runs busmedic: watches the session and system bus and recovers apps after a restart."); !ok {
 		return code
 	}
-	log := newLogger(stderr, slog.LevelInfo, *verbose)
-
-	srv, err := control.Listen(*socket, log)
-	if err != nil {
+	cfg := Config{
+		RulesFile:        *config,
+		Socket:           *socket,
+		StateDir:         *stateDir,
+		ManageSessionBus: *manage,
+		Editor:           findEditor,
+		Log:              newLogger(stderr, slog.LevelInfo, *verbose),
+	}
+	if !*noTray {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "busmedic run: %v\n", err)
+			return exitError
+		}
+		cfg.Tray = func(socket string) *exec.Cmd {
+			cmd := exec.Command(self, "tray", "--socket", socket)
+			cmd.Stderr = stderr
+			return cmd
+		}
+	}
+	switch err := Run(ctx, cfg); {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, ErrControlSocket): // Run said it in its log
+		return exitError
+	default:
 		fmt.Fprintf(stderr, "busmedic run: %v\n", err)
 		return exitError
 	}
-	store := appdb.NewStore(appdb.DefaultPaths(*config), log)
+}
+
+// Config is what busmedic run is told on its command line.
+type Config struct {
+	// RulesFile is the user rules file; "" means $BUSMEDIC_CONFIG or
+	// $XDG_CONFIG_HOME/busmedic/apps.toml.
+	RulesFile string
+	// Socket is the control socket's path.
+	Socket string
+	// StateDir holds the history and the apps' logs.
+	StateDir string
+	// ManageSessionBus makes busmedic run the session bus daemon at the
+	// session address, restart it on request and when it dies: for
+	// sessions started with dbus-launch or without a bus.
+	ManageSessionBus bool
+	// Tray, if set, returns the command of the tray icon's child process
+	// for the control socket at socket; it is started again after a
+	// session bus restart (tray.Supervise), and its Quit ends Run. Nil: no
+	// tray.
+	Tray func(socket string) *exec.Cmd
+	// Editor finds the rules editor's program, which the "Show" of a
+	// recovery's notification opens on its History tab; nil: "Show" only
+	// says that it cannot.
+	Editor func() (string, error)
+	// Log gets the daemon's log; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// ErrControlSocket is in Run's error when the control socket failed for
+// good while busmedic ran: Run has logged it, and the socket and its lock
+// are gone, so that a new busmedic can start. Any other error of Run means
+// busmedic did not start.
+var ErrControlSocket = errors.New("control socket failed")
+
+// Run runs busmedic: the watchers of both buses, the rules, the recovery
+// engine, the update policy, the notifications, the control socket and the
+// tray, until ctx is done (busmedic is told to stop: it records why and
+// recovers nothing more), the session ends, or Quit is chosen in the tray.
+// It returns nil then, once everything it started has stopped; apps it
+// started keep running.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	targets := []watcher.Target{watcher.SessionTarget(), watcher.SystemTarget()}
+	var watchers []*watcher.Watcher
+	for _, t := range targets {
+		w, err := watcher.New(t, watcher.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("%s bus: %w", t.Name, err)
+		}
+		watchers = append(watchers, w)
+	}
+	logind, err := watcher.NewLogind(targets[1], log)
+	if err != nil {
+		return fmt.Errorf("system bus: %w", err)
+	}
+	// The socket comes after what may fail: only Serve gives it, and the
+	// per-user lock with it, back.
+	srv, err := control.Listen(cfg.Socket, log)
+	if err != nil {
+		return err
+	}
+	paths := appdb.DefaultPaths(cfg.RulesFile)
+	store := appdb.NewStore(paths, log)
 	if err := store.Err(); err != nil {
 		// The daemon still watches the buses; the rules come in force as
 		// soon as the file is fixed.
 		log.Error("rules not loaded", "err", err)
 	}
 
-	targets := []watcher.Target{watcher.SessionTarget(), watcher.SystemTarget()}
-	var watchers []*watcher.Watcher
-	for _, t := range targets {
-		w, err := watcher.New(t, watcher.WithLogger(log))
-		if err != nil {
-			fmt.Fprintf(stderr, "busmedic run: %s bus: %v\n", t.Name, err)
-			return exitError
-		}
-		watchers = append(watchers, w)
-	}
-	logind, err := watcher.NewLogind(targets[1], log)
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic run: system bus: %v\n", err)
-		return exitError
-	}
 	intent := &relaunch.Intent{
 		Logind:   logind,
 		Display:  watcher.DisplayGone,
@@ -80,7 +151,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// is an error for its caller, never the daemon's end.
 	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }, Log: log}
 	finder := busrestart.Finder{Address: busAddress(targets, "session")}
-	if *manage {
+	if cfg.ManageSessionBus {
 		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
 	}
 	// The update policy restarts a bus whose daemon was updated on disk,
@@ -100,10 +171,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	defer cancel()
 	// A signal to stop (SIGTERM, SIGHUP: the session is tearing down) ends
 	// recovery first: nothing may start after it.
-	context.AfterFunc(stopping, func() {
+	stopOnSignal := context.AfterFunc(stopping, func() {
 		intent.Stopping("busmedic received a signal to stop")
 		cancel()
 	})
+	defer stopOnSignal()
 	var wg sync.WaitGroup
 	// The daemon sits idle for days between bus restarts. Once start-up,
 	// and later each recovery, is over, hand the memory it used back to
@@ -115,7 +187,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		RulesError: store.Err,
 		Rules:      store.Current,
 		Addresses:  func(bus string) string { return busAddress(targets, bus) },
-		StateDir:   *stateDir,
+		StateDir:   cfg.StateDir,
 		Logger:     log,
 		Notifier:   notifier,
 		RecoveryEnded: func(r relaunch.Recovery) {
@@ -132,7 +204,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 						log.Info("recovery summary not shown", "summary", n.body, "err", err)
 					}
 					if chosen == showAction {
-						showHistory(srv.Path(), log)
+						showHistory(cfg.Editor, srv.Path(), log)
 					}
 				})
 			}
@@ -174,7 +246,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	wg.Go(func() {
 		// First run: a commented starter rules file, and offers of rules
 		// for the apps on the session bus known not to survive a restart.
-		err := firstRun(ctx, log, busAddress(targets, "session"), appdb.DefaultPaths(*config).User,
+		err := firstRun(ctx, log, busAddress(targets, "session"), paths.User,
 			func(title, body string, actions []string) (string, error) {
 				return notifier.Notify(ctx, title, body, actions)
 			})
@@ -188,18 +260,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		cancel()
 	})
-	if !*noTray {
-		self, err := os.Executable()
-		if err != nil {
-			fmt.Fprintf(stderr, "busmedic run: %v\n", err)
-			return exitError
-		}
+	if cfg.Tray != nil {
 		wg.Go(func() {
-			tray.Supervise(ctx, func() *exec.Cmd {
-				cmd := exec.Command(self, "tray", "--socket", srv.Path())
-				cmd.Stderr = stderr
-				return cmd
-			}, log)
+			tray.Supervise(ctx, func() *exec.Cmd { return cfg.Tray(srv.Path()) }, log)
 			if ctx.Err() == nil {
 				log.Info("Quit chosen in the tray; busmedic exits")
 				cancel()
@@ -207,8 +270,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		})
 	}
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
-	err = srv.Serve(ctx, daemonBackend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
-		systemAddress: busAddress(targets, "system"), userRules: appdb.DefaultPaths(*config).User, log: log,
+	err = srv.Serve(ctx, backend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
+		systemAddress: busAddress(targets, "system"), userRules: paths.User, log: log,
 		restart: restart, changed: changed})
 	if err != nil {
 		// The socket failed for good and is gone, and the lock with it:
@@ -219,10 +282,10 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cancel()
 	wg.Wait()
 	if err != nil {
-		return exitError
+		return fmt.Errorf("%w: %w", ErrControlSocket, err)
 	}
 	log.Info("busmedic stopped")
-	return exitOK
+	return nil
 }
 
 // How long after start-up and after a recovery the daemon is taken to be
@@ -231,126 +294,6 @@ const (
 	quietAfterStart    = 10 * time.Second
 	quietAfterRecovery = 5 * time.Second
 )
-
-// daemonBackend is the engine as the control socket serves it, with the
-// rules reload added.
-type daemonBackend struct {
-	*relaunch.Engine
-	store     *appdb.Store
-	finder    busrestart.Finder
-	intent    *relaunch.Intent
-	watchers  []*watcher.Watcher
-	userRules string
-	// systemAddress is the system bus, restarted through systemd.
-	systemAddress string
-	restart       *restartProbe
-	changed       chan struct{}
-	log           *slog.Logger
-}
-
-// Status is the engine's status, with how the session bus can be restarted
-// (so the tray can grey out "Restart session bus" and say why before any
-// click), as the probe last found out: never a call to a bus.
-func (b daemonBackend) Status() relaunch.Status {
-	st := b.Engine.Status()
-	st.SessionRestart, st.SessionRestartRefused = b.restart.known(sessionUp(st))
-	return st
-}
-
-// Changed gets a value when the engine's status changed, or what the
-// probe knows.
-func (b daemonBackend) Changed() <-chan struct{} { return b.changed }
-
-func (b daemonBackend) Reload() error { return b.store.Reload().Err }
-
-// RestartBus restarts the session bus the way it was started, or the
-// system bus through systemd with the user's authorisation.
-func (b daemonBackend) RestartBus(ctx context.Context, bus string) error {
-	switch bus {
-	case "system":
-		// polkit asks the user; the request's context waits for the answer.
-		b.log.Info("restarting the system bus on request", "how", "systemd, with the user's authorisation")
-		return withdrawOnError(b.intent.Ordered(bus), busrestart.SystemRestart(ctx, b.systemAddress))
-	case "session":
-	default:
-		return fmt.Errorf("no bus %q (want session or system)", bus)
-	}
-	m, err := b.finder.Find(ctx)
-	if err != nil {
-		return err
-	}
-	b.log.Info("restarting the session bus on request", "how", m.String())
-	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
-}
-
-// withdrawOnError takes back the order of a restart that failed.
-func withdrawOnError(withdraw func(), err error) error {
-	if err != nil {
-		withdraw()
-	}
-	return err
-}
-
-// Peers returns who is on each bus now.
-func (b daemonBackend) Peers() map[string][]watcher.Peer {
-	peers := map[string][]watcher.Peer{}
-	for _, w := range b.watchers {
-		peers[w.Target().Name] = w.Peers()
-	}
-	return peers
-}
-
-// DryRun plans a recovery for bus as if it restarted now, with who is on
-// it now.
-func (b daemonBackend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
-	for _, w := range b.watchers {
-		if w.Target().Name == bus {
-			return b.Plan(bus, w.Peers()), nil
-		}
-	}
-	return nil, fmt.Errorf("no bus %q (want session or system)", bus)
-}
-
-// Learn adds a rule for a casualty to the user's rules file ("Always
-// relaunch"), through appdb's atomic save, and reloads the rules.
-func (b daemonBackend) Learn(casualty string) (string, error) {
-	var peer *watcher.Peer
-	for _, c := range b.Status().Casualties {
-		if c.ID == casualty {
-			peer = &c.Peer
-		}
-	}
-	if peer == nil {
-		return "", fmt.Errorf("no casualty %q (see busmedic status)", casualty)
-	}
-	f, err := appdb.OpenFile(b.userRules)
-	if err != nil {
-		return "", err
-	}
-	rule := appdb.FromPeer(*peer)
-	rule.ID = freeRuleID(rule.ID, func(id string) bool {
-		_, taken := f.Lookup(id)
-		return taken
-	})
-	if err := f.AddOrReplace(rule); err != nil {
-		return "", err
-	}
-	if err := f.Save(); err != nil {
-		return "", err
-	}
-	b.log.Info("rule added for a casualty", "rule", rule.ID, "file", b.userRules)
-	return rule.ID, b.Reload()
-}
-
-// freeRuleID is base, or the first of base-2, base-3… that taken does
-// not report taken: a rule learnt from a casualty never replaces another.
-func freeRuleID(base string, taken func(id string) bool) string {
-	id := base
-	for n := 2; taken(id); n++ {
-		id = fmt.Sprintf("%s-%d", base, n)
-	}
-	return id
-}
 
 // busAddress is the address given to apps started for bus: the one busmedic
 // watches, without the guid, which a restarted bus no longer has (libdbus
@@ -362,21 +305,4 @@ func busAddress(targets []watcher.Target, bus string) string {
 		}
 	}
 	return ""
-}
-
-// showHistory opens the rules editor, whose History tab tells what each
-// recovery did; it runs on its own, past busmedic's exit.
-func showHistory(socket string, log *slog.Logger) {
-	editor, err := findEditor()
-	if err != nil {
-		log.Info("cannot show the history: rules editor not installed; busmedic history tells it", "err", err)
-		return
-	}
-	cmd := exec.Command(editor, "-control", socket)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		log.Warn("rules editor did not start", "err", err)
-		return
-	}
-	go cmd.Wait() // reap it; it ends when the user closes it
 }

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"errors"
+	"log/slog"
+	"os/exec"
+	"syscall"
+
 	"busmedic/relaunch"
 )
 
@@ -29,4 +34,25 @@ func recoveryNotice(r relaunch.Recovery, update string, fromUpdate bool) (n noti
 		return notice{}, false
 	}
 	return notice{title: "busmedic", body: body, actions: []string{showAction, "Show"}}, true
+}
+
+// showHistory opens the rules editor that findEditor finds, whose History
+// tab tells what each recovery did; it runs on its own, past busmedic's
+// exit.
+func showHistory(findEditor func() (string, error), socket string, log *slog.Logger) {
+	editor, err := "", errors.New("busmedic run was given no way to find it")
+	if findEditor != nil {
+		editor, err = findEditor()
+	}
+	if err != nil {
+		log.Info("cannot show the history: rules editor not installed; busmedic history tells it", "err", err)
+		return
+	}
+	cmd := exec.Command(editor, "-control", socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		log.Warn("rules editor did not start", "err", err)
+		return
+	}
+	go cmd.Wait() // reap it; it ends when the user closes it
 }
