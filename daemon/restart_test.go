@@ -1,10 +1,9 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +16,8 @@ import (
 	"busmedic/watcher/bustest"
 )
 
-var discardLog = slog.New(slog.DiscardHandler)
+// deadline bounds every wait of a test.
+const deadline = 20 * time.Second
 
 // awaitKnown waits for the probe to find out about the session bus
 // instance busID.
@@ -42,12 +42,12 @@ func awaitKnown(t *testing.T, p *restartProbe, busID string) (how, refused strin
 // bus someone else started, and why.
 func TestRestartProbeRealBus(t *testing.T) {
 	bus := bustest.New(t)
-	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(discardLog))
+	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(discard))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// No systemd user manager: the socket is nowhere.
-	p := newRestartProbe(busrestart.Finder{Address: bus.Address(), SystemdSocket: filepath.Join(t.TempDir(), "none")}, discardLog)
+	p := newRestartProbe(busrestart.Finder{Address: bus.Address(), SystemdSocket: filepath.Join(t.TempDir(), "none")}, discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	events, toProbe := make(chan watcher.Event), make(chan watcher.Event, 64)
 	var wg sync.WaitGroup
@@ -110,7 +110,7 @@ func (f *heldFinder) Find(ctx context.Context) (busrestart.Method, error) {
 // at the next event of the session bus, and one that did is not.
 func TestRestartProbeNeverWaits(t *testing.T) {
 	f := &heldFinder{calls: make(chan struct{}), answers: make(chan error)}
-	p := newRestartProbe(f, discardLog)
+	p := newRestartProbe(f, discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan watcher.Event)
 	var wg sync.WaitGroup
