@@ -4,11 +4,12 @@
 // supervisor, and runs them until it is told to stop, the session ends or
 // Quit is chosen in the tray (see [Run]).
 //
-// What it decides itself (which notification follows a recovery, what
-// the first run offers, how the session bus would be restarted, the id of
-// a rule learnt from a casualty) are small pure functions. The status it
-// serves never waits on a bus: how the session bus can be restarted is
-// found out when that bus comes up, not when the status is asked for.
+// What it decides itself (which notification follows a recovery, how the
+// first run offers a rule, how the session bus would be restarted, the id
+// of a rule learnt from a casualty) small pure functions decide. The
+// status it serves never waits on a bus: how the session bus can be
+// restarted is found out when that bus comes up, not when the status is
+// asked for.
 package daemon
 
 import (
