@@ -2,53 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 
-	"busmedic/appdb"
-	"busmedic/assets"
+	"busmedic/autostart"
 )
-
-// Where "busmedic autostart" puts its files, from the environment.
-type autostartPaths struct {
-	desktop string // $XDG_CONFIG_HOME/autostart/busmedic.desktop
-	unit    string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
-	// systemd is true when a systemd user manager runs for this user: its
-	// private socket is in $XDG_RUNTIME_DIR.
-	systemd bool
-}
-
-// unitName is the user unit's name, as systemctl --user takes it.
-const unitName = "busmedic.service"
-
-// newAutostartPaths reads the XDG variables at call time (not through
-// adrg/xdg, which reads them once at start), so that tests can set them.
-func newAutostartPaths(getenv func(string) string) (autostartPaths, error) {
-	config := getenv("XDG_CONFIG_HOME")
-	if config == "" || !filepath.IsAbs(config) {
-		home := getenv("HOME")
-		if home == "" {
-			return autostartPaths{}, errors.New("neither XDG_CONFIG_HOME nor HOME is set")
-		}
-		config = filepath.Join(home, ".config")
-	}
-	p := autostartPaths{
-		desktop: filepath.Join(config, "autostart", "busmedic.desktop"),
-		unit:    filepath.Join(config, "systemd", "user", unitName),
-	}
-	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
-		_, err := os.Stat(filepath.Join(rt, "systemd", "private"))
-		p.systemd = err == nil
-	}
-	return p, nil
-}
 
 const (
 	autostartUsage = "busmedic autostart enable|disable|status [--systemd | --desktop-file] [--target TARGET]"
@@ -81,12 +41,12 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return exitUsage
 	}
-	paths, err := newAutostartPaths(os.Getenv)
+	paths, err := autostart.PathsFrom(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "busmedic autostart: %v\n", err)
 		return exitError
 	}
-	systemd := paths.systemd
+	systemd := paths.Systemd
 	switch {
 	case *useSystemd:
 		systemd = true
@@ -95,11 +55,11 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch action {
 	case "enable":
-		err = autostartEnable(paths, systemd, *target, stdout, stderr)
+		err = autostart.Enable(paths, systemd, *target, stdout, stderr)
 	case "disable":
-		err = autostartDisable(paths, stdout)
+		err = autostart.Disable(paths, stdout)
 	case "status":
-		err = autostartStatus(paths, stdout)
+		err = autostart.Status(paths, stdout)
 	default:
 		fmt.Fprintf(stderr, "busmedic autostart: unknown action %q (want enable, disable or status)\n", action)
 		return exitUsage
@@ -109,143 +69,4 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitError
 	}
 	return exitOK
-}
-
-func autostartEnable(p autostartPaths, systemd bool, target string, stdout, stderr io.Writer) error {
-	exe, err := selfPath()
-	if err != nil {
-		return err
-	}
-	if strings.Contains(exe, "/go-build") {
-		// "go run" builds into a cache directory that goes away.
-		fmt.Fprintf(stderr, "busmedic autostart: warning: %s is a temporary build; install busmedic first (make install)\n", exe)
-	}
-	// One way only: both would start two daemons, and the second one
-	// would fail on the control socket at every login.
-	if systemd {
-		if err := writeAutostartFile(p.unit, assets.UserUnit(exe, target)); err != nil {
-			return err
-		}
-		if removed, err := removeFile(p.desktop); err != nil {
-			return err
-		} else if removed {
-			fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.desktop)
-		}
-		fmt.Fprintf(stdout, "Wrote %s.\nTo start busmedic now and with every session, run:\n  systemctl --user daemon-reload && systemctl --user enable --now %s\n", p.unit, unitName)
-		if target == "graphical-session.target" {
-			fmt.Fprintf(stdout, "If your desktop never starts graphical-session.target (Xfce, i3 and others on Debian 12),\nuse instead: busmedic autostart enable --desktop-file\n")
-		}
-		return nil
-	}
-	if err := writeAutostartFile(p.desktop, assets.AutostartEntry(autostartCommand(exe))); err != nil {
-		return err
-	}
-	if _, err := os.Stat(p.unit); err == nil {
-		// Removing an enabled unit's file leaves a dangling symlink in
-		// the target's .wants directory: the user disables it first.
-		fmt.Fprintf(stdout, "%s is also in place: run\n  systemctl --user disable --now %s && rm %s\n", p.unit, unitName, p.unit)
-	}
-	fmt.Fprintf(stdout, "Wrote %s: busmedic starts with your next session.\nTo start it now: busmedic run &\n", p.desktop)
-	return nil
-}
-
-func autostartDisable(p autostartPaths, stdout io.Writer) error {
-	removed, err := removeFile(p.desktop)
-	if err != nil {
-		return err
-	}
-	if removed {
-		fmt.Fprintf(stdout, "Removed %s.\n", p.desktop)
-	}
-	if _, err := os.Stat(p.unit); err == nil {
-		// systemctl disable removes the .wants symlink that enable made;
-		// removing the file first would leave it dangling.
-		fmt.Fprintf(stdout, "To stop the systemd user unit and remove it, run:\n  systemctl --user disable --now %s && rm %s\n", unitName, p.unit)
-		return nil
-	}
-	if !removed {
-		fmt.Fprintln(stdout, "busmedic does not start with the session; nothing to do.")
-	}
-	return nil
-}
-
-func autostartStatus(p autostartPaths, stdout io.Writer) error {
-	found := false
-	for _, f := range []struct{ path, what string }{
-		{p.desktop, "XDG autostart entry"},
-		{p.unit, "systemd user unit"},
-	} {
-		_, err := os.Stat(f.path)
-		switch {
-		case err == nil:
-			found = true
-			fmt.Fprintf(stdout, "%s: %s\n", f.what, f.path)
-			if f.path == p.unit {
-				if p.systemd {
-					fmt.Fprintf(stdout, "  check that it is enabled: systemctl --user is-enabled %s\n", unitName)
-				} else {
-					fmt.Fprintln(stdout, "  but no systemd user manager runs: it does not start")
-				}
-			}
-		case !errors.Is(err, fs.ErrNotExist):
-			return err
-		}
-	}
-	if !found {
-		fmt.Fprintln(stdout, "busmedic does not start with the session (enable it: busmedic autostart enable)")
-	}
-	return nil
-}
-
-// selfPath returns the absolute path of the running busmedic, symlinks
-// resolved, so that the entry keeps working whatever the session's PATH.
-func selfPath() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find busmedic's own path: %w", err)
-	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
-	}
-	return exe, nil
-}
-
-// autostartCommand is the Exec of the autostart entry: "busmedic run" when
-// the busmedic found in a system directory of PATH is this one, else the
-// absolute path. A session's PATH holds /usr/bin and /usr/local/bin, but
-// ~/.local/bin only if ~/.profile added it when it existed at login, so the
-// plain name is trusted only in system directories.
-func autostartCommand(exe string) []string {
-	if found, err := exec.LookPath("busmedic"); err == nil {
-		switch filepath.Dir(found) {
-		case "/usr/bin", "/usr/local/bin", "/bin":
-			a, errA := os.Stat(found)
-			b, errB := os.Stat(exe)
-			if errA == nil && errB == nil && os.SameFile(a, b) {
-				return []string{"busmedic", "run"}
-			}
-		}
-	}
-	return []string{exe, "run"}
-}
-
-// writeAutostartFile writes data atomically, creating the directory.
-func writeAutostartFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	return appdb.WriteAtomic(path, data, 0o644)
-}
-
-// removeFile removes path and reports whether it was there.
-func removeFile(path string) (bool, error) {
-	err := os.Remove(path)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	default:
-		return false, fmt.Errorf("remove %s: %w", path, err)
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -60,10 +60,8 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 	// covers it. A broken system file only means offering too much.
 	set, _ := appdb.Load(appdb.DefaultPaths(userRulesPath))
 	for _, o := range appdb.Offers(catalog, peers, set) {
-		title := fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID)
-		body := fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
-			"busmedic can start it again each time. The rule goes in %s.", o.App.Name, o.App.Why, userRulesPath)
-		key, err := notify(title, body, []string{offerAdd, "Add rule", offerNotNow, "Not now"})
+		n := offerNotice(o, userRulesPath)
+		key, err := notify(n.title, n.body, n.actions)
 		if err != nil {
 			return fmt.Errorf("first run: offer a rule for %s: %w", o.App.ID, err)
 		}
@@ -77,6 +75,18 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 		log.Info("first run: rule added", "app", o.App.ID, "file", userRulesPath)
 	}
 	return nil
+}
+
+// offerNotice offers the rule of o, to be added to the rules file at
+// path: "Add rule" (offerAdd) adds it; "Not now", or closing the
+// notification, does not.
+func offerNotice(o appdb.Offer, path string) notice {
+	return notice{
+		title: fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID),
+		body: fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
+			"busmedic can start it again each time. The rule goes in %s.", o.App.Name, o.App.Why, path),
+		actions: []string{offerAdd, "Add rule", offerNotNow, "Not now"},
+	}
 }
 
 // addRule adds r to the rules file, unless the user has meanwhile written

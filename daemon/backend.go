@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"busmedic/appdb"
+	"busmedic/relaunch"
+	"busmedic/relaunch/busrestart"
+	"busmedic/watcher"
+)
+
+// backend is the engine as the control socket serves it, with what the
+// engine does not know added: the rules reload, restarting a bus, who is
+// on the buses now, learning a rule from a casualty.
+type backend struct {
+	*relaunch.Engine
+	store     *appdb.Store
+	finder    busrestart.Finder
+	intent    *relaunch.Intent
+	watchers  []*watcher.Watcher
+	userRules string
+	// systemAddress is the system bus, restarted through systemd.
+	systemAddress string
+	restart       *restartProbe
+	changed       chan struct{}
+	log           *slog.Logger
+}
+
+// Status is the engine's status, with how the session bus can be restarted
+// (so the tray can grey out "Restart session bus" and say why before any
+// click), as the probe last found out: never a call to a bus.
+func (b backend) Status() relaunch.Status {
+	st := b.Engine.Status()
+	st.SessionRestart, st.SessionRestartRefused = b.restart.known(sessionUp(st))
+	return st
+}
+
+// Changed gets a value when the engine's status changed, or what the
+// probe knows.
+func (b backend) Changed() <-chan struct{} { return b.changed }
+
+func (b backend) Reload() error { return b.store.Reload().Err }
+
+// RestartBus restarts the session bus the way it was started, or the
+// system bus through systemd with the user's authorisation.
+func (b backend) RestartBus(ctx context.Context, bus string) error {
+	switch bus {
+	case "system":
+		// polkit asks the user; the request's context waits for the answer.
+		b.log.Info("restarting the system bus on request", "how", "systemd, with the user's authorisation")
+		return withdrawOnError(b.intent.Ordered(bus), busrestart.SystemRestart(ctx, b.systemAddress))
+	case "session":
+	default:
+		return fmt.Errorf("no bus %q (want session or system)", bus)
+	}
+	m, err := b.finder.Find(ctx)
+	if err != nil {
+		return err
+	}
+	b.log.Info("restarting the session bus on request", "how", m.String())
+	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
+}
+
+// withdrawOnError takes back the order of a restart that failed.
+func withdrawOnError(withdraw func(), err error) error {
+	if err != nil {
+		withdraw()
+	}
+	return err
+}
+
+// Peers returns who is on each bus now.
+func (b backend) Peers() map[string][]watcher.Peer {
+	peers := map[string][]watcher.Peer{}
+	for _, w := range b.watchers {
+		peers[w.Target().Name] = w.Peers()
+	}
+	return peers
+}
+
+// DryRun plans a recovery for bus as if it restarted now, with who is on
+// it now.
+func (b backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+	for _, w := range b.watchers {
+		if w.Target().Name == bus {
+			return b.Plan(bus, w.Peers()), nil
+		}
+	}
+	return nil, fmt.Errorf("no bus %q (want session or system)", bus)
+}
+
+// Learn adds a rule for a casualty to the user's rules file ("Always
+// relaunch"), through appdb's atomic save, and reloads the rules.
+func (b backend) Learn(casualty string) (string, error) {
+	var peer *watcher.Peer
+	for _, c := range b.Status().Casualties {
+		if c.ID == casualty {
+			peer = &c.Peer
+		}
+	}
+	if peer == nil {
+		return "", fmt.Errorf("no casualty %q (see busmedic status)", casualty)
+	}
+	f, err := appdb.OpenFile(b.userRules)
+	if err != nil {
+		return "", err
+	}
+	rule := appdb.FromPeer(*peer)
+	rule.ID = freeRuleID(rule.ID, func(id string) bool {
+		_, taken := f.Lookup(id)
+		return taken
+	})
+	if err := f.AddOrReplace(rule); err != nil {
+		return "", err
+	}
+	if err := f.Save(); err != nil {
+		return "", err
+	}
+	b.log.Info("rule added for a casualty", "rule", rule.ID, "file", b.userRules)
+	return rule.ID, b.Reload()
+}
+
+// freeRuleID is base, or the first of base-2, base-3… that taken does
+// not report taken: a rule learnt from a casualty never replaces another.
+func freeRuleID(base string, taken func(id string) bool) string {
+	id := base
+	for n := 2; taken(id); n++ {
+		id = fmt.Sprintf("%s-%d", base, n)
+	}
+	return id
+}

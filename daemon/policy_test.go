@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"busmedic/appdb"
+	"busmedic/assets"
+	"busmedic/relaunch"
+	"busmedic/relaunch/busrestart"
+)
+
+// The daemon's decisions, each a pure function, as table tests.
+
+func TestRecoveryNotice(t *testing.T) {
+	relaunched := relaunch.Recovery{Bus: "session", Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Relaunched}}}
+	update := "D-Bus updated without reboot: 1 app recovered, 0 need attention"
+	for _, tc := range []struct {
+		name       string
+		r          relaunch.Recovery
+		update     string
+		fromUpdate bool
+		want       string // the body; "" for no notification
+	}{
+		{"a restart no one ordered: the summary", relaunched, "", false,
+			"Session bus restarted: 1 app relaunched"},
+		{"after an update: the update report", relaunched, update, true, update},
+		{"after an update with no app concerned: still the report",
+			relaunch.Recovery{Bus: "system"}, "D-Bus updated without reboot: 0 apps recovered, 0 need attention", true,
+			"D-Bus updated without reboot: 0 apps recovered, 0 need attention"},
+		{"no app concerned", relaunch.Recovery{Bus: "session"}, "", false, ""},
+		{"the session is ending", relaunch.Recovery{Bus: "session", Decision: "session ending: logout",
+			Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Skipped}}}, "", false, ""},
+	} {
+		n, ok := recoveryNotice(tc.r, tc.update, tc.fromUpdate)
+		if ok != (tc.want != "") || n.body != tc.want {
+			t.Errorf("%s: notice %+v, %v; want body %q", tc.name, n, ok, tc.want)
+			continue
+		}
+		if ok && (n.title != "busmedic" || !slices.Equal(n.actions, []string{showAction, "Show"})) {
+			t.Errorf("%s: title %q, actions %q", tc.name, n.title, n.actions)
+		}
+	}
+}
+
+func TestOfferNotice(t *testing.T) {
+	for _, tc := range []struct {
+		app       assets.CatalogApp
+		path      string
+		wantTitle string
+		wantBody  string
+	}{
+		{assets.CatalogApp{ID: "dunst", Name: "Dunst", Why: "it exits with its bus"}, "/home/ada/.config/busmedic/apps.toml",
+			"Relaunch dunst after a bus restart?",
+			"Dunst is running and does not survive a restart of the session bus: it exits with its bus.\n" +
+				"busmedic can start it again each time. The rule goes in /home/ada/.config/busmedic/apps.toml."},
+		{assets.CatalogApp{ID: "xfce4-panel", Name: "Xfce panel", Why: "it goes deaf"}, "/tmp/apps.toml",
+			"Relaunch xfce4-panel after a bus restart?",
+			"Xfce panel is running and does not survive a restart of the session bus: it goes deaf.\n" +
+				"busmedic can start it again each time. The rule goes in /tmp/apps.toml."},
+	} {
+		n := offerNotice(appdb.Offer{App: tc.app}, tc.path)
+		if n.title != tc.wantTitle || n.body != tc.wantBody {
+			t.Errorf("offer of %s:\n%q\n%q\nwant\n%q\n%q", tc.app.ID, n.title, n.body, tc.wantTitle, tc.wantBody)
+		}
+		if !slices.Equal(n.actions, []string{offerAdd, "Add rule", offerNotNow, "Not now"}) {
+			t.Errorf("offer of %s: actions %q", tc.app.ID, n.actions)
+		}
+	}
+}
+
+func TestFreeRuleID(t *testing.T) {
+	for _, tc := range []struct {
+		base  string
+		taken []string
+		want  string
+	}{
+		{"dunst", nil, "dunst"},
+		{"dunst", []string{"xterm"}, "dunst"},
+		{"dunst", []string{"dunst"}, "dunst-2"},
+		{"dunst", []string{"dunst", "dunst-2", "dunst-3"}, "dunst-4"},
+		{"dunst", []string{"dunst", "dunst-3"}, "dunst-2"},
+	} {
+		if got := freeRuleID(tc.base, func(id string) bool { return slices.Contains(tc.taken, id) }); got != tc.want {
+			t.Errorf("freeRuleID(%q) with %q taken = %q, want %q", tc.base, tc.taken, got, tc.want)
+		}
+	}
+}
+
+func TestDescribeRestart(t *testing.T) {
+	managed := &busrestart.Managed{}
+	for _, tc := range []struct {
+		name        string
+		m           busrestart.Method
+		err         error
+		how, refuse string
+		known       bool
+	}{
+		{"a way", managed, nil, managed.String(), "", true},
+		{"none, and why", nil, fmt.Errorf("%w: the session bus (pid 12) was started by dbus-launch, pid 11", busrestart.ErrCannot),
+			"", "the session bus (pid 12) was started by dbus-launch, pid 11", true},
+		{"none, said twice", nil, fmt.Errorf("find: %w", fmt.Errorf("%w: no answer", busrestart.ErrCannot)),
+			"", "find: cannot restart the bus: no answer", true},
+		{"not found out", nil, errors.New("connection refused"), "", "", false},
+	} {
+		how, refused, known := describeRestart(tc.m, tc.err)
+		if how != tc.how || refused != tc.refuse || known != tc.known {
+			t.Errorf("%s: %q, %q, %v; want %q, %q, %v", tc.name, how, refused, known, tc.how, tc.refuse, tc.known)
+		}
+	}
+}
