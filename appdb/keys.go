@@ -20,10 +20,12 @@ type RuleKey struct {
 	// Choices are the values a key that takes one of a fixed set may take,
 	// such as the buses; nil for any other key.
 	Choices []string
+	// Required is true for a key every rule must have (the id).
+	Required bool
 
 	field keyField
-	// absent is what docs/rules.md says a rule without the key gets, for a
-	// key whose default is no value: "required", "none", or where the value
+	// absent is what docs/rules.md says a rule without the key gets, for an
+	// optional key whose default is no value: "none", or where the value
 	// comes from instead. Empty for a key with a default value.
 	absent string
 	// example is a value other than the default, in TOML, as the key's
@@ -63,7 +65,7 @@ var (
 // code path serves every text key.
 var ruleKeys = []RuleKey{
 	{Name: "id", Hint: "a-z, 0-9, '.', '_', '-'; unique in the file (a renamed rule moves to the end of the file)",
-		absent: "required", example: `"dunst"`,
+		Required: true, example: `"dunst"`,
 		field: field[string]{of: func(r *Rule) *string { return &r.ID }, read: (*appParser).id}},
 	{Name: "name", Hint: "shown in the tray and here",
 		absent: "the desktop file's name, else `id`", example: `"Dunst notifications"`,

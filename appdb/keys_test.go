@@ -47,8 +47,11 @@ func TestRuleKeysCoverRule(t *testing.T) {
 		if k.Hint == "" || k.example == "" {
 			t.Errorf("key %s lacks a hint or an example", k.Name)
 		}
-		if k.absent != "" && !reflect.ValueOf(k.Default()).IsZero() {
-			t.Errorf("key %s has the default %v and also says %q without it", k.Name, k.Default(), k.absent)
+		if (k.absent != "" || k.Required) && !reflect.ValueOf(k.Default()).IsZero() {
+			t.Errorf("key %s has the default %v but is required or says %q without it", k.Name, k.Default(), k.absent)
+		}
+		if k.Required && k.absent != "" {
+			t.Errorf("key %s is required but says %q without it", k.Name, k.absent)
 		}
 		if k.Choices != nil && !slices.Contains(k.Choices, k.Default().(string)) {
 			t.Errorf("key %s: default %v is not one of %q", k.Name, k.Default(), k.Choices)
@@ -105,6 +108,22 @@ func TestRuleKeysRoundTrip(t *testing.T) {
 				t.Errorf("FormatRule changed on the round trip:\n%s\nthen\n%s", text, again)
 			}
 		})
+	}
+}
+
+// TestRequiredKeys checks that a rule without a required key does not
+// load, and that the problem names the key.
+func TestRequiredKeys(t *testing.T) {
+	for _, k := range ruleKeys {
+		if !k.Required {
+			continue
+		}
+		lines := []string{`id = "t"`, `names = ["org.example.T"]`}
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, k.Name+" = ") })
+		_, err := Parse("f.toml", []byte("[[app]]\n"+strings.Join(lines, "\n")+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "key "+k.Name+": missing") {
+			t.Errorf("a rule without %s: %v", k.Name, err)
+		}
 	}
 }
 
@@ -187,6 +206,10 @@ func TestRuleKeysInDocs(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("docs/rules.md: the table of key %s has no Default column", k.Name)
+		case k.Required:
+			if def != "required" {
+				t.Errorf("docs/rules.md: default of %s = %q, want required", k.Name, def)
+			}
 		case k.absent != "":
 			if def != k.absent {
 				t.Errorf("docs/rules.md: default of %s = %q, want %q", k.Name, def, k.absent)
