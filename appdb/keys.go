@@ -154,19 +154,20 @@ var ruleKeyNames = func() []string {
 // [[app]] table.
 type keyField interface {
 	get(r Rule) any
-	addr(r *Rule) any
+	addr(r *Rule) any // the field itself: a test ties each Rule field to one key by it
 	defaultValue() any
 	setDefault(r *Rule)
-	parse(a *appParser, key string)
+	parse(a *appParser, key string) // reads the key into a's rule, reporting its problems
 }
 
 // field is a key held in a Rule field of type T.
 type field[T any] struct {
 	of  func(*Rule) *T
 	def T
-	// read returns the key's value from the table being parsed, having
-	// reported every problem with it, and whether to keep it: a key that is
-	// absent or unusable leaves the default in place.
+	// read returns the key's value in the table being parsed, having
+	// reported each problem with it, and whether the rule takes the value;
+	// when it does not (the key is absent, or its value is unusable) the
+	// default stays.
 	read func(a *appParser, key string) (T, bool)
 }
 

@@ -507,6 +507,7 @@ func (d *document) parseApp(path string, m map[string]any) (Rule, bool) {
 	r := NewRule("")
 	r.Source, r.Line = d.name, d.pos.line(path)
 	a := &appParser{d: d, path: path, m: m, r: &r, ok: true}
+	// ruleKeys begins with id, so that every later problem names the app.
 	for _, k := range ruleKeys {
 		k.field.parse(a, k.Name)
 	}
