@@ -3,6 +3,7 @@ package appdb
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,62 +16,52 @@ import (
 func FormatRule(r Rule) string {
 	var b strings.Builder
 	b.WriteString("[[app]]\n")
-	kv := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
-	str := func(k, v string) {
-		if v != "" {
-			kv(k, tomlString(v))
+	for _, k := range ruleKeys {
+		v := k.Value(r)
+		if nothingToWrite(v) || (!k.alwaysWritten && reflect.DeepEqual(v, k.Default())) {
+			continue
 		}
-	}
-	list := func(k string, v []string) {
-		if v != nil {
-			kv(k, tomlList(v))
-		}
-	}
-	dur := func(k string, v, def time.Duration) {
-		if v != def {
-			kv(k, tomlString(formatDuration(v)))
-		}
-	}
-	str("id", r.ID)
-	str("name", r.Name)
-	str("icon", r.Icon)
-	str("desktop", r.Desktop)
-	if r.Bus != "" && r.Bus != DefaultBus {
-		str("bus", string(r.Bus))
-	}
-	list("names", r.Names)
-	str("exe", r.Exe)
-	str("argv0", r.Argv0)
-	str("cmdline", r.Cmdline)
-	if r.Action != "" {
-		str("action", string(r.Action))
-	}
-	str("signal", r.Signal)
-	list("hook", r.Hook)
-	list("exec", r.Exec)
-	if r.Shell {
-		kv("shell", "true")
-	}
-	if len(r.Env) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-			parts = append(parts, tomlKey(k)+" = "+tomlString(r.Env[k]))
-		}
-		kv("env", "{ "+strings.Join(parts, ", ")+" }")
-	}
-	str("workdir", r.Workdir)
-	list("after", r.After)
-	dur("grace", r.Grace, DefaultGrace)
-	dur("ready_timeout", r.ReadyTimeout, DefaultReadyTimeout)
-	dur("stop_timeout", r.StopTimeout, DefaultStopTimeout)
-	if r.MaxRestarts != DefaultMaxRestarts {
-		kv("max_restarts", strconv.Itoa(r.MaxRestarts))
-	}
-	dur("restart_window", r.RestartWindow, DefaultRestartWindow)
-	if !r.Enabled {
-		kv("enabled", "false")
+		fmt.Fprintf(&b, "%s = %s\n", k.Name, tomlValue(v))
 	}
 	return b.String()
+}
+
+// nothingToWrite reports whether a key's value says nothing: an empty
+// string or table, or no list at all. An empty list is written, as
+// "names = []": the file said so.
+func nothingToWrite(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == ""
+	case []string:
+		return v == nil
+	case map[string]string:
+		return len(v) == 0
+	}
+	return false
+}
+
+// tomlValue writes a value of one of the types RuleKey.Value returns.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return tomlString(v)
+	case []string:
+		return tomlList(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case int:
+		return strconv.Itoa(v)
+	case time.Duration:
+		return tomlString(formatDuration(v))
+	case map[string]string:
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			parts = append(parts, tomlKey(k)+" = "+tomlString(v[k]))
+		}
+		return "{ " + strings.Join(parts, ", ") + " }"
+	}
+	panic(fmt.Sprintf("appdb: no TOML form for a key of type %T", v))
 }
 
 // fileHeader starts a rules file that busmedic creates.

@@ -24,14 +24,6 @@ var (
 	topKeys      = []string{"version", "settings", "app"}
 	settingsKeys = []string{"recover_on_logout", "restart_after_update", "restart_session_bus_after_update",
 		"restart_system_bus_after_update", "idle_minutes"}
-	appKeys = []string{
-		"id", "name", "icon", "desktop", "bus",
-		"names", "exe", "argv0", "cmdline",
-		"action", "signal", "hook",
-		"exec", "shell", "env", "workdir",
-		"after", "grace", "ready_timeout", "stop_timeout",
-		"max_restarts", "restart_window", "enabled",
-	}
 	idRE      = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
@@ -317,64 +309,197 @@ func (a *appParser) list(key string) ([]string, bool) {
 	return out, true
 }
 
-func (a *appParser) duration(key string, dst *time.Duration, allowZero bool) {
-	v, ok := a.m[key]
-	if !ok {
-		return
-	}
-	s, isStr := v.(string)
-	if !isStr {
-		a.fail(key, `want a duration string such as "2s" or "1m30s", got %s`, typeName(v))
-		return
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		a.fail(key, `bad duration %q: want a number and a unit such as "500ms", "2s" or "1m"`, s)
-	case d < 0 || (d == 0 && !allowZero):
-		a.fail(key, "duration %q must be more than zero", s)
-	default:
-		*dst = d
+// duration returns the reader of a duration key; zeroOK lets it be "0s".
+func duration(zeroOK bool) func(a *appParser, key string) (time.Duration, bool) {
+	return func(a *appParser, key string) (time.Duration, bool) {
+		v, ok := a.m[key]
+		if !ok {
+			return 0, false
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			a.fail(key, `want a duration string such as "2s" or "1m30s", got %s`, typeName(v))
+			return 0, false
+		}
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			a.fail(key, `bad duration %q: want a number and a unit such as "500ms", "2s" or "1m"`, s)
+		case d < 0 || (d == 0 && !zeroOK):
+			a.fail(key, "duration %q must be more than zero", s)
+		default:
+			return d, true
+		}
+		return 0, false
 	}
 }
 
-func (a *appParser) busNames(key string) []string {
+// wholeNumber returns the reader of an integer key that must lie between
+// lo and hi.
+func wholeNumber(lo, hi int64) func(a *appParser, key string) (int, bool) {
+	return func(a *appParser, key string) (int, bool) {
+		v, ok := a.m[key]
+		if !ok {
+			return 0, false
+		}
+		n, isInt := v.(int64)
+		if !isInt || n < lo || n > hi {
+			a.fail(key, "want a whole number from %d to %d, got %s", lo, hi, describe(v))
+			return 0, false
+		}
+		return int(n), true
+	}
+}
+
+// oneOf returns the reader of a key that takes one of choices.
+func oneOf(choices []string) func(a *appParser, key string) (string, bool) {
+	return func(a *appParser, key string) (string, bool) {
+		s, ok := a.str(key)
+		if !ok {
+			return "", false
+		}
+		if !slices.Contains(choices, s) {
+			quoted := make([]string, len(choices))
+			for i, c := range choices {
+				quoted[i] = strconv.Quote(c)
+			}
+			last := len(quoted) - 1
+			a.fail(key, "want %s or %s, got %q", strings.Join(quoted[:last], ", "), quoted[last], s)
+			return "", false
+		}
+		return s, true
+	}
+}
+
+func (a *appParser) busNames(key string) ([]string, bool) {
 	names, ok := a.list(key)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	for _, n := range names {
 		if err := checkBusName(n); err != nil {
 			a.fail(key, "bad bus name %q: %v", n, err)
 		}
 	}
-	return names
+	return names, true
 }
 
-func (a *appParser) glob(key string) string {
+func (a *appParser) glob(key string) (string, bool) {
 	s, ok := a.str(key)
 	if !ok {
-		return ""
+		return "", false
 	}
 	re, err := compileGlob(s)
 	if err != nil {
 		a.fail(key, "bad pattern %q: %v", s, err)
-		return ""
+		return "", false
 	}
 	a.d.globs[s] = re
-	return s
+	return s, true
 }
 
-func (a *appParser) argv(key string) []string {
+func (a *appParser) argv(key string) ([]string, bool) {
 	argv, ok := a.list(key)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	if len(argv) == 0 || argv[0] == "" {
 		a.fail(key, "want a command: a list whose first element names the program")
-		return nil
+		return nil, false
 	}
-	return argv
+	return argv, true
+}
+
+// id keeps even a malformed id, and puts it in the rule at once, so that
+// every problem of the rule, this one included, can name it.
+func (a *appParser) id(key string) (string, bool) {
+	id, ok := a.str(key)
+	if ok {
+		a.r.ID = id
+		if !idRE.MatchString(id) {
+			a.fail(key, "bad id %q: use only a-z, 0-9, '.', '_' and '-'", id)
+		}
+	}
+	if _, present := a.m[key]; !present {
+		a.fail(key, "missing: every app needs an id")
+	}
+	return id, ok
+}
+
+func (a *appParser) icon(key string) (string, bool) {
+	icon, ok := a.str(key)
+	if ok && strings.Contains(icon, "/") && !filepath.IsAbs(icon) {
+		a.fail(key, "icon %q: want an icon name or an absolute path", icon)
+	}
+	return icon, ok
+}
+
+func (a *appParser) desktop(key string) (string, bool) {
+	desk, ok := a.str(key)
+	if ok && (desk == "" || strings.Contains(desk, "/")) {
+		a.fail(key, "desktop %q: want a desktop-file id such as \"dunst.desktop\"", desk)
+	}
+	return desk, ok
+}
+
+func (a *appParser) exe(key string) (string, bool) {
+	exe, ok := a.str(key)
+	if ok && !filepath.IsAbs(exe) {
+		a.fail(key, "exe %q: want an absolute path such as /usr/bin/dunst", exe)
+	}
+	return exe, ok
+}
+
+func (a *appParser) workdir(key string) (string, bool) {
+	wd, ok := a.str(key)
+	if ok && !filepath.IsAbs(wd) {
+		a.fail(key, "workdir %q: want an absolute path", wd)
+	}
+	return wd, ok
+}
+
+// signal normalises the signal's name, such as "hup" to "SIGHUP".
+func (a *appParser) signal(key string) (string, bool) {
+	sig, ok := a.str(key)
+	if !ok {
+		return "", false
+	}
+	n := normalizeSignal(sig)
+	if n == "" {
+		a.fail(key, "unknown signal %q: want a name such as \"SIGHUP\" or \"USR1\"", sig)
+		return "", false
+	}
+	return n, true
+}
+
+// env keeps the variables that are well formed, and reports each of the
+// others under its own key, such as env.LANG.
+func (a *appParser) env(key string) (map[string]string, bool) {
+	v, ok := a.m[key]
+	if !ok {
+		return nil, false
+	}
+	table, isTable := v.(map[string]any)
+	if !isTable {
+		a.fail(key, "want a table of strings, such as env = { LANG = \"C\" }, got %s", typeName(v))
+	}
+	var env map[string]string
+	for _, k := range sortedKeys(table, a.d.pos, joinPath(a.path, key)) {
+		sub := joinPath(key, k)
+		s, isStr := table[k].(string)
+		switch {
+		case !envNameRE.MatchString(k):
+			a.fail(sub, "bad environment variable name %q", k)
+		case !isStr:
+			a.fail(sub, "want a string, got %s", typeName(table[k]))
+		default:
+			if env == nil {
+				env = map[string]string{}
+			}
+			env[k] = s
+		}
+	}
+	return env, env != nil
 }
 
 // parseApp decodes one [[app]] table. It reports whether the rule is valid.
@@ -382,116 +507,15 @@ func (d *document) parseApp(path string, m map[string]any) (Rule, bool) {
 	r := NewRule("")
 	r.Source, r.Line = d.name, d.pos.line(path)
 	a := &appParser{d: d, path: path, m: m, r: &r, ok: true}
-
-	// The id first, so that every other problem can name the app.
-	if id, ok := a.str("id"); ok {
-		r.ID = id
-		if !idRE.MatchString(id) {
-			a.fail("id", "bad id %q: use only a-z, 0-9, '.', '_' and '-'", id)
-		}
-	} else if _, present := m["id"]; !present {
-		a.fail("id", "missing: every app needs an id")
+	// ruleKeys begins with id, so that every later problem names the app.
+	for _, k := range ruleKeys {
+		k.field.parse(a, k.Name)
 	}
 	for _, k := range sortedKeys(m, d.pos, path) {
-		if !slices.Contains(appKeys, k) {
-			a.fail(k, "unknown key%s", didYouMean(k, appKeys))
+		if !slices.Contains(ruleKeyNames, k) {
+			a.fail(k, "unknown key%s", didYouMean(k, ruleKeyNames))
 		}
 	}
-
-	r.Name, _ = a.str("name")
-	if icon, ok := a.str("icon"); ok {
-		if strings.Contains(icon, "/") && !filepath.IsAbs(icon) {
-			a.fail("icon", "icon %q: want an icon name or an absolute path", icon)
-		}
-		r.Icon = icon
-	}
-	if desk, ok := a.str("desktop"); ok {
-		if desk == "" || strings.Contains(desk, "/") {
-			a.fail("desktop", "desktop %q: want a desktop-file id such as \"dunst.desktop\"", desk)
-		}
-		r.Desktop = desk
-	}
-	if bus, ok := a.str("bus"); ok {
-		switch b := Bus(bus); b {
-		case BusSession, BusSystem, BusBoth:
-			r.Bus = b
-		default:
-			a.fail("bus", `want "session", "system" or "both", got %q`, bus)
-		}
-	}
-
-	r.Names = a.busNames("names")
-	if exe, ok := a.str("exe"); ok {
-		if !filepath.IsAbs(exe) {
-			a.fail("exe", "exe %q: want an absolute path such as /usr/bin/dunst", exe)
-		}
-		r.Exe = exe
-	}
-	r.Argv0 = a.glob("argv0")
-	r.Cmdline = a.glob("cmdline")
-
-	if act, ok := a.str("action"); ok {
-		switch ac := Action(act); ac {
-		case ActionRelaunch, ActionSignal, ActionHook, ActionNotify, ActionIgnore:
-			r.Action = ac
-		default:
-			a.fail("action", `want "relaunch", "signal", "hook", "notify" or "ignore", got %q`, act)
-		}
-	}
-	if sig, ok := a.str("signal"); ok {
-		if n := normalizeSignal(sig); n != "" {
-			r.Signal = n
-		} else {
-			a.fail("signal", "unknown signal %q: want a name such as \"SIGHUP\" or \"USR1\"", sig)
-		}
-	}
-	r.Hook = a.argv("hook")
-	r.Exec = a.argv("exec")
-	r.Shell, _ = a.boolean("shell")
-	if v, ok := m["env"]; ok {
-		env, isTable := v.(map[string]any)
-		if !isTable {
-			a.fail("env", "want a table of strings, such as env = { LANG = \"C\" }, got %s", typeName(v))
-		}
-		for _, k := range sortedKeys(env, d.pos, joinPath(path, "env")) {
-			key := joinPath("env", k)
-			s, isStr := env[k].(string)
-			switch {
-			case !envNameRE.MatchString(k):
-				a.fail(key, "bad environment variable name %q", k)
-			case !isStr:
-				a.fail(key, "want a string, got %s", typeName(env[k]))
-			default:
-				if r.Env == nil {
-					r.Env = map[string]string{}
-				}
-				r.Env[k] = s
-			}
-		}
-	}
-	if wd, ok := a.str("workdir"); ok {
-		if !filepath.IsAbs(wd) {
-			a.fail("workdir", "workdir %q: want an absolute path", wd)
-		}
-		r.Workdir = wd
-	}
-	r.After = a.busNames("after")
-	a.duration("grace", &r.Grace, true)
-	a.duration("ready_timeout", &r.ReadyTimeout, false)
-	a.duration("stop_timeout", &r.StopTimeout, false)
-	a.duration("restart_window", &r.RestartWindow, false)
-	if v, ok := m["max_restarts"]; ok {
-		n, isInt := v.(int64)
-		if !isInt || n < 1 || n > 1000 {
-			a.fail("max_restarts", "want a whole number from 1 to 1000, got %s", describe(v))
-		} else {
-			r.MaxRestarts = int(n)
-		}
-	}
-	if en, ok := a.boolean("enabled"); ok {
-		r.Enabled = en
-	}
-
 	d.crossCheck(a)
 	return r, a.ok
 }

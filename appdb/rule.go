@@ -113,17 +113,12 @@ type Rule struct {
 
 // NewRule returns a rule with the given id and every default filled in.
 func NewRule(id string) Rule {
-	return Rule{
-		ID:            id,
-		Bus:           DefaultBus,
-		Action:        DefaultAction,
-		Grace:         DefaultGrace,
-		ReadyTimeout:  DefaultReadyTimeout,
-		StopTimeout:   DefaultStopTimeout,
-		MaxRestarts:   DefaultMaxRestarts,
-		RestartWindow: DefaultRestartWindow,
-		Enabled:       true,
+	var r Rule
+	for _, k := range ruleKeys {
+		k.field.setDefault(&r)
 	}
+	r.ID = id
+	return r
 }
 
 // DisplayName returns Name, or the ID when Name is empty.

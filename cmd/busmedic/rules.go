@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -141,7 +143,7 @@ func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		out := make([]ruleJSON, len(rules))
 		for i, r := range rules {
-			out[i] = toJSON(r)
+			out[i] = ruleJSON(r)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -190,46 +192,59 @@ func matchers(r appdb.Rule) string {
 	return strings.Join(m, " ")
 }
 
-// ruleJSON is a rule as "rules list --json" prints it: durations as strings
-// such as "2s".
-type ruleJSON struct {
-	ID            string            `json:"id"`
-	Name          string            `json:"name,omitempty"`
-	Icon          string            `json:"icon,omitempty"`
-	Desktop       string            `json:"desktop,omitempty"`
-	Bus           appdb.Bus         `json:"bus"`
-	Names         []string          `json:"names,omitempty"`
-	Exe           string            `json:"exe,omitempty"`
-	Argv0         string            `json:"argv0,omitempty"`
-	Cmdline       string            `json:"cmdline,omitempty"`
-	Action        appdb.Action      `json:"action"`
-	Signal        string            `json:"signal,omitempty"`
-	Hook          []string          `json:"hook,omitempty"`
-	Exec          []string          `json:"exec,omitempty"`
-	Shell         bool              `json:"shell,omitempty"`
-	Env           map[string]string `json:"env,omitempty"`
-	Workdir       string            `json:"workdir,omitempty"`
-	After         []string          `json:"after,omitempty"`
-	Grace         string            `json:"grace"`
-	ReadyTimeout  string            `json:"ready_timeout"`
-	StopTimeout   string            `json:"stop_timeout"`
-	MaxRestarts   int               `json:"max_restarts"`
-	RestartWindow string            `json:"restart_window"`
-	Enabled       bool              `json:"enabled"`
-	Source        string            `json:"source"`
-	Line          int               `json:"line"`
+// ruleJSON is a rule as "rules list --json" prints it: each key of
+// apps.toml under its own name, in appdb.RuleKeys' order, with durations
+// as strings such as "2s", then the file and line the rule comes from. An
+// optional key is left out when it is empty and so is its default: a rule
+// without a name has no "name", but "enabled": false is always there.
+type ruleJSON appdb.Rule
+
+func (r ruleJSON) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	add := func(name string, v any) error {
+		value, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(name))
+		b.WriteByte(':')
+		b.Write(value)
+		return nil
+	}
+	for _, k := range appdb.RuleKeys() {
+		v := k.Value(appdb.Rule(r))
+		if !k.Required && isEmpty(v) && isEmpty(k.Default()) {
+			continue
+		}
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
+		}
+		if err := add(k.Name, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("source", r.Source); err != nil {
+		return nil, err
+	}
+	if err := add("line", r.Line); err != nil {
+		return nil, err
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
-func toJSON(r appdb.Rule) ruleJSON {
-	return ruleJSON{
-		ID: r.ID, Name: r.Name, Icon: r.Icon, Desktop: r.Desktop, Bus: r.Bus,
-		Names: r.Names, Exe: r.Exe, Argv0: r.Argv0, Cmdline: r.Cmdline,
-		Action: r.Action, Signal: r.Signal, Hook: r.Hook,
-		Exec: r.Exec, Shell: r.Shell, Env: r.Env, Workdir: r.Workdir, After: r.After,
-		Grace: r.Grace.String(), ReadyTimeout: r.ReadyTimeout.String(), StopTimeout: r.StopTimeout.String(),
-		MaxRestarts: r.MaxRestarts, RestartWindow: r.RestartWindow.String(), Enabled: r.Enabled,
-		Source: r.Source, Line: r.Line,
+// isEmpty is what encoding/json's omitempty calls empty.
+func isEmpty(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String, reflect.Slice, reflect.Map:
+		return rv.Len() == 0
 	}
+	return rv.IsZero()
 }
 
 func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {

@@ -135,6 +135,108 @@ func TestRulesList(t *testing.T) {
 	}
 }
 
+// TestRulesListJSONFields pins the JSON of "rules list --json", which
+// scripts read: the field names, their order, the durations as strings,
+// and which fields an empty value leaves out.
+func TestRulesListJSONFields(t *testing.T) {
+	user, _ := rulesEnv(t)
+	writeFile(t, user, `version = 1
+
+[[app]]
+id = "full"
+name = "Full <rule> & co"
+icon = "/usr/share/icons/full.png"
+desktop = "full.desktop"
+bus = "both"
+names = ["org.example.Full"]
+exe = "/usr/bin/full"
+argv0 = "full*"
+cmdline = "full --x*"
+action = "hook"
+signal = "usr1"
+hook = ["/bin/true", "--again"]
+exec = ["/bin/true --start"]
+shell = true
+env = { B = "2", A = "1" }
+workdir = "/tmp"
+after = ["org.example.Before"]
+grace = "0s"
+ready_timeout = "30s"
+stop_timeout = "1500ms"
+max_restarts = 3
+restart_window = "1m"
+enabled = false
+
+[[app]]
+id = "min"
+exe = "/usr/bin/min"
+`)
+	code, out, errOut := rules(t, "list", "--json")
+	if code != 0 {
+		t.Fatalf("list --json = %d\n%s", code, errOut)
+	}
+	source, _ := json.Marshal(user)
+	want := strings.ReplaceAll(`[
+  {
+    "id": "full",
+    "name": "Full \u003crule\u003e \u0026 co",
+    "icon": "/usr/share/icons/full.png",
+    "desktop": "full.desktop",
+    "bus": "both",
+    "names": [
+      "org.example.Full"
+    ],
+    "exe": "/usr/bin/full",
+    "argv0": "full*",
+    "cmdline": "full --x*",
+    "action": "hook",
+    "signal": "SIGUSR1",
+    "hook": [
+      "/bin/true",
+      "--again"
+    ],
+    "exec": [
+      "/bin/true --start"
+    ],
+    "shell": true,
+    "env": {
+      "A": "1",
+      "B": "2"
+    },
+    "workdir": "/tmp",
+    "after": [
+      "org.example.Before"
+    ],
+    "grace": "0s",
+    "ready_timeout": "30s",
+    "stop_timeout": "1.5s",
+    "max_restarts": 3,
+    "restart_window": "1m0s",
+    "enabled": false,
+    "source": SOURCE,
+    "line": 3
+  },
+  {
+    "id": "min",
+    "bus": "session",
+    "exe": "/usr/bin/min",
+    "action": "relaunch",
+    "grace": "2s",
+    "ready_timeout": "10s",
+    "stop_timeout": "5s",
+    "max_restarts": 5,
+    "restart_window": "1m0s",
+    "enabled": true,
+    "source": SOURCE,
+    "line": 28
+  }
+]
+`, "SOURCE", string(source))
+	if out != want {
+		t.Errorf("list --json:\n%s\nwant\n%s", out, want)
+	}
+}
+
 func TestRulesCheck(t *testing.T) {
 	user, system := rulesEnv(t)
 	if code, out, _ := rules(t, "check"); code != 0 || !strings.Contains(out, "no rules files") {

@@ -57,24 +57,32 @@ func (d Duration) Parse() (time.Duration, error) {
 
 // Draft is the form's content: every key of an [[app]] table, as the
 // widgets hold it. It is converted to an appdb.Rule (Rule) to be checked
-// and saved.
+// and saved. Each field's tag names its key, so that a test can hold the
+// fields against appdb.RuleKeys.
 type Draft struct {
-	ID, Name, Icon, Desktop string
-	Bus                     string
-	Names                   []string
-	Exe, Argv0, Cmdline     string
-	Action, Signal          string
-	Hook, Exec              []string
-	Shell                   bool
-	Env                     []KV
-	Workdir                 string
-	After                   []string
-	Grace                   Duration
-	ReadyTimeout            Duration
-	StopTimeout             Duration
-	MaxRestarts             string
-	RestartWindow           Duration
-	Enabled                 bool
+	ID            string   `key:"id"`
+	Name          string   `key:"name"`
+	Icon          string   `key:"icon"`
+	Desktop       string   `key:"desktop"`
+	Bus           string   `key:"bus"`
+	Names         []string `key:"names"`
+	Exe           string   `key:"exe"`
+	Argv0         string   `key:"argv0"`
+	Cmdline       string   `key:"cmdline"`
+	Action        string   `key:"action"`
+	Signal        string   `key:"signal"`
+	Hook          []string `key:"hook"`
+	Exec          []string `key:"exec"`
+	Shell         bool     `key:"shell"`
+	Env           []KV     `key:"env"`
+	Workdir       string   `key:"workdir"`
+	After         []string `key:"after"`
+	Grace         Duration `key:"grace"`
+	ReadyTimeout  Duration `key:"ready_timeout"`
+	StopTimeout   Duration `key:"stop_timeout"`
+	MaxRestarts   string   `key:"max_restarts"`
+	RestartWindow Duration `key:"restart_window"`
+	Enabled       bool     `key:"enabled"`
 }
 
 // DraftOf fills a draft from a rule.

@@ -66,8 +66,8 @@ func showLabel(l *widget.Label, text string) {
 	}
 }
 
-// ruleForm holds one widget per key of an [[app]] table, and where each
-// key's error shows.
+// ruleForm holds one widget per key of an [[app]] table (appdb.RuleKeys),
+// and where each key's error shows.
 type ruleForm struct {
 	id, name, icon, desktop *widget.Entry
 	bus                     *widget.Select
@@ -90,44 +90,17 @@ type ruleForm struct {
 	content  fyne.CanvasObject
 }
 
-// keys is the order of the form's fields: the order of docs/rules.md.
-var keys = []string{"id", "name", "icon", "desktop", "bus", "names", "exe", "argv0", "cmdline",
-	"action", "signal", "hook", "exec", "shell", "env", "workdir", "after",
-	"grace", "ready_timeout", "stop_timeout", "max_restarts", "restart_window", "enabled"}
-
-// hints say what each key is for, beneath the field.
-var hints = map[string]string{
-	"id":             "a-z, 0-9, '.', '_', '-'; unique in the file (a renamed rule moves to the end of the file)",
-	"name":           "shown in the tray and here",
-	"icon":           "an icon name or an absolute path",
-	"desktop":        "desktop-file id, such as dunst.desktop",
-	"bus":            "the bus whose restart concerns the app",
-	"names":          "well-known bus names the app owns",
-	"exe":            "absolute path of the executable",
-	"argv0":          "glob for argv[0], such as xfce4-panel",
-	"cmdline":        "glob for the whole command line",
-	"action":         "what busmedic does once the bus is back",
-	"signal":         "for action signal, such as SIGHUP",
-	"hook":           "for action hook: the command to run",
-	"exec":           "the command that starts the app (default: the one it had)",
-	"shell":          "run exec with /bin/sh -c (exec is then one line)",
-	"env":            "variables added to the environment",
-	"workdir":        "absolute directory to start in",
-	"after":          "bus names that must be back first",
-	"grace":          "time to reconnect by itself before busmedic acts",
-	"ready_timeout":  "time a started app has to own its names",
-	"stop_timeout":   "time a stopped app has to exit before SIGKILL",
-	"max_restarts":   "restarts allowed within restart_window (1-1000)",
-	"restart_window": "the window for max_restarts",
-	"enabled":        "off: the rule never matches",
-}
-
 var signals = []string{"SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGINT"}
 
 // newRuleForm builds the widgets; changed is called with the draft after
 // every edit.
 func newRuleForm(focus func(fyne.Focusable), changed func(func(*Draft))) *ruleForm {
 	f := &ruleForm{messages: map[string]fieldMessages{}}
+	keys := appdb.RuleKeys()
+	choices := map[string][]string{} // the options of the selects
+	for _, k := range keys {
+		choices[k.Name] = k.Choices
+	}
 	text := func(set func(*Draft, string)) *widget.Entry {
 		e := widget.NewEntry()
 		e.OnChanged = func(s string) { changed(func(d *Draft) { set(d, s) }) }
@@ -137,16 +110,13 @@ func newRuleForm(focus func(fyne.Focusable), changed func(func(*Draft))) *ruleFo
 	f.name = text(func(d *Draft, s string) { d.Name = s })
 	f.icon = text(func(d *Draft, s string) { d.Icon = s })
 	f.desktop = text(func(d *Draft, s string) { d.Desktop = s })
-	f.bus = widget.NewSelect([]string{string(appdb.BusSession), string(appdb.BusSystem), string(appdb.BusBoth)},
-		func(s string) { changed(func(d *Draft) { d.Bus = s }) })
+	f.bus = widget.NewSelect(choices["bus"], func(s string) { changed(func(d *Draft) { d.Bus = s }) })
 	f.names = newStringList("org.example.App", "Add name", focus, func(v []string) { changed(func(d *Draft) { d.Names = v }) })
 	f.exe = text(func(d *Draft, s string) { d.Exe = s })
 	f.exe.SetPlaceHolder("/usr/bin/app")
 	f.argv0 = text(func(d *Draft, s string) { d.Argv0 = s })
 	f.cmdline = text(func(d *Draft, s string) { d.Cmdline = s })
-	f.action = widget.NewSelect([]string{string(appdb.ActionRelaunch), string(appdb.ActionSignal), string(appdb.ActionHook),
-		string(appdb.ActionNotify), string(appdb.ActionIgnore)},
-		func(s string) { changed(func(d *Draft) { d.Action = s }) })
+	f.action = widget.NewSelect(choices["action"], func(s string) { changed(func(d *Draft) { d.Action = s }) })
 	f.signal = widget.NewSelectEntry(signals)
 	f.signal.OnChanged = func(s string) { changed(func(d *Draft) { d.Signal = s }) }
 	f.hook = newStringList("argument", "Add argument", focus, func(v []string) { changed(func(d *Draft) { d.Hook = v }) })
@@ -162,7 +132,28 @@ func newRuleForm(focus func(fyne.Focusable), changed func(func(*Draft))) *ruleFo
 	f.restartWindow = newDurationField(func(v Duration) { changed(func(d *Draft) { d.RestartWindow = v }) })
 	f.enabled = widget.NewCheck("enabled", func(b bool) { changed(func(d *Draft) { d.Enabled = b }) })
 
-	widgets := map[string]fyne.CanvasObject{
+	// One item per key, in the documented order, with the key's hint.
+	widgets := f.widgets()
+	form := widget.NewForm()
+	for _, k := range keys {
+		if widgets[k.Name] == nil {
+			panic("editor: the rule form has no field for key " + k.Name)
+		}
+		m := newFieldMessages()
+		f.messages[k.Name] = m
+		item := widget.NewFormItem(k.Name, container.NewVBox(widgets[k.Name], m.err, m.warn))
+		item.HintText = k.Hint
+		form.AppendItem(item)
+	}
+	whole := newFieldMessages()
+	f.messages[""] = whole
+	f.content = container.NewVBox(whole.err, whole.warn, form)
+	return f
+}
+
+// widgets returns the widget that edits each key, by key.
+func (f *ruleForm) widgets() map[string]fyne.CanvasObject {
+	return map[string]fyne.CanvasObject{
 		"id": f.id, "name": f.name, "icon": f.icon, "desktop": f.desktop, "bus": f.bus,
 		"names": f.names.box, "exe": f.exe, "argv0": f.argv0, "cmdline": f.cmdline,
 		"action": f.action, "signal": f.signal, "hook": f.hook.box, "exec": f.exec.box,
@@ -170,18 +161,6 @@ func newRuleForm(focus func(fyne.Focusable), changed func(func(*Draft))) *ruleFo
 		"grace": f.grace.box, "ready_timeout": f.readyTimeout.box, "stop_timeout": f.stopTimeout.box,
 		"max_restarts": f.maxRestarts, "restart_window": f.restartWindow.box, "enabled": f.enabled,
 	}
-	form := widget.NewForm()
-	for _, k := range keys {
-		m := newFieldMessages()
-		f.messages[k] = m
-		item := widget.NewFormItem(k, container.NewVBox(widgets[k], m.err, m.warn))
-		item.HintText = hints[k]
-		form.AppendItem(item)
-	}
-	whole := newFieldMessages()
-	f.messages[""] = whole
-	f.content = container.NewVBox(whole.err, whole.warn, form)
-	return f
 }
 
 // set shows a draft. The widgets' change callbacks fire; the caller
