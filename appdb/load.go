@@ -83,6 +83,9 @@ func (s *Set) Rules() []Rule {
 
 // Lookup returns the rule with the given id.
 func (s *Set) Lookup(id string) (Rule, bool) {
+	if s == nil {
+		return Rule{}, false
+	}
 	i, ok := s.byID[id]
 	if !ok {
 		return Rule{}, false

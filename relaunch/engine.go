@@ -509,7 +509,7 @@ func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]PlannedJob, []watc
 	return plan(in)
 }
 
-// children returns the processes the engine started that still run.
+// runningChildren returns the processes the engine started that still run.
 func (e *Engine) runningChildren() []*child {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -1,11 +1,13 @@
 package relaunch
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"busmedic/appdb"
 	"busmedic/watcher/bustest"
 )
 
@@ -144,5 +146,14 @@ names = ["org.example.Other"]
 	st := h.eng.Status()
 	if len(st.Casualties) != 1 || !st.Casualties[0].Peer.Owns("org.example.Stray") {
 		t.Errorf("casualties %+v, want only the stray app (the other is activatable)", st.Casualties)
+	}
+}
+
+// With no rules in force (the rules file is broken at start), a relaunch
+// request is refused as an unknown app, not a crash of the daemon.
+func TestRelaunchNowWithoutRules(t *testing.T) {
+	e := New(Config{Rules: func() *appdb.Set { return nil }})
+	if _, err := e.RelaunchNow(t.Context(), "dunst"); !errors.Is(err, ErrUnknownApp) {
+		t.Errorf("RelaunchNow = %v, want ErrUnknownApp", err)
 	}
 }
