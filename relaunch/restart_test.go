@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -42,7 +43,7 @@ exec = ["/usr/bin/dbus-test-tool", "echo", "--name=org.example.Echo"]
 			h.bus.Start()
 			rec := h.waitRecovery(h.waitUp())
 			j := jobOf(t, rec, "echo")
-			if j.Outcome != Relaunched || !strings.Contains(j.Reason, "no grace") {
+			if j.Outcome != control.Relaunched || !strings.Contains(j.Reason, "no grace") {
 				t.Errorf("echo: %s %q, want relaunched at once (it had exited)", j.Outcome, j.Reason)
 			}
 			pid = h.waitOwner("org.example.Echo", pid)
@@ -82,7 +83,7 @@ grace = "100ms"
 		stop()
 		h.bus.Start()
 		rec := h.waitRecovery(h.waitUp())
-		if j := jobOf(t, rec, "parent"); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, "parent"); j.Outcome != control.Relaunched {
 			t.Errorf("parent: %s %q", j.Outcome, j.Reason)
 		}
 		child = h.waitOwner("org.example.Child", child)
@@ -113,7 +114,7 @@ exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
 		if storm != (i == 2) {
 			t.Errorf("restart %d: decision %q", i+1, rec.Decision)
 		}
-		if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, "exiter"); j.Outcome != control.Relaunched {
 			t.Errorf("restart %d: %s %q", i+1, j.Outcome, j.Reason)
 		}
 		pid = h.waitOwner("org.example.Exiter", pid)

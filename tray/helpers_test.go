@@ -20,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher/bustest"
@@ -37,18 +36,18 @@ type backend struct {
 }
 
 func newBackend() *backend {
-	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(relaunch.Status{
-		Buses: []relaunch.BusStatus{
+	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(control.Status{
+		Buses: []control.BusStatus{
 			{Name: "session", Up: true, ID: "s1", Since: time.Now(), Peers: 3},
 			{Name: "system", Up: true, ID: "y1", Since: time.Now()},
 		},
-		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
+		Apps: []control.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
 	})}
 }
 
-func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	b.ops <- "relaunch " + id
-	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	b.ops <- "restart-bus " + bus
@@ -60,11 +59,11 @@ func (b *backend) Learn(id string) (string, error) {
 }
 func (b *backend) Pause() {
 	b.ops <- "pause"
-	b.Set(func(s *relaunch.Status) { s.Paused = true })
+	b.Set(func(s *control.Status) { s.Paused = true })
 }
 func (b *backend) Resume() {
 	b.ops <- "resume"
-	b.Set(func(s *relaunch.Status) { s.Paused = false })
+	b.Set(func(s *control.Status) { s.Paused = false })
 }
 
 // waitOp waits for the backend to be asked for op.

@@ -16,7 +16,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -35,7 +34,7 @@ const firstStatusWait = time.Second
 
 // update is what the daemon connection reports to the render loop.
 type update struct {
-	status    relaunch.Status
+	status    control.Status
 	connected bool
 	err       error
 }
@@ -156,7 +155,7 @@ type tray struct {
 	conn   *dbus.Conn    // the item's connection, once systray registered it
 
 	mu         sync.Mutex
-	status     relaunch.Status
+	status     control.Status
 	env        env
 	shownState State
 	shownTip   string

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // State is what the icon says at a glance.
@@ -44,7 +44,7 @@ func (s State) String() string {
 // StateOf decides the icon for a status. A bus that is down outranks a
 // recovery (which starts once the bus is back), which outranks what waits
 // for the user.
-func StateOf(st relaunch.Status) State {
+func StateOf(st control.Status) State {
 	for _, b := range st.Buses {
 		if !b.Up {
 			return BusDown
@@ -68,8 +68,8 @@ func StateOf(st relaunch.Status) State {
 
 // outdated returns the buses whose daemon was updated on disk and waits for
 // a restart.
-func outdated(st relaunch.Status) []relaunch.BusStatus {
-	var out []relaunch.BusStatus
+func outdated(st control.Status) []control.BusStatus {
+	var out []control.BusStatus
 	for _, b := range st.Buses {
 		if b.Up && b.Outdated != "" {
 			out = append(out, b)
@@ -78,13 +78,13 @@ func outdated(st relaunch.Status) []relaunch.BusStatus {
 	return out
 }
 
-func failedJobs(st relaunch.Status) []relaunch.Job {
+func failedJobs(st control.Status) []control.Job {
 	if st.LastRecovery == nil {
 		return nil
 	}
-	var f []relaunch.Job
+	var f []control.Job
 	for _, j := range st.LastRecovery.Jobs {
-		if j.Outcome == relaunch.Failed {
+		if j.Outcome == control.Failed {
 			f = append(f, j)
 		}
 	}
@@ -146,7 +146,7 @@ const notRunning = "busmedic is not running"
 
 // render turns a status into the menu, icon and tooltip. It is a pure
 // function: the tray applies its result and keeps nothing else.
-func render(st relaunch.Status, e env) view {
+func render(st control.Status, e env) view {
 	var v view
 	if !e.Connected {
 		v.State = Disconnected
@@ -264,7 +264,7 @@ func brief(why string) string {
 	return why
 }
 
-func busLine(st relaunch.Status, name, label string, e env) line {
+func busLine(st control.Status, name, label string, e env) line {
 	l := line{Visible: true} // info lines: disabled, nothing to click
 	if !e.Connected {
 		l.Title = label + ": unknown (" + notRunning + ")"
@@ -290,7 +290,7 @@ func busLine(st relaunch.Status, name, label string, e env) line {
 	return l
 }
 
-func appLine(a relaunch.AppStatus, e env) line {
+func appLine(a control.AppStatus, e env) line {
 	name := a.Name
 	if name == "" {
 		name = a.ID
@@ -306,7 +306,7 @@ func appLine(a relaunch.AppStatus, e env) line {
 }
 
 // outcome says what busmedic last did for an app, in a few words.
-func outcome(a relaunch.AppStatus, now time.Time) string {
+func outcome(a control.AppStatus, now time.Time) string {
 	j := a.Last
 	if j == nil {
 		if a.Running {
@@ -315,9 +315,9 @@ func outcome(a relaunch.AppStatus, now time.Time) string {
 		return "not running"
 	}
 	switch j.Outcome {
-	case relaunch.Pending, relaunch.Running:
+	case control.Pending, control.Running:
 		return "recovering…"
-	case relaunch.Failed, relaunch.Skipped:
+	case control.Failed, control.Skipped:
 		s := fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
 		if j.Reason != "" {
 			s += ": " + j.Reason
@@ -328,7 +328,7 @@ func outcome(a relaunch.AppStatus, now time.Time) string {
 	}
 }
 
-func tooltip(st relaunch.Status, s State, now time.Time) string {
+func tooltip(st control.Status, s State, now time.Time) string {
 	var parts []string
 	switch s {
 	case BusDown:
@@ -368,7 +368,7 @@ func tooltip(st relaunch.Status, s State, now time.Time) string {
 	return "busmedic: " + strings.Join(parts, "; ")
 }
 
-func peerName(c relaunch.Casualty) string {
+func peerName(c control.Casualty) string {
 	p := c.Peer
 	switch {
 	case len(p.Argv) > 0 && p.Argv[0] != "":

@@ -119,7 +119,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		StateDir:   *stateDir,
 		Logger:     log,
 		Notifier:   notifier,
-		RecoveryEnded: func(r relaunch.Recovery) {
+		RecoveryEnded: func(r control.Recovery) {
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may
 			// be one of the apps just recovered, which the notifier waits for.
@@ -260,7 +260,7 @@ type restartCache struct {
 // Status is the engine's status, with how the session bus can be restarted
 // (so the tray can grey out "Restart session bus" and say why before any
 // click).
-func (b daemonBackend) Status() relaunch.Status {
+func (b daemonBackend) Status() control.Status {
 	st := b.Engine.Status()
 	id := ""
 	for _, bs := range st.Buses {
@@ -333,7 +333,7 @@ func (b daemonBackend) Peers() map[string][]watcher.Peer {
 
 // DryRun plans a recovery for bus as if it restarted now, with who is on
 // it now.
-func (b daemonBackend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+func (b daemonBackend) DryRun(bus string) ([]control.PlannedJob, error) {
 	for _, w := range b.watchers {
 		if w.Target().Name == bus {
 			return b.Plan(bus, w.Peers()), nil

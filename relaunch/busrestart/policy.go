@@ -11,6 +11,7 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -84,7 +85,7 @@ const reportWithin = 10 * time.Minute
 // ReportFor returns the UpdateReport of rec if rec is the recovery that
 // followed a restart this policy made to finish an update, once: the
 // daemon shows it as one notification when the recovery has ended.
-func (p *Policy) ReportFor(rec relaunch.Recovery) (string, bool) {
+func (p *Policy) ReportFor(rec control.Recovery) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	at, ok := p.restartedAt[rec.Bus]

@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 
-	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
@@ -79,25 +78,25 @@ func (c *Client) read() (Response, error) {
 }
 
 // Status returns what the daemon knows now.
-func (c *Client) Status(ctx context.Context) (relaunch.Status, error) {
+func (c *Client) Status(ctx context.Context) (Status, error) {
 	resp, err := c.call(ctx, Request{Op: OpStatus})
 	if err != nil || resp.Status == nil {
-		return relaunch.Status{}, errors.Join(err, errIf(resp.Status == nil && err == nil, "no status in answer"))
+		return Status{}, errors.Join(err, errIf(resp.Status == nil && err == nil, "no status in answer"))
 	}
 	return *resp.Status, nil
 }
 
 // History returns the last n recoveries, newest first (n <= 0: all kept).
-func (c *Client) History(ctx context.Context, n int) ([]relaunch.Recovery, error) {
+func (c *Client) History(ctx context.Context, n int) ([]Recovery, error) {
 	resp, err := c.call(ctx, Request{Op: OpHistory, N: n})
 	return resp.History, err
 }
 
 // Relaunch asks the daemon to recover the app (a rule id or a casualty id)
 // now, and returns the job's outcome.
-func (c *Client) Relaunch(ctx context.Context, id string) (relaunch.Job, error) {
+func (c *Client) Relaunch(ctx context.Context, id string) (Job, error) {
 	resp, err := c.call(ctx, Request{Op: OpRelaunch, ID: id})
-	var job relaunch.Job
+	var job Job
 	if resp.Job != nil {
 		job = *resp.Job
 	}
@@ -125,7 +124,7 @@ func (c *Client) Learn(ctx context.Context, casualty string) (string, error) {
 
 // Plan returns what recovery would do if bus ("session" or "system")
 // restarted now.
-func (c *Client) Plan(ctx context.Context, bus string) ([]relaunch.PlannedJob, error) {
+func (c *Client) Plan(ctx context.Context, bus string) ([]PlannedJob, error) {
 	resp, err := c.call(ctx, Request{Op: OpPlan, ID: bus})
 	return resp.Plan, err
 }
@@ -151,7 +150,7 @@ func (c *Client) Resume(ctx context.Context) error {
 // Watch sends the status now and at every change to the returned channel,
 // until ctx is done or the daemon goes; then it closes the channel. The
 // client is used up by it: make another for requests.
-func (c *Client) Watch(ctx context.Context) (<-chan relaunch.Status, error) {
+func (c *Client) Watch(ctx context.Context) (<-chan Status, error) {
 	c.mu.Lock()
 	line, err := encodeLine(Request{Op: OpWatch})
 	if err == nil {
@@ -161,7 +160,7 @@ func (c *Client) Watch(ctx context.Context) (<-chan relaunch.Status, error) {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("control watch: %w", err)
 	}
-	out := make(chan relaunch.Status)
+	out := make(chan Status)
 	go func() {
 		defer c.mu.Unlock()
 		defer close(out)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher"
@@ -22,19 +21,19 @@ const deadline = 10 * time.Second
 type backend struct{ *controltest.Daemon }
 
 func newBackend() *backend {
-	return &backend{controltest.NewDaemon(relaunch.Status{
-		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
+	return &backend{controltest.NewDaemon(control.Status{
+		Buses: []control.BusStatus{{Name: "session", Up: true, ID: "abc"}},
 	})}
 }
 
-func (b *backend) History(n int) ([]relaunch.Recovery, error) {
-	return []relaunch.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
+func (b *backend) History(n int) ([]control.Recovery, error) {
+	return []control.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
 }
-func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	if id == "nope" {
-		return relaunch.Job{App: id, Outcome: relaunch.Failed, Reason: "no rule or casualty nope"}, errors.New("no rule or casualty nope")
+		return control.Job{App: id, Outcome: control.Failed, Reason: "no rule or casualty nope"}, errors.New("no rule or casualty nope")
 	}
-	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) Reload() error { return nil }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
@@ -44,14 +43,14 @@ func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	return nil
 }
 func (b *backend) Learn(id string) (string, error) { return "rule-" + id, nil }
-func (b *backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
-	return []relaunch.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
+func (b *backend) DryRun(bus string) ([]control.PlannedJob, error) {
+	return []control.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
 }
 func (b *backend) Peers() map[string][]watcher.Peer {
 	return map[string][]watcher.Peer{"session": {{UniqueName: ":1.1", PID: 7, Names: []string{"org.example.A"}}}}
 }
-func (b *backend) Pause()  { b.Set(func(s *relaunch.Status) { s.Paused = true }) }
-func (b *backend) Resume() { b.Set(func(s *relaunch.Status) { s.Paused = false }) }
+func (b *backend) Pause()  { b.Set(func(s *control.Status) { s.Paused = true }) }
+func (b *backend) Resume() { b.Set(func(s *control.Status) { s.Paused = false }) }
 
 // serve starts a control server on a temporary socket for the test.
 func serve(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
@@ -79,7 +78,7 @@ func TestRequests(t *testing.T) {
 	if h, err := c.History(ctx, 5); err != nil || len(h) != 1 || h[0].ID != "b" {
 		t.Errorf("History = %+v, %v", h, err)
 	}
-	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != relaunch.Relaunched || job.PID != 42 {
+	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != control.Relaunched || job.PID != 42 {
 		t.Errorf("Relaunch = %+v, %v", job, err)
 	}
 	if job, err := c.Relaunch(ctx, "nope"); err == nil || job.Reason == "" {
@@ -126,7 +125,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() relaunch.Status {
+	next := func() control.Status {
 		t.Helper()
 		select {
 		case st, ok := <-updates:
@@ -137,7 +136,7 @@ func TestWatch(t *testing.T) {
 		case <-time.After(deadline):
 			t.Fatal("no status update")
 		}
-		return relaunch.Status{}
+		return control.Status{}
 	}
 	if st := next(); st.Paused {
 		t.Fatal("first status paused")

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -22,32 +22,32 @@ func TestJSONStable(t *testing.T) {
 	at := time.Date(2025, 3, 4, 12, 3, 0, 0, time.UTC)
 	dunst := watcher.Peer{UniqueName: ":1.42", Names: []string{"org.freedesktop.Notifications"}, PID: 4242, UID: 1000,
 		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456}
-	relaunched := relaunch.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: relaunch.Relaunched,
+	relaunched := control.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: control.Relaunched,
 		PID: 4343, Started: at.Add(time.Second), Took: 340 * time.Millisecond}
-	recovery := relaunch.Recovery{Bus: "session", OldID: "0123abcd", ID: "4567ef01", Downtime: 1200 * time.Millisecond,
-		Started: at, Ended: at.Add(2 * time.Second), Jobs: []relaunch.Job{
+	recovery := control.Recovery{Bus: "session", OldID: "0123abcd", ID: "4567ef01", Downtime: 1200 * time.Millisecond,
+		Started: at, Ended: at.Add(2 * time.Second), Jobs: []control.Job{
 			relaunched,
-			{App: "panel", Bus: "session", Action: "signal", Outcome: relaunch.Failed, Reason: "no such process", Started: at.Add(time.Second)},
+			{App: "panel", Bus: "session", Action: "signal", Outcome: control.Failed, Reason: "no such process", Started: at.Add(time.Second)},
 		}}
-	status := relaunch.Status{
+	status := control.Status{
 		Time: at.Add(time.Minute),
-		Buses: []relaunch.BusStatus{
+		Buses: []control.BusStatus{
 			{Name: "session", Address: "unix:path=/run/user/1000/bus", Up: true, ID: "4567ef01", Since: at, Peers: 12,
 				Outdated: "/usr/bin/dbus-daemon was replaced"},
 			{Name: "system", Address: "unix:path=/run/dbus/system_bus_socket", Since: at, Reason: "connection reset"},
 		},
-		Apps: []relaunch.AppStatus{
+		Apps: []control.AppStatus{
 			{ID: "dunst", Name: "Dunst", Icon: "dunst", Bus: "session", Action: "relaunch", Enabled: true, Running: true,
 				PIDs: []int{4343}, Last: &relaunched},
 			{ID: "panel", Name: "Panel", Bus: "session", Action: "signal"},
 		},
-		Casualties:            []relaunch.Casualty{{ID: "casualty:1", Bus: "session", Peer: dunst, At: at}},
+		Casualties:            []control.Casualty{{ID: "casualty:1", Bus: "session", Peer: dunst, At: at}},
 		LastRecovery:          &recovery,
 		RulesError:            "apps.toml:3: key exe: not absolute",
 		SessionRestartRefused: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`,
 	}
-	history := []relaunch.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
-		Decision: "session ending: no recovery", Jobs: []relaunch.Job{}}}
+	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
+		Decision: "session ending: no recovery", Jobs: []control.Job{}}}
 
 	golden(t, "status.json", status)
 	golden(t, "history.json", history)

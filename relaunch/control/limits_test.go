@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
@@ -201,7 +200,7 @@ func TestWatchIsNotIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() (relaunch.Status, bool) {
+	next := func() (control.Status, bool) {
 		t.Helper()
 		select {
 		case st, ok := <-updates:
@@ -209,7 +208,7 @@ func TestWatchIsNotIdle(t *testing.T) {
 		case <-time.After(deadline):
 			t.Fatal("no status update")
 		}
-		return relaunch.Status{}, false
+		return control.Status{}, false
 	}
 	if _, ok := next(); !ok {
 		t.Fatal("watch ended at once")

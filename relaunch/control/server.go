@@ -16,21 +16,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
 // Backend is what the server serves: the recovery engine, with the rules
 // reload wired in.
 type Backend interface {
-	Status() relaunch.Status
-	History(n int) ([]relaunch.Recovery, error)
-	RelaunchNow(ctx context.Context, id string) (relaunch.Job, error)
+	Status() Status
+	History(n int) ([]Recovery, error)
+	RelaunchNow(ctx context.Context, id string) (Job, error)
 	Reload() error
 	RestartBus(ctx context.Context, bus string) error
 	Learn(casualty string) (rule string, err error)
 	// DryRun returns what recovery would do if bus restarted now.
-	DryRun(bus string) ([]relaunch.PlannedJob, error)
+	DryRun(bus string) ([]PlannedJob, error)
 	// Peers returns who is on each bus now, by bus name.
 	Peers() map[string][]watcher.Peer
 	Pause()

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
@@ -44,7 +43,7 @@ func (l daemonLink) call(ctx context.Context, timeout time.Duration, fn func(con
 // follow reports the daemon's status at every change until ctx is done:
 // st is nil, with the reason, while the daemon is not running or its
 // connection broke, and follow tries again every retryEvery.
-func (l daemonLink) follow(ctx context.Context, report func(st *relaunch.Status, err error)) {
+func (l daemonLink) follow(ctx context.Context, report func(st *control.Status, err error)) {
 	for {
 		err := l.watchOnce(ctx, report)
 		if ctx.Err() != nil {
@@ -62,7 +61,7 @@ func (l daemonLink) follow(ctx context.Context, report func(st *relaunch.Status,
 }
 
 // watchOnce follows one connection until it ends.
-func (l daemonLink) watchOnce(ctx context.Context, report func(*relaunch.Status, error)) error {
+func (l daemonLink) watchOnce(ctx context.Context, report func(*control.Status, error)) error {
 	c, err := control.Dial(ctx, l.path)
 	if err != nil {
 		return err

@@ -1,8 +1,9 @@
-package relaunch
+package control
 
 import (
 	"time"
 
+	"busmedic/appdb"
 	"busmedic/watcher"
 )
 
@@ -115,4 +116,26 @@ type Job struct {
 	PID     int           `json:"pid,omitempty"` // of the process started or signalled
 	Started time.Time     `json:"started"`
 	Took    time.Duration `json:"took_ns,omitempty"`
+}
+
+// PlannedJob is one app to recover after a restart, as planned from the
+// Down snapshot and the rules.
+type PlannedJob struct {
+	// App is the rule id.
+	App  string     `json:"app"`
+	Bus  string     `json:"bus"`
+	Rule appdb.Rule `json:"rule"`
+	// Peers are the app's connections in the snapshot (usually one).
+	Peers []watcher.Peer `json:"peers"`
+	// Helpers are other connections of the snapshot whose processes the
+	// app started (a panel's plugins): they are the app's, not casualties,
+	// and a relaunch ends those still running with the app.
+	Helpers []watcher.Peer `json:"helpers,omitempty"`
+	// Command and Dir are what a relaunch would start: the rule's exec and
+	// workdir, or else the command line and directory the process had.
+	Command []string `json:"command,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
+	Shell   bool     `json:"shell,omitempty"`
+	// Skip, when set, is why the job would be skipped now.
+	Skip string `json:"skip,omitempty"`
 }
