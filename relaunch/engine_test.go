@@ -329,7 +329,7 @@ grace = "100ms"
 	if procs := countProcs(t, ownsArg("org.example.Exiter")); len(procs) != 1 {
 		t.Errorf("processes %v, want 1", procs)
 	}
-	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, ErrUnknownApp) {
+	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, control.ErrUnknownApp) {
 		t.Errorf("unknown app: %v", err)
 	}
 	h.eng.Resume()

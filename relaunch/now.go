@@ -2,7 +2,6 @@ package relaunch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,12 +12,9 @@ import (
 	"busmedic/watcher"
 )
 
-// ErrUnknownApp is returned by RelaunchNow for an id that is neither a rule
-// nor a casualty.
-var ErrUnknownApp = errors.New("relaunch: no such app or casualty")
-
 // RelaunchNow runs the action of rule id now, or starts casualty id once,
-// and returns the ended job. A relaunch stops the app first if it is
+// and returns the ended job; an id that is neither is
+// control.ErrUnknownApp. A relaunch stops the app first if it is
 // running. A request from the user is not held back by Pause, the restart
 // limit or the grace time; it does wait for the rule's after names. The
 // job is recorded in the history as a recovery with Decision "relaunch
@@ -30,7 +26,7 @@ func (e *Engine) RelaunchNow(ctx context.Context, id string) (control.Job, error
 	set := e.cfg.Rules()
 	r, ok := set.Lookup(id)
 	if set == nil || !ok {
-		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, ErrUnknownApp)
+		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, control.ErrUnknownApp)
 	}
 	bus := string(r.Bus)
 	if r.Bus == appdb.BusBoth {
@@ -61,7 +57,7 @@ func (e *Engine) relaunchCasualty(ctx context.Context, id string) (control.Job, 
 	i := slices.IndexFunc(e.casualties, func(c control.Casualty) bool { return c.ID == id })
 	if i < 0 {
 		e.mu.Unlock()
-		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, ErrUnknownApp)
+		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, control.ErrUnknownApp)
 	}
 	c := e.casualties[i]
 	b := e.bus(c.Bus)

@@ -3,7 +3,6 @@ package tray
 import (
 	"bytes"
 	"context"
-	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -51,7 +50,10 @@ func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, erro
 }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	b.ops <- "restart-bus " + bus
-	return errors.New("started by dbus-launch, pid 1234")
+	// The facts reach the tray through the socket; the words are not for
+	// the title.
+	return &control.RestartRefusal{Bus: "session", PID: 1235, StartedBy: "dbus-launch", StartedByPID: 1234,
+		Reason: "refused, in words the tray does not read"}
 }
 func (b *backend) Learn(id string) (string, error) {
 	b.ops <- "learn " + id

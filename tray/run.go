@@ -168,7 +168,7 @@ func (t *tray) take(u update) {
 	if u.connected && !t.env.Connected {
 		// A new daemon connection: what it refused before may be
 		// possible now.
-		t.env.RestartRefused = ""
+		t.env.RestartRefused = nil
 	}
 	t.env.Connected = u.connected
 	t.env.DaemonErr = ""
@@ -180,7 +180,7 @@ func (t *tray) take(u update) {
 	}
 }
 
-func (t *tray) refuseRestart(why string) {
+func (t *tray) refuseRestart(why *control.RestartRefusal) {
 	t.mu.Lock()
 	t.env.RestartRefused = why
 	t.mu.Unlock()
@@ -280,8 +280,13 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 	cl.on(m.restartBus.item, func(ctx context.Context) {
 		t.do(ctx, "restart-bus", func(ctx context.Context, c *control.Client) error {
 			err := c.RestartBus(ctx, "session")
-			if err != nil && !errors.Is(err, control.ErrNotRunning) {
-				t.refuseRestart(err.Error())
+			var why *control.RestartRefusal
+			switch {
+			case errors.As(err, &why):
+				t.refuseRestart(why)
+			case err != nil && !errors.Is(err, control.ErrNotRunning):
+				// The restart failed: greyed out all the same, with why.
+				t.refuseRestart(&control.RestartRefusal{Bus: "session", Reason: err.Error()})
 			}
 			return err
 		})

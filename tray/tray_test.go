@@ -105,7 +105,7 @@ func TestTray(t *testing.T) {
 		b.waitOp(t, "restart-bus session")
 		it.waitFor(sigs, "restart item disabled with the reason", func() bool {
 			r, _ := it.layout().find("Restart session bus")
-			return !r.enabled() && strings.Contains(r.label(), "dbus-launch, pid 1234")
+			return !r.enabled() && r.label() == "Restart session bus (started by dbus-launch, pid 1234)"
 		})
 	})
 

@@ -136,9 +136,9 @@ type env struct {
 	Connected bool   // the daemon answers
 	DaemonErr string // why not, when it does not
 	Editor    string // path of busmedic-rules, or ""
-	// RestartRefused is the daemon's reason for refusing the last
-	// "Restart session bus".
-	RestartRefused string
+	// RestartRefused is why the daemon refused the last "Restart session
+	// bus".
+	RestartRefused *control.RestartRefusal
 	Now            time.Time
 }
 
@@ -212,10 +212,10 @@ func render(st control.Status, e env) view {
 	switch {
 	case !e.Connected:
 		v.RestartBus = disabled(v.RestartBus, notRunning)
-	case st.SessionRestartRefused != "":
-		v.RestartBus = disabled(v.RestartBus, st.SessionRestartRefused)
-	case e.RestartRefused != "":
-		v.RestartBus = disabled(v.RestartBus, e.RestartRefused)
+	case st.SessionRestartRefusal != nil:
+		v.RestartBus = refused(v.RestartBus, st.SessionRestartRefusal)
+	case e.RestartRefused != nil:
+		v.RestartBus = refused(v.RestartBus, e.RestartRefused)
 	}
 
 	v.EditRules = line{Title: "Edit rules…", Tooltip: "Open the rules editor", Enabled: true, Visible: true}
@@ -241,27 +241,40 @@ func render(st control.Status, e env) view {
 // shows) and the tooltip (which few do).
 func disabled(l line, why string) line {
 	l.Enabled = false
-	l.Title += " (" + brief(why) + ")"
+	l.Title += " (" + why + ")"
 	l.Tooltip = why
 	return l
 }
 
-// brief shortens the daemon's reason for not restarting the session bus
-// to fit a menu line: its first clause, without the subject the item
-// already names ("the session bus (pid 42) was started by dbus-launch,
-// pid 41; to let busmedic…" is "started by dbus-launch, pid 41"). Other
-// reasons are short already. The tooltip has the whole reason.
-func brief(why string) string {
-	rest, ok := strings.CutPrefix(why, "the session bus (")
-	if !ok {
-		return why
+// refused greys out "Restart session bus": the title says who started
+// the bus ("started by dbus-launch, pid 41"), which is what the user can
+// change; the tooltip has the daemon's whole reason, with what to do.
+func refused(l line, r *control.RestartRefusal) line {
+	l.Enabled = false
+	l.Title += " (" + whoStarted(r) + ")"
+	l.Tooltip = r.Reason
+	return l
+}
+
+// whoStarted says in a few words who started the bus that r is about, or,
+// for a refusal that is about something else (the bus did not answer, the
+// restart failed), its reason.
+func whoStarted(r *control.RestartRefusal) string {
+	var who string
+	switch {
+	case r.StartedBy != "":
+		who = fmt.Sprintf("started by %s, pid %d", r.StartedBy, r.StartedByPID)
+	case r.StarterExited:
+		who = "started by dbus-launch or another program that has exited"
+	case r.PID != 0:
+		who = "not started by systemd"
+	default:
+		return r.Reason
 	}
-	why, _, _ = strings.Cut(why, "; ")
-	if _, after, ok := strings.Cut(rest, ") was "); ok {
-		after, _, _ = strings.Cut(after, "; ")
-		return after
+	if r.Unit != "" {
+		who += " in " + r.Unit
 	}
-	return why
+	return who
 }
 
 func busLine(st control.Status, name, label string, e env) line {

@@ -102,8 +102,8 @@ func TestRender(t *testing.T) {
 	}
 
 	t.Run("refused restart", func(t *testing.T) {
-		v := render(st, env{Connected: true, Now: now, RestartRefused: "started by dbus-launch, pid 1234", Editor: "/usr/bin/busmedic-rules"})
-		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch, pid 1234)" {
+		v := render(st, env{Connected: true, Now: now, RestartRefused: &control.RestartRefusal{Bus: "session", Reason: "refused", PID: 1235, StarterExited: true}, Editor: "/usr/bin/busmedic-rules"})
+		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch or another program that has exited)" {
 			t.Errorf("restart item %+v", v.RestartBus)
 		}
 		if !v.EditRules.Enabled || v.EditRules.Title != "Edit rules…" {
@@ -177,20 +177,34 @@ func TestRenderUpdate(t *testing.T) {
 }
 
 // A session bus that busmedic cannot restart greys the item out and says
-// why before anyone clicks it.
+// why before anyone clicks it: who started the bus, from the refusal's
+// facts (not its words), in the title, and the whole reason in the tooltip.
 func TestRenderRestartRefused(t *testing.T) {
 	e := env{Connected: true, Now: now}
-	why := `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`
-	v := render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
-	if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-run-session, pid 41)" || v.RestartBus.Tooltip != why {
-		t.Errorf("restart item %+v; want greyed, the short reason in the title and the whole in the tooltip", v.RestartBus)
+	refused := func(r control.RestartRefusal) line {
+		return render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefusal: &r}, e).RestartBus
 	}
-	why = "the session bus (pid 42) does not answer (timeout); to let busmedic restart it, run it managed"
-	v = render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
-	if v.RestartBus.Title != "Restart session bus (the session bus (pid 42) does not answer (timeout))" {
-		t.Errorf("restart item %q; want the reason without the advice", v.RestartBus.Title)
+	for _, tc := range []struct {
+		name    string
+		refusal control.RestartRefusal
+		title   string
+	}{
+		{"started by a program", control.RestartRefusal{PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
+			Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`},
+			"Restart session bus (started by dbus-run-session, pid 41)"},
+		{"its starter exited, in a scope", control.RestartRefusal{PID: 42, StarterExited: true, Unit: "session-2.scope", Reason: "anything"},
+			"Restart session bus (started by dbus-launch or another program that has exited in session-2.scope)"},
+		{"starter unknown", control.RestartRefusal{PID: 42, Reason: "anything"},
+			"Restart session bus (not started by systemd)"},
+		{"no answer", control.RestartRefusal{Reason: "the session bus does not answer (timeout)"},
+			"Restart session bus (the session bus does not answer (timeout))"},
+	} {
+		tc.refusal.Bus = "session"
+		if l := refused(tc.refusal); l.Enabled || l.Title != tc.title || l.Tooltip != tc.refusal.Reason {
+			t.Errorf("%s: restart item %+v; want greyed, titled %q, the whole reason in the tooltip", tc.name, l, tc.title)
+		}
 	}
-	v = render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
+	v := render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
 	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
 		t.Errorf("restart item %+v", v.RestartBus)
 	}

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -254,7 +253,7 @@ type restartCache struct {
 	mu      sync.Mutex
 	busID   string
 	how     string
-	refused string
+	refused *control.RestartRefusal
 }
 
 // Status is the engine's status, with how the session bus can be restarted
@@ -278,17 +277,20 @@ func (b daemonBackend) Status() control.Status {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		m, err := b.finder.Find(ctx)
 		cancel()
-		c.busID, c.how, c.refused = id, "", ""
+		c.busID, c.how, c.refused = id, "", nil
 		switch {
 		case err == nil:
 			c.how = m.String()
-		case errors.Is(err, busrestart.ErrCannot):
-			c.refused = strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": ")
+		case errors.As(err, &c.refused):
+			// The status says why, until the next session bus.
 		default:
 			c.busID = "" // try again at the next status
 		}
 	}
-	st.SessionRestart, st.SessionRestartRefused = c.how, c.refused
+	st.SessionRestart, st.SessionRestartRefusal = c.how, c.refused
+	if c.refused != nil {
+		st.SessionRestartRefused = c.refused.Reason
+	}
 	return st
 }
 
@@ -352,7 +354,7 @@ func (b daemonBackend) Learn(casualty string) (string, error) {
 		}
 	}
 	if peer == nil {
-		return "", fmt.Errorf("no casualty %q (see busmedic status)", casualty)
+		return "", fmt.Errorf("learn %s: %w (see busmedic status)", casualty, control.ErrUnknownApp)
 	}
 	f, err := appdb.OpenFile(b.userRules)
 	if err != nil {

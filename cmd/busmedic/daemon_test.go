@@ -297,6 +297,9 @@ grace = "100ms"
 	if st := s.last; !strings.Contains(st.SessionRestartRefused, fmt.Sprintf("pid %d", s.bus.PID())) {
 		t.Errorf("status does not say why the session bus cannot be restarted: %q", st.SessionRestartRefused)
 	}
+	if why := s.last.SessionRestartRefusal; why == nil || why.PID != s.bus.PID() || why.Reason != s.last.SessionRestartRefused {
+		t.Errorf("status refusal %+v; want the bus pid %d and the reason", why, s.bus.PID())
+	}
 
 	s.bus.Kill()
 	<-first.Exited()

@@ -329,7 +329,7 @@ func (p *Policy) restart(ctx context.Context, bus string) (err error) {
 		order()
 		return SystemRestart(ctx, addr)
 	}
-	return fmt.Errorf("%w: no restart method for bus %q", ErrCannot, bus)
+	return &control.RestartRefusal{Bus: bus, Reason: fmt.Sprintf("no restart method for bus %q", bus)}
 }
 
 // AskText is the notification that asks to restart an outdated bus.

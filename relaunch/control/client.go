@@ -49,7 +49,7 @@ func (c *Client) call(ctx context.Context, req Request) (Response, error) {
 		// A server that refused the connection (too many clients) said
 		// why before it closed it; the reason is waiting to be read.
 		if resp, rerr := c.read(); rerr == nil && !resp.OK && resp.Error != "" {
-			return resp, errors.New(resp.Error)
+			return resp, resp.err()
 		}
 		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
 	}
@@ -58,7 +58,7 @@ func (c *Client) call(ctx context.Context, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
 	}
 	if !resp.OK {
-		return resp, errors.New(resp.Error)
+		return resp, resp.err()
 	}
 	return resp, nil
 }

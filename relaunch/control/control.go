@@ -21,6 +21,19 @@
 // "busmedic history --json", which scripts read. Golden files in testdata
 // pin them; a field may be added, none renamed or removed.
 //
+// # Errors
+//
+// A request that fails is answered with "ok": false, its message in
+// "error" and, for the failures a client may act on, a code in "code":
+// "unknown-app" (ErrUnknownApp), "cannot-restart" (ErrCannotRestart, with
+// a RestartRefusal in "refusal"), "bad-request" (ErrBadRequest),
+// "too-many-clients" (ErrTooManyClients) and "idle" (the connection was
+// closed unused; the request was not read). The Client turns an answer
+// back into an error that errors.Is matches with these, and errors.As
+// finds the RestartRefusal in.
+//
+// # The socket
+//
 // The socket is 0600 in a 0700 directory and every connection's peer uid is
 // checked, since the API can start programs. A lock file next to it keeps
 // one daemon per user.
@@ -80,8 +93,14 @@ type Request struct {
 
 // Response is one line the daemon answers.
 type Response struct {
-	OK      bool                      `json:"ok"`
-	Error   string                    `json:"error,omitempty"`
+	OK bool `json:"ok"`
+	// Error is why a request failed, for people; Code says which of the
+	// errors it is (see the package documentation), "" for any other.
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
+	// Refusal is why a bus cannot be restarted, with code
+	// "cannot-restart".
+	Refusal *RestartRefusal           `json:"refusal,omitempty"`
 	Status  *Status                   `json:"status,omitempty"`
 	History []Recovery                `json:"history,omitempty"`
 	Job     *Job                      `json:"job,omitempty"`

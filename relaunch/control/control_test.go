@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,18 +32,23 @@ func (b *backend) History(n int) ([]control.Recovery, error) {
 }
 func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	if id == "nope" {
-		return control.Job{App: id, Outcome: control.Failed, Reason: "no rule or casualty nope"}, errors.New("no rule or casualty nope")
+		return control.Job{App: id, Outcome: control.Failed, Reason: "no rule or casualty nope"}, fmt.Errorf("relaunch nope: %w", control.ErrUnknownApp)
 	}
 	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) Reload() error { return nil }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	if bus != "session" {
-		return errors.New("cannot restart the " + bus + " bus")
+		return &control.RestartRefusal{Bus: bus, PID: 1, Unit: "init.scope", Reason: "the system bus daemon (pid 1) runs in init.scope"}
 	}
 	return nil
 }
-func (b *backend) Learn(id string) (string, error) { return "rule-" + id, nil }
+func (b *backend) Learn(id string) (string, error) {
+	if id == "broken" {
+		return "", errors.New("rules file: permission denied")
+	}
+	return "rule-" + id, nil
+}
 func (b *backend) DryRun(bus string) ([]control.PlannedJob, error) {
 	return []control.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
 }
@@ -113,6 +119,52 @@ func TestRequests(t *testing.T) {
 	dir, _ := os.Stat(filepath.Dir(path))
 	if dir.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory mode %v, want 0700", dir.Mode())
+	}
+}
+
+// TestErrors checks that an error crosses the socket as what it is:
+// errors.Is and errors.As find on the client what the daemon had, and the
+// message is the daemon's.
+func TestErrors(t *testing.T) {
+	c := dial(t, serve(t, newBackend()))
+	ctx := t.Context()
+
+	_, err := c.Relaunch(ctx, "nope")
+	if !errors.Is(err, control.ErrUnknownApp) || err.Error() != "relaunch nope: no such app or casualty" {
+		t.Errorf("Relaunch(nope) = %v; want ErrUnknownApp with the daemon's message", err)
+	}
+	err = c.RestartBus(ctx, "system")
+	var why *control.RestartRefusal
+	if !errors.Is(err, control.ErrCannotRestart) || !errors.As(err, &why) {
+		t.Fatalf("RestartBus(system) = %v; want ErrCannotRestart and the refusal", err)
+	}
+	if *why != (control.RestartRefusal{Bus: "system", PID: 1, Unit: "init.scope", Reason: "the system bus daemon (pid 1) runs in init.scope"}) ||
+		err.Error() != "cannot restart the bus: the system bus daemon (pid 1) runs in init.scope" {
+		t.Errorf("refusal %+v, message %q", why, err)
+	}
+	for name, err := range map[string]error{
+		"no such bus":  c.RestartBus(ctx, "mars"),
+		"no app id":    func() error { _, err := c.Relaunch(ctx, ""); return err }(),
+		"plan of mars": func() error { _, err := c.Plan(ctx, "mars"); return err }(),
+	} {
+		if !errors.Is(err, control.ErrBadRequest) {
+			t.Errorf("%s: %v; want ErrBadRequest", name, err)
+		}
+	}
+	// A failure with no code of its own is an error all the same, and
+	// none of the above.
+	_, err = c.Learn(ctx, "broken")
+	if err == nil || err.Error() != "rules file: permission denied" {
+		t.Errorf("Learn(broken) = %v; want the daemon's error", err)
+	}
+	for _, kind := range []error{control.ErrUnknownApp, control.ErrCannotRestart, control.ErrBadRequest, control.ErrTooManyClients, control.ErrNotRunning} {
+		if errors.Is(err, kind) {
+			t.Errorf("Learn(broken) = %v matches %v", err, kind)
+		}
+	}
+	// The connection serves on after failed requests.
+	if _, err := c.Status(ctx); err != nil {
+		t.Errorf("Status after the failures: %v", err)
 	}
 }
 

@@ -29,6 +29,8 @@ func TestJSONStable(t *testing.T) {
 			relaunched,
 			{App: "panel", Bus: "session", Action: "signal", Outcome: control.Failed, Reason: "no such process", Started: at.Add(time.Second)},
 		}}
+	refusal := control.RestartRefusal{Bus: "session", PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
+		Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`}
 	status := control.Status{
 		Time: at.Add(time.Minute),
 		Buses: []control.BusStatus{
@@ -44,7 +46,8 @@ func TestJSONStable(t *testing.T) {
 		Casualties:            []control.Casualty{{ID: "casualty:1", Bus: "session", Peer: dunst, At: at}},
 		LastRecovery:          &recovery,
 		RulesError:            "apps.toml:3: key exe: not absolute",
-		SessionRestartRefused: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`,
+		SessionRestartRefused: refusal.Reason,
+		SessionRestartRefusal: &refusal,
 	}
 	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
 		Decision: "session ending: no recovery", Jobs: []control.Job{}}}

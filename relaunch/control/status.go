@@ -44,10 +44,13 @@ type Status struct {
 	// last good rules stay in force meanwhile.
 	RulesError string `json:"rules_error,omitempty"`
 	// SessionRestart says how busmedic would restart the session bus
-	// ("systemd user unit dbus.service"), and SessionRestartRefused why it
-	// cannot ("the session bus (pid 1234) was started by dbus-launch").
-	SessionRestart        string `json:"session_restart,omitempty"`
-	SessionRestartRefused string `json:"session_restart_refused,omitempty"`
+	// ("systemd user unit dbus.service"), and SessionRestartRefusal why it
+	// cannot: who started the bus. SessionRestartRefused is its Reason
+	// ("the session bus (pid 1234) was started by dbus-launch"), for the
+	// scripts that read it.
+	SessionRestart        string          `json:"session_restart,omitempty"`
+	SessionRestartRefused string          `json:"session_restart_refused,omitempty"`
+	SessionRestartRefusal *RestartRefusal `json:"session_restart_refusal,omitempty"`
 }
 
 // BusStatus is one bus as the watcher last saw it.
