@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,4 +240,191 @@ func TestStaleSocket(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// slowBackend holds every relaunch until the test lets it go.
+type slowBackend struct {
+	*backend
+	started, release chan struct{}
+}
+
+func (b slowBackend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
+	b.started <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return b.backend.RelaunchNow(ctx, id)
+}
+
+// TestRequestsMeanwhile checks that one client serves a request while
+// another of its requests, or its watch, is under way.
+func TestRequestsMeanwhile(t *testing.T) {
+	b := slowBackend{newBackend(), make(chan struct{}), make(chan struct{})}
+	c := dial(t, serve(t, b))
+	ctx := t.Context()
+
+	updates, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := <-updates; st.Paused {
+		t.Fatal("paused at first")
+	}
+	relaunched := make(chan error, 1)
+	go func() {
+		_, err := c.Relaunch(ctx, "dunst")
+		relaunched <- err
+	}()
+	<-b.started
+	if err := c.Pause(ctx); err != nil {
+		t.Fatalf("Pause during a relaunch and a watch: %v", err)
+	}
+	for st := range updates {
+		if st.Paused {
+			break
+		}
+	}
+	close(b.release)
+	if err := <-relaunched; err != nil {
+		t.Errorf("Relaunch: %v", err)
+	}
+}
+
+// TestKeptConnection checks that a client whose kept connection the
+// daemon closed, for idleness or because it restarted, sends its next
+// request again on a new one.
+func TestKeptConnection(t *testing.T) {
+	t.Run("closed idle", func(t *testing.T) {
+		srv, _ := listen(t, newBackend(), control.Limits{IdleTimeout: 100 * time.Millisecond})
+		c := dial(t, srv.Path())
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// A connection made after the client's last request is closed
+		// for idleness; the client's, idle for longer, is closed too.
+		if msg := rawDial(t, srv.Path()).closedAfter(t); !strings.Contains(msg, "no request for") {
+			t.Fatalf("idle connection told %q", msg)
+		}
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Errorf("Status after the daemon closed the idle connection: %v", err)
+		}
+	})
+	t.Run("daemon restarted", func(t *testing.T) {
+		path := filepath.Join(shortTempDir(t), "control.sock")
+		stop := serveAt(t, path, newBackend())
+		c := control.NewClient(path)
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if _, err := c.Status(t.Context()); !errors.Is(err, control.ErrNotRunning) {
+			t.Errorf("Status with the daemon gone = %v, want ErrNotRunning", err)
+		}
+		serveAt(t, path, newBackend())
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Errorf("Status from the new daemon: %v", err)
+		}
+	})
+}
+
+// TestFollow follows a daemon that starts late, stops and starts again.
+func TestFollow(t *testing.T) {
+	path := filepath.Join(shortTempDir(t), "control.sock")
+	type report struct {
+		st  *control.Status
+		err error
+	}
+	reports := make(chan report)
+	ctx, cancel := context.WithCancel(t.Context())
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		control.NewClient(path).Follow(ctx, func(st *control.Status, err error) {
+			select {
+			case reports <- report{st, err}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	next := func(want string) report {
+		t.Helper()
+		select {
+		case r := <-reports:
+			return r
+		case <-time.After(deadline):
+			t.Fatalf("no report of %s", want)
+		}
+		return report{}
+	}
+	// awaitStatus skips the reports of the daemon not running, which
+	// repeat until it answers.
+	awaitStatus := func() *control.Status {
+		t.Helper()
+		for {
+			r := next("a status")
+			if r.st != nil && r.err == nil {
+				return r.st
+			}
+			if !errors.Is(r.err, control.ErrNotRunning) {
+				t.Fatalf("report %+v, want a status or ErrNotRunning", r)
+			}
+		}
+	}
+
+	if r := next("no daemon"); r.st != nil || !errors.Is(r.err, control.ErrNotRunning) {
+		t.Fatalf("first report with no daemon: %+v, want ErrNotRunning", r)
+	}
+	stop := serveAt(t, path, newBackend())
+	awaitStatus()
+	stop()
+	if r := next("the daemon gone"); r.st != nil || !errors.Is(r.err, control.ErrNotRunning) {
+		t.Fatalf("report with the daemon gone: %+v, want ErrNotRunning", r)
+	}
+	b := newBackend()
+	b.Pause()
+	serveAt(t, path, b)
+	if st := awaitStatus(); !st.Paused {
+		t.Error("status not from the new daemon")
+	}
+	cancel()
+	select {
+	case <-followed:
+	case <-time.After(deadline):
+		t.Fatal("Follow did not return when its context ended")
+	}
+}
+
+// shortTempDir is a temporary directory with a path short enough for a
+// socket (at most 107 bytes), which t.TempDir is not with long test names.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serveAt serves b on a control socket at path until stop is called or
+// the test ends; stop returns once the server is gone.
+func serveAt(t *testing.T, path string, b control.Backend) (stop func()) {
+	t.Helper()
+	srv, err := control.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return stop
 }

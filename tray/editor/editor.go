@@ -118,7 +118,7 @@ func New(ctx context.Context, app fyne.App, opts Options) *Editor {
 	if e.post == nil {
 		e.post = fyne.Do
 	}
-	e.link = daemonLink{path: opts.ControlPath, log: e.log}
+	e.link = daemonLink{client: control.NewClient(opts.ControlPath), log: e.log}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	e.win = app.NewWindow("busmedic rules")
 	e.build()
@@ -151,6 +151,7 @@ func (e *Editor) Window() fyne.Window { return e.win }
 func (e *Editor) stop() {
 	e.cancel()
 	e.wg.Wait()
+	e.link.client.Close()
 }
 
 func (e *Editor) build() {
