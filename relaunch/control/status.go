@@ -31,9 +31,12 @@ func (o Outcome) Ended() bool { return o != Pending && o != Running }
 // Status is what the daemon knows now; the control socket serves it to the
 // tray, the editor and the command line.
 type Status struct {
-	Time   time.Time   `json:"time"`
-	Paused bool        `json:"paused"`
-	Buses  []BusStatus `json:"buses"`
+	// Time is when the daemon made this status.
+	Time time.Time `json:"time"`
+	// Paused: automatic recovery is paused (busmedic pause).
+	Paused bool `json:"paused"`
+	// Buses are the session and the system bus.
+	Buses []BusStatus `json:"buses"`
 	// Apps has one entry per rule, in rule order.
 	Apps []AppStatus `json:"apps"`
 	// Casualties are peers that fell off, did not come back and match no rule.
@@ -55,13 +58,13 @@ type Status struct {
 
 // BusStatus is one bus as the watcher last saw it.
 type BusStatus struct {
-	Name    string    `json:"name"` // "session", "system"
-	Address string    `json:"address"`
+	Name    string    `json:"name"`    // "session", "system"
+	Address string    `json:"address"` // the bus address busmedic watches
 	Up      bool      `json:"up"`
-	ID      string    `json:"id,omitempty"`
-	Since   time.Time `json:"since"` // when it came up or went down
-	Reason  string    `json:"reason,omitempty"`
-	Peers   int       `json:"peers"`
+	ID      string    `json:"id,omitempty"`     // the bus's id while up; a new one after each restart
+	Since   time.Time `json:"since"`            // when it came up or went down
+	Reason  string    `json:"reason,omitempty"` // why it is down
+	Peers   int       `json:"peers"`            // connections on it
 	// Outdated says what of the running bus daemon was replaced on disk
 	// since it started (a dbus update): the update takes effect only when
 	// the bus restarts.
@@ -70,13 +73,16 @@ type BusStatus struct {
 
 // AppStatus is one rule and what busmedic last did for its app.
 type AppStatus struct {
+	// ID, Name, Icon, Bus, Action and Enabled are the rule's (Name is its
+	// id when the rule has no name).
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Icon    string `json:"icon,omitempty"`
 	Bus     string `json:"bus"`
 	Action  string `json:"action"`
 	Enabled bool   `json:"enabled"`
-	// Running reports whether a process of the app is on its bus now.
+	// Running reports whether a process of the app is on its bus now, and
+	// PIDs which.
 	Running bool  `json:"running"`
 	PIDs    []int `json:"pids,omitempty"`
 	// Last is the app's most recent job, if any.
@@ -89,36 +95,44 @@ type AppStatus struct {
 type Casualty struct {
 	// ID names the casualty in relaunch-now requests; it is stable for the
 	// casualty's lifetime.
-	ID   string       `json:"id"`
-	Bus  string       `json:"bus"`
+	ID  string `json:"id"`
+	Bus string `json:"bus"`
+	// Peer is its connection as last seen on the bus.
 	Peer watcher.Peer `json:"peer"`
-	At   time.Time    `json:"at"`
+	// At is when it was counted as fallen off.
+	At time.Time `json:"at"`
 }
 
 // Recovery is what busmedic did after one restart of one bus.
 type Recovery struct {
-	Bus      string        `json:"bus"`
+	Bus string `json:"bus"`
+	// OldID and ID are the bus's ids before and after the restart.
 	OldID    string        `json:"old_id"`
 	ID       string        `json:"id"`
 	Downtime time.Duration `json:"downtime_ns"`
-	Started  time.Time     `json:"started"`
-	Ended    time.Time     `json:"ended,omitzero"`
+	// Started is when the bus was back and recovery began; Ended, absent
+	// while it runs, when its last job ended.
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
 	// Decision says why recovery did or did not go ahead ("session ending:
 	// no recovery"), when something other than the plain case drove it.
 	Decision string `json:"decision,omitempty"`
-	Jobs     []Job  `json:"jobs"`
+	// Jobs has one job per app recovered, in rule order.
+	Jobs []Job `json:"jobs"`
 }
 
 // Job is the recovery of one app after one restart.
 type Job struct {
-	App     string        `json:"app"` // rule id, or casualty id
-	Bus     string        `json:"bus"`
-	Action  string        `json:"action"`
-	Outcome Outcome       `json:"outcome"`
+	App     string  `json:"app"`    // rule id, or casualty id
+	Bus     string  `json:"bus"`    // "session", "system"
+	Action  string  `json:"action"` // relaunch, signal, hook, notify or ignore
+	Outcome Outcome `json:"outcome"`
+	// Reason says why a job failed or was skipped, or what else is worth
+	// knowing, in words for people.
 	Reason  string        `json:"reason,omitempty"`
 	PID     int           `json:"pid,omitempty"` // of the process started or signalled
 	Started time.Time     `json:"started"`
-	Took    time.Duration `json:"took_ns,omitempty"`
+	Took    time.Duration `json:"took_ns,omitempty"` // from Started to the outcome
 }
 
 // PlannedJob is one app to recover after a restart, as planned from the
