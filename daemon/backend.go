@@ -8,6 +8,7 @@ import (
 	"busmedic/appdb"
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -31,9 +32,12 @@ type backend struct {
 // Status is the engine's status, with how the session bus can be restarted
 // (so the tray can grey out "Restart session bus" and say why before any
 // click), as the probe last found out: never a call to a bus.
-func (b backend) Status() relaunch.Status {
+func (b backend) Status() control.Status {
 	st := b.Engine.Status()
-	st.SessionRestart, st.SessionRestartRefused = b.restart.known(sessionUp(st))
+	st.SessionRestart, st.SessionRestartRefusal = b.restart.known(sessionUp(st))
+	if r := st.SessionRestartRefusal; r != nil {
+		st.SessionRestartRefused = r.Reason
+	}
 	return st
 }
 
@@ -82,7 +86,7 @@ func (b backend) Peers() map[string][]watcher.Peer {
 
 // DryRun plans a recovery for bus as if it restarted now, with who is on
 // it now.
-func (b backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+func (b backend) DryRun(bus string) ([]control.PlannedJob, error) {
 	for _, w := range b.watchers {
 		if w.Target().Name == bus {
 			return b.Plan(bus, w.Peers()), nil

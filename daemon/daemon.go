@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StateDir:   cfg.StateDir,
 		Logger:     log,
 		Notifier:   notifier,
-		RecoveryEnded: func(r relaunch.Recovery) {
+		RecoveryEnded: func(r control.Recovery) {
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may
 			// be one of the apps just recovered, which the notifier waits for.

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // notice is a desktop notification: its actions are key and label pairs,
@@ -25,7 +26,7 @@ const showAction = "show"
 // followed a restart busmedic made to finish a dbus update, its report
 // ("D-Bus updated without reboot: …") is told instead of relaunch.Summary's
 // line. ok is false when there is nothing worth telling.
-func recoveryNotice(r relaunch.Recovery, update string, fromUpdate bool) (n notice, ok bool) {
+func recoveryNotice(r control.Recovery, update string, fromUpdate bool) (n notice, ok bool) {
 	body, ok := update, fromUpdate
 	if !ok {
 		body, ok = relaunch.Summary(r)

@@ -8,18 +8,18 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 )
 
 // The daemon's decisions, each a pure function, as table tests.
 
 func TestRecoveryNotice(t *testing.T) {
-	relaunched := relaunch.Recovery{Bus: "session", Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Relaunched}}}
+	relaunched := control.Recovery{Bus: "session", Jobs: []control.Job{{App: "dunst", Outcome: control.Relaunched}}}
 	update := "D-Bus updated without reboot: 1 app recovered, 0 need attention"
 	for _, tc := range []struct {
 		name       string
-		r          relaunch.Recovery
+		r          control.Recovery
 		update     string
 		fromUpdate bool
 		want       string // the body; "" for no notification
@@ -28,11 +28,11 @@ func TestRecoveryNotice(t *testing.T) {
 			"Session bus restarted: 1 app relaunched"},
 		{"after an update: the update report", relaunched, update, true, update},
 		{"after an update with no app concerned: still the report",
-			relaunch.Recovery{Bus: "system"}, "D-Bus updated without reboot: 0 apps recovered, 0 need attention", true,
+			control.Recovery{Bus: "system"}, "D-Bus updated without reboot: 0 apps recovered, 0 need attention", true,
 			"D-Bus updated without reboot: 0 apps recovered, 0 need attention"},
-		{"no app concerned", relaunch.Recovery{Bus: "session"}, "", false, ""},
-		{"the session is ending", relaunch.Recovery{Bus: "session", Decision: "session ending: logout",
-			Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Skipped}}}, "", false, ""},
+		{"no app concerned", control.Recovery{Bus: "session"}, "", false, ""},
+		{"the session is ending", control.Recovery{Bus: "session", Decision: "session ending: logout",
+			Jobs: []control.Job{{App: "dunst", Outcome: control.Skipped}}}, "", false, ""},
 	} {
 		n, ok := recoveryNotice(tc.r, tc.update, tc.fromUpdate)
 		if ok != (tc.want != "") || n.body != tc.want {
@@ -92,22 +92,27 @@ func TestFreeRuleID(t *testing.T) {
 func TestDescribeRestart(t *testing.T) {
 	managed := &busrestart.Managed{}
 	for _, tc := range []struct {
-		name        string
-		m           busrestart.Method
-		err         error
-		how, refuse string
-		known       bool
+		name   string
+		m      busrestart.Method
+		err    error
+		how    string
+		refuse string // the refusal's reason
+		known  bool
 	}{
 		{"a way", managed, nil, managed.String(), "", true},
-		{"none, and why", nil, fmt.Errorf("%w: the session bus (pid 12) was started by dbus-launch, pid 11", busrestart.ErrCannot),
+		{"none, and why", nil, &control.RestartRefusal{Bus: "session", Reason: "the session bus (pid 12) was started by dbus-launch, pid 11", PID: 12},
 			"", "the session bus (pid 12) was started by dbus-launch, pid 11", true},
-		{"none, said twice", nil, fmt.Errorf("find: %w", fmt.Errorf("%w: no answer", busrestart.ErrCannot)),
-			"", "find: cannot restart the bus: no answer", true},
+		{"none, wrapped", nil, fmt.Errorf("find: %w", &control.RestartRefusal{Bus: "session", Reason: "no answer"}),
+			"", "no answer", true},
 		{"not found out", nil, errors.New("connection refused"), "", "", false},
 	} {
 		how, refused, known := describeRestart(tc.m, tc.err)
-		if how != tc.how || refused != tc.refuse || known != tc.known {
-			t.Errorf("%s: %q, %q, %v; want %q, %q, %v", tc.name, how, refused, known, tc.how, tc.refuse, tc.known)
+		reason := ""
+		if refused != nil {
+			reason = refused.Reason
+		}
+		if how != tc.how || reason != tc.refuse || known != tc.known {
+			t.Errorf("%s: %q, %q, %v; want %q, %q, %v", tc.name, how, reason, known, tc.how, tc.refuse, tc.known)
 		}
 	}
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -27,8 +26,8 @@ type restartFinder interface {
 // sessionRestart is how one instance of the session bus can be restarted.
 type sessionRestart struct {
 	busID   string
-	how     string // "systemd user unit dbus.service", or ""
-	refused string // why busmedic cannot restart it, or ""
+	how     string                  // "systemd user unit dbus.service", or ""
+	refused *control.RestartRefusal // why busmedic cannot restart it, or nil
 }
 
 // restartProbe finds out, once per instance of the session bus, how
@@ -52,11 +51,11 @@ func newRestartProbe(f restartFinder, log *slog.Logger) *restartProbe {
 // known returns how the session bus instance busID can be restarted, as
 // far as found out: nothing for an instance not probed yet, or for ""
 // (no session bus up).
-func (p *restartProbe) known(busID string) (how, refused string) {
+func (p *restartProbe) known(busID string) (how string, refused *control.RestartRefusal) {
 	if s := p.latest.Load(); s != nil && busID != "" && s.busID == busID {
 		return s.how, s.refused
 	}
-	return "", ""
+	return "", nil
 }
 
 // has reports whether how to restart the instance busID is known.
@@ -150,19 +149,19 @@ func (p *restartProbe) probe(ctx context.Context, busID string) {
 // describeRestart words what Finder.Find found for the status: how the
 // session bus would be restarted, or why it cannot be. known is false for
 // an error that tells nothing about the bus, worth asking again.
-func describeRestart(m busrestart.Method, err error) (how, refused string, known bool) {
+func describeRestart(m busrestart.Method, err error) (how string, refused *control.RestartRefusal, known bool) {
 	switch {
 	case err == nil:
-		return m.String(), "", true
-	case errors.Is(err, busrestart.ErrCannot):
-		return "", strings.TrimPrefix(err.Error(), busrestart.ErrCannot.Error()+": "), true
+		return m.String(), nil, true
+	case errors.As(err, &refused):
+		return "", refused, true
 	}
-	return "", "", false
+	return "", nil, false
 }
 
 // sessionUp returns the instance id of the session bus if it is up in st,
 // else "".
-func sessionUp(st relaunch.Status) string {
+func sessionUp(st control.Status) string {
 	for _, b := range st.Buses {
 		if b.Name == "session" && b.Up {
 			return b.ID

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -27,7 +27,11 @@ func awaitKnown(t *testing.T, p *restartProbe, busID string) (how, refused strin
 	defer timer.Stop()
 	for {
 		if p.has(busID) {
-			return p.known(busID)
+			how, r := p.known(busID)
+			if r != nil {
+				refused = r.Reason
+			}
+			return how, refused
 		}
 		select {
 		case <-p.Changed():
@@ -123,14 +127,14 @@ func TestRestartProbeNeverWaits(t *testing.T) {
 
 	events <- watcher.Event{Bus: "session", Kind: watcher.Up, ID: "a"}
 	<-f.calls
-	if how, refused := p.known("a"); how != "" || refused != "" {
-		t.Errorf("while finding out: %q, %q", how, refused)
+	if how, refused := p.known("a"); how != "" || refused != nil {
+		t.Errorf("while finding out: %q, %+v", how, refused)
 	}
 	// Run still takes events while Find waits.
 	events <- watcher.Event{Bus: "system", Kind: watcher.Up, ID: "s"}
 	events <- watcher.Event{Bus: "session", Kind: watcher.Down, ID: "a"}
 	events <- watcher.Event{Bus: "session", Kind: watcher.Up, ID: "b"}
-	f.answers <- fmt.Errorf("%w: gone", busrestart.ErrCannot)
+	f.answers <- &control.RestartRefusal{Bus: "session", Reason: "gone"}
 	<-f.calls // b, next
 	if _, refused := awaitKnown(t, p, "a"); refused != "gone" {
 		t.Errorf("a: refused %q", refused)
@@ -159,14 +163,14 @@ func TestRestartProbeNeverWaits(t *testing.T) {
 
 func TestSessionUp(t *testing.T) {
 	for _, tc := range []struct {
-		buses []relaunch.BusStatus
+		buses []control.BusStatus
 		want  string
 	}{
 		{nil, ""},
-		{[]relaunch.BusStatus{{Name: "system", Up: true, ID: "s"}, {Name: "session", Up: true, ID: "a"}}, "a"},
-		{[]relaunch.BusStatus{{Name: "session", Up: false, ID: "a"}, {Name: "system", Up: true, ID: "s"}}, ""},
+		{[]control.BusStatus{{Name: "system", Up: true, ID: "s"}, {Name: "session", Up: true, ID: "a"}}, "a"},
+		{[]control.BusStatus{{Name: "session", Up: false, ID: "a"}, {Name: "system", Up: true, ID: "s"}}, ""},
 	} {
-		if got := sessionUp(relaunch.Status{Buses: tc.buses}); got != tc.want {
+		if got := sessionUp(control.Status{Buses: tc.buses}); got != tc.want {
 			t.Errorf("sessionUp(%+v) = %q, want %q", tc.buses, got, tc.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -40,7 +41,7 @@ func newAncestry(snapshot []watcher.Peer, parent func(int) int) ancestry {
 // nil. Parents come from the snapshot first (the processes may have exited
 // with their bus), then from /proc for the processes in between that were
 // on no bus.
-func (a ancestry) owner(p watcher.Peer, byPID map[int]*PlannedJob) *PlannedJob {
+func (a ancestry) owner(p watcher.Peer, byPID map[int]*control.PlannedJob) *control.PlannedJob {
 	if p.PID <= 0 || len(byPID) == 0 {
 		return nil
 	}

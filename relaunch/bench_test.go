@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -392,7 +393,7 @@ func (s *benchSession) floor(term bool) (took, ready time.Duration) {
 	took = slices.Max(back)
 	rec := s.h.waitRecovery(id)
 	for _, j := range rec.Jobs {
-		if j.Outcome != Skipped {
+		if j.Outcome != control.Skipped {
 			s.b.Fatalf("floor: job %s %s %q, want skipped (paused)", j.App, j.Outcome, j.Reason)
 		}
 	}
@@ -425,7 +426,7 @@ func (s *benchSession) recovery(term bool) recoveryTimes {
 	jobStart := make([]time.Duration, len(s.apps))
 	for i, a := range s.apps {
 		j := jobOf(s.b, rec, a.id)
-		if j.Outcome != Relaunched {
+		if j.Outcome != control.Relaunched {
 			s.b.Fatalf("recovery: job %s %s %q, want relaunched; status: %s", j.App, j.Outcome, j.Reason, s.h.statusString())
 		}
 		jobStart[i] = j.Started.Sub(t0)

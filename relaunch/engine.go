@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -46,7 +47,7 @@ type Config struct {
 	RulesError func() error
 	// RecoveryEnded, if set, is called with each recovery once all its
 	// jobs have ended (for the summary notification). It must not block.
-	RecoveryEnded func(Recovery)
+	RecoveryEnded func(control.Recovery)
 	// CasualtyGrace is how long a peer that matches no rule has to come
 	// back before it is listed as a casualty; default appdb.DefaultGrace.
 	CasualtyGrace time.Duration
@@ -80,10 +81,10 @@ type Engine struct {
 	paused     bool
 	buses      map[string]*busState
 	busOrder   []string
-	lastJob    map[string]Job
+	lastJob    map[string]control.Job
 	crashes    map[string][]time.Time // per rule id, for max_restarts
 	lastPeers  map[string][]watcher.Peer
-	casualties []Casualty
+	casualties []control.Casualty
 	last       *recovery
 	children   map[int]*child
 	appLocks   map[string]chan struct{}
@@ -167,7 +168,7 @@ func New(cfg Config) *Engine {
 		act:       make(chan struct{}, cfg.Concurrency),
 		changed:   make(chan struct{}, 1),
 		buses:     map[string]*busState{},
-		lastJob:   map[string]Job{},
+		lastJob:   map[string]control.Job{},
 		crashes:   map[string][]time.Time{},
 		lastPeers: map[string][]watcher.Peer{},
 		children:  map[int]*child{},
@@ -352,7 +353,7 @@ func (e *Engine) addPeerLocked(b *busState, p watcher.Peer) {
 	}
 	delete(b.detached, p.PID)
 	// Someone started a casualty again by hand: it is no longer one.
-	e.casualties = slices.DeleteFunc(e.casualties, func(c Casualty) bool {
+	e.casualties = slices.DeleteFunc(e.casualties, func(c control.Casualty) bool {
 		return c.Bus == b.name && sameProgram(c.Peer, p)
 	})
 }
@@ -432,15 +433,15 @@ func (e *Engine) logPath(app string) string {
 }
 
 // Status returns what the engine knows now.
-func (e *Engine) Status() Status {
+func (e *Engine) Status() control.Status {
 	set := e.cfg.Rules()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := Status{Time: time.Now(), Paused: e.paused}
+	st := control.Status{Time: time.Now(), Paused: e.paused}
 	running := map[string][]int{} // rule id -> pids on its bus
 	for _, name := range e.busOrder {
 		b := e.buses[name]
-		st.Buses = append(st.Buses, BusStatus{Name: name, Address: b.address, Up: b.up, ID: b.id,
+		st.Buses = append(st.Buses, control.BusStatus{Name: name, Address: b.address, Up: b.up, ID: b.id,
 			Since: b.since, Reason: b.reason, Peers: len(b.peers), Outdated: b.outdated})
 		if set == nil {
 			continue
@@ -458,7 +459,7 @@ func (e *Engine) Status() Status {
 	}
 	if set != nil {
 		for _, r := range set.Rules() {
-			a := AppStatus{ID: r.ID, Name: r.DisplayName(), Icon: r.Icon, Bus: string(r.Bus),
+			a := control.AppStatus{ID: r.ID, Name: r.DisplayName(), Icon: r.Icon, Bus: string(r.Bus),
 				Action: string(r.Action), Enabled: r.Enabled}
 			if pids, ok := running[r.ID]; ok {
 				a.Running = true
@@ -486,18 +487,18 @@ func (e *Engine) Status() Status {
 
 // History returns up to n ended recoveries (all if n <= 0), newest first,
 // from the history file.
-func (e *Engine) History(n int) ([]Recovery, error) {
+func (e *Engine) History(n int) ([]control.Recovery, error) {
 	return e.hist.read(n)
 }
 
 // Plan is a dry run: the jobs a restart of bus would make now if snapshot
 // were the peers that fell off.
-func (e *Engine) Plan(bus string, snapshot []watcher.Peer) []PlannedJob {
+func (e *Engine) Plan(bus string, snapshot []watcher.Peer) []control.PlannedJob {
 	jobs, _ := e.plan(bus, snapshot)
 	return jobs
 }
 
-func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]PlannedJob, []watcher.Peer) {
+func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]control.PlannedJob, []watcher.Peer) {
 	set := e.cfg.Rules()
 	e.mu.Lock()
 	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
@@ -526,11 +527,11 @@ func (e *Engine) runningChildren() []*child {
 func (e *Engine) recordEnding(ev watcher.Event, why string) {
 	jobs, _ := e.plan(ev.Bus, ev.Peers)
 	now := time.Now()
-	rec := Recovery{Bus: ev.Bus, OldID: ev.ID, Started: now, Ended: now,
-		Decision: "session ending: " + why + ": no recovery", Jobs: make([]Job, 0, len(jobs))}
+	rec := control.Recovery{Bus: ev.Bus, OldID: ev.ID, Started: now, Ended: now,
+		Decision: "session ending: " + why + ": no recovery", Jobs: make([]control.Job, 0, len(jobs))}
 	e.mu.Lock()
 	for _, pj := range jobs {
-		j := Job{App: pj.App, Bus: ev.Bus, Action: string(pj.Rule.Action), Outcome: Skipped,
+		j := control.Job{App: pj.App, Bus: ev.Bus, Action: string(pj.Rule.Action), Outcome: control.Skipped,
 			Reason: "session ending: " + why, Started: now}
 		rec.Jobs = append(rec.Jobs, j)
 		e.lastJob[pj.App] = j

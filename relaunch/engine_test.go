@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -73,11 +74,11 @@ func TestRecoveryAfterRestart(t *testing.T) {
 			id := h.waitUp()
 			rec := h.waitRecovery(id)
 			for _, app := range []string{"exiter", "deaf", "needy"} {
-				if j := jobOf(t, rec, app); j.Outcome != Relaunched {
+				if j := jobOf(t, rec, app); j.Outcome != control.Relaunched {
 					t.Errorf("%s: outcome %s (%s), want relaunched", app, j.Outcome, j.Reason)
 				}
 			}
-			if j := jobOf(t, rec, "reconnector"); j.Outcome != Reconnected {
+			if j := jobOf(t, rec, "reconnector"); j.Outcome != control.Reconnected {
 				t.Errorf("reconnector: outcome %s (%s), want reconnected", j.Outcome, j.Reason)
 			}
 			// after: needy started only once exiter was back (the testapp
@@ -130,7 +131,7 @@ grace = "100ms"
 	h.waitOwner("org.example.Ghost", 0)
 	rec := h.crash()
 	j := jobOf(t, rec, "ghost")
-	if j.Outcome != Failed || !strings.Contains(j.Reason, "exec not found: /nonexistent/ghost-app") {
+	if j.Outcome != control.Failed || !strings.Contains(j.Reason, "exec not found: /nonexistent/ghost-app") {
 		t.Errorf("job %s %q, want failed with exec not found", j.Outcome, j.Reason)
 	}
 	if len(rec.Jobs) != 1 {
@@ -176,7 +177,7 @@ func TestRestartStorm(t *testing.T) {
 	}
 	rec := h.waitRecovery(id)
 	for _, j := range rec.Jobs {
-		if j.Outcome == Failed || j.Outcome == Skipped || j.Outcome == Cancelled {
+		if j.Outcome == control.Failed || j.Outcome == control.Skipped || j.Outcome == control.Cancelled {
 			t.Errorf("final recovery: %s %s (%s)", j.App, j.Outcome, j.Reason)
 		}
 	}
@@ -231,7 +232,7 @@ ready_timeout = "5s"
 	})
 	rec := h.crash()
 	for _, app := range []string{"dbus-monitor", "gdbus-monitor"} {
-		if j := jobOf(t, rec, app); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, app); j.Outcome != control.Relaunched {
 			t.Errorf("%s: %s (%s), want relaunched", app, j.Outcome, j.Reason)
 		}
 	}
@@ -279,7 +280,7 @@ grace = "100ms"
 	id := h.waitUp()
 	f := startFakeServer(t, h.bus, "relaunch")
 	rec := h.waitRecovery(id)
-	if j := jobOf(t, rec, "asker"); j.Outcome != Relaunched || j.Reason != "chosen in the notification" {
+	if j := jobOf(t, rec, "asker"); j.Outcome != control.Relaunched || j.Reason != "chosen in the notification" {
 		t.Errorf("asker: %s %q", j.Outcome, j.Reason)
 	}
 	if s := <-f.got; s != "asker lost its bus connection" {
@@ -301,14 +302,14 @@ grace = "100ms"
 	h.waitOwner("org.example.Exiter", 0)
 	h.eng.Pause()
 	rec := h.crash()
-	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "paused" {
+	if j := jobOf(t, rec, "exiter"); j.Outcome != control.Skipped || j.Reason != "paused" {
 		t.Errorf("paused: %s %q", j.Outcome, j.Reason)
 	}
 	if !h.eng.Status().Paused {
 		t.Error("Status().Paused is false")
 	}
 	j, err := h.eng.RelaunchNow(context.Background(), "exiter")
-	if err != nil || j.Outcome != Relaunched {
+	if err != nil || j.Outcome != control.Relaunched {
 		t.Fatalf("RelaunchNow = %+v, %v", j, err)
 	}
 	pid := h.waitOwner("org.example.Exiter", 0)
@@ -321,14 +322,14 @@ grace = "100ms"
 	})
 	// Again: the running app is stopped first, never two.
 	j2, err := h.eng.RelaunchNow(context.Background(), "exiter")
-	if err != nil || j2.Outcome != Relaunched || j2.PID == j.PID {
+	if err != nil || j2.Outcome != control.Relaunched || j2.PID == j.PID {
 		t.Fatalf("second RelaunchNow = %+v, %v", j2, err)
 	}
 	h.waitOwner("org.example.Exiter", pid)
 	if procs := countProcs(t, ownsArg("org.example.Exiter")); len(procs) != 1 {
 		t.Errorf("processes %v, want 1", procs)
 	}
-	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, ErrUnknownApp) {
+	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, control.ErrUnknownApp) {
 		t.Errorf("unknown app: %v", err)
 	}
 	h.eng.Resume()
@@ -350,7 +351,7 @@ names = ["org.example.Other"]
 	h.bus.Kill()
 	h.bus.Start()
 	h.waitUp()
-	var cas Casualty
+	var cas control.Casualty
 	h.until("a casualty", func() bool {
 		st := h.eng.Status()
 		if len(st.Casualties) == 1 {
@@ -363,7 +364,7 @@ names = ["org.example.Other"]
 		t.Errorf("casualty %+v", cas)
 	}
 	j, err := h.eng.RelaunchNow(context.Background(), cas.ID)
-	if err != nil || j.Outcome != Relaunched {
+	if err != nil || j.Outcome != control.Relaunched {
 		t.Fatalf("RelaunchNow(%s) = %+v, %v", cas.ID, j, err)
 	}
 	h.waitOwner("org.example.Stray", 0)
@@ -391,7 +392,7 @@ grace = "100ms"
 	if rec.Decision != "session ending: the login session is closing: no recovery" {
 		t.Errorf("decision %q", rec.Decision)
 	}
-	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != "session ending: the login session is closing" {
+	if j := jobOf(t, rec, "exiter"); j.Outcome != control.Skipped || j.Reason != "session ending: the login session is closing" {
 		t.Errorf("job %s %q", j.Outcome, j.Reason)
 	}
 	if n := len(h.eng.runningChildren()); n != 0 {
@@ -439,10 +440,10 @@ grace = "100ms"
 	old := h.waitOwner("org.example.Hooked", 0)
 	h.waitOwner("org.example.BadHook", 0)
 	rec := h.crash()
-	if j := jobOf(t, rec, "hooked"); j.Outcome != Hooked {
+	if j := jobOf(t, rec, "hooked"); j.Outcome != control.Hooked {
 		t.Errorf("hooked: %s %q", j.Outcome, j.Reason)
 	}
-	if j := jobOf(t, rec, "badhook"); j.Outcome != Failed || !strings.HasPrefix(j.Reason, "hook exited with 5") {
+	if j := jobOf(t, rec, "badhook"); j.Outcome != control.Failed || !strings.HasPrefix(j.Reason, "hook exited with 5") {
 		t.Errorf("badhook: %s %q", j.Outcome, j.Reason)
 	}
 	pid := h.waitOwner("org.example.Hooked", old)
@@ -467,7 +468,7 @@ restart_window = "60s"
 	pid := h.waitOwner("org.example.Exiter", 0)
 	for i := range 3 {
 		rec := h.crash()
-		if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, "exiter"); j.Outcome != control.Relaunched {
 			t.Fatalf("bus restart %d: %s %q, want relaunched", i+1, j.Outcome, j.Reason)
 		}
 		pid = h.waitOwner("org.example.Exiter", pid)
@@ -482,7 +483,7 @@ restart_window = "60s"
 	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
 	h.waitOwner("org.example.Exiter", pid)
 	rec := h.crash()
-	if j := jobOf(t, rec, "exiter"); j.Outcome != Skipped || j.Reason != want {
+	if j := jobOf(t, rec, "exiter"); j.Outcome != control.Skipped || j.Reason != want {
 		t.Errorf("after a crash: %s %q, want skipped: %s", j.Outcome, j.Reason, want)
 	}
 }

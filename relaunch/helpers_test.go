@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -211,7 +212,7 @@ func (h *harness) waitOwner(name string, not int) int {
 
 // crash kills the bus with SIGKILL, as a crash does, starts it again at the
 // same address and returns the recovery that follows.
-func (h *harness) crash() Recovery {
+func (h *harness) crash() control.Recovery {
 	h.t.Helper()
 	h.bus.Kill()
 	h.bus.Start()
@@ -219,7 +220,7 @@ func (h *harness) crash() Recovery {
 }
 
 // history returns every recovery the engine recorded, newest first.
-func (h *harness) history() []Recovery {
+func (h *harness) history() []control.Recovery {
 	h.t.Helper()
 	hist, err := h.eng.History(0)
 	if err != nil {
@@ -230,7 +231,7 @@ func (h *harness) history() []Recovery {
 
 // waitRecovery waits until the engine has ended the recovery of bus
 // instance id and returns it.
-func (h *harness) waitRecovery(id string) Recovery {
+func (h *harness) waitRecovery(id string) control.Recovery {
 	h.t.Helper()
 	deadline := time.NewTimer(waitLimit)
 	defer deadline.Stop()
@@ -262,7 +263,7 @@ func (h *harness) statusString() string {
 	return b.String()
 }
 
-func jobOf(t testing.TB, r Recovery, app string) Job {
+func jobOf(t testing.TB, r control.Recovery, app string) control.Job {
 	t.Helper()
 	for _, j := range r.Jobs {
 		if j.App == app {
@@ -270,7 +271,7 @@ func jobOf(t testing.TB, r Recovery, app string) Job {
 		}
 	}
 	t.Fatalf("no job for %s in recovery %+v", app, r)
-	return Job{}
+	return control.Job{}
 }
 
 // countProcs counts live processes (not zombies) whose argv has arg, such

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+
+	"busmedic/relaunch/control"
 )
 
 // HistoryFile is the name of the history file in Config.StateDir.
@@ -45,7 +47,7 @@ type historyLog struct {
 // the file, each with its errno) and nil while the same failure repeats,
 // so that the caller's warning is logged once; a line written clears the
 // record.
-func (h *historyLog) append(r Recovery) error {
+func (h *historyLog) append(r control.Recovery) error {
 	if h.path == "" {
 		return nil
 	}
@@ -138,13 +140,13 @@ func errnoText(err error) string {
 
 // read returns up to n recoveries (all if n <= 0), newest first. Lines that
 // do not parse (a torn last line after a crash) are skipped.
-func (h *historyLog) read(n int) ([]Recovery, error) {
+func (h *historyLog) read(n int) ([]control.Recovery, error) {
 	if h.path == "" {
 		return nil, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var all []Recovery
+	var all []control.Recovery
 	for _, p := range []string{h.path + ".1", h.path} {
 		b, err := os.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -156,7 +158,7 @@ func (h *historyLog) read(n int) ([]Recovery, error) {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		sc.Buffer(make([]byte, 64*1024), historyCap)
 		for sc.Scan() {
-			var r Recovery
+			var r control.Recovery
 			if json.Unmarshal(sc.Bytes(), &r) == nil {
 				all = append(all, r)
 			}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"busmedic/relaunch/control"
 )
 
 func TestHistoryRotates(t *testing.T) {
@@ -13,7 +15,7 @@ func TestHistoryRotates(t *testing.T) {
 	h := historyLog{path: filepath.Join(dir, HistoryFile), cap: 4096}
 	big := strings.Repeat("x", 500)
 	for i := range 40 {
-		r := Recovery{Bus: "session", ID: big, OldID: string(rune('a' + i%26)), Started: time.Unix(int64(i), 0)}
+		r := control.Recovery{Bus: "session", ID: big, OldID: string(rune('a' + i%26)), Started: time.Unix(int64(i), 0)}
 		if err := h.append(r); err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +44,7 @@ func TestHistoryRotates(t *testing.T) {
 	f.WriteString(`{"bus":"sess`)
 	f.Close()
 	n := len(must(h.read(0)))
-	if err := h.append(Recovery{Bus: "after-crash"}); err != nil {
+	if err := h.append(control.Recovery{Bus: "after-crash"}); err != nil {
 		t.Fatal(err)
 	}
 	if all := must(h.read(0)); len(all) != n+1 || all[0].Bus != "after-crash" {
@@ -65,12 +67,12 @@ func TestHistoryFailureReportedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := historyLog{path: filepath.Join(state, HistoryFile), cap: historyCap}
-	err := h.append(Recovery{Bus: "session"})
+	err := h.append(control.Recovery{Bus: "session"})
 	if err == nil || !strings.Contains(err.Error(), "mkdir "+state+": not a directory") {
 		t.Fatalf("first failure: %v, want the mkdir error", err)
 	}
 	for i := range 3 {
-		if err := h.append(Recovery{Bus: "session"}); err != nil {
+		if err := h.append(control.Recovery{Bus: "session"}); err != nil {
 			t.Errorf("failure %d again: %v, want nil (reported already)", i+2, err)
 		}
 	}
@@ -78,7 +80,7 @@ func TestHistoryFailureReportedOnce(t *testing.T) {
 	if err := os.Remove(state); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.append(Recovery{Bus: "fixed"}); err != nil {
+	if err := h.append(control.Recovery{Bus: "fixed"}); err != nil {
 		t.Fatalf("after the fix: %v", err)
 	}
 	if all := must(h.read(0)); len(all) != 1 || all[0].Bus != "fixed" {
@@ -90,7 +92,7 @@ func TestHistoryFailureReportedOnce(t *testing.T) {
 	if err := os.WriteFile(state, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.append(Recovery{Bus: "session"}); err == nil {
+	if err := h.append(control.Recovery{Bus: "session"}); err == nil {
 		t.Error("the same failure after a success was not reported")
 	}
 	// Another kind of failure is news.
@@ -100,10 +102,10 @@ func TestHistoryFailureReportedOnce(t *testing.T) {
 	if err := os.MkdirAll(h.path, 0o700); err != nil { // the file is a directory
 		t.Fatal(err)
 	}
-	if err := h.append(Recovery{Bus: "session"}); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if err := h.append(control.Recovery{Bus: "session"}); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("another kind of failure: %v, want it reported", err)
 	}
-	if err := h.append(Recovery{Bus: "session"}); err != nil {
+	if err := h.append(control.Recovery{Bus: "session"}); err != nil {
 		t.Errorf("that failure again: %v, want nil", err)
 	}
 }

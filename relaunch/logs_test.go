@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -83,7 +84,7 @@ grace = "100ms"
 	pid := h.waitOwner("org.example.Exiter", 0)
 	for i := range 3 {
 		j := jobOf(t, h.crash(), "exiter")
-		if j.Outcome != Relaunched {
+		if j.Outcome != control.Relaunched {
 			t.Fatalf("crash %d: %s %q, want relaunched", i+1, j.Outcome, j.Reason)
 		}
 		if !strings.Contains(j.Reason, "output to /dev/null") {

@@ -2,34 +2,31 @@ package relaunch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
-// ErrUnknownApp is returned by RelaunchNow for an id that is neither a rule
-// nor a casualty.
-var ErrUnknownApp = errors.New("relaunch: no such app or casualty")
-
 // RelaunchNow runs the action of rule id now, or starts casualty id once,
-// and returns the ended job. A relaunch stops the app first if it is
+// and returns the ended job; an id that is neither is
+// control.ErrUnknownApp. A relaunch stops the app first if it is
 // running. A request from the user is not held back by Pause, the restart
 // limit or the grace time; it does wait for the rule's after names. The
 // job is recorded in the history as a recovery with Decision "relaunch
 // requested".
-func (e *Engine) RelaunchNow(ctx context.Context, id string) (Job, error) {
+func (e *Engine) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	if strings.HasPrefix(id, "casualty:") {
 		return e.relaunchCasualty(ctx, id)
 	}
 	set := e.cfg.Rules()
 	r, ok := set.Lookup(id)
 	if set == nil || !ok {
-		return Job{}, fmt.Errorf("relaunch %s: %w", id, ErrUnknownApp)
+		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, control.ErrUnknownApp)
 	}
 	bus := string(r.Bus)
 	if r.Bus == appdb.BusBoth {
@@ -50,17 +47,17 @@ func (e *Engine) RelaunchNow(ctx context.Context, id string) (Job, error) {
 	up, busID := b.up, b.id
 	e.mu.Unlock()
 
-	pj := PlannedJob{App: id, Bus: bus, Rule: r, Peers: peers}
+	pj := control.PlannedJob{App: id, Bus: bus, Rule: r, Peers: peers}
 	pj.Command, pj.Dir, pj.Shell = command(r, peers)
 	return e.runNow(ctx, pj, up, busID)
 }
 
-func (e *Engine) relaunchCasualty(ctx context.Context, id string) (Job, error) {
+func (e *Engine) relaunchCasualty(ctx context.Context, id string) (control.Job, error) {
 	e.mu.Lock()
-	i := slices.IndexFunc(e.casualties, func(c Casualty) bool { return c.ID == id })
+	i := slices.IndexFunc(e.casualties, func(c control.Casualty) bool { return c.ID == id })
 	if i < 0 {
 		e.mu.Unlock()
-		return Job{}, fmt.Errorf("relaunch %s: %w", id, ErrUnknownApp)
+		return control.Job{}, fmt.Errorf("relaunch %s: %w", id, control.ErrUnknownApp)
 	}
 	c := e.casualties[i]
 	b := e.bus(c.Bus)
@@ -69,36 +66,36 @@ func (e *Engine) relaunchCasualty(ctx context.Context, id string) (Job, error) {
 
 	r := appdb.NewRule(id)
 	r.ReadyTimeout = appdb.DefaultReadyTimeout
-	pj := PlannedJob{App: id, Bus: c.Bus, Rule: r, Peers: []watcher.Peer{c.Peer}}
+	pj := control.PlannedJob{App: id, Bus: c.Bus, Rule: r, Peers: []watcher.Peer{c.Peer}}
 	pj.Command, pj.Dir, _ = command(r, pj.Peers)
 	j, err := e.runNow(ctx, pj, up, busID)
-	if err == nil && j.Outcome == Relaunched {
+	if err == nil && j.Outcome == control.Relaunched {
 		e.mu.Lock()
-		e.casualties = slices.DeleteFunc(e.casualties, func(c Casualty) bool { return c.ID == id })
+		e.casualties = slices.DeleteFunc(e.casualties, func(c control.Casualty) bool { return c.ID == id })
 		e.mu.Unlock()
 		e.notifyChanged()
 	}
 	return j, err
 }
 
-func (e *Engine) runNow(ctx context.Context, pj PlannedJob, up bool, busID string) (Job, error) {
-	r := &recovery{rec: Recovery{Bus: pj.Bus, ID: busID, Started: time.Now(), Decision: "relaunch requested",
-		Jobs: []Job{{App: pj.App, Bus: pj.Bus, Action: string(pj.Rule.Action), Outcome: Pending}}}}
+func (e *Engine) runNow(ctx context.Context, pj control.PlannedJob, up bool, busID string) (control.Job, error) {
+	r := &recovery{rec: control.Recovery{Bus: pj.Bus, ID: busID, Started: time.Now(), Decision: "relaunch requested",
+		Jobs: []control.Job{{App: pj.App, Bus: pj.Bus, Action: string(pj.Rule.Action), Outcome: control.Pending}}}}
 	jr := &jobRun{plan: pj, busID: busID}
 	started := time.Now()
 	var res result
 	if !up {
-		res = result{outcome: Failed, reason: "the " + pj.Bus + " bus is down"}
+		res = result{outcome: control.Failed, reason: "the " + pj.Bus + " bus is down"}
 	} else {
 		unlock, err := e.lockApp(ctx, pj.App)
 		if err != nil {
-			return Job{}, fmt.Errorf("relaunch %s: %w", pj.App, err)
+			return control.Job{}, fmt.Errorf("relaunch %s: %w", pj.App, err)
 		}
-		e.setJob(r, 0, func(j *Job) { j.Outcome, j.Started = Running, started })
+		e.setJob(r, 0, func(j *control.Job) { j.Outcome, j.Started = control.Running, started })
 		res = e.recoverApp(ctx, pj.Bus, jr, true)
 		unlock()
 	}
-	e.setJob(r, 0, func(j *Job) {
+	e.setJob(r, 0, func(j *control.Job) {
 		j.Outcome, j.Reason, j.PID, j.Started, j.Took = res.outcome, res.reason, res.pid, started, time.Since(started)
 		if res.action != "" {
 			j.Action = string(res.action)

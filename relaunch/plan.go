@@ -9,31 +9,9 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
-
-// PlannedJob is one app to recover after a restart, as planned from the
-// Down snapshot and the rules.
-type PlannedJob struct {
-	// App is the rule id.
-	App  string     `json:"app"`
-	Bus  string     `json:"bus"`
-	Rule appdb.Rule `json:"rule"`
-	// Peers are the app's connections in the snapshot (usually one).
-	Peers []watcher.Peer `json:"peers"`
-	// Helpers are other connections of the snapshot whose processes the
-	// app started (a panel's plugins): they are the app's, not casualties.
-	// A relaunch leaves them alone: one that lives on may be a window the
-	// user still works in, and the app's new copy starts its own.
-	Helpers []watcher.Peer `json:"helpers,omitempty"`
-	// Command and Dir are what a relaunch would start: the rule's exec and
-	// workdir, or else the command line and directory the process had.
-	Command []string `json:"command,omitempty"`
-	Dir     string   `json:"dir,omitempty"`
-	Shell   bool     `json:"shell,omitempty"`
-	// Skip, when set, is why the job would be skipped now.
-	Skip string `json:"skip,omitempty"`
-}
 
 // planInput is everything a plan depends on, so that planning is a plain
 // function.
@@ -56,9 +34,9 @@ type planInput struct {
 // plan makes one job per rule that matched a peer of the snapshot, in rule
 // order, and returns the peers no rule matched (casualty candidates). A peer
 // that descends from a matched one is its job's helper, not unmatched.
-func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
-	byRule := map[string]*PlannedJob{}
-	byPID := map[int]*PlannedJob{}
+func plan(in planInput) (jobs []control.PlannedJob, unmatched []watcher.Peer) {
+	byRule := map[string]*control.PlannedJob{}
+	byPID := map[int]*control.PlannedJob{}
 	var others []watcher.Peer
 	for _, p := range in.snapshot {
 		if in.ours != nil && in.ours(p) {
@@ -71,7 +49,7 @@ func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
 		}
 		j := byRule[r.ID]
 		if j == nil {
-			j = &PlannedJob{App: r.ID, Bus: in.bus, Rule: r}
+			j = &control.PlannedJob{App: r.ID, Bus: in.bus, Rule: r}
 			byRule[r.ID] = j
 		}
 		j.Peers = append(j.Peers, p)
@@ -99,7 +77,7 @@ func plan(in planInput) (jobs []PlannedJob, unmatched []watcher.Peer) {
 }
 
 // completeJob fills in the command and why the job would be skipped.
-func completeJob(j *PlannedJob, in planInput) {
+func completeJob(j *control.PlannedJob, in planInput) {
 	r := j.Rule
 	j.Command, j.Dir, j.Shell = command(r, j.Peers)
 	switch {

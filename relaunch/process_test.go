@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"busmedic/relaunch/control"
 )
 
 // startSleeper starts a process of ours that runs until killed.
@@ -168,7 +170,7 @@ grace = "100ms"
 	h.bus.StartApp("-name", "org.example.Chatty", "-mode", "exit")
 	h.waitOwner("org.example.Chatty", 0)
 	j := jobOf(t, h.crash(), "chatty")
-	if j.Outcome != Relaunched {
+	if j.Outcome != control.Relaunched {
 		t.Fatalf("chatty: %s (%s), want relaunched", j.Outcome, j.Reason)
 	}
 	// The app wrote 10 kB at its start; the bus events that follow (its
@@ -253,15 +255,15 @@ func TestStartProcessLogUnwritable(t *testing.T) {
 		t.Errorf("the file in the way was changed: %q", b)
 	}
 	// The job's reason gets the warning; the outcome stays.
-	r := result{outcome: Relaunched}.withLogWarning(c)
-	if r.outcome != Relaunched || r.reason != c.logWarning {
+	r := result{outcome: control.Relaunched}.withLogWarning(c)
+	if r.outcome != control.Relaunched || r.reason != c.logWarning {
 		t.Errorf("withLogWarning = %+v", r)
 	}
-	if r := (result{outcome: Failed, reason: "exited with 1"}).withLogWarning(c); r.reason != "exited with 1; "+c.logWarning {
+	if r := (result{outcome: control.Failed, reason: "exited with 1"}).withLogWarning(c); r.reason != "exited with 1; "+c.logWarning {
 		t.Errorf("withLogWarning after a reason = %q", r.reason)
 	}
 	ok := &child{}
-	if r := (result{outcome: Relaunched}).withLogWarning(ok).withLogWarning(nil); r.reason != "" {
+	if r := (result{outcome: control.Relaunched}).withLogWarning(ok).withLogWarning(nil); r.reason != "" {
 		t.Errorf("withLogWarning without a warning = %q", r.reason)
 	}
 }
@@ -384,7 +386,7 @@ grace = "100ms"
 	rec := h.crash()
 	for app, script := range map[string]string{"shellapp": app, "hooked": hook} {
 		j := jobOf(t, rec, app)
-		if j.Outcome != Failed || !strings.Contains(j.Reason, "unsafe executable") || !strings.Contains(j.Reason, "fix with: chmod go-w "+script) {
+		if j.Outcome != control.Failed || !strings.Contains(j.Reason, "unsafe executable") || !strings.Contains(j.Reason, "fix with: chmod go-w "+script) {
 			t.Errorf("%s: %s %q, want failed: unsafe executable", app, j.Outcome, j.Reason)
 		}
 	}
@@ -402,10 +404,10 @@ grace = "100ms"
 	h.waitOwner("org.example.ShellApp", 0)
 	h.waitOwner("org.example.HookedApp", 0)
 	rec = h.crash()
-	if j := jobOf(t, rec, "shellapp"); j.Outcome != Relaunched {
+	if j := jobOf(t, rec, "shellapp"); j.Outcome != control.Relaunched {
 		t.Errorf("shellapp once safe: %s %q", j.Outcome, j.Reason)
 	}
-	if j := jobOf(t, rec, "hooked"); j.Outcome != Hooked {
+	if j := jobOf(t, rec, "hooked"); j.Outcome != control.Hooked {
 		t.Errorf("hooked once safe: %s %q", j.Outcome, j.Reason)
 	}
 	pid := h.waitOwner("org.example.HookedApp", 0)

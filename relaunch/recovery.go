@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
 // recovery is one Recovery in progress. rec is guarded by Engine.mu.
 type recovery struct {
-	rec Recovery
+	rec control.Recovery
 	// settle, when set, is how long the bus must have stayed up before a
 	// job acts: the bus is restarting in a storm.
 	settle time.Duration
@@ -25,7 +26,7 @@ type recovery struct {
 	done   chan struct{}
 }
 
-func (r *recovery) snapshot() Recovery {
+func (r *recovery) snapshot() control.Recovery {
 	c := r.rec
 	c.Jobs = slices.Clone(r.rec.Jobs)
 	return c
@@ -34,7 +35,7 @@ func (r *recovery) snapshot() Recovery {
 // jobRun is one job of a recovery.
 type jobRun struct {
 	idx  int
-	plan PlannedJob
+	plan control.PlannedJob
 	// busID is the bus instance the job recovers onto.
 	busID string
 	// settle is the recovery's storm settle time (recovery.settle).
@@ -66,7 +67,7 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 	rctx, cancel := context.WithCancelCause(ctx)
 	now := time.Now()
 	r := &recovery{
-		rec:    Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: now, Jobs: []Job{}},
+		rec:    control.Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: now, Jobs: []control.Job{}},
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
@@ -85,7 +86,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	// just went down (or were only starting): plan them again, with the
 	// process the cancelled job started, so that it is stopped or seen
 	// rather than started twice.
-	var carried []PlannedJob
+	var carried []control.PlannedJob
 	if prev != nil {
 		select {
 		case <-prev.done:
@@ -93,7 +94,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		}
 		e.mu.Lock()
 		for _, jr := range prev.jobs {
-			if prev.rec.Jobs[jr.idx].Outcome != Cancelled {
+			if prev.rec.Jobs[jr.idx].Outcome != control.Cancelled {
 				continue
 			}
 			pj := jr.plan
@@ -108,7 +109,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	jobs, unmatched := e.plan(b.name, snapshot)
 	e.mu.Lock()
 	for _, c := range carried {
-		i := slices.IndexFunc(jobs, func(j PlannedJob) bool { return j.App == c.App })
+		i := slices.IndexFunc(jobs, func(j control.PlannedJob) bool { return j.App == c.App })
 		if i < 0 {
 			c.Skip = ""
 			if e.paused {
@@ -133,21 +134,21 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		ending, why = e.cfg.Intent(b.name)
 	}
 	e.mu.Lock()
-	r.rec.Jobs = make([]Job, len(jobs))
+	r.rec.Jobs = make([]control.Job, len(jobs))
 	for i, pj := range jobs {
-		r.rec.Jobs[i] = Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: Pending}
+		r.rec.Jobs[i] = control.Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: control.Pending}
 		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle})
 		e.lastPeers[pj.App] = pj.Peers
 	}
 	if ending {
 		r.rec.Decision = "session ending: " + why + ": no recovery"
 		for i := range r.rec.Jobs {
-			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = Skipped, "session ending: "+why
+			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = control.Skipped, "session ending: "+why
 		}
 	}
 	if rctx.Err() != nil {
 		for i := range r.rec.Jobs {
-			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = Cancelled, context.Cause(rctx).Error()
+			r.rec.Jobs[i].Outcome, r.rec.Jobs[i].Reason = control.Cancelled, context.Cause(rctx).Error()
 		}
 	}
 	decision := r.rec.Decision
@@ -172,8 +173,8 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	// pending: cancelled, so that the next restart plans them again.
 	e.mu.Lock()
 	for i := range r.rec.Jobs {
-		if j := &r.rec.Jobs[i]; j.Outcome == Pending {
-			j.Outcome, j.Reason = Cancelled, "not started: "+causeOr(rctx, "the recovery ended")
+		if j := &r.rec.Jobs[i]; j.Outcome == control.Pending {
+			j.Outcome, j.Reason = control.Cancelled, "not started: "+causeOr(rctx, "the recovery ended")
 		}
 	}
 	e.mu.Unlock()
@@ -208,7 +209,7 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 	}
 	e.mu.Unlock()
 	close(r.done)
-	counts := map[Outcome]int{}
+	counts := map[control.Outcome]int{}
 	for _, j := range rec.Jobs {
 		counts[j.Outcome]++
 	}
@@ -220,11 +221,11 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 }
 
 // setJob updates job idx of r and publishes the change.
-func (e *Engine) setJob(r *recovery, idx int, f func(j *Job)) {
+func (e *Engine) setJob(r *recovery, idx int, f func(j *control.Job)) {
 	e.mu.Lock()
 	j := &r.rec.Jobs[idx]
 	f(j)
-	if j.Outcome != Pending {
+	if j.Outcome != control.Pending {
 		e.lastJob[j.App] = *j
 	}
 	e.mu.Unlock()
@@ -233,7 +234,7 @@ func (e *Engine) setJob(r *recovery, idx int, f func(j *Job)) {
 
 // result is how a job ended.
 type result struct {
-	outcome Outcome
+	outcome control.Outcome
 	reason  string
 	pid     int
 	action  appdb.Action // if not the rule's: the action taken instead
@@ -242,7 +243,7 @@ type result struct {
 func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun) {
 	pj := jr.plan
 	if pj.Skip != "" {
-		e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Reason, j.Started = Skipped, pj.Skip, time.Now() })
+		e.setJob(r, jr.idx, func(j *control.Job) { j.Outcome, j.Reason, j.Started = control.Skipped, pj.Skip, time.Now() })
 		e.log.Info("job skipped", "app", pj.App, "reason", pj.Skip)
 		return
 	}
@@ -251,17 +252,17 @@ func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun
 	// one looks.
 	unlock, err := e.lockApp(ctx, pj.App)
 	if err != nil {
-		e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Reason, j.Started = Cancelled, err.Error(), time.Now() })
+		e.setJob(r, jr.idx, func(j *control.Job) { j.Outcome, j.Reason, j.Started = control.Cancelled, err.Error(), time.Now() })
 		return
 	}
 	defer unlock()
 	started := time.Now()
-	e.setJob(r, jr.idx, func(j *Job) { j.Outcome, j.Started = Running, started })
+	e.setJob(r, jr.idx, func(j *control.Job) { j.Outcome, j.Started = control.Running, started })
 	res := e.recoverApp(ctx, bus, jr, false)
 	if ctx.Err() != nil && !res.outcome.Ended() {
-		res = result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		res = result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	}
-	e.setJob(r, jr.idx, func(j *Job) {
+	e.setJob(r, jr.idx, func(j *control.Job) {
 		j.Outcome, j.Reason, j.PID, j.Took = res.outcome, res.reason, res.pid, time.Since(started)
 		if res.action != "" {
 			j.Action = string(res.action)
@@ -316,7 +317,7 @@ func (e *Engine) waitFor(ctx context.Context, bus string, deadline time.Time, ab
 
 // back reports whether the app of job pj is on the bus: all its names are
 // owned or, for a rule without names, one of its processes is connected.
-func back(b *busState, pj PlannedJob, extra ...*child) bool {
+func back(b *busState, pj control.PlannedJob, extra ...*child) bool {
 	if len(pj.Rule.Names) > 0 {
 		for _, n := range pj.Rule.Names {
 			if _, ok := b.owners[n]; !ok {
@@ -352,9 +353,9 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		d := afterTimeout(r)
 		if !e.waitFor(ctx, bus, time.Now().Add(d), nil, func(b *busState) bool { _, ok := b.owners[name]; return ok }) {
 			if ctx.Err() != nil {
-				return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+				return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 			}
-			return result{outcome: Failed, reason: fmt.Sprintf("%s (after) did not appear within %s", name, shortDuration(d))}
+			return result{outcome: control.Failed, reason: fmt.Sprintf("%s (after) did not appear within %s", name, shortDuration(d))}
 		}
 	}
 	dead := false // every process of the app had exited: no grace
@@ -367,17 +368,17 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		dead = isClosed(exited)
 		stopWatch()
 		if isBack {
-			return result{outcome: Reconnected, reason: "back on the bus by itself"}
+			return result{outcome: control.Reconnected, reason: "back on the bus by itself"}
 		}
 		if ctx.Err() != nil {
-			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 		}
 		if !e.settled(ctx, bus, jr) {
-			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 		}
 		if e.cfg.Intent != nil {
 			if ending, why := e.cfg.Intent(bus); ending {
-				return result{outcome: Skipped, reason: "session ending: " + why}
+				return result{outcome: control.Skipped, reason: "session ending: " + why}
 			}
 		}
 		e.mu.Lock()
@@ -385,10 +386,10 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		limited := limitReached(r, e.crashes[r.ID], time.Now())
 		e.mu.Unlock()
 		if paused {
-			return result{outcome: Skipped, reason: "paused"}
+			return result{outcome: control.Skipped, reason: "paused"}
 		}
 		if limited {
-			return result{outcome: Skipped, reason: limitReason(r)}
+			return result{outcome: control.Skipped, reason: limitReason(r)}
 		}
 	}
 	action := r.Action
@@ -409,14 +410,14 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 	case appdb.ActionNotify:
 		res = e.notify(ctx, bus, jr)
 	case appdb.ActionIgnore:
-		res = result{outcome: Skipped, reason: "rule says ignore"}
+		res = result{outcome: control.Skipped, reason: "rule says ignore"}
 	default:
-		return result{outcome: Failed, reason: fmt.Sprintf("unknown action %q", r.Action)}
+		return result{outcome: control.Failed, reason: fmt.Sprintf("unknown action %q", r.Action)}
 	}
 	if action != r.Action {
 		res.action = action // the history tells what was done
 	}
-	if dead && res.outcome == Relaunched && res.reason == "" {
+	if dead && res.outcome == control.Relaunched && res.reason == "" {
 		res.reason = "it had exited with its bus: no grace"
 	}
 	return res
@@ -534,16 +535,16 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
 		case errors.Is(err, ErrUnverifiable):
 			if alive(p.PID, 0) {
-				return result{outcome: Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}
+				return result{outcome: control.Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}
 			}
 		case ctx.Err() != nil:
-			return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 		default:
-			return result{outcome: Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
+			return result{outcome: control.Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
 		}
 	}
 	if ctx.Err() != nil {
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	}
 	if len(stopped) > 0 {
 		// The bus drops a dead client's names a moment after it exits;
@@ -563,10 +564,10 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	isBack := len(r.Names) > 0 && back(e.bus(bus), pj)
 	e.mu.Unlock()
 	if isBack {
-		return result{outcome: Reconnected, reason: "back on the bus by itself"}
+		return result{outcome: control.Reconnected, reason: "back on the bus by itself"}
 	}
 	if len(pj.Command) == 0 {
-		return result{outcome: Failed, reason: "nothing to start: the rule has no exec and the process's command line is unknown"}
+		return result{outcome: control.Failed, reason: "nothing to start: the rule has no exec and the process's command line is unknown"}
 	}
 	// The slot bounds how many apps are started at once; stopping (mostly
 	// waiting for an exit) does not take one, so that a few apps slow to
@@ -574,12 +575,12 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	select {
 	case e.act <- struct{}{}:
 	case <-ctx.Done():
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	}
 	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
 	<-e.act
 	if err != nil {
-		return result{outcome: Failed, reason: err.Error()}
+		return result{outcome: control.Failed, reason: err.Error()}
 	}
 	busID := jr.busID
 	e.adopt(c, func() { e.recordCrash(bus, busID, r.ID) })
@@ -587,7 +588,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	jr.started = c
 	e.mu.Unlock()
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
-	return e.ready(ctx, bus, jr, c, Relaunched).withLogWarning(c)
+	return e.ready(ctx, bus, jr, c, control.Relaunched).withLogWarning(c)
 }
 
 // adopt records a started child until it exits, then calls exited if set.
@@ -614,7 +615,7 @@ const settleTime = time.Second
 
 // ready waits for a started (or signalled) app: for its names, or with no
 // names for its process on the bus or alive after settleTime.
-func (e *Engine) ready(ctx context.Context, bus string, jr *jobRun, c *child, ok Outcome) result {
+func (e *Engine) ready(ctx context.Context, bus string, jr *jobRun, c *child, ok control.Outcome) result {
 	pj := jr.plan
 	r := pj.Rule
 	pid := 0
@@ -628,14 +629,14 @@ func (e *Engine) ready(ctx context.Context, bus string, jr *jobRun, c *child, ok
 		}
 		switch {
 		case ctx.Err() != nil:
-			return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
+			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
 		case c != nil && isClosed(c.exited):
 			if e.busLost(ctx, bus, jr.busID) {
-				return result{outcome: Cancelled, reason: "the bus went away while the app was starting", pid: pid}
+				return result{outcome: control.Cancelled, reason: "the bus went away while the app was starting", pid: pid}
 			}
-			return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
+			return result{outcome: control.Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
 		}
-		return result{outcome: Failed, reason: fmt.Sprintf("%s did not appear within %s", strings.Join(r.Names, ", "), shortDuration(r.ReadyTimeout)), pid: pid}
+		return result{outcome: control.Failed, reason: fmt.Sprintf("%s did not appear within %s", strings.Join(r.Names, ", "), shortDuration(r.ReadyTimeout)), pid: pid}
 	}
 	if c == nil {
 		return result{outcome: ok}
@@ -648,12 +649,12 @@ func (e *Engine) ready(ctx context.Context, bus string, jr *jobRun, c *child, ok
 	}
 	switch {
 	case ctx.Err() != nil:
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error(), pid: pid}
 	case isClosed(c.exited):
 		if e.busLost(ctx, bus, jr.busID) {
-			return result{outcome: Cancelled, reason: "the bus went away while the app was starting", pid: pid}
+			return result{outcome: control.Cancelled, reason: "the bus went away while the app was starting", pid: pid}
 		}
-		return result{outcome: Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
+		return result{outcome: control.Failed, reason: c.exitReason() + logHint(e.logPath(pj.App)), pid: pid}
 	}
 	return result{outcome: ok, reason: fmt.Sprintf("running after %s, not seen on the bus", shortDuration(settle)), pid: pid}
 }
@@ -715,7 +716,7 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 	r := pj.Rule
 	sig := r.SignalNumber()
 	if sig == 0 {
-		return result{outcome: Failed, reason: "the rule has no signal"}
+		return result{outcome: control.Failed, reason: "the rule has no signal"}
 	}
 	var signalled []*process
 	defer func() {
@@ -739,7 +740,7 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 		signalled = append(signalled, p)
 	}
 	if len(signalled) == 0 {
-		return result{outcome: Failed, reason: "no process to signal: " + whyNotSignalled(last)}
+		return result{outcome: control.Failed, reason: "no process to signal: " + whyNotSignalled(last)}
 	}
 	// Follow the signalled processes as if they were ours: if the signal
 	// ends them instead of bringing the app back, the job fails at once
@@ -757,8 +758,8 @@ func (e *Engine) signal(ctx context.Context, bus string, jr *jobRun) result {
 		close(c.exited)
 	}()
 	defer func() { cancel(); <-following }() // before the pidfds close
-	res := e.ready(ctx, bus, jr, c, Signalled)
-	if res.outcome == Failed {
+	res := e.ready(ctx, bus, jr, c, control.Signalled)
+	if res.outcome == control.Failed {
 		if isClosed(c.exited) {
 			var pids []string
 			for _, p := range signalled {
@@ -801,7 +802,7 @@ func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	r := pj.Rule
 	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
 	if err != nil {
-		return result{outcome: Failed, reason: "hook: " + err.Error()}
+		return result{outcome: control.Failed, reason: "hook: " + err.Error()}
 	}
 	e.adopt(c, nil)
 	t := time.NewTimer(r.ReadyTimeout)
@@ -809,14 +810,14 @@ func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	select {
 	case <-c.exited:
 	case <-t.C:
-		return result{outcome: Failed, reason: fmt.Sprintf("hook still running after %s", shortDuration(r.ReadyTimeout)), pid: c.pid}
+		return result{outcome: control.Failed, reason: fmt.Sprintf("hook still running after %s", shortDuration(r.ReadyTimeout)), pid: c.pid}
 	case <-ctx.Done():
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error(), pid: c.pid}
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error(), pid: c.pid}
 	}
 	if !c.state.Success() {
-		return result{outcome: Failed, reason: "hook " + c.exitReason() + logHint(e.logPath(pj.App)), pid: c.pid}
+		return result{outcome: control.Failed, reason: "hook " + c.exitReason() + logHint(e.logPath(pj.App)), pid: c.pid}
 	}
-	return e.ready(ctx, bus, jr, nil, Hooked).withLogWarning(c)
+	return e.ready(ctx, bus, jr, nil, control.Hooked).withLogWarning(c)
 }
 
 // notifyTimeout bounds how long a notification waits for the user.
@@ -826,7 +827,7 @@ const notifyTimeout = 10 * time.Minute
 func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	if e.cfg.Notifier == nil {
-		return result{outcome: Failed, reason: "notify: no notification service configured"}
+		return result{outcome: control.Failed, reason: "notify: no notification service configured"}
 	}
 	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
@@ -835,17 +836,17 @@ func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
 	chosen, err := e.cfg.Notifier.Notify(nctx, title, body, []string{"relaunch", "Relaunch"})
 	switch {
 	case ctx.Err() != nil:
-		return result{outcome: Cancelled, reason: context.Cause(ctx).Error()}
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	case err != nil:
-		return result{outcome: Failed, reason: "notify: " + err.Error()}
+		return result{outcome: control.Failed, reason: "notify: " + err.Error()}
 	case chosen == "relaunch":
 		res := e.relaunch(ctx, bus, jr)
-		if res.outcome == Relaunched {
+		if res.outcome == control.Relaunched {
 			res.reason = "chosen in the notification"
 		}
 		return res
 	}
-	return result{outcome: Notified, reason: "notification closed without relaunching"}
+	return result{outcome: control.Notified, reason: "notification closed without relaunching"}
 }
 
 // watchCasualties waits the casualty grace for unmatched peers to come
@@ -895,10 +896,10 @@ func (e *Engine) watchCasualties(ctx context.Context, bus string, peers []watche
 			continue
 		}
 		id := casualtyID(p)
-		if slices.ContainsFunc(e.casualties, func(c Casualty) bool { return c.ID == id }) {
+		if slices.ContainsFunc(e.casualties, func(c control.Casualty) bool { return c.ID == id }) {
 			continue
 		}
-		e.casualties = append(e.casualties, Casualty{ID: id, Bus: bus, Peer: p, At: now})
+		e.casualties = append(e.casualties, control.Casualty{ID: id, Bus: bus, Peer: p, At: now})
 		added++
 	}
 	if n := len(e.casualties); n > maxCasualties {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -44,7 +45,7 @@ exec = ["/usr/bin/dbus-test-tool", "echo", "--name=org.example.Echo"]
 			h.bus.Start()
 			rec := h.waitRecovery(h.waitUp())
 			j := jobOf(t, rec, "echo")
-			if j.Outcome != Relaunched || !strings.Contains(j.Reason, "no grace") {
+			if j.Outcome != control.Relaunched || !strings.Contains(j.Reason, "no grace") {
 				t.Errorf("echo: %s %q, want relaunched at once (it had exited)", j.Outcome, j.Reason)
 			}
 			pid = h.waitOwner("org.example.Echo", pid)
@@ -84,7 +85,7 @@ grace = "100ms"
 		stop()
 		h.bus.Start()
 		rec := h.waitRecovery(h.waitUp())
-		if j := jobOf(t, rec, "parent"); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, "parent"); j.Outcome != control.Relaunched {
 			t.Errorf("parent: %s %q", j.Outcome, j.Reason)
 		}
 		child = h.waitOwner("org.example.Child", child)
@@ -115,7 +116,7 @@ exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
 		if storm != (i == 2) {
 			t.Errorf("restart %d: decision %q", i+1, rec.Decision)
 		}
-		if j := jobOf(t, rec, "exiter"); j.Outcome != Relaunched {
+		if j := jobOf(t, rec, "exiter"); j.Outcome != control.Relaunched {
 			t.Errorf("restart %d: %s %q", i+1, j.Outcome, j.Reason)
 		}
 		pid = h.waitOwner("org.example.Exiter", pid)
@@ -153,7 +154,7 @@ names = ["org.example.Other"]
 // request is refused as an unknown app, not a crash of the daemon.
 func TestRelaunchNowWithoutRules(t *testing.T) {
 	e := New(Config{Rules: func() *appdb.Set { return nil }})
-	if _, err := e.RelaunchNow(t.Context(), "dunst"); !errors.Is(err, ErrUnknownApp) {
+	if _, err := e.RelaunchNow(t.Context(), "dunst"); !errors.Is(err, control.ErrUnknownApp) {
 		t.Errorf("RelaunchNow = %v, want ErrUnknownApp", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"busmedic/relaunch/control"
 )
 
 // The signal action: an app that stays alive off the bus and reconnects on
@@ -28,7 +30,7 @@ grace = "200ms"
 	rec := h.crash()
 
 	j := jobOf(t, rec, "reloader")
-	if j.Action != "signal" || j.Outcome != Signalled || j.Reason != "" || j.PID != app.PID() {
+	if j.Action != "signal" || j.Outcome != control.Signalled || j.Reason != "" || j.PID != app.PID() {
 		t.Errorf("job: action %q outcome %s (%q) pid %d, want signal signalled pid %d", j.Action, j.Outcome, j.Reason, j.PID, app.PID())
 	}
 	if len(rec.Jobs) != 1 {
@@ -53,11 +55,11 @@ grace = "200ms"
 		st := h.eng.Status()
 		return len(st.Apps) == 1 && st.Apps[0].Running && slices.Equal(st.Apps[0].PIDs, []int{app.PID()})
 	})
-	if a := h.eng.Status().Apps[0]; a.Last == nil || a.Last.Outcome != Signalled {
+	if a := h.eng.Status().Apps[0]; a.Last == nil || a.Last.Outcome != control.Signalled {
 		t.Errorf("status: last job %+v, want signalled", a.Last)
 	}
 	hist := h.history()
-	if len(hist) != 1 || hist[0].ID != rec.ID || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Signalled {
+	if len(hist) != 1 || hist[0].ID != rec.ID || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != control.Signalled {
 		t.Errorf("history: %+v, want one recovery with the app signalled", hist)
 	}
 }
@@ -87,7 +89,7 @@ grace = "100ms"
 	rec := h.waitRecovery(h.waitUp())
 
 	j := jobOf(t, rec, "quitter")
-	if j.Outcome != Failed || j.Reason != "no process to signal: it has exited" {
+	if j.Outcome != control.Failed || j.Reason != "no process to signal: it has exited" {
 		t.Errorf("job %s %q, want failed: no process to signal: it has exited", j.Outcome, j.Reason)
 	}
 	if n := len(h.eng.runningChildren()); n != 0 {
@@ -100,12 +102,12 @@ grace = "100ms"
 		t.Errorf("%s owned by pid %d, want nobody", name, pid)
 	}
 	hist := h.history()
-	if len(hist) != 1 || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != Failed {
+	if len(hist) != 1 || len(hist[0].Jobs) != 1 || hist[0].Jobs[0].Outcome != control.Failed {
 		t.Errorf("history: %+v, want one recovery with the job failed", hist)
 	}
 
 	now, err := h.eng.RelaunchNow(context.Background(), "quitter")
-	if err != nil || now.Action != "relaunch" || now.Outcome != Relaunched {
+	if err != nil || now.Action != "relaunch" || now.Outcome != control.Relaunched {
 		t.Fatalf("RelaunchNow = %+v, %v; want the app relaunched", now, err)
 	}
 	if pid := h.waitOwner(name, 0); pid != now.PID {
@@ -132,7 +134,7 @@ ready_timeout = "10m"
 	rec := h.crash()
 	j := jobOf(t, rec, "fragile")
 	want := fmt.Sprintf("pid %d exited after SIGHUP instead of coming back", app.PID())
-	if j.Outcome != Failed || j.Reason != want || j.PID != app.PID() {
+	if j.Outcome != control.Failed || j.Reason != want || j.PID != app.PID() {
 		t.Errorf("job %s %q pid %d, want failed %q pid %d", j.Outcome, j.Reason, j.PID, want, app.PID())
 	}
 }

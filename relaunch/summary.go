@@ -3,36 +3,38 @@ package relaunch
 import (
 	"fmt"
 	"strings"
+
+	"busmedic/relaunch/control"
 )
 
 // Summary sums a recovery up in one line for a notification, such as
 // "Session bus restarted: 3 apps relaunched, 1 needs attention". ok is
 // false when there is nothing worth telling: no app was concerned, or the
 // session is ending.
-func Summary(r Recovery) (line string, ok bool) {
+func Summary(r control.Recovery) (line string, ok bool) {
 	if len(r.Jobs) == 0 || strings.HasPrefix(r.Decision, "session ending") {
 		return "", false
 	}
-	counts := map[Outcome]int{}
+	counts := map[control.Outcome]int{}
 	attention := 0
 	for _, j := range r.Jobs {
 		counts[j.Outcome]++
-		if j.Outcome == Failed || j.Outcome == Skipped && strings.Contains(j.Reason, "limit") {
+		if j.Outcome == control.Failed || j.Outcome == control.Skipped && strings.Contains(j.Reason, "limit") {
 			attention++
 		}
 	}
 	var parts []string
 	for _, o := range []struct {
-		outcome Outcome
+		outcome control.Outcome
 		verb    string
-	}{{Relaunched, "relaunched"}, {Reconnected, "reconnected by themselves"}, {Signalled, "signalled"},
-		{Hooked, "handled by their hook"}, {Notified, "left to you"}} {
+	}{{control.Relaunched, "relaunched"}, {control.Reconnected, "reconnected by themselves"}, {control.Signalled, "signalled"},
+		{control.Hooked, "handled by their hook"}, {control.Notified, "left to you"}} {
 		if n := counts[o.outcome]; n > 0 {
 			verb := o.verb
-			if n == 1 && o.outcome == Reconnected {
+			if n == 1 && o.outcome == control.Reconnected {
 				verb = "reconnected by itself"
 			}
-			if n == 1 && o.outcome == Hooked {
+			if n == 1 && o.outcome == control.Hooked {
 				verb = "handled by its hook"
 			}
 			parts = append(parts, fmt.Sprintf("%s %s", apps(n), verb))

@@ -4,27 +4,28 @@ import (
 	"testing"
 
 	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 func TestSummary(t *testing.T) {
-	job := func(o relaunch.Outcome, reason string) relaunch.Job { return relaunch.Job{Outcome: o, Reason: reason} }
+	job := func(o control.Outcome, reason string) control.Job { return control.Job{Outcome: o, Reason: reason} }
 	for _, tc := range []struct {
-		rec  relaunch.Recovery
+		rec  control.Recovery
 		want string
 		ok   bool
 	}{
-		{relaunch.Recovery{Bus: "session", Jobs: []relaunch.Job{
-			job(relaunch.Relaunched, ""), job(relaunch.Relaunched, ""), job(relaunch.Relaunched, ""),
-			job(relaunch.Failed, "exec not found: foo")}},
+		{control.Recovery{Bus: "session", Jobs: []control.Job{
+			job(control.Relaunched, ""), job(control.Relaunched, ""), job(control.Relaunched, ""),
+			job(control.Failed, "exec not found: foo")}},
 			"Session bus restarted: 3 apps relaunched, 1 needs attention", true},
-		{relaunch.Recovery{Bus: "system", Jobs: []relaunch.Job{job(relaunch.Reconnected, "")}},
+		{control.Recovery{Bus: "system", Jobs: []control.Job{job(control.Reconnected, "")}},
 			"System bus restarted: 1 app reconnected by itself", true},
-		{relaunch.Recovery{Bus: "session", Jobs: []relaunch.Job{job(relaunch.Skipped, "restart limit reached: 5 in 60s"), job(relaunch.Skipped, "paused")}},
+		{control.Recovery{Bus: "session", Jobs: []control.Job{job(control.Skipped, "restart limit reached: 5 in 60s"), job(control.Skipped, "paused")}},
 			"Session bus restarted: 1 needs attention", true},
-		{relaunch.Recovery{Bus: "session", Jobs: []relaunch.Job{job(relaunch.Skipped, "paused")}},
+		{control.Recovery{Bus: "session", Jobs: []control.Job{job(control.Skipped, "paused")}},
 			"Session bus restarted: nothing to do", true},
-		{relaunch.Recovery{Bus: "session"}, "", false},
-		{relaunch.Recovery{Bus: "session", Decision: "session ending: logout: no recovery", Jobs: []relaunch.Job{job(relaunch.Skipped, "")}}, "", false},
+		{control.Recovery{Bus: "session"}, "", false},
+		{control.Recovery{Bus: "session", Decision: "session ending: logout: no recovery", Jobs: []control.Job{job(control.Skipped, "")}}, "", false},
 	} {
 		got, ok := relaunch.Summary(tc.rec)
 		if got != tc.want || ok != tc.ok {

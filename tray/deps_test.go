@@ -3,6 +3,7 @@ package tray
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,4 +30,37 @@ func TestDeps(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("CGO_ENABLED=0 go build: %v\n%s", err, out)
 	}
+}
+
+// TestClientsNotEngine keeps the daemon's clients on the contract: the
+// tray, the rules editor and its command, and their tests, talk to the
+// daemon through package control and never import the recovery engine
+// (busmedic/relaunch; its child relaunch/control is the contract).
+func TestClientsNotEngine(t *testing.T) {
+	const engine = "busmedic/relaunch"
+	for _, client := range []string{"busmedic/tray", "busmedic/tray/editor", "busmedic/cmd/busmedic-rules"} {
+		if deps := depsOf(t, client); slices.Contains(deps, engine) {
+			t.Errorf("%s depends on %s; clients use busmedic/relaunch/control", client, engine)
+		}
+	}
+	// The daemon does depend on the engine: the check sees it.
+	if !slices.Contains(depsOf(t, "busmedic/cmd/busmedic"), engine) {
+		t.Errorf("go list shows no %s in the daemon's dependencies: the check above checks nothing", engine)
+	}
+}
+
+// depsOf lists the packages pkg and its tests depend on, each once (a
+// package built for a test, "p [p.test]", counts as p).
+func depsOf(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	var deps []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, _, _ := strings.Cut(line, " ")
+		deps = append(deps, path)
+	}
+	return deps
 }

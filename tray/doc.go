@@ -7,5 +7,5 @@
 // bus connection and cannot survive that bus: when the bus goes, the child
 // exits and the daemon starts a new one, which waits for the bus to be back
 // and registers again. The tray holds nothing that is lost with it; all it
-// shows comes from relaunch.Status.
+// shows comes from control.Status.
 package tray

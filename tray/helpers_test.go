@@ -3,7 +3,6 @@ package tray
 import (
 	"bytes"
 	"context"
-	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -20,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher/bustest"
@@ -37,22 +35,25 @@ type backend struct {
 }
 
 func newBackend() *backend {
-	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(relaunch.Status{
-		Buses: []relaunch.BusStatus{
+	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(control.Status{
+		Buses: []control.BusStatus{
 			{Name: "session", Up: true, ID: "s1", Since: time.Now(), Peers: 3},
 			{Name: "system", Up: true, ID: "y1", Since: time.Now()},
 		},
-		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
+		Apps: []control.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
 	})}
 }
 
-func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	b.ops <- "relaunch " + id
-	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	b.ops <- "restart-bus " + bus
-	return errors.New("started by dbus-launch, pid 1234")
+	// The facts reach the tray through the socket; the words are not for
+	// the title.
+	return &control.RestartRefusal{Bus: "session", PID: 1235, StartedBy: "dbus-launch", StartedByPID: 1234,
+		Reason: "refused, in words the tray does not read"}
 }
 func (b *backend) Learn(id string) (string, error) {
 	b.ops <- "learn " + id
@@ -60,11 +61,11 @@ func (b *backend) Learn(id string) (string, error) {
 }
 func (b *backend) Pause() {
 	b.ops <- "pause"
-	b.Set(func(s *relaunch.Status) { s.Paused = true })
+	b.Set(func(s *control.Status) { s.Paused = true })
 }
 func (b *backend) Resume() {
 	b.ops <- "resume"
-	b.Set(func(s *relaunch.Status) { s.Paused = false })
+	b.Set(func(s *control.Status) { s.Paused = false })
 }
 
 // waitOp waits for the backend to be asked for op.

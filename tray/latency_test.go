@@ -10,7 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -50,11 +50,11 @@ func TestLatency(t *testing.T) {
 		}
 		floor = append(floor, time.Since(set))
 		changed := time.Now()
-		b.Set(func(s *relaunch.Status) {
+		b.Set(func(s *control.Status) {
 			s.LastRecovery = nil
 			if failed {
-				s.LastRecovery = &relaunch.Recovery{Bus: "session", Started: changed, Ended: changed,
-					Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Failed, Reason: "exit status 1"}}}
+				s.LastRecovery = &control.Recovery{Bus: "session", Started: changed, Ended: changed,
+					Jobs: []control.Job{{App: "dunst", Outcome: control.Failed, Reason: "exit status 1"}}}
 			}
 		})
 		it.waitSignal(sigs, "org.kde.StatusNotifierItem.NewIcon")

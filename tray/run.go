@@ -16,7 +16,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -35,7 +34,7 @@ const firstStatusWait = time.Second
 
 // update is what the daemon connection reports to the render loop.
 type update struct {
-	status    relaunch.Status
+	status    control.Status
 	connected bool
 	err       error
 }
@@ -74,10 +73,23 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel(nil) // before wg.Wait: the goroutines end on it
+	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: findEditor(), poke: make(chan struct{}, 1)}
+	defer t.daemon.Close()
 	updates := make(chan update)
-	wg.Go(func() { followDaemon(ctx, socketPath, updates, log) })
-
-	t := &tray{socket: socketPath, log: log, editor: findEditor(), poke: make(chan struct{}, 1)}
+	wg.Go(func() {
+		t.daemon.Follow(ctx, func(st *control.Status, err error) {
+			u := update{err: err}
+			if st != nil {
+				u = update{status: *st, connected: true}
+			} else {
+				log.Debug("daemon not reachable", "err", err)
+			}
+			select {
+			case updates <- u:
+			case <-ctx.Done():
+			}
+		})
+	})
 	// Show the daemon's status from the first frame when it answers soon.
 	first := update{err: errors.New("no answer yet")}
 	timer := time.NewTimer(firstStatusWait)
@@ -149,6 +161,7 @@ const quietAfterChange = 5 * time.Second
 // facts the daemon's status does not carry.
 type tray struct {
 	socket string
+	daemon *control.Client
 	log    *slog.Logger
 	editor string
 	menu   *menu
@@ -156,7 +169,7 @@ type tray struct {
 	conn   *dbus.Conn    // the item's connection, once systray registered it
 
 	mu         sync.Mutex
-	status     relaunch.Status
+	status     control.Status
 	env        env
 	shownState State
 	shownTip   string
@@ -169,7 +182,7 @@ func (t *tray) take(u update) {
 	if u.connected && !t.env.Connected {
 		// A new daemon connection: what it refused before may be
 		// possible now.
-		t.env.RestartRefused = ""
+		t.env.RestartRefused = nil
 	}
 	t.env.Connected = u.connected
 	t.env.DaemonErr = ""
@@ -181,7 +194,7 @@ func (t *tray) take(u update) {
 	}
 }
 
-func (t *tray) refuseRestart(why string) {
+func (t *tray) refuseRestart(why *control.RestartRefusal) {
 	t.mu.Lock()
 	t.env.RestartRefused = why
 	t.mu.Unlock()
@@ -281,8 +294,13 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 	cl.on(m.restartBus.item, func(ctx context.Context) {
 		t.do(ctx, "restart-bus", func(ctx context.Context, c *control.Client) error {
 			err := c.RestartBus(ctx, "session")
-			if err != nil && !errors.Is(err, control.ErrNotRunning) {
-				t.refuseRestart(err.Error())
+			var why *control.RestartRefusal
+			switch {
+			case errors.As(err, &why):
+				t.refuseRestart(why)
+			case err != nil && !errors.Is(err, control.ErrNotRunning):
+				// The restart failed: greyed out all the same, with why.
+				t.refuseRestart(&control.RestartRefusal{Bus: "session", Reason: err.Error()})
 			}
 			return err
 		})
@@ -308,17 +326,11 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 // actionTimeout bounds one click's request; a relaunch waits for the app.
 const actionTimeout = 30 * time.Second
 
-// do sends one request on a connection of its own: the watch connection
-// is used up by Watch, and a fresh one per click survives daemon restarts.
+// do sends a click's request to the daemon, and logs a failure.
 func (t *tray) do(ctx context.Context, op string, fn func(context.Context, *control.Client) error) {
 	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
-	c, err := control.Dial(ctx, t.socket)
-	if err == nil {
-		err = fn(ctx, c)
-		c.Close()
-	}
-	if err != nil {
+	if err := fn(ctx, t.daemon); err != nil {
 		t.log.Warn("tray action failed", "op", op, "err", err)
 	}
 }
@@ -418,60 +430,4 @@ func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", ErrBusLost, name, owner, err)
 	}
 	return conn, nil
-}
-
-// followDaemon sends the daemon's status to out at every change, and a
-// disconnected update whenever the daemon cannot be reached, retrying with
-// backoff until ctx is done.
-func followDaemon(ctx context.Context, path string, out chan<- update, log *slog.Logger) {
-	const first, max = 100 * time.Millisecond, 5 * time.Second
-	delay := first
-	for {
-		got, err := watchDaemon(ctx, path, out)
-		if ctx.Err() != nil {
-			return
-		}
-		if got {
-			delay = first
-		}
-		log.Debug("daemon not reachable", "err", err, "retry", delay)
-		select {
-		case out <- update{err: err}:
-		case <-ctx.Done():
-			return
-		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		}
-		delay = min(delay*2, max)
-	}
-}
-
-// watchDaemon follows one connection to the daemon; got reports whether a
-// status came through it.
-func watchDaemon(ctx context.Context, path string, out chan<- update) (got bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c, err := control.Dial(ctx, path)
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	statuses, err := c.Watch(ctx)
-	if err != nil {
-		return false, err
-	}
-	for st := range statuses {
-		got = true
-		select {
-		case out <- update{status: st, connected: true}:
-		case <-ctx.Done():
-			return got, nil
-		}
-	}
-	return got, errors.New("daemon hung up")
 }

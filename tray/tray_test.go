@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -105,17 +105,17 @@ func TestTray(t *testing.T) {
 		b.waitOp(t, "restart-bus session")
 		it.waitFor(sigs, "restart item disabled with the reason", func() bool {
 			r, _ := it.layout().find("Restart session bus")
-			return !r.enabled() && strings.Contains(r.label(), "dbus-launch, pid 1234")
+			return !r.enabled() && r.label() == "Restart session bus (started by dbus-launch, pid 1234)"
 		})
 	})
 
 	t.Run("failed job", func(t *testing.T) {
 		it := it.with(t)
 		changed := time.Now()
-		b.Set(func(s *relaunch.Status) {
-			s.LastRecovery = &relaunch.Recovery{Bus: "session", Started: changed, Ended: changed,
-				Jobs: []relaunch.Job{{App: "dunst", Outcome: relaunch.Failed, Reason: "exit status 1"}}}
-			s.Casualties = []relaunch.Casualty{{ID: "c1", Bus: "session", At: changed}}
+		b.Set(func(s *control.Status) {
+			s.LastRecovery = &control.Recovery{Bus: "session", Started: changed, Ended: changed,
+				Jobs: []control.Job{{App: "dunst", Outcome: control.Failed, Reason: "exit status 1"}}}
+			s.Casualties = []control.Casualty{{ID: "c1", Bus: "session", At: changed}}
 			s.Casualties[0].Peer.UniqueName = ":1.9"
 			s.Casualties[0].Peer.Argv = []string{"/usr/bin/blueman-applet"}
 		})

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"busmedic/assets"
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // State is what the icon says at a glance.
@@ -44,7 +44,7 @@ func (s State) String() string {
 // StateOf decides the icon for a status. A bus that is down outranks a
 // recovery (which starts once the bus is back), which outranks what waits
 // for the user.
-func StateOf(st relaunch.Status) State {
+func StateOf(st control.Status) State {
 	for _, b := range st.Buses {
 		if !b.Up {
 			return BusDown
@@ -68,8 +68,8 @@ func StateOf(st relaunch.Status) State {
 
 // outdated returns the buses whose daemon was updated on disk and waits for
 // a restart.
-func outdated(st relaunch.Status) []relaunch.BusStatus {
-	var out []relaunch.BusStatus
+func outdated(st control.Status) []control.BusStatus {
+	var out []control.BusStatus
 	for _, b := range st.Buses {
 		if b.Up && b.Outdated != "" {
 			out = append(out, b)
@@ -78,13 +78,13 @@ func outdated(st relaunch.Status) []relaunch.BusStatus {
 	return out
 }
 
-func failedJobs(st relaunch.Status) []relaunch.Job {
+func failedJobs(st control.Status) []control.Job {
 	if st.LastRecovery == nil {
 		return nil
 	}
-	var f []relaunch.Job
+	var f []control.Job
 	for _, j := range st.LastRecovery.Jobs {
-		if j.Outcome == relaunch.Failed {
+		if j.Outcome == control.Failed {
 			f = append(f, j)
 		}
 	}
@@ -136,9 +136,9 @@ type env struct {
 	Connected bool   // the daemon answers
 	DaemonErr string // why not, when it does not
 	Editor    string // path of busmedic-rules, or ""
-	// RestartRefused is the daemon's reason for refusing the last
-	// "Restart session bus".
-	RestartRefused string
+	// RestartRefused is why the daemon refused the last "Restart session
+	// bus".
+	RestartRefused *control.RestartRefusal
 	Now            time.Time
 }
 
@@ -146,7 +146,7 @@ const notRunning = "busmedic is not running"
 
 // render turns a status into the menu, icon and tooltip. It is a pure
 // function: the tray applies its result and keeps nothing else.
-func render(st relaunch.Status, e env) view {
+func render(st control.Status, e env) view {
 	var v view
 	if !e.Connected {
 		v.State = Disconnected
@@ -212,10 +212,10 @@ func render(st relaunch.Status, e env) view {
 	switch {
 	case !e.Connected:
 		v.RestartBus = disabled(v.RestartBus, notRunning)
-	case st.SessionRestartRefused != "":
-		v.RestartBus = disabled(v.RestartBus, st.SessionRestartRefused)
-	case e.RestartRefused != "":
-		v.RestartBus = disabled(v.RestartBus, e.RestartRefused)
+	case st.SessionRestartRefusal != nil:
+		v.RestartBus = refused(v.RestartBus, st.SessionRestartRefusal)
+	case e.RestartRefused != nil:
+		v.RestartBus = refused(v.RestartBus, e.RestartRefused)
 	}
 
 	v.EditRules = line{Title: "Edit rules…", Tooltip: "Open the rules editor", Enabled: true, Visible: true}
@@ -241,30 +241,43 @@ func render(st relaunch.Status, e env) view {
 // shows) and the tooltip (which few do).
 func disabled(l line, why string) line {
 	l.Enabled = false
-	l.Title += " (" + brief(why) + ")"
+	l.Title += " (" + why + ")"
 	l.Tooltip = why
 	return l
 }
 
-// brief shortens the daemon's reason for not restarting the session bus
-// to fit a menu line: its first clause, without the subject the item
-// already names ("the session bus (pid 42) was started by dbus-launch,
-// pid 41; to let busmedic…" is "started by dbus-launch, pid 41"). Other
-// reasons are short already. The tooltip has the whole reason.
-func brief(why string) string {
-	rest, ok := strings.CutPrefix(why, "the session bus (")
-	if !ok {
-		return why
-	}
-	why, _, _ = strings.Cut(why, "; ")
-	if _, after, ok := strings.Cut(rest, ") was "); ok {
-		after, _, _ = strings.Cut(after, "; ")
-		return after
-	}
-	return why
+// refused greys out "Restart session bus": the title says who started
+// the bus ("started by dbus-launch, pid 41"), which is what the user can
+// change; the tooltip has the daemon's whole reason, with what to do.
+func refused(l line, r *control.RestartRefusal) line {
+	l.Enabled = false
+	l.Title += " (" + whoStarted(r) + ")"
+	l.Tooltip = r.Reason
+	return l
 }
 
-func busLine(st relaunch.Status, name, label string, e env) line {
+// whoStarted says in a few words who started the bus that r is about, or,
+// for a refusal that is about something else (the bus did not answer, the
+// restart failed), its reason.
+func whoStarted(r *control.RestartRefusal) string {
+	var who string
+	switch {
+	case r.StartedBy != "":
+		who = fmt.Sprintf("started by %s, pid %d", r.StartedBy, r.StartedByPID)
+	case r.StarterExited:
+		who = "started by dbus-launch or another program that has exited"
+	case r.PID != 0:
+		who = "not started by systemd"
+	default:
+		return r.Reason
+	}
+	if r.Unit != "" {
+		who += " in " + r.Unit
+	}
+	return who
+}
+
+func busLine(st control.Status, name, label string, e env) line {
 	l := line{Visible: true} // info lines: disabled, nothing to click
 	if !e.Connected {
 		l.Title = label + ": unknown (" + notRunning + ")"
@@ -290,7 +303,7 @@ func busLine(st relaunch.Status, name, label string, e env) line {
 	return l
 }
 
-func appLine(a relaunch.AppStatus, e env) line {
+func appLine(a control.AppStatus, e env) line {
 	name := a.Name
 	if name == "" {
 		name = a.ID
@@ -306,7 +319,7 @@ func appLine(a relaunch.AppStatus, e env) line {
 }
 
 // outcome says what busmedic last did for an app, in a few words.
-func outcome(a relaunch.AppStatus, now time.Time) string {
+func outcome(a control.AppStatus, now time.Time) string {
 	j := a.Last
 	if j == nil {
 		if a.Running {
@@ -315,9 +328,9 @@ func outcome(a relaunch.AppStatus, now time.Time) string {
 		return "not running"
 	}
 	switch j.Outcome {
-	case relaunch.Pending, relaunch.Running:
+	case control.Pending, control.Running:
 		return "recovering…"
-	case relaunch.Failed, relaunch.Skipped:
+	case control.Failed, control.Skipped:
 		s := fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
 		if j.Reason != "" {
 			s += ": " + j.Reason
@@ -328,7 +341,7 @@ func outcome(a relaunch.AppStatus, now time.Time) string {
 	}
 }
 
-func tooltip(st relaunch.Status, s State, now time.Time) string {
+func tooltip(st control.Status, s State, now time.Time) string {
 	var parts []string
 	switch s {
 	case BusDown:
@@ -368,7 +381,7 @@ func tooltip(st relaunch.Status, s State, now time.Time) string {
 	return "busmedic: " + strings.Join(parts, "; ")
 }
 
-func peerName(c relaunch.Casualty) string {
+func peerName(c control.Casualty) string {
 	p := c.Peer
 	switch {
 	case len(p.Argv) > 0 && p.Argv[0] != "":

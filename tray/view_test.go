@@ -5,24 +5,24 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
 var (
 	now   = time.Date(2026, 3, 4, 15, 30, 0, 0, time.Local)
 	noon  = time.Date(2026, 3, 4, 12, 3, 0, 0, time.Local)
-	up    = relaunch.BusStatus{Name: "session", Up: true, ID: "s1", Since: noon, Peers: 12}
-	sysUp = relaunch.BusStatus{Name: "system", Up: true, ID: "y1", Since: noon.Add(-24 * time.Hour)}
+	up    = control.BusStatus{Name: "session", Up: true, ID: "s1", Since: noon, Peers: 12}
+	sysUp = control.BusStatus{Name: "system", Up: true, ID: "y1", Since: noon.Add(-24 * time.Hour)}
 )
 
-func recovery(ended bool, outcomes ...relaunch.Outcome) *relaunch.Recovery {
-	r := &relaunch.Recovery{Bus: "session", Started: noon}
+func recovery(ended bool, outcomes ...control.Outcome) *control.Recovery {
+	r := &control.Recovery{Bus: "session", Started: noon}
 	if ended {
 		r.Ended = noon.Add(time.Second)
 	}
 	for i, o := range outcomes {
-		r.Jobs = append(r.Jobs, relaunch.Job{App: string(rune('a' + i)), Outcome: o, Reason: "exit status 1"})
+		r.Jobs = append(r.Jobs, control.Job{App: string(rune('a' + i)), Outcome: o, Reason: "exit status 1"})
 	}
 	return r
 }
@@ -30,21 +30,21 @@ func recovery(ended bool, outcomes ...relaunch.Outcome) *relaunch.Recovery {
 func TestStateOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		st   relaunch.Status
+		st   control.Status
 		want State
 	}{
-		{"no buses yet", relaunch.Status{}, Healthy},
-		{"all up", relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}}, Healthy},
-		{"recovered", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Relaunched, relaunch.Reconnected)}, Healthy},
-		{"bus down", relaunch.Status{Buses: []relaunch.BusStatus{{Name: "session"}, sysUp}}, BusDown},
-		{"down outranks failed", relaunch.Status{Buses: []relaunch.BusStatus{{Name: "system"}}, LastRecovery: recovery(true, relaunch.Failed)}, BusDown},
-		{"recovery running", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(false, relaunch.Relaunched)}, Recovering},
-		{"job pending", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Pending)}, Recovering},
-		{"job running outranks failed", relaunch.Status{LastRecovery: recovery(true, relaunch.Failed, relaunch.Running)}, Recovering},
-		{"job failed", relaunch.Status{Buses: []relaunch.BusStatus{up}, LastRecovery: recovery(true, relaunch.Relaunched, relaunch.Failed)}, Attention},
-		{"casualty", relaunch.Status{Buses: []relaunch.BusStatus{up}, Casualties: []relaunch.Casualty{{ID: "c1"}}}, Attention},
-		{"rules error", relaunch.Status{Buses: []relaunch.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, Attention},
-		{"update installed", relaunch.Status{Buses: []relaunch.BusStatus{up, {Name: "system", Up: true, Outdated: "replaced: /usr/bin/dbus-daemon"}}}, Attention},
+		{"no buses yet", control.Status{}, Healthy},
+		{"all up", control.Status{Buses: []control.BusStatus{up, sysUp}}, Healthy},
+		{"recovered", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Reconnected)}, Healthy},
+		{"bus down", control.Status{Buses: []control.BusStatus{{Name: "session"}, sysUp}}, BusDown},
+		{"down outranks failed", control.Status{Buses: []control.BusStatus{{Name: "system"}}, LastRecovery: recovery(true, control.Failed)}, BusDown},
+		{"recovery running", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(false, control.Relaunched)}, Recovering},
+		{"job pending", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Pending)}, Recovering},
+		{"job running outranks failed", control.Status{LastRecovery: recovery(true, control.Failed, control.Running)}, Recovering},
+		{"job failed", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Failed)}, Attention},
+		{"casualty", control.Status{Buses: []control.BusStatus{up}, Casualties: []control.Casualty{{ID: "c1"}}}, Attention},
+		{"rules error", control.Status{Buses: []control.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, Attention},
+		{"update installed", control.Status{Buses: []control.BusStatus{up, {Name: "system", Up: true, Outdated: "replaced: /usr/bin/dbus-daemon"}}}, Attention},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := StateOf(tc.st); got != tc.want {
@@ -55,14 +55,14 @@ func TestStateOf(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	st := relaunch.Status{
-		Buses: []relaunch.BusStatus{up, {Name: "system", Since: noon, Reason: "connection refused"}},
-		Apps: []relaunch.AppStatus{
-			{ID: "dunst", Name: "Dunst", Enabled: true, Last: &relaunch.Job{Outcome: relaunch.Relaunched, Started: noon}},
-			{ID: "nm", Enabled: true, Last: &relaunch.Job{Outcome: relaunch.Failed, Reason: "exit status 1", Started: noon}},
+	st := control.Status{
+		Buses: []control.BusStatus{up, {Name: "system", Since: noon, Reason: "connection refused"}},
+		Apps: []control.AppStatus{
+			{ID: "dunst", Name: "Dunst", Enabled: true, Last: &control.Job{Outcome: control.Relaunched, Started: noon}},
+			{ID: "nm", Enabled: true, Last: &control.Job{Outcome: control.Failed, Reason: "exit status 1", Started: noon}},
 			{ID: "off", Name: "Off", Running: true},
 		},
-		Casualties: []relaunch.Casualty{{ID: "c1", Bus: "session", At: noon, Peer: watcher.Peer{UniqueName: ":1.4", PID: 99, Argv: []string{"/usr/bin/blueman-applet"}}}},
+		Casualties: []control.Casualty{{ID: "c1", Bus: "session", At: noon, Peer: watcher.Peer{UniqueName: ":1.4", PID: 99, Argv: []string{"/usr/bin/blueman-applet"}}}},
 		Paused:     true,
 	}
 	v := render(st, env{Connected: true, Now: now})
@@ -102,8 +102,8 @@ func TestRender(t *testing.T) {
 	}
 
 	t.Run("refused restart", func(t *testing.T) {
-		v := render(st, env{Connected: true, Now: now, RestartRefused: "started by dbus-launch, pid 1234", Editor: "/usr/bin/busmedic-rules"})
-		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch, pid 1234)" {
+		v := render(st, env{Connected: true, Now: now, RestartRefused: &control.RestartRefusal{Bus: "session", Reason: "refused", PID: 1235, StarterExited: true}, Editor: "/usr/bin/busmedic-rules"})
+		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch or another program that has exited)" {
 			t.Errorf("restart item %+v", v.RestartBus)
 		}
 		if !v.EditRules.Enabled || v.EditRules.Title != "Edit rules…" {
@@ -114,7 +114,7 @@ func TestRender(t *testing.T) {
 		}
 	})
 	t.Run("disconnected", func(t *testing.T) {
-		v := render(relaunch.Status{}, env{DaemonErr: "no daemon", Now: now})
+		v := render(control.Status{}, env{DaemonErr: "no daemon", Now: now})
 		if v.State != Disconnected || v.State.Icon() != "attention" || !strings.Contains(v.Tooltip, "not reachable") {
 			t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
 		}
@@ -125,9 +125,9 @@ func TestRender(t *testing.T) {
 		}
 	})
 	t.Run("overflow", func(t *testing.T) {
-		var st relaunch.Status
+		var st control.Status
 		for range maxApps + 3 {
-			st.Apps = append(st.Apps, relaunch.AppStatus{ID: "x", Enabled: true})
+			st.Apps = append(st.Apps, control.AppStatus{ID: "x", Enabled: true})
 		}
 		v := render(st, env{Connected: true, Now: now})
 		if len(v.AppItems) != maxApps || v.AppsNote.Title != "… and 3 more (busmedic status)" {
@@ -158,13 +158,13 @@ func TestClock(t *testing.T) {
 // each updated bus.
 func TestRenderUpdate(t *testing.T) {
 	e := env{Connected: true, Now: now}
-	st := relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}}
+	st := control.Status{Buses: []control.BusStatus{up, sysUp}}
 	if v := render(st, e); v.RestartSystem.Visible || strings.Contains(v.RestartBus.Title, "update") {
 		t.Errorf("no update: restart items %+v / %+v", v.RestartBus, v.RestartSystem)
 	}
 	s, y := up, sysUp
 	s.Outdated, y.Outdated = "replaced on disk since the bus started: /usr/bin/dbus-daemon", "/usr/bin/dbus-daemon changed"
-	v := render(relaunch.Status{Buses: []relaunch.BusStatus{s, y}}, e)
+	v := render(control.Status{Buses: []control.BusStatus{s, y}}, e)
 	if v.State != Attention || !strings.Contains(v.Tooltip, "update installed: restart the session bus to finish it") {
 		t.Errorf("state %v tooltip %q", v.State, v.Tooltip)
 	}
@@ -177,20 +177,34 @@ func TestRenderUpdate(t *testing.T) {
 }
 
 // A session bus that busmedic cannot restart greys the item out and says
-// why before anyone clicks it.
+// why before anyone clicks it: who started the bus, from the refusal's
+// facts (not its words), in the title, and the whole reason in the tooltip.
 func TestRenderRestartRefused(t *testing.T) {
 	e := env{Connected: true, Now: now}
-	why := `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`
-	v := render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
-	if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-run-session, pid 41)" || v.RestartBus.Tooltip != why {
-		t.Errorf("restart item %+v; want greyed, the short reason in the title and the whole in the tooltip", v.RestartBus)
+	refused := func(r control.RestartRefusal) line {
+		return render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefusal: &r}, e).RestartBus
 	}
-	why = "the session bus (pid 42) does not answer (timeout); to let busmedic restart it, run it managed"
-	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestartRefused: why}, e)
-	if v.RestartBus.Title != "Restart session bus (the session bus (pid 42) does not answer (timeout))" {
-		t.Errorf("restart item %q; want the reason without the advice", v.RestartBus.Title)
+	for _, tc := range []struct {
+		name    string
+		refusal control.RestartRefusal
+		title   string
+	}{
+		{"started by a program", control.RestartRefusal{PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
+			Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`},
+			"Restart session bus (started by dbus-run-session, pid 41)"},
+		{"its starter exited, in a scope", control.RestartRefusal{PID: 42, StarterExited: true, Unit: "session-2.scope", Reason: "anything"},
+			"Restart session bus (started by dbus-launch or another program that has exited in session-2.scope)"},
+		{"starter unknown", control.RestartRefusal{PID: 42, Reason: "anything"},
+			"Restart session bus (not started by systemd)"},
+		{"no answer", control.RestartRefusal{Reason: "the session bus does not answer (timeout)"},
+			"Restart session bus (the session bus does not answer (timeout))"},
+	} {
+		tc.refusal.Bus = "session"
+		if l := refused(tc.refusal); l.Enabled || l.Title != tc.title || l.Tooltip != tc.refusal.Reason {
+			t.Errorf("%s: restart item %+v; want greyed, titled %q, the whole reason in the tooltip", tc.name, l, tc.title)
+		}
 	}
-	v = render(relaunch.Status{Buses: []relaunch.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
+	v := render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
 	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
 		t.Errorf("restart item %+v", v.RestartBus)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -130,9 +130,9 @@ func (c *chaos) randomRestart() {
 // settled waits until busmedic has ended the recovery of the bus now up
 // and every app is on it, then checks that each runs exactly once and
 // that busmedic run is alive.
-func (c *chaos) settled(after string) relaunch.Status {
+func (c *chaos) settled(after string) control.Status {
 	c.t.Helper()
-	st := c.await("every app back on bus "+c.id+" after "+after, func(st relaunch.Status) bool {
+	st := c.await("every app back on bus "+c.id+" after "+after, func(st control.Status) bool {
 		id := sessionID(st)
 		if id != c.id || st.LastRecovery == nil || st.LastRecovery.ID != id || st.LastRecovery.Ended.IsZero() {
 			return false
@@ -145,7 +145,7 @@ func (c *chaos) settled(after string) relaunch.Status {
 		return true
 	})
 	for _, j := range st.LastRecovery.Jobs {
-		if j.Outcome == relaunch.Failed || j.Outcome == relaunch.Skipped {
+		if j.Outcome == control.Failed || j.Outcome == control.Skipped {
 			c.t.Errorf("after %s: %s %s: %s", after, j.App, j.Outcome, j.Reason)
 		}
 	}
@@ -175,7 +175,7 @@ func TestChaos(t *testing.T) {
 		c.start()
 		c.randomRestart() // busmedic is still connecting and listing peers
 		c.startApps()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "deaf").Running && app(st, "exit2").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "deaf").Running && app(st, "exit2").Running })
 		c.randomRestart()
 		c.settled("a restart once started")
 	})
@@ -183,7 +183,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "exit1").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit1").Running })
 		// Each recovery's summary waits: there is no server.
 		summaries := 0
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
@@ -200,7 +200,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, append(slices.Clone(chaosApps), notificationServer), stock...)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "notifications").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "notifications").Running })
 		// The relaunched server writes each notification to its log: one
 		// summary per recovery.
 		log := filepath.Join(c.dir, "state/busmedic/logs/notifications.log")
@@ -219,7 +219,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps, bustest.CopiedBinary())
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "exit1").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit1").Running })
 		c.bus.Update()
 		c.waitLog("waiting for a notification server")
 		c.randomRestart()
@@ -229,14 +229,14 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "deaf").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "deaf").Running })
 		for range 2 {
 			c.randomRestart()
 			// The deaf app lives on: its job waits out its grace.
-			c.await("the deaf app's grace", func(st relaunch.Status) bool {
+			c.await("the deaf app's grace", func(st control.Status) bool {
 				r := st.LastRecovery
-				return r != nil && r.ID == sessionID(st) && slices.ContainsFunc(r.Jobs, func(j relaunch.Job) bool {
-					return j.App == "deaf" && j.Outcome == relaunch.Running
+				return r != nil && r.ID == sessionID(st) && slices.ContainsFunc(r.Jobs, func(j control.Job) bool {
+					return j.App == "deaf" && j.Outcome == control.Running
 				})
 			})
 			c.randomRestart()
@@ -247,7 +247,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "exit2").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
 		for i := range 2 {
 			c.randomRestart()
 			c.waitLogCount(`msg=started app=exit2`, i+1)
@@ -259,7 +259,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "exit2").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
 		path := filepath.Join(c.dir, "config/busmedic/apps.toml")
 		for i := range 2 {
 			rules, err := os.ReadFile(path)
@@ -278,7 +278,7 @@ func TestChaos(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
 		c.startApps()
 		c.start()
-		c.await("the apps seen", func(st relaunch.Status) bool { return app(st, "exit2").Running })
+		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
 		start := time.Now()
 		for i := range 10 {
 			sig := syscall.SIGTERM

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
@@ -76,7 +75,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	})
 }
 
-func printStatus(w io.Writer, st relaunch.Status) {
+func printStatus(w io.Writer, st control.Status) {
 	for _, b := range st.Buses {
 		state := "up"
 		if !b.Up {
@@ -128,7 +127,7 @@ func printStatus(w io.Writer, st relaunch.Status) {
 	}
 }
 
-func jobLine(j *relaunch.Job) string {
+func jobLine(j *control.Job) string {
 	if j == nil {
 		return ""
 	}
@@ -173,7 +172,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	})
 }
 
-func printHistory(w io.Writer, h []relaunch.Recovery) {
+func printHistory(w io.Writer, h []control.Recovery) {
 	if len(h) == 0 {
 		fmt.Fprintln(w, "No bus restarts recorded yet.")
 	}
@@ -219,9 +218,9 @@ func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // recovered reports whether a job with outcome o brought its app back, or
 // did what its rule says (signal, hook, notify): anything else makes a
 // command exit 1.
-func recovered(o relaunch.Outcome) bool {
+func recovered(o control.Outcome) bool {
 	switch o {
-	case relaunch.Reconnected, relaunch.Relaunched, relaunch.Signalled, relaunch.Hooked, relaunch.Notified:
+	case control.Reconnected, control.Relaunched, control.Signalled, control.Hooked, control.Notified:
 		return true
 	}
 	return false // failed, skipped, cancelled, or not ended

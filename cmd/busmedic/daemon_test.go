@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
@@ -33,9 +32,9 @@ type session struct {
 	daemon  *exec.Cmd
 	log     *syncBuffer
 	exited  chan struct{}
-	updates <-chan relaunch.Status
+	updates <-chan control.Status
 	x       *bustest.Display
-	last    relaunch.Status
+	last    control.Status
 }
 
 func newSession(t *testing.T, rules string, busOpts ...bustest.Option) *session {
@@ -222,7 +221,7 @@ func (b *syncBuffer) String() string {
 }
 
 // await waits for a status that satisfies ok.
-func (s *session) await(what string, ok func(relaunch.Status) bool) relaunch.Status {
+func (s *session) await(what string, ok func(control.Status) bool) control.Status {
 	s.t.Helper()
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
@@ -257,8 +256,8 @@ func (s *session) cli(args ...string) string {
 	return string(out)
 }
 
-func busUp(name string, up bool) func(relaunch.Status) bool {
-	return func(st relaunch.Status) bool {
+func busUp(name string, up bool) func(control.Status) bool {
+	return func(st control.Status) bool {
 		for _, b := range st.Buses {
 			if b.Name == name {
 				return b.Up == up
@@ -268,13 +267,13 @@ func busUp(name string, up bool) func(relaunch.Status) bool {
 	}
 }
 
-func app(st relaunch.Status, id string) relaunch.AppStatus {
+func app(st control.Status, id string) control.AppStatus {
 	for _, a := range st.Apps {
 		if a.ID == id {
 			return a
 		}
 	}
-	return relaunch.AppStatus{}
+	return control.AppStatus{}
 }
 
 func TestRunRecoversAnApp(t *testing.T) {
@@ -289,41 +288,44 @@ grace = "100ms"
 `, exe, exe))
 	first := s.bus.StartApp("-name", "org.example.Exiter")
 	s.start()
-	s.await("the app running", func(st relaunch.Status) bool {
+	s.await("the app running", func(st control.Status) bool {
 		return busUp("session", true)(st) && app(st, "exiter").Running
 	})
 
 	// A bus started by someone else cannot be restarted by busmedic: the
 	// status says why, for the tray to grey out its item, once the daemon
 	// has found out (on the bus's Up, never while asked for the status).
-	s.await("why the session bus cannot be restarted", func(st relaunch.Status) bool {
+	s.await("why the session bus cannot be restarted", func(st control.Status) bool {
 		return strings.Contains(st.SessionRestartRefused, fmt.Sprintf("pid %d", s.bus.PID()))
 	})
+	if why := s.last.SessionRestartRefusal; why == nil || why.PID != s.bus.PID() || why.Reason != s.last.SessionRestartRefused {
+		t.Errorf("status refusal %+v; want the bus pid %d and the reason", why, s.bus.PID())
+	}
 
 	s.bus.Kill()
 	<-first.Exited()
 	s.await("the session bus down", busUp("session", false))
 	// The control socket answers while the bus is down.
-	var st relaunch.Status
+	var st control.Status
 	if err := json.Unmarshal([]byte(s.cli("status", "--json")), &st); err != nil || !busUp("session", false)(st) {
 		t.Errorf("busmedic status --json while down: %+v, %v", st, err)
 	}
 
 	s.bus.Start()
-	st = s.await("the app relaunched", func(st relaunch.Status) bool {
+	st = s.await("the app relaunched", func(st control.Status) bool {
 		a := app(st, "exiter")
-		return a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched
+		return a.Running && a.Last != nil && a.Last.Outcome == control.Relaunched
 	})
 	pid := app(st, "exiter").Last.PID
 	if pid == 0 || pid == first.PID() {
 		t.Errorf("relaunched pid %d (first was %d)", pid, first.PID())
 	}
 
-	var history []relaunch.Recovery
+	var history []control.Recovery
 	if err := json.Unmarshal([]byte(s.cli("history", "--json")), &history); err != nil {
 		t.Fatal(err)
 	}
-	if len(history) != 1 || len(history[0].Jobs) != 1 || history[0].Jobs[0].Outcome != relaunch.Relaunched {
+	if len(history) != 1 || len(history[0].Jobs) != 1 || history[0].Jobs[0].Outcome != control.Relaunched {
 		t.Errorf("history = %+v, want one recovery that relaunched exiter", history)
 	}
 	if out := s.cli("status"); !strings.Contains(out, "exiter") || !strings.Contains(out, "relaunched") {
@@ -359,14 +361,14 @@ func TestRunSurvivesBusLossWhileNotifying(t *testing.T) {
 	s := newSession(t, exiterRules(t))
 	exiter := s.bus.StartApp("-name", "org.example.Exiter")
 	s.start()
-	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+	s.await("the app running", func(st control.Status) bool { return app(st, "exiter").Running })
 	s.bus.Kill()
 	<-exiter.Exited()
 	s.bus.Start()
 	pid := 0
-	relaunched := func(st relaunch.Status) bool {
+	relaunched := func(st control.Status) bool {
 		a := app(st, "exiter")
-		return a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched && a.Last.PID != pid
+		return a.Running && a.Last != nil && a.Last.Outcome == control.Relaunched && a.Last.PID != pid
 	}
 	pid = app(s.await("the app relaunched", relaunched), "exiter").Last.PID
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
@@ -407,13 +409,13 @@ func TestRunAskSurvivesBusRestart(t *testing.T) {
 		s.waitLog("waiting for a notification server")
 		s.bus.Restart()
 		s.waitLog("outcome=cancelled")
-		s.await("the session bus back", func(st relaunch.Status) bool { return sessionID(st) != "" && sessionID(st) != before })
+		s.await("the session bus back", func(st control.Status) bool { return sessionID(st) != "" && sessionID(st) != before })
 		s.alive("the session bus restarted while the question waited")
 	})
 	t.Run("system bus outdated", func(t *testing.T) {
 		s := newSessionBuses(t, "version = 1\n", nil, []bustest.Option{bustest.CopiedBinary()})
 		s.start()
-		s.await("both buses up", func(st relaunch.Status) bool { return busUp("session", true)(st) && busUp("system", true)(st) })
+		s.await("both buses up", func(st control.Status) bool { return busUp("session", true)(st) && busUp("system", true)(st) })
 		s.system.Update()
 		s.waitLog("waiting for a notification server")
 		s.bus.Restart()

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 )
 
@@ -18,7 +18,7 @@ import (
 // where a test wants a client command to fail.
 type standIn struct{ *controltest.Daemon }
 
-func (standIn) History(n int) ([]relaunch.Recovery, error) {
+func (standIn) History(n int) ([]control.Recovery, error) {
 	if n == 13 {
 		return nil, errors.New("history.jsonl: permission denied")
 	}
@@ -27,16 +27,16 @@ func (standIn) History(n int) ([]relaunch.Recovery, error) {
 
 // RelaunchNow answers as the engine does: a job that ran and failed is an
 // answer, not an error; only an unknown app is an error.
-func (standIn) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (standIn) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	switch id {
 	case "dunst":
-		return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+		return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 	case "ghost":
-		return relaunch.Job{App: id, Outcome: relaunch.Failed, Reason: "exec not found: /nonexistent/ghost-app"}, nil
+		return control.Job{App: id, Outcome: control.Failed, Reason: "exec not found: /nonexistent/ghost-app"}, nil
 	case "stuck":
-		return relaunch.Job{App: id, Outcome: relaunch.Cancelled, Reason: "busmedic is stopping"}, nil
+		return control.Job{App: id, Outcome: control.Cancelled, Reason: "busmedic is stopping"}, nil
 	}
-	return relaunch.Job{}, errors.New("relaunch " + id + ": no rule or casualty with this id")
+	return control.Job{}, errors.New("relaunch " + id + ": no rule or casualty with this id")
 }
 
 func (standIn) RestartBus(ctx context.Context, bus string) error {
@@ -57,7 +57,7 @@ func (standIn) Resume() {}
 // fails: 1 when the command failed, 2 when the command line is wrong, as
 // the README says.
 func TestExitCodes(t *testing.T) {
-	up := controltest.Serve(t, standIn{controltest.NewDaemon(relaunch.Status{})})
+	up := controltest.Serve(t, standIn{controltest.NewDaemon(control.Status{})})
 	down := filepath.Join(t.TempDir(), "none.sock")
 	for _, tc := range []struct {
 		args   []string

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -30,18 +30,18 @@ grace = "100ms"
 
 // readHistory reads the daemon's history file directly: the daemon may be
 // gone.
-func (s *session) readHistory() []relaunch.Recovery {
+func (s *session) readHistory() []control.Recovery {
 	s.t.Helper()
 	f, err := os.Open(filepath.Join(s.dir, "state/busmedic/history.jsonl"))
 	if err != nil {
 		s.t.Fatalf("history: %v", err)
 	}
 	defer f.Close()
-	var out []relaunch.Recovery
+	var out []control.Recovery
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var r relaunch.Recovery
+		var r control.Recovery
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			s.t.Fatalf("history line %q: %v", sc.Text(), err)
 		}
@@ -98,7 +98,7 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 			s.startXvfb()
 			exiter := s.bus.StartApp("-name", "org.example.Exiter")
 			s.start()
-			s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+			s.await("the app running", func(st control.Status) bool { return app(st, "exiter").Running })
 			// The daemon follows logind once it has read the session's state.
 			s.waitLog("state=active")
 			tc.end(s)
@@ -115,7 +115,7 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 			s.bus.Start()
 			h := s.readHistory()
 			if len(h) != 1 || !strings.Contains(h[0].Decision, "session ending") || !strings.Contains(h[0].Decision, tc.why) ||
-				len(h[0].Jobs) != 1 || h[0].Jobs[0].Outcome != relaunch.Skipped {
+				len(h[0].Jobs) != 1 || h[0].Jobs[0].Outcome != control.Skipped {
 				t.Errorf("history = %+v; want one recovery skipped because the session is ending (%s)", h, tc.why)
 			}
 			s.noExiterRunning()
@@ -129,7 +129,7 @@ func TestStoppedWhileBusDown(t *testing.T) {
 	s := newSession(t, exiterRules(t))
 	exiter := s.bus.StartApp("-name", "org.example.Exiter")
 	s.start()
-	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+	s.await("the app running", func(st control.Status) bool { return app(st, "exiter").Running })
 	s.bus.Kill()
 	<-exiter.Exited()
 	s.await("the session bus down", busUp("session", false))

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"testing"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // In managed mode busmedic runs the session bus itself; "busmedic
@@ -16,20 +16,20 @@ func TestRestartManagedBus(t *testing.T) {
 	s.start("--manage-session-bus")
 	s.await("the managed session bus up", busUp("session", true))
 	before := sessionID(s.last)
-	s.await("the restart method known", func(st relaunch.Status) bool { return st.SessionRestart != "" })
+	s.await("the restart method known", func(st control.Status) bool { return st.SessionRestart != "" })
 	if s.last.SessionRestartRefused != "" {
 		t.Errorf("managed bus refused: %s", s.last.SessionRestartRefused)
 	}
 	exiter := s.bus.StartApp("-name", "org.example.Exiter")
-	s.await("the app running", func(st relaunch.Status) bool { return app(st, "exiter").Running })
+	s.await("the app running", func(st control.Status) bool { return app(st, "exiter").Running })
 
 	if out := s.cli("restart-bus"); !strings.Contains(out, "restarting") {
 		t.Errorf("busmedic restart-bus said %q", out)
 	}
 	<-exiter.Exited()
-	st := s.await("the app relaunched on the new bus", func(st relaunch.Status) bool {
+	st := s.await("the app relaunched on the new bus", func(st control.Status) bool {
 		a := app(st, "exiter")
-		return sessionID(st) != before && a.Running && a.Last != nil && a.Last.Outcome == relaunch.Relaunched
+		return sessionID(st) != before && a.Running && a.Last != nil && a.Last.Outcome == control.Relaunched
 	})
 	pid := app(st, "exiter").Last.PID
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
@@ -38,7 +38,7 @@ func TestRestartManagedBus(t *testing.T) {
 	}
 }
 
-func sessionID(st relaunch.Status) string {
+func sessionID(st control.Status) string {
 	for _, b := range st.Buses {
 		if b.Name == "session" && b.Up {
 			return b.ID

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -40,7 +40,7 @@ func TestSoak(t *testing.T) {
 	c := newChaos(t, apps, bustest.Stock())
 	c.startApps()
 	c.start()
-	c.await("the apps seen", func(st relaunch.Status) bool {
+	c.await("the apps seen", func(st control.Status) bool {
 		return !slices.ContainsFunc(apps, func(a chaosApp) bool { return !app(st, a.id).Running })
 	})
 	pid := c.daemon.Process.Pid
@@ -58,7 +58,7 @@ func TestSoak(t *testing.T) {
 		begun := time.Now()
 		if i%10 == 9 {
 			// Again, while the first recovery is under way.
-			c.await("a recovery under way", func(st relaunch.Status) bool {
+			c.await("a recovery under way", func(st control.Status) bool {
 				return st.LastRecovery != nil && st.LastRecovery.ID == c.id
 			})
 			c.randomRestart()

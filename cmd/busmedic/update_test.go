@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -18,7 +18,7 @@ func TestRunShowsUpdate(t *testing.T) {
 	s.await("the session bus up", busUp("session", true))
 
 	s.bus.Update() // what dpkg does: a new file renamed over the old
-	s.await("the update noticed", func(st relaunch.Status) bool {
+	s.await("the update noticed", func(st control.Status) bool {
 		for _, b := range st.Buses {
 			if b.Name == "session" && strings.Contains(b.Outdated, daemon) {
 				return true
@@ -26,7 +26,7 @@ func TestRunShowsUpdate(t *testing.T) {
 		}
 		return false
 	})
-	var fromCLI relaunch.Status
+	var fromCLI control.Status
 	if err := json.Unmarshal([]byte(s.cli("status", "--json")), &fromCLI); err != nil {
 		t.Fatal(err)
 	}

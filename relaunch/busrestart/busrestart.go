@@ -2,7 +2,7 @@
 // one way that fits how the bus was started: through the systemd user
 // manager when the bus daemon is a systemd user unit, by busmedic itself
 // when it manages the bus daemon, and otherwise not at all, with the reason
-// in words ("started by dbus-launch, pid 1234").
+// (a control.RestartRefusal: "started by dbus-launch, pid 1234").
 //
 // The systemd call goes over the manager's private socket
 // ($XDG_RUNTIME_DIR/systemd/private), never over the bus being restarted,
@@ -16,18 +16,15 @@ package busrestart
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/prometheus/procfs"
-)
 
-// ErrCannot means the bus cannot be restarted by busmedic; the error's text
-// says why and what to do instead.
-var ErrCannot = errors.New("cannot restart the bus")
+	"busmedic/relaunch/control"
+)
 
 // Method is a way to restart one bus.
 type Method interface {
@@ -49,15 +46,16 @@ type Finder struct {
 	Managed *Managed
 }
 
-// Find returns the Method for the session bus now, or an error wrapping
-// ErrCannot that says why there is none.
+// Find returns the Method for the session bus now, or a
+// *control.RestartRefusal (control.ErrCannotRestart) that says why there
+// is none.
 func (f Finder) Find(ctx context.Context) (Method, error) {
 	if f.Managed != nil && f.Managed.Running() {
 		return f.Managed, nil
 	}
 	pid, err := daemonPID(ctx, f.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the session bus does not answer (%v)", ErrCannot, err)
+		return nil, &control.RestartRefusal{Bus: "session", Reason: fmt.Sprintf("the session bus does not answer (%v)", err)}
 	}
 	socket := f.SystemdSocket
 	if socket == "" {
@@ -67,7 +65,9 @@ func (f Finder) Find(ctx context.Context) (Method, error) {
 	if sdErr == nil && isBusUnit(unit) {
 		return &Systemd{Socket: socket, Unit: unit}, nil
 	}
-	return nil, fmt.Errorf("%w: %s; to let busmedic restart it, run \"busmedic run --manage-session-bus\" in a session that does not start its own bus", ErrCannot, startedBy(pid, unit))
+	refusal := startedBy(pid, unit)
+	refusal.Reason += "; to let busmedic restart it, run \"busmedic run --manage-session-bus\" in a session that does not start its own bus"
+	return nil, refusal
 }
 
 // isBusUnit reports whether a systemd unit is a bus daemon's own unit, not
@@ -76,40 +76,44 @@ func isBusUnit(unit string) bool {
 	return unit == "dbus.service" || unit == "dbus-broker.service"
 }
 
-// startedBy describes who started the bus daemon pid, for people.
-func startedBy(pid int, unit string) string {
+// startedBy tells who started the bus daemon pid, in facts and, in
+// Reason, for people.
+func startedBy(pid int, unit string) *control.RestartRefusal {
+	r := &control.RestartRefusal{Bus: "session", PID: pid, Unit: unit}
 	desc := fmt.Sprintf("the session bus (pid %d)", pid)
+	r.Reason = desc + " was not started by systemd"
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
-		return desc + " was not started by systemd"
+		return r
 	}
 	p, err := fs.Proc(pid)
 	if err != nil {
-		return desc + " was not started by systemd"
+		return r
 	}
 	st, err := p.Stat()
 	if err != nil {
-		return desc + " was not started by systemd"
+		return r
 	}
-	parent := ""
 	if st.PPID > 1 {
 		if pp, err := fs.Proc(st.PPID); err == nil {
 			if comm, err := pp.Comm(); err == nil {
-				parent = fmt.Sprintf("%s, pid %d", comm, st.PPID)
+				r.StartedBy, r.StartedByPID = comm, st.PPID
 			}
 		}
 	}
 	switch {
-	case parent != "":
-		desc += " was started by " + parent
+	case r.StartedBy != "":
+		desc += fmt.Sprintf(" was started by %s, pid %d", r.StartedBy, r.StartedByPID)
 	case st.PPID == 1 || st.PPID == 0:
 		// dbus-launch forks the daemon and exits: it is adopted.
+		r.StarterExited = true
 		desc += " was started by dbus-launch or another program that has exited"
 	}
 	if unit != "" {
 		desc += " in " + unit
 	}
-	return desc
+	r.Reason = desc
+	return r
 }
 
 // daemonPID asks the bus for its daemon's pid over a short-lived private

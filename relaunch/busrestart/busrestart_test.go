@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -109,8 +111,19 @@ func next(t *testing.T, events <-chan watcher.Event, k watcher.Kind) watcher.Eve
 func TestNotRestartable(t *testing.T) {
 	bus := bustest.New(t)
 	_, err := busrestart.Finder{Address: bus.Address(), SystemdSocket: filepath.Join(t.TempDir(), "none")}.Find(t.Context())
-	if !errors.Is(err, busrestart.ErrCannot) || !strings.Contains(err.Error(), "pid") || !strings.Contains(err.Error(), "--manage-session-bus") {
-		t.Errorf("Find on a bus nobody manages = %v; want ErrCannot naming the pid and the way out", err)
+	if !errors.Is(err, control.ErrCannotRestart) || !strings.Contains(err.Error(), "pid") || !strings.Contains(err.Error(), "--manage-session-bus") {
+		t.Errorf("Find on a bus nobody manages = %v; want ErrCannotRestart naming the pid and the way out", err)
+	}
+	// The refusal says who started the bus in facts too: this test,
+	// which runs the bus daemon as its child.
+	var why *control.RestartRefusal
+	if !errors.As(err, &why) {
+		t.Fatalf("Find = %T, want a *control.RestartRefusal", err)
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	if why.Bus != "session" || why.PID != bus.PID() || why.StartedByPID != os.Getpid() ||
+		why.StartedBy != strings.TrimSpace(string(comm)) || why.StarterExited || !strings.Contains(why.Reason, "--manage-session-bus") {
+		t.Errorf("refusal = %+v; want the bus pid %d started by this process (pid %d)", why, bus.PID(), os.Getpid())
 	}
 }
 

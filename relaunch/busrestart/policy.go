@@ -11,6 +11,7 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -84,7 +85,7 @@ const reportWithin = 10 * time.Minute
 // ReportFor returns the UpdateReport of rec if rec is the recovery that
 // followed a restart this policy made to finish an update, once: the
 // daemon shows it as one notification when the recovery has ended.
-func (p *Policy) ReportFor(rec relaunch.Recovery) (string, bool) {
+func (p *Policy) ReportFor(rec control.Recovery) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	at, ok := p.restartedAt[rec.Bus]
@@ -328,7 +329,7 @@ func (p *Policy) restart(ctx context.Context, bus string) (err error) {
 		order()
 		return SystemRestart(ctx, addr)
 	}
-	return fmt.Errorf("%w: no restart method for bus %q", ErrCannot, bus)
+	return &control.RestartRefusal{Bus: bus, Reason: fmt.Sprintf("no restart method for bus %q", bus)}
 }
 
 // AskText is the notification that asks to restart an outdated bus.

@@ -13,6 +13,7 @@ import (
 	"busmedic/appdb"
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
 )
@@ -272,14 +273,14 @@ func TestPolicyReportFor(t *testing.T) {
 	n := &notifier{choose: busrestart.ActionRestart, asked: make(chan string, 4)}
 	p := &busrestart.Policy{Settings: settings(busrestart.Ask), Notifier: n, Ordered: r.ordered, Restart: r.restart}
 	before := time.Now().Add(-time.Second)
-	if _, ok := p.ReportFor(relaunch.Recovery{Bus: "session", Started: time.Now()}); ok {
+	if _, ok := p.ReportFor(control.Recovery{Bus: "session", Started: time.Now()}); ok {
 		t.Error("report before any restart")
 	}
 	events, decided := runPolicy(t, p)
 	events <- outdated("session")
 	expectDecided(t, decided, "session restarted")
-	rec := relaunch.Recovery{Bus: "session", Started: time.Now(), Jobs: []relaunch.Job{{Outcome: relaunch.Relaunched}}}
-	for _, other := range []relaunch.Recovery{{Bus: "system", Started: time.Now()}, {Bus: "session", Started: before}} {
+	rec := control.Recovery{Bus: "session", Started: time.Now(), Jobs: []control.Job{{Outcome: control.Relaunched}}}
+	for _, other := range []control.Recovery{{Bus: "system", Started: time.Now()}, {Bus: "session", Started: before}} {
 		if _, ok := p.ReportFor(other); ok {
 			t.Errorf("report for %+v", other)
 		}

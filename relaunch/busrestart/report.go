@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // UpdateReport is the one line shown after the bus was restarted to finish
@@ -14,19 +14,19 @@ import (
 // notified); needing attention are those that failed or hit their restart
 // limit. Apps skipped on purpose (paused, ignored, disabled) or cancelled
 // count in neither; jobs still running are mentioned as such.
-func UpdateReport(r relaunch.Recovery) string {
+func UpdateReport(r control.Recovery) string {
 	recovered, attention, running := 0, 0, 0
 	for _, j := range r.Jobs {
 		switch j.Outcome {
-		case relaunch.Relaunched, relaunch.Reconnected, relaunch.Signalled, relaunch.Hooked, relaunch.Notified:
+		case control.Relaunched, control.Reconnected, control.Signalled, control.Hooked, control.Notified:
 			recovered++
-		case relaunch.Failed:
+		case control.Failed:
 			attention++
-		case relaunch.Skipped:
+		case control.Skipped:
 			if strings.Contains(j.Reason, "limit") {
 				attention++
 			}
-		case relaunch.Pending, relaunch.Running:
+		case control.Pending, control.Running:
 			running++
 		}
 	}

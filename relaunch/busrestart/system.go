@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5"
+
+	"busmedic/relaunch/control"
 )
 
 const (
@@ -30,7 +32,8 @@ const byHand = "as root: systemctl restart dbus, or /etc/init.d/dbus restart; th
 // answer polkit.
 //
 // Without systemd on the system bus, or when the bus daemon is not a unit
-// of its own, the error wraps ErrCannot and says how to restart it by hand.
+// of its own, the error is a *control.RestartRefusal that says how to
+// restart it by hand.
 func SystemRestart(ctx context.Context, systemAddress string) error {
 	conn, err := dbus.Connect(systemAddress, dbus.WithContext(ctx))
 	if err != nil {
@@ -80,24 +83,25 @@ func interactiveCall(dest string, path dbus.ObjectPath, iface, member string, ar
 	}
 }
 
-// systemBusUnit returns the systemd unit of the bus daemon, or an error
-// wrapping ErrCannot when there is no systemd or the daemon has no unit of
-// its own.
+// systemBusUnit returns the systemd unit of the bus daemon, or a
+// *control.RestartRefusal when there is no systemd or the daemon has no
+// unit of its own.
 func systemBusUnit(ctx context.Context, conn *dbus.Conn) (string, error) {
 	var has bool
 	if err := conn.BusObject().CallWithContext(ctx, busDriver+".NameHasOwner", 0, systemdName).Store(&has); err != nil {
 		return "", fmt.Errorf("restart the system bus: %w", err)
 	}
 	if !has {
-		return "", fmt.Errorf("%w: no systemd on the system bus; %s", ErrCannot, byHand)
+		return "", &control.RestartRefusal{Bus: "system", Reason: "no systemd on the system bus; " + byHand}
 	}
 	var pid uint32
 	if err := conn.BusObject().CallWithContext(ctx, busDriver+".GetConnectionUnixProcessID", 0, busDriver).Store(&pid); err != nil {
-		return "", fmt.Errorf("%w: the system bus does not tell its pid (%v); %s", ErrCannot, err, byHand)
+		return "", &control.RestartRefusal{Bus: "system", Reason: fmt.Sprintf("the system bus does not tell its pid (%v); %s", err, byHand)}
 	}
 	var path dbus.ObjectPath
 	if err := conn.Object(systemdName, systemdPath).CallWithContext(ctx, systemdManager+".GetUnitByPID", 0, pid).Store(&path); err != nil {
-		return "", fmt.Errorf("%w: no systemd unit for the bus daemon (pid %d): %v; %s", ErrCannot, pid, err, byHand)
+		return "", &control.RestartRefusal{Bus: "system", PID: int(pid),
+			Reason: fmt.Sprintf("no systemd unit for the bus daemon (pid %d): %v; %s", pid, err, byHand)}
 	}
 	unit := unitFromPath(path)
 	var id dbus.Variant
@@ -107,7 +111,8 @@ func systemBusUnit(ctx context.Context, conn *dbus.Conn) (string, error) {
 		unit = s
 	}
 	if !isBusUnit(unit) {
-		return "", fmt.Errorf("%w: the system bus daemon (pid %d) runs in %s, not in dbus.service; %s", ErrCannot, pid, unit, byHand)
+		return "", &control.RestartRefusal{Bus: "system", PID: int(pid), Unit: unit,
+			Reason: fmt.Sprintf("the system bus daemon (pid %d) runs in %s, not in dbus.service; %s", pid, unit, byHand)}
 	}
 	return unit, nil
 }

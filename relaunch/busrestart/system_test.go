@@ -9,6 +9,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/relaunch/busrestart"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -168,9 +169,9 @@ func TestSystemRestartCannot(t *testing.T) {
 	t.Run("no systemd", func(t *testing.T) {
 		bus := bustest.New(t, bustest.SystemType())
 		err := busrestart.SystemRestart(t.Context(), bus.Address())
-		if !errors.Is(err, busrestart.ErrCannot) || !strings.Contains(err.Error(), "systemctl restart dbus") ||
+		if !errors.Is(err, control.ErrCannotRestart) || !strings.Contains(err.Error(), "systemctl restart dbus") ||
 			!strings.Contains(err.Error(), "/etc/init.d/dbus restart") {
-			t.Errorf("SystemRestart without systemd = %v; want ErrCannot saying how by hand", err)
+			t.Errorf("SystemRestart without systemd = %v; want ErrCannotRestart saying how by hand", err)
 		}
 	})
 	t.Run("daemon not in its own unit", func(t *testing.T) {
@@ -178,8 +179,8 @@ func TestSystemRestartCannot(t *testing.T) {
 		sd := &systemManager{unit: "init.scope"}
 		serveSystemd(t, bus, sd)
 		err := busrestart.SystemRestart(t.Context(), bus.Address())
-		if !errors.Is(err, busrestart.ErrCannot) || !strings.Contains(err.Error(), "init.scope") {
-			t.Errorf("SystemRestart = %v; want ErrCannot naming init.scope", err)
+		if !errors.Is(err, control.ErrCannotRestart) || !strings.Contains(err.Error(), "init.scope") {
+			t.Errorf("SystemRestart = %v; want ErrCannotRestart naming init.scope", err)
 		}
 		select {
 		case c := <-sd.calls:

@@ -8,96 +8,207 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
-	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
-// Client talks to a running daemon. It is safe for concurrent use; requests
-// are answered in turn.
+// Client talks to a running daemon. It is safe for concurrent use, and
+// long-lived clients (the tray, the editor) keep one for their lifetime:
+// it connects when a request needs it and again after the daemon went
+// away and came back.
+//
+// A request takes the connection the last one left, or connects anew
+// when that one is in use (so that a slow relaunch holds up no other
+// request) or missing; a connection the daemon closed meanwhile (it closes
+// those idle for DefaultIdleTimeout) is replaced and the request sent
+// again, since the daemon did not read it. Watch and Follow stream on
+// connections of their own.
 type Client struct {
+	path string
+
 	mu   sync.Mutex
-	conn net.Conn
-	sc   *bufio.Scanner
+	idle *conn // the connection kept between requests, or nil
 }
+
+// conn is one connection to the daemon, used by one request at a time.
+type conn struct {
+	net.Conn
+	sc *bufio.Scanner
+}
+
+// NewClient returns a client of the daemon whose socket is at path. It
+// connects at its first request.
+func NewClient(path string) *Client { return &Client{path: path} }
 
 // Dial connects to the daemon's socket at path. It returns an error wrapping
 // ErrNotRunning if nothing listens there.
 func Dial(ctx context.Context, path string) (*Client, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	c := NewClient(path)
+	cn, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w (no daemon on %s: %v)", ErrNotRunning, path, err)
+		return nil, err
 	}
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(nil, 16<<20)
-	return &Client{conn: conn, sc: sc}, nil
+	c.idle = cn
+	return c, nil
 }
 
-// Close hangs up.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close hangs up the connection kept between requests. The client stays
+// usable: a request after Close connects again.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	cn := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	if cn == nil {
+		return nil
+	}
+	return cn.Close()
+}
+
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (no daemon on %s: %v)", ErrNotRunning, c.path, err)
+	}
+	sc := bufio.NewScanner(nc)
+	sc.Buffer(nil, 16<<20)
+	return &conn{Conn: nc, sc: sc}, nil
+}
+
+// take returns the kept connection, or a new one; reused says which.
+func (c *Client) take(ctx context.Context) (cn *conn, reused bool, err error) {
+	c.mu.Lock()
+	cn, c.idle = c.idle, nil
+	c.mu.Unlock()
+	if cn != nil {
+		return cn, true, nil
+	}
+	cn, err = c.dial(ctx)
+	return cn, false, err
+}
+
+// keep makes cn the connection for the next request, unless one is kept
+// already.
+func (c *Client) keep(cn *conn) {
+	c.mu.Lock()
+	if c.idle == nil {
+		c.idle, cn = cn, nil
+	}
+	c.mu.Unlock()
+	if cn != nil {
+		cn.Close()
+	}
+}
 
 func (c *Client) call(ctx context.Context, req Request) (Response, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
-	defer stop()
 	line, err := encodeLine(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
+	}
+	cn, reused, err := c.take(ctx)
 	if err != nil {
 		return Response{}, err
 	}
-	if _, err := c.conn.Write(line); err != nil {
-		// A server that refused the connection (too many clients) said
-		// why before it closed it; the reason is waiting to be read.
-		if resp, rerr := c.read(); rerr == nil && !resp.OK && resp.Error != "" {
-			return resp, errors.New(resp.Error)
+	resp, err := cn.roundTrip(ctx, line)
+	if reused && errors.Is(err, errUnread) && ctx.Err() == nil {
+		// The daemon closed the kept connection before this request:
+		// send it again on a new one.
+		cn.Close()
+		if cn, err = c.dial(ctx); err != nil {
+			return Response{}, err
+		}
+		resp, err = cn.roundTrip(ctx, line)
+	}
+	switch {
+	case err != nil:
+		cn.Close()
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
 		}
 		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
-	}
-	resp, err := c.read()
-	if err != nil {
-		return Response{}, fmt.Errorf("control %s: %w", req.Op, err)
-	}
-	if !resp.OK {
-		return resp, errors.New(resp.Error)
+	case !resp.OK:
+		// The daemon closes some connections after a failure (a line
+		// too long, too many clients): this one is not worth keeping.
+		cn.Close()
+		return resp, resp.err()
+	case ctx.Err() != nil:
+		// ctx ended as the answer came, and broke the connection.
+		cn.Close()
+	default:
+		c.keep(cn)
 	}
 	return resp, nil
 }
 
-func (c *Client) read() (Response, error) {
-	if !c.sc.Scan() {
-		if err := c.sc.Err(); err != nil {
+// errUnread is a request the daemon did not read: it had closed the
+// connection before, or closed it for want of requests.
+var errUnread = errors.New("connection closed by the daemon before the request")
+
+// roundTrip sends one request line and reads the answer, until ctx is done.
+func (cn *conn) roundTrip(ctx context.Context, line []byte) (Response, error) {
+	stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := cn.Write(line); err != nil {
+		// A write fails once the daemon has closed its end, so the
+		// request went nowhere. The daemon may have said why it closed
+		// (too many clients, idle) before it did: that is waiting to
+		// be read.
+		if resp, rerr := cn.read(); rerr == nil && !resp.OK && !closedIdle(resp) {
+			return resp, nil
+		}
+		return Response{}, fmt.Errorf("%w: %v", errUnread, err)
+	}
+	resp, err := cn.read()
+	if err == nil && closedIdle(resp) {
+		// Closed for idleness just as the request came: not read.
+		return Response{}, errUnread
+	}
+	return resp, err
+}
+
+// closedIdle reports whether resp is the daemon closing a connection that
+// was idle too long.
+func closedIdle(resp Response) bool { return !resp.OK && errorOf(resp.Code) == errIdle }
+
+// errHungUp is a connection the daemon closed without a word.
+var errHungUp = errors.New("daemon hung up")
+
+func (cn *conn) read() (Response, error) {
+	if !cn.sc.Scan() {
+		if err := cn.sc.Err(); err != nil {
 			return Response{}, err
 		}
-		return Response{}, errors.New("daemon hung up")
+		return Response{}, errHungUp
 	}
 	var resp Response
-	if err := json.Unmarshal(c.sc.Bytes(), &resp); err != nil {
+	if err := json.Unmarshal(cn.sc.Bytes(), &resp); err != nil {
 		return Response{}, fmt.Errorf("bad answer: %w", err)
 	}
 	return resp, nil
 }
 
 // Status returns what the daemon knows now.
-func (c *Client) Status(ctx context.Context) (relaunch.Status, error) {
+func (c *Client) Status(ctx context.Context) (Status, error) {
 	resp, err := c.call(ctx, Request{Op: OpStatus})
 	if err != nil || resp.Status == nil {
-		return relaunch.Status{}, errors.Join(err, errIf(resp.Status == nil && err == nil, "no status in answer"))
+		return Status{}, errors.Join(err, errIf(resp.Status == nil && err == nil, "no status in answer"))
 	}
 	return *resp.Status, nil
 }
 
 // History returns the last n recoveries, newest first (n <= 0: all kept).
-func (c *Client) History(ctx context.Context, n int) ([]relaunch.Recovery, error) {
+func (c *Client) History(ctx context.Context, n int) ([]Recovery, error) {
 	resp, err := c.call(ctx, Request{Op: OpHistory, N: n})
 	return resp.History, err
 }
 
 // Relaunch asks the daemon to recover the app (a rule id or a casualty id)
 // now, and returns the job's outcome.
-func (c *Client) Relaunch(ctx context.Context, id string) (relaunch.Job, error) {
+func (c *Client) Relaunch(ctx context.Context, id string) (Job, error) {
 	resp, err := c.call(ctx, Request{Op: OpRelaunch, ID: id})
-	var job relaunch.Job
+	var job Job
 	if resp.Job != nil {
 		job = *resp.Job
 	}
@@ -125,7 +236,7 @@ func (c *Client) Learn(ctx context.Context, casualty string) (string, error) {
 
 // Plan returns what recovery would do if bus ("session" or "system")
 // restarted now.
-func (c *Client) Plan(ctx context.Context, bus string) ([]relaunch.PlannedJob, error) {
+func (c *Client) Plan(ctx context.Context, bus string) ([]PlannedJob, error) {
 	resp, err := c.call(ctx, Request{Op: OpPlan, ID: bus})
 	return resp.Plan, err
 }
@@ -149,37 +260,119 @@ func (c *Client) Resume(ctx context.Context) error {
 }
 
 // Watch sends the status now and at every change to the returned channel,
-// until ctx is done or the daemon goes; then it closes the channel. The
-// client is used up by it: make another for requests.
-func (c *Client) Watch(ctx context.Context) (<-chan relaunch.Status, error) {
-	c.mu.Lock()
-	line, err := encodeLine(Request{Op: OpWatch})
-	if err == nil {
-		_, err = c.conn.Write(line)
-	}
+// until ctx is done or the daemon goes; then it closes the channel. It
+// streams on a connection of its own: the client serves requests
+// meanwhile. Follow, unlike Watch, stays with the daemon through its
+// restarts.
+func (c *Client) Watch(ctx context.Context) (<-chan Status, error) {
+	cn, err := c.watch(ctx)
 	if err != nil {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("control watch: %w", err)
+		return nil, err
 	}
-	out := make(chan relaunch.Status)
+	out := make(chan Status)
 	go func() {
-		defer c.mu.Unlock()
 		defer close(out)
-		stop := context.AfterFunc(ctx, func() { c.conn.Close() })
-		defer stop()
-		for {
-			resp, err := c.read()
-			if err != nil || resp.Status == nil {
-				return
-			}
+		_ = cn.stream(ctx, func(st Status) bool {
 			select {
-			case out <- *resp.Status:
+			case out <- st:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-		}
+		})
 	}()
 	return out, nil
+}
+
+// watch opens a connection that carries the status at every change.
+func (c *Client) watch(ctx context.Context) (*conn, error) {
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	line, err := encodeLine(Request{Op: OpWatch})
+	if err == nil {
+		_, err = cn.Write(line)
+	}
+	if err != nil {
+		cn.Close()
+		return nil, fmt.Errorf("control watch: %w", err)
+	}
+	return cn, nil
+}
+
+// stream passes each status the watch connection brings to each, until
+// each returns false, ctx is done or the stream ends, and closes the
+// connection. It returns why the stream ended: ctx's error, the daemon's
+// refusal (too many clients), or ErrNotRunning when the daemon hung up.
+func (cn *conn) stream(ctx context.Context, each func(Status) bool) error {
+	defer cn.Close()
+	stop := context.AfterFunc(ctx, func() { cn.Close() })
+	defer stop()
+	for {
+		resp, err := cn.read()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, errHungUp):
+			return fmt.Errorf("%w (the daemon hung up)", ErrNotRunning)
+		case err != nil:
+			return fmt.Errorf("control watch: %w", err)
+		case !resp.OK:
+			return resp.err()
+		case resp.Status == nil:
+			return errors.New("control watch: no status in answer")
+		}
+		if !each(*resp.Status) {
+			return ctx.Err()
+		}
+	}
+}
+
+// Follow's pause before it connects again: followRetryMin after a
+// connection that brought a status, doubling while the daemon stays away,
+// up to followRetryMax, which bounds how long a client goes on saying
+// "not running" after the daemon started.
+const (
+	followRetryMin = 100 * time.Millisecond
+	followRetryMax = 2 * time.Second
+)
+
+// Follow reports the daemon's status now and at every change, and stays
+// with the daemon through its restarts, until ctx is done. report gets
+// each status with a nil error, and a nil status with why whenever there
+// is no daemon to follow (errors.Is(err, ErrNotRunning) when none
+// answers), then Follow connects again after a pause (100 ms doubling up
+// to 2 s). report runs on Follow's goroutine, one call at a time; Follow
+// returns once ctx is done.
+func (c *Client) Follow(ctx context.Context, report func(st *Status, err error)) {
+	delay := followRetryMin
+	for {
+		got := false
+		cn, err := c.watch(ctx)
+		if err == nil {
+			err = cn.stream(ctx, func(st Status) bool {
+				got = true
+				report(&st, nil)
+				return ctx.Err() == nil
+			})
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			delay = followRetryMin
+		}
+		report(nil, err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, followRetryMax)
+	}
 }
 
 func errIf(cond bool, msg string) error {

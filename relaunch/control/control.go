@@ -4,6 +4,36 @@
 // are down, which is when it matters most, so it speaks JSON lines over its
 // own socket rather than D-Bus.
 //
+// # The contract
+//
+// This package is the whole contract between the daemon and its clients:
+// the requests and answers (Request, Response), the types they carry
+// (Status, Recovery, Job, PlannedJob and what they hold), and the errors a
+// request can end in. The recovery engine (package relaunch) fills these
+// types in and imports this package; this package never imports the
+// engine, so a client depends on the contract and not on the engine. The
+// types live here rather than in a package of their own: such a package
+// would spare the engine nothing, since the daemon links the server
+// anyway, and every client would import two packages for one contract.
+//
+// The JSON names of Status and Recovery, and of everything in them, are
+// stable: they are also the output of "busmedic status --json" and
+// "busmedic history --json", which scripts read. Golden files in testdata
+// pin them; a field may be added, none renamed or removed.
+//
+// # Errors
+//
+// A request that fails is answered with "ok": false, its message in
+// "error" and, for the failures a client may act on, a code in "code":
+// "unknown-app" (ErrUnknownApp), "cannot-restart" (ErrCannotRestart, with
+// a RestartRefusal in "refusal"), "bad-request" (ErrBadRequest),
+// "too-many-clients" (ErrTooManyClients) and "idle" (the connection was
+// closed unused; the request was not read). The Client turns an answer
+// back into an error that errors.Is matches with these, and errors.As
+// finds the RestartRefusal in.
+//
+// # The socket
+//
 // The socket is 0600 in a 0700 directory and every connection's peer uid is
 // checked, since the API can start programs. A lock file next to it keeps
 // one daemon per user.
@@ -29,7 +59,6 @@ import (
 
 	"github.com/adrg/xdg"
 
-	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
@@ -64,13 +93,19 @@ type Request struct {
 
 // Response is one line the daemon answers.
 type Response struct {
-	OK      bool                      `json:"ok"`
-	Error   string                    `json:"error,omitempty"`
-	Status  *relaunch.Status          `json:"status,omitempty"`
-	History []relaunch.Recovery       `json:"history,omitempty"`
-	Job     *relaunch.Job             `json:"job,omitempty"`
+	OK bool `json:"ok"`
+	// Error is why a request failed, for people; Code says which of the
+	// errors it is (see the package documentation), "" for any other.
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
+	// Refusal is why a bus cannot be restarted, with code
+	// "cannot-restart".
+	Refusal *RestartRefusal           `json:"refusal,omitempty"`
+	Status  *Status                   `json:"status,omitempty"`
+	History []Recovery                `json:"history,omitempty"`
+	Job     *Job                      `json:"job,omitempty"`
 	Rule    string                    `json:"rule,omitempty"`
-	Plan    []relaunch.PlannedJob     `json:"plan,omitempty"`
+	Plan    []PlannedJob              `json:"plan,omitempty"`
 	Peers   map[string][]watcher.Peer `json:"peers,omitempty"`
 }
 

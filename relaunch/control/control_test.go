@@ -3,13 +3,15 @@ package control_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher"
@@ -22,36 +24,41 @@ const deadline = 10 * time.Second
 type backend struct{ *controltest.Daemon }
 
 func newBackend() *backend {
-	return &backend{controltest.NewDaemon(relaunch.Status{
-		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
+	return &backend{controltest.NewDaemon(control.Status{
+		Buses: []control.BusStatus{{Name: "session", Up: true, ID: "abc"}},
 	})}
 }
 
-func (b *backend) History(n int) ([]relaunch.Recovery, error) {
-	return []relaunch.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
+func (b *backend) History(n int) ([]control.Recovery, error) {
+	return []control.Recovery{{Bus: "session", OldID: "a", ID: "b"}}[:min(n, 1)], nil
 }
-func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	if id == "nope" {
-		return relaunch.Job{App: id, Outcome: relaunch.Failed, Reason: "no rule or casualty nope"}, errors.New("no rule or casualty nope")
+		return control.Job{App: id, Outcome: control.Failed, Reason: "no rule or casualty nope"}, fmt.Errorf("relaunch nope: %w", control.ErrUnknownApp)
 	}
-	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 42}, nil
+	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) Reload() error { return nil }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
 	if bus != "session" {
-		return errors.New("cannot restart the " + bus + " bus")
+		return &control.RestartRefusal{Bus: bus, PID: 1, Unit: "init.scope", Reason: "the system bus daemon (pid 1) runs in init.scope"}
 	}
 	return nil
 }
-func (b *backend) Learn(id string) (string, error) { return "rule-" + id, nil }
-func (b *backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
-	return []relaunch.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
+func (b *backend) Learn(id string) (string, error) {
+	if id == "broken" {
+		return "", errors.New("rules file: permission denied")
+	}
+	return "rule-" + id, nil
+}
+func (b *backend) DryRun(bus string) ([]control.PlannedJob, error) {
+	return []control.PlannedJob{{App: "dunst", Bus: bus, Command: []string{"dunst"}}}, nil
 }
 func (b *backend) Peers() map[string][]watcher.Peer {
 	return map[string][]watcher.Peer{"session": {{UniqueName: ":1.1", PID: 7, Names: []string{"org.example.A"}}}}
 }
-func (b *backend) Pause()  { b.Set(func(s *relaunch.Status) { s.Paused = true }) }
-func (b *backend) Resume() { b.Set(func(s *relaunch.Status) { s.Paused = false }) }
+func (b *backend) Pause()  { b.Set(func(s *control.Status) { s.Paused = true }) }
+func (b *backend) Resume() { b.Set(func(s *control.Status) { s.Paused = false }) }
 
 // serve starts a control server on a temporary socket for the test.
 func serve(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
@@ -79,7 +86,7 @@ func TestRequests(t *testing.T) {
 	if h, err := c.History(ctx, 5); err != nil || len(h) != 1 || h[0].ID != "b" {
 		t.Errorf("History = %+v, %v", h, err)
 	}
-	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != relaunch.Relaunched || job.PID != 42 {
+	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != control.Relaunched || job.PID != 42 {
 		t.Errorf("Relaunch = %+v, %v", job, err)
 	}
 	if job, err := c.Relaunch(ctx, "nope"); err == nil || job.Reason == "" {
@@ -117,6 +124,52 @@ func TestRequests(t *testing.T) {
 	}
 }
 
+// TestErrors checks that an error crosses the socket as what it is:
+// errors.Is and errors.As find on the client what the daemon had, and the
+// message is the daemon's.
+func TestErrors(t *testing.T) {
+	c := dial(t, serve(t, newBackend()))
+	ctx := t.Context()
+
+	_, err := c.Relaunch(ctx, "nope")
+	if !errors.Is(err, control.ErrUnknownApp) || err.Error() != "relaunch nope: no such app or casualty" {
+		t.Errorf("Relaunch(nope) = %v; want ErrUnknownApp with the daemon's message", err)
+	}
+	err = c.RestartBus(ctx, "system")
+	var why *control.RestartRefusal
+	if !errors.Is(err, control.ErrCannotRestart) || !errors.As(err, &why) {
+		t.Fatalf("RestartBus(system) = %v; want ErrCannotRestart and the refusal", err)
+	}
+	if *why != (control.RestartRefusal{Bus: "system", PID: 1, Unit: "init.scope", Reason: "the system bus daemon (pid 1) runs in init.scope"}) ||
+		err.Error() != "cannot restart the bus: the system bus daemon (pid 1) runs in init.scope" {
+		t.Errorf("refusal %+v, message %q", why, err)
+	}
+	for name, err := range map[string]error{
+		"no such bus":  c.RestartBus(ctx, "mars"),
+		"no app id":    func() error { _, err := c.Relaunch(ctx, ""); return err }(),
+		"plan of mars": func() error { _, err := c.Plan(ctx, "mars"); return err }(),
+	} {
+		if !errors.Is(err, control.ErrBadRequest) {
+			t.Errorf("%s: %v; want ErrBadRequest", name, err)
+		}
+	}
+	// A failure with no code of its own is an error all the same, and
+	// none of the above.
+	_, err = c.Learn(ctx, "broken")
+	if err == nil || err.Error() != "rules file: permission denied" {
+		t.Errorf("Learn(broken) = %v; want the daemon's error", err)
+	}
+	for _, kind := range []error{control.ErrUnknownApp, control.ErrCannotRestart, control.ErrBadRequest, control.ErrTooManyClients, control.ErrNotRunning} {
+		if errors.Is(err, kind) {
+			t.Errorf("Learn(broken) = %v matches %v", err, kind)
+		}
+	}
+	// The connection serves on after failed requests.
+	if _, err := c.Status(ctx); err != nil {
+		t.Errorf("Status after the failures: %v", err)
+	}
+}
+
 func TestWatch(t *testing.T) {
 	b := newBackend()
 	path := serve(t, b)
@@ -126,7 +179,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() relaunch.Status {
+	next := func() control.Status {
 		t.Helper()
 		select {
 		case st, ok := <-updates:
@@ -137,7 +190,7 @@ func TestWatch(t *testing.T) {
 		case <-time.After(deadline):
 			t.Fatal("no status update")
 		}
-		return relaunch.Status{}
+		return control.Status{}
 	}
 	if st := next(); st.Paused {
 		t.Fatal("first status paused")
@@ -187,4 +240,191 @@ func TestStaleSocket(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// slowBackend holds every relaunch until the test lets it go.
+type slowBackend struct {
+	*backend
+	started, release chan struct{}
+}
+
+func (b slowBackend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
+	b.started <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return b.backend.RelaunchNow(ctx, id)
+}
+
+// TestRequestsMeanwhile checks that one client serves a request while
+// another of its requests, or its watch, is under way.
+func TestRequestsMeanwhile(t *testing.T) {
+	b := slowBackend{newBackend(), make(chan struct{}), make(chan struct{})}
+	c := dial(t, serve(t, b))
+	ctx := t.Context()
+
+	updates, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := <-updates; st.Paused {
+		t.Fatal("paused at first")
+	}
+	relaunched := make(chan error, 1)
+	go func() {
+		_, err := c.Relaunch(ctx, "dunst")
+		relaunched <- err
+	}()
+	<-b.started
+	if err := c.Pause(ctx); err != nil {
+		t.Fatalf("Pause during a relaunch and a watch: %v", err)
+	}
+	for st := range updates {
+		if st.Paused {
+			break
+		}
+	}
+	close(b.release)
+	if err := <-relaunched; err != nil {
+		t.Errorf("Relaunch: %v", err)
+	}
+}
+
+// TestKeptConnection checks that a client whose kept connection the
+// daemon closed, for idleness or because it restarted, sends its next
+// request again on a new one.
+func TestKeptConnection(t *testing.T) {
+	t.Run("closed idle", func(t *testing.T) {
+		srv, _ := listen(t, newBackend(), control.Limits{IdleTimeout: 100 * time.Millisecond})
+		c := dial(t, srv.Path())
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// A connection made after the client's last request is closed
+		// for idleness; the client's, idle for longer, is closed too.
+		if msg := rawDial(t, srv.Path()).closedAfter(t); !strings.Contains(msg, "no request for") {
+			t.Fatalf("idle connection told %q", msg)
+		}
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Errorf("Status after the daemon closed the idle connection: %v", err)
+		}
+	})
+	t.Run("daemon restarted", func(t *testing.T) {
+		path := filepath.Join(shortTempDir(t), "control.sock")
+		stop := serveAt(t, path, newBackend())
+		c := control.NewClient(path)
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if _, err := c.Status(t.Context()); !errors.Is(err, control.ErrNotRunning) {
+			t.Errorf("Status with the daemon gone = %v, want ErrNotRunning", err)
+		}
+		serveAt(t, path, newBackend())
+		if _, err := c.Status(t.Context()); err != nil {
+			t.Errorf("Status from the new daemon: %v", err)
+		}
+	})
+}
+
+// TestFollow follows a daemon that starts late, stops and starts again.
+func TestFollow(t *testing.T) {
+	path := filepath.Join(shortTempDir(t), "control.sock")
+	type report struct {
+		st  *control.Status
+		err error
+	}
+	reports := make(chan report)
+	ctx, cancel := context.WithCancel(t.Context())
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		control.NewClient(path).Follow(ctx, func(st *control.Status, err error) {
+			select {
+			case reports <- report{st, err}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	next := func(want string) report {
+		t.Helper()
+		select {
+		case r := <-reports:
+			return r
+		case <-time.After(deadline):
+			t.Fatalf("no report of %s", want)
+		}
+		return report{}
+	}
+	// awaitStatus skips the reports of the daemon not running, which
+	// repeat until it answers.
+	awaitStatus := func() *control.Status {
+		t.Helper()
+		for {
+			r := next("a status")
+			if r.st != nil && r.err == nil {
+				return r.st
+			}
+			if !errors.Is(r.err, control.ErrNotRunning) {
+				t.Fatalf("report %+v, want a status or ErrNotRunning", r)
+			}
+		}
+	}
+
+	if r := next("no daemon"); r.st != nil || !errors.Is(r.err, control.ErrNotRunning) {
+		t.Fatalf("first report with no daemon: %+v, want ErrNotRunning", r)
+	}
+	stop := serveAt(t, path, newBackend())
+	awaitStatus()
+	stop()
+	if r := next("the daemon gone"); r.st != nil || !errors.Is(r.err, control.ErrNotRunning) {
+		t.Fatalf("report with the daemon gone: %+v, want ErrNotRunning", r)
+	}
+	b := newBackend()
+	b.Pause()
+	serveAt(t, path, b)
+	if st := awaitStatus(); !st.Paused {
+		t.Error("status not from the new daemon")
+	}
+	cancel()
+	select {
+	case <-followed:
+	case <-time.After(deadline):
+		t.Fatal("Follow did not return when its context ended")
+	}
+}
+
+// shortTempDir is a temporary directory with a path short enough for a
+// socket (at most 107 bytes), which t.TempDir is not with long test names.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serveAt serves b on a control socket at path until stop is called or
+// the test ends; stop returns once the server is gone.
+func serveAt(t *testing.T, path string, b control.Backend) (stop func()) {
+	t.Helper()
+	srv, err := control.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, b) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return stop
 }

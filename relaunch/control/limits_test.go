@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
@@ -177,7 +176,7 @@ func TestTooManyIdleClients(t *testing.T) {
 		}
 	}
 	// A client's request in the meantime is refused with the reason.
-	if _, err := dial(t, srv.Path()).Status(t.Context()); err == nil || !strings.Contains(err.Error(), "too many control clients") {
+	if _, err := dial(t, srv.Path()).Status(t.Context()); !errors.Is(err, control.ErrTooManyClients) || !strings.Contains(err.Error(), "too many control clients") {
 		t.Errorf("Status over the cap = %v, want the refusal", err)
 	}
 	// The idle clients are closed in time, which makes room.
@@ -201,7 +200,7 @@ func TestWatchIsNotIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() (relaunch.Status, bool) {
+	next := func() (control.Status, bool) {
 		t.Helper()
 		select {
 		case st, ok := <-updates:
@@ -209,7 +208,7 @@ func TestWatchIsNotIdle(t *testing.T) {
 		case <-time.After(deadline):
 			t.Fatal("no status update")
 		}
-		return relaunch.Status{}, false
+		return control.Status{}, false
 	}
 	if _, ok := next(); !ok {
 		t.Fatal("watch ended at once")
@@ -250,7 +249,7 @@ func TestLongRequestLine(t *testing.T) {
 		t.Errorf("a request of %d bytes: told %q, want that it is too long", control.DefaultMaxLine+1, msg)
 	}
 	// A line that never ends is cut short the same way, through the client.
-	if _, err := dial(t, srv.Path()).Relaunch(t.Context(), strings.Repeat("x", 4*control.DefaultMaxLine)); err == nil || !strings.Contains(err.Error(), "longer than") {
+	if _, err := dial(t, srv.Path()).Relaunch(t.Context(), strings.Repeat("x", 4*control.DefaultMaxLine)); !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("Relaunch with a huge id = %v, want the line refused", err)
 	}
 	if _, err := dial(t, srv.Path()).Status(t.Context()); err != nil {

@@ -16,21 +16,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
 // Backend is what the server serves: the recovery engine, with the rules
 // reload wired in.
 type Backend interface {
-	Status() relaunch.Status
-	History(n int) ([]relaunch.Recovery, error)
-	RelaunchNow(ctx context.Context, id string) (relaunch.Job, error)
+	Status() Status
+	History(n int) ([]Recovery, error)
+	RelaunchNow(ctx context.Context, id string) (Job, error)
 	Reload() error
 	RestartBus(ctx context.Context, bus string) error
 	Learn(casualty string) (rule string, err error)
 	// DryRun returns what recovery would do if bus restarted now.
-	DryRun(bus string) ([]relaunch.PlannedJob, error)
+	DryRun(bus string) ([]PlannedJob, error)
 	// Peers returns who is on each bus now, by bus name.
 	Peers() map[string][]watcher.Peer
 	Pause()
@@ -243,7 +242,7 @@ func (s *Server) refuse(conn *net.UnixConn) {
 	if uid, err := peerUID(conn); err != nil || uid != os.Getuid() {
 		return
 	}
-	s.send(conn, Response{Error: fmt.Sprintf("busmedic has too many control clients (%d); try again later", s.maxClients)})
+	s.send(conn, failure(coded(ErrTooManyClients, "busmedic has too many control clients (%d); try again later", s.maxClients)))
 }
 
 func (s *Server) fanOut(ctx context.Context, changed <-chan struct{}) {
@@ -318,10 +317,10 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, b Backend) {
 		line, err := readLine(r, s.maxLine)
 		switch {
 		case errors.Is(err, errLineTooLong):
-			s.send(conn, Response{Error: fmt.Sprintf("bad request: line longer than %d bytes", s.maxLine)})
+			s.send(conn, failure(fmt.Errorf("%w: line longer than %d bytes", ErrBadRequest, s.maxLine)))
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.send(conn, Response{Error: fmt.Sprintf("closed: no request for %s", s.idleTimeout)})
+			s.send(conn, failure(coded(errIdle, "closed: no request for %s", s.idleTimeout)))
 			return
 		case err != nil:
 			return
@@ -329,7 +328,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, b Backend) {
 		var req Request
 		var resp Response
 		if err := json.Unmarshal(line, &req); err != nil {
-			resp = Response{Error: fmt.Sprintf("bad request: %v", err)}
+			resp = failure(fmt.Errorf("%w: %v", ErrBadRequest, err))
 		} else if req.Op == OpWatch {
 			s.watch(ctx, conn, b)
 			return
@@ -350,38 +349,46 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 	case OpHistory:
 		h, err := b.History(req.N)
 		if err != nil {
-			return Response{Error: err.Error()}
+			return failure(err)
 		}
 		return Response{OK: true, History: h}
 	case OpRelaunch:
 		if req.ID == "" {
-			return Response{Error: "relaunch: no app id"}
+			return failure(coded(ErrBadRequest, "relaunch: no app id"))
 		}
 		job, err := b.RelaunchNow(ctx, req.ID)
 		if err != nil {
-			return Response{Error: err.Error(), Job: &job}
+			resp := failure(err)
+			resp.Job = &job
+			return resp
 		}
 		return Response{OK: true, Job: &job}
 	case OpReload:
 		if err := b.Reload(); err != nil {
-			return Response{Error: err.Error()}
+			return failure(err)
 		}
 		return Response{OK: true}
 	case OpRestartBus:
+		if err := checkBus(req.ID); err != nil {
+			return failure(err)
+		}
 		if err := b.RestartBus(ctx, req.ID); err != nil {
-			return Response{Error: err.Error()}
+			return failure(err)
 		}
 		return Response{OK: true}
 	case OpLearn:
 		rule, err := b.Learn(req.ID)
 		if err != nil {
-			return Response{Error: err.Error()}
+			return failure(err)
 		}
 		return Response{OK: true, Rule: rule}
 	case OpPlan:
+		if err := checkBus(req.ID); err != nil {
+			return failure(err)
+		}
 		plan, err := b.DryRun(req.ID)
 		if err != nil {
-			return Response{Error: err.Error()}
+			return failure(err)
 		}
 		return Response{OK: true, Plan: plan}
 	case OpPeers:
@@ -393,7 +400,15 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 		b.Resume()
 		return Response{OK: true}
 	}
-	return Response{Error: fmt.Sprintf("unknown operation %q", req.Op)}
+	return failure(coded(ErrBadRequest, "unknown operation %q", req.Op))
+}
+
+// checkBus refuses a bus name other than the two the daemon watches.
+func checkBus(bus string) error {
+	if bus != "session" && bus != "system" {
+		return coded(ErrBadRequest, "no bus %q (want session or system)", bus)
+	}
+	return nil
 }
 
 // watch sends the status now and after every change until the client goes.

@@ -10,7 +10,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 // connected is a fixture with a stand-in daemon, once the editor has its
@@ -94,8 +94,8 @@ func TestHistoryTab(t *testing.T) {
 
 	// A new recovery reloads the open History tab.
 	before := b.historyCalls()
-	b.Set(func(s *relaunch.Status) {
-		s.LastRecovery = &relaunch.Recovery{Bus: "session", ID: "new", Started: time.Now()}
+	b.Set(func(s *control.Status) {
+		s.LastRecovery = &control.Recovery{Bus: "session", ID: "new", Started: time.Now()}
 	})
 	f.q.waitFor(t, "the history to reload", func() bool { return b.historyCalls() > before })
 }

@@ -19,7 +19,6 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -60,7 +59,7 @@ type Editor struct {
 	errs     Problems
 	loading  bool // the form is being filled: ignore its change callbacks
 
-	status    *relaunch.Status // nil while the daemon is not running
+	status    *control.Status // nil while the daemon is not running
 	daemonErr error
 	desktops  map[string]desktopInfo
 	icons     map[string]fyne.Resource
@@ -119,7 +118,7 @@ func New(ctx context.Context, app fyne.App, opts Options) *Editor {
 	if e.post == nil {
 		e.post = fyne.Do
 	}
-	e.link = daemonLink{path: opts.ControlPath, log: e.log}
+	e.link = daemonLink{client: control.NewClient(opts.ControlPath), log: e.log}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	e.win = app.NewWindow("busmedic rules")
 	e.build()
@@ -130,7 +129,7 @@ func New(ctx context.Context, app fyne.App, opts Options) *Editor {
 	e.showFileProblems()
 
 	e.wg.Go(func() {
-		e.link.follow(e.ctx, func(st *relaunch.Status, err error) {
+		e.link.follow(e.ctx, func(st *control.Status, err error) {
 			e.post(func() { e.setStatus(st, err) })
 		})
 	})
@@ -152,6 +151,7 @@ func (e *Editor) Window() fyne.Window { return e.win }
 func (e *Editor) stop() {
 	e.cancel()
 	e.wg.Wait()
+	e.link.client.Close()
 }
 
 func (e *Editor) build() {
@@ -673,7 +673,7 @@ func (e *Editor) showFileProblems() {
 }
 
 // setStatus takes a status from the daemon, or nil with why there is none.
-func (e *Editor) setStatus(st *relaunch.Status, err error) {
+func (e *Editor) setStatus(st *control.Status, err error) {
 	newRecovery := st != nil && st.LastRecovery != nil &&
 		(e.status == nil || e.status.LastRecovery == nil || !recoveryEqual(*e.status.LastRecovery, *st.LastRecovery))
 	e.status, e.daemonErr = st, err
@@ -700,7 +700,7 @@ func (e *Editor) setStatus(st *relaunch.Status, err error) {
 
 // recoveryEqual tells whether two snapshots are of the same recovery in
 // the same state, so that History reloads only when one starts or ends.
-func recoveryEqual(a, b relaunch.Recovery) bool {
+func recoveryEqual(a, b control.Recovery) bool {
 	return a.Bus == b.Bus && a.ID == b.ID && a.Started.Equal(b.Started) && a.Ended.Equal(b.Ended) && len(a.Jobs) == len(b.Jobs)
 }
 

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"busmedic/appdb"
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
 // StateText says in a few words what the daemon knows of an app: running
 // or not, and how its last recovery ended.
-func StateText(a *relaunch.AppStatus) string {
+func StateText(a *control.AppStatus) string {
 	if a == nil {
 		return ""
 	}
@@ -36,7 +36,7 @@ func StateText(a *relaunch.AppStatus) string {
 }
 
 // JobText says how one job went, such as "relaunched in 340ms (pid 1234)".
-func JobText(j relaunch.Job) string {
+func JobText(j control.Job) string {
 	var b strings.Builder
 	b.WriteString(string(j.Outcome))
 	if j.Took > 0 {
@@ -78,9 +78,9 @@ type HistoryEntry struct {
 }
 
 // HistoryText turns recoveries into entries, newest first.
-func HistoryText(recs []relaunch.Recovery) []HistoryEntry {
+func HistoryText(recs []control.Recovery) []HistoryEntry {
 	recs = slices.Clone(recs)
-	slices.SortStableFunc(recs, func(a, b relaunch.Recovery) int { return b.Started.Compare(a.Started) })
+	slices.SortStableFunc(recs, func(a, b control.Recovery) int { return b.Started.Compare(a.Started) })
 	out := make([]HistoryEntry, 0, len(recs))
 	for _, r := range recs {
 		title := fmt.Sprintf("%s  %s bus restarted", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus)
@@ -109,7 +109,7 @@ func HistoryText(recs []relaunch.Recovery) []HistoryEntry {
 
 // PlanText says what recovery would do for the app id if a bus of the
 // rule restarted now, from the daemon's dry runs by bus.
-func PlanText(id string, plans map[string][]relaunch.PlannedJob) string {
+func PlanText(id string, plans map[string][]control.PlannedJob) string {
 	var b strings.Builder
 	for _, bus := range slices.Sorted(maps.Keys(plans)) {
 		for _, j := range plans[bus] {

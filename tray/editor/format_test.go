@@ -6,23 +6,23 @@ import (
 	"time"
 
 	"busmedic/appdb"
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
 func TestStateText(t *testing.T) {
 	tests := []struct {
 		name string
-		in   *relaunch.AppStatus
+		in   *control.AppStatus
 		want string
 	}{
 		{"unknown", nil, ""},
-		{"running", &relaunch.AppStatus{Enabled: true, Running: true, PIDs: []int{1, 2}}, "running (pid 1, 2)"},
-		{"down", &relaunch.AppStatus{Enabled: true}, "not running"},
-		{"disabled", &relaunch.AppStatus{Running: true}, "disabled"},
-		{"failed", &relaunch.AppStatus{Enabled: true, Last: &relaunch.Job{Outcome: relaunch.Failed, Reason: "exec: not found"}},
+		{"running", &control.AppStatus{Enabled: true, Running: true, PIDs: []int{1, 2}}, "running (pid 1, 2)"},
+		{"down", &control.AppStatus{Enabled: true}, "not running"},
+		{"disabled", &control.AppStatus{Running: true}, "disabled"},
+		{"failed", &control.AppStatus{Enabled: true, Last: &control.Job{Outcome: control.Failed, Reason: "exec: not found"}},
 			"not running · last: failed: exec: not found"},
-		{"slow", &relaunch.AppStatus{Enabled: true, Running: true, Last: &relaunch.Job{Outcome: relaunch.Relaunched, Took: 1234567 * time.Microsecond, PID: 9}},
+		{"slow", &control.AppStatus{Enabled: true, Running: true, Last: &control.Job{Outcome: control.Relaunched, Took: 1234567 * time.Microsecond, PID: 9}},
 			"running · last: relaunched in 1.2s (pid 9)"},
 	}
 	for _, tt := range tests {
@@ -42,17 +42,17 @@ func TestPlanText(t *testing.T) {
 	tests := []struct {
 		name  string
 		id    string
-		plans map[string][]relaunch.PlannedJob
+		plans map[string][]control.PlannedJob
 		want  []string
 	}{
-		{"not on the bus", "panel", map[string][]relaunch.PlannedJob{"session": nil}, []string{"No process of this app"}},
-		{"signal", "panel", map[string][]relaunch.PlannedJob{"session": {{App: "panel", Rule: sig, Peers: []watcher.Peer{{PID: 5}}}}},
+		{"not on the bus", "panel", map[string][]control.PlannedJob{"session": nil}, []string{"No process of this app"}},
+		{"signal", "panel", map[string][]control.PlannedJob{"session": {{App: "panel", Rule: sig, Peers: []watcher.Peer{{PID: 5}}}}},
 			[]string{"session bus restarted now", "matches pid 5", "after 2s", "send it SIGHUP"}},
-		{"hook on system", "tray", map[string][]relaunch.PlannedJob{"system": {{App: "tray", Rule: hook}}},
+		{"hook on system", "tray", map[string][]control.PlannedJob{"system": {{App: "tray", Rule: hook}}},
 			[]string{"system bus", "run /usr/bin/tray --restart"}},
-		{"skipped", "panel", map[string][]relaunch.PlannedJob{"session": {{App: "panel", Rule: sig, Skip: "paused"}}},
+		{"skipped", "panel", map[string][]control.PlannedJob{"session": {{App: "panel", Rule: sig, Skip: "paused"}}},
 			[]string{"would skip it: paused"}},
-		{"other apps only", "panel", map[string][]relaunch.PlannedJob{"session": {{App: "dunst"}}}, []string{"No process"}},
+		{"other apps only", "panel", map[string][]control.PlannedJob{"session": {{App: "dunst"}}}, []string{"No process"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

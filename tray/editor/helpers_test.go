@@ -12,7 +12,6 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"busmedic/appdb"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher"
@@ -173,48 +172,48 @@ type backend struct {
 }
 
 func newBackend() *backend {
-	return &backend{Daemon: controltest.NewDaemon(relaunch.Status{
-		Buses: []relaunch.BusStatus{{Name: "session", Up: true, ID: "abc"}},
-		Apps: []relaunch.AppStatus{{ID: "dunst", Name: "Dunst", Bus: "session", Action: "relaunch", Enabled: true,
+	return &backend{Daemon: controltest.NewDaemon(control.Status{
+		Buses: []control.BusStatus{{Name: "session", Up: true, ID: "abc"}},
+		Apps: []control.AppStatus{{ID: "dunst", Name: "Dunst", Bus: "session", Action: "relaunch", Enabled: true,
 			Running: true, PIDs: []int{4242},
-			Last: &relaunch.Job{App: "dunst", Outcome: relaunch.Relaunched, Took: 340 * time.Millisecond, PID: 4242}}},
-		Casualties: []relaunch.Casualty{{ID: "c1", Bus: "session", At: time.Now(), Peer: watcher.Peer{
+			Last: &control.Job{App: "dunst", Outcome: control.Relaunched, Took: 340 * time.Millisecond, PID: 4242}}},
+		Casualties: []control.Casualty{{ID: "c1", Bus: "session", At: time.Now(), Peer: watcher.Peer{
 			UniqueName: ":1.9", PID: 99, UID: os.Getuid(), Exe: "/usr/bin/blueman-applet",
 			Argv: []string{"/usr/bin/blueman-applet"}, Names: []string{"org.blueman.Applet"}, Cwd: "/"}}},
 	})}
 }
 
-func (b *backend) History(n int) ([]relaunch.Recovery, error) {
+func (b *backend) History(n int) ([]control.Recovery, error) {
 	b.mu.Lock()
 	b.history++
 	b.mu.Unlock()
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	return []relaunch.Recovery{
+	return []control.Recovery{
 		{Bus: "session", OldID: "a", ID: "b", Downtime: 1200 * time.Millisecond, Started: t0, Ended: t0.Add(2 * time.Second),
-			Jobs: []relaunch.Job{{App: "dunst", Action: "relaunch", Outcome: relaunch.Relaunched, PID: 7, Took: 800 * time.Millisecond}}},
+			Jobs: []control.Job{{App: "dunst", Action: "relaunch", Outcome: control.Relaunched, PID: 7, Took: 800 * time.Millisecond}}},
 		{Bus: "system", OldID: "b", ID: "c", Started: t0.Add(time.Hour), Ended: t0.Add(time.Hour + time.Second),
-			Jobs: []relaunch.Job{{App: "panel", Action: "signal", Outcome: relaunch.Failed, Reason: "no such process"}}},
+			Jobs: []control.Job{{App: "panel", Action: "signal", Outcome: control.Failed, Reason: "no such process"}}},
 	}, nil
 }
 
-func (b *backend) RelaunchNow(ctx context.Context, id string) (relaunch.Job, error) {
+func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	b.mu.Lock()
 	b.asked = append(b.asked, id)
 	b.mu.Unlock()
-	return relaunch.Job{App: id, Outcome: relaunch.Relaunched, PID: 4343, Took: 250 * time.Millisecond}, nil
+	return control.Job{App: id, Outcome: control.Relaunched, PID: 4343, Took: 250 * time.Millisecond}, nil
 }
 
 func (b *backend) Reload() error                                    { return nil }
 func (b *backend) RestartBus(ctx context.Context, bus string) error { return nil }
 func (b *backend) Learn(id string) (string, error)                  { return "rule-" + id, nil }
 
-func (b *backend) DryRun(bus string) ([]relaunch.PlannedJob, error) {
+func (b *backend) DryRun(bus string) ([]control.PlannedJob, error) {
 	if bus != "session" {
 		return nil, nil
 	}
 	r := appdb.NewRule("dunst")
 	r.Grace = time.Second
-	return []relaunch.PlannedJob{{App: "dunst", Bus: bus, Rule: r, Peers: []watcher.Peer{{PID: 4242}},
+	return []control.PlannedJob{{App: "dunst", Bus: bus, Rule: r, Peers: []watcher.Peer{{PID: 4242}},
 		Command: []string{"/usr/bin/dunst", "-verbosity", "crit"}, Dir: "/home/ada"}}, nil
 }
 

@@ -7,7 +7,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"busmedic/appdb"
-	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -117,7 +117,7 @@ func TestOfferNotNow(t *testing.T) {
 
 	// A new status refreshes the offers: dunst stays hidden.
 	before := b.peersCalls()
-	b.Set(func(s *relaunch.Status) { s.Apps = nil })
+	b.Set(func(s *control.Status) { s.Apps = nil })
 	f.q.waitFor(t, "a refresh of the offers", func() bool { return b.peersCalls() > before && !ed.offersBusy })
 	if len(ed.offerRows) != 0 {
 		t.Errorf("offers after a refresh: %v", offered(ed))

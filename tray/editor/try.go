@@ -11,7 +11,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"busmedic/appdb"
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -54,8 +53,8 @@ func (e *Editor) showPlan() {
 		}
 	}
 	e.showTry("Asking busmedic…", widget.MediumImportance)
-	background(e, func(ctx context.Context) (map[string][]relaunch.PlannedJob, error) {
-		plans := map[string][]relaunch.PlannedJob{}
+	background(e, func(ctx context.Context) (map[string][]control.PlannedJob, error) {
+		plans := map[string][]control.PlannedJob{}
 		err := e.link.call(ctx, requestTimeout, func(ctx context.Context, c *control.Client) error {
 			for _, b := range buses {
 				p, err := c.Plan(ctx, b)
@@ -67,7 +66,7 @@ func (e *Editor) showPlan() {
 			return nil
 		})
 		return plans, err
-	}, func(plans map[string][]relaunch.PlannedJob, err error) {
+	}, func(plans map[string][]control.PlannedJob, err error) {
 		if err != nil {
 			e.showTry("No plan: "+err.Error(), widget.DangerImportance)
 			return
@@ -88,20 +87,20 @@ func (e *Editor) relaunchNow() {
 	}
 	e.relaunchBtn.Disable()
 	e.showTry(fmt.Sprintf("Relaunching %s…", id), widget.MediumImportance)
-	background(e, func(ctx context.Context) (relaunch.Job, error) {
-		var job relaunch.Job
+	background(e, func(ctx context.Context) (control.Job, error) {
+		var job control.Job
 		err := e.link.call(ctx, relaunchTimeout, func(ctx context.Context, c *control.Client) error {
 			var err error
 			job, err = c.Relaunch(ctx, id)
 			return err
 		})
 		return job, err
-	}, func(job relaunch.Job, err error) {
+	}, func(job control.Job, err error) {
 		e.updateButtons()
 		switch {
 		case err != nil && job.Outcome == "":
 			e.showTry(fmt.Sprintf("Relaunch of %s failed: %v", id, err), widget.DangerImportance)
-		case job.Outcome == relaunch.Failed || err != nil:
+		case job.Outcome == control.Failed || err != nil:
 			e.showTry(fmt.Sprintf("%s: %s", id, JobText(job)), widget.DangerImportance)
 		default:
 			e.showTry(fmt.Sprintf("%s: %s", id, JobText(job)), widget.SuccessImportance)
@@ -116,8 +115,8 @@ func (e *Editor) loadHistory() {
 		return
 	}
 	e.historyNote.SetText("Loading…")
-	background(e, func(ctx context.Context) ([]relaunch.Recovery, error) {
-		var recs []relaunch.Recovery
+	background(e, func(ctx context.Context) ([]control.Recovery, error) {
+		var recs []control.Recovery
 		err := e.link.call(ctx, requestTimeout, func(ctx context.Context, c *control.Client) error {
 			var err error
 			recs, err = c.History(ctx, 50)
@@ -127,7 +126,7 @@ func (e *Editor) loadHistory() {
 	}, e.showHistory)
 }
 
-func (e *Editor) showHistory(recs []relaunch.Recovery, err error) {
+func (e *Editor) showHistory(recs []control.Recovery, err error) {
 	if err != nil {
 		e.historyNote.SetText("No history: " + err.Error())
 		return
@@ -146,7 +145,7 @@ func (e *Editor) showHistory(recs []relaunch.Recovery, err error) {
 		for _, j := range h.Jobs {
 			l := widget.NewLabel("    " + j)
 			l.Wrapping = fyne.TextWrapWord
-			if strings.Contains(j, string(relaunch.Failed)) {
+			if strings.Contains(j, string(control.Failed)) {
 				l.Importance = widget.DangerImportance
 			}
 			objs = append(objs, l)

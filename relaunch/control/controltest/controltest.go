@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
@@ -24,24 +23,24 @@ type Daemon struct {
 	control.Backend
 
 	mu      sync.Mutex
-	status  relaunch.Status
+	status  control.Status
 	changed chan struct{}
 }
 
 // NewDaemon returns a Daemon whose status is st.
-func NewDaemon(st relaunch.Status) *Daemon {
+func NewDaemon(st control.Status) *Daemon {
 	return &Daemon{status: st, changed: make(chan struct{}, 1)}
 }
 
 // Status returns the status as last set.
-func (d *Daemon) Status() relaunch.Status {
+func (d *Daemon) Status() control.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.status
 }
 
 // Set changes the status with f and tells the clients that watch it.
-func (d *Daemon) Set(f func(*relaunch.Status)) {
+func (d *Daemon) Set(f func(*control.Status)) {
 	d.mu.Lock()
 	f(&d.status)
 	d.mu.Unlock()

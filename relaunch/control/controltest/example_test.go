@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 )
@@ -13,7 +12,7 @@ import (
 // A stand-in daemon that answers status requests, for a client under test.
 func ExampleServe() {
 	t := &testing.T{} // the test's own t
-	daemon := controltest.NewDaemon(relaunch.Status{Buses: []relaunch.BusStatus{{Name: "session", Up: true}}})
+	daemon := controltest.NewDaemon(control.Status{Buses: []control.BusStatus{{Name: "session", Up: true}}})
 	socket := controltest.Serve(t, daemon)
 	c, err := control.Dial(context.Background(), socket)
 	if err != nil {

@@ -1,0 +1,81 @@
+package control_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"busmedic/relaunch/control"
+	"busmedic/watcher"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden JSON files in testdata")
+
+// The JSON of Status and Recovery is also the output of "busmedic status
+// --json" and "busmedic history --json", which scripts read: these golden
+// files pin every field name. A change here is a change for those scripts.
+func TestJSONStable(t *testing.T) {
+	at := time.Date(2025, 3, 4, 12, 3, 0, 0, time.UTC)
+	dunst := watcher.Peer{UniqueName: ":1.42", Names: []string{"org.freedesktop.Notifications"}, PID: 4242, UID: 1000,
+		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456}
+	relaunched := control.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: control.Relaunched,
+		PID: 4343, Started: at.Add(time.Second), Took: 340 * time.Millisecond}
+	recovery := control.Recovery{Bus: "session", OldID: "0123abcd", ID: "4567ef01", Downtime: 1200 * time.Millisecond,
+		Started: at, Ended: at.Add(2 * time.Second), Jobs: []control.Job{
+			relaunched,
+			{App: "panel", Bus: "session", Action: "signal", Outcome: control.Failed, Reason: "no such process", Started: at.Add(time.Second)},
+		}}
+	refusal := control.RestartRefusal{Bus: "session", PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
+		Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`}
+	status := control.Status{
+		Time: at.Add(time.Minute),
+		Buses: []control.BusStatus{
+			{Name: "session", Address: "unix:path=/run/user/1000/bus", Up: true, ID: "4567ef01", Since: at, Peers: 12,
+				Outdated: "/usr/bin/dbus-daemon was replaced"},
+			{Name: "system", Address: "unix:path=/run/dbus/system_bus_socket", Since: at, Reason: "connection reset"},
+		},
+		Apps: []control.AppStatus{
+			{ID: "dunst", Name: "Dunst", Icon: "dunst", Bus: "session", Action: "relaunch", Enabled: true, Running: true,
+				PIDs: []int{4343}, Last: &relaunched},
+			{ID: "panel", Name: "Panel", Bus: "session", Action: "signal"},
+		},
+		Casualties:            []control.Casualty{{ID: "casualty:1", Bus: "session", Peer: dunst, At: at}},
+		LastRecovery:          &recovery,
+		RulesError:            "apps.toml:3: key exe: not absolute",
+		SessionRestartRefused: refusal.Reason,
+		SessionRestartRefusal: &refusal,
+	}
+	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
+		Decision: "session ending: no recovery", Jobs: []control.Job{}}}
+
+	golden(t, "status.json", status)
+	golden(t, "history.json", history)
+}
+
+// golden compares v, written as busmedic's --json options write it, with
+// testdata/name.
+func golden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("JSON of %s changed; scripts read it (go test -update rewrites it, if the change is meant):\ngot:\n%s\nwant:\n%s", name, got, want)
+	}
+}
