@@ -859,7 +859,9 @@ func (e *Engine) watchCasualties(ctx context.Context, bus string, peers []watche
 	var candidates []watcher.Peer
 	uid := currentUID()
 	for _, p := range peers {
-		if p.PID > 0 && (p.UID < 0 || p.UID == uid) && len(p.Argv) > 0 {
+		// A peer that may have left by itself just before the bus went
+		// (a finished command-line client) did not fall off.
+		if p.PID > 0 && (p.UID < 0 || p.UID == uid) && len(p.Argv) > 0 && !p.MayHaveLeft {
 			candidates = append(candidates, p)
 		}
 	}

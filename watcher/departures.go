@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/prometheus/procfs"
 )
 
 // departures tells the peers that left the bus by themselves from the ones
@@ -39,6 +40,11 @@ func (d *departures) record(e Event) {
 	switch {
 	case e.Kind == PeerLeft:
 		before = e.Peer.clone()
+		// A bus shutting down disconnects a client before the client
+		// can exit; a client that exits by itself is gone before the
+		// bus notices. So a process already gone at its goodbye is
+		// probably one that finished on its own.
+		before.MayHaveLeft = before.PID > 0 && !running(before.PID, before.StartTime)
 	case e.Kind == NameOwnerChanged && e.NewOwner == "" && e.Peer.UniqueName == e.OldOwner:
 		before = e.Peer.clone()
 		before.addName(e.Name)
@@ -61,6 +67,7 @@ func addLoss(m map[string]Peer, p Peer) map[string]Peer {
 		for _, n := range p.Names {
 			q.addName(n)
 		}
+		q.MayHaveLeft = q.MayHaveLeft || p.MayHaveLeft
 		p = q
 	}
 	m[p.UniqueName] = p
@@ -125,7 +132,19 @@ func mergePeers(snap, gone []Peer) []Peer {
 		for _, n := range g.Names {
 			snap[i].addName(n)
 		}
+		snap[i].MayHaveLeft = snap[i].MayHaveLeft || g.MayHaveLeft
 	}
 	slices.SortFunc(snap, func(a, b Peer) int { return strings.Compare(a.UniqueName, b.UniqueName) })
 	return snap
+}
+
+// running reports whether the process pid, started at start (0: any),
+// still runs; a zombie has exited.
+func running(pid int, start uint64) bool {
+	proc, err := procfs.NewProc(pid)
+	if err != nil {
+		return false
+	}
+	st, err := proc.Stat()
+	return err == nil && st.State != "Z" && (start == 0 || st.Starttime == start)
 }

@@ -1,6 +1,7 @@
 package watcher_test
 
 import (
+	"syscall"
 	"testing"
 
 	"busmedic/watcher"
@@ -55,5 +56,33 @@ func TestDownSnapshotOrderlyStop(t *testing.T) {
 				t.Errorf("Down snapshot has %v, which left before the bus went down", p)
 			}
 		})
+	}
+}
+
+// A client that finished by itself just as the bus went down (its goodbye
+// came too late for the bus to confirm it) is at most marked as one that
+// may have left; a client the bus disconnected while it lived is not.
+func TestDownSnapshotFinishedClient(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	deaf := bus.StartApp("-name", "org.example.Deaf", "-mode", "deaf")
+	finished := bus.StartApp("-name", "org.example.Finished")
+	r := watchBus(t, bus)
+	r.next(watcher.Up)
+	for _, a := range []*bustest.App{deaf, finished} {
+		r.nextMatching(watcher.PeerJoined, func(e watcher.Event) bool { return e.Peer.PID == a.PID() })
+	}
+	// The daemon, held still, learns of the client's exit and of its own
+	// end together, as when a client finishes the moment the bus stops.
+	bus.Signal(syscall.SIGSTOP)
+	finished.Cmd.Process.Kill()
+	<-finished.Exited()
+	bus.Signal(syscall.SIGTERM)
+	bus.Signal(syscall.SIGCONT)
+	down := r.next(watcher.Down)
+	if p, ok := findPeer(down.Peers, finished.PID()); ok && !p.MayHaveLeft {
+		t.Errorf("Down snapshot has the finished client %v as one that fell off", p)
+	}
+	if p, ok := findPeer(down.Peers, deaf.PID()); !ok || p.MayHaveLeft {
+		t.Errorf("Down snapshot: deaf app %+v (found %v), want it, fallen off", p, ok)
 	}
 }

@@ -35,6 +35,11 @@ type Peer struct {
 	// PPID is the parent's process id when the peer was seen: it tells
 	// the helpers an app started (a panel's plugins) from other programs.
 	PPID int `json:"ppid,omitempty"`
+	// MayHaveLeft is set in a Down snapshot for a peer that the bus said
+	// goodbye for in its last moments, so it counts as connected, but
+	// whose process had already exited when the goodbye came: it may have
+	// left by itself, as a command-line client that finished does.
+	MayHaveLeft bool `json:"may_have_left,omitempty"`
 	// StartTime is the process start time in clock ticks since boot, as in
 	// field 22 of /proc/PID/stat. With PID it identifies the process across
 	// pid reuse; 0 if unknown.
