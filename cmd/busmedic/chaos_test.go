@@ -82,6 +82,23 @@ func (c *chaos) startApps() {
 	}
 }
 
+// begin starts the apps by hand, then busmedic run, and waits until
+// busmedic sees every app on the bus.
+func (c *chaos) begin() {
+	c.t.Helper()
+	c.startApps()
+	c.start()
+	c.awaitApps()
+}
+
+// awaitApps waits until busmedic sees every app running.
+func (c *chaos) awaitApps() {
+	c.t.Helper()
+	c.await("the apps seen", func(st control.Status) bool {
+		return !slices.ContainsFunc(c.apps, func(a chaosApp) bool { return !app(st, a.id).Running })
+	})
+}
+
 // restart stops the bus with sig (SIGTERM as systemd and package scripts
 // do, SIGKILL as a crash does), keeps it down for down, and starts it
 // again at the same address.
@@ -175,15 +192,13 @@ func TestChaos(t *testing.T) {
 		c.start()
 		c.randomRestart() // busmedic is still connecting and listing peers
 		c.startApps()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "deaf").Running && app(st, "exit2").Running })
+		c.awaitApps()
 		c.randomRestart()
 		c.settled("a restart once started")
 	})
 	t.Run("summary waits for a notification server", func(t *testing.T) {
 		c := newChaos(t, chaosApps)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit1").Running })
+		c.begin()
 		// Each recovery's summary waits: there is no server.
 		summaries := 0
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
@@ -198,9 +213,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("summary open on a server that keeps it", func(t *testing.T) {
 		c := newChaos(t, append(slices.Clone(chaosApps), notificationServer), stock...)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "notifications").Running })
+		c.begin()
 		// The relaunched server writes each notification to its log: one
 		// summary per recovery.
 		log := filepath.Join(c.dir, "state/busmedic/logs/notifications.log")
@@ -217,9 +230,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("update question waits", func(t *testing.T) {
 		c := newChaos(t, chaosApps, bustest.CopiedBinary())
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit1").Running })
+		c.begin()
 		c.bus.Update()
 		c.waitLog("waiting for a notification server")
 		c.randomRestart()
@@ -227,9 +238,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("during grace", func(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "deaf").Running })
+		c.begin()
 		for range 2 {
 			c.randomRestart()
 			// The deaf app lives on: its job waits out its grace.
@@ -245,9 +254,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("during a relaunch", func(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
+		c.begin()
 		for i := range 2 {
 			c.randomRestart()
 			c.waitLogCount(`msg=started app=exit2`, i+1)
@@ -257,9 +264,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("during a rules reload", func(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
+		c.begin()
 		path := filepath.Join(c.dir, "config/busmedic/apps.toml")
 		for i := range 2 {
 			rules, err := os.ReadFile(path)
@@ -276,9 +281,7 @@ func TestChaos(t *testing.T) {
 	})
 	t.Run("ten times within two seconds", func(t *testing.T) {
 		c := newChaos(t, chaosApps, stock...)
-		c.startApps()
-		c.start()
-		c.await("the apps seen", func(st control.Status) bool { return app(st, "exit2").Running })
+		c.begin()
 		start := time.Now()
 		for i := range 10 {
 			sig := syscall.SIGTERM

@@ -38,11 +38,7 @@ func TestSoak(t *testing.T) {
 		{id: "reconnector", name: "org.example.Reconnector", args: []string{"-mode", "reconnect"}, rule: `grace = "5s"`},
 	}
 	c := newChaos(t, apps, bustest.Stock())
-	c.startApps()
-	c.start()
-	c.await("the apps seen", func(st control.Status) bool {
-		return !slices.ContainsFunc(apps, func(a chaosApp) bool { return !app(st, a.id).Running })
-	})
+	c.begin()
 	pid := c.daemon.Process.Pid
 	// The daemon's own measure is taken once it has done one recovery:
 	// what it holds after start-up is not what it holds for days.
