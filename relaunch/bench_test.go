@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,24 +25,31 @@ import (
 )
 
 // The recovery benchmarks measure what users get after a bus restart, with
-// the default rules (the default grace: the engine skips it for an app
+// the default rules (the default grace, which the engine skips for an app
 // whose processes have all exited, as these apps' have). Each iteration
-// restarts the bus twice, alternating SIGTERM (even iterations) and SIGKILL
-// (odd ones), and times from the moment the new daemon accepts connections
+// restarts the bus twice, with SIGTERM in even iterations and SIGKILL in
+// odd ones, and times from the moment the new daemon accepts connections
 // (Start has returned) to every app's names on the new bus:
 //
 //   - floor: the engine is paused (its jobs end skipped) and the benchmark
-//     starts the apps itself, at once and in parallel;
-//   - recovery: the apps the floor started fall with the bus and the real
+//     starts the apps itself, at once and in parallel, as the engine does;
+//   - recovery: the apps the floor started fall with the bus, and the real
 //     watcher and engine bring them back.
 //
-// Names are seen through the same watcher in both. ratio = recovery / floor
-// (means over the iterations). Beside them, for the recoveries: ms/watcher
-// is from the new daemon accepting to the engine handling Restarted (the
-// watcher's reconnect; negative when the watcher was in before Start
-// returned), ms/plan from there to the last job starting, ms/old-exit how
-// long after that moment the last of the old processes exited (the engine
-// waits for it before relaunching).
+// Both see the names through the same watcher. Metrics: ms/floor,
+// ms/recovery and ratio (of those) are means over the iterations;
+// ms/floor-p50 and ms/recovery-p50 medians, and ratio-p50 the median of
+// each iteration's recovery / floor, which a loaded machine disturbs less
+// (the two halves of an iteration run a few seconds apart at most). Where
+// the time goes, as medians: ms/watcher-p50 is from the new daemon
+// accepting to the engine taking the Restarted event (the watcher's
+// reconnect); ms/started-p50 to the engine having started the last app
+// (from its "started" log record), beside ms/floor-started-p50, when the
+// floor had; what follows is the apps' own start-up, the same in both.
+// ms/old-exit-p50 is how long after the new daemon accepted the last of the
+// old processes had exited: the engine waits for that before it
+// relaunches, the floor does not. ns/op means nothing here and is left
+// out. With -v each iteration is logged.
 
 // BenchmarkRecovery runs the recovery benchmark for N fixture apps
 // (watcher/bustest/testapp -mode exit, each owning one name, one rule
@@ -56,7 +64,7 @@ func BenchmarkRecovery(b *testing.B) {
 				apps[i] = benchApp{id: fmt.Sprintf("bench%d", i), names: []string{name},
 					argv: []string{app, "-name", name, "-mode", "exit"}}
 			}
-			benchRestarts(b, apps, func() (benchBus, []string) {
+			benchRestarts(b, apps, func() (*bustest.Bus, []string) {
 				bus := bustest.New(b, bustest.Stock())
 				return bus, bus.Env()
 			})
@@ -76,7 +84,7 @@ type benchApp struct {
 	ready []string
 }
 
-// rules returns the rules of apps, with every default.
+// benchRules returns one rule per app, with every default.
 func benchRules(apps []benchApp) string {
 	var s strings.Builder
 	s.WriteString("version = 1\n")
@@ -94,26 +102,18 @@ func tomlList(l []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// benchBus is a bus daemon a benchmark restarts: a bustest.Bus, or an
-// ownBus (bench_real_test.go).
-type benchBus interface {
-	Start()
-	Stop()
-	Kill()
-	Running() bool
-	Address() string
-}
-
 // benchSetup starts a bus for a benchmark session and returns it with the
-// base environment of the apps (without the bus address).
-type benchSetup func() (benchBus, []string)
+// environment of the apps; the engine, and the floor, set the bus address
+// in it.
+type benchSetup func() (*bustest.Bus, []string)
 
 // benchRestarts runs the benchmark described at the top of this file.
 //
 // The engine's storm guard (stormRestarts restarts within stormWindow)
 // would hold every job for stormSettle once a bus restarts that often, so a
-// session (a bus, a watcher and an engine) serves a few iterations only,
-// then the benchmark ends it and starts another, untimed.
+// session (a bus, a watcher and an engine, with the default settings) serves
+// that many restarts at most, then the benchmark ends it and starts
+// another, untimed.
 func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
 	var s *benchSession
 	defer func() {
@@ -121,7 +121,8 @@ func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
 			s.close()
 		}
 	}()
-	var floor, recovery, watch, plan, oldExit, floorReady, recoveryReady []time.Duration
+	var floors []floorTimes
+	var recoveries []recoveryTimes
 	b.ResetTimer()
 	for i := range b.N {
 		if s == nil || s.restarts+2 >= stormRestarts {
@@ -133,33 +134,41 @@ func benchRestarts(b *testing.B, apps []benchApp, setup benchSetup) {
 			b.StartTimer()
 		}
 		term := i%2 == 0
-
-		f, fr := s.floor(term)
-		floor = append(floor, f)
-		floorReady = append(floorReady, fr)
-
-		r := s.recovery(term)
-		recovery = append(recovery, r.took)
-		recoveryReady = append(recoveryReady, r.ready)
-		watch = append(watch, r.watch)
-		plan = append(plan, r.plan)
-		oldExit = append(oldExit, r.oldExit)
+		floors = append(floors, s.floor(term))
+		recoveries = append(recoveries, s.recovery(term))
 	}
 	b.StopTimer()
+	f := func(get func(floorTimes) time.Duration) []time.Duration { return collect(floors, get) }
+	r := func(get func(recoveryTimes) time.Duration) []time.Duration { return collect(recoveries, get) }
+	floor := f(func(t floorTimes) time.Duration { return t.took })
+	recovery := r(func(t recoveryTimes) time.Duration { return t.took })
+	ratios := make([]time.Duration, b.N)
+	for i := range ratios {
+		ratios[i] = time.Duration(float64(recovery[i]) / float64(floor[i]) * 1e6) // in millionths
+	}
 	b.ReportMetric(0, "ns/op") // both halves and the set-up: meaningless
 	b.ReportMetric(msMean(floor), "ms/floor")
 	b.ReportMetric(msMean(recovery), "ms/recovery")
 	b.ReportMetric(msMean(recovery)/msMean(floor), "ratio")
 	b.ReportMetric(msMedian(floor), "ms/floor-p50")
 	b.ReportMetric(msMedian(recovery), "ms/recovery-p50")
-	b.ReportMetric(msMedian(recovery)/msMedian(floor), "ratio-p50")
-	b.ReportMetric(msMedian(watch), "ms/watcher-p50")
-	b.ReportMetric(msMedian(plan), "ms/plan-p50")
-	b.ReportMetric(msMedian(oldExit), "ms/old-exit-p50")
+	b.ReportMetric(msMedian(ratios), "ratio-p50")
+	b.ReportMetric(msMedian(f(func(t floorTimes) time.Duration { return t.started })), "ms/floor-started-p50")
+	b.ReportMetric(msMedian(r(func(t recoveryTimes) time.Duration { return t.started })), "ms/started-p50")
+	b.ReportMetric(msMedian(r(func(t recoveryTimes) time.Duration { return t.watch })), "ms/watcher-p50")
+	b.ReportMetric(msMedian(r(func(t recoveryTimes) time.Duration { return t.oldExit })), "ms/old-exit-p50")
 	if slices.ContainsFunc(apps, func(a benchApp) bool { return len(a.ready) > 0 }) {
-		b.ReportMetric(msMean(floorReady), "ms/floor-ready")
-		b.ReportMetric(msMean(recoveryReady), "ms/recovery-ready")
+		b.ReportMetric(msMean(f(func(t floorTimes) time.Duration { return t.ready })), "ms/floor-ready")
+		b.ReportMetric(msMean(r(func(t recoveryTimes) time.Duration { return t.ready })), "ms/recovery-ready")
 	}
+}
+
+func collect[T any](ts []T, get func(T) time.Duration) []time.Duration {
+	ds := make([]time.Duration, len(ts))
+	for i, t := range ts {
+		ds[i] = get(t)
+	}
+	return ds
 }
 
 func msMean(ds []time.Duration) float64 {
@@ -180,12 +189,16 @@ func msMedian(ds []time.Duration) float64 {
 // newHarness makes, but one that a benchmark can end before the next.
 type benchSession struct {
 	b    *testing.B
-	bus  benchBus
+	bus  *bustest.Bus
 	env  []string
 	apps []benchApp
 	h    *harness
-	// restarts counts the bus restarts the engine has seen.
+	// starts has when the engine last started each app.
+	starts *startLog
+	// restarts counts the bus restarts the engine has seen; stopped is
+	// when the last one began.
 	restarts int
+	stopped  time.Time
 	stop     func()
 	once     sync.Once
 
@@ -197,24 +210,28 @@ type benchSession struct {
 
 // directProc is an app the benchmark started.
 type directProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	at     time.Time // when it exited; set before exited is closed
+	cmd     *exec.Cmd
+	started time.Time // when Start returned
+	exited  chan struct{}
+	at      time.Time // when it exited; set before exited is closed
 }
 
 func newBenchSession(b *testing.B, apps []benchApp, setup benchSetup) *benchSession {
 	b.Helper()
 	bus, env := setup()
-	set := parseRules(b, benchRules(apps))
-	h := &harness{t: b, dir: b.TempDir(), owners: map[string]string{},
+	set, err := appdb.Parse("bench.toml", []byte(benchRules(apps)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &harness{t: b, bus: bus, dir: b.TempDir(), owners: map[string]string{},
 		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}
+	starts := &startLog{Handler: testLogger(b).Handler(), times: map[string]time.Time{}}
 	h.eng = New(Config{
 		Rules:         func() *appdb.Set { return set },
 		Env:           func() []string { return env },
 		StateDir:      h.dir,
-		Logger:        testLogger(b),
+		Logger:        slog.New(starts),
 		CasualtyGrace: 500 * time.Millisecond,
-		Concurrency:   8,
 	})
 	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(testLogger(b)))
 	if err != nil {
@@ -243,7 +260,7 @@ func newBenchSession(b *testing.B, apps []benchApp, setup benchSetup) *benchSess
 	})
 	runErr := make(chan error, 1)
 	go func() { runErr <- h.eng.Run(ctx, events) }()
-	s := &benchSession{b: b, bus: bus, env: env, apps: apps, h: h,
+	s := &benchSession{b: b, bus: bus, env: env, apps: apps, h: h, starts: starts,
 		stop: func() { cancel(); wg.Wait(); <-runErr }}
 	b.Cleanup(s.close)
 	h.waitUp()
@@ -252,6 +269,43 @@ func newBenchSession(b *testing.B, apps []benchApp, setup benchSetup) *benchSess
 	h.until("every app started directly", s.allBack)
 	s.waitReady()
 	return s
+}
+
+// startLog passes the engine's log on to Handler and notes the time of
+// each "started" record, which the engine writes as soon as it has started
+// an app: the moment the engine's work for that app is done.
+type startLog struct {
+	slog.Handler
+	mu    sync.Mutex
+	times map[string]time.Time // by app
+}
+
+func (l *startLog) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelInfo || l.Handler.Enabled(ctx, level)
+}
+
+func (l *startLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "started" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "app" {
+				l.mu.Lock()
+				l.times[a.Value.String()] = r.Time
+				l.mu.Unlock()
+				return false
+			}
+			return true
+		})
+	}
+	if !l.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l *startLog) at(app string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.times[app]
 }
 
 // close ends the watcher and the engine, the bus, and every process that
@@ -283,11 +337,7 @@ func (s *benchSession) close() {
 func (s *benchSession) dumpLogs() {
 	logs, _ := filepath.Glob(filepath.Join(s.h.dir, "*.log"))
 	more, _ := filepath.Glob(filepath.Join(s.h.dir, "logs", "*.log*"))
-	logs = append(logs, more...)
-	if o, ok := s.bus.(*ownBus); ok {
-		logs = append(logs, filepath.Join(o.dir, "bus.log"))
-	}
-	for _, l := range logs {
+	for _, l := range append(logs, more...) {
 		b, _ := os.ReadFile(l)
 		size := len(b)
 		if len(b) > 4000 {
@@ -335,8 +385,10 @@ func (s *benchSession) waitBack(what string, t0 time.Time) []time.Duration {
 func (s *benchSession) waitReady() { s.h.until("every app fully up", s.allReady) }
 
 // cycle stops the bus with SIGTERM or SIGKILL and starts it again, and
-// returns the moment the new daemon accepts connections.
+// returns the moment the new daemon accepts connections. The watcher may
+// be in already, and on a loaded machine the engine may even have acted.
 func (s *benchSession) cycle(term bool) time.Time {
+	s.stopped = time.Now()
 	if term {
 		s.bus.Stop()
 	} else {
@@ -348,8 +400,9 @@ func (s *benchSession) cycle(term bool) time.Time {
 }
 
 // startDirect starts every app, in parallel, as the engine would: in a
-// session of its own, output to a file.
-func (s *benchSession) startDirect() {
+// session of its own, in the home directory, output to a file. It returns
+// when each had started (its exec done).
+func (s *benchSession) startDirect() []time.Time {
 	env := append(s.env[:len(s.env):len(s.env)], "DBUS_SESSION_BUS_ADDRESS="+s.bus.Address())
 	procs := make([]*directProc, len(s.apps))
 	var wg sync.WaitGroup
@@ -363,12 +416,13 @@ func (s *benchSession) startDirect() {
 			defer out.Close()
 			cmd := exec.Command(a.argv[0], a.argv[1:]...)
 			cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+			cmd.Dir, _ = os.UserHomeDir()
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			if err := cmd.Start(); err != nil {
 				s.b.Error(err)
 				return
 			}
-			p := &directProc{cmd: cmd, exited: make(chan struct{})}
+			p := &directProc{cmd: cmd, started: time.Now(), exited: make(chan struct{})}
 			go func() { cmd.Wait(); p.at = time.Now(); close(p.exited) }()
 			procs[i] = p
 		})
@@ -379,18 +433,27 @@ func (s *benchSession) startDirect() {
 	}
 	s.direct = append(s.direct, procs...)
 	s.last = procs
+	started := make([]time.Time, len(procs))
+	for i, p := range procs {
+		started[i] = p.started
+	}
+	return started
 }
 
-// floor restarts the bus with the engine paused, starts the apps itself
-// and returns how long from the new bus accepting connections to every
-// app's names, and to every app fully up.
-func (s *benchSession) floor(term bool) (took, ready time.Duration) {
+// floorTimes are one floor's durations, from the moment the new bus
+// accepted connections: to every app's names, to the last app started
+// (its exec done), and to every app fully up.
+type floorTimes struct{ took, started, ready time.Duration }
+
+// floor restarts the bus with the engine paused and starts the apps itself.
+func (s *benchSession) floor(term bool) floorTimes {
 	s.h.eng.Pause()
 	t0 := s.cycle(term)
-	s.startDirect()
+	started := s.startDirect()
 	id := s.h.waitUp()
 	back := s.waitBack("every app started directly", t0)
-	took = slices.Max(back)
+	var f floorTimes
+	f.took = slices.Max(back)
 	rec := s.h.waitRecovery(id)
 	for _, j := range rec.Jobs {
 		if j.Outcome != control.Skipped {
@@ -399,18 +462,20 @@ func (s *benchSession) floor(term bool) (took, ready time.Duration) {
 	}
 	s.h.eng.Resume()
 	s.waitReady()
-	ready = time.Since(t0)
+	f.ready = time.Since(t0)
+	f.started = slices.Max(since(started, t0))
 	if testing.Verbose() {
-		s.b.Logf("floor    %s: back %s", sigName(term), s.perApp(back))
+		s.b.Logf("floor    %s: back %s; started %s", sigName(term), s.perApp(back), s.perApp(since(started, t0)))
 	}
-	return took, ready
+	return f
 }
 
-// recoveryTimes are one recovery's durations, all from the moment the new
-// bus accepted connections (see the top of this file).
-type recoveryTimes struct {
-	took, ready, watch, plan, oldExit time.Duration
-}
+// recoveryTimes are one recovery's durations, from the moment the new bus
+// accepted connections: to every app's names, to every app fully up, to
+// the engine taking the Restarted event, to the last app started by the
+// engine (its exec done, which the engine logs at once), and to the exit of
+// the last of the old processes.
+type recoveryTimes struct{ took, ready, watch, started, oldExit time.Duration }
 
 // recovery restarts the bus and lets the engine bring the apps back.
 func (s *benchSession) recovery(term bool) recoveryTimes {
@@ -423,36 +488,37 @@ func (s *benchSession) recovery(term bool) recoveryTimes {
 	s.waitReady()
 	r.ready = time.Since(t0)
 	r.watch = rec.Started.Sub(t0)
-	jobStart := make([]time.Duration, len(s.apps))
+	jobs, started := make([]time.Time, len(s.apps)), make([]time.Time, len(s.apps))
 	for i, a := range s.apps {
 		j := jobOf(s.b, rec, a.id)
 		if j.Outcome != control.Relaunched {
 			s.b.Fatalf("recovery: job %s %s %q, want relaunched; status: %s", j.App, j.Outcome, j.Reason, s.h.statusString())
 		}
-		jobStart[i] = j.Started.Sub(t0)
+		jobs[i], started[i] = j.Started, s.starts.at(a.id)
+		if started[i].Before(s.stopped) {
+			s.b.Fatalf("recovery: no \"started\" log record for %s", a.id)
+		}
 	}
-	r.plan = slices.Max(jobStart) - r.watch
-	exits := make([]time.Duration, len(s.last))
+	r.started = slices.Max(since(started, t0))
+	exits := make([]time.Time, len(s.last))
 	for i, p := range s.last {
 		<-p.exited // they fell with the bus
-		exits[i] = max(p.at.Sub(t0), 0)
+		exits[i] = p.at
 	}
-	r.oldExit = slices.Max(exits)
+	r.oldExit = max(slices.Max(since(exits, t0)), 0)
 	if testing.Verbose() {
-		s.h.eng.mu.Lock()
-		for _, a := range s.apps {
-			for _, p := range s.h.eng.lastPeers[a.id] {
-				s.b.Logf("DEBUG planned peer %s pid %d start %d", a.id, p.PID, p.StartTime)
-			}
-		}
-		s.h.eng.mu.Unlock()
-		for _, p := range s.last {
-			s.b.Logf("DEBUG direct pid %d exit %s", p.cmd.Process.Pid, ms(p.at.Sub(t0)))
-		}
-		s.b.Logf("recovery %s: back %s; restarted at %s, jobs started %s, old processes exited %s",
-			sigName(term), s.perApp(back), ms(r.watch), s.perApp(jobStart), s.perApp(exits))
+		s.b.Logf("recovery %s: back %s; Restarted taken at %s, jobs began %s, apps started %s, old processes exited %s",
+			sigName(term), s.perApp(back), ms(r.watch), s.perApp(since(jobs, t0)), s.perApp(since(started, t0)), s.perApp(since(exits, t0)))
 	}
 	return r
+}
+
+func since(ts []time.Time, t0 time.Time) []time.Duration {
+	ds := make([]time.Duration, len(ts))
+	for i, t := range ts {
+		ds[i] = t.Sub(t0)
+	}
+	return ds
 }
 
 func sigName(term bool) string {
