@@ -72,7 +72,9 @@ wait_for() {
 }
 
 # The X server picks a free display and writes it when ready.
-Xvfb -displayfd 3 -nolisten tcp 3>"$tmp/display" 2>"$tmp/xvfb.log" &
+# -noreset: when the bus takes every app with it, the X server must not
+# reset under the apps busmedic starts again.
+Xvfb -displayfd 3 -nolisten tcp -noreset 3>"$tmp/display" 2>"$tmp/xvfb.log" &
 pids="$pids $!"
 wait_for "X display" 10 test -s "$tmp/display"
 DISPLAY=:$(cat "$tmp/display")
@@ -112,10 +114,6 @@ start_bus() {
 	pids="$pids $bus_pid"
 	wait_for "$1 bus" 10 test -s "$tmp/$1.addr"
 }
-start_bus system
-start_bus session
-session_bus_pid=$bus_pid
-
 mkdir -p "$tmp/config/busmedic" "$tmp/run" "$tmp/state" "$tmp/home" "$tmp/config/xfce4/xfconf/xfce-perchannel-xml"
 chmod 700 "$tmp/run"
 export DISPLAY HOME="$tmp/home" \
@@ -123,6 +121,11 @@ export DISPLAY HOME="$tmp/home" \
 	XDG_RUNTIME_DIR="$tmp/run" XDG_CONFIG_HOME="$tmp/config" XDG_CONFIG_DIRS="$tmp/sysconfig" \
 	XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache" XDG_DATA_HOME="$tmp/data"
 unset XDG_SESSION_ID WAYLAND_DISPLAY BUSMEDIC_CONFIG 2>/dev/null || true
+# The buses start in the session's environment: what the session bus
+# starts on demand (xfconfd) must use the session's directories.
+start_bus system
+start_bus session
+session_bus_pid=$bus_pid
 
 # One panel with a notification area: the systray plugin, which is also the
 # StatusNotifierWatcher.

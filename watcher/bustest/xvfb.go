@@ -36,7 +36,10 @@ func StartXvfb(t testing.TB, width, height int) *Display {
 	}
 	defer r.Close()
 	screen := fmt.Sprintf("%dx%dx24", width, height)
-	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", screen)
+	// -noreset: a desktop's X server lives on when its last client goes,
+	// as when a bus restart takes every app with it; a reset would make
+	// an app that connects meanwhile fail.
+	cmd := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp", "-noreset", "-screen", "0", screen)
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
