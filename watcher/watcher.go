@@ -331,16 +331,28 @@ func (w *Watcher) downReason() string {
 func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (id string, daemon *Peer, activatable []string, err error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	bus := conn.BusObject()
+	// The calls go out together and the bus answers them in order: one
+	// round trip instead of four before Up, and the match still comes
+	// before anything this connection asks later.
+	call := func(method string, args ...any) *dbus.Call {
+		return bus.GoWithContext(cctx, busName+"."+method, 0, make(chan *dbus.Call, 1), args...)
+	}
+	var match, getID, names, daemonPID *dbus.Call
 	if !w.upDown {
-		err := conn.AddMatchSignalContext(cctx,
-			dbus.WithMatchSender(busName),
-			dbus.WithMatchInterface(busName),
-			dbus.WithMatchMember("NameOwnerChanged"))
-		if err != nil {
+		match = call("AddMatch", "type='signal',sender='"+busName+"',interface='"+busName+"',member='NameOwnerChanged'")
+	}
+	getID = call("GetId")
+	if !w.upDown {
+		names = call("ListActivatableNames")
+		daemonPID = call("GetConnectionUnixProcessID", busName)
+	}
+	if match != nil {
+		if err := (<-match.Done).Err; err != nil {
 			return "", nil, nil, fmt.Errorf("subscribe to NameOwnerChanged: %w", err)
 		}
 	}
-	if err := conn.BusObject().CallWithContext(cctx, busName+".GetId", 0).Store(&id); err != nil {
+	if err := (<-getID.Done).Store(&id); err != nil {
 		return "", nil, nil, fmt.Errorf("GetId: %w", err)
 	}
 	if w.upDown {
@@ -348,14 +360,14 @@ func (w *Watcher) setup(ctx context.Context, conn *dbus.Conn) (id string, daemon
 	}
 	// Who the bus starts on demand is not a casualty when it stays away:
 	// the bus brings it back at the next call.
-	if err := conn.BusObject().CallWithContext(cctx, busName+".ListActivatableNames", 0).Store(&activatable); err == nil {
+	if err := (<-names.Done).Store(&activatable); err == nil {
 		activatable = slices.DeleteFunc(activatable, func(n string) bool { return n == busName })
 		slices.Sort(activatable)
 	}
 	// The daemon's process tells how the bus was started (systemd,
 	// dbus-launch...) and whether its binary was updated since.
 	var pid uint32
-	if err := conn.BusObject().CallWithContext(cctx, busName+".GetConnectionUnixProcessID", 0, busName).Store(&pid); err == nil && pid > 0 {
+	if err := (<-daemonPID.Done).Store(&pid); err == nil && pid > 0 {
 		p, err := ProcessInfo(int(pid))
 		if err != nil {
 			p = Peer{PID: int(pid), UID: -1}
