@@ -160,7 +160,7 @@ action = "relaunch"
 }
 
 func TestAddToNewFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "sub", FileName)
+	p := filepath.Join(t.TempDir(), "sub", fileName)
 	f, err := OpenFile(p)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ func writeRules(t *testing.T, dir, text string) string {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, FileName)
+	p := filepath.Join(dir, fileName)
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

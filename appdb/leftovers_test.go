@@ -59,39 +59,39 @@ func TestLoadRemovesLeftovers(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 
 	gone := []string{
-		leftover(t, dir, FileName, old),
-		leftover(t, dir, FileName+".bak", old),
-		leftover(t, dir, FileName+".bak", old),
+		leftover(t, dir, fileName, old),
+		leftover(t, dir, fileName+".bak", old),
+		leftover(t, dir, fileName+".bak", old),
 	}
 	kept := []string{
 		p,
 		// A save under way in another process: too young to be a leftover.
-		leftover(t, dir, FileName, time.Now()),
+		leftover(t, dir, fileName, time.Now()),
 		// Not the temporary file of a save of ours.
 		leftover(t, dir, "other.toml", old),
-		filepath.Join(dir, tempPrefix(FileName)+"12x"),
-		filepath.Join(dir, tempPrefix(FileName)),
-		filepath.Join(dir, FileName+".tmp-123"),
+		filepath.Join(dir, tempPrefix(fileName)+"12x"),
+		filepath.Join(dir, tempPrefix(fileName)),
+		filepath.Join(dir, fileName+".tmp-123"),
 		filepath.Join(dir, "notes.txt"),
 	}
 	for _, k := range kept[3:] {
 		touch(t, k, old)
 	}
 	// A directory and a symbolic link with a leftover's name.
-	sub := filepath.Join(dir, tempPrefix(FileName)+"111")
+	sub := filepath.Join(dir, tempPrefix(fileName)+"111")
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "target")
 	touch(t, target, old)
-	link := filepath.Join(dir, tempPrefix(FileName)+"222")
+	link := filepath.Join(dir, tempPrefix(fileName)+"222")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
 	kept = append(kept, sub, link)
 	// Another user's file (only root can make one).
 	if os.Getuid() == 0 {
-		theirs := leftover(t, dir, FileName, old)
+		theirs := leftover(t, dir, fileName, old)
 		if err := os.Lchown(theirs, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestLoadRemovesLeftovers(t *testing.T) {
 func TestLeftoversKeptDuringSave(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "busmedic")
 	p := writeRules(t, dir, "version = 1\n")
-	l := leftover(t, dir, FileName, time.Now().Add(-time.Hour))
+	l := leftover(t, dir, fileName, time.Now().Add(-time.Hour))
 
 	// Another process is saving: its lock is on the directory.
 	unlock, err := lockDir(dir)
@@ -147,7 +147,7 @@ func TestLeftoversKeptDuringSave(t *testing.T) {
 func TestOpenFileRemovesLeftovers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "busmedic")
 	p := writeRules(t, dir, "version = 1\n")
-	l := leftover(t, dir, FileName+".bak", time.Now().Add(-time.Hour))
+	l := leftover(t, dir, fileName+".bak", time.Now().Add(-time.Hour))
 	f, err := OpenFile(p)
 	if err != nil {
 		t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 	"github.com/adrg/xdg"
 )
 
-// FileName is the name of a rules file inside a busmedic config directory.
-const FileName = "apps.toml"
+// fileName is the name of a rules file inside a busmedic config directory.
+const fileName = "apps.toml"
 
 // EnvConfig names the environment variable that picks another user file,
 // like the --config flag.
@@ -49,11 +49,11 @@ func DefaultPaths(configFlag string) Paths {
 		user = os.Getenv(EnvConfig)
 	}
 	if user == "" {
-		user = filepath.Join(xdg.ConfigHome, "busmedic", FileName)
+		user = filepath.Join(xdg.ConfigHome, "busmedic", fileName)
 	}
 	p := Paths{User: user}
 	for _, dir := range xdg.ConfigDirs {
-		p.System = append(p.System, filepath.Join(dir, "busmedic", FileName))
+		p.System = append(p.System, filepath.Join(dir, "busmedic", fileName))
 	}
 	return p
 }

@@ -53,7 +53,7 @@ enabled = false
 id = "mine"
 names = ["org.example.Mine"]
 `)
-	set, err := Load(Paths{User: user, System: []string{sys1, sys2, filepath.Join(root, "missing", FileName)}})
+	set, err := Load(Paths{User: user, System: []string{sys1, sys2, filepath.Join(root, "missing", fileName)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestLoadReportsAllFiles(t *testing.T) {
 }
 
 func TestLoadNoFiles(t *testing.T) {
-	set, err := Load(Paths{User: filepath.Join(t.TempDir(), FileName)})
+	set, err := Load(Paths{User: filepath.Join(t.TempDir(), fileName)})
 	if err != nil {
 		t.Fatal(err)
 	}

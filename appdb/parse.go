@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Version is the rules file format this package reads and writes.
-const Version = 1
+// formatVersion is the rules file format this package reads and writes.
+const formatVersion = 1
 
 var (
 	topKeys      = []string{"version", "settings", "app"}
@@ -92,8 +92,8 @@ func parse(name string, data []byte) *document {
 		switch {
 		case !isInt:
 			d.problem(false, d.pos.line("version"), "", "version", "want an integer, got %s", typeName(v))
-		case n != Version:
-			d.problem(false, d.pos.line("version"), "", "version", "unsupported version %d: this busmedic reads version %d", n, Version)
+		case n != formatVersion:
+			d.problem(false, d.pos.line("version"), "", "version", "unsupported version %d: this busmedic reads version %d", n, formatVersion)
 		}
 	}
 	if v, ok := raw["settings"]; ok {

@@ -239,7 +239,7 @@ func TestCheckFileWarnsUnsafePlace(t *testing.T) {
 
 	// The user's file is a symlink to the file in the open directory.
 	conf := mkdir(t, filepath.Join(root, "home", "busmedic"), 0o700)
-	link := filepath.Join(conf, FileName)
+	link := filepath.Join(conf, fileName)
 	if err := os.Symlink(inOpen, link); err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// DefaultDebounce is how long a Store waits after the last change to a rules
+// defaultDebounce is how long a Store waits after the last change to a rules
 // file before reloading: editors write a file in several steps.
-const DefaultDebounce = 100 * time.Millisecond
+const defaultDebounce = 100 * time.Millisecond
 
 // Change is the outcome of one reload. Set is the set in force afterwards:
 // the new one, or the last good one when Err is not nil.
@@ -46,7 +46,7 @@ func NewStore(paths Paths, logger *slog.Logger) *Store {
 	s := &Store{
 		paths:    paths,
 		log:      logger,
-		debounce: DefaultDebounce,
+		debounce: defaultDebounce,
 		changes:  make(chan Change, 1),
 		cur:      merge(nil, nil),
 	}

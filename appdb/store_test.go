@@ -42,7 +42,7 @@ func replaceByRename(t *testing.T, path, text string) {
 func TestStoreReload(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "busmedic")
 	p := writeRules(t, dir, "[[app]]\nid = \"one\"\nexe = \"/bin/one\"\n")
-	s := NewStore(Paths{User: p, System: []string{filepath.Join(t.TempDir(), "none", FileName)}},
+	s := NewStore(Paths{User: p, System: []string{filepath.Join(t.TempDir(), "none", fileName)}},
 		slog.New(slog.DiscardHandler))
 	if s.Err() != nil {
 		t.Fatal(s.Err())

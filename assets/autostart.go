@@ -1,7 +1,6 @@
 package assets
 
 import (
-	"bytes"
 	_ "embed"
 	"strings"
 )
@@ -14,8 +13,6 @@ var (
 	autostartDesktop []byte
 	//go:embed busmedic.service
 	userUnit []byte
-	//go:embed busmedic-rules.desktop
-	rulesDesktop []byte
 )
 
 // AutostartEntry returns the XDG autostart entry
@@ -40,10 +37,6 @@ func UserUnit(exe, wantedBy string) []byte {
 	// units start together, and After=default.target would be a cycle.
 	return replaceLine(b, "WantedBy=", wantedBy)
 }
-
-// RulesEditorEntry returns busmedic-rules.desktop, the menu entry of the
-// rules editor.
-func RulesEditorEntry() []byte { return bytes.Clone(rulesDesktop) }
 
 // replaceLine sets the value of the first line that starts with key.
 func replaceLine(file []byte, key, value string) []byte {

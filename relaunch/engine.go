@@ -175,7 +175,7 @@ func New(cfg Config) *Engine {
 		appLocks:  map[string]chan struct{}{},
 	}
 	if cfg.StateDir != "" {
-		e.hist = historyLog{path: filepath.Join(cfg.StateDir, HistoryFile), cap: historyCap}
+		e.hist = historyLog{path: filepath.Join(cfg.StateDir, historyFile), cap: historyCap}
 	}
 	return e
 }

@@ -16,8 +16,8 @@ import (
 	"busmedic/relaunch/control"
 )
 
-// HistoryFile is the name of the history file in Config.StateDir.
-const HistoryFile = "history.jsonl"
+// historyFile is the name of the history file in Config.StateDir.
+const historyFile = "history.jsonl"
 
 // historyCap is the size at which history.jsonl is moved to history.jsonl.1
 // before the next line is appended; so at most about twice this is kept.

@@ -12,7 +12,7 @@ import (
 
 func TestHistoryRotates(t *testing.T) {
 	dir := t.TempDir()
-	h := historyLog{path: filepath.Join(dir, HistoryFile), cap: 4096}
+	h := historyLog{path: filepath.Join(dir, historyFile), cap: 4096}
 	big := strings.Repeat("x", 500)
 	for i := range 40 {
 		r := control.Recovery{Bus: "session", ID: big, OldID: string(rune('a' + i%26)), Started: time.Unix(int64(i), 0)}
@@ -66,7 +66,7 @@ func TestHistoryFailureReportedOnce(t *testing.T) {
 	if err := os.WriteFile(state, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := historyLog{path: filepath.Join(state, HistoryFile), cap: historyCap}
+	h := historyLog{path: filepath.Join(state, historyFile), cap: historyCap}
 	err := h.append(control.Recovery{Bus: "session"})
 	if err == nil || !strings.Contains(err.Error(), "mkdir "+state+": not a directory") {
 		t.Fatalf("first failure: %v, want the mkdir error", err)

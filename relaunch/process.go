@@ -22,17 +22,17 @@ import (
 
 // Errors of the process checks, tested with errors.Is.
 var (
-	// ErrGone: the process has exited.
-	ErrGone = errors.New("relaunch: process has exited")
-	// ErrNotSame: the pid now belongs to another process (pid reuse).
-	ErrNotSame = errors.New("relaunch: pid belongs to another process now")
-	// ErrNotOurs: the process runs as another user; busmedic never touches it.
-	ErrNotOurs = errors.New("relaunch: process belongs to another user")
-	// ErrUnverifiable: the start time of the process was not recorded, so
+	// errGone: the process has exited.
+	errGone = errors.New("relaunch: process has exited")
+	// errNotSame: the pid now belongs to another process (pid reuse).
+	errNotSame = errors.New("relaunch: pid belongs to another process now")
+	// errNotOurs: the process runs as another user; busmedic never touches it.
+	errNotOurs = errors.New("relaunch: process belongs to another user")
+	// errUnverifiable: the start time of the process was not recorded, so
 	// that it cannot be told from a process that reused its pid.
-	ErrUnverifiable = errors.New("relaunch: process identity unknown")
-	// ErrUnsafeExecutable: the program could be replaced by someone else.
-	ErrUnsafeExecutable = errors.New("relaunch: unsafe executable")
+	errUnverifiable = errors.New("relaunch: process identity unknown")
+	// errUnsafeExecutable: the program could be replaced by someone else.
+	errUnsafeExecutable = errors.New("relaunch: unsafe executable")
 )
 
 // procStat reads the start time (field 22) and state (field 3) of
@@ -42,7 +42,7 @@ func procStat(pid int) (start uint64, state byte, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			return 0, 0, ErrGone
+			return 0, 0, errGone
 		}
 		return 0, 0, fmt.Errorf("read stat of pid %d: %w", pid, err)
 	}
@@ -88,15 +88,15 @@ type process struct {
 // process the pidfd refers to.
 func openProcess(pid int, start uint64) (*process, error) {
 	if pid <= 0 {
-		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
 	}
 	if start == 0 {
-		return nil, fmt.Errorf("pid %d: start time not recorded: %w", pid, ErrUnverifiable)
+		return nil, fmt.Errorf("pid %d: start time not recorded: %w", pid, errUnverifiable)
 	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	switch {
 	case errors.Is(err, unix.ESRCH):
-		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
 	case err != nil:
 		fd = -1 // ENOSYS on old kernels, or seccomp: fall back to kill(2)
 	}
@@ -108,21 +108,21 @@ func openProcess(pid int, start uint64) (*process, error) {
 	}
 	if st != start {
 		p.close()
-		return nil, fmt.Errorf("pid %d started at tick %d, the process seen on the bus at %d: %w", pid, st, start, ErrNotSame)
+		return nil, fmt.Errorf("pid %d started at tick %d, the process seen on the bus at %d: %w", pid, st, start, errNotSame)
 	}
 	if state == 'Z' {
 		p.close()
-		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
 	}
 	var sys unix.Stat_t
 	if err := unix.Stat("/proc/"+strconv.Itoa(pid), &sys); err != nil {
 		p.close()
-		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
 	}
 	// /proc/PID is owned by the process's effective uid.
 	if uid := os.Getuid(); int(sys.Uid) != uid {
 		p.close()
-		return nil, fmt.Errorf("pid %d runs as uid %d, not %d: %w", pid, sys.Uid, uid, ErrNotOurs)
+		return nil, fmt.Errorf("pid %d runs as uid %d, not %d: %w", pid, sys.Uid, uid, errNotOurs)
 	}
 	return p, nil
 }
@@ -142,7 +142,7 @@ func (p *process) signal(sig unix.Signal) error {
 		err = unix.Kill(p.pid, sig)
 	}
 	if errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("pid %d: %w", p.pid, ErrGone)
+		return fmt.Errorf("pid %d: %w", p.pid, errGone)
 	}
 	if err != nil {
 		return fmt.Errorf("send %s to pid %d: %w", unix.SignalName(sig), p.pid, err)
@@ -186,8 +186,8 @@ func (p *process) wait(ctx context.Context, d time.Duration) bool {
 }
 
 // stopProcess ends the process pid (started at start): SIGTERM, then SIGKILL
-// after timeout. It refuses, with ErrNotSame, ErrNotOurs or ErrUnverifiable,
-// to signal a process it cannot prove is the one seen; ErrGone means there
+// after timeout. It refuses, with errNotSame, errNotOurs or errUnverifiable,
+// to signal a process it cannot prove is the one seen; errGone means there
 // was nothing to stop.
 func stopProcess(ctx context.Context, pid int, start uint64, timeout time.Duration) error {
 	p, err := openProcess(pid, start)
@@ -205,7 +205,7 @@ func stopProcess(ctx context.Context, pid int, start uint64, timeout time.Durati
 		return fmt.Errorf("stop pid %d: %w", pid, context.Cause(ctx))
 	}
 	if err := p.signal(unix.SIGKILL); err != nil {
-		if errors.Is(err, ErrGone) {
+		if errors.Is(err, errGone) {
 			return nil
 		}
 		return err
@@ -236,12 +236,12 @@ func checkExecutable(path string) error {
 		return fmt.Errorf("exec not found: %s", path)
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafeExecutable, path)
+		return fmt.Errorf("%w: %s is not a regular file", errUnsafeExecutable, path)
 	}
 	return checkSafe(path, "")
 }
 
-// checkSafe refuses, with ErrUnsafeExecutable, a file that someone other
+// checkSafe refuses, with errUnsafeExecutable, a file that someone other
 // than this user or root could change: one writable by group or others or
 // owned by another user, or in such a directory (a sticky one, like /tmp,
 // is fine), or reached through a symlink in one (appdb.CheckPath). role,
@@ -256,9 +256,9 @@ func checkSafe(path, role string) error {
 		return fmt.Errorf("check %s: %w", path, err)
 	}
 	if role != "" {
-		return fmt.Errorf("%w: %s: %s", ErrUnsafeExecutable, role, ue)
+		return fmt.Errorf("%w: %s: %s", errUnsafeExecutable, role, ue)
 	}
-	return fmt.Errorf("%w: %s", ErrUnsafeExecutable, ue)
+	return fmt.Errorf("%w: %s", errUnsafeExecutable, ue)
 }
 
 // checkCommand applies checkSafe to every file that running argv in dir
@@ -268,7 +268,7 @@ func checkSafe(path, role string) error {
 // not found are left to the start to report.
 func checkCommand(argv []string, dir string, env []string) error {
 	for _, f := range appdb.CommandFiles(argv, dir, env) {
-		if err := checkSafe(f.Path, f.Role()); errors.Is(err, ErrUnsafeExecutable) {
+		if err := checkSafe(f.Path, f.Role()); errors.Is(err, errUnsafeExecutable) {
 			return err
 		}
 	}

@@ -43,8 +43,8 @@ func TestStopRefusesAnotherProcess(t *testing.T) {
 		start uint64
 		want  error
 	}{
-		{"reused pid", start + 1, ErrNotSame},
-		{"start time unknown", 0, ErrUnverifiable},
+		{"reused pid", start + 1, errNotSame},
+		{"start time unknown", 0, errUnverifiable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := stopProcess(context.Background(), pid, tc.start, time.Second)
@@ -66,8 +66,8 @@ func TestStopRefusesAnotherProcess(t *testing.T) {
 			t.Fatalf("stopProcess = %v", err)
 		}
 		<-done
-		if err := stopProcess(context.Background(), pid, start, time.Second); !errors.Is(err, ErrGone) {
-			t.Fatalf("stopProcess after exit = %v, want ErrGone", err)
+		if err := stopProcess(context.Background(), pid, start, time.Second); !errors.Is(err, errGone) {
+			t.Fatalf("stopProcess after exit = %v, want errGone", err)
 		}
 	})
 }
@@ -106,8 +106,8 @@ func TestCheckExecutable(t *testing.T) {
 		t.Errorf("0755 file of ours: %v", err)
 	}
 	os.Chmod(prog, 0o775)
-	if err := checkExecutable(prog); !errors.Is(err, ErrUnsafeExecutable) {
-		t.Errorf("group-writable: %v, want ErrUnsafeExecutable", err)
+	if err := checkExecutable(prog); !errors.Is(err, errUnsafeExecutable) {
+		t.Errorf("group-writable: %v, want errUnsafeExecutable", err)
 	}
 	if _, err := lookPath("no-such-program-busmedic", nil); err == nil || err.Error() != "exec not found: no-such-program-busmedic" {
 		t.Errorf("lookPath: %v", err)
@@ -316,8 +316,8 @@ func TestStartRefusesUnsafeCommands(t *testing.T) {
 				<-c.exited
 				t.Fatal("started")
 			}
-			if !errors.Is(err, ErrUnsafeExecutable) || !strings.Contains(err.Error(), "fix with: chmod go-w "+tc.bad) {
-				t.Errorf("startProcess = %v, want ErrUnsafeExecutable naming %s", err, tc.bad)
+			if !errors.Is(err, errUnsafeExecutable) || !strings.Contains(err.Error(), "fix with: chmod go-w "+tc.bad) {
+				t.Errorf("startProcess = %v, want errUnsafeExecutable naming %s", err, tc.bad)
 			}
 		})
 	}

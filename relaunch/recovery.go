@@ -466,7 +466,7 @@ func allExited(ctx context.Context, peers []watcher.Peer) <-chan struct{} {
 		switch {
 		case err == nil:
 			procs = append(procs, proc)
-		case errors.Is(err, ErrGone), errors.Is(err, ErrNotSame):
+		case errors.Is(err, errGone), errors.Is(err, errNotSame):
 		default: // not ours, or unverifiable: it may live on
 			for _, q := range procs {
 				q.close()
@@ -528,12 +528,12 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 		case err == nil:
 			e.log.Info("stopped", "app", pj.App, "pid", p.PID)
 			stopped = append(stopped, p.PID)
-		case errors.Is(err, ErrGone):
+		case errors.Is(err, errGone):
 			stopped = append(stopped, p.PID)
-		case errors.Is(err, ErrNotSame):
+		case errors.Is(err, errNotSame):
 			// The process we saw is gone; its pid is someone else's now.
 			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
-		case errors.Is(err, ErrUnverifiable):
+		case errors.Is(err, errUnverifiable):
 			if alive(p.PID, 0) {
 				return result{outcome: control.Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}
 			}
@@ -783,13 +783,13 @@ func whyNotSignalled(err error) string {
 	switch {
 	case err == nil:
 		return "none was seen on the bus"
-	case errors.Is(err, ErrGone):
+	case errors.Is(err, errGone):
 		return "it has exited"
-	case errors.Is(err, ErrNotSame):
+	case errors.Is(err, errNotSame):
 		return "its pid now belongs to another process"
-	case errors.Is(err, ErrNotOurs):
+	case errors.Is(err, errNotOurs):
 		return "it runs as another user"
-	case errors.Is(err, ErrUnverifiable):
+	case errors.Is(err, errUnverifiable):
 		return "its start time is unknown, so it cannot be told from another process"
 	}
 	return err.Error()

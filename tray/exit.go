@@ -19,32 +19,32 @@ const (
 	ExitBusLost = 3
 )
 
-// ErrBusLost means the tray's session bus connection died, taking the
+// errBusLost means the tray's session bus connection died, taking the
 // StatusNotifierItem with it.
-var ErrBusLost = errors.New("tray: session bus connection lost")
+var errBusLost = errors.New("tray: session bus connection lost")
 
-// ErrParentGone means the supervising daemon went away.
-var ErrParentGone = errors.New("tray: supervisor went away")
+// errParentGone means the supervising daemon went away.
+var errParentGone = errors.New("tray: supervisor went away")
 
 // ExitCode maps what Run returned to the child's exit status.
 func ExitCode(err error) int {
 	switch {
-	case err == nil, errors.Is(err, ErrParentGone):
+	case err == nil, errors.Is(err, errParentGone):
 		return ExitQuit
-	case errors.Is(err, ErrBusLost):
+	case errors.Is(err, errBusLost):
 		return ExitBusLost
 	default:
 		return ExitError
 	}
 }
 
-// panicErr turns a panic from systray into an error: ErrBusLost when conn,
+// panicErr turns a panic from systray into an error: errBusLost when conn,
 // the item's connection, is gone or not known yet, as its setters panic
 // (prop.SetMust) on a closed connection. Any other panic is a failure, for
 // which the supervisor backs off rather than restarting at once.
 func panicErr(r any, conn *dbus.Conn) error {
 	if conn == nil || conn.Context().Err() != nil {
-		return fmt.Errorf("%w (systray: %v)", ErrBusLost, r)
+		return fmt.Errorf("%w (systray: %v)", errBusLost, r)
 	}
 	return fmt.Errorf("systray: %v", r)
 }

@@ -224,7 +224,7 @@ func (it *item) tooltip() string {
 
 // wantIcon waits until the item shows the state's icon in every size: an
 // item registers with one, and sets the others just after.
-func (it *item) wantIcon(s State) {
+func (it *item) wantIcon(s state) {
 	it.t.Helper()
 	sigs := it.signals()
 	defer it.conn.RemoveSignal(sigs)
@@ -233,7 +233,7 @@ func (it *item) wantIcon(s State) {
 
 // showsIcon reports whether the item's pixmaps are the state's icon in
 // every size assets has.
-func (it *item) showsIcon(s State) bool {
+func (it *item) showsIcon(s state) bool {
 	it.t.Helper()
 	px := it.pixmaps()
 	if len(px) != len(assets.Sizes()) {

@@ -30,15 +30,15 @@ func TestLatency(t *testing.T) {
 	socket := serveControl(t, b)
 	superviseTray(t, bus, socket)
 	it := newItem(t, connect(t, bus), w.next(t))
-	it.wantIcon(Healthy)
+	it.wantIcon(healthy)
 	sigs := it.signals()
 
 	var icon, floor []time.Duration
 	for i := range rounds {
 		failed := i%2 == 0
-		shown := Attention
+		shown := attention
 		if failed {
-			shown = Healthy
+			shown = healthy
 		}
 		px, err := pixmaps(shown.Icon())
 		if err != nil {
@@ -60,9 +60,9 @@ func TestLatency(t *testing.T) {
 		it.waitSignal(sigs, "org.kde.StatusNotifierItem.NewIcon")
 		icon = append(icon, time.Since(changed))
 	}
-	want := Healthy
+	want := healthy
 	if rounds%2 == 1 {
-		want = Attention
+		want = attention
 	}
 	it.wantIcon(want) // the signals were for the icons asked for
 	report(t, "status change", "new icon", icon, "pixmaps set by a client", floor)

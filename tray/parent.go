@@ -16,7 +16,7 @@ import (
 // supervisor is gone, however it died.
 const parentEnv = "BUSMEDIC_TRAY_PARENT"
 
-// watchParent cancels ctx with ErrParentGone when the supervisor that
+// watchParent cancels ctx with errParentGone when the supervisor that
 // started this process goes away. Pdeathsig (set by Supervise) covers most
 // deaths; the pipe covers the rest, such as a supervisor thread exit
 // raising Pdeathsig too early or too late, or a double fork. It does
@@ -33,7 +33,7 @@ func watchParent(ctx context.Context, cancel context.CancelCauseFunc) (stop func
 	// The supervisor may have died before we got here, and we been
 	// reparented.
 	if os.Getppid() != pid {
-		return nil, ErrParentGone
+		return nil, errParentGone
 	}
 	// Non-blocking, so that the read below goes through the poller and
 	// a deadline can end it.
@@ -48,12 +48,12 @@ func watchParent(ctx context.Context, cancel context.CancelCauseFunc) (stop func
 		for {
 			_, err := pipe.Read(b[:])
 			if err == io.EOF {
-				cancel(ErrParentGone)
+				cancel(errParentGone)
 				return
 			}
 			if err != nil { // the deadline set by stop, or a broken pipe
 				if ctx.Err() == nil && !os.IsTimeout(err) {
-					cancel(fmt.Errorf("%w (%v)", ErrParentGone, err))
+					cancel(fmt.Errorf("%w (%v)", errParentGone, err))
 				}
 				return
 			}

@@ -20,12 +20,12 @@ import (
 	"busmedic/watcher"
 )
 
-// IconSize is the size of the one pixmap systray registers the item with;
+// iconSize is the size of the one pixmap systray registers the item with;
 // once registered, the tray gives the panel every size (see setPixmaps).
-const IconSize = 32
+const iconSize = 32
 
-// Title is the StatusNotifierItem's title and id.
-const Title = "busmedic"
+// title is the StatusNotifierItem's title and id.
+const title = "busmedic"
 
 // firstStatusWait bounds how long the tray waits for the daemon's first
 // status before it shows itself anyway (as "daemon not reachable"), so that
@@ -42,9 +42,9 @@ type update struct {
 // Run is the tray child's main: it waits for the session bus, shows the
 // item, renders every status the daemon on socketPath sends (retrying
 // while there is none), and sends menu clicks back to it. It returns nil
-// when the user chooses Quit or ctx is done, ErrBusLost when the session
-// bus connection dies, ErrParentGone when the supervisor does; ExitCode
-// maps these to the exit status.
+// when the user chooses Quit or ctx is done, and otherwise an error that
+// tells whether the session bus connection died, the supervisor went away
+// or the tray failed; ExitCode maps it to the exit status.
 //
 // Run can be called once per process: systray keeps its state in globals
 // and cannot register twice.
@@ -61,7 +61,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	defer stopParent()
 	// A done ctx is an order to stop, unless the supervisor vanished.
 	defer func() {
-		if cause := context.Cause(ctx); err == nil && errors.Is(cause, ErrParentGone) {
+		if cause := context.Cause(ctx); err == nil && errors.Is(cause, errParentGone) {
 			err = cause
 		}
 	}()
@@ -105,7 +105,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 
 	// Everything is set before systray registers, so that the panel's
 	// first look is complete and no signal is sent on a missing connection.
-	systray.SetTitle(Title)
+	systray.SetTitle(title)
 	t.menu = newMenu()
 	if err := t.render(ctx); err != nil {
 		return err
@@ -138,7 +138,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 		case <-ctx.Done():
 			return nil
 		case <-conn.Context().Done():
-			return fmt.Errorf("%w (%v)", ErrBusLost, conn.Context().Err())
+			return fmt.Errorf("%w (%v)", errBusLost, conn.Context().Err())
 		case <-t.menu.quit.ClickedCh:
 			log.Info("quit chosen in the tray menu")
 			return nil
@@ -171,7 +171,7 @@ type tray struct {
 	mu         sync.Mutex
 	status     control.Status
 	env        env
-	shownState State
+	shownState state
 	shownTip   string
 	shownOnce  bool
 }
@@ -206,14 +206,14 @@ func (t *tray) refuseRestart(why *control.RestartRefusal) {
 
 // showIcon shows state's icon: in every size once the item is registered,
 // else (or if that fails) in the one size systray sends.
-func (t *tray) showIcon(ctx context.Context, state State) (err error) {
+func (t *tray) showIcon(ctx context.Context, state state) (err error) {
 	if t.conn != nil {
 		err := setPixmaps(ctx, t.conn, state.Icon())
 		if err == nil {
 			return nil
 		}
 		if t.conn.Context().Err() != nil {
-			return fmt.Errorf("%w (%v)", ErrBusLost, err)
+			return fmt.Errorf("%w (%v)", errBusLost, err)
 		}
 		t.log.Warn("icon shown in one size only", "err", err)
 	}
@@ -223,7 +223,7 @@ func (t *tray) showIcon(ctx context.Context, state State) (err error) {
 			err = panicErr(r, t.conn)
 		}
 	}()
-	systray.SetIcon(assets.PNG(state.Icon(), IconSize))
+	systray.SetIcon(assets.PNG(state.Icon(), iconSize))
 	return nil
 }
 
@@ -419,7 +419,7 @@ func awaitBus(ctx context.Context, log *slog.Logger) (bool, error) {
 func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 	conn, err := dbus.SessionBus()
 	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrBusLost, err)
+		return nil, fmt.Errorf("%w (%v)", errBusLost, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -427,7 +427,7 @@ func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 	var owner string
 	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, name).Store(&owner)
 	if err != nil || owner != conn.Names()[0] {
-		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", ErrBusLost, name, owner, err)
+		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", errBusLost, name, owner, err)
 	}
 	return conn, nil
 }

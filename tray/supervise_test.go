@@ -243,8 +243,8 @@ func TestParentPipe(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-	if !strings.Contains(stderr.String(), ErrParentGone.Error()) {
-		t.Errorf("child said %q, want %q", stderr.String(), ErrParentGone)
+	if !strings.Contains(stderr.String(), errParentGone.Error()) {
+		t.Errorf("child said %q, want %q", stderr.String(), errParentGone)
 	}
 }
 

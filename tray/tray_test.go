@@ -28,10 +28,10 @@ func TestTray(t *testing.T) {
 	it := newItem(t, connect(t, bus), reg)
 	sigs := it.signals()
 
-	if v := it.prop("Title").Value(); v != Title {
-		t.Errorf("Title = %v, want %q", v, Title)
+	if v := it.prop("Title").Value(); v != title {
+		t.Errorf("Title = %v, want %q", v, title)
 	}
-	it.wantIcon(Healthy)
+	it.wantIcon(healthy)
 	if tip := it.tooltip(); tip != "busmedic: all buses up, 1 app watched" {
 		t.Errorf("ToolTip = %q", tip)
 	}
@@ -120,7 +120,7 @@ func TestTray(t *testing.T) {
 			s.Casualties[0].Peer.Argv = []string{"/usr/bin/blueman-applet"}
 		})
 		// How fast is measured in TestLatency (see BENCH.md).
-		it.waitFor(sigs, "the attention icon", func() bool { return it.showsIcon(Attention) })
+		it.waitFor(sigs, "the attention icon", func() bool { return it.showsIcon(attention) })
 		if tip := it.tooltip(); !strings.Contains(tip, "dunst failed: exit status 1") || !strings.Contains(tip, "1 fell off the bus") {
 			t.Errorf("ToolTip = %q", tip)
 		}
@@ -184,7 +184,7 @@ func TestTrayBusRestart(t *testing.T) {
 	reg := second.next(t)
 	t.Logf("registered again %s after the new watcher appeared (TestLatency measures it)", reg.At.Sub(snwAt))
 	it := newItem(t, connect(t, bus), reg)
-	it.wantIcon(Healthy)
+	it.wantIcon(healthy)
 	if !strings.Contains(stderr.String(), "code=3") {
 		t.Errorf("the supervisor did not see the child exit with ExitBusLost")
 	}
@@ -200,7 +200,7 @@ func TestTrayWaitsForBus(t *testing.T) {
 	stderr.waitText(t, "waiting for the session bus")
 	bus.Start()
 	reg := startSNW(t, bus).next(t)
-	newItem(t, connect(t, bus), reg).wantIcon(Healthy)
+	newItem(t, connect(t, bus), reg).wantIcon(healthy)
 	if n := strings.Count(stderr.String(), "tray started"); n != 1 {
 		t.Errorf("tray started %d times, want once", n)
 	}

@@ -9,61 +9,61 @@ import (
 	"busmedic/relaunch/control"
 )
 
-// State is what the icon says at a glance.
-type State int
+// state is what the icon says at a glance.
+type state int
 
 // The states, each with its own icon.
 const (
-	Healthy    State = iota // every bus up, nothing to do
-	Recovering              // a recovery is running
-	Attention               // a job failed, someone fell off the bus, or the rules are broken
-	BusDown                 // a watched bus is down
-	// Disconnected: the daemon does not answer. It shares the attention
+	healthy    state = iota // every bus up, nothing to do
+	recovering              // a recovery is running
+	attention               // a job failed, someone fell off the bus, or the rules are broken
+	busDown                 // a watched bus is down
+	// disconnected: the daemon does not answer. It shares the attention
 	// icon: the user has to look, and there is no bus news to give.
-	Disconnected
+	disconnected
 )
 
 // Icon names the state's icon in package assets.
-func (s State) Icon() string {
+func (s state) Icon() string {
 	switch s {
-	case Healthy:
+	case healthy:
 		return assets.Healthy
-	case Recovering:
+	case recovering:
 		return assets.Recovering
-	case BusDown:
+	case busDown:
 		return assets.BusDown
 	default:
 		return assets.Attention
 	}
 }
 
-func (s State) String() string {
+func (s state) String() string {
 	return [...]string{"healthy", "recovering", "attention", "bus-down", "disconnected"}[s]
 }
 
-// StateOf decides the icon for a status. A bus that is down outranks a
+// stateOf decides the icon for a status. A bus that is down outranks a
 // recovery (which starts once the bus is back), which outranks what waits
 // for the user.
-func StateOf(st control.Status) State {
+func stateOf(st control.Status) state {
 	for _, b := range st.Buses {
 		if !b.Up {
-			return BusDown
+			return busDown
 		}
 	}
 	if r := st.LastRecovery; r != nil {
 		if r.Ended.IsZero() {
-			return Recovering
+			return recovering
 		}
 		for _, j := range r.Jobs {
 			if !j.Outcome.Ended() {
-				return Recovering
+				return recovering
 			}
 		}
 	}
 	if len(failedJobs(st)) > 0 || len(st.Casualties) > 0 || st.RulesError != "" || len(outdated(st)) > 0 {
-		return Attention
+		return attention
 	}
-	return Healthy
+	return healthy
 }
 
 // outdated returns the buses whose daemon was updated on disk and waits for
@@ -112,7 +112,7 @@ const (
 
 // view is the whole tray as it should look for one status.
 type view struct {
-	State   State
+	State   state
 	Tooltip string
 
 	Session, System line
@@ -149,13 +149,13 @@ const notRunning = "busmedic is not running"
 func render(st control.Status, e env) view {
 	var v view
 	if !e.Connected {
-		v.State = Disconnected
+		v.State = disconnected
 		v.Tooltip = "busmedic: daemon not reachable, retrying"
 		if e.DaemonErr != "" {
 			v.Tooltip += " (" + e.DaemonErr + ")"
 		}
 	} else {
-		v.State = StateOf(st)
+		v.State = stateOf(st)
 		v.Tooltip = tooltip(st, v.State, e.Now)
 	}
 	v.Session = busLine(st, "session", "Session bus", e)
@@ -341,16 +341,16 @@ func outcome(a control.AppStatus, now time.Time) string {
 	}
 }
 
-func tooltip(st control.Status, s State, now time.Time) string {
+func tooltip(st control.Status, s state, now time.Time) string {
 	var parts []string
 	switch s {
-	case BusDown:
+	case busDown:
 		for _, b := range st.Buses {
 			if !b.Up {
 				parts = append(parts, fmt.Sprintf("%s bus down since %s", b.Name, clock(b.Since, now)))
 			}
 		}
-	case Recovering:
+	case recovering:
 		r := st.LastRecovery
 		done := 0
 		for _, j := range r.Jobs {
@@ -359,7 +359,7 @@ func tooltip(st control.Status, s State, now time.Time) string {
 			}
 		}
 		parts = append(parts, fmt.Sprintf("recovering after the %s bus restart: %d of %d apps done", r.Bus, done, len(r.Jobs)))
-	case Attention:
+	case attention:
 		for _, j := range failedJobs(st) {
 			parts = append(parts, fmt.Sprintf("%s failed: %s", j.App, j.Reason))
 		}

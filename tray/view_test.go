@@ -31,24 +31,24 @@ func TestStateOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		st   control.Status
-		want State
+		want state
 	}{
-		{"no buses yet", control.Status{}, Healthy},
-		{"all up", control.Status{Buses: []control.BusStatus{up, sysUp}}, Healthy},
-		{"recovered", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Reconnected)}, Healthy},
-		{"bus down", control.Status{Buses: []control.BusStatus{{Name: "session"}, sysUp}}, BusDown},
-		{"down outranks failed", control.Status{Buses: []control.BusStatus{{Name: "system"}}, LastRecovery: recovery(true, control.Failed)}, BusDown},
-		{"recovery running", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(false, control.Relaunched)}, Recovering},
-		{"job pending", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Pending)}, Recovering},
-		{"job running outranks failed", control.Status{LastRecovery: recovery(true, control.Failed, control.Running)}, Recovering},
-		{"job failed", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Failed)}, Attention},
-		{"casualty", control.Status{Buses: []control.BusStatus{up}, Casualties: []control.Casualty{{ID: "c1"}}}, Attention},
-		{"rules error", control.Status{Buses: []control.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, Attention},
-		{"update installed", control.Status{Buses: []control.BusStatus{up, {Name: "system", Up: true, Outdated: "replaced: /usr/bin/dbus-daemon"}}}, Attention},
+		{"no buses yet", control.Status{}, healthy},
+		{"all up", control.Status{Buses: []control.BusStatus{up, sysUp}}, healthy},
+		{"recovered", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Reconnected)}, healthy},
+		{"bus down", control.Status{Buses: []control.BusStatus{{Name: "session"}, sysUp}}, busDown},
+		{"down outranks failed", control.Status{Buses: []control.BusStatus{{Name: "system"}}, LastRecovery: recovery(true, control.Failed)}, busDown},
+		{"recovery running", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(false, control.Relaunched)}, recovering},
+		{"job pending", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Pending)}, recovering},
+		{"job running outranks failed", control.Status{LastRecovery: recovery(true, control.Failed, control.Running)}, recovering},
+		{"job failed", control.Status{Buses: []control.BusStatus{up}, LastRecovery: recovery(true, control.Relaunched, control.Failed)}, attention},
+		{"casualty", control.Status{Buses: []control.BusStatus{up}, Casualties: []control.Casualty{{ID: "c1"}}}, attention},
+		{"rules error", control.Status{Buses: []control.BusStatus{up}, RulesError: "rules.toml:3: bad key"}, attention},
+		{"update installed", control.Status{Buses: []control.BusStatus{up, {Name: "system", Up: true, Outdated: "replaced: /usr/bin/dbus-daemon"}}}, attention},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := StateOf(tc.st); got != tc.want {
-				t.Errorf("StateOf = %v, want %v", got, tc.want)
+			if got := stateOf(tc.st); got != tc.want {
+				t.Errorf("stateOf = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -88,7 +88,7 @@ func TestRender(t *testing.T) {
 			}
 		})
 	}
-	if v.State != BusDown || !strings.Contains(v.Tooltip, "system bus down since 12:03") || !strings.Contains(v.Tooltip, "paused") {
+	if v.State != busDown || !strings.Contains(v.Tooltip, "system bus down since 12:03") || !strings.Contains(v.Tooltip, "paused") {
 		t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
 	}
 	if !v.Pause.Checked || !v.Pause.Enabled {
@@ -115,7 +115,7 @@ func TestRender(t *testing.T) {
 	})
 	t.Run("disconnected", func(t *testing.T) {
 		v := render(control.Status{}, env{DaemonErr: "no daemon", Now: now})
-		if v.State != Disconnected || v.State.Icon() != "attention" || !strings.Contains(v.Tooltip, "not reachable") {
+		if v.State != disconnected || v.State.Icon() != "attention" || !strings.Contains(v.Tooltip, "not reachable") {
 			t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
 		}
 		for _, l := range []line{v.RestartBus, v.Pause} {
@@ -165,7 +165,7 @@ func TestRenderUpdate(t *testing.T) {
 	s, y := up, sysUp
 	s.Outdated, y.Outdated = "replaced on disk since the bus started: /usr/bin/dbus-daemon", "/usr/bin/dbus-daemon changed"
 	v := render(control.Status{Buses: []control.BusStatus{s, y}}, e)
-	if v.State != Attention || !strings.Contains(v.Tooltip, "update installed: restart the session bus to finish it") {
+	if v.State != attention || !strings.Contains(v.Tooltip, "update installed: restart the session bus to finish it") {
 		t.Errorf("state %v tooltip %q", v.State, v.Tooltip)
 	}
 	if v.RestartBus.Title != "Restart session bus now (update installed)" || !v.RestartBus.Enabled {

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-// CheckOutdated tells whether a bus daemon runs code that was replaced on disk
+// checkOutdated tells whether a bus daemon runs code that was replaced on disk
 // after it started, as after a security update of dbus: its executable or a
 // library it loaded. daemon is the Up event's Peer.
 //
@@ -25,7 +25,7 @@ import (
 // not (the system bus belongs to another user) it compares the daemon's
 // start time with the change time of its executable and of the files of its
 // package and of libdbus, from dpkg's file lists.
-func CheckOutdated(daemon Peer) (outdated bool, why string, err error) {
+func checkOutdated(daemon Peer) (outdated bool, why string, err error) {
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return false, "", fmt.Errorf("outdated check: %w", err)
@@ -55,7 +55,7 @@ func CheckOutdated(daemon Peer) (outdated bool, why string, err error) {
 		return false, "", nil
 	}
 	// Another user's daemon: judge by change times.
-	return outdatedByTime(daemon, DaemonFiles(daemon))
+	return outdatedByTime(daemon, daemonFiles(daemon))
 }
 
 // outdatedByTime reports whether any of files changed after the daemon
@@ -83,10 +83,10 @@ func isCode(path string) bool {
 	return strings.Contains(path, ".so") || strings.Contains(path, "/bin/") || strings.Contains(path, "/libexec/")
 }
 
-// DaemonFiles returns the files whose replacement makes the bus daemon
+// daemonFiles returns the files whose replacement makes the bus daemon
 // outdated: its executable, the code files of its Debian package and of
 // libdbus. The executable comes first.
-func DaemonFiles(daemon Peer) []string {
+func daemonFiles(daemon Peer) []string {
 	exe := strings.TrimSuffix(daemon.Exe, " (deleted)")
 	if exe == "" && len(daemon.Argv) > 0 && filepath.IsAbs(daemon.Argv[0]) {
 		exe = daemon.Argv[0]
@@ -100,7 +100,7 @@ func DaemonFiles(daemon Peer) []string {
 	if c, ok := filesCache.byExe[exe]; ok && c.stamp == stamp {
 		return slices.Clone(c.files)
 	}
-	files := daemonFiles(exe)
+	files := readDaemonFiles(exe)
 	if filesCache.byExe == nil {
 		filesCache.byExe = map[string]cachedFiles{}
 	}
@@ -128,7 +128,9 @@ func dpkgStamp() time.Time {
 	return time.Unix(st.Ctim.Unix())
 }
 
-func daemonFiles(exe string) []string {
+// readDaemonFiles finds the files that daemonFiles caches, reading dpkg's
+// lists.
+func readDaemonFiles(exe string) []string {
 	var files []string
 	if exe != "" {
 		files = append(files, exe)
@@ -205,22 +207,22 @@ func startedAt(ticks uint64) (time.Time, error) {
 	return time.Unix(int64(st.BootTime), 0).Add(time.Duration(ticks) * time.Second / userHZ), nil
 }
 
-// FileWatch follows files that may be replaced, such as the bus daemon's
+// fileWatch follows files that may be replaced, such as the bus daemon's
 // executable and libraries during a package update.
-type FileWatch struct {
+type fileWatch struct {
 	fw   *fsnotify.Watcher
 	want map[string]bool
 }
 
-// WatchFiles starts watching files: changes from now on are reported by Run.
+// watchFiles starts watching files: changes from now on are reported by Run.
 // It watches the files' directories, so a file that dpkg replaces by
 // renaming a new one over it is still followed afterwards.
-func WatchFiles(files []string) (*FileWatch, error) {
+func watchFiles(files []string) (*fileWatch, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watch files: %w", err)
 	}
-	w := &FileWatch{fw: fw, want: map[string]bool{}}
+	w := &fileWatch{fw: fw, want: map[string]bool{}}
 	dirs := map[string]bool{}
 	for _, f := range files {
 		w.want[filepath.Clean(f)] = true
@@ -237,7 +239,7 @@ func WatchFiles(files []string) (*FileWatch, error) {
 
 // Run calls changed, once per burst of changes, whenever a watched file is
 // replaced, written or removed, until ctx is done; then it stops watching.
-func (w *FileWatch) Run(ctx context.Context, changed func(file string)) error {
+func (w *fileWatch) Run(ctx context.Context, changed func(file string)) error {
 	defer w.fw.Close()
 	// dpkg unpacks a whole package in a burst; report once it settles.
 	const settle = 200 * time.Millisecond

@@ -24,18 +24,18 @@ func updatedBus(t *testing.T) (*bustest.Bus, string, Peer) {
 
 func TestOutdatedAfterUpdate(t *testing.T) {
 	bus, exe, daemon := updatedBus(t)
-	if out, why, err := CheckOutdated(daemon); err != nil || out {
-		t.Fatalf("CheckOutdated before the update = %v %q %v", out, why, err)
+	if out, why, err := checkOutdated(daemon); err != nil || out {
+		t.Fatalf("checkOutdated before the update = %v %q %v", out, why, err)
 	}
-	files := DaemonFiles(daemon)
+	files := daemonFiles(daemon)
 	if len(files) == 0 || files[0] != exe {
-		t.Fatalf("DaemonFiles = %v, want the executable %s first", files, exe)
+		t.Fatalf("daemonFiles = %v, want the executable %s first", files, exe)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changed := make(chan string, 4)
-	fw, err := WatchFiles(files)
+	fw, err := watchFiles(files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,9 +52,9 @@ func TestOutdatedAfterUpdate(t *testing.T) {
 	case <-timer.C:
 		t.Fatal("replacing the daemon's executable was not noticed")
 	}
-	out, why, err := CheckOutdated(daemon)
+	out, why, err := checkOutdated(daemon)
 	if err != nil || !out || !strings.Contains(why, exe) {
-		t.Errorf("CheckOutdated after the update = %v %q %v; want true naming %s", out, why, err, exe)
+		t.Errorf("checkOutdated after the update = %v %q %v; want true naming %s", out, why, err, exe)
 	}
 	// Without /proc access, change times tell the same.
 	if out, why, err := outdatedByTime(daemon, files); err != nil || !out || !strings.Contains(why, exe) {

@@ -23,20 +23,20 @@ func (w *Watcher) followFiles(ctx context.Context, daemon *Peer) (events <-chan 
 	ctx, stop = context.WithCancel(ctx)
 	ch := make(chan Event, 4)
 	w.files.Go(func() {
-		files := DaemonFiles(d)
+		files := daemonFiles(d)
 		// The watch comes before the first check, so that a replacement
 		// in between is seen by one or the other.
-		var fw *FileWatch
+		var fw *fileWatch
 		if len(files) > 0 {
 			var err error
-			if fw, err = WatchFiles(files); err != nil {
+			if fw, err = watchFiles(files); err != nil {
 				w.log.Debug("cannot watch the bus daemon's files; outdated only checked now", "err", err)
 				fw = nil
 			}
 		}
 		reported := map[string]bool{}
 		check := func(replaced []string) {
-			outdated, why, err := CheckOutdated(d)
+			outdated, why, err := checkOutdated(d)
 			if err != nil {
 				// The daemon is gone: its bus is going down, and the
 				// next daemon gets its own check.

@@ -63,7 +63,7 @@ func (f Finder) Find(ctx context.Context) (Method, error) {
 	}
 	unit, sdErr := unitOf(ctx, socket, pid)
 	if sdErr == nil && isBusUnit(unit) {
-		return &Systemd{Socket: socket, Unit: unit}, nil
+		return &systemdUnit{Socket: socket, Unit: unit}, nil
 	}
 	refusal := startedBy(pid, unit)
 	refusal.Reason += "; to let busmedic restart it, run \"busmedic run --manage-session-bus\" in a session that does not start its own bus"

@@ -10,16 +10,16 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// Systemd restarts a bus that is a systemd user unit.
-type Systemd struct {
+// systemdUnit restarts a bus that is a systemd user unit.
+type systemdUnit struct {
 	Socket string // the user manager's private socket
 	Unit   string // dbus.service or dbus-broker.service
 }
 
-func (s *Systemd) String() string { return "systemd user unit " + s.Unit }
+func (s *systemdUnit) String() string { return "systemd user unit " + s.Unit }
 
 // Restart asks the user manager to restart the unit, with mode "replace".
-func (s *Systemd) Restart(ctx context.Context) error {
+func (s *systemdUnit) Restart(ctx context.Context) error {
 	conn, err := connect(ctx, s.Socket)
 	if err != nil {
 		return err

@@ -5,9 +5,10 @@
 // rules for the apps of busmedic's catalog that are on the session bus now
 // and that no rule covers; an offer only fills the form, the user saves it.
 //
-// The pure parts (Draft, the rules Model, the formatting of plans and
-// history) hold no widgets, so that they are tested with tables; the window
-// (Editor) binds them to Fyne widgets and is tested with Fyne's test driver.
+// The pure parts (the draft of a rule, the rules model, the formatting of
+// plans and history) hold no widgets, so that they are tested with tables;
+// the window (type editor) binds them to Fyne widgets and is tested with
+// Fyne's test driver.
 // The daemon is reached only through its control socket
 // (busmedic/relaunch/control); without it the editor still edits, and says
 // so in a banner.

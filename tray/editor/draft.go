@@ -12,37 +12,37 @@ import (
 	"busmedic/appdb"
 )
 
-// KV is one row of the env table.
-type KV struct{ Key, Value string }
+// kv is one row of the env table.
+type kv struct{ Key, Value string }
 
-// Duration is a duration as the form shows it: a number and a unit, so
+// duration is a duration as the form shows it: a number and a unit, so
 // that nobody has to know Go's duration syntax.
-type Duration struct {
+type duration struct {
 	Value string // such as "2" or "1.5"
-	Unit  string // one of Units
+	Unit  string // one of units
 }
 
-// Units are the duration units the form offers, smallest first.
-var Units = []string{"ms", "s", "min", "h"}
+// units are the duration units the form offers, smallest first.
+var units = []string{"ms", "s", "min", "h"}
 
 var unitSize = map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "h": time.Hour}
 
-// DurationOf picks the largest unit that shows d as a whole number.
-func DurationOf(d time.Duration) Duration {
-	for _, u := range slices.Backward(Units) {
+// durationOf picks the largest unit that shows d as a whole number.
+func durationOf(d time.Duration) duration {
+	for _, u := range slices.Backward(units) {
 		if size := unitSize[u]; d%size == 0 && (d != 0 || u == "s") {
-			return Duration{Value: strconv.FormatInt(int64(d/size), 10), Unit: u}
+			return duration{Value: strconv.FormatInt(int64(d/size), 10), Unit: u}
 		}
 	}
 	// Below a millisecond: show a fraction of one.
-	return Duration{Value: strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64), Unit: "ms"}
+	return duration{Value: strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64), Unit: "ms"}
 }
 
 // Parse returns the duration, or an error in words for the field.
-func (d Duration) Parse() (time.Duration, error) {
+func (d duration) Parse() (time.Duration, error) {
 	size, ok := unitSize[d.Unit]
 	if !ok {
-		return 0, fmt.Errorf("pick a unit: %s", strings.Join(Units, ", "))
+		return 0, fmt.Errorf("pick a unit: %s", strings.Join(units, ", "))
 	}
 	s := strings.TrimSpace(d.Value)
 	if s == "" {
@@ -55,11 +55,11 @@ func (d Duration) Parse() (time.Duration, error) {
 	return time.Duration(f * float64(size)), nil
 }
 
-// Draft is the form's content: every key of an [[app]] table, as the
+// draft is the form's content: every key of an [[app]] table, as the
 // widgets hold it. It is converted to an appdb.Rule (Rule) to be checked
 // and saved. Each field's tag names its key, so that a test can hold the
 // fields against appdb.RuleKeys.
-type Draft struct {
+type draft struct {
 	ID            string   `key:"id"`
 	Name          string   `key:"name"`
 	Icon          string   `key:"icon"`
@@ -74,28 +74,28 @@ type Draft struct {
 	Hook          []string `key:"hook"`
 	Exec          []string `key:"exec"`
 	Shell         bool     `key:"shell"`
-	Env           []KV     `key:"env"`
+	Env           []kv     `key:"env"`
 	Workdir       string   `key:"workdir"`
 	After         []string `key:"after"`
-	Grace         Duration `key:"grace"`
-	ReadyTimeout  Duration `key:"ready_timeout"`
-	StopTimeout   Duration `key:"stop_timeout"`
+	Grace         duration `key:"grace"`
+	ReadyTimeout  duration `key:"ready_timeout"`
+	StopTimeout   duration `key:"stop_timeout"`
 	MaxRestarts   string   `key:"max_restarts"`
-	RestartWindow Duration `key:"restart_window"`
+	RestartWindow duration `key:"restart_window"`
 	Enabled       bool     `key:"enabled"`
 }
 
-// DraftOf fills a draft from a rule.
-func DraftOf(r appdb.Rule) Draft {
-	d := Draft{
+// draftOf fills a draft from a rule.
+func draftOf(r appdb.Rule) draft {
+	d := draft{
 		ID: r.ID, Name: r.Name, Icon: r.Icon, Desktop: r.Desktop,
 		Bus:   string(r.Bus),
 		Names: slices.Clone(r.Names), Exe: r.Exe, Argv0: r.Argv0, Cmdline: r.Cmdline,
 		Action: string(r.Action), Signal: r.Signal,
 		Hook: slices.Clone(r.Hook), Exec: slices.Clone(r.Exec), Shell: r.Shell,
 		Workdir: r.Workdir, After: slices.Clone(r.After),
-		Grace: DurationOf(r.Grace), ReadyTimeout: DurationOf(r.ReadyTimeout), StopTimeout: DurationOf(r.StopTimeout),
-		MaxRestarts: strconv.Itoa(r.MaxRestarts), RestartWindow: DurationOf(r.RestartWindow),
+		Grace: durationOf(r.Grace), ReadyTimeout: durationOf(r.ReadyTimeout), StopTimeout: durationOf(r.StopTimeout),
+		MaxRestarts: strconv.Itoa(r.MaxRestarts), RestartWindow: durationOf(r.RestartWindow),
 		Enabled: r.Enabled,
 	}
 	if d.Bus == "" {
@@ -105,14 +105,14 @@ func DraftOf(r appdb.Rule) Draft {
 		d.Action = string(appdb.DefaultAction)
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-		d.Env = append(d.Env, KV{k, r.Env[k]})
+		d.Env = append(d.Env, kv{k, r.Env[k]})
 	}
 	return d
 }
 
 // Equal reports whether two drafts would make the same rule, so that an
 // edit undone by hand does not count as unsaved.
-func (d Draft) Equal(o Draft) bool {
+func (d draft) Equal(o draft) bool {
 	a, errA := d.Rule()
 	b, errB := o.Rule()
 	if len(errA) > 0 || len(errB) > 0 {
@@ -121,11 +121,11 @@ func (d Draft) Equal(o Draft) bool {
 	return appdb.FormatRule(a) == appdb.FormatRule(b)
 }
 
-// Problems maps a form field (an [[app]] key such as "grace", or "" for the
+// problems maps a form field (an [[app]] key such as "grace", or "" for the
 // rule as a whole) to what is wrong with it.
-type Problems map[string]string
+type problems map[string]string
 
-func (p Problems) add(key, reason string) {
+func (p problems) add(key, reason string) {
 	if old, ok := p[key]; ok {
 		p[key] = old + "; " + reason
 		return
@@ -136,8 +136,8 @@ func (p Problems) add(key, reason string) {
 // Rule converts the draft. Blank rows of the lists and of env are left out.
 // The problems are those of the conversion alone (a duration that is not a
 // number); Check adds appdb's.
-func (d Draft) Rule() (appdb.Rule, Problems) {
-	p := Problems{}
+func (d draft) Rule() (appdb.Rule, problems) {
+	p := problems{}
 	r := appdb.Rule{
 		ID: strings.TrimSpace(d.ID), Name: d.Name, Icon: strings.TrimSpace(d.Icon), Desktop: strings.TrimSpace(d.Desktop),
 		Bus:   appdb.Bus(d.Bus),
@@ -166,7 +166,7 @@ func (d Draft) Rule() (appdb.Rule, Problems) {
 	}
 	durations := []struct {
 		key string
-		in  Duration
+		in  duration
 		out *time.Duration
 	}{
 		{"grace", d.Grace, &r.Grace},
@@ -204,9 +204,9 @@ func nonBlank(rows []string) []string {
 // Check converts the draft and validates it with appdb, as the file would
 // be on load. takenIDs are the ids of the other rules of the user file: a
 // rule may not take one of them. errs block saving; warns do not.
-func (d Draft) Check(takenIDs []string) (r appdb.Rule, errs, warns Problems) {
+func (d draft) Check(takenIDs []string) (r appdb.Rule, errs, warns problems) {
 	r, errs = d.Rule()
-	warns = Problems{}
+	warns = problems{}
 	if r.ID != "" && slices.Contains(takenIDs, r.ID) {
 		errs.add("id", fmt.Sprintf("another rule of your file already has the id %q", r.ID))
 	}

@@ -23,7 +23,7 @@ import (
 	"busmedic/watcher"
 )
 
-// Options configure an Editor.
+// Options configure the editor that Run shows.
 type Options struct {
 	// Paths are the rules files; Paths.User is the one edited.
 	Paths appdb.Paths
@@ -37,12 +37,12 @@ type Options struct {
 	post func(fn func())
 }
 
-// Editor is the rules editor's window and its state. All its fields are
+// editor is the rules editor's window and its state. All its fields are
 // owned by the Fyne event loop: goroutines hand results back through post.
-type Editor struct {
+type editor struct {
 	win   fyne.Window
 	log   *slog.Logger
-	model *Model
+	model *model
 	link  daemonLink
 	post  func(func())
 
@@ -50,13 +50,13 @@ type Editor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	entries  []Entry
+	entries  []entry
 	editing  bool   // the form shows a rule
 	origID   string // the id of the edited rule in the user file; "" for a new rule
 	readOnly bool   // the form shows a system rule
-	cur      Draft
-	orig     Draft
-	errs     Problems
+	cur      draft
+	orig     draft
+	errs     problems
 	loading  bool // the form is being filled: ignore its change callbacks
 
 	status    *control.Status // nil while the daemon is not running
@@ -96,13 +96,13 @@ type Editor struct {
 	historyNote *widget.Label
 }
 
-// New builds the editor in a new window of app and starts following the
+// newEditor builds the editor in a new window of app and starts following the
 // daemon and the rules file until the window closes or ctx is done. Show
 // the window with Window().Show().
-func New(ctx context.Context, app fyne.App, opts Options) *Editor {
-	e := &Editor{
+func newEditor(ctx context.Context, app fyne.App, opts Options) *editor {
+	e := &editor{
 		log:      opts.Logger,
-		model:    NewModel(opts.Paths),
+		model:    newModel(opts.Paths),
 		post:     opts.post,
 		desktops: nil,
 		icons:    map[string]fyne.Resource{},
@@ -145,16 +145,16 @@ func New(ctx context.Context, app fyne.App, opts Options) *Editor {
 }
 
 // Window returns the editor's window.
-func (e *Editor) Window() fyne.Window { return e.win }
+func (e *editor) Window() fyne.Window { return e.win }
 
 // stop ends the goroutines; it runs when the window closes.
-func (e *Editor) stop() {
+func (e *editor) stop() {
 	e.cancel()
 	e.wg.Wait()
 	e.link.client.Close()
 }
 
-func (e *Editor) build() {
+func (e *editor) build() {
 	e.daemonText = widget.NewLabel("")
 	e.daemonText.Wrapping = fyne.TextWrapWord
 	e.daemonBanner = container.NewBorder(nil, nil, widget.NewIcon(theme.InfoIcon()), nil, e.daemonText)
@@ -262,10 +262,10 @@ func (e *Editor) build() {
 	e.updateButtons()
 }
 
-func (e *Editor) focus(f fyne.Focusable) { e.win.Canvas().Focus(f) }
+func (e *editor) focus(f fyne.Focusable) { e.win.Canvas().Focus(f) }
 
 // fillRow shows one entry in the list.
-func (e *Editor) fillRow(en Entry, row *fyne.Container) {
+func (e *editor) fillRow(en entry, row *fyne.Container) {
 	r := en.Rule
 	vbox := row.Objects[0].(*fyne.Container)
 	icon := row.Objects[1].(*widget.Icon)
@@ -284,7 +284,7 @@ func (e *Editor) fillRow(en Entry, row *fyne.Container) {
 	if e.status != nil {
 		for i := range e.status.Apps {
 			if e.status.Apps[i].ID == r.ID {
-				st = StateText(&e.status.Apps[i])
+				st = stateText(&e.status.Apps[i])
 			}
 		}
 	}
@@ -293,7 +293,7 @@ func (e *Editor) fillRow(en Entry, row *fyne.Container) {
 }
 
 // iconFor finds a rule's icon: its icon key, else its desktop file's.
-func (e *Editor) iconFor(r appdb.Rule) fyne.Resource {
+func (e *editor) iconFor(r appdb.Rule) fyne.Resource {
 	name := r.Icon
 	if name == "" && r.Desktop != "" {
 		if info, ok := e.desktopFiles()[r.Desktop]; ok {
@@ -313,7 +313,7 @@ func (e *Editor) iconFor(r appdb.Rule) fyne.Resource {
 	return res
 }
 
-func (e *Editor) desktopFiles() map[string]desktopInfo {
+func (e *editor) desktopFiles() map[string]desktopInfo {
 	if e.desktops == nil {
 		e.desktops = desktopFiles()
 	}
@@ -322,7 +322,7 @@ func (e *Editor) desktopFiles() map[string]desktopInfo {
 
 // refreshList reloads the entries from the model and keeps the selection
 // on the rule being edited.
-func (e *Editor) refreshList() {
+func (e *editor) refreshList() {
 	e.entries = e.model.Entries()
 	e.list.Refresh()
 	e.list.UnselectAll()
@@ -336,7 +336,7 @@ func (e *Editor) refreshList() {
 }
 
 // selectQuietly marks row i selected without reloading the form.
-func (e *Editor) selectQuietly(i int) {
+func (e *editor) selectQuietly(i int) {
 	onSel := e.list.OnSelected
 	e.list.OnSelected = nil
 	e.list.Select(i)
@@ -344,7 +344,7 @@ func (e *Editor) selectQuietly(i int) {
 }
 
 // dirty reports whether the form holds changes not saved.
-func (e *Editor) dirty() bool {
+func (e *editor) dirty() bool {
 	if !e.editing || e.readOnly {
 		return false
 	}
@@ -353,7 +353,7 @@ func (e *Editor) dirty() bool {
 
 // guard runs next once unsaved changes, if any, are saved or discarded by
 // the user's choice; cancel runs if the user keeps editing.
-func (e *Editor) guard(next, cancel func()) {
+func (e *editor) guard(next, cancel func()) {
 	if !e.dirty() {
 		next()
 		return
@@ -376,7 +376,7 @@ func (e *Editor) guard(next, cancel func()) {
 	d.Show()
 }
 
-func (e *Editor) selectEntry(id widget.ListItemID) {
+func (e *editor) selectEntry(id widget.ListItemID) {
 	if id < 0 || id >= len(e.entries) {
 		return
 	}
@@ -386,7 +386,7 @@ func (e *Editor) selectEntry(id widget.ListItemID) {
 	}
 	prev := e.selectedIndex()
 	e.guard(func() {
-		e.edit(DraftOf(en.Rule), en.Rule.ID, en.System)
+		e.edit(draftOf(en.Rule), en.Rule.ID, en.System)
 	}, func() {
 		if prev >= 0 {
 			e.selectQuietly(prev)
@@ -396,7 +396,7 @@ func (e *Editor) selectEntry(id widget.ListItemID) {
 	})
 }
 
-func (e *Editor) selectedIndex() int {
+func (e *editor) selectedIndex() int {
 	for i, en := range e.entries {
 		if e.editing && en.Rule.ID == e.origID && en.System == e.readOnly && e.origID != "" {
 			return i
@@ -407,7 +407,7 @@ func (e *Editor) selectedIndex() int {
 
 // edit shows d in the form. origID is the rule's id in the user file (""
 // for a rule not saved yet); system rules are read-only.
-func (e *Editor) edit(d Draft, origID string, system bool) {
+func (e *editor) edit(d draft, origID string, system bool) {
 	e.editing, e.origID, e.readOnly = true, origID, system
 	e.cur, e.orig = d, d
 	e.loading = true
@@ -427,7 +427,7 @@ func (e *Editor) edit(d Draft, origID string, system bool) {
 }
 
 // edited is the form's change callback.
-func (e *Editor) edited(change func(*Draft)) {
+func (e *editor) edited(change func(*draft)) {
 	if e.loading || !e.editing {
 		return
 	}
@@ -437,7 +437,7 @@ func (e *Editor) edited(change func(*Draft)) {
 
 // revalidate checks the draft with appdb and shows the problems at their
 // fields; Save is enabled only without errors.
-func (e *Editor) revalidate() {
+func (e *editor) revalidate() {
 	var taken []string
 	for _, id := range e.model.UserIDs() {
 		if id != e.origID {
@@ -446,14 +446,14 @@ func (e *Editor) revalidate() {
 	}
 	_, errs, warns := e.cur.Check(taken)
 	if e.readOnly {
-		errs, warns = Problems{}, Problems{}
+		errs, warns = problems{}, problems{}
 	}
 	e.errs = errs
 	e.form.showProblems(errs, warns)
 	e.updateButtons()
 }
 
-func (e *Editor) updateButtons() {
+func (e *editor) updateButtons() {
 	title := ""
 	switch {
 	case !e.editing:
@@ -483,7 +483,7 @@ func (e *Editor) updateButtons() {
 	setEnabled(e.relaunchBtn, saved && e.status != nil)
 }
 
-func (e *Editor) sourceOf(id string) string {
+func (e *editor) sourceOf(id string) string {
 	for _, en := range e.entries {
 		if en.Rule.ID == id && en.System {
 			return en.Rule.Source
@@ -492,16 +492,16 @@ func (e *Editor) sourceOf(id string) string {
 	return "a system file"
 }
 
-func (e *Editor) newRule() {
+func (e *editor) newRule() {
 	e.guard(func() {
-		d := DraftOf(appdb.NewRule(""))
+		d := draftOf(appdb.NewRule(""))
 		e.edit(d, "", false)
 	}, nil)
 }
 
 // override copies the system rule in the form into a new user rule with
 // the same id, which then replaces it.
-func (e *Editor) override() {
+func (e *editor) override() {
 	if !e.readOnly {
 		return
 	}
@@ -512,7 +512,7 @@ func (e *Editor) override() {
 
 // AddFromPeer starts a new rule for a running app, as appdb.FromPeer
 // suggests, with its desktop file's name and icon when one is known.
-func (e *Editor) AddFromPeer(bus string, p watcher.Peer) {
+func (e *editor) AddFromPeer(bus string, p watcher.Peer) {
 	r := appdb.FromPeer(p)
 	if b := appdb.Bus(bus); b == appdb.BusSession || b == appdb.BusSystem {
 		r.Bus = b
@@ -526,7 +526,7 @@ func (e *Editor) AddFromPeer(bus string, p watcher.Peer) {
 // addRule shows r, made for the running app p, in the form as a new rule
 // with p's desktop file's icon when one is known. Nothing is written until
 // the user saves it.
-func (e *Editor) addRule(r appdb.Rule, p watcher.Peer) {
+func (e *editor) addRule(r appdb.Rule, p watcher.Peer) {
 	if info, ok := desktopFor(e.desktopFiles(), p.Exe); ok {
 		r.Icon, r.Desktop = info.Icon, info.ID
 	}
@@ -536,10 +536,10 @@ func (e *Editor) addRule(r appdb.Rule, p watcher.Peer) {
 	for i := 2; slices.Contains(ids, r.ID); i++ {
 		r.ID = fmt.Sprintf("%s-%d", base, i)
 	}
-	e.guard(func() { e.edit(DraftOf(r), "", false) }, nil)
+	e.guard(func() { e.edit(draftOf(r), "", false) }, nil)
 }
 
-func (e *Editor) save() {
+func (e *editor) save() {
 	if e.readOnly || !e.editing {
 		return
 	}
@@ -561,7 +561,7 @@ func (e *Editor) save() {
 	e.refreshOffers()
 }
 
-func (e *Editor) showSaveError(err error) {
+func (e *editor) showSaveError(err error) {
 	if errors.Is(err, appdb.ErrConflict) {
 		e.fileText.SetText(fmt.Sprintf("%s changed on disk since it was read, so it was not saved. "+
 			"Reload it (the form keeps your changes), then save again.", e.model.Path()))
@@ -573,7 +573,7 @@ func (e *Editor) showSaveError(err error) {
 
 // askReload makes the daemon take the saved rules at once (it would
 // within a moment anyway, watching the file).
-func (e *Editor) askReload() {
+func (e *editor) askReload() {
 	if e.status == nil {
 		return
 	}
@@ -585,7 +585,7 @@ func (e *Editor) askReload() {
 	})
 }
 
-func (e *Editor) revert() {
+func (e *editor) revert() {
 	if !e.editing || e.readOnly {
 		return
 	}
@@ -599,7 +599,7 @@ func (e *Editor) revert() {
 	e.edit(e.orig, e.origID, false)
 }
 
-func (e *Editor) confirmDelete() {
+func (e *editor) confirmDelete() {
 	id := e.origID
 	if id == "" || e.readOnly {
 		return
@@ -623,7 +623,7 @@ func (e *Editor) confirmDelete() {
 }
 
 // fileChanged runs when the user file changed on disk.
-func (e *Editor) fileChanged() {
+func (e *editor) fileChanged() {
 	if !e.model.ChangedOnDisk() {
 		return // our own save
 	}
@@ -634,7 +634,7 @@ func (e *Editor) fileChanged() {
 
 // reloadFromDisk reads the files again; the form keeps a draft being
 // edited so that it can be saved onto the new file.
-func (e *Editor) reloadFromDisk() {
+func (e *editor) reloadFromDisk() {
 	e.model.Reload()
 	e.fileBanner.Hide()
 	e.showFileProblems()
@@ -646,7 +646,7 @@ func (e *Editor) reloadFromDisk() {
 		found := false
 		for _, en := range e.model.Entries() {
 			if en.Rule.ID == e.origID && en.System == e.readOnly {
-				e.edit(DraftOf(en.Rule), en.Rule.ID, en.System)
+				e.edit(draftOf(en.Rule), en.Rule.ID, en.System)
 				found = true
 			}
 		}
@@ -661,7 +661,7 @@ func (e *Editor) reloadFromDisk() {
 	e.refreshOffers()
 }
 
-func (e *Editor) showFileProblems() {
+func (e *editor) showFileProblems() {
 	var msgs []string
 	if err := e.model.FileErr(); err != nil {
 		msgs = append(msgs, fmt.Sprintf("Your rules file cannot be edited until these are fixed (in a text editor; then Reload):\n%v", err))
@@ -673,7 +673,7 @@ func (e *Editor) showFileProblems() {
 }
 
 // setStatus takes a status from the daemon, or nil with why there is none.
-func (e *Editor) setStatus(st *control.Status, err error) {
+func (e *editor) setStatus(st *control.Status, err error) {
 	newRecovery := st != nil && st.LastRecovery != nil &&
 		(e.status == nil || e.status.LastRecovery == nil || !recoveryEqual(*e.status.LastRecovery, *st.LastRecovery))
 	e.status, e.daemonErr = st, err

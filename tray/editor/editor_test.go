@@ -71,7 +71,7 @@ func TestSavePreservesOtherRules(t *testing.T) {
 	f.selectRule(t, "dunst")
 	ed := f.ed
 	ed.form.name.SetText("Dunst notifications")
-	ed.form.grace.set(Duration{"5", "s"})
+	ed.form.grace.set(duration{"5", "s"})
 	ed.form.env.add.OnTapped()
 	ed.form.env.rows[0][0].SetText("LANG")
 	ed.form.env.rows[0][1].SetText("C.UTF-8")
@@ -216,7 +216,7 @@ grace = "4s"
 	if ed.readOnly || ed.form.grace.value.Disabled() {
 		t.Fatal("override left the form read-only")
 	}
-	ed.form.grace.set(Duration{"9", "s"})
+	ed.form.grace.set(duration{"9", "s"})
 	test.Tap(ed.saveBtn)
 	set, err := appdb.CheckFile(f.user)
 	if err != nil {

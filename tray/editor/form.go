@@ -15,16 +15,16 @@ type durationField struct {
 	box   fyne.CanvasObject
 }
 
-func newDurationField(onChanged func(Duration)) *durationField {
-	f := &durationField{value: widget.NewEntry(), unit: widget.NewSelect(Units, nil)}
-	emit := func() { onChanged(Duration{Value: f.value.Text, Unit: f.unit.Selected}) }
+func newDurationField(onChanged func(duration)) *durationField {
+	f := &durationField{value: widget.NewEntry(), unit: widget.NewSelect(units, nil)}
+	emit := func() { onChanged(duration{Value: f.value.Text, Unit: f.unit.Selected}) }
 	f.value.OnChanged = func(string) { emit() }
 	f.unit.OnChanged = func(string) { emit() }
 	f.box = container.NewBorder(nil, nil, nil, f.unit, f.value)
 	return f
 }
 
-func (f *durationField) set(d Duration) {
+func (f *durationField) set(d duration) {
 	f.value.SetText(d.Value)
 	f.unit.SetSelected(d.Unit)
 }
@@ -94,43 +94,43 @@ var signals = []string{"SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGINT"}
 
 // newRuleForm builds the widgets; changed is called with the draft after
 // every edit.
-func newRuleForm(focus func(fyne.Focusable), changed func(func(*Draft))) *ruleForm {
+func newRuleForm(focus func(fyne.Focusable), changed func(func(*draft))) *ruleForm {
 	f := &ruleForm{messages: map[string]fieldMessages{}}
 	keys := appdb.RuleKeys()
 	choices := map[string][]string{} // the options of the selects
 	for _, k := range keys {
 		choices[k.Name] = k.Choices
 	}
-	text := func(set func(*Draft, string)) *widget.Entry {
+	text := func(set func(*draft, string)) *widget.Entry {
 		e := widget.NewEntry()
-		e.OnChanged = func(s string) { changed(func(d *Draft) { set(d, s) }) }
+		e.OnChanged = func(s string) { changed(func(d *draft) { set(d, s) }) }
 		return e
 	}
-	f.id = text(func(d *Draft, s string) { d.ID = s })
-	f.name = text(func(d *Draft, s string) { d.Name = s })
-	f.icon = text(func(d *Draft, s string) { d.Icon = s })
-	f.desktop = text(func(d *Draft, s string) { d.Desktop = s })
-	f.bus = widget.NewSelect(choices["bus"], func(s string) { changed(func(d *Draft) { d.Bus = s }) })
-	f.names = newStringList("org.example.App", "Add name", focus, func(v []string) { changed(func(d *Draft) { d.Names = v }) })
-	f.exe = text(func(d *Draft, s string) { d.Exe = s })
+	f.id = text(func(d *draft, s string) { d.ID = s })
+	f.name = text(func(d *draft, s string) { d.Name = s })
+	f.icon = text(func(d *draft, s string) { d.Icon = s })
+	f.desktop = text(func(d *draft, s string) { d.Desktop = s })
+	f.bus = widget.NewSelect(choices["bus"], func(s string) { changed(func(d *draft) { d.Bus = s }) })
+	f.names = newStringList("org.example.App", "Add name", focus, func(v []string) { changed(func(d *draft) { d.Names = v }) })
+	f.exe = text(func(d *draft, s string) { d.Exe = s })
 	f.exe.SetPlaceHolder("/usr/bin/app")
-	f.argv0 = text(func(d *Draft, s string) { d.Argv0 = s })
-	f.cmdline = text(func(d *Draft, s string) { d.Cmdline = s })
-	f.action = widget.NewSelect(choices["action"], func(s string) { changed(func(d *Draft) { d.Action = s }) })
+	f.argv0 = text(func(d *draft, s string) { d.Argv0 = s })
+	f.cmdline = text(func(d *draft, s string) { d.Cmdline = s })
+	f.action = widget.NewSelect(choices["action"], func(s string) { changed(func(d *draft) { d.Action = s }) })
 	f.signal = widget.NewSelectEntry(signals)
-	f.signal.OnChanged = func(s string) { changed(func(d *Draft) { d.Signal = s }) }
-	f.hook = newStringList("argument", "Add argument", focus, func(v []string) { changed(func(d *Draft) { d.Hook = v }) })
-	f.exec = newStringList("argument", "Add argument", focus, func(v []string) { changed(func(d *Draft) { d.Exec = v }) })
-	f.shell = widget.NewCheck("through /bin/sh -c", func(b bool) { changed(func(d *Draft) { d.Shell = b }) })
-	f.env = newKVList(focus, func(v []KV) { changed(func(d *Draft) { d.Env = v }) })
-	f.workdir = text(func(d *Draft, s string) { d.Workdir = s })
-	f.after = newStringList("org.freedesktop.NetworkManager", "Add name", focus, func(v []string) { changed(func(d *Draft) { d.After = v }) })
-	f.grace = newDurationField(func(v Duration) { changed(func(d *Draft) { d.Grace = v }) })
-	f.readyTimeout = newDurationField(func(v Duration) { changed(func(d *Draft) { d.ReadyTimeout = v }) })
-	f.stopTimeout = newDurationField(func(v Duration) { changed(func(d *Draft) { d.StopTimeout = v }) })
-	f.maxRestarts = text(func(d *Draft, s string) { d.MaxRestarts = s })
-	f.restartWindow = newDurationField(func(v Duration) { changed(func(d *Draft) { d.RestartWindow = v }) })
-	f.enabled = widget.NewCheck("enabled", func(b bool) { changed(func(d *Draft) { d.Enabled = b }) })
+	f.signal.OnChanged = func(s string) { changed(func(d *draft) { d.Signal = s }) }
+	f.hook = newStringList("argument", "Add argument", focus, func(v []string) { changed(func(d *draft) { d.Hook = v }) })
+	f.exec = newStringList("argument", "Add argument", focus, func(v []string) { changed(func(d *draft) { d.Exec = v }) })
+	f.shell = widget.NewCheck("through /bin/sh -c", func(b bool) { changed(func(d *draft) { d.Shell = b }) })
+	f.env = newKVList(focus, func(v []kv) { changed(func(d *draft) { d.Env = v }) })
+	f.workdir = text(func(d *draft, s string) { d.Workdir = s })
+	f.after = newStringList("org.freedesktop.NetworkManager", "Add name", focus, func(v []string) { changed(func(d *draft) { d.After = v }) })
+	f.grace = newDurationField(func(v duration) { changed(func(d *draft) { d.Grace = v }) })
+	f.readyTimeout = newDurationField(func(v duration) { changed(func(d *draft) { d.ReadyTimeout = v }) })
+	f.stopTimeout = newDurationField(func(v duration) { changed(func(d *draft) { d.StopTimeout = v }) })
+	f.maxRestarts = text(func(d *draft, s string) { d.MaxRestarts = s })
+	f.restartWindow = newDurationField(func(v duration) { changed(func(d *draft) { d.RestartWindow = v }) })
+	f.enabled = widget.NewCheck("enabled", func(b bool) { changed(func(d *draft) { d.Enabled = b }) })
 
 	// One item per key, in the documented order, with the key's hint.
 	widgets := f.widgets()
@@ -165,7 +165,7 @@ func (f *ruleForm) widgets() map[string]fyne.CanvasObject {
 
 // set shows a draft. The widgets' change callbacks fire; the caller
 // ignores them while loading.
-func (f *ruleForm) set(d Draft) {
+func (f *ruleForm) set(d draft) {
 	f.id.SetText(d.ID)
 	f.name.SetText(d.Name)
 	f.icon.SetText(d.Icon)
@@ -208,7 +208,7 @@ func (f *ruleForm) setReadOnly(ro bool) {
 }
 
 // showProblems puts each problem at its field.
-func (f *ruleForm) showProblems(errs, warns Problems) {
+func (f *ruleForm) showProblems(errs, warns problems) {
 	for k, m := range f.messages {
 		m.show(errs[k], warns[k])
 	}

@@ -12,9 +12,9 @@ import (
 	"busmedic/watcher"
 )
 
-// StateText says in a few words what the daemon knows of an app: running
+// stateText says in a few words what the daemon knows of an app: running
 // or not, and how its last recovery ended.
-func StateText(a *control.AppStatus) string {
+func stateText(a *control.AppStatus) string {
 	if a == nil {
 		return ""
 	}
@@ -30,13 +30,13 @@ func StateText(a *control.AppStatus) string {
 		parts = append(parts, "not running")
 	}
 	if a.Last != nil {
-		parts = append(parts, "last: "+JobText(*a.Last))
+		parts = append(parts, "last: "+jobText(*a.Last))
 	}
 	return strings.Join(parts, " · ")
 }
 
-// JobText says how one job went, such as "relaunched in 340ms (pid 1234)".
-func JobText(j control.Job) string {
+// jobText says how one job went, such as "relaunched in 340ms (pid 1234)".
+func jobText(j control.Job) string {
 	var b strings.Builder
 	b.WriteString(string(j.Outcome))
 	if j.Took > 0 {
@@ -71,17 +71,17 @@ func joinInts(ns []int) string {
 	return strings.Join(s, ", ")
 }
 
-// HistoryEntry is one recovery as the History tab shows it.
-type HistoryEntry struct {
+// historyEntry is one recovery as the History tab shows it.
+type historyEntry struct {
 	Title string   // when, which bus, how long it was down
 	Jobs  []string // one line per app: outcome and duration
 }
 
-// HistoryText turns recoveries into entries, newest first.
-func HistoryText(recs []control.Recovery) []HistoryEntry {
+// historyText turns recoveries into entries, newest first.
+func historyText(recs []control.Recovery) []historyEntry {
 	recs = slices.Clone(recs)
 	slices.SortStableFunc(recs, func(a, b control.Recovery) int { return b.Started.Compare(a.Started) })
-	out := make([]HistoryEntry, 0, len(recs))
+	out := make([]historyEntry, 0, len(recs))
 	for _, r := range recs {
 		title := fmt.Sprintf("%s  %s bus restarted", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus)
 		if r.Downtime > 0 {
@@ -92,12 +92,12 @@ func HistoryText(recs []control.Recovery) []HistoryEntry {
 		} else {
 			title += fmt.Sprintf(", recovered in %s", roundDuration(r.Ended.Sub(r.Started)))
 		}
-		e := HistoryEntry{Title: title}
+		e := historyEntry{Title: title}
 		if r.Decision != "" {
 			e.Jobs = append(e.Jobs, r.Decision)
 		}
 		for _, j := range r.Jobs {
-			e.Jobs = append(e.Jobs, fmt.Sprintf("%s: %s (%s)", j.App, JobText(j), j.Action))
+			e.Jobs = append(e.Jobs, fmt.Sprintf("%s: %s (%s)", j.App, jobText(j), j.Action))
 		}
 		if len(r.Jobs) == 0 && r.Decision == "" {
 			e.Jobs = append(e.Jobs, "no app needed help")
@@ -107,9 +107,9 @@ func HistoryText(recs []control.Recovery) []HistoryEntry {
 	return out
 }
 
-// PlanText says what recovery would do for the app id if a bus of the
+// planText says what recovery would do for the app id if a bus of the
 // rule restarted now, from the daemon's dry runs by bus.
-func PlanText(id string, plans map[string][]control.PlannedJob) string {
+func planText(id string, plans map[string][]control.PlannedJob) string {
 	var b strings.Builder
 	for _, bus := range slices.Sorted(maps.Keys(plans)) {
 		for _, j := range plans[bus] {
@@ -161,8 +161,8 @@ func actionWords(r appdb.Rule) string {
 	return "relaunch it (stopping it first if it is still alive)"
 }
 
-// PeerText is one line about a peer for the pickers.
-func PeerText(bus string, p watcher.Peer) string {
+// peerText is one line about a peer for the pickers.
+func peerText(bus string, p watcher.Peer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  pid %d", bus, p.PID)
 	if len(p.Argv) > 0 {
@@ -176,10 +176,10 @@ func PeerText(bus string, p watcher.Peer) string {
 	return b.String()
 }
 
-// PeerMatches reports whether a peer fits the picker's search: every word
+// peerMatches reports whether a peer fits the picker's search: every word
 // of the query must appear in its pid, command or names.
-func PeerMatches(bus string, p watcher.Peer, query string) bool {
-	hay := strings.ToLower(PeerText(bus, p) + " " + p.Exe)
+func peerMatches(bus string, p watcher.Peer, query string) bool {
+	hay := strings.ToLower(peerText(bus, p) + " " + p.Exe)
 	for _, w := range strings.Fields(strings.ToLower(query)) {
 		if !strings.Contains(hay, w) {
 			return false

@@ -27,8 +27,8 @@ func TestStateText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := StateText(tt.in); got != tt.want {
-				t.Errorf("StateText = %q, want %q", got, tt.want)
+			if got := stateText(tt.in); got != tt.want {
+				t.Errorf("stateText = %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -56,10 +56,10 @@ func TestPlanText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := PlanText(tt.id, tt.plans)
+			got := planText(tt.id, tt.plans)
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
-					t.Errorf("PlanText lacks %q:\n%s", w, got)
+					t.Errorf("planText lacks %q:\n%s", w, got)
 				}
 			}
 		})
@@ -72,8 +72,8 @@ func TestPeerMatches(t *testing.T) {
 		"": true, "nm": true, "NETWORK": true, "1234": true, "session": true, "indicator applet": true,
 		"/usr/bin": true, "dunst": false, "nm dunst": false,
 	} {
-		if got := PeerMatches("session", p, q); got != want {
-			t.Errorf("PeerMatches(%q) = %v, want %v", q, got, want)
+		if got := peerMatches("session", p, q); got != want {
+			t.Errorf("peerMatches(%q) = %v, want %v", q, got, want)
 		}
 	}
 }

@@ -112,7 +112,7 @@ signal = "SIGHUP"
 
 // fixture is an editor on temporary rules files.
 type fixture struct {
-	ed     *Editor
+	ed     *editor
 	q      *queue
 	user   string
 	system string
@@ -140,7 +140,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		o.control = filepath.Join(dir, "none.sock")
 	}
 	app := test.NewTempApp(t)
-	f.ed = New(t.Context(), app, Options{
+	f.ed = newEditor(t.Context(), app, Options{
 		Paths:       appdb.Paths{User: f.user, System: []string{f.system}},
 		ControlPath: o.control,
 		Logger:      slog.New(slog.DiscardHandler),

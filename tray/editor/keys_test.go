@@ -45,14 +45,14 @@ func everyKeySet(t *testing.T) appdb.Rule {
 	return r
 }
 
-// TestDraftHasEveryKey checks that Draft has one field per key, in order.
+// TestDraftHasEveryKey checks that draft has one field per key, in order.
 func TestDraftHasEveryKey(t *testing.T) {
 	var tags []string
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[Draft]()) {
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[draft]()) {
 		tags = append(tags, f.Tag.Get("key"))
 	}
 	if want := keyNames(); !slices.Equal(tags, want) {
-		t.Errorf("Draft's fields are the keys\n%q\nwant (appdb.RuleKeys)\n%q", tags, want)
+		t.Errorf("draft's fields are the keys\n%q\nwant (appdb.RuleKeys)\n%q", tags, want)
 	}
 }
 
@@ -60,13 +60,13 @@ func TestDraftHasEveryKey(t *testing.T) {
 // and back.
 func TestDraftKeepsEveryKey(t *testing.T) {
 	r := everyKeySet(t)
-	got, problems := DraftOf(r).Rule()
+	got, problems := draftOf(r).Rule()
 	if len(problems) > 0 {
 		t.Fatalf("problems: %v", problems)
 	}
 	for _, k := range appdb.RuleKeys() {
 		if !reflect.DeepEqual(k.Value(got), k.Value(r)) {
-			t.Errorf("%s = %v after DraftOf and Rule, want %v", k.Name, k.Value(got), k.Value(r))
+			t.Errorf("%s = %v after draftOf and Rule, want %v", k.Name, k.Value(got), k.Value(r))
 		}
 	}
 }
@@ -76,7 +76,7 @@ func TestDraftKeepsEveryKey(t *testing.T) {
 // offering its choices.
 func TestFormHasEveryKey(t *testing.T) {
 	test.NewTempApp(t)
-	f := newRuleForm(func(fyne.Focusable) {}, func(func(*Draft)) {}) // fails on a key without a field
+	f := newRuleForm(func(fyne.Focusable) {}, func(func(*draft)) {}) // fails on a key without a field
 	widgets := f.widgets()
 	for _, name := range keyNames() {
 		delete(widgets, name)
@@ -111,13 +111,13 @@ func TestFormHasEveryKey(t *testing.T) {
 // and that setReadOnly leaves no control of any field enabled.
 func TestFormShowsEveryKey(t *testing.T) {
 	test.NewTempApp(t)
-	f := newRuleForm(func(fyne.Focusable) {}, func(func(*Draft)) {})
-	f.set(DraftOf(appdb.NewRule("")))
+	f := newRuleForm(func(fyne.Focusable) {}, func(func(*draft)) {})
+	f.set(draftOf(appdb.NewRule("")))
 	before := map[string]string{}
 	for name, w := range f.widgets() {
 		before[name] = shown(w)
 	}
-	f.set(DraftOf(everyKeySet(t)))
+	f.set(draftOf(everyKeySet(t)))
 	for name, w := range f.widgets() {
 		if shown(w) == before[name] {
 			t.Errorf("field %s shows %q for both rules: set does not show it", name, before[name])

@@ -92,14 +92,14 @@ type kvList struct {
 	add       *widget.Button
 	rows      [][2]*widget.Entry
 	disabled  bool
-	onChanged func([]KV)
+	onChanged func([]kv)
 	focus     func(fyne.Focusable)
 }
 
-func newKVList(focus func(fyne.Focusable), onChanged func([]KV)) *kvList {
+func newKVList(focus func(fyne.Focusable), onChanged func([]kv)) *kvList {
 	l := &kvList{box: container.NewVBox(), onChanged: onChanged, focus: focus}
 	l.add = widget.NewButtonWithIcon("Add variable", theme.ContentAddIcon(), func() {
-		l.rows = append(l.rows, l.newRow(KV{}))
+		l.rows = append(l.rows, l.newRow(kv{}))
 		l.rebuild()
 		l.changed()
 		l.focus(l.rows[len(l.rows)-1][0])
@@ -108,7 +108,7 @@ func newKVList(focus func(fyne.Focusable), onChanged func([]KV)) *kvList {
 	return l
 }
 
-func (l *kvList) newRow(kv KV) [2]*widget.Entry {
+func (l *kvList) newRow(kv kv) [2]*widget.Entry {
 	k, v := widget.NewEntry(), widget.NewEntry()
 	k.SetPlaceHolder("NAME")
 	v.SetPlaceHolder("value")
@@ -119,7 +119,7 @@ func (l *kvList) newRow(kv KV) [2]*widget.Entry {
 	return [2]*widget.Entry{k, v}
 }
 
-func (l *kvList) set(kvs []KV) {
+func (l *kvList) set(kvs []kv) {
 	l.rows = nil
 	for _, kv := range kvs {
 		l.rows = append(l.rows, l.newRow(kv))
@@ -127,10 +127,10 @@ func (l *kvList) set(kvs []KV) {
 	l.rebuild()
 }
 
-func (l *kvList) values() []KV {
-	out := make([]KV, len(l.rows))
+func (l *kvList) values() []kv {
+	out := make([]kv, len(l.rows))
 	for i, r := range l.rows {
-		out[i] = KV{r[0].Text, r[1].Text}
+		out[i] = kv{r[0].Text, r[1].Text}
 	}
 	return out
 }

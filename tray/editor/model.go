@@ -11,19 +11,19 @@ import (
 	"busmedic/appdb"
 )
 
-// Entry is one rule of the list.
-type Entry struct {
+// entry is one rule of the list.
+type entry struct {
 	Rule appdb.Rule
 	// System is true for a rule of a system file: it is shown read-only
 	// and can be overridden by a copy in the user file.
 	System bool
 }
 
-// Model is the rules as the editor holds them: the user file opened for
+// model is the rules as the editor holds them: the user file opened for
 // editing through appdb, and the rules of the system files, read-only. It
 // holds no widgets and is not safe for concurrent use (the window's event
 // loop owns it).
-type Model struct {
+type model struct {
 	paths  appdb.Paths
 	file   *appdb.File // nil when the user file cannot be edited (fileErr)
 	system []appdb.Rule
@@ -35,18 +35,18 @@ type Model struct {
 	systemErr error // a system file does not load
 }
 
-// NewModel loads the rules of paths.
-func NewModel(paths appdb.Paths) *Model {
-	m := &Model{paths: paths}
+// newModel loads the rules of paths.
+func newModel(paths appdb.Paths) *model {
+	m := &model{paths: paths}
 	m.Reload()
 	return m
 }
 
 // Path returns the user file.
-func (m *Model) Path() string { return m.paths.User }
+func (m *model) Path() string { return m.paths.User }
 
 // Reload reads every file again, dropping what the model held.
-func (m *Model) Reload() {
+func (m *model) Reload() {
 	m.file, m.fileErr = appdb.OpenFile(m.paths.User)
 	m.disk, m.diskFound = readMaybe(m.paths.User)
 	m.system, m.systemErr = nil, nil
@@ -70,31 +70,31 @@ func readMaybe(path string) ([]byte, bool) {
 }
 
 // FileErr is why the user file cannot be edited, or nil.
-func (m *Model) FileErr() error { return m.fileErr }
+func (m *model) FileErr() error { return m.fileErr }
 
 // SystemErr is why a system file did not load, or nil.
-func (m *Model) SystemErr() error { return m.systemErr }
+func (m *model) SystemErr() error { return m.systemErr }
 
 // Entries returns the user file's rules in file order, then the system
 // rules that the user file does not override.
-func (m *Model) Entries() []Entry {
-	var out []Entry
+func (m *model) Entries() []entry {
+	var out []entry
 	ids := m.UserIDs()
 	if m.file != nil {
 		for _, r := range m.file.Rules() {
-			out = append(out, Entry{Rule: r})
+			out = append(out, entry{Rule: r})
 		}
 	}
 	for _, r := range m.system {
 		if !slices.Contains(ids, r.ID) {
-			out = append(out, Entry{Rule: r, System: true})
+			out = append(out, entry{Rule: r, System: true})
 		}
 	}
 	return out
 }
 
 // UserIDs returns the ids of the user file's rules.
-func (m *Model) UserIDs() []string {
+func (m *model) UserIDs() []string {
 	if m.file == nil {
 		return nil
 	}
@@ -105,14 +105,14 @@ func (m *Model) UserIDs() []string {
 	return ids
 }
 
-// ErrNotEditable is returned when the user file did not open for editing.
-var ErrNotEditable = errors.New("editor: the rules file cannot be edited until its errors are fixed")
+// errNotEditable is returned when the user file did not open for editing.
+var errNotEditable = errors.New("editor: the rules file cannot be edited until its errors are fixed")
 
 // Save puts r in the user file, in place of the rule oldID (empty for a
 // new rule; a rule whose id changed replaces its old entry), and writes the
 // file through appdb: atomically, keeping a .bak, refusing with
 // appdb.ErrConflict if the file changed on disk since it was read.
-func (m *Model) Save(oldID string, r appdb.Rule) error {
+func (m *model) Save(oldID string, r appdb.Rule) error {
 	return m.edit(func(f *appdb.File) error {
 		if oldID != "" && oldID != r.ID {
 			if _, err := f.Remove(oldID); err != nil {
@@ -124,16 +124,16 @@ func (m *Model) Save(oldID string, r appdb.Rule) error {
 }
 
 // Delete removes the rule id from the user file and saves it.
-func (m *Model) Delete(id string) error {
+func (m *model) Delete(id string) error {
 	return m.edit(func(f *appdb.File) error {
 		_, err := f.Remove(id)
 		return err
 	})
 }
 
-func (m *Model) edit(change func(*appdb.File) error) error {
+func (m *model) edit(change func(*appdb.File) error) error {
 	if m.file == nil {
-		return fmt.Errorf("%w: %v", ErrNotEditable, m.fileErr)
+		return fmt.Errorf("%w: %v", errNotEditable, m.fileErr)
 	}
 	err := change(m.file)
 	if err == nil {
@@ -154,7 +154,7 @@ func (m *Model) edit(change func(*appdb.File) error) error {
 
 // ChangedOnDisk reports whether the user file on disk differs from what
 // the model last read or wrote: someone else edited it.
-func (m *Model) ChangedOnDisk() bool {
+func (m *model) ChangedOnDisk() bool {
 	data, err := os.ReadFile(m.paths.User)
 	found := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -27,7 +27,7 @@ type offerRow struct {
 // refreshOffers asks the daemon who is on the session bus and shows the
 // catalog apps among them that no rule on disk covers. One request runs at
 // a time; a refresh asked for meanwhile runs when it ends.
-func (e *Editor) refreshOffers() {
+func (e *editor) refreshOffers() {
 	if e.status == nil || len(e.catalog) == 0 {
 		e.showOffers(nil)
 		return
@@ -75,7 +75,7 @@ func (e *Editor) refreshOffers() {
 
 // showOffers shows offers, less those the user put off, rebuilding the
 // rows only when the apps offered changed.
-func (e *Editor) showOffers(offers []appdb.Offer) {
+func (e *editor) showOffers(offers []appdb.Offer) {
 	offers = slices.DeleteFunc(offers, func(o appdb.Offer) bool { return e.notNow[o.App.ID] })
 	same := slices.EqualFunc(offers, e.offerRows, func(o appdb.Offer, r offerRow) bool {
 		return o.App.ID == r.offer.App.ID && o.Peer.PID == r.offer.Peer.PID
@@ -95,7 +95,7 @@ func (e *Editor) showOffers(offers []appdb.Offer) {
 	e.offerBox.Refresh()
 }
 
-func (e *Editor) newOfferRow(o appdb.Offer) offerRow {
+func (e *editor) newOfferRow(o appdb.Offer) offerRow {
 	r := offerRow{offer: o}
 	r.text = widget.NewLabel(fmt.Sprintf("%s is running and does not survive a bus restart.", o.App.Name))
 	r.text.Wrapping = fyne.TextWrapWord

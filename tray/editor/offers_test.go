@@ -56,7 +56,7 @@ func withOffers(t *testing.T) (*fixture, *peersBackend) {
 	return f, b
 }
 
-func offered(ed *Editor) []string {
+func offered(ed *editor) []string {
 	var ids []string
 	for _, r := range ed.offerRows {
 		ids = append(ids, r.offer.App.ID)

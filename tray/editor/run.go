@@ -17,7 +17,7 @@ const AppID = "io.github.busmedic.rules"
 func Run(ctx context.Context, opts Options, shown func()) error {
 	a := app.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource("busmedic.png", assets.PNG(assets.Healthy, 64)))
-	ed := New(ctx, a, opts)
+	ed := newEditor(ctx, a, opts)
 	ed.Window().SetMaster()
 	if shown != nil {
 		a.Lifecycle().SetOnStarted(shown)

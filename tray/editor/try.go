@@ -16,13 +16,13 @@ import (
 )
 
 // requestClose closes the window, after asking about unsaved changes.
-func (e *Editor) requestClose() {
+func (e *editor) requestClose() {
 	e.guard(e.win.Close, nil)
 }
 
 // background runs fn on its own goroutine, bounded by the editor's
 // lifetime, and hands its result to done on the event loop.
-func background[T any](e *Editor, fn func(ctx context.Context) (T, error), done func(T, error)) {
+func background[T any](e *editor, fn func(ctx context.Context) (T, error), done func(T, error)) {
 	e.wg.Go(func() {
 		v, err := fn(e.ctx)
 		if e.ctx.Err() != nil {
@@ -33,7 +33,7 @@ func background[T any](e *Editor, fn func(ctx context.Context) (T, error), done 
 }
 
 // showTry shows the outcome of Show plan or Relaunch now under the buttons.
-func (e *Editor) showTry(text string, important widget.Importance) {
+func (e *editor) showTry(text string, important widget.Importance) {
 	e.tryText.Importance = important
 	showLabel(e.tryText, text)
 	e.tryText.Refresh()
@@ -41,7 +41,7 @@ func (e *Editor) showTry(text string, important widget.Importance) {
 
 // showPlan asks the daemon for a dry run on the rule's bus(es) and shows
 // what it would do for this app.
-func (e *Editor) showPlan() {
+func (e *editor) showPlan() {
 	id, bus := e.origID, appdb.Bus(e.orig.Bus)
 	if id == "" {
 		return
@@ -71,7 +71,7 @@ func (e *Editor) showPlan() {
 			e.showTry("No plan: "+err.Error(), widget.DangerImportance)
 			return
 		}
-		text := PlanText(id, plans)
+		text := planText(id, plans)
 		if e.dirty() {
 			text += "\n(This is the saved rule: save your changes to plan with them.)"
 		}
@@ -80,7 +80,7 @@ func (e *Editor) showPlan() {
 }
 
 // relaunchNow asks the daemon to recover the app now and shows the outcome.
-func (e *Editor) relaunchNow() {
+func (e *editor) relaunchNow() {
 	id := e.origID
 	if id == "" {
 		return
@@ -101,15 +101,15 @@ func (e *Editor) relaunchNow() {
 		case err != nil && job.Outcome == "":
 			e.showTry(fmt.Sprintf("Relaunch of %s failed: %v", id, err), widget.DangerImportance)
 		case job.Outcome == control.Failed || err != nil:
-			e.showTry(fmt.Sprintf("%s: %s", id, JobText(job)), widget.DangerImportance)
+			e.showTry(fmt.Sprintf("%s: %s", id, jobText(job)), widget.DangerImportance)
 		default:
-			e.showTry(fmt.Sprintf("%s: %s", id, JobText(job)), widget.SuccessImportance)
+			e.showTry(fmt.Sprintf("%s: %s", id, jobText(job)), widget.SuccessImportance)
 		}
 	})
 }
 
 // loadHistory fetches the recent recoveries into the History tab.
-func (e *Editor) loadHistory() {
+func (e *editor) loadHistory() {
 	if e.status == nil {
 		e.historyNote.SetText("busmedic is not running: no history to show.")
 		return
@@ -126,12 +126,12 @@ func (e *Editor) loadHistory() {
 	}, e.showHistory)
 }
 
-func (e *Editor) showHistory(recs []control.Recovery, err error) {
+func (e *editor) showHistory(recs []control.Recovery, err error) {
 	if err != nil {
 		e.historyNote.SetText("No history: " + err.Error())
 		return
 	}
-	entries := HistoryText(recs)
+	entries := historyText(recs)
 	if len(entries) == 0 {
 		e.historyNote.SetText("No bus restart since busmedic started.")
 	} else {
@@ -165,7 +165,7 @@ type pickItem struct {
 
 // pickPeer lists the peers now on both buses and starts a rule for the
 // one picked.
-func (e *Editor) pickPeer() {
+func (e *editor) pickPeer() {
 	if e.status == nil {
 		dialog.ShowInformation("Add from a running app", "busmedic is not running, so it cannot list the apps on the buses. Start it with: busmedic run", e.win)
 		return
@@ -197,16 +197,16 @@ func (e *Editor) pickPeer() {
 }
 
 // peerLabel names a peer by its desktop file when one is known.
-func (e *Editor) peerLabel(bus string, p watcher.Peer) string {
+func (e *editor) peerLabel(bus string, p watcher.Peer) string {
 	if info, ok := desktopFor(e.desktopFiles(), p.Exe); ok {
-		return info.Name + " — " + PeerText(bus, p)
+		return info.Name + " — " + peerText(bus, p)
 	}
-	return PeerText(bus, p)
+	return peerText(bus, p)
 }
 
 // pickCasualty offers the apps that fell off in the last restart and
 // matched no rule.
-func (e *Editor) pickCasualty() {
+func (e *editor) pickCasualty() {
 	if e.status == nil {
 		dialog.ShowInformation("Add from casualties", "busmedic is not running, so it knows of no casualties. Start it with: busmedic run", e.win)
 		return
@@ -225,7 +225,7 @@ func (e *Editor) pickCasualty() {
 
 // showPicker shows items with a search box; the one picked fills a new
 // rule. Enter in the search box picks the first match.
-func (e *Editor) showPicker(title, intro string, items []pickItem) {
+func (e *editor) showPicker(title, intro string, items []pickItem) {
 	shown := items
 	chosen := -1
 	search := widget.NewEntry()
@@ -242,7 +242,7 @@ func (e *Editor) showPicker(title, intro string, items []pickItem) {
 	search.OnChanged = func(q string) {
 		shown = nil
 		for _, it := range items {
-			if PeerMatches(it.bus, it.peer, q) || strings.Contains(strings.ToLower(it.text), strings.ToLower(q)) {
+			if peerMatches(it.bus, it.peer, q) || strings.Contains(strings.ToLower(it.text), strings.ToLower(q)) {
 				shown = append(shown, it)
 			}
 		}
