@@ -226,42 +226,14 @@ func newBenchSession(b *testing.B, apps []benchApp, setup benchSetup) *benchSess
 	h := &harness{t: b, bus: bus, dir: b.TempDir(), owners: map[string]string{},
 		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}
 	starts := &startLog{Handler: testLogger(b).Handler(), times: map[string]time.Time{}}
-	h.eng = New(Config{
+	stop := h.run(Config{
 		Rules:         func() *appdb.Set { return set },
 		Env:           func() []string { return env },
 		StateDir:      h.dir,
 		Logger:        slog.New(starts),
 		CasualtyGrace: 500 * time.Millisecond,
 	})
-	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(testLogger(b)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	raw := make(chan watcher.Event, 256)
-	events := make(chan watcher.Event, 256)
-	var wg sync.WaitGroup
-	wg.Go(func() { w.Run(ctx, raw) })
-	wg.Go(func() {
-		defer close(events)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-raw:
-				h.observe(ev)
-				select {
-				case events <- ev:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- h.eng.Run(ctx, events) }()
-	s := &benchSession{b: b, bus: bus, env: env, apps: apps, h: h, starts: starts,
-		stop: func() { cancel(); wg.Wait(); <-runErr }}
+	s := &benchSession{b: b, bus: bus, env: env, apps: apps, h: h, starts: starts, stop: stop}
 	b.Cleanup(s.close)
 	h.waitUp()
 	// The first apps, for the first stop to take down.

@@ -68,10 +68,28 @@ func newHarnessOn(t testing.TB, busOpts []bustest.Option, rulesTOML string, opts
 	for _, o := range opts {
 		o(&cfg, bus)
 	}
+	stop := h.run(cfg)
+	t.Cleanup(func() {
+		stop()
+		// Apps the engine started run in their own session and would
+		// outlive the test.
+		for _, c := range h.eng.runningChildren() {
+			syscall.Kill(c.pid, syscall.SIGKILL)
+			<-c.exited
+		}
+	})
+	h.waitUp()
+	return h
+}
+
+// run starts an engine with cfg and a watcher on h's bus feeding it, with h
+// observing the same events first; stop ends both and waits for them.
+func (h *harness) run(cfg Config) (stop func()) {
+	h.t.Helper()
 	h.eng = New(cfg)
-	w, err := watcher.New(watcher.Target{Name: "session", Address: bus.Address()}, watcher.WithLogger(testLogger(t)))
+	w, err := watcher.New(watcher.Target{Name: "session", Address: h.bus.Address()}, watcher.WithLogger(testLogger(h.t)))
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	raw := make(chan watcher.Event, 256)
@@ -96,19 +114,11 @@ func newHarnessOn(t testing.TB, busOpts []bustest.Option, rulesTOML string, opts
 	})
 	runErr := make(chan error, 1)
 	go func() { runErr <- h.eng.Run(ctx, events) }()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		wg.Wait()
 		<-runErr
-		// Apps the engine started run in their own session and would
-		// outlive the test.
-		for _, c := range h.eng.runningChildren() {
-			syscall.Kill(c.pid, syscall.SIGKILL)
-			<-c.exited
-		}
-	})
-	h.waitUp()
-	return h
+	}
 }
 
 func testLogger(t testing.TB) *slog.Logger {
