@@ -106,7 +106,11 @@ func desktopSession(b *testing.B, display, xfconfd string) string {
 		}
 	}
 	write("services/org.xfce.Xfconf.service", "[D-BUS Service]\nName=org.xfce.Xfconf\nExec="+xfconfd+"\n")
-	write("config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml", panelXML)
+	panel, err := os.ReadFile(panelXML)
+	if err != nil {
+		b.Fatal(err)
+	}
+	write("config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml", string(panel))
 	for _, d := range []string{"home", "run", "cache", "data", "state"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			b.Fatal(err)
@@ -134,21 +138,5 @@ func desktopEnv() []string {
 }
 
 // panelXML is one panel with a notification area (the systray plugin,
-// which is also the StatusNotifierWatcher), as in test/e2e/session.sh.
-const panelXML = `<?xml version="1.0" encoding="UTF-8"?>
-<channel name="xfce4-panel" version="1.0">
-  <property name="configver" type="int" value="2"/>
-  <property name="panels" type="array">
-    <value type="int" value="1"/>
-    <property name="panel-1" type="empty">
-      <property name="position" type="string" value="p=6;x=0;y=0"/>
-      <property name="length" type="uint" value="100"/>
-      <property name="size" type="uint" value="32"/>
-      <property name="plugin-ids" type="array"><value type="int" value="1"/></property>
-    </property>
-  </property>
-  <property name="plugins" type="empty">
-    <property name="plugin-1" type="string" value="systray"/>
-  </property>
-</channel>
-`
+// which is also the StatusNotifierWatcher), the panel of the session test.
+const panelXML = "../test/e2e/xfce4-panel.xml"

@@ -128,25 +128,8 @@ start_bus session
 session_bus_pid=$bus_pid
 
 # One panel with a notification area: the systray plugin, which is also the
-# StatusNotifierWatcher.
-cat >"$tmp/config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml" <<'XML'
-<?xml version="1.0" encoding="UTF-8"?>
-<channel name="xfce4-panel" version="1.0">
-  <property name="configver" type="int" value="2"/>
-  <property name="panels" type="array">
-    <value type="int" value="1"/>
-    <property name="panel-1" type="empty">
-      <property name="position" type="string" value="p=6;x=0;y=0"/>
-      <property name="length" type="uint" value="100"/>
-      <property name="size" type="uint" value="32"/>
-      <property name="plugin-ids" type="array"><value type="int" value="1"/></property>
-    </property>
-  </property>
-  <property name="plugins" type="empty">
-    <property name="plugin-1" type="string" value="systray"/>
-  </property>
-</channel>
-XML
+# StatusNotifierWatcher (the benchmarks use the same panel).
+cp "$here/xfce4-panel.xml" "$tmp/config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml"
 
 cat >"$tmp/config/busmedic/apps.toml" <<RULES
 version = 1
