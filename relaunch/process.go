@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -318,6 +319,9 @@ type child struct {
 	start  uint64
 	exited chan struct{}
 	state  *os.ProcessState // set before exited is closed
+	// stopping is set when busmedic itself ends the child (a relaunch):
+	// its exit is no crash.
+	stopping atomic.Bool
 	// logWarning says why the output goes to /dev/null instead of the
 	// log ("" when it goes to the log), for the job's reason.
 	logWarning string

@@ -462,6 +462,14 @@ func allExited(ctx context.Context, peers []watcher.Peer) <-chan struct{} {
 	}
 	var procs []*process
 	for _, p := range peers {
+		if p.PID <= 0 {
+			// The bus did not say who it is (a TCP peer, credentials
+			// that failed): it may be the app, alive.
+			for _, q := range procs {
+				q.close()
+			}
+			return nil
+		}
 		proc, err := openProcess(p.PID, p.StartTime)
 		switch {
 		case err == nil:
@@ -498,10 +506,14 @@ func allExited(ctx context.Context, peers []watcher.Peer) <-chan struct{} {
 	return done
 }
 
-// recordCrash notes that the app of rule id, started by busmedic on bus
-// instance busID, exited while that bus stayed up: a crash for the restart
-// limit. An exit with the bus is not one.
-func (e *Engine) recordCrash(bus, busID, id string) {
+// recordCrash notes that c, the app of rule id that busmedic started on bus
+// instance busID, failed while that bus stayed up: a crash for the restart
+// limit. An exit with the bus is not one, nor a clean exit (the user quit
+// it), nor one busmedic itself asked for.
+func (e *Engine) recordCrash(c *child, bus, busID, id string) {
+	if c.stopping.Load() || (c.state != nil && c.state.Success()) {
+		return
+	}
 	if e.busLost(context.Background(), bus, busID) {
 		return
 	}
@@ -523,6 +535,7 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 		if p.PID <= 0 {
 			continue
 		}
+		e.markStopping(p.PID, p.StartTime)
 		err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout)
 		switch {
 		case err == nil:
@@ -583,12 +596,22 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 		return result{outcome: control.Failed, reason: err.Error()}
 	}
 	busID := jr.busID
-	e.adopt(c, func() { e.recordCrash(bus, busID, r.ID) })
+	e.adopt(c, func() { e.recordCrash(c, bus, busID, r.ID) })
 	e.mu.Lock()
 	jr.started = c
 	e.mu.Unlock()
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
 	return e.ready(ctx, bus, jr, c, control.Relaunched).withLogWarning(c)
+}
+
+// markStopping notes that busmedic is about to stop pid, if it is a child
+// it started: its exit is then no crash.
+func (e *Engine) markStopping(pid int, start uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.children[pid]; c != nil && (start == 0 || c.start == start) {
+		c.stopping.Store(true)
+	}
 }
 
 // adopt records a started child until it exits, then calls exited if set.

@@ -3,6 +3,7 @@ package relaunch
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,38 @@ func TestRelaunchNowWithoutRules(t *testing.T) {
 	e := New(Config{Rules: func() *appdb.Set { return nil }})
 	if _, err := e.RelaunchNow(t.Context(), "dunst"); !errors.Is(err, control.ErrUnknownApp) {
 		t.Errorf("RelaunchNow = %v, want ErrUnknownApp", err)
+	}
+}
+
+// A child busmedic stops itself (a relaunch on request) did not crash:
+// asking twice leaves the restart limit untouched.
+func TestOwnStopsAreNoCrashes(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "exiter"
+names = ["org.example.Exiter"]
+exec = ["TESTAPP", "-name", "org.example.Exiter", "-mode", "exit"]
+max_restarts = 1
+`)
+	h.bus.StartApp("-name", "org.example.Exiter", "-mode", "exit")
+	pid := h.waitOwner("org.example.Exiter", 0)
+	for i := range 3 {
+		// The engine must know the running copy to stop it.
+		h.until("the engine sees the app", func() bool {
+			for _, a := range h.eng.Status().Apps {
+				if a.ID == "exiter" {
+					return slices.Contains(a.PIDs, pid)
+				}
+			}
+			return false
+		})
+		j, err := h.eng.RelaunchNow(t.Context(), "exiter")
+		if err != nil || j.Outcome != control.Relaunched {
+			t.Fatalf("relaunch %d: %+v, %v", i+1, j, err)
+		}
+		pid = h.waitOwner("org.example.Exiter", pid)
+	}
+	if j := jobOf(t, h.crash(), "exiter"); j.Outcome != control.Relaunched {
+		t.Errorf("after relaunches on request: %s %q, want relaunched", j.Outcome, j.Reason)
 	}
 }

@@ -81,6 +81,20 @@ func (d *departures) ask() {
 	d.conn.BusObject().Go(busName+".GetId", 0, d.calls)
 }
 
+// takeAnswers confirms with an answer that has arrived but was not read:
+// godbus delivers a reply before it closes the connection, and a select on
+// both may see the close first. Called when the connection is gone.
+func (d *departures) takeAnswers() {
+	for d.calls != nil {
+		select {
+		case call := <-d.calls:
+			d.confirm(call)
+		default:
+			return
+		}
+	}
+}
+
 // answered is the channel the call in flight answers on, or nil.
 func (d *departures) answered() <-chan *dbus.Call { return d.calls }
 

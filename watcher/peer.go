@@ -131,25 +131,29 @@ func ProcessInfo(pid int) (Peer, error) {
 
 // pinnedProcessInfo is ProcessInfo for a process the bus named by pid and,
 // where it can, by a pidfd (-1 if none). With a pidfd the pid is the pidfd's
-// own, and the start time counts only if the process is still alive after
-// /proc was read: then the pid cannot have been reused in between, and the
-// start time identifies the very process the bus meant. A process that
-// exited meanwhile keeps no start time, so that nothing is ever signalled
-// on its account.
+// own, and what /proc says counts only if the process is still alive after
+// it was read: then the pid cannot have been reused in between, and the
+// start time identifies the very process the bus meant. Of a process that
+// exited meanwhile only the pid is kept, so that nothing is matched or
+// signalled on its account.
 func pinnedProcessInfo(pid, pidfd int) (Peer, error) {
 	if pidfd < 0 {
 		return ProcessInfo(pid)
 	}
-	if fdPID, err := pidfdPID(pidfd); err == nil {
-		pid = fdPID
+	fdPID, err := pidfdPID(pidfd)
+	if err != nil {
+		// Reaped already: whatever runs under its pid now is another.
+		return Peer{PID: pid, UID: -1}, nil
 	}
-	p, err := ProcessInfo(pid)
+	p, err := ProcessInfo(fdPID)
 	if err != nil {
 		return p, err
 	}
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	if n, err := unix.Poll(fds, 0); err != nil || n > 0 {
-		p.StartTime = 0 // exited (or cannot tell): the pid may be another's now
+		// Exited (or cannot tell): what /proc said may be of another
+		// process by now; keep only the pid.
+		return Peer{PID: fdPID, UID: -1}, nil
 	}
 	return p, nil
 }

@@ -252,10 +252,12 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 			return
 		case <-done:
 			w.drain(signals, report)
+			deps.takeAnswers()
 			w.reportDown(h, id, deps.unconfirmed(), emit)
 			return
 		case sig, ok := <-signals:
 			if !ok {
+				deps.takeAnswers()
 				w.reportDown(h, id, deps.unconfirmed(), emit)
 				return
 			}
