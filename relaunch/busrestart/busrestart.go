@@ -18,12 +18,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/prometheus/procfs"
 
 	"busmedic/relaunch/control"
+	"busmedic/usermanager"
 )
 
 // Method is a way to restart one bus.
@@ -59,7 +59,7 @@ func (f Finder) Find(ctx context.Context) (Method, error) {
 	}
 	socket := f.SystemdSocket
 	if socket == "" {
-		socket = filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "systemd", "private")
+		socket = usermanager.Socket(os.Getenv)
 	}
 	unit, sdErr := unitOf(ctx, socket, pid)
 	if sdErr == nil && isBusUnit(unit) {
