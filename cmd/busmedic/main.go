@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"busmedic/journallog"
 	"busmedic/relaunch/control"
 )
 
@@ -126,10 +127,17 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about 
 }
 
 // newLogger is the log of a long-running command: text to w at level, or
-// with every debug detail when -v was given.
+// with every debug detail when -v was given. When w is the journal stream
+// systemd gave busmedic.service, each record carries its priority, so that
+// journalctl shows errors as errors (package journallog); the tray child
+// inherits the stream and does the same.
 func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok && journallog.IsJournal(f) {
+		return slog.New(journallog.NewHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
