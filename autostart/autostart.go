@@ -3,11 +3,17 @@
 // writes an XDG autostart entry ($XDG_CONFIG_HOME/autostart/busmedic.desktop)
 // or, where a systemd user manager runs, a user unit
 // ($XDG_CONFIG_HOME/systemd/user/busmedic.service), never both, and tells
-// what it did. It never runs systemctl: enabling or disabling a unit is
-// the user's to do, and it prints the line to run.
+// what it did.
+//
+// The unit it enables, starts, stops and disables itself, through the user
+// manager's private socket (package usermanager), as "systemctl --user
+// enable --now" and "disable --now" would; only when no user manager runs
+// (a unit written ahead for a session to come) does it print the systemctl
+// line to run instead.
 package autostart
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,16 +25,26 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
+	"busmedic/relaunch/control"
+	"busmedic/usermanager"
 )
 
-// Paths is where busmedic's autostart files go, from the environment.
+// Paths is where busmedic's autostart files go, and the sockets autostart
+// asks, from the environment.
 type Paths struct {
 	Entry string // $XDG_CONFIG_HOME/autostart/busmedic.desktop
 	Unit  string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
-	// Systemd is true when a systemd user manager runs for this user: its
-	// private socket is in $XDG_RUNTIME_DIR. The unit is then the way to
-	// start busmedic unless the user says otherwise.
+	// Manager is the systemd user manager's private socket,
+	// $XDG_RUNTIME_DIR/systemd/private.
+	Manager string
+	// Systemd is true when a systemd user manager listens at Manager.
+	// The unit is then the way to start busmedic unless the user says
+	// otherwise, and autostart enables and starts it there.
 	Systemd bool
+	// Control is the control socket a running busmedic listens at (as
+	// "busmedic run" makes it by default): a second daemon, such as the
+	// unit's, would fail on it.
+	Control string
 }
 
 // unitName is the user unit's name, as systemctl --user takes it.
@@ -47,22 +63,30 @@ func PathsFrom(getenv func(string) string) (Paths, error) {
 		config = filepath.Join(home, ".config")
 	}
 	p := Paths{
-		Entry: filepath.Join(config, "autostart", "busmedic.desktop"),
-		Unit:  filepath.Join(config, "systemd", "user", unitName),
+		Entry:   filepath.Join(config, "autostart", "busmedic.desktop"),
+		Unit:    filepath.Join(config, "systemd", "user", unitName),
+		Manager: usermanager.Socket(getenv),
+		Control: control.DefaultPath(),
 	}
-	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
-		_, err := os.Stat(filepath.Join(rt, "systemd", "private"))
-		p.Systemd = err == nil
+	p.Systemd = usermanager.Running(p.Manager)
+	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
+		// control.DefaultPath's layout, under the runtime directory read
+		// now.
+		p.Control = filepath.Join(rt, "busmedic", "control.sock")
 	}
 	return p, nil
 }
 
 // Enable makes busmedic start with the session: with the user unit, started
 // by target (such as graphical-session.target), when systemd is true, else
-// with the autostart entry. It removes the entry the unit replaces, tells
-// on stdout what it wrote and what is left to do, and warns on stderr when
-// the running busmedic is a temporary build that the files would name.
-func Enable(p Paths, systemd bool, target string, stdout, stderr io.Writer) error {
+// with the autostart entry. It removes the other one, tells on stdout what
+// it did and what is left to do, and warns on stderr when the running
+// busmedic is a temporary build that the files would name.
+//
+// With a user manager running, the unit is enabled and started at once,
+// unless a busmedic already runs outside it (the unit's would fail on the
+// control socket): then it is enabled only, and Enable says how to switch.
+func Enable(ctx context.Context, p Paths, systemd bool, target string, stdout, stderr io.Writer) error {
 	exe, err := selfPath()
 	if err != nil {
 		return err
@@ -74,35 +98,61 @@ func Enable(p Paths, systemd bool, target string, stdout, stderr io.Writer) erro
 	// One way only: both would start two daemons, and the second one
 	// would fail on the control socket at every login.
 	if systemd {
-		if err := writeFile(p.Unit, assets.UserUnit(exe, target)); err != nil {
-			return err
+		unit := assets.UserUnit(exe, target)
+		if !p.Systemd {
+			return writeUnitOnly(p, unit, target, stdout)
 		}
-		if removed, err := removeFile(p.Entry); err != nil {
-			return err
-		} else if removed {
-			fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.Entry)
+		return withManager(ctx, p, func(ctx context.Context, m manager) error {
+			return enableUnit(ctx, m, p, unit, target, stdout)
+		})
+	}
+	if _, err := os.Stat(p.Unit); err == nil {
+		if p.Systemd {
+			if err := withManager(ctx, p, func(ctx context.Context, m manager) error {
+				return removeUnit(ctx, m, p, stdout)
+			}); err != nil {
+				return err
+			}
+		} else {
+			// Removing an enabled unit's file leaves a dangling symlink
+			// in the target's .wants directory: the user disables it
+			// first.
+			fmt.Fprintf(stdout, "%s is also in place: run\n  systemctl --user disable --now %s && rm %s\n", p.Unit, unitName, p.Unit)
 		}
-		fmt.Fprintf(stdout, "Wrote %s.\nTo start busmedic now and with every session, run:\n  systemctl --user daemon-reload && systemctl --user enable --now %s\n", p.Unit, unitName)
-		if target == "graphical-session.target" {
-			fmt.Fprintf(stdout, "If your desktop never starts graphical-session.target (Xfce, i3 and others on Debian 12),\nuse instead: busmedic autostart enable --desktop-file\n")
-		}
-		return nil
 	}
 	if err := writeFile(p.Entry, assets.AutostartEntry(autostartCommand(exe))); err != nil {
 		return err
-	}
-	if _, err := os.Stat(p.Unit); err == nil {
-		// Removing an enabled unit's file leaves a dangling symlink in
-		// the target's .wants directory: the user disables it first.
-		fmt.Fprintf(stdout, "%s is also in place: run\n  systemctl --user disable --now %s && rm %s\n", p.Unit, unitName, p.Unit)
 	}
 	fmt.Fprintf(stdout, "Wrote %s: busmedic starts with your next session.\nTo start it now: busmedic run &\n", p.Entry)
 	return nil
 }
 
-// Disable removes the autostart entry; an enabled unit must be disabled
-// through systemctl first, and it tells on stdout the line to run.
-func Disable(p Paths, stdout io.Writer) error {
+// writeUnitOnly writes the unit where no user manager runs to enable it,
+// and tells the systemctl line that will.
+func writeUnitOnly(p Paths, unit []byte, target string, stdout io.Writer) error {
+	if err := writeFile(p.Unit, unit); err != nil {
+		return err
+	}
+	if err := removeEntry(p, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Wrote %s.\nNo systemd user manager runs now; in a session that has one, run:\n  systemctl --user daemon-reload && systemctl --user enable --now %s\n", p.Unit, unitName)
+	graphicalHint(target, stdout)
+	return nil
+}
+
+// graphicalHint tells the way out when target may never be reached.
+func graphicalHint(target string, stdout io.Writer) {
+	if target == "graphical-session.target" {
+		fmt.Fprintf(stdout, "If your desktop never starts graphical-session.target (Xfce, i3 and others on Debian 12),\nuse instead: busmedic autostart enable --desktop-file\n")
+	}
+}
+
+// Disable makes busmedic no longer start with the session: it removes the
+// autostart entry, and disables, stops and removes the user unit, so that
+// busmedic no longer runs from it (the apps it started keep running).
+// Without a user manager it tells the systemctl line to run.
+func Disable(ctx context.Context, p Paths, stdout io.Writer) error {
 	removed, err := removeFile(p.Entry)
 	if err != nil {
 		return err
@@ -111,19 +161,46 @@ func Disable(p Paths, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Removed %s.\n", p.Entry)
 	}
 	if _, err := os.Stat(p.Unit); err == nil {
-		// systemctl disable removes the .wants symlink that enable made;
-		// removing the file first would leave it dangling.
-		fmt.Fprintf(stdout, "To stop the systemd user unit and remove it, run:\n  systemctl --user disable --now %s && rm %s\n", unitName, p.Unit)
-		return nil
+		if !p.Systemd {
+			// systemctl disable removes the .wants symlink that enable
+			// made; removing the file first would leave it dangling.
+			fmt.Fprintf(stdout, "To stop the systemd user unit and remove it, run:\n  systemctl --user disable --now %s && rm %s\n", unitName, p.Unit)
+			return nil
+		}
+		if err := withManager(ctx, p, func(ctx context.Context, m manager) error {
+			return removeUnit(ctx, m, p, stdout)
+		}); err != nil {
+			return err
+		}
+		removed = true
 	}
-	if !removed {
+	if removed {
+		fmt.Fprintln(stdout, "busmedic no longer starts with the session.")
+	} else {
 		fmt.Fprintln(stdout, "busmedic does not start with the session; nothing to do.")
 	}
 	return nil
 }
 
-// Status tells on stdout which of the two files is in place.
-func Status(p Paths, stdout io.Writer) error {
+// Status tells on stdout which of the two files is in place, what the user
+// manager says of the unit, and whether busmedic runs now.
+func Status(ctx context.Context, p Paths, stdout io.Writer) error {
+	if !p.Systemd {
+		return status(ctx, nil, p, stdout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, managerTimeout)
+	defer cancel()
+	conn, err := usermanager.Dial(ctx, p.Manager)
+	if err != nil {
+		// The files still tell how busmedic starts.
+		fmt.Fprintf(stdout, "(%v)\n", err)
+		return status(ctx, nil, p, stdout)
+	}
+	defer conn.Close()
+	return status(ctx, conn, p, stdout)
+}
+
+func status(ctx context.Context, m manager, p Paths, stdout io.Writer) error {
 	found := false
 	for _, f := range []struct{ path, what string }{
 		{p.Entry, "XDG autostart entry"},
@@ -134,12 +211,20 @@ func Status(p Paths, stdout io.Writer) error {
 		case err == nil:
 			found = true
 			fmt.Fprintf(stdout, "%s: %s\n", f.what, f.path)
-			if f.path == p.Unit {
-				if p.Systemd {
-					fmt.Fprintf(stdout, "  check that it is enabled: systemctl --user is-enabled %s\n", unitName)
-				} else {
-					fmt.Fprintln(stdout, "  but no systemd user manager runs: it does not start")
+			if f.path != p.Unit {
+				continue
+			}
+			switch {
+			case m != nil:
+				st, err := stateOf(ctx, m)
+				if err != nil {
+					return err
 				}
+				fmt.Fprintf(stdout, "  %s\n", st)
+			case p.Systemd:
+				fmt.Fprintf(stdout, "  check that it is enabled: systemctl --user is-enabled %s\n", unitName)
+			default:
+				fmt.Fprintln(stdout, "  but no systemd user manager runs: it does not start")
 			}
 		case !errors.Is(err, fs.ErrNotExist):
 			return err
@@ -147,6 +232,11 @@ func Status(p Paths, stdout io.Writer) error {
 	}
 	if !found {
 		fmt.Fprintln(stdout, "busmedic does not start with the session (enable it: busmedic autostart enable)")
+	}
+	if pid := daemonPID(ctx, p.Control); pid > 0 {
+		fmt.Fprintf(stdout, "busmedic runs now: %s\n", describe(ctx, m, pid))
+	} else {
+		fmt.Fprintln(stdout, "busmedic does not run now.")
 	}
 	return nil
 }
@@ -181,6 +271,18 @@ func autostartCommand(exe string) []string {
 		}
 	}
 	return []string{exe, "run"}
+}
+
+// removeEntry removes the autostart entry the unit replaces, and says so.
+func removeEntry(p Paths, stdout io.Writer) error {
+	removed, err := removeFile(p.Entry)
+	if err != nil {
+		return err
+	}
+	if removed {
+		fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.Entry)
+	}
+	return nil
 }
 
 // writeFile writes data atomically, creating the directory.

@@ -12,10 +12,17 @@ import (
 
 const (
 	autostartUsage = "busmedic autostart enable|disable|status [--systemd | --desktop-file] [--target TARGET]"
-	autostartAbout = "Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n" +
+	autostartAbout = "Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n\n" +
 		"enable writes $XDG_CONFIG_HOME/autostart/busmedic.desktop, or, when a systemd user manager runs,\n" +
-		"$XDG_CONFIG_HOME/systemd/user/busmedic.service (and prints the systemctl line to enable it),\n" +
-		"and removes the other one. Exit status: 0 done, 1 failed, 2 wrong command line."
+		"$XDG_CONFIG_HOME/systemd/user/busmedic.service, and removes the other one. The unit it enables and\n" +
+		"starts at once (systemctl --user enable --now), unless a busmedic already runs outside it: then\n" +
+		"the unit starts with the next session, and enable tells how to switch now.\n" +
+		"disable removes the entry, and disables, stops and removes the unit (systemctl --user disable --now):\n" +
+		"busmedic run by the unit stops, the apps it started keep running; busmedic run by the entry keeps\n" +
+		"running until the session ends.\n" +
+		"status tells which file is in place, whether the unit is enabled and active, and whether busmedic runs.\n" +
+		"Without a user manager, the unit is only written and the systemctl line to run is printed.\n\n" +
+		"Exit status: 0 done, 1 failed, 2 wrong command line."
 )
 
 // runAutostart is "busmedic autostart enable|disable|status": busmedic only
@@ -55,11 +62,11 @@ func runAutostart(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch action {
 	case "enable":
-		err = autostart.Enable(paths, systemd, *target, stdout, stderr)
+		err = autostart.Enable(ctx, paths, systemd, *target, stdout, stderr)
 	case "disable":
-		err = autostart.Disable(paths, stdout)
+		err = autostart.Disable(ctx, paths, stdout)
 	case "status":
-		err = autostart.Status(paths, stdout)
+		err = autostart.Status(ctx, paths, stdout)
 	default:
 		fmt.Fprintf(stderr, "busmedic autostart: unknown action %q (want enable, disable or status)\n", action)
 		return exitUsage
