@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 
 	"busmedic/relaunch/control"
@@ -29,6 +30,11 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(stderr, slog.LevelInfo, *verbose).With("component", "tray")
+	// systray reports its failures through the standard log package; as
+	// warnings through ours, they reach the journal at warning priority
+	// and in the same format, instead of as bare lines at info.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(log.Handler(), slog.LevelWarn).Writer())
 	err := tray.Run(ctx, *socket, log)
 	if err != nil {
 		log.Warn("tray exits", "err", err)
