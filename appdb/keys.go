@@ -6,8 +6,8 @@ import (
 )
 
 // RuleKey is one key of an [[app]] table. [RuleKeys] lists them all: the
-// loader, FormatRule, "busmedic rules list --json" and the rules editor
-// read the keys from it, and tests check Rule, the editor and
+// loader, FormatRule, WriteJSON ("busmedic rules list --json") and the
+// rules editor read the keys from it, and tests check Rule, the editor and
 // docs/rules.md against it, so that a key cannot be added in one place
 // only.
 type RuleKey struct {
