@@ -24,22 +24,14 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, socket
 }
 
-func dialDaemon(ctx context.Context, socket string, stderr io.Writer, cmd string) (*control.Client, bool) {
-	c, err := control.Dial(ctx, socket)
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic %s: %v\nStart it with: busmedic run\n", cmd, err)
-		return nil, false
-	}
-	return c, true
-}
-
 // withDaemon dials the daemon and runs do within a bounded request time,
 // reporting a failure under the command's name.
 func withDaemon(ctx context.Context, socket string, stderr io.Writer, name string, do func(context.Context, *control.Client) error) int {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	c, ok := dialDaemon(ctx, socket, stderr, name)
-	if !ok {
+	c, err := control.Dial(ctx, socket)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic %s: %v\nStart it with: busmedic run\n", name, err)
 		return exitError
 	}
 	defer c.Close()

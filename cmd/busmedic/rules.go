@@ -105,10 +105,6 @@ func parseRulesFlags(fs *flag.FlagSet, args []string, most int, stdout, stderr i
 	}
 }
 
-func rulesPaths(config string) appdb.Paths {
-	return appdb.DefaultPaths(config)
-}
-
 // printProblems writes every error or warning, one per line.
 func printProblems(w io.Writer, err error) {
 	var es appdb.Errors
@@ -128,7 +124,7 @@ func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	set, err := appdb.Load(rulesPaths(*config))
+	set, err := appdb.Load(appdb.DefaultPaths(*config))
 	if err != nil {
 		printProblems(stderr, err)
 		return exitError
@@ -143,7 +139,7 @@ func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if len(rules) == 0 {
-		fmt.Fprintf(stdout, "no rules (add some to %s)\n", rulesPaths(*config).User)
+		fmt.Fprintf(stdout, "no rules (add some to %s)\n", appdb.DefaultPaths(*config).User)
 		return exitOK
 	}
 	if err := appdb.WriteTable(stdout, rules); err != nil {
@@ -162,13 +158,13 @@ func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
 	if len(pos) == 1 {
 		files = pos
 	} else {
-		for _, f := range rulesPaths(*config).Files() {
+		for _, f := range appdb.DefaultPaths(*config).Files() {
 			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 				files = append(files, f)
 			}
 		}
 		if len(files) == 0 {
-			fmt.Fprintf(stdout, "no rules files (the user file would be %s)\n", rulesPaths(*config).User)
+			fmt.Fprintf(stdout, "no rules files (the user file would be %s)\n", appdb.DefaultPaths(*config).User)
 			return exitOK
 		}
 	}
@@ -233,7 +229,7 @@ func rulesAddFromPID(args []string, config *string, stdout, stderr io.Writer) in
 	}
 	r.Action = appdb.Action(*action)
 
-	path := rulesPaths(*config).User
+	path := appdb.DefaultPaths(*config).User
 	f, err := appdb.OpenFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %s cannot be edited; fix it first:\n", path)
@@ -264,7 +260,7 @@ func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	paths := rulesPaths(*config)
+	paths := appdb.DefaultPaths(*config)
 	if !*all {
 		fmt.Fprintln(stdout, paths.User)
 		return exitOK
