@@ -41,7 +41,8 @@ func nothingToWrite(v any) bool {
 	return false
 }
 
-// tomlValue writes a value of one of the types RuleKey.Value returns.
+// tomlValue writes a value of one of the types a key holds (see
+// RuleKey.Value), in a rule or in [settings].
 func tomlValue(v any) string {
 	switch v := v.(type) {
 	case string:
@@ -73,20 +74,10 @@ func formatDocument(s Settings, setKeys map[string]bool, rules []Rule) string {
 	b.WriteString(fileHeader)
 	if len(setKeys) > 0 {
 		b.WriteString("\n[settings]\n")
-		if setKeys["recover_on_logout"] {
-			fmt.Fprintf(&b, "recover_on_logout = %t\n", s.RecoverOnLogout)
-		}
-		if setKeys["restart_after_update"] {
-			fmt.Fprintf(&b, "restart_after_update = %s\n", tomlString(s.RestartAfterUpdate))
-		}
-		if setKeys["restart_session_bus_after_update"] {
-			fmt.Fprintf(&b, "restart_session_bus_after_update = %s\n", tomlString(s.RestartSessionBusAfterUpdate))
-		}
-		if setKeys["restart_system_bus_after_update"] {
-			fmt.Fprintf(&b, "restart_system_bus_after_update = %s\n", tomlString(s.RestartSystemBusAfterUpdate))
-		}
-		if setKeys["idle_minutes"] {
-			fmt.Fprintf(&b, "idle_minutes = %d\n", s.IdleMinutes)
+		for _, k := range settingKeys {
+			if setKeys[k.name] {
+				fmt.Fprintf(&b, "%s = %s\n", k.name, tomlValue(k.field.get(s)))
+			}
 		}
 	}
 	for _, r := range rules {

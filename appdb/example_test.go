@@ -97,3 +97,72 @@ func ExampleFromPeer() {
 	// exec = ["xfce4-panel", "--sm-client-id", "2a"]
 	// workdir = "/home/ada"
 }
+
+// A rule for a running process, here this one, as "busmedic rules
+// add-from-pid" makes it.
+func ExampleFromProcess() {
+	r, err := appdb.FromProcess(os.Getpid())
+	if err != nil {
+		log.Fatal(err) // no such process, or another user's
+	}
+	r.Action = appdb.ActionNotify
+	fmt.Print(appdb.FormatRule(r))
+}
+
+func ExampleWriteJSON() {
+	set, err := appdb.Parse("apps.toml", []byte(`
+[[app]]
+id = "dunst"
+names = ["org.freedesktop.Notifications"]
+grace = "3s"
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := appdb.WriteJSON(os.Stdout, set.Rules()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// [
+	//   {
+	//     "id": "dunst",
+	//     "bus": "session",
+	//     "names": [
+	//       "org.freedesktop.Notifications"
+	//     ],
+	//     "action": "relaunch",
+	//     "grace": "3s",
+	//     "ready_timeout": "10s",
+	//     "stop_timeout": "5s",
+	//     "max_restarts": 5,
+	//     "restart_window": "1m0s",
+	//     "enabled": true,
+	//     "source": "apps.toml",
+	//     "line": 2
+	//   }
+	// ]
+}
+
+func ExampleWriteTable() {
+	set, err := appdb.Parse("apps.toml", []byte(`
+[[app]]
+id = "dunst"
+names = ["org.freedesktop.Notifications"]
+
+[[app]]
+id = "panel"
+exe = "/usr/bin/xfce4-panel"
+action = "signal"
+signal = "SIGUSR1"
+`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := appdb.WriteTable(os.Stdout, set.Rules()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// ID     BUS      ACTION    MATCH                                SOURCE
+	// dunst  session  relaunch  names=org.freedesktop.Notifications  apps.toml:2
+	// panel  session  signal    exe=/usr/bin/xfce4-panel             apps.toml:6
+}

@@ -6,8 +6,8 @@ import (
 )
 
 // RuleKey is one key of an [[app]] table. [RuleKeys] lists them all: the
-// loader, FormatRule, "busmedic rules list --json" and the rules editor
-// read the keys from it, and tests check Rule, the editor and
+// loader, FormatRule, WriteJSON ("busmedic rules list --json") and the
+// rules editor read the keys from it, and tests check Rule, the editor and
 // docs/rules.md against it, so that a key cannot be added in one place
 // only.
 type RuleKey struct {
@@ -23,7 +23,7 @@ type RuleKey struct {
 	// Required is true for a key every rule must have (the id).
 	Required bool
 
-	field keyField
+	field keyField[Rule]
 	// absent is what docs/rules.md says a rule without the key gets, for an
 	// optional key whose default is no value: "none", or where the value
 	// comes from instead. Empty for a key with a default value.
@@ -66,78 +66,78 @@ var (
 var ruleKeys = []RuleKey{
 	{Name: "id", Hint: "a-z, 0-9, '.', '_', '-'; unique in the file (a renamed rule moves to the end of the file)",
 		Required: true, example: `"dunst"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.ID }, read: (*appParser).id}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.ID }, read: (*tableParser).id}},
 	{Name: "name", Hint: "shown in the tray and here",
 		absent: "the desktop file's name, else `id`", example: `"Dunst notifications"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Name }, read: (*appParser).str}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Name }, read: (*tableParser).str}},
 	{Name: "icon", Hint: "an icon name or an absolute path",
 		absent: "the desktop file's icon", example: `"preferences-system-notifications"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Icon }, read: (*appParser).icon}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Icon }, read: (*tableParser).icon}},
 	{Name: "desktop", Hint: "desktop-file id, such as dunst.desktop",
 		absent: "none", example: `"dunst.desktop"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Desktop }, read: (*appParser).desktop}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Desktop }, read: (*tableParser).desktop}},
 	{Name: "bus", Hint: "the bus whose restart concerns the app", Choices: buses,
 		example: `"system"`,
-		field:   field[string]{of: func(r *Rule) *string { return (*string)(&r.Bus) }, def: string(DefaultBus), read: oneOf(buses)}},
+		field:   field[Rule, string]{of: func(r *Rule) *string { return (*string)(&r.Bus) }, def: string(DefaultBus), read: oneOf(buses)}},
 
 	{Name: "names", Hint: "well-known bus names the app owns",
 		absent: "none", example: `["org.freedesktop.Notifications"]`,
-		field: field[[]string]{of: func(r *Rule) *[]string { return &r.Names }, read: (*appParser).busNames}},
+		field: field[Rule, []string]{of: func(r *Rule) *[]string { return &r.Names }, read: (*tableParser).busNames}},
 	{Name: "exe", Hint: "absolute path of the executable",
 		absent: "none", example: `"/usr/bin/dunst"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Exe }, read: (*appParser).exe}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Exe }, read: (*tableParser).exe}},
 	{Name: "argv0", Hint: "glob for argv[0], such as xfce4-panel",
 		absent: "none", example: `"xfce4-panel"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Argv0 }, read: (*appParser).glob}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Argv0 }, read: (*tableParser).glob}},
 	{Name: "cmdline", Hint: "glob for the whole command line",
 		absent: "none", example: `"python3 */blueman-tray*"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Cmdline }, read: (*appParser).glob}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Cmdline }, read: (*tableParser).glob}},
 
 	{Name: "action", Hint: "what busmedic does once the bus is back", Choices: actions,
 		example: `"signal"`, alwaysWritten: true,
-		field: field[string]{of: func(r *Rule) *string { return (*string)(&r.Action) }, def: string(DefaultAction), read: oneOf(actions)}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return (*string)(&r.Action) }, def: string(DefaultAction), read: oneOf(actions)}},
 	{Name: "signal", Hint: "for action signal, such as SIGHUP",
 		absent: "none", example: `"SIGHUP"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Signal }, read: (*appParser).signal}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Signal }, read: (*tableParser).signal}},
 	{Name: "hook", Hint: "for action hook: the command to run",
 		absent: "none", example: `["/usr/bin/xfce4-panel", "--restart"]`,
-		field: field[[]string]{of: func(r *Rule) *[]string { return &r.Hook }, read: (*appParser).argv}},
+		field: field[Rule, []string]{of: func(r *Rule) *[]string { return &r.Hook }, read: (*tableParser).argv}},
 
 	{Name: "exec", Hint: "the command that starts the app (default: the one it had)",
 		absent:  "the desktop file's `Exec`, else the command line the process had",
 		example: `["/usr/bin/dunst", "-config", "/home/ada/.config/dunst/dunstrc"]`,
-		field:   field[[]string]{of: func(r *Rule) *[]string { return &r.Exec }, read: (*appParser).argv}},
+		field:   field[Rule, []string]{of: func(r *Rule) *[]string { return &r.Exec }, read: (*tableParser).argv}},
 	{Name: "shell", Hint: "run exec with /bin/sh -c (exec is then one line)",
 		example: `true`,
-		field:   field[bool]{of: func(r *Rule) *bool { return &r.Shell }, read: (*appParser).boolean}},
+		field:   field[Rule, bool]{of: func(r *Rule) *bool { return &r.Shell }, read: (*tableParser).boolean}},
 	{Name: "env", Hint: "variables added to the environment",
 		absent: "none", example: `{ LANG = "C.UTF-8", GDK_BACKEND = "x11" }`,
-		field: field[map[string]string]{of: func(r *Rule) *map[string]string { return &r.Env }, read: (*appParser).env}},
+		field: field[Rule, map[string]string]{of: func(r *Rule) *map[string]string { return &r.Env }, read: (*tableParser).env}},
 	{Name: "workdir", Hint: "absolute directory to start in",
 		absent: "your home directory", example: `"/home/ada"`,
-		field: field[string]{of: func(r *Rule) *string { return &r.Workdir }, read: (*appParser).workdir}},
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Workdir }, read: (*tableParser).workdir}},
 
 	{Name: "after", Hint: "bus names that must be back first",
 		absent: "none", example: `["org.freedesktop.NetworkManager"]`,
-		field: field[[]string]{of: func(r *Rule) *[]string { return &r.After }, read: (*appParser).busNames}},
+		field: field[Rule, []string]{of: func(r *Rule) *[]string { return &r.After }, read: (*tableParser).busNames}},
 	{Name: "grace", Hint: "time to reconnect by itself before busmedic acts",
 		example: `"5s"`,
-		field:   field[time.Duration]{of: func(r *Rule) *time.Duration { return &r.Grace }, def: DefaultGrace, read: duration(true)}},
+		field:   field[Rule, time.Duration]{of: func(r *Rule) *time.Duration { return &r.Grace }, def: DefaultGrace, read: duration(true)}},
 	{Name: "ready_timeout", Hint: "time a started app has to own its names",
 		example: `"30s"`,
-		field:   field[time.Duration]{of: func(r *Rule) *time.Duration { return &r.ReadyTimeout }, def: DefaultReadyTimeout, read: duration(false)}},
+		field:   field[Rule, time.Duration]{of: func(r *Rule) *time.Duration { return &r.ReadyTimeout }, def: DefaultReadyTimeout, read: duration(false)}},
 	{Name: "stop_timeout", Hint: "time a stopped app has to exit before SIGKILL",
 		example: `"2s"`,
-		field:   field[time.Duration]{of: func(r *Rule) *time.Duration { return &r.StopTimeout }, def: DefaultStopTimeout, read: duration(false)}},
+		field:   field[Rule, time.Duration]{of: func(r *Rule) *time.Duration { return &r.StopTimeout }, def: DefaultStopTimeout, read: duration(false)}},
 	{Name: "max_restarts", Hint: "restarts allowed within restart_window (1-1000)",
 		example: `3`,
-		field:   field[int]{of: func(r *Rule) *int { return &r.MaxRestarts }, def: DefaultMaxRestarts, read: wholeNumber(1, 1000)}},
+		field:   field[Rule, int]{of: func(r *Rule) *int { return &r.MaxRestarts }, def: DefaultMaxRestarts, read: wholeNumber("a whole number", 1, 1000)}},
 	{Name: "restart_window", Hint: "the window for max_restarts",
 		example: `"10m"`,
-		field:   field[time.Duration]{of: func(r *Rule) *time.Duration { return &r.RestartWindow }, def: DefaultRestartWindow, read: duration(false)}},
+		field:   field[Rule, time.Duration]{of: func(r *Rule) *time.Duration { return &r.RestartWindow }, def: DefaultRestartWindow, read: duration(false)}},
 	{Name: "enabled", Hint: "off: the rule never matches",
 		example: `false`,
-		field:   field[bool]{of: func(r *Rule) *bool { return &r.Enabled }, def: true, read: (*appParser).boolean}},
+		field:   field[Rule, bool]{of: func(r *Rule) *bool { return &r.Enabled }, def: true, read: (*tableParser).boolean}},
 }
 
 // ruleKeyNames are the names of ruleKeys, for the loader's unknown-key
@@ -150,34 +150,39 @@ var ruleKeyNames = func() []string {
 	return names
 }()
 
-// keyField is where a Rule holds a key, and how the key is read from an
-// [[app]] table.
-type keyField interface {
-	get(r Rule) any
-	addr(r *Rule) any // the field itself: a test ties each Rule field to one key by it
+// keyField is where an S, a Rule or Settings, holds a key, and how the key
+// is read from its table: an [[app]], or [settings].
+type keyField[S any] interface {
+	get(s S) any
+	addr(s *S) any // the field itself: a test ties each field of S to one key by it
 	defaultValue() any
-	setDefault(r *Rule)
-	parse(a *appParser, key string) // reads the key into a's rule, reporting its problems
+	setDefault(s *S)
+	copyTo(dst *S, src S) // sets the key in dst to its value in src
+	// parse reads the key of a's table into s, reporting its problems,
+	// and reports whether s took the value.
+	parse(a *tableParser, key string, s *S) bool
 }
 
-// field is a key held in a Rule field of type T.
-type field[T any] struct {
-	of  func(*Rule) *T
+// field is a key held in a field of type T of an S.
+type field[S, T any] struct {
+	of  func(*S) *T
 	def T
 	// read returns the key's value in the table being parsed, having
-	// reported each problem with it, and whether the rule takes the value;
-	// when it does not (the key is absent, or its value is unusable) the
-	// default stays.
-	read func(a *appParser, key string) (T, bool)
+	// reported each problem with it, and whether to take the value; when
+	// not (the key is absent, or its value is unusable) the default stays.
+	read func(a *tableParser, key string) (T, bool)
 }
 
-func (f field[T]) get(r Rule) any     { return *f.of(&r) }
-func (f field[T]) addr(r *Rule) any   { return f.of(r) }
-func (f field[T]) defaultValue() any  { return f.def }
-func (f field[T]) setDefault(r *Rule) { *f.of(r) = f.def }
+func (f field[S, T]) get(s S) any          { return *f.of(&s) }
+func (f field[S, T]) addr(s *S) any        { return f.of(s) }
+func (f field[S, T]) defaultValue() any    { return f.def }
+func (f field[S, T]) setDefault(s *S)      { *f.of(s) = f.def }
+func (f field[S, T]) copyTo(dst *S, src S) { *f.of(dst) = *f.of(&src) }
 
-func (f field[T]) parse(a *appParser, key string) {
-	if v, keep := f.read(a, key); keep {
-		*f.of(a.r) = v
+func (f field[S, T]) parse(a *tableParser, key string, s *S) bool {
+	v, keep := f.read(a, key)
+	if keep {
+		*f.of(s) = v
 	}
+	return keep
 }

@@ -11,22 +11,37 @@ import (
 // notKeys are the Rule fields that no [[app]] key sets.
 var notKeys = []string{"Source", "Line"}
 
+// fieldKeys returns the key that holds each field of *s, by field name,
+// given the field each of keys holds (addr(i) is the address of the field
+// that keys[i] holds). It reports two keys that hold the same field.
+func fieldKeys[S any](t *testing.T, s *S, keys []string, addr func(i int) any) map[string]string {
+	t.Helper()
+	holder := map[uintptr]string{} // field address -> key
+	for i, key := range keys {
+		p := reflect.ValueOf(addr(i)).Pointer()
+		if other, dup := holder[p]; dup {
+			t.Errorf("keys %s and %s hold the same field of %T", other, key, *s)
+		}
+		holder[p] = key
+	}
+	byField := map[string]string{}
+	rv := reflect.ValueOf(s).Elem()
+	for i := range rv.NumField() {
+		if key, held := holder[rv.Field(i).Addr().Pointer()]; held {
+			byField[rv.Type().Field(i).Name] = key
+		}
+	}
+	return byField
+}
+
 // TestRuleKeysCoverRule checks that every field of Rule is held by exactly
 // one key of ruleKeys, and that the table is well formed.
 func TestRuleKeysCoverRule(t *testing.T) {
 	var r Rule
-	holder := map[uintptr]string{} // field address -> key
-	for _, k := range ruleKeys {
-		p := reflect.ValueOf(k.field.addr(&r)).Pointer()
-		if other, dup := holder[p]; dup {
-			t.Errorf("keys %s and %s hold the same Rule field", other, k.Name)
-		}
-		holder[p] = k.Name
-	}
-	rv := reflect.ValueOf(&r).Elem()
-	for i := range rv.NumField() {
-		name := rv.Type().Field(i).Name
-		key, held := holder[rv.Field(i).Addr().Pointer()]
+	holders := fieldKeys(t, &r, ruleKeyNames, func(i int) any { return ruleKeys[i].field.addr(&r) })
+	for f := range reflect.TypeFor[Rule]().Fields() {
+		name := f.Name
+		key, held := holders[name]
 		switch {
 		case !held && !slices.Contains(notKeys, name):
 			t.Errorf("Rule.%s is held by no key: add it to ruleKeys (or to notKeys if apps.toml cannot set it)", name)
@@ -144,19 +159,31 @@ func TestNewRuleDefaults(t *testing.T) {
 // name.
 type docRow map[string]string
 
-// appKeyTables returns the rows of the tables in the "[[app]] keys" section
-// of docs/rules.md, by key.
-func appKeyTables(t *testing.T) map[string]docRow {
+// keyTables returns the rows of the tables in the section of docs/rules.md
+// under heading, such as "## `[[app]]` keys", by key. The section ends at
+// the next heading of its level or above.
+func keyTables(t *testing.T, heading string) map[string]docRow {
 	t.Helper()
 	data, err := os.ReadFile("../docs/rules.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(data), "\n## `[[app]]` keys\n")
+	_, section, ok := strings.Cut(string(data), "\n"+heading+"\n")
 	if !ok {
-		t.Fatal(`docs/rules.md has no "[[app]] keys" section`)
+		t.Fatalf("docs/rules.md has no section %q", heading)
 	}
-	section, _, _ = strings.Cut(section, "\n## ")
+	level := len(heading) - len(strings.TrimLeft(heading, "#"))
+	inCode, end := false, 0
+	for line := range strings.Lines(section) {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if n := len(line) - len(strings.TrimLeft(line, "#")); !inCode && n > 0 && n <= level && strings.HasPrefix(line[n:], " ") {
+			break
+		}
+		end += len(line)
+	}
+	section = section[:end]
 	cells := func(line string) []string {
 		parts := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
 		for i := range parts {
@@ -194,38 +221,65 @@ func appKeyTables(t *testing.T) map[string]docRow {
 // ruleKeys: every key has a row with its default and its example, and
 // every row is a key.
 func TestRuleKeysInDocs(t *testing.T) {
-	rows := appKeyTables(t)
+	var keys []docKey
 	for _, k := range ruleKeys {
-		row, ok := rows[k.Name]
+		keys = append(keys, docKey{name: k.Name, required: k.Required, absent: k.absent, def: k.Default(),
+			valueOf: func(value string) any { return k.Value(ruleWith(t, k.Name, value)) }})
+	}
+	rows := checkDocDefaults(t, keyTables(t, "## `[[app]]` keys"), keys)
+	for _, k := range ruleKeys {
+		if want := "`" + k.Name + " = " + k.example + "`"; !strings.Contains(rows[k.Name]["Example"], want) {
+			t.Errorf("docs/rules.md: examples of %s = %q, want them to show %s", k.Name, rows[k.Name]["Example"], want)
+		}
+	}
+}
+
+// docKey is a key as a key table of docs/rules.md documents it.
+type docKey struct {
+	name     string
+	required bool
+	absent   string // what the Default column says for a key without a default value
+	def      any
+	valueOf  func(value string) any // the key's value in a table where it is value, in TOML
+}
+
+// checkDocDefaults checks rows, a key table of docs/rules.md, against keys:
+// every key has a row whose Default column says what a table without the
+// key gets, and every row is a key. It returns the row of each key.
+func checkDocDefaults(t *testing.T, rows map[string]docRow, keys []docKey) map[string]docRow {
+	t.Helper()
+	found := map[string]docRow{}
+	for _, k := range keys {
+		row, ok := rows[k.name]
 		if !ok {
-			t.Errorf("docs/rules.md: no row for key %s", k.Name)
+			t.Errorf("docs/rules.md: no row for key %s", k.name)
 			continue
 		}
-		delete(rows, k.Name)
+		found[k.name] = row
 		def, ok := row["Default"]
 		switch {
 		case !ok:
-			t.Errorf("docs/rules.md: the table of key %s has no Default column", k.Name)
-		case k.Required:
+			t.Errorf("docs/rules.md: the table of key %s has no Default column", k.name)
+		case k.required:
 			if def != "required" {
-				t.Errorf("docs/rules.md: default of %s = %q, want required", k.Name, def)
+				t.Errorf("docs/rules.md: default of %s = %q, want required", k.name, def)
 			}
 		case k.absent != "":
 			if def != k.absent {
-				t.Errorf("docs/rules.md: default of %s = %q, want %q", k.Name, def, k.absent)
+				t.Errorf("docs/rules.md: default of %s = %q, want %q", k.name, def, k.absent)
 			}
 		case !strings.HasPrefix(def, "`") || !strings.HasSuffix(def, "`"):
-			t.Errorf("docs/rules.md: default of %s = %q, want a value in backquotes", k.Name, def)
+			t.Errorf("docs/rules.md: default of %s = %q, want a value in backquotes", k.name, def)
 		default:
-			if got := k.Value(ruleWith(t, k.Name, strings.Trim(def, "`"))); !reflect.DeepEqual(got, k.Default()) {
-				t.Errorf("docs/rules.md: default of %s is %s, but the default is %v", k.Name, def, k.Default())
+			if got := k.valueOf(strings.Trim(def, "`")); !reflect.DeepEqual(got, k.def) {
+				t.Errorf("docs/rules.md: default of %s is %s, but the default is %v", k.name, def, k.def)
 			}
-		}
-		if want := "`" + k.Name + " = " + k.example + "`"; !strings.Contains(row["Example"], want) {
-			t.Errorf("docs/rules.md: examples of %s = %q, want them to show %s", k.Name, row["Example"], want)
 		}
 	}
 	for key := range rows {
-		t.Errorf("docs/rules.md: the key tables name %q, which is no key", key)
+		if _, ok := found[key]; !ok {
+			t.Errorf("docs/rules.md: the table names %q, which is no key", key)
+		}
 	}
+	return found
 }

@@ -1,6 +1,8 @@
 package appdb
 
 import (
+	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -67,6 +69,25 @@ func FromPeer(p watcher.Peer) Rule {
 	}
 	r.Workdir = p.Cwd
 	return r
+}
+
+// FromProcess suggests a rule, as FromPeer does, that relaunches the
+// running process pid, which must be the current user's: busmedic only
+// restarts the user's own apps. The process is not looked up on a bus, so
+// the rule names no bus names: it matches by executable, or by command
+// line for a script. Like FromPeer's, the rule is not validated.
+func FromProcess(pid int) (Rule, error) {
+	p, err := watcher.ProcessInfo(pid)
+	if err != nil {
+		return Rule{}, err
+	}
+	if p.UID >= 0 && p.UID != os.Getuid() {
+		return Rule{}, fmt.Errorf("pid %d runs as uid %d, not as you (uid %d); busmedic only restarts your own apps", pid, p.UID, os.Getuid())
+	}
+	if p.Exe == "" && len(p.Argv) == 0 {
+		return Rule{}, fmt.Errorf("cannot read the command of pid %d", pid)
+	}
+	return FromPeer(p), nil
 }
 
 // sanitizeID turns a program name into an id: lower case, with every

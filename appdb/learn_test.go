@@ -3,6 +3,9 @@ package appdb
 import (
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"busmedic/watcher"
@@ -45,6 +48,51 @@ func TestFromPeer(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFromProcess(t *testing.T) {
+	r, err := FromProcess(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	if r.Exe != exe || r.Names != nil || len(r.Exec) == 0 {
+		t.Errorf("FromProcess(self) = %+v, want exe %s, no names, a command", r, exe)
+	}
+	if _, err := FromProcess(999999999); err == nil {
+		t.Error("FromProcess of a missing process: no error")
+	}
+}
+
+// TestFromProcessOtherUser checks that another user's process gets no
+// rule: busmedic only restarts the user's own apps.
+func TestFromProcessOtherUser(t *testing.T) {
+	other := otherUsersProcess(t)
+	if other == 0 {
+		t.Skip("no process of another user runs here")
+	}
+	if _, err := FromProcess(other); err == nil || !strings.Contains(err.Error(), "not as you") {
+		t.Errorf("FromProcess(%d), another user's process = %v, want it refused", other, err)
+	}
+}
+
+// otherUsersProcess returns the pid of a process another user runs, or 0.
+func otherUsersProcess(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat("/proc/" + e.Name()); err == nil && int(fi.Sys().(*syscall.Stat_t).Uid) != os.Getuid() {
+			return pid
+		}
+	}
+	return 0
 }
 
 func TestFromLivePeer(t *testing.T) {

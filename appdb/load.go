@@ -157,22 +157,12 @@ func merge(docs []*document, warns Errors) *Set {
 				s.rules = append(s.rules, r)
 			}
 		}
-		for k := range d.setKeys {
-			if setKeys[k] {
-				continue
-			}
-			setKeys[k] = true
-			switch k {
-			case "recover_on_logout":
-				s.settings.RecoverOnLogout = d.settings.RecoverOnLogout
-			case "restart_after_update":
-				s.settings.RestartAfterUpdate = d.settings.RestartAfterUpdate
-			case "restart_session_bus_after_update":
-				s.settings.RestartSessionBusAfterUpdate = d.settings.RestartSessionBusAfterUpdate
-			case "restart_system_bus_after_update":
-				s.settings.RestartSystemBusAfterUpdate = d.settings.RestartSystemBusAfterUpdate
-			case "idle_minutes":
-				s.settings.IdleMinutes = d.settings.IdleMinutes
+		// Each key of [settings] comes from the most important file that
+		// sets it.
+		for _, k := range settingKeys {
+			if d.setKeys[k.name] && !setKeys[k.name] {
+				setKeys[k.name] = true
+				k.field.copyTo(&s.settings, d.settings)
 			}
 		}
 	}

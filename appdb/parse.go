@@ -21,9 +21,7 @@ import (
 const formatVersion = 1
 
 var (
-	topKeys      = []string{"version", "settings", "app"}
-	settingsKeys = []string{"recover_on_logout", "restart_after_update", "restart_session_bus_after_update",
-		"restart_system_bus_after_update", "idle_minutes"}
+	topKeys   = []string{"version", "settings", "app"}
 	idRE      = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
@@ -193,75 +191,54 @@ func sortedKeys(m map[string]any, ps *positions, base string) []string {
 	return keys
 }
 
+// parseSettings decodes the [settings] table, key by key in file order,
+// and records which keys the file sets.
 func (d *document) parseSettings(m map[string]any) {
+	a := &tableParser{d: d, path: "settings", m: m, keyPrefix: "settings.", ok: true}
 	for _, k := range sortedKeys(m, d.pos, "settings") {
-		path := joinPath("settings", k)
-		line := d.pos.line(path)
-		v := m[k]
-		bad := func(format string, args ...any) { d.problem(false, line, "", path, format, args...) }
-		switch k {
-		case "recover_on_logout":
-			b, ok := v.(bool)
-			if !ok {
-				bad("want true or false, got %s", typeName(v))
-				continue
-			}
-			d.settings.RecoverOnLogout = b
-		case "restart_after_update", "restart_session_bus_after_update", "restart_system_bus_after_update":
-			s, ok := v.(string)
-			if !ok || !slices.Contains([]string{"ask", "when-idle", "never"}, s) {
-				bad(`want "ask", "when-idle" or "never", got %s`, describe(v))
-				continue
-			}
-			switch k {
-			case "restart_after_update":
-				d.settings.RestartAfterUpdate = s
-			case "restart_session_bus_after_update":
-				d.settings.RestartSessionBusAfterUpdate = s
-			default:
-				d.settings.RestartSystemBusAfterUpdate = s
-			}
-		case "idle_minutes":
-			n, ok := v.(int64)
-			if !ok || n < 1 || n > 24*60 {
-				bad("want a number of minutes from 1 to 1440, got %s", describe(v))
-				continue
-			}
-			d.settings.IdleMinutes = int(n)
-		default:
-			bad("unknown key%s", didYouMean(k, settingsKeys))
+		i := slices.Index(settingKeyNames, k)
+		if i < 0 {
+			a.fail(k, "unknown key%s", didYouMean(k, settingKeyNames))
 			continue
 		}
-		d.setKeys[k] = true
+		if settingKeys[i].field.parse(a, k, &d.settings) {
+			d.setKeys[k] = true
+		}
 	}
 }
 
-// appParser validates the keys of one [[app]] table.
-type appParser struct {
+// tableParser validates the keys of one table: an [[app]], or [settings].
+type tableParser struct {
 	d    *document
-	path string
+	path string // the table's, such as "app[2]" or "settings"
 	m    map[string]any
-	r    *Rule
-	ok   bool
+	// app is the id of the [[app]] whose keys are read, as soon as it is
+	// known, for its problems to name; "" in [settings].
+	app string
+	// keyPrefix comes before a key's name in its problems: "settings."
+	// in [settings], where the key is named by its path.
+	keyPrefix string
+	r         *Rule // the rule being read, for the checks of its keys together; nil in [settings]
+	ok        bool
 }
 
-func (a *appParser) line(key string) int {
+func (a *tableParser) line(key string) int {
 	if l := a.d.pos.line(joinPath(a.path, key)); l > 0 {
 		return l
 	}
 	return a.d.pos.line(a.path)
 }
 
-func (a *appParser) fail(key, format string, args ...any) {
-	a.d.problem(false, a.line(key), a.r.ID, key, format, args...)
+func (a *tableParser) fail(key, format string, args ...any) {
+	a.d.problem(false, a.line(key), a.app, a.keyPrefix+key, format, args...)
 	a.ok = false
 }
 
-func (a *appParser) warn(key, format string, args ...any) {
-	a.d.problem(true, a.line(key), a.r.ID, key, format, args...)
+func (a *tableParser) warn(key, format string, args ...any) {
+	a.d.problem(true, a.line(key), a.app, a.keyPrefix+key, format, args...)
 }
 
-func (a *appParser) str(key string) (string, bool) {
+func (a *tableParser) str(key string) (string, bool) {
 	v, ok := a.m[key]
 	if !ok {
 		return "", false
@@ -274,7 +251,7 @@ func (a *appParser) str(key string) (string, bool) {
 	return s, true
 }
 
-func (a *appParser) boolean(key string) (bool, bool) {
+func (a *tableParser) boolean(key string) (bool, bool) {
 	v, ok := a.m[key]
 	if !ok {
 		return false, false
@@ -287,7 +264,7 @@ func (a *appParser) boolean(key string) (bool, bool) {
 	return b, true
 }
 
-func (a *appParser) list(key string) ([]string, bool) {
+func (a *tableParser) list(key string) ([]string, bool) {
 	v, ok := a.m[key]
 	if !ok {
 		return nil, false
@@ -310,8 +287,8 @@ func (a *appParser) list(key string) ([]string, bool) {
 }
 
 // duration returns the reader of a duration key; zeroOK lets it be "0s".
-func duration(zeroOK bool) func(a *appParser, key string) (time.Duration, bool) {
-	return func(a *appParser, key string) (time.Duration, bool) {
+func duration(zeroOK bool) func(a *tableParser, key string) (time.Duration, bool) {
+	return func(a *tableParser, key string) (time.Duration, bool) {
 		v, ok := a.m[key]
 		if !ok {
 			return 0, false
@@ -335,43 +312,58 @@ func duration(zeroOK bool) func(a *appParser, key string) (time.Duration, bool) 
 }
 
 // wholeNumber returns the reader of an integer key that must lie between
-// lo and hi.
-func wholeNumber(lo, hi int64) func(a *appParser, key string) (int, bool) {
-	return func(a *appParser, key string) (int, bool) {
+// lo and hi; what is what the problems call it, such as "a whole number".
+func wholeNumber(what string, lo, hi int64) func(a *tableParser, key string) (int, bool) {
+	return func(a *tableParser, key string) (int, bool) {
 		v, ok := a.m[key]
 		if !ok {
 			return 0, false
 		}
 		n, isInt := v.(int64)
 		if !isInt || n < lo || n > hi {
-			a.fail(key, "want a whole number from %d to %d, got %s", lo, hi, describe(v))
+			a.fail(key, "want %s from %d to %d, got %s", what, lo, hi, describe(v))
 			return 0, false
 		}
 		return int(n), true
 	}
 }
 
-// oneOf returns the reader of a key that takes one of choices.
-func oneOf(choices []string) func(a *appParser, key string) (string, bool) {
-	return func(a *appParser, key string) (string, bool) {
-		s, ok := a.str(key)
+// oneOf returns the reader of a key that takes one of choices; a value
+// that is no string is reported as such.
+func oneOf(choices []string) func(a *tableParser, key string) (string, bool) {
+	choice := anyOf(choices)
+	return func(a *tableParser, key string) (string, bool) {
+		if _, ok := a.str(key); !ok {
+			return "", false
+		}
+		return choice(a, key)
+	}
+}
+
+// anyOf returns the reader of a key that takes one of choices; any other
+// value, a string or not, is reported with the choices.
+func anyOf(choices []string) func(a *tableParser, key string) (string, bool) {
+	quoted := make([]string, len(choices))
+	for i, c := range choices {
+		quoted[i] = strconv.Quote(c)
+	}
+	last := len(quoted) - 1
+	want := strings.Join(quoted[:last], ", ") + " or " + quoted[last]
+	return func(a *tableParser, key string) (string, bool) {
+		v, ok := a.m[key]
 		if !ok {
 			return "", false
 		}
-		if !slices.Contains(choices, s) {
-			quoted := make([]string, len(choices))
-			for i, c := range choices {
-				quoted[i] = strconv.Quote(c)
-			}
-			last := len(quoted) - 1
-			a.fail(key, "want %s or %s, got %q", strings.Join(quoted[:last], ", "), quoted[last], s)
+		s, isStr := v.(string)
+		if !isStr || !slices.Contains(choices, s) {
+			a.fail(key, "want %s, got %s", want, describe(v))
 			return "", false
 		}
 		return s, true
 	}
 }
 
-func (a *appParser) busNames(key string) ([]string, bool) {
+func (a *tableParser) busNames(key string) ([]string, bool) {
 	names, ok := a.list(key)
 	if !ok {
 		return nil, false
@@ -384,7 +376,7 @@ func (a *appParser) busNames(key string) ([]string, bool) {
 	return names, true
 }
 
-func (a *appParser) glob(key string) (string, bool) {
+func (a *tableParser) glob(key string) (string, bool) {
 	s, ok := a.str(key)
 	if !ok {
 		return "", false
@@ -398,7 +390,7 @@ func (a *appParser) glob(key string) (string, bool) {
 	return s, true
 }
 
-func (a *appParser) argv(key string) ([]string, bool) {
+func (a *tableParser) argv(key string) ([]string, bool) {
 	argv, ok := a.list(key)
 	if !ok {
 		return nil, false
@@ -410,12 +402,12 @@ func (a *appParser) argv(key string) ([]string, bool) {
 	return argv, true
 }
 
-// id keeps even a malformed id, and puts it in the rule at once, so that
-// every problem of the rule, this one included, can name it.
-func (a *appParser) id(key string) (string, bool) {
+// id keeps even a malformed id, and makes it the app of the problems at
+// once, so that every problem of the rule, this one included, can name it.
+func (a *tableParser) id(key string) (string, bool) {
 	id, ok := a.str(key)
 	if ok {
-		a.r.ID = id
+		a.app = id
 		if !idRE.MatchString(id) {
 			a.fail(key, "bad id %q: use only a-z, 0-9, '.', '_' and '-'", id)
 		}
@@ -426,7 +418,7 @@ func (a *appParser) id(key string) (string, bool) {
 	return id, ok
 }
 
-func (a *appParser) icon(key string) (string, bool) {
+func (a *tableParser) icon(key string) (string, bool) {
 	icon, ok := a.str(key)
 	if ok && strings.Contains(icon, "/") && !filepath.IsAbs(icon) {
 		a.fail(key, "icon %q: want an icon name or an absolute path", icon)
@@ -434,7 +426,7 @@ func (a *appParser) icon(key string) (string, bool) {
 	return icon, ok
 }
 
-func (a *appParser) desktop(key string) (string, bool) {
+func (a *tableParser) desktop(key string) (string, bool) {
 	desk, ok := a.str(key)
 	if ok && (desk == "" || strings.Contains(desk, "/")) {
 		a.fail(key, "desktop %q: want a desktop-file id such as \"dunst.desktop\"", desk)
@@ -442,7 +434,7 @@ func (a *appParser) desktop(key string) (string, bool) {
 	return desk, ok
 }
 
-func (a *appParser) exe(key string) (string, bool) {
+func (a *tableParser) exe(key string) (string, bool) {
 	exe, ok := a.str(key)
 	if ok && !filepath.IsAbs(exe) {
 		a.fail(key, "exe %q: want an absolute path such as /usr/bin/dunst", exe)
@@ -450,7 +442,7 @@ func (a *appParser) exe(key string) (string, bool) {
 	return exe, ok
 }
 
-func (a *appParser) workdir(key string) (string, bool) {
+func (a *tableParser) workdir(key string) (string, bool) {
 	wd, ok := a.str(key)
 	if ok && !filepath.IsAbs(wd) {
 		a.fail(key, "workdir %q: want an absolute path", wd)
@@ -459,7 +451,7 @@ func (a *appParser) workdir(key string) (string, bool) {
 }
 
 // signal normalises the signal's name, such as "hup" to "SIGHUP".
-func (a *appParser) signal(key string) (string, bool) {
+func (a *tableParser) signal(key string) (string, bool) {
 	sig, ok := a.str(key)
 	if !ok {
 		return "", false
@@ -474,7 +466,7 @@ func (a *appParser) signal(key string) (string, bool) {
 
 // env keeps the variables that are well formed, and reports each of the
 // others under its own key, such as env.LANG.
-func (a *appParser) env(key string) (map[string]string, bool) {
+func (a *tableParser) env(key string) (map[string]string, bool) {
 	v, ok := a.m[key]
 	if !ok {
 		return nil, false
@@ -506,10 +498,10 @@ func (a *appParser) env(key string) (map[string]string, bool) {
 func (d *document) parseApp(path string, m map[string]any) (Rule, bool) {
 	r := NewRule("")
 	r.Source, r.Line = d.name, d.pos.line(path)
-	a := &appParser{d: d, path: path, m: m, r: &r, ok: true}
+	a := &tableParser{d: d, path: path, m: m, r: &r, ok: true}
 	// ruleKeys begins with id, so that every later problem names the app.
 	for _, k := range ruleKeys {
-		k.field.parse(a, k.Name)
+		k.field.parse(a, k.Name, &r)
 	}
 	for _, k := range sortedKeys(m, d.pos, path) {
 		if !slices.Contains(ruleKeyNames, k) {
@@ -523,7 +515,7 @@ func (d *document) parseApp(path string, m map[string]any) (Rule, bool) {
 // crossCheck looks at keys together: what an action needs, what a command
 // looks like. A disabled entry needs only its id, so that a user can switch
 // off a system rule with two lines.
-func (d *document) crossCheck(a *appParser) {
+func (d *document) crossCheck(a *tableParser) {
 	r := a.r
 	if r.Enabled {
 		if len(r.Names) == 0 && r.Exe == "" && r.Argv0 == "" && r.Cmdline == "" {
@@ -576,7 +568,7 @@ func (d *document) crossCheck(a *appParser) {
 // CheckPath): busmedic refuses to run it until it is fixed. The command is
 // looked at as the engine will run it: in the rule's workdir (else the
 // home directory), with the rule's env over ours.
-func checkSafety(a *appParser, key string, argv []string) {
+func checkSafety(a *tableParser, key string, argv []string) {
 	env := os.Environ()
 	for _, k := range slices.Sorted(maps.Keys(a.r.Env)) {
 		env = append(env, k+"="+a.r.Env[k])
@@ -595,7 +587,7 @@ func checkSafety(a *appParser, key string, argv []string) {
 
 // checkProgram warns when a command's program cannot be found: it may be
 // installed later, or found in the PATH the engine runs with.
-func checkProgram(a *appParser, key, prog string) {
+func checkProgram(a *tableParser, key, prog string) {
 	if strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
 		a.fail(key, "program %q: want an absolute path or a name looked up in PATH", prog)
 		return

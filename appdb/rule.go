@@ -136,35 +136,3 @@ func (r Rule) SignalNumber() unix.Signal {
 	}
 	return unix.SignalNum(r.Signal)
 }
-
-// Settings are the [settings] table: choices that apply to all rules.
-type Settings struct {
-	// RecoverOnLogout makes busmedic act on a bus that goes away at logout.
-	RecoverOnLogout bool `json:"recover_on_logout"`
-	// RestartAfterUpdate is "ask", "when-idle" or "never".
-	RestartAfterUpdate string `json:"restart_after_update"`
-	// RestartSessionBusAfterUpdate and RestartSystemBusAfterUpdate, when
-	// set, override RestartAfterUpdate for one bus: restarting the system
-	// bus ends every user's session, so it may well deserve another choice.
-	RestartSessionBusAfterUpdate string `json:"restart_session_bus_after_update,omitempty"`
-	RestartSystemBusAfterUpdate  string `json:"restart_system_bus_after_update,omitempty"`
-	// IdleMinutes is how long the session must be idle for "when-idle".
-	IdleMinutes int `json:"idle_minutes"`
-}
-
-// RestartAfterUpdateFor returns the restart_after_update choice for bus
-// ("session" or "system").
-func (s Settings) RestartAfterUpdateFor(bus string) string {
-	switch {
-	case bus == "session" && s.RestartSessionBusAfterUpdate != "":
-		return s.RestartSessionBusAfterUpdate
-	case bus == "system" && s.RestartSystemBusAfterUpdate != "":
-		return s.RestartSystemBusAfterUpdate
-	}
-	return s.RestartAfterUpdate
-}
-
-// DefaultSettings returns the settings used for keys no file sets.
-func DefaultSettings() Settings {
-	return Settings{RestartAfterUpdate: "ask", IdleMinutes: 5}
-}

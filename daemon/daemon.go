@@ -186,14 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	events := make(chan watcher.Event, 256)
-	var watching sync.WaitGroup
-	for _, w := range watchers {
-		watching.Go(func() { w.Run(ctx, events) })
-	}
-	wg.Go(func() {
-		watching.Wait()
-		close(events)
-	})
+	wg.Go(func() { watcher.RunAll(ctx, watchers, events) })
 	toEngine, toPolicy, toProbe := make(chan watcher.Event, 256), make(chan watcher.Event, 64), make(chan watcher.Event, 64)
 	wg.Go(func() { watcher.Tee(ctx, events, toEngine, toPolicy, toProbe) })
 	wg.Go(func() { policy.Run(ctx, toPolicy) })

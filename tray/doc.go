@@ -8,4 +8,8 @@
 // exits and the daemon starts a new one, which waits for the bus to be back
 // and registers again. The tray holds nothing that is lost with it; all it
 // shows comes from control.Status.
+//
+// The rules editor, a window of its own (EditorProgram), is found by
+// FindEditor, for the tray's menu and for whoever else opens it: the
+// daemon's notifications and "busmedic rules edit".
 package tray

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -73,7 +72,9 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel(nil) // before wg.Wait: the goroutines end on it
-	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: findEditor(), poke: make(chan struct{}, 1)}
+	// No editor found: the menu says it is not installed.
+	editor, _ := FindEditor()
+	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: editor, poke: make(chan struct{}, 1)}
 	defer t.daemon.Close()
 	updates := make(chan update)
 	wg.Go(func() {
@@ -343,23 +344,6 @@ func (t *tray) relaunch(ctx context.Context, id string) {
 		}
 		return err
 	})
-}
-
-// editorName is the rules editor's executable, looked for beside busmedic
-// first, so that an unpacked release works without installing.
-const editorName = "busmedic-rules"
-
-func findEditor() string {
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), editorName)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(editorName); err == nil {
-		return p
-	}
-	return ""
 }
 
 func (t *tray) openEditor() {

@@ -34,6 +34,27 @@ func ExampleWatcher_Run() {
 	}
 }
 
+// Print the events of the session and the system bus, in the order they
+// come, until interrupted.
+func ExampleRunAll() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT)
+	defer stop()
+	var ws []*watcher.Watcher
+	for _, t := range []watcher.Target{watcher.SessionTarget(), watcher.SystemTarget()} {
+		w, err := watcher.New(t)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		ws = append(ws, w)
+	}
+	events := make(chan watcher.Event)
+	go watcher.RunAll(ctx, ws, events)
+	for e := range events { // closed once ctx has ended every watcher
+		fmt.Println(e)
+	}
+}
+
 // Wait until the session bus is up, as a program that needs nothing else
 // from it does.
 func ExampleUpDownOnly() {

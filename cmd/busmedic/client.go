@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"busmedic/relaunch/control"
@@ -26,22 +24,14 @@ func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, socket
 }
 
-func dialDaemon(ctx context.Context, socket string, stderr io.Writer, cmd string) (*control.Client, bool) {
-	c, err := control.Dial(ctx, socket)
-	if err != nil {
-		fmt.Fprintf(stderr, "busmedic %s: %v\nStart it with: busmedic run\n", cmd, err)
-		return nil, false
-	}
-	return c, true
-}
-
 // withDaemon dials the daemon and runs do within a bounded request time,
 // reporting a failure under the command's name.
 func withDaemon(ctx context.Context, socket string, stderr io.Writer, name string, do func(context.Context, *control.Client) error) int {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	c, ok := dialDaemon(ctx, socket, stderr, name)
-	if !ok {
+	c, err := control.Dial(ctx, socket)
+	if err != nil {
+		fmt.Fprintf(stderr, "busmedic %s: %v\nStart it with: busmedic run\n", name, err)
 		return exitError
 	}
 	defer c.Close()
@@ -70,82 +60,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if *asJSON {
 			return printJSON(stdout, st)
 		}
-		printStatus(stdout, st)
-		return nil
+		return st.WriteText(stdout)
 	})
-}
-
-func printStatus(w io.Writer, st control.Status) {
-	for _, b := range st.Buses {
-		state := "up"
-		if !b.Up {
-			state = "DOWN"
-		}
-		fmt.Fprintf(w, "%s bus: %s since %s", b.Name, state, clock(b.Since))
-		if b.Up {
-			if b.Peers == 1 {
-				fmt.Fprint(w, " (1 peer)")
-			} else {
-				fmt.Fprintf(w, " (%d peers)", b.Peers)
-			}
-		} else if b.Reason != "" {
-			fmt.Fprintf(w, ": %s", b.Reason)
-		}
-		fmt.Fprintln(w)
-		if b.Outdated != "" {
-			fmt.Fprintf(w, "  update installed: restart the %s bus to finish it (busmedic restart-bus %s)\n  %s\n", b.Name, b.Name, b.Outdated)
-		}
-	}
-	if st.Paused {
-		fmt.Fprintln(w, "Recovery is paused (busmedic resume).")
-	}
-	if st.RulesError != "" {
-		fmt.Fprintf(w, "Rules file has errors; the last good rules stay in force:\n%s\n", st.RulesError)
-	}
-	if len(st.Apps) == 0 {
-		fmt.Fprintln(w, "No apps registered (see busmedic rules).")
-	} else {
-		fmt.Fprintln(w, "\nApps:")
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		for _, a := range st.Apps {
-			running := "not running"
-			if a.Running {
-				running = "running"
-			}
-			if !a.Enabled {
-				running = "disabled"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.ID, a.Action, running, jobLine(a.Last))
-		}
-		tw.Flush()
-	}
-	if len(st.Casualties) > 0 {
-		fmt.Fprintln(w, "\nFell off the bus (no rule; busmedic relaunch ID):")
-		for _, c := range st.Casualties {
-			fmt.Fprintf(w, "  %s  %s bus  %s  %s\n", c.ID, c.Bus, c.Peer, strings.Join(c.Peer.Argv, " "))
-		}
-	}
-}
-
-func jobLine(j *control.Job) string {
-	if j == nil {
-		return ""
-	}
-	s := fmt.Sprintf("last: %s at %s", j.Outcome, clock(j.Started))
-	if j.Took > 0 {
-		s += fmt.Sprintf(" (%s)", j.Took.Round(time.Millisecond))
-	}
-	if j.Reason != "" {
-		s += ": " + j.Reason
-	}
-	return s
-}
-
-func clock(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format("15:04:05")
 }
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -167,27 +83,17 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if *asJSON {
 			return printJSON(stdout, h)
 		}
-		printHistory(stdout, h)
+		if len(h) == 0 {
+			_, err := fmt.Fprintln(stdout, "No bus restarts recorded yet.")
+			return err
+		}
+		for _, r := range h {
+			if err := r.WriteText(stdout); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
-}
-
-func printHistory(w io.Writer, h []control.Recovery) {
-	if len(h) == 0 {
-		fmt.Fprintln(w, "No bus restarts recorded yet.")
-	}
-	for _, r := range h {
-		fmt.Fprintf(w, "%s %s bus restarted (down %s)", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus, r.Downtime.Round(time.Millisecond))
-		if r.Decision != "" {
-			fmt.Fprintf(w, ": %s", r.Decision)
-		}
-		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		for _, j := range r.Jobs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", j.App, j.Outcome, j.Took.Round(time.Millisecond), j.Reason)
-		}
-		tw.Flush()
-	}
 }
 
 func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -205,25 +111,14 @@ func runRelaunch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if err != nil {
 			return err
 		}
-		line := fmt.Sprintf("%s: %s", job.App, strings.TrimPrefix(jobLine(&job), "last: "))
-		if !recovered(job.Outcome) {
+		line := job.App + ": " + job.Text()
+		if !job.Outcome.Recovered() {
 			// The daemon did its part; the app did not come back.
 			return errors.New(line)
 		}
 		fmt.Fprintln(stdout, line)
 		return nil
 	})
-}
-
-// recovered reports whether a job with outcome o brought its app back, or
-// did what its rule says (signal, hook, notify): anything else makes a
-// command exit 1.
-func recovered(o control.Outcome) bool {
-	switch o {
-	case control.Reconnected, control.Relaunched, control.Signalled, control.Hooked, control.Notified:
-		return true
-	}
-	return false // failed, skipped, cancelled, or not ended
 }
 
 // noArgs reports whether fs was given no arguments besides its flags, and

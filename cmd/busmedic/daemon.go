@@ -15,6 +15,7 @@ import (
 
 	"busmedic/daemon"
 	"busmedic/relaunch/control"
+	"busmedic/tray"
 )
 
 // runDaemon is "busmedic run": its flags make the daemon.Config, and
@@ -38,7 +39,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Socket:           *socket,
 		StateDir:         *stateDir,
 		ManageSessionBus: *manage,
-		Editor:           findEditor,
+		Editor:           tray.FindEditor,
 		Log:              newLogger(stderr, slog.LevelInfo, *verbose),
 	}
 	if !*noTray {

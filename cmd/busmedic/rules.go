@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,15 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"busmedic/appdb"
-	"busmedic/watcher"
+	"busmedic/tray"
 )
 
 const rulesUsage = `Usage: busmedic rules [--config FILE] COMMAND
@@ -110,10 +105,6 @@ func parseRulesFlags(fs *flag.FlagSet, args []string, most int, stdout, stderr i
 	}
 }
 
-func rulesPaths(config string) appdb.Paths {
-	return appdb.DefaultPaths(config)
-}
-
 // printProblems writes every error or warning, one per line.
 func printProblems(w io.Writer, err error) {
 	var es appdb.Errors
@@ -133,7 +124,7 @@ func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	set, err := appdb.Load(rulesPaths(*config))
+	set, err := appdb.Load(appdb.DefaultPaths(*config))
 	if err != nil {
 		printProblems(stderr, err)
 		return exitError
@@ -141,110 +132,20 @@ func rulesList(args []string, config *string, stdout, stderr io.Writer) int {
 	printProblems(stderr, set.Warnings())
 	rules := set.Rules()
 	if *asJSON {
-		out := make([]ruleJSON, len(rules))
-		for i, r := range rules {
-			out[i] = ruleJSON(r)
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := appdb.WriteJSON(stdout, rules); err != nil {
 			fmt.Fprintln(stderr, "busmedic rules list:", err)
 			return exitError
 		}
 		return exitOK
 	}
 	if len(rules) == 0 {
-		fmt.Fprintf(stdout, "no rules (add some to %s)\n", rulesPaths(*config).User)
+		fmt.Fprintf(stdout, "no rules (add some to %s)\n", appdb.DefaultPaths(*config).User)
 		return exitOK
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tBUS\tACTION\tMATCH\tSOURCE")
-	for _, r := range rules {
-		action := string(r.Action)
-		if !r.Enabled {
-			action = "disabled"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%d\n", r.ID, r.Bus, action, matchers(r), r.Source, r.Line)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := appdb.WriteTable(stdout, rules); err != nil {
 		return exitError
 	}
 	return exitOK
-}
-
-func matchers(r appdb.Rule) string {
-	var m []string
-	if len(r.Names) > 0 {
-		m = append(m, "names="+strings.Join(r.Names, ","))
-	}
-	if r.Exe != "" {
-		m = append(m, "exe="+r.Exe)
-	}
-	if r.Argv0 != "" {
-		m = append(m, "argv0="+r.Argv0)
-	}
-	if r.Cmdline != "" {
-		m = append(m, "cmdline="+strconv.Quote(r.Cmdline))
-	}
-	if len(m) == 0 {
-		return "-"
-	}
-	return strings.Join(m, " ")
-}
-
-// ruleJSON is a rule as "rules list --json" prints it: each key of
-// apps.toml under its own name, in appdb.RuleKeys' order, with durations
-// as strings such as "2s", then the file and line the rule comes from. An
-// optional key is left out when it is empty and so is its default: a rule
-// without a name has no "name", but "enabled": false is always there.
-type ruleJSON appdb.Rule
-
-func (r ruleJSON) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	add := func(name string, v any) error {
-		value, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Quote(name))
-		b.WriteByte(':')
-		b.Write(value)
-		return nil
-	}
-	for _, k := range appdb.RuleKeys() {
-		v := k.Value(appdb.Rule(r))
-		if !k.Required && isEmpty(v) && isEmpty(k.Default()) {
-			continue
-		}
-		if d, ok := v.(time.Duration); ok {
-			v = d.String()
-		}
-		if err := add(k.Name, v); err != nil {
-			return nil, err
-		}
-	}
-	if err := add("source", r.Source); err != nil {
-		return nil, err
-	}
-	if err := add("line", r.Line); err != nil {
-		return nil, err
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// isEmpty is what encoding/json's omitempty calls empty.
-func isEmpty(v any) bool {
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.String, reflect.Slice, reflect.Map:
-		return rv.Len() == 0
-	}
-	return rv.IsZero()
 }
 
 func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
@@ -257,13 +158,13 @@ func rulesCheck(args []string, config *string, stdout, stderr io.Writer) int {
 	if len(pos) == 1 {
 		files = pos
 	} else {
-		for _, f := range rulesPaths(*config).Files() {
+		for _, f := range appdb.DefaultPaths(*config).Files() {
 			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 				files = append(files, f)
 			}
 		}
 		if len(files) == 0 {
-			fmt.Fprintf(stdout, "no rules files (the user file would be %s)\n", rulesPaths(*config).User)
+			fmt.Fprintf(stdout, "no rules files (the user file would be %s)\n", appdb.DefaultPaths(*config).User)
 			return exitOK
 		}
 	}
@@ -318,27 +219,17 @@ func rulesAddFromPID(args []string, config *string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 
-	peer, err := watcher.ProcessInfo(pid)
+	r, err := appdb.FromProcess(pid)
 	if err != nil {
 		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %v\n", err)
 		return exitError
 	}
-	if peer.UID >= 0 && peer.UID != os.Getuid() {
-		fmt.Fprintf(stderr, "busmedic rules add-from-pid: pid %d runs as uid %d, not as you (uid %d); busmedic only restarts your own apps\n",
-			pid, peer.UID, os.Getuid())
-		return exitError
-	}
-	if peer.Exe == "" && len(peer.Argv) == 0 {
-		fmt.Fprintf(stderr, "busmedic rules add-from-pid: cannot read the command of pid %d\n", pid)
-		return exitError
-	}
-	r := appdb.FromPeer(peer)
 	if *id != "" {
 		r.ID = *id
 	}
 	r.Action = appdb.Action(*action)
 
-	path := rulesPaths(*config).User
+	path := appdb.DefaultPaths(*config).User
 	f, err := appdb.OpenFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "busmedic rules add-from-pid: %s cannot be edited; fix it first:\n", path)
@@ -369,7 +260,7 @@ func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	paths := rulesPaths(*config)
+	paths := appdb.DefaultPaths(*config)
 	if !*all {
 		fmt.Fprintln(stdout, paths.User)
 		return exitOK
@@ -388,22 +279,6 @@ func rulesPath(args []string, config *string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// editorProgram is the rules editor's executable. It is a program of its
-// own because it links Fyne, cgo and GL, which the daemon must not.
-const editorProgram = "busmedic-rules"
-
-// findEditor looks for the editor next to this executable (where
-// installing both puts it), then in PATH.
-func findEditor() (string, error) {
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), editorProgram)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return exec.LookPath(editorProgram)
-}
-
 // rulesEdit runs the editor (without a shell) and waits for it; its exit
 // status becomes ours. Ctrl-C or SIGTERM is passed on as SIGTERM.
 func rulesEdit(ctx context.Context, args []string, config *string, stdout, stderr io.Writer) int {
@@ -412,7 +287,7 @@ func rulesEdit(ctx context.Context, args []string, config *string, stdout, stder
 	if code >= 0 {
 		return code
 	}
-	prog, err := findEditor()
+	prog, err := tray.FindEditor()
 	if err != nil {
 		next := "the busmedic executable"
 		if self, err := os.Executable(); err == nil {
@@ -424,7 +299,7 @@ Build it from the busmedic source tree; it needs cgo and the GL and X11 headers
   go build -o %[2]s/%[1]s ./cmd/%[1]s
 or install it into $(go env GOPATH)/bin with: go install ./cmd/%[1]s
 Without it, edit the rules file by hand: busmedic rules path
-`, editorProgram, next)
+`, tray.EditorProgram, next)
 		return exitError
 	}
 	var argv []string

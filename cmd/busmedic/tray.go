@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	stdlog "log"
 	"log/slog"
@@ -25,8 +24,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"busmedic run starts it by itself; exit status 3 means the session bus went away."); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "busmedic tray: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs(fs, stderr, "tray") {
 		return exitUsage
 	}
 	log := newLogger(stderr, slog.LevelInfo, *verbose).With("component", "tray")

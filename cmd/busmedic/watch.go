@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"busmedic/watcher"
 )
@@ -30,8 +29,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"Streams the events of the buses until interrupted (Ctrl-C exits 0)."); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "busmedic watch: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs(fs, stderr, "watch") {
 		return exitUsage
 	}
 	if len(buses) == 0 {
@@ -56,11 +54,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	events := make(chan watcher.Event, 64)
-	var wg sync.WaitGroup
-	for _, w := range watchers {
-		wg.Go(func() { w.Run(ctx, events) })
-	}
-	go func() { wg.Wait(); close(events) }()
+	go watcher.RunAll(ctx, watchers, events)
 
 	enc := json.NewEncoder(stdout)
 	for e := range events {

@@ -10,23 +10,24 @@ import (
 // UpdateReport is the one line shown after the bus was restarted to finish
 // an update of dbus: "D-Bus updated without reboot: 3 apps recovered, 1
 // needs attention". Recovered are the apps that came back, whatever
-// brought them (relaunched, reconnected by themselves, signalled, hooked,
-// notified); needing attention are those that failed or hit their restart
-// limit. Apps skipped on purpose (paused, ignored, disabled) or cancelled
-// count in neither; jobs still running are mentioned as such.
+// brought them (control.Outcome.Recovered: relaunched, reconnected by
+// themselves, signalled, hooked, notified); needing attention are those
+// that failed or hit their restart limit. Apps skipped on purpose (paused,
+// ignored, disabled) or cancelled count in neither; jobs still running are
+// mentioned as such.
 func UpdateReport(r control.Recovery) string {
 	recovered, attention, running := 0, 0, 0
 	for _, j := range r.Jobs {
-		switch j.Outcome {
-		case control.Relaunched, control.Reconnected, control.Signalled, control.Hooked, control.Notified:
+		switch {
+		case j.Outcome.Recovered():
 			recovered++
-		case control.Failed:
+		case j.Outcome == control.Failed:
 			attention++
-		case control.Skipped:
+		case j.Outcome == control.Skipped:
 			if strings.Contains(j.Reason, "limit") {
 				attention++
 			}
-		case control.Pending, control.Running:
+		case !j.Outcome.Ended():
 			running++
 		}
 	}

@@ -19,7 +19,10 @@
 // The JSON names of Status and Recovery, and of everything in them, are
 // stable: they are also the output of "busmedic status --json" and
 // "busmedic history --json", which scripts read. Golden files in testdata
-// pin them; a field may be added, none renamed or removed.
+// pin them; a field may be added, none renamed or removed. Status and
+// Recovery also write themselves as text for people (WriteText): the
+// output of "busmedic status" and "busmedic history", pinned by golden
+// files as well.
 //
 // # Errors
 //

@@ -13,13 +13,12 @@ import (
 	"busmedic/watcher"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden JSON files in testdata")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// The JSON of Status and Recovery is also the output of "busmedic status
-// --json" and "busmedic history --json", which scripts read: these golden
-// files pin every field name. A change here is a change for those scripts.
-func TestJSONStable(t *testing.T) {
-	at := time.Date(2025, 3, 4, 12, 3, 0, 0, time.UTC)
+// sample is a status and a history with something in every field, their
+// times on 4 March 2025 in loc.
+func sample(loc *time.Location) (control.Status, []control.Recovery) {
+	at := time.Date(2025, 3, 4, 12, 3, 0, 0, loc)
 	dunst := watcher.Peer{UniqueName: ":1.42", Names: []string{"org.freedesktop.Notifications"}, PID: 4242, UID: 1000,
 		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456}
 	relaunched := control.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: control.Relaunched,
@@ -51,20 +50,32 @@ func TestJSONStable(t *testing.T) {
 	}
 	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
 		Decision: "session ending: no recovery", Jobs: []control.Job{}}}
-
-	golden(t, "status.json", status)
-	golden(t, "history.json", history)
+	return status, history
 }
 
-// golden compares v, written as busmedic's --json options write it, with
-// testdata/name.
-func golden(t *testing.T, name string, v any) {
+// The JSON of Status and Recovery is also the output of "busmedic status
+// --json" and "busmedic history --json", which scripts read: these golden
+// files pin every field name. A change here is a change for those scripts.
+func TestJSONStable(t *testing.T) {
+	status, history := sample(time.UTC)
+	goldenJSON(t, "status.json", status)
+	goldenJSON(t, "history.json", history)
+}
+
+// goldenJSON compares v, written as busmedic's --json options write it,
+// with testdata/name.
+func goldenJSON(t *testing.T, name string, v any) {
 	t.Helper()
 	got, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
+	golden(t, name, append(got, '\n'))
+}
+
+// golden compares got with testdata/name, or with -update writes it there.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -76,6 +87,6 @@ func golden(t *testing.T, name string, v any) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("JSON of %s changed; scripts read it (go test -update rewrites it, if the change is meant):\ngot:\n%s\nwant:\n%s", name, got, want)
+		t.Errorf("%s changed; scripts and people read it (go test -update rewrites it, if the change is meant):\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }

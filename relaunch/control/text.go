@@ -1,0 +1,125 @@
+package control
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteText writes the status for people, as "busmedic status" prints it:
+// each bus, the pause, the rules file's problem, the apps with their last
+// job, and the casualties. Times are shown as the local time of day.
+func (s Status) WriteText(w io.Writer) error {
+	var b bytes.Buffer
+	for _, bus := range s.Buses {
+		state := "up"
+		if !bus.Up {
+			state = "DOWN"
+		}
+		fmt.Fprintf(&b, "%s bus: %s since %s", bus.Name, state, clock(bus.Since))
+		if bus.Up {
+			if bus.Peers == 1 {
+				b.WriteString(" (1 peer)")
+			} else {
+				fmt.Fprintf(&b, " (%d peers)", bus.Peers)
+			}
+		} else if bus.Reason != "" {
+			fmt.Fprintf(&b, ": %s", bus.Reason)
+		}
+		b.WriteByte('\n')
+		if bus.Outdated != "" {
+			fmt.Fprintf(&b, "  update installed: restart the %s bus to finish it (busmedic restart-bus %s)\n  %s\n", bus.Name, bus.Name, bus.Outdated)
+		}
+	}
+	if s.Paused {
+		b.WriteString("Recovery is paused (busmedic resume).\n")
+	}
+	if s.RulesError != "" {
+		fmt.Fprintf(&b, "Rules file has errors; the last good rules stay in force:\n%s\n", s.RulesError)
+	}
+	if len(s.Apps) == 0 {
+		b.WriteString("No apps registered (see busmedic rules).\n")
+	} else {
+		b.WriteString("\nApps:\n")
+		tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+		for _, a := range s.Apps {
+			running := "not running"
+			if a.Running {
+				running = "running"
+			}
+			if !a.Enabled {
+				running = "disabled"
+			}
+			last := ""
+			if a.Last != nil {
+				last = "last: " + a.Last.Text()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.ID, a.Action, running, last)
+		}
+		tw.Flush()
+	}
+	if len(s.Casualties) > 0 {
+		b.WriteString("\nFell off the bus (no rule; busmedic relaunch ID):\n")
+		for _, c := range s.Casualties {
+			fmt.Fprintf(&b, "  %s  %s bus  %s  %s\n", c.ID, c.Bus, c.Peer, strings.Join(c.Peer.Argv, " "))
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// WriteText writes the recovery for people, as "busmedic history" prints
+// each: when the bus came back, how long it was down, why recovery went
+// as it did, then a line per job.
+func (r Recovery) WriteText(w io.Writer) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s bus restarted (down %s)", r.Started.Local().Format("2006-01-02 15:04:05"), r.Bus, r.Downtime.Round(time.Millisecond))
+	if r.Decision != "" {
+		fmt.Fprintf(&b, ": %s", r.Decision)
+	}
+	b.WriteByte('\n')
+	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	for _, j := range r.Jobs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", j.App, j.Outcome, j.Took.Round(time.Millisecond), j.Reason)
+	}
+	tw.Flush()
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// Text says how the job went, in one line for people, such as
+// "relaunched at 12:03:01 (340ms)" or "failed at 12:03:01: no such
+// process": "busmedic status" shows it after "last: ", and "busmedic
+// relaunch" after the app's id.
+func (j Job) Text() string {
+	s := fmt.Sprintf("%s at %s", j.Outcome, clock(j.Started))
+	if j.Took > 0 {
+		s += fmt.Sprintf(" (%s)", j.Took.Round(time.Millisecond))
+	}
+	if j.Reason != "" {
+		s += ": " + j.Reason
+	}
+	return s
+}
+
+// Recovered reports whether a job that ended so brought its app back, or
+// did what its rule says (signal, hook, notify). A failed, skipped or
+// cancelled job did not, and neither did one not yet ended.
+func (o Outcome) Recovered() bool {
+	switch o {
+	case Reconnected, Relaunched, Signalled, Hooked, Notified:
+		return true
+	}
+	return false
+}
+
+// clock is a time of day in the local time zone, or "-" for none.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("15:04:05")
+}
