@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/appdb"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -21,7 +22,8 @@ var update = flag.Bool("update", false, "rewrite the golden JSON files in testda
 func TestJSONStable(t *testing.T) {
 	at := time.Date(2025, 3, 4, 12, 3, 0, 0, time.UTC)
 	dunst := watcher.Peer{UniqueName: ":1.42", Names: []string{"org.freedesktop.Notifications"}, PID: 4242, UID: 1000,
-		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456}
+		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456,
+		Unit: "app-dunst@autostart.service"}
 	relaunched := control.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: control.Relaunched,
 		PID: 4343, Started: at.Add(time.Second), Took: 340 * time.Millisecond}
 	recovery := control.Recovery{Bus: "session", OldID: "0123abcd", ID: "4567ef01", Downtime: 1200 * time.Millisecond,
@@ -54,6 +56,17 @@ func TestJSONStable(t *testing.T) {
 
 	golden(t, "status.json", status)
 	golden(t, "history.json", history)
+
+	// The plan (the editor's dry run) carries the rule whole, and the
+	// unit a relaunch goes through.
+	rule := appdb.NewRule("dunst")
+	rule.Names, rule.Exe, rule.Unit = dunst.Names, dunst.Exe, dunst.Unit
+	plan := []control.PlannedJob{
+		{App: "dunst", Bus: "session", Rule: rule, Peers: []watcher.Peer{dunst}, Command: dunst.Argv, Dir: dunst.Cwd,
+			Unit: dunst.Unit},
+		{App: "panel", Bus: "session", Rule: appdb.NewRule("panel"), Peers: []watcher.Peer{}, Skip: "paused"},
+	}
+	golden(t, "plan.json", plan)
 }
 
 // golden compares v, written as busmedic's --json options write it, with
