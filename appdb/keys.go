@@ -103,6 +103,9 @@ var ruleKeys = []RuleKey{
 		absent: "none", example: `["/usr/bin/xfce4-panel", "--restart"]`,
 		field: field[Rule, []string]{of: func(r *Rule) *[]string { return &r.Hook }, read: (*tableParser).argv}},
 
+	{Name: "unit", Hint: "the systemd user service the app runs in; busmedic starts it through systemd",
+		absent: "the user service the process ran in, if any", example: `"app-dunst@autostart.service"`,
+		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Unit }, read: (*tableParser).unit}},
 	{Name: "exec", Hint: "the command that starts the app (default: the one it had)",
 		absent:  "the desktop file's `Exec`, else the command line the process had",
 		example: `["/usr/bin/dunst", "-config", "/home/ada/.config/dunst/dunstrc"]`,

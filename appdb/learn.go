@@ -17,7 +17,8 @@ var interpreterRE = regexp.MustCompile(`^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|
 
 // FromPeer suggests a rule that relaunches the app behind a live peer: its
 // well-known names, its executable, its command line as exec and its working
-// directory. The id comes from the program's name. For a script run by an
+// directory, and the systemd user service it runs in (Peer.Unit) unless
+// that is busmedic's own. The id comes from the program's name. For a script run by an
 // interpreter (python3, gjs, ...) the rule matches the exact command line
 // instead of the interpreter's exe. The rule is not validated: check it with
 // Rule.Validate, or let File.AddOrReplace do so.
@@ -68,6 +69,12 @@ func FromPeer(p watcher.Peer) Rule {
 		r.Exec[0] = exe // started as ./prog: relative to a directory we may not know
 	}
 	r.Workdir = p.Cwd
+	// An app in a user service of its own is started again through
+	// systemd. Not in busmedic's: that is where the apps busmedic started
+	// itself run, and restarting it would restart busmedic.
+	if p.Unit != "" && !IsBusmedicUnit(p.Unit) && checkUnitName(p.Unit) == nil {
+		r.Unit = p.Unit
+	}
 	return r
 }
 

@@ -39,6 +39,20 @@ func TestFromPeer(t *testing.T) {
 		{"argv only", watcher.Peer{Argv: []string{"/usr/bin/blueman-applet"}}, func(r Rule) bool {
 			return r.ID == "blueman-applet" && r.Argv0 == "blueman-applet"
 		}},
+		{"in a user service", watcher.Peer{Exe: "/usr/bin/dunst", Argv: []string{"/usr/bin/dunst"}, Unit: "app-dunst@autostart.service"}, func(r Rule) bool {
+			return r.Unit == "app-dunst@autostart.service" && r.Exe == "/usr/bin/dunst"
+		}},
+		// Where the apps busmedic started run: restarting it would
+		// restart busmedic.
+		{"in busmedic's service", watcher.Peer{Exe: "/usr/bin/dunst", Unit: "busmedic.service"}, func(r Rule) bool {
+			return r.Unit == ""
+		}},
+		{"in busmedic's autostart service", watcher.Peer{Exe: "/usr/bin/dunst", Unit: "app-busmedic@autostart.service"}, func(r Rule) bool {
+			return r.Unit == ""
+		}},
+		{"in a unit systemd would not start", watcher.Peer{Exe: "/usr/bin/dunst", Unit: "app-dunst@.service"}, func(r Rule) bool {
+			return r.Unit == ""
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +118,12 @@ func TestFromLivePeer(t *testing.T) {
 	r := FromPeer(p)
 	if err := r.Validate(); err != nil {
 		t.Fatalf("rule from this process does not validate: %v\n%s", err, FormatRule(r))
+	}
+	// Run under systemd, this process is in a unit: its own, which a rule
+	// for it must not name (busmedic's tray and editor run in the
+	// daemon's).
+	if r.Unit != "" {
+		t.Errorf("a rule for this process names its own unit %q", r.Unit)
 	}
 	set, _ := Parse("f.toml", []byte(FormatRule(r)))
 	p.UID = -1

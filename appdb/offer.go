@@ -20,7 +20,7 @@ type Offer struct {
 // Offers returns one offer per verified catalog app that has a peer among
 // peers: a process of this user whose executable is the app's. Apps that a
 // rule of rules already matches are left out (rules may be nil). The rule
-// is FromPeer's (its names, executable and command line), with the
+// is FromPeer's (its names, executable, command line and user unit), with the
 // catalog's id and name, and has passed validation. Unverified entries are
 // never offered: their claim was not checked, and a needless relaunch rule
 // would stop an app that reconnects by itself.

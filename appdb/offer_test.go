@@ -62,6 +62,14 @@ func TestOffers(t *testing.T) {
 		!slices.Equal(r.Exec, dunst.Argv) || r.Action != appdb.ActionRelaunch {
 		t.Errorf("offered rule %+v", r)
 	}
+
+	// dunst started by systemd-xdg-autostart-generator's unit: the rule
+	// brings it back through that unit.
+	inUnit := dunst
+	inUnit.Unit = "app-dunst@autostart.service"
+	if r := appdb.Offers(catalog, []watcher.Peer{inUnit}, nil)[0].Rule; r.Unit != inUnit.Unit {
+		t.Errorf("offered rule for dunst in %s has unit %q", inUnit.Unit, r.Unit)
+	}
 }
 
 // TestShippedCatalogOffers: every verified entry of the shipped catalog

@@ -84,6 +84,10 @@ type Rule struct {
 	Signal string   `json:"signal,omitempty"` // normalised, such as "SIGHUP"
 	Hook   []string `json:"hook,omitempty"`
 
+	// Unit is the systemd user service the app runs in, such as
+	// "app-dunst@autostart.service": a relaunch goes through the user
+	// manager (start or restart the unit) rather than starting Exec.
+	Unit string `json:"unit,omitempty"`
 	// Exec is the command that starts the app. Without Shell it is an argv
 	// run directly; with Shell it holds one command line for /bin/sh -c.
 	Exec    []string          `json:"exec,omitempty"`

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"runtime/debug"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"busmedic/relaunch/busrestart"
 	"busmedic/relaunch/control"
 	"busmedic/tray"
+	"busmedic/usermanager"
 	"busmedic/watcher"
 )
 
@@ -149,6 +151,10 @@ func Run(ctx context.Context, cfg Config) error {
 		StateDir:   cfg.StateDir,
 		Logger:     log,
 		Notifier:   notifier,
+		// Apps in user services come back through the user manager;
+		// the apps busmedic starts itself share its own unit.
+		UserManager: usermanager.Socket(os.Getenv),
+		OwnUnit:     ownUnit(log),
 		RecoveryEnded: func(r control.Recovery) {
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may
@@ -257,4 +263,20 @@ func busAddress(targets []watcher.Target, bus string) string {
 		}
 	}
 	return ""
+}
+
+// ownUnit is the systemd user service busmedic runs in, from its own
+// cgroup: busmedic.service, app-busmedic@autostart.service, or whatever
+// the user named it; "" outside one. The apps busmedic starts itself land
+// there too, so the engine must never take it for theirs.
+func ownUnit(log *slog.Logger) string {
+	self, err := watcher.ProcessInfo(os.Getpid())
+	if err != nil {
+		log.Warn("own unit unknown", "err", err)
+		return ""
+	}
+	if self.Unit != "" {
+		log.Info("running in a systemd user unit", "unit", self.Unit)
+	}
+	return self.Unit
 }

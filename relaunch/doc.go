@@ -26,6 +26,26 @@
 // 1", "org.example.A did not appear within 10s", "restart limit reached: 5
 // in 60s").
 //
+// # Apps in systemd units
+//
+// An app that runs in a service of the user's systemd manager (the rule's
+// unit, else the service its process ran in when the watcher saw it; never
+// busmedic's own, [Config.OwnUnit]) is relaunched through that manager
+// ([Config.UserManager], its private socket, which works while the session
+// bus is down), never started by busmedic: a process busmedic starts lands
+// in busmedic's cgroup. The engine reads the unit's state and lets a pure
+// function decide: a unit systemd is bringing back by itself (waiting for
+// its Restart=, starting, or running a process started after the bus went
+// down) is waited for and reported reconnected; a failed or stopped one
+// (systemd stops a Type=dbus unit whose name vanished) is started; an
+// active one whose process predates the bus restart is restarted, and
+// systemd, not busmedic, ends that process. Jobs run in mode "replace" and
+// are waited for; a job systemd cancels (its own stop replaced it) is
+// followed by a new look. Then the app's names are waited for as after any
+// relaunch. Without a reachable manager the rule's exec, if any, is
+// started instead, and the job says so. Exits of units busmedic started
+// are systemd's to count (StartLimitBurst=), not max_restarts'.
+//
 // # Storms
 //
 // A bus that goes down again cancels the running jobs. The next Restarted

@@ -51,7 +51,18 @@ type Config struct {
 	// CasualtyGrace is how long a peer that matches no rule has to come
 	// back before it is listed as a casualty; default appdb.DefaultGrace.
 	CasualtyGrace time.Duration
+	// UserManager is the private socket of the systemd user manager
+	// (usermanager.Socket): an app that runs in a user service is
+	// brought back through it, by starting or restarting its unit.
+	UserManager string
+	// OwnUnit is the user service busmedic runs in ("" if none): the
+	// apps busmedic started itself run there too, and it is never taken
+	// for theirs.
+	OwnUnit string
 
+	// dialUnits stands in for the user manager in tests; default
+	// dialUserManager.
+	dialUnits func(ctx context.Context, socket string) (unitManager, error)
 	// logLimit and logEvery stand in for the constants logLimit and
 	// logCheckEvery in tests, stormRestarts and stormSettle for theirs.
 	logLimit      int64
@@ -149,6 +160,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.CasualtyGrace <= 0 {
 		cfg.CasualtyGrace = appdb.DefaultGrace
+	}
+	if cfg.dialUnits == nil {
+		cfg.dialUnits = dialUserManager
 	}
 	if cfg.logLimit <= 0 {
 		cfg.logLimit = logLimit
@@ -502,7 +516,7 @@ func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]control.PlannedJob
 	set := e.cfg.Rules()
 	e.mu.Lock()
 	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
-		crashes: map[string][]time.Time{}, ours: ours}
+		crashes: map[string][]time.Time{}, ours: ours, ownUnit: e.cfg.OwnUnit}
 	for k, v := range e.crashes {
 		in.crashes[k] = slices.Clone(v)
 	}

@@ -49,6 +49,7 @@ func (e *Engine) RelaunchNow(ctx context.Context, id string) (control.Job, error
 
 	pj := control.PlannedJob{App: id, Bus: bus, Rule: r, Peers: peers}
 	pj.Command, pj.Dir, pj.Shell = command(r, peers)
+	pj.Unit = jobUnit(r, peers, e.cfg.OwnUnit)
 	return e.runNow(ctx, pj, up, busID)
 }
 
@@ -68,8 +69,9 @@ func (e *Engine) relaunchCasualty(ctx context.Context, id string) (control.Job, 
 	r.ReadyTimeout = appdb.DefaultReadyTimeout
 	pj := control.PlannedJob{App: id, Bus: c.Bus, Rule: r, Peers: []watcher.Peer{c.Peer}}
 	pj.Command, pj.Dir, _ = command(r, pj.Peers)
+	pj.Unit = jobUnit(r, pj.Peers, e.cfg.OwnUnit)
 	j, err := e.runNow(ctx, pj, up, busID)
-	if err == nil && j.Outcome == control.Relaunched {
+	if err == nil && (j.Outcome == control.Relaunched || j.Outcome == control.Reconnected) {
 		e.mu.Lock()
 		e.casualties = slices.DeleteFunc(e.casualties, func(c control.Casualty) bool { return c.ID == id })
 		e.mu.Unlock()
@@ -81,7 +83,7 @@ func (e *Engine) relaunchCasualty(ctx context.Context, id string) (control.Job, 
 func (e *Engine) runNow(ctx context.Context, pj control.PlannedJob, up bool, busID string) (control.Job, error) {
 	r := &recovery{rec: control.Recovery{Bus: pj.Bus, ID: busID, Started: time.Now(), Decision: "relaunch requested",
 		Jobs: []control.Job{{App: pj.App, Bus: pj.Bus, Action: string(pj.Rule.Action), Outcome: control.Pending}}}}
-	jr := &jobRun{plan: pj, busID: busID}
+	jr := &jobRun{plan: pj, busID: busID, since: time.Now(), sinceWhat: "the relaunch was asked for"}
 	started := time.Now()
 	var res result
 	if !up {

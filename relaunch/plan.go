@@ -29,6 +29,8 @@ type planInput struct {
 	// parent returns the parent pid of a live process not in the
 	// snapshot, or 0; nil reads /proc.
 	parent func(pid int) int
+	// ownUnit is the user service busmedic runs in, never an app's.
+	ownUnit string
 }
 
 // plan makes one job per rule that matched a peer of the snapshot, in rule
@@ -76,10 +78,12 @@ func plan(in planInput) (jobs []control.PlannedJob, unmatched []watcher.Peer) {
 	return jobs, unmatched
 }
 
-// completeJob fills in the command and why the job would be skipped.
+// completeJob fills in the command, the unit and why the job would be
+// skipped.
 func completeJob(j *control.PlannedJob, in planInput) {
 	r := j.Rule
 	j.Command, j.Dir, j.Shell = command(r, j.Peers)
+	j.Unit = jobUnit(r, j.Peers, in.ownUnit)
 	switch {
 	case r.Action == appdb.ActionIgnore:
 		j.Skip = "rule says ignore"

@@ -21,9 +21,12 @@ type recovery struct {
 	// settle, when set, is how long the bus must have stayed up before a
 	// job acts: the bus is restarting in a storm.
 	settle time.Duration
-	jobs   []*jobRun
-	cancel context.CancelCauseFunc
-	done   chan struct{}
+	// wentDown is when the bus went down: an app's process started since
+	// is a new one.
+	wentDown time.Time
+	jobs     []*jobRun
+	cancel   context.CancelCauseFunc
+	done     chan struct{}
 }
 
 func (r *recovery) snapshot() control.Recovery {
@@ -40,6 +43,12 @@ type jobRun struct {
 	busID string
 	// settle is the recovery's storm settle time (recovery.settle).
 	settle time.Duration
+	// since is the moment a process of the app must have started after
+	// to count as new rather than left over, and sinceWhat says, for
+	// people, what happened then: the bus went down, or the user asked
+	// for the relaunch.
+	since     time.Time
+	sinceWhat string
 	// started is the process this job started, once it has; guarded by
 	// Engine.mu. A job cancelled by a new restart hands it to the next plan.
 	started *child
@@ -70,6 +79,11 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 		rec:    control.Recovery{Bus: b.name, OldID: ev.OldID, ID: ev.ID, Downtime: ev.Downtime, Started: now, Jobs: []control.Job{}},
 		cancel: cancel,
 		done:   make(chan struct{}),
+		// Restarted comes with the Up, Downtime after the Down.
+		wentDown: ev.Time.Add(-ev.Downtime),
+	}
+	if ev.Time.IsZero() {
+		r.wentDown = now.Add(-ev.Downtime)
 	}
 	b.restarts = append(slices.DeleteFunc(b.restarts, func(t time.Time) bool { return now.Sub(t) >= stormWindow }), now)
 	if len(b.restarts) >= e.cfg.stormRestarts {
@@ -137,7 +151,8 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	r.rec.Jobs = make([]control.Job, len(jobs))
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = control.Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: control.Pending}
-		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle})
+		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle,
+			since: r.wentDown, sinceWhat: "the bus went down"})
 		e.lastPeers[pj.App] = pj.Peers
 	}
 	if ending {
@@ -525,52 +540,24 @@ func (e *Engine) recordCrash(c *child, bus, busID, id string) {
 	e.notifyChanged()
 }
 
-// relaunch stops what is left of the app (verified pid and start time
-// only) and starts it once.
+// relaunch brings the app back: through the user manager when it runs in
+// a user service (relaunchUnit), else by starting its command itself.
 func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
+	if jr.plan.Unit != "" {
+		return e.relaunchUnit(ctx, bus, jr)
+	}
+	return e.relaunchExec(ctx, bus, jr)
+}
+
+// relaunchExec stops what is left of the app (verified pid and start time
+// only) and starts it once. The app runs in busmedic's cgroup then: under
+// systemd, in busmedic's unit (whose KillMode=process lets it outlive
+// busmedic's restarts).
+func (e *Engine) relaunchExec(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
-	var stopped []int
-	for _, p := range pj.Peers {
-		if p.PID <= 0 {
-			continue
-		}
-		e.markStopping(p.PID, p.StartTime)
-		err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout)
-		switch {
-		case err == nil:
-			e.log.Info("stopped", "app", pj.App, "pid", p.PID)
-			stopped = append(stopped, p.PID)
-		case errors.Is(err, errGone):
-			stopped = append(stopped, p.PID)
-		case errors.Is(err, errNotSame):
-			// The process we saw is gone; its pid is someone else's now.
-			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
-		case errors.Is(err, errUnverifiable):
-			if alive(p.PID, 0) {
-				return result{outcome: control.Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}
-			}
-		case ctx.Err() != nil:
-			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
-		default:
-			return result{outcome: control.Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}
-		}
-	}
-	if ctx.Err() != nil {
-		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
-	}
-	if len(stopped) > 0 {
-		// The bus drops a dead client's names a moment after it exits;
-		// until then a new copy could not take them, and the names would
-		// look as if the app were back.
-		e.waitFor(ctx, bus, time.Now().Add(2*time.Second), nil, func(b *busState) bool {
-			for _, p := range b.peers {
-				if slices.Contains(stopped, p.PID) {
-					return false
-				}
-			}
-			return true
-		})
+	if res, ok := e.stopLeftovers(ctx, bus, pj, func(watcher.Peer) bool { return true }); !ok {
+		return res
 	}
 	// While we stopped it, it may have come back (or someone started it).
 	e.mu.Lock()
@@ -602,6 +589,57 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 	e.mu.Unlock()
 	e.log.Info("started", "app", pj.App, "pid", c.pid, "command", pj.Command)
 	return e.ready(ctx, bus, jr, c, control.Relaunched).withLogWarning(c)
+}
+
+// stopLeftovers stops the app's processes that stop selects (verified pid
+// and start time only), as a relaunch does before it starts the app, and
+// waits for the bus to drop them. ok is false, with the job's result,
+// when one cannot be stopped.
+func (e *Engine) stopLeftovers(ctx context.Context, bus string, pj control.PlannedJob, stop func(watcher.Peer) bool) (res result, ok bool) {
+	r := pj.Rule
+	var stopped []int
+	for _, p := range pj.Peers {
+		if p.PID <= 0 || !stop(p) {
+			continue
+		}
+		e.markStopping(p.PID, p.StartTime)
+		err := stopProcess(ctx, p.PID, p.StartTime, r.StopTimeout)
+		switch {
+		case err == nil:
+			e.log.Info("stopped", "app", pj.App, "pid", p.PID)
+			stopped = append(stopped, p.PID)
+		case errors.Is(err, errGone):
+			stopped = append(stopped, p.PID)
+		case errors.Is(err, errNotSame):
+			// The process we saw is gone; its pid is someone else's now.
+			e.log.Info("not signalling a reused pid", "app", pj.App, "pid", p.PID, "err", err)
+		case errors.Is(err, errUnverifiable):
+			if alive(p.PID, 0) {
+				return result{outcome: control.Failed, reason: fmt.Sprintf("cannot tell whether pid %d is still the app (start time unknown); not starting a second copy", p.PID)}, false
+			}
+		case ctx.Err() != nil:
+			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}, false
+		default:
+			return result{outcome: control.Failed, reason: fmt.Sprintf("could not stop pid %d: %v", p.PID, err)}, false
+		}
+	}
+	if ctx.Err() != nil {
+		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}, false
+	}
+	if len(stopped) > 0 {
+		// The bus drops a dead client's names a moment after it exits;
+		// until then a new copy could not take them, and the names would
+		// look as if the app were back.
+		e.waitFor(ctx, bus, time.Now().Add(2*time.Second), nil, func(b *busState) bool {
+			for _, p := range b.peers {
+				if slices.Contains(stopped, p.PID) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return result{}, true
 }
 
 // markStopping notes that busmedic is about to stop pid, if it is a child
@@ -865,7 +903,7 @@ func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
 	case chosen == "relaunch":
 		res := e.relaunch(ctx, bus, jr)
 		if res.outcome == control.Relaunched {
-			res.reason = "chosen in the notification"
+			res.reason = joinReasons("chosen in the notification", res.reason)
 		}
 		return res
 	}

@@ -44,6 +44,12 @@ type Peer struct {
 	// field 22 of /proc/PID/stat. With PID it identifies the process across
 	// pid reuse; 0 if unknown.
 	StartTime uint64 `json:"start_time,omitempty"`
+	// Unit is the systemd service of the process's own user manager that
+	// the process ran in when it was seen, such as
+	// "app-dunst@autostart.service": that manager can start it again. ""
+	// for a process in a scope (a login session, an app a desktop
+	// launched), in a system unit, or without systemd.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Owns reports whether the peer owns the well-known name.
@@ -99,8 +105,9 @@ func baseName(path string) string {
 }
 
 // ProcessInfo fills the process fields of a Peer (PID, PPID, UID, Exe, Argv,
-// Cwd, StartTime) from /proc. It returns an error only when the process does not
-// exist; fields that are not readable (another user's process) stay empty.
+// Cwd, StartTime, Unit) from /proc. It returns an error only when the
+// process does not exist; fields that are not readable (another user's
+// process) stay empty.
 func ProcessInfo(pid int) (Peer, error) {
 	p := Peer{PID: pid, UID: -1}
 	if pid <= 0 {
@@ -126,6 +133,13 @@ func ProcessInfo(pid int) (Peer, error) {
 	p.Exe, _ = proc.Executable()
 	p.Argv, _ = proc.CmdLine()
 	p.Cwd, _ = proc.Cwd()
+	if cg, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); err == nil {
+		// Only a unit of the process's own user's manager: the one
+		// busmedic, running as that user, can reach.
+		if unit, manager := cgroupUnit(string(cg)); manager >= 0 && manager == p.UID {
+			p.Unit = unit
+		}
+	}
 	return p, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/appdb"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -20,7 +21,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 func sample(loc *time.Location) (control.Status, []control.Recovery) {
 	at := time.Date(2025, 3, 4, 12, 3, 0, 0, loc)
 	dunst := watcher.Peer{UniqueName: ":1.42", Names: []string{"org.freedesktop.Notifications"}, PID: 4242, UID: 1000,
-		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456}
+		Exe: "/usr/bin/dunst", Argv: []string{"dunst", "-verbosity", "crit"}, Cwd: "/home/ada", PPID: 1, StartTime: 123456,
+		Unit: "app-dunst@autostart.service"}
 	relaunched := control.Job{App: "dunst", Bus: "session", Action: "relaunch", Outcome: control.Relaunched,
 		PID: 4343, Started: at.Add(time.Second), Took: 340 * time.Millisecond}
 	recovery := control.Recovery{Bus: "session", OldID: "0123abcd", ID: "4567ef01", Downtime: 1200 * time.Millisecond,
@@ -60,6 +62,18 @@ func TestJSONStable(t *testing.T) {
 	status, history := sample(time.UTC)
 	goldenJSON(t, "status.json", status)
 	goldenJSON(t, "history.json", history)
+
+	dunst := status.Casualties[0].Peer
+	// The plan (the editor's dry run) carries the rule whole, and the
+	// unit a relaunch goes through.
+	rule := appdb.NewRule("dunst")
+	rule.Names, rule.Exe, rule.Unit = dunst.Names, dunst.Exe, dunst.Unit
+	plan := []control.PlannedJob{
+		{App: "dunst", Bus: "session", Rule: rule, Peers: []watcher.Peer{dunst}, Command: dunst.Argv, Dir: dunst.Cwd,
+			Unit: dunst.Unit},
+		{App: "panel", Bus: "session", Rule: appdb.NewRule("panel"), Peers: []watcher.Peer{}, Skip: "paused"},
+	}
+	goldenJSON(t, "plan.json", plan)
 }
 
 // goldenJSON compares v, written as busmedic's --json options write it,

@@ -154,6 +154,10 @@ type PlannedJob struct {
 	Command []string `json:"command,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
 	Shell   bool     `json:"shell,omitempty"`
+	// Unit is the systemd user service a relaunch starts (or restarts)
+	// through the user manager instead of running Command: the rule's
+	// unit, else the one the app's process ran in. Never busmedic's own.
+	Unit string `json:"unit,omitempty"`
 	// Skip, when set, is why the job would be skipped now.
 	Skip string `json:"skip,omitempty"`
 }

@@ -72,6 +72,7 @@ type draft struct {
 	Action        string   `key:"action"`
 	Signal        string   `key:"signal"`
 	Hook          []string `key:"hook"`
+	Unit          string   `key:"unit"`
 	Exec          []string `key:"exec"`
 	Shell         bool     `key:"shell"`
 	Env           []kv     `key:"env"`
@@ -92,7 +93,7 @@ func draftOf(r appdb.Rule) draft {
 		Bus:   string(r.Bus),
 		Names: slices.Clone(r.Names), Exe: r.Exe, Argv0: r.Argv0, Cmdline: r.Cmdline,
 		Action: string(r.Action), Signal: r.Signal,
-		Hook: slices.Clone(r.Hook), Exec: slices.Clone(r.Exec), Shell: r.Shell,
+		Hook: slices.Clone(r.Hook), Unit: r.Unit, Exec: slices.Clone(r.Exec), Shell: r.Shell,
 		Workdir: r.Workdir, After: slices.Clone(r.After),
 		Grace: durationOf(r.Grace), ReadyTimeout: durationOf(r.ReadyTimeout), StopTimeout: durationOf(r.StopTimeout),
 		MaxRestarts: strconv.Itoa(r.MaxRestarts), RestartWindow: durationOf(r.RestartWindow),
@@ -143,7 +144,7 @@ func (d draft) Rule() (appdb.Rule, problems) {
 		Bus:   appdb.Bus(d.Bus),
 		Names: nonBlank(d.Names), Exe: strings.TrimSpace(d.Exe), Argv0: d.Argv0, Cmdline: d.Cmdline,
 		Action: appdb.Action(d.Action), Signal: strings.TrimSpace(d.Signal),
-		Hook: nonBlank(d.Hook), Exec: nonBlank(d.Exec), Shell: d.Shell,
+		Hook: nonBlank(d.Hook), Unit: strings.TrimSpace(d.Unit), Exec: nonBlank(d.Exec), Shell: d.Shell,
 		Workdir: strings.TrimSpace(d.Workdir), After: nonBlank(d.After),
 		Enabled: d.Enabled,
 	}

@@ -78,7 +78,7 @@ type ruleForm struct {
 	hook, exec              *stringList
 	shell                   *widget.Check
 	env                     *kvList
-	workdir                 *widget.Entry
+	workdir, unit           *widget.Entry
 	after                   *stringList
 	grace, readyTimeout     *durationField
 	stopTimeout             *durationField
@@ -124,6 +124,8 @@ func newRuleForm(focus func(fyne.Focusable), changed func(func(*draft))) *ruleFo
 	f.shell = widget.NewCheck("through /bin/sh -c", func(b bool) { changed(func(d *draft) { d.Shell = b }) })
 	f.env = newKVList(focus, func(v []kv) { changed(func(d *draft) { d.Env = v }) })
 	f.workdir = text(func(d *draft, s string) { d.Workdir = s })
+	f.unit = text(func(d *draft, s string) { d.Unit = s })
+	f.unit.SetPlaceHolder("app-foo@autostart.service")
 	f.after = newStringList("org.freedesktop.NetworkManager", "Add name", focus, func(v []string) { changed(func(d *draft) { d.After = v }) })
 	f.grace = newDurationField(func(v duration) { changed(func(d *draft) { d.Grace = v }) })
 	f.readyTimeout = newDurationField(func(v duration) { changed(func(d *draft) { d.ReadyTimeout = v }) })
@@ -157,7 +159,7 @@ func (f *ruleForm) widgets() map[string]fyne.CanvasObject {
 		"id": f.id, "name": f.name, "icon": f.icon, "desktop": f.desktop, "bus": f.bus,
 		"names": f.names.box, "exe": f.exe, "argv0": f.argv0, "cmdline": f.cmdline,
 		"action": f.action, "signal": f.signal, "hook": f.hook.box, "exec": f.exec.box,
-		"shell": f.shell, "env": f.env.box, "workdir": f.workdir, "after": f.after.box,
+		"unit": f.unit, "shell": f.shell, "env": f.env.box, "workdir": f.workdir, "after": f.after.box,
 		"grace": f.grace.box, "ready_timeout": f.readyTimeout.box, "stop_timeout": f.stopTimeout.box,
 		"max_restarts": f.maxRestarts, "restart_window": f.restartWindow.box, "enabled": f.enabled,
 	}
@@ -178,6 +180,7 @@ func (f *ruleForm) set(d draft) {
 	f.action.SetSelected(d.Action)
 	f.signal.SetText(d.Signal)
 	f.hook.set(d.Hook)
+	f.unit.SetText(d.Unit)
 	f.exec.set(d.Exec)
 	f.shell.SetChecked(d.Shell)
 	f.env.set(d.Env)
@@ -194,7 +197,7 @@ func (f *ruleForm) set(d draft) {
 // setReadOnly disables every field, for a system rule.
 func (f *ruleForm) setReadOnly(ro bool) {
 	for _, w := range []fyne.Disableable{f.id, f.name, f.icon, f.desktop, f.bus, f.exe, f.argv0, f.cmdline,
-		f.action, f.signal, f.shell, f.workdir, f.maxRestarts, f.enabled} {
+		f.action, f.signal, f.unit, f.shell, f.workdir, f.maxRestarts, f.enabled} {
 		setEnabled(w, !ro)
 	}
 	f.names.setDisabled(ro)

@@ -31,7 +31,7 @@ func everyKeySet(t *testing.T) appdb.Rule {
 	r := appdb.Rule{
 		ID: "full", Name: "Full", Icon: "full-icon", Desktop: "full.desktop", Bus: appdb.BusSystem,
 		Names: []string{"org.example.Full"}, Exe: "/usr/bin/full", Argv0: "full*", Cmdline: "full --x*",
-		Action: appdb.ActionHook, Signal: "SIGUSR1", Hook: []string{"/bin/true", "--again"},
+		Action: appdb.ActionHook, Signal: "SIGUSR1", Hook: []string{"/bin/true", "--again"}, Unit: "app-full@autostart.service",
 		Exec: []string{"/bin/true --start"}, Shell: true, Env: map[string]string{"A": "1", "B": "2"},
 		Workdir: "/tmp", After: []string{"org.example.Before"},
 		Grace: 0, ReadyTimeout: 30 * time.Second, StopTimeout: 1500 * time.Millisecond,
