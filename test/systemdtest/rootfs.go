@@ -31,11 +31,12 @@ const (
 // at boot; libpam-systemd gives logind sessions; polkitd and pkexec decide
 // who may restart the system bus; procps (ps, pgrep) looks at processes;
 // dbus-tests has dbus-test-tool, a libdbus service; libglib2.0-bin has
-// gdbus, a GDBus program.
+// gdbus, a GDBus client, and python3-gi makes small GDBus services that
+// own a name (GDBus raises SIGTERM on itself when its bus goes).
 var packages = []string{
 	"systemd", "systemd-sysv", "dbus", "dbus-user-session", "dbus-broker",
 	"libpam-systemd", "polkitd", "pkexec", "procps", "passwd",
-	"dbus-tests", "libglib2.0-bin",
+	"dbus-tests", "libglib2.0-bin", "python3-gi",
 }
 
 // hooks run in the finished tree ($1) before it is packed up.

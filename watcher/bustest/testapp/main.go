@@ -118,8 +118,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "testapp: disconnected from bus, exiting")
 			os.Exit(1)
 		case "deaf":
+			// SIGTERM ends it, as it ends a deaf Qt program; with
+			// -ignore-term ctx never ends, and only SIGKILL does.
 			<-ctx.Done()
-			select {} // with -ignore-term only SIGKILL ends it
+			os.Exit(0)
 		case "reconnect":
 			for {
 				if conn, err = connect(own, *notifications); err == nil {
