@@ -10,11 +10,10 @@ import (
 )
 
 // autostartCLI runs "busmedic autostart ARGS" and checks its exit status.
-// autostartCLI runs "busmedic autostart ARGS" and checks its exit status.
 func autostartCLI(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	if code := runAutostart(context.Background(), args, &stdout, &stderr); code != wantCode {
+	if code := run(context.Background(), append([]string{"autostart"}, args...), &stdout, &stderr); code != wantCode {
 		t.Fatalf("busmedic autostart %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, &stdout, &stderr)
 	}
 	return stdout.String()

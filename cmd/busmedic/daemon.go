@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,39 +16,36 @@ import (
 	"busmedic/tray"
 )
 
+// daemonFlags are the flags of "busmedic run", which make the daemon.Config.
+func daemonFlags(fs *flag.FlagSet) {
+	fs.String("config", "", "user rules file (default $BUSMEDIC_CONFIG or $XDG_CONFIG_HOME/busmedic/apps.toml)")
+	fs.String("socket", control.DefaultPath(), "control socket")
+	fs.String("state-dir", filepath.Join(xdg.StateHome, "busmedic"), "history and app logs")
+	fs.Bool("no-tray", false, "do not show the tray icon")
+	fs.Bool("manage-session-bus", false, "run the session bus daemon (dbus-daemon --session) at the session address, restart it on request and when it dies; for sessions started with dbus-launch or none")
+	fs.Bool("v", false, "log debug detail")
+}
+
 // runDaemon is "busmedic run": its flags make the daemon.Config, and
 // daemon.Run is the daemon, until SIGTERM, SIGINT or SIGHUP (main's ctx).
 // Apps it started keep running when it exits.
-func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "user rules file (default $BUSMEDIC_CONFIG or $XDG_CONFIG_HOME/busmedic/apps.toml)")
-	socket := fs.String("socket", control.DefaultPath(), "control socket")
-	stateDir := fs.String("state-dir", filepath.Join(xdg.StateHome, "busmedic"), "history and app logs")
-	noTray := fs.Bool("no-tray", false, "do not show the tray icon")
-	manage := fs.Bool("manage-session-bus", false, "run the session bus daemon (dbus-daemon --session) at the session address, restart it on request and when it dies; for sessions started with dbus-launch or none")
-	verbose := fs.Bool("v", false, "log debug detail")
-	if code, ok := parseFlags(fs, args, stdout, "busmedic run [--config FILE] [--no-tray]",
-		"Runs busmedic: watches the session and system bus and recovers apps after a restart."); !ok {
-		return code
-	}
+func runDaemon(ctx context.Context, in *call) int {
 	cfg := daemon.Config{
-		RulesFile:        *config,
-		Socket:           *socket,
-		StateDir:         *stateDir,
-		ManageSessionBus: *manage,
+		RulesFile:        in.str("config"),
+		Socket:           in.str("socket"),
+		StateDir:         in.str("state-dir"),
+		ManageSessionBus: in.on("manage-session-bus"),
 		Editor:           tray.FindEditor,
-		Log:              newLogger(stderr, slog.LevelInfo, *verbose),
+		Log:              newLogger(in.stderr, slog.LevelInfo, in.on("v")),
 	}
-	if !*noTray {
+	if !in.on("no-tray") {
 		self, err := os.Executable()
 		if err != nil {
-			fmt.Fprintf(stderr, "busmedic run: %v\n", err)
-			return exitError
+			return in.failf("%v", err)
 		}
 		cfg.Tray = func(socket string) *exec.Cmd {
 			cmd := exec.Command(self, "tray", "--socket", socket)
-			cmd.Stderr = stderr
+			cmd.Stderr = in.stderr
 			return cmd
 		}
 	}
@@ -60,7 +55,6 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case errors.Is(err, daemon.ErrControlSocket): // Run said it in its log
 		return exitError
 	default:
-		fmt.Fprintf(stderr, "busmedic run: %v\n", err)
-		return exitError
+		return in.failf("%v", err)
 	}
 }

@@ -1,6 +1,6 @@
 // Command busmedic keeps a Linux desktop session usable when a D-Bus bus
-// restarts. This file only parses the command line and hands each
-// subcommand to the package that does the work.
+// restarts. This package parses the command line (the table of commands is
+// in commands.go) and hands each command to the package that does the work.
 package main
 
 import (
@@ -12,40 +12,38 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"busmedic/journallog"
-	"busmedic/relaunch/control"
 )
 
-// command is one subcommand: it gets its own arguments and returns the exit
-// status.
+// command is one command or subcommand, as data: -h, help COMMAND and the
+// man pages are made from its texts.
 type command struct {
 	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	summary string // its line in its parent's list of commands
+	usage   string // the usage line, after "Usage: "
+	about   string // what it does, under the usage line
+	// flags declares its flags. A subcommand also takes its parent's,
+	// before or after its name, except the top level's (--version).
+	flags func(fs *flag.FlagSet)
+	// It takes minArgs to maxArgs positional arguments; with interleave,
+	// flags may also follow them.
+	minArgs, maxArgs int
+	interleave       bool
+	subs             []*command // named by the first positional argument
+	// run does the work, with the command line parsed; nil for a command
+	// that only has subcommands.
+	run func(ctx context.Context, in *call) int
 }
 
-func commands() []command {
-	return []command{
-		{"run", "run busmedic: watch both buses and recover apps after a restart", runDaemon},
-		{"status", "show the buses, the apps and who fell off the bus", runStatus},
-		{"history", "show recent bus restarts and what was done", runHistory},
-		{"relaunch", "recover an app now: relaunch ID", runRelaunch},
-		{"restart-bus", "restart the session bus and recover the apps", runRestartBus},
-		{"pause", "pause recovery until resume", simpleCommand("pause", "Pauses recovery: after a restart, no app is touched until busmedic resume.",
-			func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) })},
-		{"resume", "resume recovery", simpleCommand("resume", "Resumes recovery after busmedic pause.",
-			func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) })},
-		{"reload", "make the daemon re-read the rules now", simpleCommand("reload", "Makes the daemon re-read the rules files now.",
-			func(ctx context.Context, c *control.Client) error { return c.Reload(ctx) })},
-		{"tray", "run the tray icon (busmedic run starts it)", runTray},
-		{"watch", "stream bus events (up, down, restarted, peers) until interrupted", runWatch},
-		{"rules", "list, check, add and edit relaunch rules", runRules},
-		{"autostart", "start busmedic with the session: autostart enable|disable|status", runAutostart},
-		{"version", "print busmedic's version", runVersion},
-		{"help", "list the commands, or describe one: help COMMAND", runHelp},
-	}
+// call is a parsed command line, as a command's run gets it.
+type call struct {
+	path           []*command // from the top level to the command given
+	fs             *flag.FlagSet
+	args           []string // the positional arguments
+	stdout, stderr io.Writer
 }
 
 // Exit statuses, documented in the README.
@@ -64,66 +62,165 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run parses args and runs the command they name. -h prints the command's
+// help on stdout (exit 0); a wrong command line is said on stderr with the
+// usage (exit 2).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	name := args[0]
-	switch name {
-	case "-h", "-help", "--help":
-		usage(stdout)
+	in := &call{path: []*command{topLevel()}, fs: newFlagSet(), stdout: stdout, stderr: stderr}
+	in.cmd().flags(in.fs)
+	if err := in.parse(args); errors.Is(err, flag.ErrHelp) {
+		in.help(stdout)
 		return exitOK
+	} else if err != nil {
+		return in.usageError("%v", err)
 	}
-	for _, c := range commands() {
-		if c.name == name {
-			return c.run(ctx, args[1:], stdout, stderr)
+	c := in.cmd()
+	switch {
+	case c.run == nil:
+		return in.usageError("missing command")
+	case len(in.args) < c.minArgs:
+		return in.usageError("missing argument")
+	case len(in.args) > c.maxArgs:
+		return in.usageError("unexpected argument %q", in.args[c.maxArgs])
+	}
+	return c.run(ctx, in)
+}
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("busmedic", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run says what is wrong, once
+	return fs
+}
+
+// parse reads args: flags into in.fs, subcommands into in.path, the rest
+// into in.args.
+func (in *call) parse(args []string) error {
+	for {
+		if err := in.fs.Parse(args); err != nil {
+			return err
+		}
+		rest := in.fs.Args()
+		if len(rest) == 0 {
+			return nil
+		}
+		c := in.cmd()
+		if len(c.subs) > 0 {
+			sub := c.sub(rest[0])
+			if sub == nil {
+				return fmt.Errorf("unknown command %q", rest[0])
+			}
+			if len(in.path) == 1 {
+				in.fs = newFlagSet()
+			}
+			in.path = append(in.path, sub)
+			if sub.flags != nil {
+				sub.flags(in.fs)
+			}
+			args = rest[1:]
+			continue
+		}
+		if n := len(args) - len(rest); !c.interleave || n > 0 && args[n-1] == "--" {
+			in.args = append(in.args, rest...)
+			return nil
+		}
+		in.args = append(in.args, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (c *command) sub(name string) *command {
+	for _, s := range c.subs {
+		if s.name == name {
+			return s
 		}
 	}
-	fmt.Fprintf(stderr, "busmedic: unknown command %q\n\n", name)
-	usage(stderr)
+	return nil
+}
+
+// cmd is the command given.
+func (in *call) cmd() *command { return in.path[len(in.path)-1] }
+
+// name is the command given, as "busmedic rules check".
+func (in *call) name() string {
+	names := make([]string, len(in.path))
+	for i, c := range in.path {
+		names[i] = c.name
+	}
+	return strings.Join(names, " ")
+}
+
+// str, on and num are the values of its string, bool and int flags.
+func (in *call) str(flag string) string { return in.fs.Lookup(flag).Value.String() }
+func (in *call) on(flag string) bool    { return in.get(flag).(bool) }
+func (in *call) num(flag string) int    { return in.get(flag).(int) }
+
+func (in *call) get(name string) any { return in.fs.Lookup(name).Value.(flag.Getter).Get() }
+
+// help writes the command's help: usage line, what it does, subcommands
+// and flags.
+func (in *call) help(w io.Writer) {
+	c := in.cmd()
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.usage, c.about)
+	in.listCommands(w)
+	flags := false
+	in.fs.VisitAll(func(*flag.Flag) { flags = true })
+	if flags {
+		fmt.Fprintln(w, "\nOptions:")
+		in.fs.SetOutput(w)
+		in.fs.PrintDefaults()
+	}
+	if len(c.subs) > 0 {
+		fmt.Fprintf(w, "\nRun \"%s COMMAND -h\" for a command's options.\n", in.name())
+	}
+}
+
+func (in *call) listCommands(w io.Writer) {
+	width := 0
+	for _, s := range in.cmd().subs {
+		width = max(width, len(s.name))
+	}
+	if width > 0 {
+		fmt.Fprintln(w, "\nCommands:")
+	}
+	for _, s := range in.cmd().subs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, s.name, s.summary)
+	}
+}
+
+// usageError says what is wrong with the command line, and the usage, on
+// stderr.
+func (in *call) usageError(format string, a ...any) int {
+	fmt.Fprintf(in.stderr, "%s: %s\nUsage: %s\n", in.name(), fmt.Sprintf(format, a...), in.cmd().usage)
+	if len(in.cmd().subs) > 0 {
+		in.listCommands(in.stderr)
+		fmt.Fprintln(in.stderr)
+	}
+	fmt.Fprintf(in.stderr, "Run \"busmedic help%s\" for more.\n", strings.TrimPrefix(in.name(), "busmedic"))
 	return exitUsage
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "busmedic keeps a desktop session usable when a D-Bus bus restarts.")
-	fmt.Fprintln(w, "\nUsage: busmedic COMMAND [ARGUMENTS]\n\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun \"busmedic COMMAND -h\" for a command's options.")
+// failf says why the command failed, on stderr.
+func (in *call) failf(format string, a ...any) int {
+	fmt.Fprintf(in.stderr, "%s: %s\n", in.name(), fmt.Sprintf(format, a...))
+	return exitError
 }
 
-func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stdout)
-		return exitOK
+// runTop is busmedic without a command: --version.
+func runTop(ctx context.Context, in *call) int {
+	if in.on("version") || in.on("V") {
+		return runVersion(ctx, in)
 	}
-	for _, c := range commands() {
-		if c.name == args[0] && c.name != "help" {
-			return c.run(ctx, []string{"-h"}, stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "busmedic help: unknown command %q\n", args[0])
-	return exitUsage
+	return in.usageError("missing command")
 }
 
-// parseFlags parses a subcommand's flags; on -h it prints the usage to
-// stdout. ok is false when the command should end with code.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage, about string) (code int, ok bool) {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\n", usage, about)
-		fs.PrintDefaults()
+// runHelp is "help [COMMAND [SUBCOMMAND]]": COMMAND SUBCOMMAND -h, below
+// the command whose subcommand help is.
+func runHelp(ctx context.Context, in *call) int {
+	var args []string
+	for _, c := range in.path[1 : len(in.path)-1] {
+		args = append(args, c.name)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return 0, true
+	return run(ctx, append(append(args, in.args...), "-h"), in.stdout, in.stderr)
 }
 
 // newLogger is the log of a long-running command: text to w at level, or

@@ -39,7 +39,7 @@ func writeFile(t *testing.T, path, text string) {
 func rules(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = runRules(context.Background(), args, &out, &errOut)
+	code = run(context.Background(), append([]string{"rules"}, args...), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 

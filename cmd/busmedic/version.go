@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"runtime/debug"
 )
 
@@ -13,18 +11,9 @@ import (
 var version string
 
 // runVersion is "busmedic version": which busmedic this is, for bug reports.
-func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if code, ok := parseFlags(fs, args, stdout, "busmedic version", "Prints busmedic's version, the commit it was built from and the Go version."); !ok {
-		return code
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitUsage
-	}
+func runVersion(ctx context.Context, in *call) int {
 	info, _ := debug.ReadBuildInfo()
-	fmt.Fprintln(stdout, versionString(version, info))
+	fmt.Fprintln(in.stdout, versionString(version, info))
 	return exitOK
 }
 

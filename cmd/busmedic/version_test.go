@@ -36,41 +36,15 @@ func TestVersionString(t *testing.T) {
 func TestVersionCommand(t *testing.T) {
 	defer func(v string) { version = v }(version)
 	version = "v9.9.9-test"
-	var stdout bytes.Buffer
-	if code := runVersion(context.Background(), nil, &stdout, io.Discard); code != exitOK || !strings.HasPrefix(stdout.String(), "busmedic v9.9.9-test (") {
-		t.Errorf("busmedic version: exit %d, %q", code, &stdout)
+	// --version and -V are the same as the version command.
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-V"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != exitOK ||
+			!strings.HasPrefix(stdout.String(), "busmedic v9.9.9-test (") || stderr.Len() != 0 {
+			t.Errorf("busmedic %s: exit %d, %q, stderr %q", args[0], code, &stdout, &stderr)
+		}
 	}
-	if code := runVersion(context.Background(), []string{"extra"}, io.Discard, io.Discard); code != exitUsage {
+	if code := run(context.Background(), []string{"version", "extra"}, io.Discard, io.Discard); code != exitUsage {
 		t.Errorf("busmedic version extra: exit %d, want %d", code, exitUsage)
-	}
-}
-
-// TestHelpEveryCommand: "busmedic help COMMAND" describes every command,
-// with a usage line and exit 0, without starting it.
-func TestHelpEveryCommand(t *testing.T) {
-	for _, c := range commands() {
-		if c.name == "help" {
-			continue
-		}
-		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := c.run(context.Background(), []string{"-h"}, &stdout, &stderr)
-			if code != exitOK || !strings.Contains(stdout.String(), "Usage: busmedic "+c.name) {
-				t.Errorf("busmedic %s -h: exit %d\nstdout: %s\nstderr: %s", c.name, code, &stdout, &stderr)
-			}
-		})
-	}
-	// Through the help command too, for the commands of the table.
-	for _, c := range commands() {
-		if c.name == "help" {
-			continue
-		}
-		var stdout bytes.Buffer
-		if code := runHelp(context.Background(), []string{c.name}, &stdout, io.Discard); code != exitOK || stdout.Len() == 0 {
-			t.Errorf("busmedic help %s: exit %d, %q", c.name, code, &stdout)
-		}
-	}
-	if code := runHelp(context.Background(), []string{"no-such"}, io.Discard, io.Discard); code != exitUsage {
-		t.Errorf("help no-such: exit %d, want %d", code, exitUsage)
 	}
 }

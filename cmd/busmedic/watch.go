@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 
@@ -18,26 +17,20 @@ type busList []string
 func (b *busList) String() string     { return strings.Join(*b, ",") }
 func (b *busList) Set(s string) error { *b = append(*b, s); return nil }
 
-func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var buses busList
-	fs.Var(&buses, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
-	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	verbose := fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
-	if code, ok := parseFlags(fs, args, stdout, "busmedic watch [--bus session|system|ADDRESS]... [--json]",
-		"Streams the events of the buses until interrupted (Ctrl-C exits 0)."); !ok {
-		return code
-	}
-	if !noArgs(fs, stderr, "watch") {
-		return exitUsage
-	}
+func watchFlags(fs *flag.FlagSet) {
+	fs.Var(&busList{}, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
+	fs.Bool("json", false, "print one JSON object per event")
+	fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
+}
+
+func runWatch(ctx context.Context, in *call) int {
+	buses := *in.fs.Lookup("bus").Value.(*busList)
 	if len(buses) == 0 {
 		buses = busList{"session", "system"}
 	}
 	// The events are watch's output; its log says only what went wrong,
 	// unless asked for more.
-	log := newLogger(stderr, slog.LevelError, *verbose)
+	log := newLogger(in.stderr, slog.LevelError, in.on("v"))
 
 	var watchers []*watcher.Watcher
 	for _, spec := range buses {
@@ -49,20 +42,19 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				continue
 			}
 		}
-		fmt.Fprintf(stderr, "busmedic watch: --bus %s: %v\n", spec, err)
-		return exitUsage
+		return in.usageError("--bus %s: %v", spec, err)
 	}
 
 	events := make(chan watcher.Event, 64)
 	go watcher.RunAll(ctx, watchers, events)
 
-	enc := json.NewEncoder(stdout)
+	enc := json.NewEncoder(in.stdout)
 	for e := range events {
 		var err error
-		if *asJSON {
+		if in.on("json") {
 			err = enc.Encode(e)
 		} else {
-			_, err = fmt.Fprintln(stdout, e)
+			_, err = fmt.Fprintln(in.stdout, e)
 		}
 		if err != nil {
 			// The reader went away (a closed pipe): nothing left to do.

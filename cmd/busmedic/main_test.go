@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// cli runs busmedic with args, as main does.
+func cli(args ...string) (code int, stdout, stderr string) {
+	var out, errOut strings.Builder
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// everyCommand calls f with the words that name each command and
+// subcommand, and the command.
+func everyCommand(f func(words []string, c *command)) {
+	var walk func(words []string, c *command)
+	walk = func(words []string, c *command) {
+		f(words, c)
+		for _, s := range c.subs {
+			walk(append(words[:len(words):len(words)], s.name), s)
+		}
+	}
+	walk(nil, topLevel())
+}
+
+// TestHelp: -h of every command prints its help once, on stdout, and exits
+// 0 without running it; "help WORDS" prints the same.
+func TestHelp(t *testing.T) {
+	everyCommand(func(words []string, c *command) {
+		name := strings.Join(append([]string{"busmedic"}, words...), " ")
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := cli(append(words, "-h")...)
+			if code != exitOK || stderr != "" || !strings.HasPrefix(stdout, "Usage: "+c.usage+"\n\n"+c.about+"\n") ||
+				strings.Count(stdout, "Usage:") != 1 {
+				t.Errorf("%s -h: exit %d\nstdout:\n%s\nstderr:\n%s", name, code, stdout, stderr)
+			}
+			if !strings.HasPrefix(c.usage, name) {
+				t.Errorf("usage line %q does not start with %q", c.usage, name)
+			}
+			for _, s := range c.subs {
+				if !strings.Contains(stdout, "  "+s.name+" ") {
+					t.Errorf("%s -h does not list %s:\n%s", name, s.name, stdout)
+				}
+			}
+			helpCode, helpOut, helpErr := cli(append([]string{"help"}, words...)...)
+			if helpCode != code || helpOut != stdout || helpErr != stderr {
+				t.Errorf("busmedic help %s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant what %s -h printed",
+					strings.Join(words, " "), helpCode, helpOut, helpErr, name)
+			}
+		})
+	})
+	for _, tc := range []struct {
+		args []string
+		want string // in stdout
+		not  string // not in stdout
+	}{
+		{[]string{"help", "help"}, "Usage: busmedic help [COMMAND [SUBCOMMAND]]", ""},
+		{[]string{"-h"}, "Usage: busmedic COMMAND", ""},
+		{[]string{"--help"}, "Usage: busmedic COMMAND", ""},
+		{[]string{"help"}, "Usage: busmedic COMMAND", ""},
+		{[]string{"restart-bus", "-h"}, "[session|system]", ""},
+		{[]string{"rules", "check", "-h"}, "Usage: busmedic rules check [FILE]", "add-from-pid"},
+		{[]string{"rules", "help", "check"}, "Usage: busmedic rules check [FILE]", "add-from-pid"},
+		{[]string{"rules", "check", "-h"}, "-config FILE", ""},
+		{[]string{"rules", "add-from-pid", "1", "-h"}, "-replace", ""},
+		{[]string{"autostart", "enable", "-h"}, "-target", ""},
+	} {
+		if code, stdout, stderr := cli(tc.args...); code != exitOK || stderr != "" ||
+			!strings.Contains(stdout, tc.want) || tc.not != "" && strings.Contains(stdout, tc.not) {
+			t.Errorf("busmedic %q: exit %d\nstdout:\n%s\nstderr:\n%s\nwant %q, not %q", tc.args, code, stdout, stderr, tc.want, tc.not)
+		}
+	}
+}
+
+// TestWrongCommandLine: a wrong command line is said once on stderr, with
+// the usage, and exits 2 without running the command.
+func TestWrongCommandLine(t *testing.T) {
+	check := func(t *testing.T, c *command, args []string, want string) {
+		t.Helper()
+		code, stdout, stderr := cli(args...)
+		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, want+"\nUsage: "+c.usage+"\n") ||
+			strings.Count(stderr, "Usage:") != 1 {
+			t.Errorf("busmedic %q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s\nwant first %q", args, code, exitUsage, stdout, stderr, want)
+		}
+	}
+	everyCommand(func(words []string, c *command) {
+		name := strings.Join(append([]string{"busmedic"}, words...), " ")
+		t.Run(name, func(t *testing.T) {
+			check(t, c, append(words, "--no-such-flag"), name+": flag provided but not defined: -no-such-flag")
+			switch {
+			case len(c.subs) > 0:
+				check(t, c, append(words, "no-such"), name+`: unknown command "no-such"`)
+				if c.run == nil {
+					check(t, c, words, name+": missing command")
+				}
+			default:
+				args := append(words[:len(words):len(words)], make([]string, c.maxArgs+1)...)
+				for i := len(words); i < len(args); i++ {
+					args[i] = "x" + string(rune('0'+i))
+				}
+				check(t, c, args, name+`: unexpected argument "`+args[len(args)-1]+`"`)
+				if c.minArgs > 0 {
+					check(t, c, words, name+": missing argument")
+				}
+			}
+		})
+	})
+	top := topLevel()
+	rules := top.sub("rules")
+	for _, tc := range []struct {
+		c    *command
+		args []string
+		want string
+	}{
+		{top, nil, "busmedic: missing command"},
+		{top, []string{"help", "frobnicate"}, `busmedic: unknown command "frobnicate"`},
+		{rules, []string{"help", "rules", "frobnicate"}, `busmedic rules: unknown command "frobnicate"`},
+		{rules, []string{"rules", "--config"}, "busmedic rules: flag needs an argument: -config"},
+		{top.sub("restart-bus"), []string{"restart-bus", "foo"}, `busmedic restart-bus: no bus "foo" (want session or system)`},
+		{rules.sub("add-from-pid"), []string{"rules", "add-from-pid", "abc"}, `busmedic rules add-from-pid: bad PID "abc"`},
+		{top.sub("autostart").sub("enable"), []string{"autostart", "enable", "--systemd", "--desktop-file"},
+			"busmedic autostart enable: --systemd or --desktop-file, not both"},
+	} {
+		check(t, tc.c, tc.args, tc.want)
+	}
+}
