@@ -158,7 +158,7 @@ func (s *session) waitStatus(timeout time.Duration, what string, cond func(contr
 }
 
 func (s *session) allRunning(st control.Status) bool {
-	if len(st.Buses) == 0 || !st.Buses[0].Up {
+	if !bus(st, "session").Up {
 		return false
 	}
 	for _, a := range s.apps {
@@ -168,6 +168,16 @@ func (s *session) allRunning(st control.Status) bool {
 		}
 	}
 	return true
+}
+
+// bus is the named bus in st, or a bus that is down.
+func bus(st control.Status, name string) control.BusStatus {
+	for _, b := range st.Buses {
+		if b.Name == name {
+			return b
+		}
+	}
+	return control.BusStatus{Name: name}
 }
 
 func indexApp(st control.Status, id string) int {
@@ -236,9 +246,16 @@ var restarts = []restart{
 // what a user would: every app is back exactly once, in its own unit;
 // busmedic is still the same process and lists no casualty.
 func TestAppsInUnitsComeBack(t *testing.T) {
-	for _, bus := range []systemdtest.Bus{systemdtest.Daemon, systemdtest.Broker} {
-		t.Run(string(bus), func(t *testing.T) {
-			s := startSession(t, bus, sessionApps)
+	for _, impl := range []systemdtest.Bus{systemdtest.Daemon, systemdtest.Broker} {
+		t.Run(string(impl), func(t *testing.T) {
+			s := startSession(t, impl, sessionApps)
+			// A rule made from a running app names the unit it runs in.
+			deaf := s.m.User.Unit("deaf-simple.service")
+			out := s.m.User.Run(systemdtest.BusmedicPath, "rules", "--config", "/tmp/learned.toml",
+				"add-from-pid", strconv.Itoa(deaf.MainPID))
+			if !strings.Contains(out, `unit = "deaf-simple.service"`) {
+				t.Errorf("busmedic rules add-from-pid %d wrote no unit:\n%s", deaf.MainPID, out)
+			}
 			for _, r := range restarts {
 				t.Run(r.name, func(t *testing.T) {
 					s.t = t
@@ -248,13 +265,13 @@ func TestAppsInUnitsComeBack(t *testing.T) {
 					}
 					self := s.m.User.Unit("busmedic.service")
 					st, _ := s.status()
-					oldID := st.Buses[0].ID
+					oldID := bus(st, "session").ID
 
 					r.do(s)
 
 					st = s.waitStatus(30*time.Second, "every app back after "+r.name, func(st control.Status) bool {
-						return st.Buses[0].Up && st.Buses[0].ID != oldID && st.LastRecovery != nil &&
-							st.LastRecovery.ID == st.Buses[0].ID && !st.LastRecovery.Ended.IsZero() && s.allRunning(st)
+						b := bus(st, "session")
+						return b.Up && b.ID != oldID && st.LastRecovery != nil && st.LastRecovery.ID == b.ID && !st.LastRecovery.Ended.IsZero() && s.allRunning(st)
 					})
 					for _, a := range s.apps {
 						u := s.wantInUnit(a)
