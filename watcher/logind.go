@@ -195,6 +195,14 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old dbus.Ob
 	if err != nil {
 		return "", err
 	}
+	if path == "" {
+		l.mu.Lock()
+		l.conn, l.path = conn, ""
+		l.mu.Unlock()
+		l.setState("", false)
+		l.log.Info("in no login session; following only a shutdown")
+		return "", nil
+	}
 	if path != old {
 		match := func(p dbus.ObjectPath) []dbus.MatchOption {
 			return []dbus.MatchOption{dbus.WithMatchSender(logindName), dbus.WithMatchObjectPath(p),
@@ -281,10 +289,33 @@ func (l *Logind) findSession(ctx context.Context, conn *dbus.Conn) (dbus.ObjectP
 		}
 	}
 	err := obj.CallWithContext(ctx, logindManager+".GetSessionByPID", 0, uint32(os.Getpid())).Store(&path)
-	if err != nil {
+	if err == nil {
+		return path, nil
+	}
+	var dbusErr dbus.Error
+	if !errors.As(err, &dbusErr) || dbusErr.Name != "org.freedesktop.login1.NoSessionForPID" {
 		return "", fmt.Errorf("find our login session (XDG_SESSION_ID=%q): %w", l.session, err)
 	}
-	return path, nil
+	// In a systemd user unit (busmedic.service) busmedic belongs to the
+	// user's manager, in no session: the session whose end matters is the
+	// user's graphical one, which logind calls the user's Display.
+	var user dbus.ObjectPath
+	if err := obj.CallWithContext(ctx, logindManager+".GetUser", 0, uint32(os.Getuid())).Store(&user); err != nil {
+		return "", fmt.Errorf("find our login user: %w", err)
+	}
+	var display dbus.Variant
+	if err := conn.Object(logindName, user).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0,
+		"org.freedesktop.login1.User", "Display").Store(&display); err != nil {
+		return "", fmt.Errorf("find our user's display session: %w", err)
+	}
+	// Display is (so): the session id and its path, "/" for none (a
+	// lingering user with no login): then only a shutdown is followed.
+	if v, ok := display.Value().([]any); ok && len(v) == 2 {
+		if p, ok := v[1].(dbus.ObjectPath); ok && p != "/" {
+			return p, nil
+		}
+	}
+	return "", nil
 }
 
 func sessionState(ctx context.Context, conn *dbus.Conn, path dbus.ObjectPath) (string, error) {
