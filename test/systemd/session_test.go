@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ GLib.MainLoop().run()
 // app is one app of the session: a user unit that owns a bus name.
 type app struct {
 	unit, name, text string
+	// outlives: its process stays alive, deaf, when the bus goes, and
+	// systemd does not stop its unit; busmedic waits out the rule's grace
+	// (the app might reconnect by itself) before it restarts the unit.
+	outlives bool
 }
 
 // sessionApps are the kinds of app a systemd session has: a libdbus service
@@ -59,7 +64,7 @@ Type=dbus
 BusName=org.busmedic.test.DeafDbus
 ExecStart=/usr/local/bin/testapp -mode deaf -name org.busmedic.test.DeafDbus
 `},
-	{unit: "deaf-simple.service", name: "org.busmedic.test.Deaf", text: `[Service]
+	{unit: "deaf-simple.service", name: "org.busmedic.test.Deaf", outlives: true, text: `[Service]
 Type=simple
 ExecStart=/usr/local/bin/testapp -mode deaf -name org.busmedic.test.Deaf
 `},
@@ -69,15 +74,18 @@ ExecStart=/usr/bin/python3 /home/tester/gdbus-owner.py org.busmedic.test.GDBus
 `},
 }
 
-// rulesFor is a rules file with one relaunch rule per app. The rules name
-// the bus name only: busmedic finds the unit from the process's cgroup,
-// except for the first app, whose rule names its unit as "rules
-// add-from-pid" writes it.
-func rulesFor(apps []app) string {
+// rulesFor is a rules file with one relaunch rule per app, with the given
+// grace ("" leaves the key out: the default). The rules name the bus name
+// only: busmedic finds the unit from the process's cgroup, except for the
+// first app, whose rule names its unit as "rules add-from-pid" writes it.
+func rulesFor(apps []app, grace string) string {
 	var b strings.Builder
 	for i, a := range apps {
-		fmt.Fprintf(&b, "[[app]]\nid = %q\nnames = [%q]\naction = \"relaunch\"\ngrace = \"1s\"\n",
+		fmt.Fprintf(&b, "[[app]]\nid = %q\nnames = [%q]\naction = \"relaunch\"\n",
 			strings.TrimSuffix(a.unit, ".service"), a.name)
+		if grace != "" {
+			fmt.Fprintf(&b, "grace = %q\n", grace)
+		}
 		if i == 0 {
 			fmt.Fprintf(&b, "unit = %q\n", a.unit)
 		}
@@ -88,21 +96,31 @@ func rulesFor(apps []app) string {
 
 // session is a booted container with busmedic and the apps running.
 type session struct {
-	t    *testing.T
+	t    testing.TB
 	m    *systemdtest.Machine
 	apps []app
+}
+
+// sessionOptions are what differs between the sessions of the test and
+// of the benchmark.
+type sessionOptions struct {
+	// grace is the rules' grace; "" leaves it out (the default).
+	grace string
+	// binds are more programs for the container, beside testapp.
+	binds map[string]string
 }
 
 // startSession boots a container with the given session bus, starts the
 // apps in their units and busmedic in busmedic.service, and waits until
 // busmedic sees every app on the bus.
-func startSession(t *testing.T, userBus systemdtest.Bus, apps []app) *session {
+func startSession(t testing.TB, userBus systemdtest.Bus, apps []app, opts sessionOptions) *session {
 	t.Helper()
-	m := systemdtest.Boot(t, systemdtest.Options{UserBus: userBus,
-		Binds: map[string]string{"/usr/local/bin/testapp": systemdtest.Build(t, "busmedic/watcher/bustest/testapp")}})
+	binds := map[string]string{"/usr/local/bin/testapp": systemdtest.Build(t, "busmedic/watcher/bustest/testapp")}
+	maps.Copy(binds, opts.binds)
+	m := systemdtest.Boot(t, systemdtest.Options{UserBus: userBus, Binds: binds})
 	s := &session{t: t, m: m, apps: apps}
 	m.User.WriteFile("gdbus-owner.py", []byte(gdbusOwner), 0o644)
-	m.User.WriteFile(".config/busmedic/apps.toml", []byte(rulesFor(apps)), 0o644)
+	m.User.WriteFile(".config/busmedic/apps.toml", []byte(rulesFor(apps, opts.grace)), 0o644)
 	for _, a := range apps {
 		m.User.WriteUnit(a.unit, a.text)
 	}
@@ -248,7 +266,7 @@ var restarts = []restart{
 func TestAppsInUnitsComeBack(t *testing.T) {
 	for _, impl := range []systemdtest.Bus{systemdtest.Daemon, systemdtest.Broker} {
 		t.Run(string(impl), func(t *testing.T) {
-			s := startSession(t, impl, sessionApps)
+			s := startSession(t, impl, sessionApps, sessionOptions{grace: "1s"})
 			// A rule made from a running app names the unit it runs in.
 			deaf := s.m.User.Unit("deaf-simple.service")
 			out := s.m.User.Run(systemdtest.BusmedicPath, "rules", "--config", "/tmp/learned.toml",
