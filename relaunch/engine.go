@@ -101,6 +101,11 @@ type Engine struct {
 	appLocks   map[string]chan struct{}
 	wg         sync.WaitGroup // every goroutine the engine started
 
+	// units is the one connection to the user manager that every job
+	// shares, dialed at first use; see userManager.
+	unitsMu sync.Mutex
+	units   unitManager
+
 	logsChecked time.Time // by Run's goroutine only
 	// casualtyChecks counts the ended looks for casualties, for tests.
 	casualtyChecks atomic.Int64
@@ -232,6 +237,12 @@ func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	defer func() {
 		cancel(errors.New("busmedic is stopping"))
 		e.wg.Wait()
+		e.unitsMu.Lock()
+		if e.units != nil {
+			e.units.close()
+			e.units = nil
+		}
+		e.unitsMu.Unlock()
 	}()
 	for {
 		select {
@@ -298,6 +309,19 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		clear(b.peers)
 		clear(b.owners)
 		clear(b.detached)
+		if e.cfg.UserManager != "" && slices.ContainsFunc(b.downPeers, func(p watcher.Peer) bool { return p.Unit != "" }) {
+			// Apps in units come back through the user manager: be
+			// connected to it by the time the bus is back.
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if _, err := e.userManager(dctx); err != nil {
+					e.log.Debug("user manager not reached ahead of the recovery", "err", err)
+				}
+			}()
+		}
 		if r := b.rec; r != nil {
 			// Jobs cannot progress on a bus that is gone; the next
 			// Restarted plans them anew.

@@ -152,6 +152,35 @@ type unitManager interface {
 	close()
 }
 
+// userManager returns the connection to the user manager that all jobs
+// share, dialing it at first use. One connection, not one per job: a dial
+// is two connections (go-systemd keeps one for signals) and their
+// handshakes, which the single-threaded manager answers before it runs
+// the jobs already queued, so that a dial per job delayed every start.
+func (e *Engine) userManager(ctx context.Context) (unitManager, error) {
+	e.unitsMu.Lock()
+	defer e.unitsMu.Unlock()
+	if e.units == nil {
+		m, err := e.cfg.dialUnits(ctx, e.cfg.UserManager)
+		if err != nil {
+			return nil, err
+		}
+		e.units = m
+	}
+	return e.units, nil
+}
+
+// dropUserManager closes m, if it is still the shared connection, so that
+// the next job dials anew.
+func (e *Engine) dropUserManager(m unitManager) {
+	e.unitsMu.Lock()
+	defer e.unitsMu.Unlock()
+	if e.units == m {
+		e.units = nil
+		m.close()
+	}
+}
+
 // dialUserManager reaches the user manager at socket.
 func dialUserManager(ctx context.Context, socket string) (unitManager, error) {
 	conn, err := usermanager.Dial(ctx, socket)
@@ -167,26 +196,56 @@ type systemdUnits struct{ conn *sdbus.Conn }
 func (s systemdUnits) close() { s.conn.Close() }
 
 func (s systemdUnits) state(ctx context.Context, unit string) (unitState, error) {
-	u, err := s.conn.GetUnitPropertiesContext(ctx, unit)
-	if err != nil {
-		return unitState{}, fmt.Errorf("read unit %s: %w", unit, err)
+	// The states in one call, then property by property only what the
+	// state calls for, not GetAll: the manager's GetAll of a service reads
+	// its cgroup's counters (memory, CPU, IO) from the kernel, a few
+	// milliseconds each time, while the few properties here are in its
+	// memory, and the manager answers all this before it runs the jobs
+	// queued.
+	var st unitState
+	var err error
+	get := func(name string) any {
+		if err != nil {
+			return nil
+		}
+		var p *sdbus.Property
+		p, err = s.conn.GetServicePropertyContext(ctx, unit, name)
+		if err != nil {
+			err = fmt.Errorf("read %s of unit %s: %w", name, unit, err)
+			return nil
+		}
+		return p.Value.Value()
 	}
-	st := unitState{LoadState: prop[string](u, "LoadState"), ActiveState: prop[string](u, "ActiveState"),
-		SubState: prop[string](u, "SubState")}
+	units, err := s.conn.ListUnitsByNamesContext(ctx, []string{unit})
+	if err != nil {
+		return st, fmt.Errorf("read unit %s: %w", unit, err)
+	}
+	if len(units) != 1 {
+		return st, fmt.Errorf("read unit %s: the manager listed %d units", unit, len(units))
+	}
+	st.LoadState, st.ActiveState, st.SubState = units[0].LoadState, units[0].ActiveState, units[0].SubState
 	if st.LoadState != "loaded" {
 		return st, nil
 	}
-	svc, err := s.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
-	if err != nil {
-		return unitState{}, fmt.Errorf("read service %s: %w", unit, err)
+	st.Type, _ = get("Type").(string)
+	st.Result, _ = get("Result").(string)
+	pid, _ := get("MainPID").(uint32)
+	st.MainPID = int(pid)
+	if st.ActiveState == "failed" || st.ActiveState == "inactive" {
+		// All decideUnit and describeUnit need of a unit to start.
+		return st, err
 	}
-	st.Type, st.Restart, st.Result = prop[string](svc, "Type"), prop[string](svc, "Restart"), prop[string](svc, "Result")
-	st.NRestarts, st.MainPID = prop[uint32](svc, "NRestarts"), int(prop[uint32](svc, "MainPID"))
-	if us := prop[uint64](svc, "ExecMainStartTimestamp"); us > 0 {
+	st.Restart, _ = get("Restart").(string)
+	st.NRestarts, _ = get("NRestarts").(uint32)
+	if us, _ := get("ExecMainStartTimestamp").(uint64); us > 0 {
 		st.MainStart = time.UnixMicro(int64(us))
 	}
-	st.RestartDelay = usec(prop[uint64](svc, "RestartUSec"))
-	st.StopTimeout = usec(prop[uint64](svc, "TimeoutStopUSec"))
+	restartSec, _ := get("RestartUSec").(uint64)
+	stopTimeout, _ := get("TimeoutStopUSec").(uint64)
+	st.RestartDelay, st.StopTimeout = usec(restartSec), usec(stopTimeout)
+	if err != nil {
+		return unitState{}, err
+	}
 	return st, nil
 }
 
@@ -197,12 +256,6 @@ func usec(us uint64) time.Duration {
 		return 24 * time.Hour
 	}
 	return time.Duration(us) * time.Microsecond
-}
-
-// prop returns property name of props if it has type T, else T's zero.
-func prop[T any](props map[string]any, name string) T {
-	v, _ := props[name].(T)
-	return v
 }
 
 func (s systemdUnits) run(ctx context.Context, unit string, restart bool) (string, error) {
@@ -246,7 +299,7 @@ const maxUnitJobs = 3
 func (e *Engine) relaunchUnit(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r, unit := pj.Rule, pj.Unit
-	m, err := e.cfg.dialUnits(ctx, e.cfg.UserManager)
+	m, err := e.userManager(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
@@ -260,7 +313,6 @@ func (e *Engine) relaunchUnit(ctx context.Context, bus string, jr *jobRun) resul
 		res.reason = joinReasons(fmt.Sprintf("started the rule's exec, not unit %s: %v", unit, err), res.reason)
 		return res
 	}
-	defer m.close()
 
 	deadline := time.Now().Add(r.ReadyTimeout)
 	var (
@@ -276,6 +328,14 @@ func (e *Engine) relaunchUnit(ctx context.Context, bus string, jr *jobRun) resul
 			return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 		}
 		st, err := m.state(ctx, unit)
+		if err != nil && ctx.Err() == nil {
+			// The connection may have gone stale (the manager was
+			// re-executed): one more try on a new one.
+			e.dropUserManager(m)
+			if m, err = e.userManager(ctx); err == nil {
+				st, err = m.state(ctx, unit)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}

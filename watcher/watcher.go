@@ -39,7 +39,12 @@ const (
 	busName      = "org.freedesktop.DBus"
 	callTimeout  = 5 * time.Second
 	dialTimeout  = 5 * time.Second
-	backoffFirst = 20 * time.Millisecond
+	// A socket-activated bus (systemd's dbus.socket) keeps its socket
+	// file: no file event tells when the new daemon listens, and the
+	// first dials meet the old daemon on its way out. Short first steps
+	// find the new one within milliseconds; the backoff doubles from
+	// there, so a long outage costs only a few more dials.
+	backoffFirst = 5 * time.Millisecond
 	// With a socket file to watch, a retry only catches buses whose socket
 	// never disappears (socket activation), so it may be rare.
 	backoffMaxWatched = 30 * time.Second
