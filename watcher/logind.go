@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,16 +19,22 @@ const (
 	logindPath    = "/org/freedesktop/login1"
 	logindManager = "org.freedesktop.login1.Manager"
 	logindSession = "org.freedesktop.login1.Session"
+	logindUser    = "org.freedesktop.login1.User"
 )
 
 // Logind follows, on the system bus, the login session busmedic runs in and
 // whether the machine is shutting down, so that a session bus that goes away
-// at logout is not taken for an accident. It keeps the last state it read:
-// the system bus may go down with everything else.
+// at logout is not taken for an accident. In a systemd user unit, in no
+// session, it follows the user's display session instead, whichever it is
+// at the time. It keeps the last state it read: the system bus may go down
+// with everything else.
 type Logind struct {
 	endpoints []endpoint
 	session   string // XDG_SESSION_ID, or "" to ask by pid
 	log       *slog.Logger
+	// following, if set, is called each time the follower has found the
+	// session to follow ("" for none) and subscribed to its changes.
+	following func(session string)
 
 	mu       sync.Mutex
 	conn     *dbus.Conn
@@ -136,7 +143,7 @@ func (l *Logind) follow(ctx context.Context) error {
 		l.conn = nil
 		l.mu.Unlock()
 	}()
-	var path dbus.ObjectPath
+	var cur followed
 owners:
 	for {
 		// Without logind on this bus (a container, a minimal system), wait
@@ -146,7 +153,10 @@ owners:
 		if err != nil {
 			return err
 		}
-		if path, err = l.followSession(ctx, conn, path); err != nil {
+		// A logind that has just started has announced no shutdown; one
+		// that stops for a shutdown leaves the name without owner, and the
+		// flag set.
+		if cur, err = l.followSession(ctx, conn, cur, false); err != nil {
 			return err
 		}
 		for {
@@ -173,60 +183,139 @@ owners:
 					l.log.Info("logind: PrepareForShutdown", "start", v)
 					l.setState(l.State(), v)
 				}
-			case sig.Name == "org.freedesktop.DBus.Properties.PropertiesChanged" && sig.Sender == owner && sig.Path == path:
-				// State may come as a value or only as invalidated.
+			case sig.Name == propertiesChanged && sig.Sender == owner && sig.Path == cur.session:
+				// State may come as a value or only as invalidated. The
+				// real logind sends neither for State (it does not emit
+				// its changes), only for the session's other properties:
+				// Ending asks for State when it matters.
 				qctx, qcancel := context.WithTimeout(ctx, callTimeout)
-				if s, err := sessionState(qctx, conn, path); err == nil {
+				if s, err := sessionState(qctx, conn, cur.session); err == nil {
 					l.setState(s, l.shutdownSeen())
 				}
 				qcancel()
+			case sig.Name == propertiesChanged && sig.Sender == owner && cur.user != "" && sig.Path == cur.user &&
+				changes(sig, logindUser, "Display"):
+				// The user's display session changed: a login, or the
+				// end of the display session. The signal may carry the
+				// old value (logind sends it before it elects another),
+				// so ask again.
+				if cur, err = l.followSession(ctx, conn, cur, l.shutdownSeen()); err != nil {
+					return err
+				}
 			}
 		}
 	}
 }
 
-// followSession finds our session at the current logind, subscribes to its
-// properties in place of those of old (the path an earlier logind gave, or
-// "") and reads its state.
-func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old dbus.ObjectPath) (dbus.ObjectPath, error) {
+// followed is what follow subscribed to at the current logind: the
+// properties of the session followed, and, when busmedic is in no session
+// of its own, those of its user, whose Display names the session to follow.
+type followed struct {
+	session dbus.ObjectPath // "" for none
+	user    dbus.ObjectPath // "" in a session of our own
+}
+
+const propertiesChanged = "org.freedesktop.DBus.Properties.PropertiesChanged"
+
+// followSession finds the session to follow at the current logind,
+// subscribes to its properties (and, in no session of our own, to our
+// user's) in place of those of old (what an earlier logind or an earlier
+// Display gave, or nothing), and reads its state. shutdown is the shutdown
+// flag to keep.
+func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old followed, shutdown bool) (followed, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	path, err := l.findSession(ctx, conn)
-	if err != nil {
-		return "", err
+	var now followed
+	var err error
+	if now.session, err = l.ownSession(ctx, conn); err != nil {
+		return followed{}, err
 	}
-	if path == "" {
-		l.mu.Lock()
-		l.conn, l.path = conn, ""
-		l.mu.Unlock()
-		l.setState("", false)
-		l.log.Info("in no login session; following only a shutdown")
-		return "", nil
+	if now.session == "" {
+		// In a systemd user unit (busmedic.service) busmedic belongs to
+		// the user's manager, in no session: the session whose end
+		// matters is the user's graphical one, which logind calls the
+		// user's Display. It may start, end or change after busmedic
+		// started (a lingering user's manager starts at boot, before
+		// any login), so follow it: subscribe first, then read.
+		if now.user, err = userPath(ctx, conn); err != nil {
+			return followed{}, err
+		}
+		if err := swapMatch(ctx, conn, old.user, now.user); err != nil {
+			return followed{}, fmt.Errorf("subscribe to our user's properties: %w", err)
+		}
+		if now.session, err = displaySession(ctx, conn, now.user); err != nil {
+			return followed{}, err
+		}
+	} else if err := swapMatch(ctx, conn, old.user, ""); err != nil {
+		return followed{}, err
 	}
-	if path != old {
-		match := func(p dbus.ObjectPath) []dbus.MatchOption {
-			return []dbus.MatchOption{dbus.WithMatchSender(logindName), dbus.WithMatchObjectPath(p),
-				dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")}
-		}
-		if old != "" {
-			_ = conn.RemoveMatchSignalContext(ctx, match(old)...)
-		}
-		if err := conn.AddMatchSignalContext(ctx, match(path)...); err != nil {
-			return "", fmt.Errorf("subscribe to session properties: %w", err)
-		}
+	if err := swapMatch(ctx, conn, old.session, now.session); err != nil {
+		return followed{}, fmt.Errorf("subscribe to session properties: %w", err)
 	}
-	state, err := sessionState(ctx, conn, path)
-	if err != nil {
-		return "", err
+	state := ""
+	if now.session != "" {
+		if state, err = sessionState(ctx, conn, now.session); err != nil {
+			return followed{}, err
+		}
 	}
 	l.mu.Lock()
-	l.conn, l.path = conn, path
+	l.conn, l.path = conn, now.session
 	l.mu.Unlock()
-	// A logind that has just started has announced no shutdown; one that
-	// stops for a shutdown leaves the name without owner, and the flag set.
-	l.setState(state, false)
-	l.log.Debug("following login session", "session", path, "state", state)
-	return path, nil
+	l.setState(state, shutdown)
+	// Said once for each session followed, not for each logind restart.
+	say := l.log.Info
+	if now == old {
+		say = l.log.Debug
+	}
+	switch {
+	case now.session == "":
+		say("in no login session, and our user has no display session; following only a shutdown")
+	case now.user != "":
+		say("following our user's display session", "session", now.session, "state", state)
+	default:
+		say("following our login session", "session", now.session, "state", state)
+	}
+	if l.following != nil {
+		l.following(string(now.session))
+	}
+	return now, nil
+}
+
+// swapMatch subscribes conn to the PropertiesChanged signals of logind's
+// object now instead of those of old; "" is no object.
+func swapMatch(ctx context.Context, conn *dbus.Conn, old, now dbus.ObjectPath) error {
+	if old == now {
+		return nil
+	}
+	match := func(p dbus.ObjectPath) []dbus.MatchOption {
+		return []dbus.MatchOption{dbus.WithMatchSender(logindName), dbus.WithMatchObjectPath(p),
+			dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged")}
+	}
+	if old != "" {
+		_ = conn.RemoveMatchSignalContext(ctx, match(old)...)
+	}
+	if now == "" {
+		return nil
+	}
+	return conn.AddMatchSignalContext(ctx, match(now)...)
+}
+
+// changes reports whether the PropertiesChanged signal sig tells of a change
+// of property prop of interface iface, with its value or without.
+func changes(sig *dbus.Signal, iface, prop string) bool {
+	if len(sig.Body) != 3 {
+		return false
+	}
+	if name, _ := sig.Body[0].(string); name != iface {
+		return false
+	}
+	if changed, ok := sig.Body[1].(map[string]dbus.Variant); ok {
+		if _, ok := changed[prop]; ok {
+			return true
+		}
+	}
+	invalidated, _ := sig.Body[2].([]string)
+	return slices.Contains(invalidated, prop)
 }
 
 // awaitLogind returns the unique name of org.freedesktop.login1's owner once
@@ -280,7 +369,9 @@ func (l *Logind) setState(state string, shutdown bool) {
 	}
 }
 
-func (l *Logind) findSession(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
+// ownSession returns the path of the login session busmedic runs in (by
+// XDG_SESSION_ID, or else by its pid), or "" if it runs in none.
+func (l *Logind) ownSession(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
 	obj := conn.Object(logindName, logindPath)
 	var path dbus.ObjectPath
 	if l.session != "" {
@@ -296,16 +387,28 @@ func (l *Logind) findSession(ctx context.Context, conn *dbus.Conn) (dbus.ObjectP
 	if !errors.As(err, &dbusErr) || dbusErr.Name != "org.freedesktop.login1.NoSessionForPID" {
 		return "", fmt.Errorf("find our login session (XDG_SESSION_ID=%q): %w", l.session, err)
 	}
-	// In a systemd user unit (busmedic.service) busmedic belongs to the
-	// user's manager, in no session: the session whose end matters is the
-	// user's graphical one, which logind calls the user's Display.
+	return "", nil
+}
+
+// userPath returns the path of our user's logind object. A user whose
+// manager runs busmedic has one, with or without a login.
+func userPath(ctx context.Context, conn *dbus.Conn) (dbus.ObjectPath, error) {
 	var user dbus.ObjectPath
-	if err := obj.CallWithContext(ctx, logindManager+".GetUser", 0, uint32(os.Getuid())).Store(&user); err != nil {
+	if err := conn.Object(logindName, logindPath).CallWithContext(ctx, logindManager+".GetUser", 0, uint32(os.Getuid())).Store(&user); err != nil {
 		return "", fmt.Errorf("find our login user: %w", err)
 	}
+	return user, nil
+}
+
+// displaySession returns the path of the user's Display session, or "" if
+// the user has none. logind elects it among the user's sessions that are
+// not closing, a graphical one first, then a text one (tty), and keeps it
+// while it closes unless another can take its place; it says when Display
+// changes, not when the session's State does.
+func displaySession(ctx context.Context, conn *dbus.Conn, user dbus.ObjectPath) (dbus.ObjectPath, error) {
 	var display dbus.Variant
 	if err := conn.Object(logindName, user).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0,
-		"org.freedesktop.login1.User", "Display").Store(&display); err != nil {
+		logindUser, "Display").Store(&display); err != nil {
 		return "", fmt.Errorf("find our user's display session: %w", err)
 	}
 	// Display is (so): the session id and its path, "/" for none (a

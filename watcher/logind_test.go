@@ -15,11 +15,21 @@ import (
 
 func followLogind(t *testing.T, bus *bustest.Bus) *watcher.Logind {
 	t.Helper()
+	return runLogind(t, newLogind(t, bus))
+}
+
+func newLogind(t *testing.T, bus *bustest.Bus) *watcher.Logind {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l, err := watcher.NewLogind(watcher.Target{Name: "system", Address: bus.Address()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+// runLogind runs l until the test ends.
+func runLogind(t *testing.T, l *watcher.Logind) *watcher.Logind {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -76,6 +86,62 @@ func TestLogindShutdown(t *testing.T) {
 		case <-timer.C:
 			t.Fatal("PrepareForShutdown(true) not seen")
 		}
+	}
+}
+
+// In a systemd user unit busmedic is in no session: it follows its user's
+// display session, which may start after busmedic (a lingering user's
+// manager starts at boot, before any login) and end before the next one
+// starts.
+func TestLogindFollowsDisplay(t *testing.T) {
+	bus := bustest.New(t, bustest.SystemType())
+	login := bus.StartLogindInUnit()
+	l := newLogind(t, bus)
+	following := make(chan string, 16)
+	watcher.SetFollowing(l, func(session string) { following <- session })
+	runLogind(t, l)
+	follows := func(want dbus.ObjectPath) {
+		t.Helper()
+		timer := time.NewTimer(deadline)
+		defer timer.Stop()
+		for {
+			select {
+			case s := <-following:
+				if s == string(want) {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("the follower does not follow the session %q", want)
+			}
+		}
+	}
+	follows("") // no display session yet: only a shutdown
+	if ending, why := l.Ending(); ending {
+		t.Fatalf("Ending() with no display session = true (%s)", why)
+	}
+	// The user logs in after busmedic started.
+	login.SetDisplay(true)
+	follows(login.SessionPath)
+	login.SetState("closing")
+	if ending, why := l.Ending(); !ending || !strings.Contains(why, string(login.SessionPath)) {
+		t.Errorf("Ending() = %v %q, want the display session %s closing", ending, why, login.SessionPath)
+	}
+	// The display session is gone: nothing is closing any more.
+	login.SetDisplay(false)
+	follows("")
+	if ending, why := l.Ending(); ending {
+		t.Errorf("Ending() with the display session gone = true (%s)", why)
+	}
+	// A shutdown announced stays known when the display changes.
+	login.SetState("active")
+	login.SetDisplay(true)
+	follows(login.SessionPath)
+	login.PrepareForShutdown(true)
+	waitFor(t, "PrepareForShutdown seen", func() bool { ending, _ := l.Ending(); return ending }, func() string { _, why := l.Ending(); return why })
+	login.SetDisplay(false)
+	follows("")
+	if ending, why := l.Ending(); !ending || !strings.Contains(why, "shutting down") {
+		t.Errorf("Ending() = %v %q after the display session ended in a shutdown, want the shutdown", ending, why)
 	}
 }
 

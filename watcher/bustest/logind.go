@@ -1,6 +1,8 @@
 package bustest
 
 import (
+	"os"
+	"path"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -14,23 +16,41 @@ import (
 // PrepareForShutdown the test drives. Stop it and start another to play
 // logind restarting while the bus stays up.
 type Logind struct {
-	b     *Bus
-	conn  *dbus.Conn
-	props *prop.Properties
+	b         *Bus
+	conn      *dbus.Conn
+	props     *prop.Properties
+	userProps *prop.Properties
 	// SessionPath is the session's object path.
 	SessionPath dbus.ObjectPath
+	// UserPath is the object path of the user, the uid of the test.
+	UserPath dbus.ObjectPath
 }
 
 // sessions numbers the stand-ins' sessions: each has its own path, so a
 // follower that keeps the path an earlier logind gave is caught out.
 var sessions atomic.Int64
 
-type logindManager struct{ path dbus.ObjectPath }
+type logindManager struct {
+	path, user dbus.ObjectPath
+	// inUnit: the caller is in no session, as in a systemd user unit.
+	inUnit bool
+}
 
-func (m logindManager) GetSession(id string) (dbus.ObjectPath, *dbus.Error) { return m.path, nil }
-func (m logindManager) GetSessionByPID(pid uint32) (dbus.ObjectPath, *dbus.Error) {
+func (m logindManager) GetSession(id string) (dbus.ObjectPath, *dbus.Error) {
+	if m.inUnit {
+		return "", &dbus.Error{Name: "org.freedesktop.login1.NoSuchSession", Body: []any{"No session '" + id + "' known"}}
+	}
 	return m.path, nil
 }
+
+func (m logindManager) GetSessionByPID(pid uint32) (dbus.ObjectPath, *dbus.Error) {
+	if m.inUnit {
+		return "", &dbus.Error{Name: "org.freedesktop.login1.NoSessionForPID", Body: []any{"PID " + strconv.FormatUint(uint64(pid), 10) + " does not belong to any known session"}}
+	}
+	return m.path, nil
+}
+
+func (m logindManager) GetUser(uid uint32) (dbus.ObjectPath, *dbus.Error) { return m.user, nil }
 
 // StartLogind serves org.freedesktop.login1 on the bus with one session in
 // state "active"; every session id and pid maps to it. The session's path
@@ -38,13 +58,40 @@ func (m logindManager) GetSessionByPID(pid uint32) (dbus.ObjectPath, *dbus.Error
 // or Stop.
 func (b *Bus) StartLogind() *Logind {
 	b.t.Helper()
+	return b.startLogind(false)
+}
+
+// StartLogindInUnit serves org.freedesktop.login1 as StartLogind does, for
+// a caller in no login session, as in a systemd user unit: logind knows no
+// session by its pid or XDG_SESSION_ID, and the session is the user's
+// Display only once SetDisplay says so.
+func (b *Bus) StartLogindInUnit() *Logind {
+	b.t.Helper()
+	return b.startLogind(true)
+}
+
+func (b *Bus) startLogind(inUnit bool) *Logind {
+	b.t.Helper()
 	conn, err := dbus.Connect(b.Address())
 	if err != nil {
 		b.t.Fatalf("bustest: logind: %v", err)
 	}
 	b.t.Cleanup(func() { conn.Close() })
-	l := &Logind{b: b, conn: conn, SessionPath: dbus.ObjectPath("/org/freedesktop/login1/session/_3" + strconv.FormatInt(sessions.Add(1), 10))}
-	if err := conn.Export(logindManager{l.SessionPath}, "/org/freedesktop/login1", "org.freedesktop.login1.Manager"); err != nil {
+	l := &Logind{b: b, conn: conn, SessionPath: dbus.ObjectPath("/org/freedesktop/login1/session/_3" + strconv.FormatInt(sessions.Add(1), 10)),
+		UserPath: dbus.ObjectPath("/org/freedesktop/login1/user/_" + strconv.Itoa(os.Getuid()))}
+	manager := logindManager{path: l.SessionPath, user: l.UserPath, inUnit: inUnit}
+	if err := conn.Export(manager, "/org/freedesktop/login1", "org.freedesktop.login1.Manager"); err != nil {
+		b.t.Fatalf("bustest: logind: %v", err)
+	}
+	display := l.display(!inUnit)
+	// logind says when Display changes; the value in its signal may be
+	// the old one, so the stand-in sends none: a follower must ask.
+	l.userProps, err = prop.Export(conn, l.UserPath, prop.Map{
+		"org.freedesktop.login1.User": {
+			"Display": {Value: display, Emit: prop.EmitInvalidates},
+		},
+	})
+	if err != nil {
 		b.t.Fatalf("bustest: logind: %v", err)
 	}
 	l.props, err = prop.Export(conn, l.SessionPath, prop.Map{
@@ -68,6 +115,28 @@ func (b *Bus) StartLogind() *Logind {
 // emits PropertiesChanged, as logind does.
 func (l *Logind) SetState(state string) {
 	l.props.SetMust("org.freedesktop.login1.Session", "State", state)
+}
+
+// SetDisplay makes the session the user's Display (on), as logind does when
+// the user logs in, or leaves the user with none, as when the display
+// session has ended, and says that Display changed.
+func (l *Logind) SetDisplay(on bool) {
+	l.userProps.SetMust("org.freedesktop.login1.User", "Display", l.display(on))
+}
+
+// sessionRef is a session as the User's Display gives it: (so).
+type sessionRef struct {
+	ID   string
+	Path dbus.ObjectPath
+}
+
+// display is the value of the User's Display: the session's id and path,
+// or none.
+func (l *Logind) display(on bool) sessionRef {
+	if !on {
+		return sessionRef{"", "/"}
+	}
+	return sessionRef{path.Base(string(l.SessionPath)), l.SessionPath}
 }
 
 // SetIdle sets the session's IdleHint and IdleSinceHint (µs since the
