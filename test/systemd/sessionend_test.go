@@ -44,7 +44,7 @@ func TestSessionEndFromLogind(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m := systemdtest.Boot(t, systemdtest.Options{})
 			echo := sessionApps[0]
-			m.User.WriteFile(".config/busmedic/apps.toml", []byte(rulesFor([]app{echo})), 0o644)
+			m.User.WriteFile(".config/busmedic/apps.toml", []byte(rulesFor([]app{echo}, "1s")), 0o644)
 			m.User.WriteUnit(echo.unit, echo.text)
 			m.User.Run("systemctl", "--user", "start", echo.unit)
 
