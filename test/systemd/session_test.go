@@ -5,6 +5,7 @@
 package systemd
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,9 @@ type app struct {
 	// systemd does not stop its unit; busmedic waits out the rule's grace
 	// (the app might reconnect by itself) before it restarts the unit.
 	outlives bool
+	// grace, if set, is the app's own grace in the rules, over the one
+	// all rules get.
+	grace string
 }
 
 // sessionApps are the kinds of app a systemd session has: a libdbus service
@@ -83,8 +87,8 @@ func rulesFor(apps []app, grace string) string {
 	for i, a := range apps {
 		fmt.Fprintf(&b, "[[app]]\nid = %q\nnames = [%q]\naction = \"relaunch\"\n",
 			strings.TrimSuffix(a.unit, ".service"), a.name)
-		if grace != "" {
-			fmt.Fprintf(&b, "grace = %q\n", grace)
+		if g := cmp.Or(a.grace, grace); g != "" {
+			fmt.Fprintf(&b, "grace = %q\n", g)
 		}
 		if i == 0 {
 			fmt.Fprintf(&b, "unit = %q\n", a.unit)
