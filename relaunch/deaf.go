@@ -44,10 +44,12 @@ func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid i
 			// Not known to be ours, or not told apart from a process
 			// that reuses its pid: never signalled.
 		case p.Unit != "":
-			// The main process of a systemd user unit is systemd's to
-			// stop and start: it stops a Type=dbus unit whose name
-			// vanished by itself, and its unit is the only thing that
-			// knows how the service should run.
+			// A process of a systemd user service is systemd's to stop
+			// and start: systemd stops a Type=dbus unit whose name
+			// vanished by itself, and ends what is left in a unit's
+			// cgroup when the unit stops (dbus.service's holds the
+			// services its dbus-daemon started), and the unit is the
+			// only thing that knows how the service should run.
 		case p.MayHaveLeft:
 			// It had exited when the bus said goodbye.
 		case !ownsOnlyActivatable(p, activatable):
