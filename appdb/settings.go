@@ -14,6 +14,12 @@ type Settings struct {
 	RestartSystemBusAfterUpdate  string `json:"restart_system_bus_after_update,omitempty"`
 	// IdleMinutes is how long the session must be idle for "when-idle".
 	IdleMinutes int `json:"idle_minutes"`
+	// StopDeafServices makes busmedic stop the old copy of a service the
+	// bus starts on demand that stayed alive but deaf through a bus
+	// restart, once the new bus has started a new copy: such services
+	// (kglobalaccel5, kactivitymanagerd) would otherwise pile up, one
+	// copy per restart.
+	StopDeafServices bool `json:"stop_deaf_services"`
 }
 
 // RestartAfterUpdateFor returns the restart_after_update choice for bus
@@ -68,6 +74,8 @@ var settingKeys = []settingKey{
 		field: field[Settings, string]{of: func(s *Settings) *string { return &s.RestartSystemBusAfterUpdate }, read: anyOf(updateChoices)}},
 	{name: "idle_minutes", example: `10`,
 		field: field[Settings, int]{of: func(s *Settings) *int { return &s.IdleMinutes }, def: 5, read: wholeNumber("a number of minutes", 1, 24*60)}},
+	{name: "stop_deaf_services", example: `false`,
+		field: field[Settings, bool]{of: func(s *Settings) *bool { return &s.StopDeafServices }, def: true, read: (*tableParser).boolean}},
 }
 
 // settingKeyNames are the names of settingKeys, for the parser's

@@ -73,6 +73,21 @@
 // until it works again. Every started process is waited for, so none is
 // left a zombie; apps keep running when the engine stops.
 //
+// # Deaf old copies of on-demand services
+//
+// A service the bus starts on demand (one with a service file, in the
+// bus's ListActivatableNames) may stay alive but deaf through a bus
+// restart; the new bus starts a new copy at the next call, and the old one
+// would run for ever. Of the peers of a restart that no rule covers, the
+// engine keeps those that are still alive, run as the user, are in no
+// systemd unit (systemd stops and starts its units itself) and own names
+// the bus can all start; once one of those names has an owner on the new
+// bus, which may be several restarts later, it stops the old process
+// (identity checked as below) and records a Recovery of its own in the
+// history, with one job of action "stop" per copy. A process back on the
+// bus is forgotten. The setting stop_deaf_services = false, a pause, or a
+// rule that covers the process by then, leaves it running.
+//
 // dbus-monitor turns itself into a monitor right after connecting and so
 // leaves the bus's name table; the engine finds such clients in /proc (a
 // process of ours matching a rule, with the bus address in its environment)

@@ -109,6 +109,10 @@ type Engine struct {
 	logsChecked time.Time // by Run's goroutine only
 	// casualtyChecks counts the ended looks for casualties, for tests.
 	casualtyChecks atomic.Int64
+	// deafSettled counts the possible deaf copies that are no longer
+	// candidates once their name had a new owner (stopped, refused or
+	// left running), for tests.
+	deafSettled atomic.Int64
 }
 
 // busState is what the engine knows of one bus, from the events alone.
@@ -132,6 +136,14 @@ type busState struct {
 	downPeers []watcher.Peer
 	// activatable are the names the bus starts on demand, from its Up.
 	activatable map[string]bool
+	// deaf are the possible deaf old copies of on-demand services, by pid
+	// (deaf.go): kept across restarts until the bus starts a new copy,
+	// the process comes back or exits.
+	deaf map[int]watcher.Peer
+	// lastOldID and lastDowntime are of the bus's last restart, for the
+	// history of the deaf copies stopped after it.
+	lastOldID    string
+	lastDowntime time.Duration
 	// restarts are the times of the bus's recent restarts, for the storm
 	// guard.
 	restarts []time.Time
@@ -261,7 +273,7 @@ func (e *Engine) bus(name string) *busState {
 	b := e.buses[name]
 	if b == nil {
 		b = &busState{name: name, peers: map[string]watcher.Peer{}, owners: map[string]string{},
-			detached: map[int]watcher.Peer{}, notify: make(chan struct{})}
+			detached: map[int]watcher.Peer{}, deaf: map[int]watcher.Peer{}, notify: make(chan struct{})}
 		e.buses[name] = b
 		e.busOrder = append(e.busOrder, name)
 	}
@@ -292,6 +304,13 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		b.activatable = map[string]bool{}
 		for _, n := range ev.Activatable {
 			b.activatable[n] = true
+		}
+		// A deaf copy that exited meanwhile is no candidate any more;
+		// checked once per bus instance rather than at every event.
+		for pid, p := range b.deaf {
+			if !alive(pid, p.StartTime) {
+				delete(b.deaf, pid)
+			}
 		}
 	case watcher.Down:
 		b.up, b.since, b.reason, b.outdated = false, ev.Time, ev.Reason, ""
@@ -368,6 +387,12 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 
 	if ev.Kind == watcher.PeerLeft && ev.Peer != nil && ev.Peer.PID == 0 {
 		e.scanDetached(ev.Bus)
+	}
+	if ev.Kind == watcher.NameOwnerChanged && ev.NewOwner != "" ||
+		ev.Kind == watcher.PeerJoined && ev.Peer != nil && len(ev.Peer.Names) > 0 {
+		// Maybe the bus started the new copy of a deaf old one (a peer
+		// joins with names when the watcher finds it already there).
+		e.checkDeaf(ctx, ev.Bus)
 	}
 	if ev.Kind == watcher.Down && e.cfg.Intent != nil {
 		if ending, why := e.cfg.Intent(ev.Bus); ending {

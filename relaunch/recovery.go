@@ -85,6 +85,7 @@ func (e *Engine) startRecoveryLocked(ctx context.Context, b *busState, ev watche
 	if ev.Time.IsZero() {
 		r.wentDown = now.Add(-ev.Downtime)
 	}
+	b.lastOldID, b.lastDowntime = ev.OldID, ev.Downtime
 	b.restarts = append(slices.DeleteFunc(b.restarts, func(t time.Time) bool { return now.Sub(t) >= stormWindow }), now)
 	if len(b.restarts) >= e.cfg.stormRestarts {
 		r.settle = e.cfg.stormSettle
@@ -168,6 +169,11 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	}
 	decision := r.rec.Decision
 	e.mu.Unlock()
+	if !ending {
+		// Before the jobs: the bus may have started a new copy already.
+		e.addDeaf(b, unmatched)
+		e.checkDeaf(ctx, b.name)
+	}
 	e.notifyChanged()
 	plan := make([]string, 0, len(jobs))
 	for _, pj := range jobs {
@@ -979,10 +985,13 @@ const maxCasualties = 50
 
 // casualtyID names a casualty as "casualty:PROGRAM:PID": the colon keeps it
 // apart from rule ids, which cannot hold one.
-func casualtyID(p watcher.Peer) string {
+func casualtyID(p watcher.Peer) string { return processID("casualty", p) }
+
+// processID names process p as "KIND:PROGRAM:PID".
+func processID(kind string, p watcher.Peer) string {
 	prog := "pid"
 	if len(p.Argv) > 0 {
 		prog = p.Argv[0][strings.LastIndexByte(p.Argv[0], '/')+1:]
 	}
-	return fmt.Sprintf("casualty:%s:%d", unsafeFileChars.ReplaceAllString(prog, "_"), p.PID)
+	return fmt.Sprintf("%s:%s:%d", kind, unsafeFileChars.ReplaceAllString(prog, "_"), p.PID)
 }

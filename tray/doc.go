@@ -7,7 +7,11 @@
 // bus connection and cannot survive that bus: when the bus goes, the child
 // exits and the daemon starts a new one, which waits for the bus to be back
 // and registers again. The tray holds nothing that is lost with it; all it
-// shows comes from control.Status.
+// shows comes from control.Status. Whether the item is visible at all is
+// the panel's StatusNotifierWatcher's to say: the tray follows it on a
+// connection of its own and logs "tray shown" once it holds the item, or
+// that it waits while there is no watcher (after a bus restart, until the
+// panel is back).
 //
 // The rules editor, a window of its own (EditorProgram), is found by
 // FindEditor, for the tray's menu and for whoever else opens it: the

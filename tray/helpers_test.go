@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 	"golang.org/x/sys/unix"
 
 	"busmedic/assets"
@@ -90,10 +92,18 @@ func (b *backend) waitOp(t *testing.T, op string) {
 func serveControl(t *testing.T, b control.Backend) string { return controltest.Serve(t, b) }
 
 // snw is a StatusNotifierWatcher, the panel-side registry that items
-// announce themselves to.
+// announce themselves to: a stand-in for a panel's, which would need a
+// display and a desktop's packages. Like KDE's, it keeps an item
+// registered by path as SENDER/PATH, lists the items in
+// RegisteredStatusNotifierItems and announces each with
+// StatusNotifierItemRegistered.
 type snw struct {
-	conn *dbus.Conn
-	regs chan registration
+	conn  *dbus.Conn
+	regs  chan registration
+	props *prop.Properties
+
+	mu    sync.Mutex
+	items []string
 }
 
 type registration struct {
@@ -103,11 +113,19 @@ type registration struct {
 }
 
 func (w *snw) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	item := string(sender) + service
+	w.mu.Lock()
+	if !slices.Contains(w.items, item) {
+		w.items = append(w.items, item)
+	}
+	items := slices.Clone(w.items)
+	w.mu.Unlock()
+	w.props.SetMust(watcherIface, "RegisteredStatusNotifierItems", items)
 	select {
 	case w.regs <- registration{Sender: string(sender), Service: service, At: time.Now()}:
 	default:
 	}
-	w.conn.Emit("/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher.StatusNotifierItemRegistered", string(sender)+service)
+	w.conn.Emit(watcherPath, watcherIface+".StatusNotifierItemRegistered", item)
 	return nil
 }
 
@@ -119,9 +137,18 @@ func startSNW(t *testing.T, bus *bustest.Bus) *snw {
 	t.Helper()
 	conn := connect(t, bus)
 	w := &snw{conn: conn, regs: make(chan registration, 16)}
-	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+	if err := conn.Export(w, watcherPath, watcherIface); err != nil {
 		t.Fatal(err)
 	}
+	props, err := prop.Export(conn, watcherPath, prop.Map{watcherIface: {
+		"RegisteredStatusNotifierItems":  {Value: []string{}, Emit: prop.EmitTrue},
+		"IsStatusNotifierHostRegistered": {Value: true, Emit: prop.EmitTrue},
+		"ProtocolVersion":                {Value: int32(0), Emit: prop.EmitFalse},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.props = props
 	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("own org.kde.StatusNotifierWatcher: %v, %v", r, err)
 	}

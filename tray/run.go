@@ -126,7 +126,8 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	if err := t.showIcon(ctx, t.shownState); err != nil {
 		return err
 	}
-	log.Info("tray shown", "state", t.shownState, "bus", conn.Names()[0])
+	hosts := make(chan hostState)
+	wg.Go(func() { t.followHost(ctx, hosts) })
 	t.listen(ctx, &wg)
 	// The tray lives for the whole session and changes seldom: once
 	// registering, or a burst of changes, is over, hand the memory it used
@@ -145,6 +146,9 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 			return nil
 		case u := <-updates:
 			t.take(u)
+		case h := <-hosts:
+			t.logHost(h)
+			continue // nothing to render
 		case <-t.poke:
 		}
 		if err := t.render(ctx); err != nil {
@@ -175,6 +179,10 @@ type tray struct {
 	shownState state
 	shownTip   string
 	shownOnce  bool
+
+	// visible is what the tray last logged of the item's visibility; the
+	// render loop's own.
+	visible visibility
 }
 
 func (t *tray) take(u update) {
@@ -396,6 +404,10 @@ func awaitBus(ctx context.Context, log *slog.Logger) (bool, error) {
 	}
 }
 
+// itemName is the well-known name systray owns for the item: one item per
+// process.
+func itemName() string { return fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid()) }
+
 // systrayConn returns the connection systray registered on: godbus's shared
 // session connection. If the bus died while systray started, SessionBus
 // hands out a new connection instead; the item's name, owned by systray's
@@ -407,7 +419,7 @@ func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	name := fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid())
+	name := itemName()
 	var owner string
 	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, name).Store(&owner)
 	if err != nil || owner != conn.Names()[0] {

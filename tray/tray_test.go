@@ -19,11 +19,15 @@ func TestTray(t *testing.T) {
 	b := newBackend()
 	editor := fakeEditor(t, bus)
 	socket := serveControl(t, b)
-	superviseTray(t, bus, socket)
+	stderr := superviseTray(t, bus, socket)
 
 	reg := watcher.next(t)
 	if reg.Service != "/StatusNotifierItem" {
 		t.Errorf("registered %q, want the item's path", reg.Service)
+	}
+	stderr.waitText(t, "tray shown")
+	if strings.Contains(stderr.String(), "tray waits for a StatusNotifierWatcher") {
+		t.Errorf("the tray said it waits although a watcher was there:\n%s", stderr)
 	}
 	it := newItem(t, connect(t, bus), reg)
 	sigs := it.signals()

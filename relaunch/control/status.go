@@ -23,6 +23,7 @@ const (
 	Failed      Outcome = "failed"  // Reason says why, in words for people
 	Skipped     Outcome = "skipped" // limit reached, paused, disabled, session ending
 	Cancelled   Outcome = "cancelled"
+	Stopped     Outcome = "stopped" // a deaf old copy of an on-demand service (action "stop")
 )
 
 // Ended reports whether the outcome is final.
@@ -118,14 +119,22 @@ type Recovery struct {
 	// no recovery"), when something other than the plain case drove it.
 	Decision string `json:"decision,omitempty"`
 	// Jobs has one job per app recovered, in rule order.
+	//
+	// The deaf old copies of on-demand services stopped after the restart
+	// (when the bus started their new copies, which may be long after the
+	// recovery ended) are recorded in a Recovery of their own, with the
+	// restart's ids, Downtime and Started, a Decision that says so, and one
+	// job per copy with action "stop".
 	Jobs []Job `json:"jobs"`
 }
 
 // Job is the recovery of one app after one restart.
 type Job struct {
-	App     string  `json:"app"`    // rule id, or casualty id
+	// App is the rule id, or the casualty id; for the stop of a deaf old
+	// copy of an on-demand service, "deaf:PROGRAM:PID".
+	App     string  `json:"app"`
 	Bus     string  `json:"bus"`    // "session", "system"
-	Action  string  `json:"action"` // relaunch, signal, hook, notify or ignore
+	Action  string  `json:"action"` // relaunch, signal, hook, notify, ignore, or stop (a deaf old copy)
 	Outcome Outcome `json:"outcome"`
 	// Reason says why a job failed or was skipped, or what else is worth
 	// knowing, in words for people.

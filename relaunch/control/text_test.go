@@ -82,6 +82,7 @@ func TestOutcomeRecovered(t *testing.T) {
 		{control.Signalled, true},
 		{control.Hooked, true},
 		{control.Notified, true},
+		{control.Stopped, false},
 		{control.Failed, false},
 		{control.Skipped, false},
 		{control.Cancelled, false},

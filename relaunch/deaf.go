@@ -1,0 +1,331 @@
+package relaunch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"busmedic/appdb"
+	"busmedic/relaunch/control"
+	"busmedic/watcher"
+)
+
+// Deaf old copies of on-demand services.
+//
+// A service the bus starts on demand (it has a D-Bus service file: KDE's
+// kglobalaccel5, kactivitymanagerd) may stay alive after its bus restarted
+// without connecting to the new one, as QtDBus programs do. The new bus
+// starts a new copy at the next call to one of its names, and the old copy
+// runs for ever: after a few restarts a session has several of each. So
+// the engine keeps, per bus, the peers of each restart that no rule covers
+// and that may be such copies (deafCandidates), and stops one (stopProcess:
+// same pid and start time, our uid) once one of its names has an owner on
+// the new bus: the bus has started the replacement, or the name was asked
+// for and someone took it. Until then the old copy is left alone, since
+// nothing is lost while nobody asks for it. Candidates outlive later
+// restarts: a copy whose name nobody asked for on one bus is just as deaf
+// on the next. The setting stop_deaf_services turns this off.
+
+// deafCandidates picks, from the peers of a restart that no rule covers,
+// the ones that may be deaf old copies of on-demand services: processes of
+// uid, identified by pid and start time, that own names and only names the
+// bus can start (activatable).
+func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid int) []watcher.Peer {
+	var out []watcher.Peer
+	for _, p := range unmatched {
+		switch {
+		case p.PID <= 0 || p.StartTime == 0 || p.UID != uid:
+			// Not known to be ours, or not told apart from a process
+			// that reuses its pid: never signalled.
+		case p.Unit != "":
+			// A process of a systemd user service is systemd's to stop
+			// and start: systemd stops a Type=dbus unit whose name
+			// vanished by itself, and ends what is left in a unit's
+			// cgroup when the unit stops (dbus.service's holds the
+			// services its dbus-daemon started), and the unit is the
+			// only thing that knows how the service should run.
+		case p.MayHaveLeft:
+			// It had exited when the bus said goodbye.
+		case !ownsOnlyActivatable(p, activatable):
+			// A name the bus cannot start has no new copy to wait
+			// for; such a process is a rule's business.
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ownsOnlyActivatable reports whether p owns names and the bus can start
+// each of them.
+func ownsOnlyActivatable(p watcher.Peer, activatable map[string]bool) bool {
+	return len(p.Names) > 0 && !slices.ContainsFunc(p.Names, func(n string) bool { return !activatable[n] })
+}
+
+// deafVerdict is what becomes of a possible deaf copy after a change on
+// its bus.
+type deafVerdict int
+
+const (
+	// deafWait: none of its names has an owner yet.
+	deafWait deafVerdict = iota
+	// deafBack: the process is on the bus again; it was not deaf.
+	deafBack
+	// deafStop: a new copy owns one of its names; stop the old one.
+	deafStop
+	// deafLeave: a new copy owns one of its names, but the old one
+	// stays (why says why).
+	deafLeave
+)
+
+// deafView is what judgeDeaf looks at: the bus as the engine knows it and
+// what governs busmedic's actions.
+type deafView struct {
+	owners      map[string]string       // well-known name -> unique name
+	peers       map[string]watcher.Peer // by unique name
+	activatable map[string]bool
+	enabled     bool // stop_deaf_services
+	paused      bool
+	// rule returns the id of the rule that covers p, if any.
+	rule func(p watcher.Peer) (string, bool)
+}
+
+// judgeDeaf decides about the possible deaf copy p: with deafStop and
+// deafLeave it also returns the name that has a new owner and that owner
+// (its zero value if the engine does not know the peer).
+func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, owner watcher.Peer, why string) {
+	for _, n := range p.Names {
+		if u, ok := v.owners[n]; ok {
+			name, owner = n, v.peers[u]
+			break
+		}
+	}
+	if name == "" {
+		// Cheap, and the usual answer: checked at every name change
+		// while candidates are kept.
+		return deafWait, "", watcher.Peer{}, ""
+	}
+	for _, q := range v.peers {
+		if q.PID == p.PID && q.StartTime == p.StartTime {
+			return deafBack, "", watcher.Peer{}, ""
+		}
+	}
+	switch {
+	case !v.enabled:
+		why = "stop_deaf_services = false"
+	case v.paused:
+		why = "recovery is paused"
+	case !ownsOnlyActivatable(p, v.activatable):
+		why = "the bus can no longer start all of its names"
+	default:
+		if id, ok := v.rule(p); ok {
+			why = "rule " + id + " covers it"
+		}
+	}
+	if why != "" {
+		return deafLeave, name, owner, why
+	}
+	return deafStop, name, owner, ""
+}
+
+// deafStopping is one deaf copy to stop.
+type deafStopping struct {
+	peer  watcher.Peer
+	name  string       // its name that has a new owner
+	owner watcher.Peer // that owner
+}
+
+// deafRestart is the restart after which deaf copies are stopped, for
+// the history.
+type deafRestart struct {
+	bus, oldID, id string
+	downtime       time.Duration
+	since          time.Time // when the bus came back
+	address        string    // the bus's address, which the bus gives the services it starts
+}
+
+// addDeaf notes the possible deaf copies among the peers of b's restart
+// that no rule covers; the ones already gone are left out.
+func (e *Engine) addDeaf(b *busState, unmatched []watcher.Peer) {
+	e.mu.Lock()
+	cands := deafCandidates(unmatched, b.activatable, currentUID())
+	e.mu.Unlock()
+	cands = slices.DeleteFunc(cands, func(p watcher.Peer) bool { return !alive(p.PID, p.StartTime) })
+	if len(cands) == 0 {
+		return
+	}
+	e.mu.Lock()
+	for _, p := range cands {
+		b.deaf[p.PID] = p
+	}
+	e.mu.Unlock()
+	for _, p := range cands {
+		e.log.Debug("possible deaf old copy: stopped once the bus starts a new one", "bus", b.name, "peer", p.String())
+	}
+}
+
+// checkDeaf judges the possible deaf copies of bus after a change, and
+// stops (in the background) those whose new copy is on the bus.
+func (e *Engine) checkDeaf(ctx context.Context, bus string) {
+	e.mu.Lock()
+	none := len(e.bus(bus).deaf) == 0
+	e.mu.Unlock()
+	if none {
+		return
+	}
+	// The rules are read outside e.mu: Rules is the daemon's.
+	set := e.cfg.Rules()
+	settings := appdb.DefaultSettings()
+	if set != nil {
+		settings = set.Settings()
+	}
+	e.mu.Lock()
+	b := e.bus(bus)
+	if !b.up {
+		e.mu.Unlock()
+		return
+	}
+	v := deafView{owners: b.owners, peers: b.peers, activatable: b.activatable, enabled: settings.StopDeafServices,
+		paused: e.paused, rule: func(p watcher.Peer) (string, bool) {
+			r, ok := set.MatchBus(appdb.Bus(bus), p)
+			return r.ID, ok
+		}}
+	var stops []deafStopping
+	type leaving struct {
+		deafStopping
+		why string
+	}
+	var left []leaving
+	settled := 0
+	for pid, p := range b.deaf {
+		verdict, name, owner, why := judgeDeaf(p, v)
+		switch verdict {
+		case deafWait:
+			continue
+		case deafStop:
+			stops = append(stops, deafStopping{peer: p, name: name, owner: owner})
+		case deafLeave:
+			left = append(left, leaving{deafStopping{peer: p, name: name, owner: owner}, why})
+			settled++
+		case deafBack:
+			settled++
+		}
+		delete(b.deaf, pid)
+	}
+	r := deafRestart{bus: bus, oldID: b.lastOldID, id: b.id, downtime: b.lastDowntime, since: b.since, address: b.address}
+	e.mu.Unlock()
+	for _, l := range left {
+		e.log.Info("deaf old copy left running", "bus", bus, "name", l.name, "pid", l.peer.PID, "new_pid", l.owner.PID, "why", l.why)
+	}
+	if len(stops) > 0 {
+		e.wg.Go(func() { e.stopDeaf(ctx, r, stops) })
+	}
+	if settled > 0 {
+		e.deafSettled.Add(int64(settled))
+		e.notifyChanged()
+	}
+}
+
+// stopDeaf stops the deaf copies, records what was done in the history,
+// and takes them off the casualty list.
+func (e *Engine) stopDeaf(ctx context.Context, r deafRestart, stops []deafStopping) {
+	jobs := make([]*control.Job, len(stops))
+	var wg sync.WaitGroup
+	for i, s := range stops {
+		// In parallel: one copy that ignores SIGTERM must not hold up
+		// the others for its stop timeout.
+		wg.Go(func() { jobs[i] = e.stopDeafCopy(ctx, r, s) })
+	}
+	wg.Wait()
+	rec := control.Recovery{Bus: r.bus, OldID: r.oldID, ID: r.id, Downtime: r.downtime, Started: r.since,
+		Decision: "old copies of on-demand services that stayed alive but deaf, stopped once the bus started new ones"}
+	e.mu.Lock()
+	for i, j := range jobs {
+		if j == nil {
+			continue
+		}
+		rec.Jobs = append(rec.Jobs, *j)
+		p := stops[i].peer
+		e.casualties = slices.DeleteFunc(e.casualties, func(c control.Casualty) bool {
+			return c.Bus == r.bus && c.Peer.PID == p.PID && c.Peer.StartTime == p.StartTime
+		})
+	}
+	e.mu.Unlock()
+	if len(rec.Jobs) > 0 {
+		rec.Ended = time.Now()
+		if err := e.hist.append(rec); err != nil {
+			e.log.Warn("history not written", "err", err)
+		}
+	}
+	e.deafSettled.Add(int64(len(stops)))
+	e.notifyChanged()
+}
+
+// stopDeafCopy stops one deaf copy and returns the job to record, or nil
+// when nothing was done (it had exited, or is not the process seen).
+func (e *Engine) stopDeafCopy(ctx context.Context, r deafRestart, s deafStopping) *control.Job {
+	p := s.peer
+	started := time.Now()
+	err := stopProcess(ctx, p.PID, p.StartTime, appdb.DefaultStopTimeout)
+	j := &control.Job{App: deafID(p), Bus: r.bus, Action: "stop", PID: p.PID, Started: started, Took: time.Since(started)}
+	switch {
+	case err == nil:
+		j.Outcome = control.Stopped
+		j.Reason = fmt.Sprintf("stopped the deaf old copy of %s (pid %d): %s", s.name, p.PID, replacedBy(s.owner, r.address, starterAddress))
+		e.log.Info("stopped a deaf old copy", "bus", r.bus, "name", s.name, "pid", p.PID, "new_pid", s.owner.PID)
+		return j
+	case errors.Is(err, errGone):
+		e.log.Debug("deaf old copy had exited", "bus", r.bus, "name", s.name, "pid", p.PID)
+	case errors.Is(err, errNotSame), errors.Is(err, errNotOurs), errors.Is(err, errUnverifiable):
+		e.log.Info("deaf old copy not stopped", "bus", r.bus, "name", s.name, "pid", p.PID, "why", whyNotSignalled(err))
+	case ctx.Err() != nil:
+		e.log.Info("deaf old copy not stopped", "bus", r.bus, "name", s.name, "pid", p.PID, "why", context.Cause(ctx))
+	default:
+		j.Outcome = control.Failed
+		j.Reason = fmt.Sprintf("could not stop the deaf old copy of %s (pid %d): %v", s.name, p.PID, err)
+		e.log.Warn("deaf old copy not stopped", "bus", r.bus, "name", s.name, "pid", p.PID, "err", err)
+		return j
+	}
+	return nil
+}
+
+// replacedBy says who replaced a deaf copy: the bus, when it started the
+// new owner itself (the owner was given the bus's address as
+// DBUS_STARTER_ADDRESS), else just the new owner. The process tree does
+// not tell: dbus-daemon's helper that starts a service exits, and the
+// service is left to init. starter reads a process's
+// DBUS_STARTER_ADDRESS (starterAddress).
+func replacedBy(owner watcher.Peer, busAddress string, starter func(pid int) string) string {
+	switch {
+	case owner.PID <= 0:
+		return "its name has a new owner on the new bus"
+	case busAddress != "" && watcher.WithoutGUID(starter(owner.PID)) == watcher.WithoutGUID(busAddress):
+		return fmt.Sprintf("the bus started a new one (pid %d)", owner.PID)
+	}
+	return fmt.Sprintf("pid %d owns its name on the new bus", owner.PID)
+}
+
+// starterAddress returns the DBUS_STARTER_ADDRESS process pid was started
+// with, or "": a bus sets it for the services it starts on demand.
+func starterAddress(pid int) string {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return ""
+	}
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if a, ok := strings.CutPrefix(kv, "DBUS_STARTER_ADDRESS="); ok {
+			return a
+		}
+	}
+	return ""
+}
+
+// deafID names a stopped deaf copy in the history as "deaf:PROGRAM:PID",
+// in the manner of casualtyID.
+func deafID(p watcher.Peer) string { return processID("deaf", p) }

@@ -1,0 +1,446 @@
+package relaunch
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/relaunch/control"
+	"busmedic/watcher"
+	"busmedic/watcher/bustest"
+)
+
+func TestDeafCandidates(t *testing.T) {
+	uid := currentUID()
+	activatable := map[string]bool{"org.kde.kglobalaccel": true, "org.kde.ActivityManager": true}
+	peer := func(f func(p *watcher.Peer)) watcher.Peer {
+		p := watcher.Peer{UniqueName: ":1.9", PID: 100, StartTime: 5, UID: uid, Names: []string{"org.kde.kglobalaccel"},
+			Argv: []string{"/usr/bin/kglobalaccel5"}}
+		if f != nil {
+			f(&p)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		peer watcher.Peer
+		want bool
+	}{
+		{"an on-demand service", peer(nil), true},
+		{"two activatable names", peer(func(p *watcher.Peer) { p.Names = []string{"org.kde.ActivityManager", "org.kde.kglobalaccel"} }), true},
+		{"one name the bus cannot start", peer(func(p *watcher.Peer) { p.Names = []string{"org.kde.kglobalaccel", "org.kde.other"} }), false},
+		{"no names", peer(func(p *watcher.Peer) { p.Names = nil }), false},
+		{"another user's", peer(func(p *watcher.Peer) { p.UID = uid + 1 }), false},
+		{"uid unknown", peer(func(p *watcher.Peer) { p.UID = -1 }), false},
+		{"start time unknown", peer(func(p *watcher.Peer) { p.StartTime = 0 }), false},
+		{"pid unknown", peer(func(p *watcher.Peer) { p.PID = 0 }), false},
+		{"in a systemd unit", peer(func(p *watcher.Peer) { p.Unit = "plasma-kglobalaccel.service" }), false},
+		{"had left by itself", peer(func(p *watcher.Peer) { p.MayHaveLeft = true }), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := deafCandidates([]watcher.Peer{tc.peer}, activatable, uid)
+			if (len(got) == 1) != tc.want {
+				t.Errorf("candidates %v, want candidate: %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestJudgeDeaf(t *testing.T) {
+	old := watcher.Peer{UniqueName: ":1.9", PID: 100, StartTime: 5, Names: []string{"org.kde.kglobalaccel"}}
+	newCopy := watcher.Peer{UniqueName: ":2.3", PID: 200, StartTime: 9, Names: []string{"org.kde.kglobalaccel"}}
+	back := old
+	back.UniqueName = ":2.4"
+	activatable := map[string]bool{"org.kde.kglobalaccel": true}
+	noRule := func(watcher.Peer) (string, bool) { return "", false }
+	view := func(f func(v *deafView)) deafView {
+		v := deafView{owners: map[string]string{"org.kde.kglobalaccel": ":2.3"},
+			peers: map[string]watcher.Peer{":2.3": newCopy}, activatable: activatable, enabled: true, rule: noRule}
+		if f != nil {
+			f(&v)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name string
+		view deafView
+		want deafVerdict
+		why  string
+	}{
+		{"the bus started a new copy", view(nil), deafStop, ""},
+		{"nobody asked for the name yet", view(func(v *deafView) { clear(v.owners) }), deafWait, ""},
+		{"the old process came back",
+			view(func(v *deafView) { v.owners["org.kde.kglobalaccel"] = ":2.4"; v.peers[":2.4"] = back }), deafBack, ""},
+		{"turned off", view(func(v *deafView) { v.enabled = false }), deafLeave, "stop_deaf_services = false"},
+		{"paused", view(func(v *deafView) { v.paused = true }), deafLeave, "recovery is paused"},
+		{"no longer activatable", view(func(v *deafView) { v.activatable = nil }), deafLeave, "the bus can no longer start all of its names"},
+		{"a rule covers it now",
+			view(func(v *deafView) { v.rule = func(watcher.Peer) (string, bool) { return "kga", true } }), deafLeave, "rule kga covers it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, name, owner, why := judgeDeaf(old, tc.view)
+			if got != tc.want || why != tc.why {
+				t.Errorf("verdict %d %q, want %d %q", got, why, tc.want, tc.why)
+			}
+			if got == deafStop && (name != "org.kde.kglobalaccel" || owner.PID != newCopy.PID) {
+				t.Errorf("replaced as %s by %+v", name, owner)
+			}
+		})
+	}
+}
+
+func TestReplacedBy(t *testing.T) {
+	const bus = "unix:path=/run/user/1000/bus"
+	starters := map[int]string{
+		10: "unix:path=/run/user/1000/bus,guid=0123456789abcdef0123456789abcdef",
+		11: "unix:path=/tmp/other-bus,guid=0123456789abcdef0123456789abcdef",
+	}
+	starter := func(pid int) string { return starters[pid] }
+	for _, tc := range []struct {
+		name  string
+		owner watcher.Peer
+		want  string
+	}{
+		{"started by this bus", watcher.Peer{PID: 10}, "the bus started a new one (pid 10)"},
+		{"started by another bus", watcher.Peer{PID: 11}, "pid 11 owns its name on the new bus"},
+		{"started by hand", watcher.Peer{PID: 12}, "pid 12 owns its name on the new bus"},
+		{"owner unknown", watcher.Peer{}, "its name has a new owner on the new bus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := replacedBy(tc.owner, bus, starter); got != tc.want {
+				t.Errorf("replacedBy = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// deafBus is a harness whose bus starts org.example.Deaf on demand: a
+// testapp that stays alive and deaf when its bus goes.
+type deafBus struct {
+	*harness
+	conn *dbus.Conn // a client that asks for names, as a desktop's programs do
+}
+
+const deafName = "org.example.Deaf"
+
+func newDeafBus(t *testing.T, rulesTOML string) *deafBus {
+	t.Helper()
+	services := t.TempDir()
+	service := "[D-BUS Service]\nName=" + deafName + "\nExec=" + bustest.TestApp(t) + " -mode deaf -name " + deafName + "\n"
+	if err := os.WriteFile(filepath.Join(services, deafName+".service"), []byte(service), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &deafBus{harness: newHarnessOn(t, []bustest.Option{bustest.ServiceDir(services)}, rulesTOML)}
+	// The bus starts the copies, so that no test process waits for them:
+	// they are killed here.
+	t.Cleanup(func() {
+		for _, pid := range d.copies() {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return d
+}
+
+// ask calls org.example.Deaf on the bus as it is now, as a program that
+// uses the service does: the bus starts a copy unless one runs. It
+// returns the pid of the copy that answered.
+func (d *deafBus) ask() int {
+	d.t.Helper()
+	if d.conn == nil || d.conn.Context().Err() != nil {
+		conn, err := dbus.Connect(d.bus.Address())
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		d.t.Cleanup(func() { conn.Close() })
+		d.conn = conn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := d.conn.Object(deafName, "/").CallWithContext(ctx, "org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
+		d.t.Fatalf("call %s: %v", deafName, err)
+	}
+	var pid uint32
+	if err := d.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixProcessID", 0, deafName).Store(&pid); err != nil {
+		d.t.Fatal(err)
+	}
+	// The watcher, too, must have seen the copy with its name, or the
+	// next restart's snapshot would not have it as it was.
+	d.until(deafName+" owned by pid "+strconv.Itoa(int(pid)), func() bool {
+		return d.peers[d.owners[deafName]].PID == int(pid)
+	})
+	return int(pid)
+}
+
+// copies returns the live copies of org.example.Deaf the bus started: the
+// processes whose environment names this bus's socket.
+func (d *deafBus) copies() []int {
+	return d.procs(deafName)
+}
+
+// procs returns the live testapps owning name whose environment names
+// this bus's socket.
+func (d *deafBus) procs(name string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !ownsArg(name)(strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !strings.Contains(string(env), d.bus.SocketPath()) {
+			continue
+		}
+		if alive(pid, 0) {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// restartWith restarts the bus by stop (Stop or Kill), waits for the
+// recovery and returns it.
+func (d *deafBus) restartWith(stop func(*bustest.Bus)) control.Recovery {
+	d.t.Helper()
+	stop(d.bus)
+	d.bus.Start()
+	return d.waitRecovery(d.waitUp())
+}
+
+// waitSettled waits until n possible deaf copies have been settled.
+func (d *deafBus) waitSettled(n int64) {
+	d.t.Helper()
+	d.until("deaf copies settled", func() bool { return d.eng.deafSettled.Load() >= n })
+}
+
+// stops returns the stop jobs in the history, oldest first.
+func (d *deafBus) stops() []control.Job {
+	d.t.Helper()
+	var out []control.Job
+	for _, r := range slices.Backward(d.history()) {
+		for _, j := range r.Jobs {
+			if j.Action == "stop" {
+				out = append(out, j)
+			}
+		}
+	}
+	return out
+}
+
+// startTime returns the start time of a live process, for identity checks.
+func startTime(t *testing.T, pid int) uint64 {
+	t.Helper()
+	st, _, err := procStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// exitedWithin waits up to d for the process pid, started at start, to be
+// gone: a deaf copy is not our child, so there is no Wait to wait on.
+func exitedWithin(pid int, start uint64, d time.Duration) bool {
+	p, err := openProcess(pid, start)
+	if err != nil {
+		return !alive(pid, start)
+	}
+	defer p.close()
+	return p.wait(context.Background(), d)
+}
+
+const noRules = `
+[[app]]
+id = "other"
+names = ["org.example.Other"]
+`
+
+// The old copy of a service the bus started on demand stays alive and
+// deaf after the bus restarts; once the new bus has started a new copy,
+// at the first call to the name, busmedic stops the old one and says so
+// in the history. A deaf process whose name the bus cannot start is left
+// alone, even when a new copy of it takes its name.
+func TestDeafCopyStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(*bustest.Bus)
+	}{
+		{"SIGTERM", (*bustest.Bus).Stop},
+		{"SIGKILL", (*bustest.Bus).Kill},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDeafBus(t, noRules)
+			old := d.ask()
+			oldStart := startTime(t, old)
+			stray := d.bus.StartApp("-name", "org.example.Stray", "-mode", "deaf")
+			d.waitOwner("org.example.Stray", 0)
+
+			d.restartWith(tc.stop)
+			if !alive(old, oldStart) || !alive(stray.PID(), 0) {
+				t.Fatal("the deaf apps did not outlive their bus; the test proves nothing")
+			}
+			// A new copy of the stray takes its name: its old copy is
+			// no on-demand service, and stays.
+			d.bus.StartApp("-name", "org.example.Stray", "-mode", "deaf")
+			d.waitOwner("org.example.Stray", stray.PID())
+
+			settled := d.eng.deafSettled.Load()
+			newPID := d.ask()
+			if newPID == old {
+				t.Fatalf("the old copy (pid %d) answered on the new bus", old)
+			}
+			d.waitSettled(settled + 1)
+			if !exitedWithin(old, oldStart, waitLimit) {
+				t.Fatalf("the old copy (pid %d) still runs", old)
+			}
+			if got := d.copies(); !slices.Equal(got, []int{newPID}) {
+				t.Errorf("copies running: %v, want only the new one %d", got, newPID)
+			}
+			if len(d.procs("org.example.Stray")) != 2 {
+				t.Errorf("stray copies %v: the old one, whose name the bus cannot start, must stay", d.procs("org.example.Stray"))
+			}
+			if n := d.eng.deafSettled.Load(); n != settled+1 {
+				t.Errorf("%d deaf copies settled, want 1: only org.example.Deaf's", n-settled)
+			}
+			stops := d.stops()
+			if len(stops) != 1 {
+				t.Fatalf("stop jobs in the history: %+v, want one", stops)
+			}
+			j := stops[0]
+			want := "stopped the deaf old copy of org.example.Deaf (pid " + strconv.Itoa(old) + "): the bus started a new one (pid " + strconv.Itoa(newPID) + ")"
+			if j.Outcome != control.Stopped || j.PID != old || j.Reason != want || !strings.HasPrefix(j.App, "deaf:testapp:") {
+				t.Errorf("history job %+v, want stopped with %q", j, want)
+			}
+			if st := d.eng.Status(); slices.ContainsFunc(st.Casualties, func(c control.Casualty) bool { return c.Peer.Owns(deafName) }) {
+				t.Errorf("casualties %+v: the deaf copy is none", st.Casualties)
+			}
+		})
+	}
+}
+
+// A copy left deaf through several restarts, whose name nobody asked for
+// in between, is stopped all the same once the bus starts a new one: one
+// copy runs afterwards, not one per restart.
+func TestDeafCopyThroughRestarts(t *testing.T) {
+	d := newDeafBus(t, noRules)
+	old := d.ask()
+	oldStart := startTime(t, old)
+	d.restartWith((*bustest.Bus).Kill)
+	d.restartWith((*bustest.Bus).Stop)
+	settled := d.eng.deafSettled.Load()
+	newPID := d.ask()
+	d.waitSettled(settled + 1)
+	if !exitedWithin(old, oldStart, waitLimit) {
+		t.Fatalf("the old copy (pid %d) still runs", old)
+	}
+	if got := d.copies(); !slices.Equal(got, []int{newPID}) {
+		t.Errorf("copies running: %v, want only %d", got, newPID)
+	}
+}
+
+// With stop_deaf_services = false the old copy keeps running beside the
+// new one.
+func TestDeafCopySettingOff(t *testing.T) {
+	d := newDeafBus(t, noRules+"\n[settings]\nstop_deaf_services = false\n")
+	old := d.ask()
+	d.restartWith((*bustest.Bus).Kill)
+	settled := d.eng.deafSettled.Load()
+	newPID := d.ask()
+	d.waitSettled(settled + 1)
+	if got := d.copies(); !slices.Equal(got, []int{min(old, newPID), max(old, newPID)}) {
+		t.Errorf("copies running: %v, want the old %d and the new %d", got, old, newPID)
+	}
+	if stops := d.stops(); len(stops) != 0 {
+		t.Errorf("stop jobs in the history: %+v", stops)
+	}
+}
+
+// A deaf copy covered by a rule is the rule's: here it says ignore, and
+// the copy stays.
+func TestDeafCopyCoveredByRule(t *testing.T) {
+	d := newDeafBus(t, `
+[[app]]
+id = "deaf"
+names = ["org.example.Deaf"]
+action = "ignore"
+`)
+	old := d.ask()
+	d.restartWith((*bustest.Bus).Kill)
+	newPID := d.ask()
+	// Candidates are taken before the recovery's jobs run, so by its end:
+	// the copy is none, and nothing will stop it.
+	if got := d.copies(); !slices.Equal(got, []int{min(old, newPID), max(old, newPID)}) {
+		t.Errorf("copies running: %v, want the old %d and the new %d", got, old, newPID)
+	}
+	d.eng.mu.Lock()
+	n := len(d.eng.bus("session").deaf)
+	d.eng.mu.Unlock()
+	if n != 0 || d.eng.deafSettled.Load() != 0 {
+		t.Errorf("%d candidates, %d settled: a copy a rule covers is no candidate", n, d.eng.deafSettled.Load())
+	}
+}
+
+// A process that is not the one seen on the bus (its pid reused: here the
+// recorded start time is made to differ) is never signalled.
+func TestDeafCopyPIDReused(t *testing.T) {
+	d := newDeafBus(t, noRules)
+	old := d.ask()
+	oldStart := startTime(t, old)
+	d.restartWith((*bustest.Bus).Kill)
+	d.eng.mu.Lock()
+	p, ok := d.eng.bus("session").deaf[old]
+	if ok {
+		p.StartTime++
+		d.eng.bus("session").deaf[old] = p
+	}
+	d.eng.mu.Unlock()
+	if !ok {
+		t.Fatalf("the old copy (pid %d) is no candidate", old)
+	}
+	settled := d.eng.deafSettled.Load()
+	d.ask()
+	d.waitSettled(settled + 1)
+	if !alive(old, oldStart) {
+		t.Fatalf("pid %d was stopped although its start time differs from the one seen", old)
+	}
+	if stops := d.stops(); len(stops) != 0 {
+		t.Errorf("stop jobs in the history: %+v", stops)
+	}
+}
+
+// The identity check holds for a process the engine never saw on a bus:
+// stopDeafCopy refuses a live process whose start time is not the
+// recorded one.
+func TestStopDeafCopyChecksIdentity(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	e := New(Config{Logger: testLogger(t), StateDir: t.TempDir()})
+	start := startTime(t, cmd.Process.Pid)
+	p := watcher.Peer{PID: cmd.Process.Pid, StartTime: start + 1, UID: currentUID(), Argv: []string{"sleep"}}
+	if j := e.stopDeafCopy(t.Context(), deafRestart{bus: "session"}, deafStopping{peer: p, name: deafName}); j != nil {
+		t.Errorf("job %+v for a process that is not the one seen", j)
+	}
+	// stopDeafCopy returns once a signalled process has exited: a zombie
+	// by now, which alive does not count.
+	if !alive(cmd.Process.Pid, start) {
+		t.Fatal("the process was signalled")
+	}
+}

@@ -1,0 +1,132 @@
+package tray
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/watcher/bustest"
+)
+
+func TestHoldsItem(t *testing.T) {
+	names := []string{":1.42", "org.kde.StatusNotifierItem-7-1"}
+	for _, tc := range []struct {
+		name  string
+		items []string
+		want  bool
+	}{
+		{"by connection and path (KDE, Xfce, LXQt)", []string{":1.7/StatusNotifierItem", ":1.42/StatusNotifierItem"}, true},
+		{"by connection alone", []string{":1.42"}, true},
+		{"by well-known name", []string{"org.kde.StatusNotifierItem-7-1"}, true},
+		{"by well-known name and path", []string{"org.kde.StatusNotifierItem-7-1/StatusNotifierItem"}, true},
+		{"another connection with our prefix", []string{":1.420/StatusNotifierItem"}, false},
+		{"another item", []string{"org.kde.StatusNotifierItem-70-1"}, false},
+		{"none", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := holdsItem(tc.items, names); got != tc.want {
+				t.Errorf("holdsItem(%q) = %v, want %v", tc.items, got, tc.want)
+			}
+		})
+	}
+}
+
+// follow runs followWatcher for the item of conn until the test ends, and
+// returns its reports.
+func follow(t *testing.T, bus *bustest.Bus, item *dbus.Conn) <-chan hostState {
+	t.Helper()
+	conn := connect(t, bus)
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan hostState, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- followWatcher(ctx, conn, []string{item.Names()[0]}, func(h hostState) { reports <- h })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("followWatcher: %v", err)
+		}
+	})
+	return reports
+}
+
+// nextReport waits for followWatcher's next report.
+func nextReport(t *testing.T, reports <-chan hostState) hostState {
+	t.Helper()
+	select {
+	case h := <-reports:
+		return h
+	case <-time.After(deadline):
+		t.Fatalf("no report within %s", deadline)
+	}
+	return hostState{}
+}
+
+// register registers item's path with the watcher, as systray does.
+func register(t *testing.T, item *dbus.Conn) {
+	t.Helper()
+	call := item.Object(watcherName, watcherPath).Call(watcherIface+".RegisterStatusNotifierItem", 0, "/StatusNotifierItem")
+	if call.Err != nil {
+		t.Fatal(call.Err)
+	}
+}
+
+// followWatcher tells the watcher's coming and going, and whether it holds
+// the item, from its signals; a watcher that holds the item already is
+// read from its property.
+func TestFollowWatcher(t *testing.T) {
+	bus := bustest.New(t)
+	item := connect(t, bus)
+	reports := follow(t, bus, item)
+	if h := nextReport(t, reports); h != (hostState{}) {
+		t.Fatalf("first report %+v, want no watcher", h)
+	}
+
+	w := startSNW(t, bus)
+	if h := nextReport(t, reports); h.watcher != w.conn.Names()[0] || h.registered {
+		t.Fatalf("report %+v, want watcher %s without the item", h, w.conn.Names()[0])
+	}
+	// Another item's registration changes nothing; ours does.
+	register(t, connect(t, bus))
+	register(t, item)
+	if h := nextReport(t, reports); h.watcher != w.conn.Names()[0] || !h.registered {
+		t.Fatalf("report %+v, want the item registered with %s", h, w.conn.Names()[0])
+	}
+
+	// A follower that starts now reads the registration from the
+	// property.
+	if h := nextReport(t, follow(t, bus, item)); h.watcher != w.conn.Names()[0] || !h.registered {
+		t.Fatalf("a new follower's first report %+v, want the item registered", h)
+	}
+
+	w.conn.Close()
+	if h := nextReport(t, reports); h != (hostState{}) {
+		t.Fatalf("report %+v after the watcher left, want none", h)
+	}
+}
+
+// With no StatusNotifierWatcher on the bus the tray says it waits for
+// one, once, and says it is shown only once a watcher (here the test's
+// stand-in, as a panel's would) took its registration.
+func TestTrayWaitsForWatcher(t *testing.T) {
+	bus := bustest.New(t)
+	stderr := superviseTray(t, bus, serveControl(t, newBackend()))
+	stderr.waitText(t, "tray waits for a StatusNotifierWatcher")
+	if strings.Contains(stderr.String(), "tray shown") {
+		t.Fatalf("shown without a watcher:\n%s", stderr)
+	}
+
+	w := startSNW(t, bus)
+	w.next(t)
+	stderr.waitText(t, "tray shown")
+	if n := strings.Count(stderr.String(), "tray waits for a StatusNotifierWatcher"); n != 1 {
+		t.Errorf("said %d times that it waits, want once:\n%s", n, stderr)
+	}
+	if n := strings.Count(stderr.String(), "tray shown"); n != 1 {
+		t.Errorf("said %d times that it is shown, want once:\n%s", n, stderr)
+	}
+}
