@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/icontheme"
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
 	"busmedic/relaunch/control"
@@ -110,7 +111,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// A notification that the session bus takes with it when it goes away
 	// is an error for its caller, never the daemon's end.
-	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }, Log: log}
+	// It names busmedic's desktop entry and icon, as installed.
+	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }, Log: log,
+		DesktopEntry: desktopEntry, Icon: appIcon(icontheme.BaseDirs(), executable())}
 	finder := busrestart.Finder{Address: busAddress(targets, "session")}
 	if cfg.ManageSessionBus {
 		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
@@ -164,9 +167,9 @@ func Run(ctx context.Context, cfg Config) error {
 				wg.Go(func() {
 					nctx, ncancel := context.WithTimeout(ctx, 10*time.Minute)
 					defer ncancel()
-					chosen, err := notifier.Notify(nctx, n.title, n.body, n.actions)
+					chosen, err := notifier.Show(nctx, n)
 					if err != nil {
-						log.Info("recovery summary not shown", "summary", n.body, "err", err)
+						log.Info("recovery summary not shown", "summary", n.Body, "err", err)
 					}
 					if chosen == showAction {
 						showHistory(cfg.Editor, srv.Path(), log)
@@ -205,8 +208,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// First run: a commented starter rules file, and offers of rules
 		// for the apps on the session bus known not to survive a restart.
 		err := firstRun(ctx, log, busAddress(targets, "session"), paths.User,
-			func(title, body string, actions []string) (string, error) {
-				return notifier.Notify(ctx, title, body, actions)
+			func(n relaunch.Notice) (string, error) {
+				return notifier.Show(ctx, n)
 			})
 		if err != nil && ctx.Err() == nil {
 			log.Warn("first run", "err", err)

@@ -14,6 +14,7 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
+	"busmedic/relaunch"
 	"busmedic/watcher"
 )
 
@@ -33,7 +34,7 @@ const (
 // runs it in its own goroutine. notify shows a notification and returns the
 // key of the action picked ("" when it was dismissed).
 func firstRun(ctx context.Context, log *slog.Logger, sessionAddress, userRulesPath string,
-	notify func(title, body string, actions []string) (string, error)) error {
+	notify func(relaunch.Notice) (string, error)) error {
 	catalog, err := assets.Catalog()
 	if err != nil {
 		return fmt.Errorf("first run: %w", err)
@@ -42,7 +43,7 @@ func firstRun(ctx context.Context, log *slog.Logger, sessionAddress, userRulesPa
 }
 
 func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRulesPath string, catalog []assets.CatalogApp,
-	notify func(title, body string, actions []string) (string, error)) error {
+	notify func(relaunch.Notice) (string, error)) error {
 	if err := appdb.WriteStarter(userRulesPath); errors.Is(err, fs.ErrExist) {
 		return nil // not the first run
 	} else if err != nil {
@@ -60,8 +61,7 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 	// covers it. A broken system file only means offering too much.
 	set, _ := appdb.Load(appdb.DefaultPaths(userRulesPath))
 	for _, o := range appdb.Offers(catalog, peers, set) {
-		n := offerNotice(o, userRulesPath)
-		key, err := notify(n.title, n.body, n.actions)
+		key, err := notify(offerNotice(o, userRulesPath))
 		if err != nil {
 			return fmt.Errorf("first run: offer a rule for %s: %w", o.App.ID, err)
 		}
@@ -79,13 +79,14 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 
 // offerNotice offers the rule of o, to be added to the rules file at
 // path: "Add rule" (offerAdd) adds it; "Not now", or closing the
-// notification, does not.
-func offerNotice(o appdb.Offer, path string) notice {
-	return notice{
-		title: fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID),
-		body: fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
+// notification, does not. Where the notification server shows no buttons,
+// the body points to the rules editor, which makes the same offer.
+func offerNotice(o appdb.Offer, path string) relaunch.Notice {
+	return relaunch.Notice{
+		Title: fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID),
+		Body: fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
 			"busmedic can start it again each time. The rule goes in %s.", o.App.Name, o.App.Why, path),
-		actions: []string{offerAdd, "Add rule", offerNotNow, "Not now"},
+		Actions: []relaunch.Action{{Key: offerAdd, Label: "Add rule", Command: "busmedic rules edit"}, {Key: offerNotNow, Label: "Not now"}},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
+	"busmedic/relaunch"
 	"busmedic/watcher/bustest"
 )
 
@@ -36,9 +37,13 @@ type asked struct {
 	err     error
 }
 
-func (a *asked) notify(title, body string, actions []string) (string, error) {
-	a.titles = append(a.titles, title)
-	a.actions = append(a.actions, actions)
+func (a *asked) notify(n relaunch.Notice) (string, error) {
+	a.titles = append(a.titles, n.Title)
+	var keys []string
+	for _, act := range n.Actions {
+		keys = append(keys, act.Key, act.Label)
+	}
+	a.actions = append(a.actions, keys)
 	return a.answer, a.err
 }
 

@@ -3,18 +3,58 @@ package daemon
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 
+	"busmedic/icontheme"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
-// notice is a desktop notification: its actions are key and label pairs,
-// as the notification server takes them.
-type notice struct {
-	title, body string
-	actions     []string
+// The sender of busmedic's notifications, as installed (make install,
+// scripts/install-files): the desktop entry busmedic.desktop, in
+// applications/ and autostart/ alike, and the icon busmedic in hicolor.
+const (
+	desktopEntry = "busmedic"
+	iconName     = "busmedic"
+)
+
+// appIcon returns the icon of busmedic's notifications: the name busmedic
+// when the icon theme has it (busmedic is installed where the desktop
+// looks), else a file:// URI of the icon installed beside the executable
+// exe (a PREFIX outside XDG_DATA_DIRS), else "" (not installed). dirs are
+// the icon base directories (icontheme.BaseDirs).
+func appIcon(dirs []string, exe string) string {
+	if icontheme.New(icontheme.Hicolor, dirs, nil).Find(iconName, 64, 1) != "" {
+		return iconName
+	}
+	if exe == "" {
+		return ""
+	}
+	// Where scripts/install-files puts it, under PREFIX/bin/busmedic's
+	// PREFIX.
+	share := filepath.Join(filepath.Dir(filepath.Dir(exe)), "share")
+	for _, p := range []string{"icons/hicolor/64x64/apps/busmedic.png", "icons/hicolor/scalable/apps/busmedic.svg"} {
+		if st, err := os.Stat(filepath.Join(share, p)); err == nil && st.Mode().IsRegular() {
+			return "file://" + filepath.Join(share, p)
+		}
+	}
+	return ""
+}
+
+// executable is os.Executable with its links resolved, or "".
+func executable() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		return resolved
+	}
+	return exe
 }
 
 // showAction is the key of the recovery notification's "Show", which
@@ -25,16 +65,30 @@ const showAction = "show"
 // update and fromUpdate are busrestart.Policy.ReportFor's answer: when r
 // followed a restart busmedic made to finish a dbus update, its report
 // ("D-Bus updated without reboot: …") is told instead of relaunch.Summary's
-// line. ok is false when there is nothing worth telling.
-func recoveryNotice(r control.Recovery, update string, fromUpdate bool) (n notice, ok bool) {
+// line. ok is false when there is nothing worth telling. It is critical
+// when an app needs attention.
+func recoveryNotice(r control.Recovery, update string, fromUpdate bool) (n relaunch.Notice, ok bool) {
 	body, ok := update, fromUpdate
 	if !ok {
 		body, ok = relaunch.Summary(r)
 	}
 	if !ok {
-		return notice{}, false
+		return relaunch.Notice{}, false
 	}
-	return notice{title: "busmedic", body: body, actions: []string{showAction, "Show"}}, true
+	return relaunch.Notice{Title: "busmedic", Body: body, Critical: needsAttention(r),
+		Actions: []relaunch.Action{{Key: showAction, Label: "Show", Command: "busmedic history"}}}, true
+}
+
+// needsAttention tells whether an app of r needs the user: its recovery
+// failed, or was skipped for reaching its restart limit. These are the
+// apps relaunch.Summary counts as "needs attention".
+func needsAttention(r control.Recovery) bool {
+	for _, j := range r.Jobs {
+		if j.Outcome == control.Failed || j.Outcome == control.Skipped && strings.Contains(j.Reason, "limit") {
+			return true
+		}
+	}
+	return false
 }
 
 // showHistory opens the rules editor that findEditor finds, whose History

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"busmedic/appdb"
 	"busmedic/assets"
+	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
 	"busmedic/relaunch/control"
 )
@@ -23,24 +25,46 @@ func TestRecoveryNotice(t *testing.T) {
 		update     string
 		fromUpdate bool
 		want       string // the body; "" for no notification
+		critical   bool
 	}{
 		{"a restart no one ordered: the summary", relaunched, "", false,
-			"Session bus restarted: 1 app relaunched"},
-		{"after an update: the update report", relaunched, update, true, update},
+			"Session bus restarted: 1 app relaunched", false},
+		{"after an update: the update report", relaunched, update, true, update, false},
 		{"after an update with no app concerned: still the report",
 			control.Recovery{Bus: "system"}, "D-Bus updated without reboot: 0 apps recovered, 0 need attention", true,
-			"D-Bus updated without reboot: 0 apps recovered, 0 need attention"},
-		{"no app concerned", control.Recovery{Bus: "session"}, "", false, ""},
+			"D-Bus updated without reboot: 0 apps recovered, 0 need attention", false},
+		{"no app concerned", control.Recovery{Bus: "session"}, "", false, "", false},
 		{"the session is ending", control.Recovery{Bus: "session", Decision: "session ending: logout",
-			Jobs: []control.Job{{App: "dunst", Outcome: control.Skipped}}}, "", false, ""},
+			Jobs: []control.Job{{App: "dunst", Outcome: control.Skipped}}}, "", false, "", false},
+		{"a recovery failed: critical", control.Recovery{Bus: "session", Jobs: []control.Job{{App: "dunst", Outcome: control.Relaunched},
+			{App: "panel", Outcome: control.Failed, Reason: "exited with status 1"}}}, "", false,
+			"Session bus restarted: 1 app relaunched, 1 needs attention", true},
+		{"after an update, a recovery failed: critical", control.Recovery{Bus: "session",
+			Jobs: []control.Job{{App: "panel", Outcome: control.Failed}}}, update, true, update, true},
 	} {
 		n, ok := recoveryNotice(tc.r, tc.update, tc.fromUpdate)
-		if ok != (tc.want != "") || n.body != tc.want {
-			t.Errorf("%s: notice %+v, %v; want body %q", tc.name, n, ok, tc.want)
+		if ok != (tc.want != "") || n.Body != tc.want || n.Critical != tc.critical {
+			t.Errorf("%s: notice %+v, %v; want body %q, critical %v", tc.name, n, ok, tc.want, tc.critical)
 			continue
 		}
-		if ok && (n.title != "busmedic" || !slices.Equal(n.actions, []string{showAction, "Show"})) {
-			t.Errorf("%s: title %q, actions %q", tc.name, n.title, n.actions)
+		want := []relaunch.Action{{Key: showAction, Label: "Show", Command: "busmedic history"}}
+		if ok && (n.Title != "busmedic" || !slices.Equal(n.Actions, want)) {
+			t.Errorf("%s: title %q, actions %v", tc.name, n.Title, n.Actions)
+		}
+	}
+}
+
+// needsAttention and relaunch.Summary agree on which apps need attention:
+// the notification is critical exactly when its summary says so.
+func TestNeedsAttentionAsSummary(t *testing.T) {
+	for _, o := range []control.Outcome{control.Relaunched, control.Reconnected, control.Signalled, control.Hooked,
+		control.Notified, control.Failed, control.Skipped, control.Cancelled} {
+		for _, reason := range []string{"", "restart limit reached: crashed 5 times in 60s", "paused"} {
+			r := control.Recovery{Bus: "session", Jobs: []control.Job{{App: "a", Outcome: control.Relaunched}, {App: "b", Outcome: o, Reason: reason}}}
+			line, _ := relaunch.Summary(r)
+			if got, want := needsAttention(r), strings.Contains(line, "attention"); got != want {
+				t.Errorf("%s %q: needsAttention %v, summary %q", o, reason, got, line)
+			}
 		}
 	}
 }
@@ -62,11 +86,12 @@ func TestOfferNotice(t *testing.T) {
 				"busmedic can start it again each time. The rule goes in /tmp/apps.toml."},
 	} {
 		n := offerNotice(appdb.Offer{App: tc.app}, tc.path)
-		if n.title != tc.wantTitle || n.body != tc.wantBody {
-			t.Errorf("offer of %s:\n%q\n%q\nwant\n%q\n%q", tc.app.ID, n.title, n.body, tc.wantTitle, tc.wantBody)
+		if n.Title != tc.wantTitle || n.Body != tc.wantBody || n.Critical {
+			t.Errorf("offer of %s:\n%q\n%q\nwant\n%q\n%q, not critical", tc.app.ID, n.Title, n.Body, tc.wantTitle, tc.wantBody)
 		}
-		if !slices.Equal(n.actions, []string{offerAdd, "Add rule", offerNotNow, "Not now"}) {
-			t.Errorf("offer of %s: actions %q", tc.app.ID, n.actions)
+		want := []relaunch.Action{{Key: offerAdd, Label: "Add rule", Command: "busmedic rules edit"}, {Key: offerNotNow, Label: "Not now"}}
+		if !slices.Equal(n.Actions, want) {
+			t.Errorf("offer of %s: actions %v", tc.app.ID, n.Actions)
 		}
 	}
 }

@@ -900,7 +900,7 @@ func (e *Engine) notify(ctx context.Context, bus string, jr *jobRun) result {
 	defer cancel()
 	title := pj.Rule.DisplayName() + " lost its bus connection"
 	body := fmt.Sprintf("The %s bus restarted and %s did not come back.", bus, pj.Rule.DisplayName())
-	chosen, err := e.cfg.Notifier.Notify(nctx, title, body, []string{"relaunch", "Relaunch"})
+	chosen, err := ShowNotice(nctx, e.cfg.Notifier, Notice{Title: title, Body: body, Critical: true, Actions: []Action{{Key: "relaunch", Label: "Relaunch", Command: "busmedic relaunch " + pj.App}}})
 	switch {
 	case ctx.Err() != nil:
 		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}

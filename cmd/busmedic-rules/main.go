@@ -2,7 +2,8 @@
 // busmedic's relaunch rules. It is its own program so that Fyne, cgo and GL
 // never link into the daemon; "busmedic rules edit" starts it.
 //
-// Exit status: 0 when the window was closed, 1 on failure, 2 on bad usage.
+// Exit status: 0 when the window was closed, 1 on failure (such as no
+// display to show the window on: it says so in one line), 2 on bad usage.
 // With BUSMEDIC_RULES_READY=1 it prints "window shown" once its window is
 // on screen (tests wait for that line).
 package main
@@ -17,6 +18,8 @@ import (
 	"syscall"
 
 	"busmedic/appdb"
+	// Before Fyne's own init reads the locale: see the package.
+	_ "busmedic/cmd/busmedic-rules/internal/quietlocale"
 	"busmedic/relaunch/control"
 	"busmedic/tray/editor"
 )
@@ -40,7 +43,8 @@ func main() {
 	}
 	opts := editor.Options{Paths: appdb.DefaultPaths(*config), ControlPath: *socket, Logger: slog.Default()}
 	if err := editor.Run(ctx, opts, shown); err != nil {
-		fmt.Fprintln(os.Stderr, "busmedic-rules:", err)
+		// Run's errors say "busmedic rules …" themselves.
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }

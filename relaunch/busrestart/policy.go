@@ -274,7 +274,7 @@ func (p *Policy) ask(ctx context.Context, ev watcher.Event, sessionUp <-chan str
 		case <-sessionUp:
 		default:
 		}
-		chosen, err := p.Notifier.Notify(ctx, title, body, []string{ActionRestart, "Restart now"})
+		chosen, err := relaunch.ShowNotice(ctx, p.Notifier, relaunch.Notice{Title: title, Body: body, Actions: []relaunch.Action{{Key: ActionRestart, Label: "Restart now", Command: "busmedic restart-bus " + ev.Bus}}})
 		if err == nil || ctx.Err() != nil ||
 			!errors.Is(err, relaunch.ErrSessionBusLost) && !errors.Is(err, relaunch.ErrNoSessionBus) {
 			return chosen, err

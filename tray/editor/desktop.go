@@ -2,8 +2,12 @@ package editor
 
 import (
 	"bufio"
+	"io/fs"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/adrg/xdg"
@@ -14,57 +18,135 @@ type desktopInfo struct {
 	ID, Name, Icon, Exec string
 }
 
-// desktopFiles reads the [Desktop Entry] of every application desktop file
-// in the XDG data directories, the first of an id winning as the spec
-// says.
+// desktopEntry is a desktop file's [Desktop Entry] group, as far as the
+// editor reads it.
+type desktopEntry struct {
+	desktopInfo
+	Type, TryExec     string
+	Hidden, NoDisplay bool
+}
+
+// desktopFiles reads the application desktop files of the XDG data
+// directories ($XDG_DATA_HOME, then $XDG_DATA_DIRS), keyed by desktop file
+// id ("org.gnome.Foo.desktop"; "kde4-foo.desktop" for kde4/foo.desktop).
+// As the Desktop Entry Specification says, the first file of an id is the
+// one that counts, and an app whose first file is Hidden (removed), is
+// NoDisplay (kept out of menus) or whose TryExec program is not installed
+// is left out: a lower file of the same id does not bring it back.
 func desktopFiles() map[string]desktopInfo {
 	out := map[string]desktopInfo{}
-	dirs := append([]string{xdg.DataHome}, xdg.DataDirs...)
-	for _, d := range dirs {
-		matches, _ := filepath.Glob(filepath.Join(d, "applications", "*.desktop"))
-		for _, m := range matches {
-			id := filepath.Base(m)
-			if _, seen := out[id]; seen {
-				continue
+	seen := map[string]bool{}
+	for _, d := range append([]string{xdg.DataHome}, xdg.DataDirs...) {
+		root := filepath.Join(d, "applications")
+		filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() || !strings.HasSuffix(path, ".desktop") {
+				return nil // an unreadable directory hides only itself
 			}
-			if info, ok := readDesktop(m); ok {
-				info.ID = id
-				out[id] = info
+			rel, _ := filepath.Rel(root, path)
+			id := strings.ReplaceAll(rel, string(filepath.Separator), "-")
+			if seen[id] {
+				return nil
 			}
-		}
+			seen[id] = true
+			if e, ok := readDesktop(path); ok && e.shown() {
+				e.ID = id
+				out[id] = e.desktopInfo
+			}
+			return nil
+		})
 	}
 	return out
 }
 
-func readDesktop(path string) (desktopInfo, bool) {
+// shown tells whether a menu would list the entry: an application with a
+// name, not Hidden, not NoDisplay, and whose TryExec, if any, is an
+// executable (a name is looked up in PATH).
+func (e desktopEntry) shown() bool {
+	if e.Type != "Application" || e.Name == "" || e.Hidden || e.NoDisplay {
+		return false
+	}
+	if e.TryExec != "" {
+		if _, err := exec.LookPath(e.TryExec); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// readDesktop reads the [Desktop Entry] group of the desktop file at path;
+// false if it cannot be read.
+func readDesktop(path string) (desktopEntry, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return desktopInfo{}, false
+		return desktopEntry{}, false
 	}
 	defer f.Close()
-	var info desktopInfo
-	in := false
+	var e desktopEntry
+	in, done := false, false
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() && !done {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "[") {
+			done = in // the group has ended
 			in = line == "[Desktop Entry]"
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !in || !ok {
+		if !in || !ok || strings.HasPrefix(line, "#") {
 			continue
 		}
+		v = unescapeDesktop(strings.TrimSpace(v))
 		switch strings.TrimSpace(k) {
+		case "Type":
+			e.Type = v
 		case "Name":
-			info.Name = strings.TrimSpace(v)
+			e.Name = v
 		case "Icon":
-			info.Icon = strings.TrimSpace(v)
+			e.Icon = v
 		case "Exec":
-			info.Exec = strings.TrimSpace(v)
+			e.Exec = v
+		case "TryExec":
+			e.TryExec = v
+		case "Hidden":
+			e.Hidden = v == "true"
+		case "NoDisplay":
+			e.NoDisplay = v == "true"
 		}
 	}
-	return info, info.Name != ""
+	return e, sc.Err() == nil
+}
+
+// unescapeDesktop undoes the escapes of a desktop file's string values:
+// \s, \n, \t, \r and \\.
+func unescapeDesktop(v string) string {
+	if !strings.Contains(v, `\`) {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' || i+1 == len(v) {
+			b.WriteByte(v[i])
+			continue
+		}
+		i++
+		switch v[i] {
+		case 's':
+			b.WriteByte(' ')
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case '\\':
+			b.WriteByte('\\')
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(v[i])
+		}
+	}
+	return b.String()
 }
 
 // desktopFor finds the desktop file whose Exec runs the program exe (by
@@ -74,7 +156,9 @@ func desktopFor(files map[string]desktopInfo, exe string) (desktopInfo, bool) {
 	if prog == "" || prog == "." || prog == "/" {
 		return desktopInfo{}, false
 	}
-	for _, info := range files {
+	ids := slices.Sorted(maps.Keys(files)) // the same answer each time
+	for _, id := range ids {
+		info := files[id]
 		fields := strings.Fields(info.Exec)
 		for len(fields) > 0 && (fields[0] == "env" || strings.Contains(fields[0], "=")) {
 			fields = fields[1:] // Exec=env VAR=x prog
@@ -84,36 +168,4 @@ func desktopFor(files map[string]desktopInfo, exe string) (desktopInfo, bool) {
 		}
 	}
 	return desktopInfo{}, false
-}
-
-// iconPath finds the file of an icon: an absolute path as is, else a name
-// looked up in the hicolor theme and pixmaps (PNG or SVG), or "".
-func iconPath(icon string) string {
-	if icon == "" {
-		return ""
-	}
-	if filepath.IsAbs(icon) {
-		if _, err := os.Stat(icon); err == nil {
-			return icon
-		}
-		return ""
-	}
-	dirs := append([]string{xdg.DataHome}, xdg.DataDirs...)
-	for _, d := range dirs {
-		for _, sub := range []string{"48x48/apps", "64x64/apps", "scalable/apps", "32x32/apps", "128x128/apps"} {
-			for _, ext := range []string{".png", ".svg"} {
-				p := filepath.Join(d, "icons", "hicolor", sub, icon+ext)
-				if _, err := os.Stat(p); err == nil {
-					return p
-				}
-			}
-		}
-	}
-	for _, ext := range []string{".png", ".svg"} {
-		p := filepath.Join("/usr/share/pixmaps", icon+ext)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
 }

@@ -19,6 +19,7 @@ import (
 
 	"busmedic/appdb"
 	"busmedic/assets"
+	"busmedic/icontheme"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -31,6 +32,10 @@ type Options struct {
 	ControlPath string
 	// Logger gets what goes wrong outside the window; nil: slog.Default().
 	Logger *slog.Logger
+	// IconTheme is the icon theme the rules' icons are looked up in
+	// (then in the themes it inherits, hicolor and pixmaps); "" means
+	// hicolor. Run sets it to the desktop's (icontheme.CurrentTheme).
+	IconTheme string
 
 	// post runs fn on the window's event loop; nil means fyne.Do. Tests
 	// queue the calls instead, to run them on the test's goroutine.
@@ -62,6 +67,7 @@ type editor struct {
 	status    *control.Status // nil while the daemon is not running
 	daemonErr error
 	desktops  map[string]desktopInfo
+	iconTheme *icontheme.Finder
 	icons     map[string]fyne.Resource
 
 	// Offers of rules for catalog apps on the session bus (offers.go).
@@ -105,8 +111,10 @@ func newEditor(ctx context.Context, app fyne.App, opts Options) *editor {
 		model:    newModel(opts.Paths),
 		post:     opts.post,
 		desktops: nil,
-		icons:    map[string]fyne.Resource{},
-		notNow:   map[string]bool{},
+		// Fyne draws PNG and SVG, not XPM.
+		iconTheme: icontheme.New(opts.IconTheme, icontheme.BaseDirs(), []string{".png", ".svg"}),
+		icons:     map[string]fyne.Resource{},
+		notNow:    map[string]bool{},
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -292,7 +300,12 @@ func (e *editor) fillRow(en entry, row *fyne.Container) {
 	icon.SetResource(e.iconFor(r))
 }
 
-// iconFor finds a rule's icon: its icon key, else its desktop file's.
+// rowIconSize is the size, in pixels, a row's icon is looked up at: the
+// row shows it smaller, and a 48 px icon stays sharp at scale 2.
+const rowIconSize = 48
+
+// iconFor finds a rule's icon, its icon key or else its desktop file's,
+// in the icon theme; Fyne's generic icon if there is none.
 func (e *editor) iconFor(r appdb.Rule) fyne.Resource {
 	name := r.Icon
 	if name == "" && r.Desktop != "" {
@@ -304,7 +317,7 @@ func (e *editor) iconFor(r appdb.Rule) fyne.Resource {
 		return res
 	}
 	var res fyne.Resource = theme.ComputerIcon()
-	if p := iconPath(name); p != "" {
+	if p := e.iconTheme.Find(name, rowIconSize, 1); p != "" {
 		if loaded, err := fyne.LoadResourceFromPath(p); err == nil {
 			res = loaded
 		}

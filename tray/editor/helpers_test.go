@@ -121,6 +121,7 @@ type fixture struct {
 type fixtureOpts struct {
 	user, system string // file contents; "" leaves the file absent
 	control      string // socket path; "" for one where nothing listens
+	iconTheme    string // Options.IconTheme
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -144,6 +145,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		Paths:       appdb.Paths{User: f.user, System: []string{f.system}},
 		ControlPath: o.control,
 		Logger:      slog.New(slog.DiscardHandler),
+		IconTheme:   o.iconTheme,
 		post:        f.q.post,
 	})
 	f.ed.Window().Show()

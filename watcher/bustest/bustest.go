@@ -2,7 +2,8 @@
 // the manner of net/http/httptest: New starts it on a temporary socket and
 // registers its cleanup, and the test can stop it with SIGTERM, kill it with
 // SIGKILL (leaving the socket file behind, as a crash does) and start it again
-// at the same address.
+// at the same address. On that bus, StartNotifications serves a notification
+// server that records what it is sent.
 package bustest
 
 import (
