@@ -1,6 +1,7 @@
 package appdb
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -53,12 +54,102 @@ func TestFromPeer(t *testing.T) {
 		{"in a unit systemd would not start", watcher.Peer{Exe: "/usr/bin/dunst", Unit: "app-dunst@.service"}, func(r Rule) bool {
 			return r.Unit == ""
 		}},
+		// A script that owns names is recognised by them, not by a
+		// command line that changes with its arguments.
+		{"script with names", watcher.Peer{Names: []string{"org.example.Tray"}, Exe: "/usr/bin/python3.11",
+			Argv: []string{"python3", "/home/u/bin/tray.py", "--verbose"}}, func(r Rule) bool {
+			return r.ID == "tray" && r.Cmdline == "" && r.Exe == "" && slices.Equal(r.Names, []string{"org.example.Tray"})
+		}},
+		// bash /dev/fd/3: the script's "name" is a descriptor number.
+		{"descriptor script with names", watcher.Peer{Names: []string{"org.example.Clock"}, Exe: "/usr/bin/bash",
+			Argv: []string{"bash", "/dev/fd/3"}}, func(r Rule) bool {
+			return r.ID == "clock" && r.Name == "Clock" && r.Cmdline == "" && r.Exe == ""
+		}},
+		{"descriptor script in a service", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "/dev/fd/63"},
+			Unit: "app-clock@autostart.service"}, func(r Rule) bool {
+			return r.ID == "clock" && r.Cmdline == "bash /dev/fd/63" && r.Exe == ""
+		}},
+		{"descriptor script, nothing else", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "/dev/fd/3"}}, func(r Rule) bool {
+			return r.ID == "bash" && r.Exe == "" && r.Cmdline == "bash /dev/fd/3"
+		}},
+		{"inline shell code", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "-c", "FOO=1 exec /usr/bin/sleep 60"}}, func(r Rule) bool {
+			return r.ID == "sleep" && r.Cmdline == "bash -c FOO=1 exec /usr/bin/sleep 60" && r.Exe == ""
+		}},
+		// bash -e is errexit: the script follows.
+		{"shell option", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "-e", "/home/u/bin/sync.sh"}}, func(r Rule) bool {
+			return r.ID == "sync"
+		}},
+		{"perl -e", watcher.Peer{Exe: "/usr/bin/perl", Argv: []string{"perl", "-e", "sleep 60"}}, func(r Rule) bool {
+			return r.ID == "sleep" && r.Cmdline == "perl -e sleep 60"
+		}},
+		{"bare shell", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"-bash"}}, func(r Rule) bool {
+			return r.ID == "bash" && r.Exe == "" && r.Cmdline == "-bash"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := FromPeer(tt.peer)
 			if !tt.want(r) {
 				t.Errorf("FromPeer = %+v", r)
+			}
+		})
+	}
+}
+
+// TestLearn: the rule add-from-pid writes, what it warns about (by key),
+// and what it refuses.
+func TestLearn(t *testing.T) {
+	fd := watcher.Peer{PID: 7, Exe: "/usr/bin/bash", Argv: []string{"bash", "/dev/fd/3"}}
+	withNames := fd
+	withNames.Names = []string{"org.example.Clock"}
+	inUnit := fd
+	inUnit.Unit = "clock.service"
+	tests := []struct {
+		name    string
+		peer    watcher.Peer
+		id      string
+		action  Action
+		wantID  string
+		warns   []string // the keys warned about, in order ("" for none)
+		refused error
+	}{
+		{"program", watcher.Peer{Names: []string{"org.example.A"}, Exe: "/usr/bin/a", Argv: []string{"a"}}, "", ActionRelaunch, "a", nil, nil},
+		{"program, id given", watcher.Peer{Exe: "/usr/bin/a", Argv: []string{"a"}}, "mine", ActionRelaunch, "mine", nil, nil},
+		{"descriptor script relaunched", fd, "", ActionRelaunch, "", nil, ErrCannotRelaunch},
+		{"descriptor script relaunched, id given", fd, "clock", ActionRelaunch, "", nil, ErrCannotRelaunch},
+		{"descriptor script, no id", fd, "", ActionNotify, "", nil, ErrNoID},
+		{"descriptor script, id given", fd, "clock", ActionNotify, "clock", []string{"exec", "cmdline"}, nil},
+		{"descriptor script with names", withNames, "", ActionNotify, "clock", []string{"exec"}, nil},
+		{"descriptor script in a service", inUnit, "", ActionRelaunch, "clock", []string{"cmdline"}, nil},
+		{"bare shell", watcher.Peer{PID: 7, Exe: "/usr/bin/bash", Argv: []string{"bash"}}, "", ActionRelaunch, "", nil, ErrCannotRelaunch},
+		{"temporary script", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "/tmp/tmp.x1/tray.sh"}}, "", ActionRelaunch, "tray", []string{"exec"}, nil},
+		{"lasting script", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "/home/u/bin/tray.sh"}}, "", ActionRelaunch, "tray", nil, nil},
+		{"inline code", watcher.Peer{Exe: "/usr/bin/bash", Argv: []string{"bash", "-c", "sleep 60; :"}}, "", ActionRelaunch, "sleep", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, warns, err := Learn(tt.peer, tt.id, tt.action)
+			if tt.refused != nil {
+				if !errors.Is(err, tt.refused) || !strings.Contains(err.Error(), "pid 7 is bash") {
+					t.Errorf("Learn = %v, want it refused with %v, naming the process", err, tt.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, w := range warns {
+				if !w.Warning || w.App != r.ID {
+					t.Errorf("warning %+v: not a warning about app %q", w, r.ID)
+				}
+				keys = append(keys, w.Key)
+			}
+			if r.ID != tt.wantID || r.Action != tt.action || !slices.Equal(keys, tt.warns) {
+				t.Errorf("Learn = id %q action %q, warnings about %q %v; want id %q, warnings about %q", r.ID, r.Action, keys, warns, tt.wantID, tt.warns)
+			}
+			if err := r.Validate(); err != nil {
+				t.Errorf("the rule does not validate: %v\n%s", err, FormatRule(r))
 			}
 		})
 	}

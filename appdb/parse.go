@@ -107,6 +107,7 @@ func parse(name string, data []byte) *document {
 			d.problem(false, d.pos.line("app"), "", "app", "want an array of tables (write [[app]]), got %s", typeName(v))
 		}
 		firstLine := map[string]int{}
+		var rulePaths []string // of d.rules, for their keys' lines
 		for i, a := range apps {
 			path := indexPath("app", i)
 			m, isTable := a.(map[string]any)
@@ -125,8 +126,10 @@ func parse(name string, data []byte) *document {
 			}
 			if ok {
 				d.rules = append(d.rules, r)
+				rulePaths = append(rulePaths, path)
 			}
 		}
+		d.warnOverlaps(rulePaths)
 		d.findBlocks(apps)
 	}
 	d.problems.sort()

@@ -123,7 +123,11 @@ func (e Event) String() string {
 	case Down:
 		fmt.Fprintf(&b, ": %s", e.Reason)
 		if len(e.Peers) > 0 {
-			fmt.Fprintf(&b, "; %d peers were connected:", len(e.Peers))
+			if len(e.Peers) == 1 {
+				b.WriteString("; 1 peer was connected:")
+			} else {
+				fmt.Fprintf(&b, "; %d peers were connected:", len(e.Peers))
+			}
 			for i, p := range e.Peers {
 				if i > 0 {
 					b.WriteByte(',')

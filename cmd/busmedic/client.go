@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"busmedic/relaunch/control"
@@ -15,7 +16,7 @@ import (
 // app to be ready, which its rule bounds.
 const requestTimeout = 2 * time.Minute
 
-// clientFlags are the flags of a client command: --socket, and those
+// clientFlags are the flags of a client command: --socket, -v, and those
 // others declares.
 func clientFlags(others func(*flag.FlagSet)) func(*flag.FlagSet) {
 	return func(fs *flag.FlagSet) {
@@ -23,23 +24,80 @@ func clientFlags(others func(*flag.FlagSet)) func(*flag.FlagSet) {
 		if others != nil {
 			others(fs)
 		}
+		if fs.Lookup("v") == nil {
+			fs.Bool("v", false, "with a failure, also say what the system said (such as the socket's error)")
+		}
 	}
 }
 
 // withDaemon dials the daemon and runs do within a bounded request time,
-// reporting a failure under the command's name.
+// reporting a failure under the command's name (daemonFailed).
 func (in *call) withDaemon(ctx context.Context, do func(context.Context, *control.Client) error) int {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	c, err := control.Dial(ctx, in.str("socket"))
-	if err != nil {
-		return in.failf("%v\nStart it with: busmedic run", err)
+	if err == nil {
+		defer c.Close()
+		err = do(ctx, c)
 	}
-	defer c.Close()
-	if err := do(ctx, c); err != nil {
-		return in.failf("%v", err)
+	if err != nil {
+		return in.daemonFailed(ctx, err)
 	}
 	return exitOK
+}
+
+// daemonFailed says once, in words and with the next step, why a request
+// to the daemon failed: the daemon's own message, or for the errors of the
+// contract (control.ErrNotRunning...) words of our own; with -v, the error
+// as it came too. "busmedic status" exits exitNotRunning when there is no
+// daemon, the others exitError.
+func (in *call) daemonFailed(ctx context.Context, err error) int {
+	code := exitError
+	var msg string
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		msg = "busmedic is not running"
+		if socket := in.str("socket"); socket != control.DefaultPath() {
+			msg += " with the control socket " + socket
+		}
+		msg += " (start it with: busmedic run, or busmedic autostart enable)"
+		if in.cmd().name == "status" {
+			code = exitNotRunning
+		}
+	case errors.Is(err, control.ErrTooManyClients):
+		msg = "busmedic is serving too many clients at once; try again in a moment"
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		msg = fmt.Sprintf("busmedic did not answer within %s", requestTimeout)
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		msg = "interrupted"
+	default:
+		msg = in.unecho(err.Error())
+	}
+	if detail := strings.TrimPrefix(err.Error(), control.ErrNotRunning.Error()+": "); in.on("v") && msg != detail {
+		msg += "\n  " + detail
+	}
+	fmt.Fprintf(in.stderr, "%s: %s\n", in.name(), msg)
+	return code
+}
+
+// unecho drops from the front of a message what only repeats the command
+// ("relaunch nosuch: ", "control relaunch: "), since failf's prefix says it
+// already.
+func (in *call) unecho(msg string) string {
+	word := in.cmd().name
+	echoes := []string{in.name(), "busmedic", word, "control " + word}
+	if len(in.args) > 0 {
+		echoes = append(echoes, word+" "+strings.Join(in.args, " "))
+	}
+	for trimmed := true; trimmed; {
+		trimmed = false
+		for _, e := range echoes {
+			if rest, ok := strings.CutPrefix(msg, e+": "); ok && rest != "" {
+				msg, trimmed = rest, true
+			}
+		}
+	}
+	return msg
 }
 
 // request is a client command that sends one request and reports OK.
@@ -85,6 +143,9 @@ func runHistory(ctx context.Context, in *call) int {
 func runRelaunch(ctx context.Context, in *call) int {
 	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
 		job, err := c.Relaunch(ctx, in.args[0])
+		if errors.Is(err, control.ErrUnknownApp) {
+			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", in.args[0])
+		}
 		if err != nil {
 			return err
 		}

@@ -12,10 +12,12 @@ import (
 // flags and help texts.
 func topLevel() *command {
 	return &command{
-		name: "busmedic", usage: "busmedic COMMAND [ARGUMENTS]",
+		name: "busmedic", usage: "busmedic [--config FILE] COMMAND [ARGUMENTS]",
 		about: "busmedic keeps a desktop session usable when a D-Bus bus restarts.\n\n" +
-			"Exit status: 0 success, 1 the command failed, 2 the command line is wrong.",
+			"Exit status: 0 success, 1 the command failed, 2 the command line is wrong,\n" +
+			"3 (busmedic status) busmedic is not running.",
 		flags: func(fs *flag.FlagSet) {
+			fs.String("config", "", "user rules `FILE` for run and rules (default $"+appdb.EnvConfig+" or $XDG_CONFIG_HOME/busmedic/apps.toml)")
 			fs.Bool("version", false, "print busmedic's version, as busmedic version")
 			fs.Bool("V", false, "the same as --version")
 		},
@@ -28,7 +30,9 @@ func topLevel() *command {
 		}, {
 			name: "status", summary: "show the buses, the apps and who fell off the bus",
 			usage: "busmedic status [--json]",
-			about: "Shows the buses, the apps with their last recovery, and who fell off the bus.",
+			about: "Shows the buses, the apps with their last recovery, and who fell off the bus.\n\n" +
+				"Exit status: 0 busmedic runs, 1 the daemon did not answer, 2 wrong command line,\n" +
+				"3 busmedic is not running.",
 			flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print the status as JSON") }),
 			run:   runStatus,
 		}, {
@@ -95,7 +99,10 @@ func topLevel() *command {
 			}, {
 				name: "add-from-pid", summary: "add a rule that relaunches the running process PID",
 				usage: "busmedic rules add-from-pid PID [--id ID] [--action ACTION] [--replace]",
-				about: "Adds to the user rules file a rule that relaunches the running process PID as it was started.",
+				about: "Adds to the user rules file a rule that relaunches the running process PID as it was started,\n" +
+					"matched by the bus names it owns on the session or system bus, else by its program. Warns on\n" +
+					"stderr when the rule may not work as meant (no bus, a temporary script, another rule matches\n" +
+					"the process), and refuses one that cannot (a script read from a file descriptor: bash /dev/fd/3).",
 				flags: func(fs *flag.FlagSet) {
 					fs.String("id", "", "rule `ID` (default: from the program's name)")
 					fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, notify or ignore")

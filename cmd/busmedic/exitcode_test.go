@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func (standIn) RelaunchNow(ctx context.Context, id string) (control.Job, error) 
 	case "stuck":
 		return control.Job{App: id, Outcome: control.Cancelled, Reason: "busmedic is stopping"}, nil
 	}
-	return control.Job{}, errors.New("relaunch " + id + ": no rule or casualty with this id")
+	return control.Job{}, fmt.Errorf("relaunch %s: %w", id, control.ErrUnknownApp) // as the engine says it
 }
 
 func (standIn) RestartBus(ctx context.Context, bus string) error {
@@ -54,8 +55,8 @@ func (standIn) Resume() {}
 
 // TestExitCodes runs the built command for the failure cases of every
 // client command, against no daemon and against a stand-in daemon that
-// fails: 1 when the command failed, 2 when the command line is wrong, as
-// the README says.
+// fails: 1 when the command failed, 2 when the command line is wrong, 3 when
+// "status" finds no daemon, as the README says.
 func TestExitCodes(t *testing.T) {
 	up := controltest.Serve(t, standIn{controltest.NewDaemon(control.Status{})})
 	down := filepath.Join(t.TempDir(), "none.sock")
@@ -66,7 +67,7 @@ func TestExitCodes(t *testing.T) {
 		stderr string
 	}{
 		// No daemon.
-		{[]string{"status"}, down, exitError, "not running"},
+		{[]string{"status"}, down, exitNotRunning, "not running"},
 		{[]string{"history"}, down, exitError, "not running"},
 		{[]string{"relaunch", "dunst"}, down, exitError, "not running"},
 		{[]string{"restart-bus"}, down, exitError, "not running"},
@@ -76,7 +77,7 @@ func TestExitCodes(t *testing.T) {
 		// The daemon answers that the command failed.
 		{[]string{"relaunch", "ghost"}, up, exitError, "ghost: failed"},
 		{[]string{"relaunch", "stuck"}, up, exitError, "stuck: cancelled"},
-		{[]string{"relaunch", "nosuch"}, up, exitError, "no rule or casualty"},
+		{[]string{"relaunch", "nosuch"}, up, exitError, "busmedic relaunch: no app or casualty \"nosuch\" (busmedic status lists them)\n"},
 		{[]string{"history", "-n", "13"}, up, exitError, "permission denied"},
 		{[]string{"restart-bus", "system"}, up, exitError, "no systemd"},
 		{[]string{"reload"}, up, exitError, "not a duration"},
@@ -156,8 +157,9 @@ grace = "100ms"
 	if code, out := client("relaunch", "ghost"); code != exitError || !strings.Contains(out, "exec not found") {
 		t.Errorf("busmedic relaunch ghost: exit %d, want %d with the reason:\n%s", code, exitError, out)
 	}
-	if code, out := client("relaunch", "nosuch"); code != exitError {
-		t.Errorf("busmedic relaunch nosuch: exit %d, want %d:\n%s", code, exitError, out)
+	// Said once, in words: the engine's own words are not repeated.
+	if code, out := client("relaunch", "nosuch"); code != exitError || out != "busmedic relaunch: no app or casualty \"nosuch\" (busmedic status lists them)\n" {
+		t.Errorf("busmedic relaunch nosuch: exit %d, want %d and the words of the CLI:\n%s", code, exitError, out)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, "config/busmedic/apps.toml"), []byte("version = 1\n[[app]]\nid = 3\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed (bad rules, unreachable daemon...)
 	exitUsage = 2 // the command line is wrong
+	// exitNotRunning is "busmedic status" finding no daemon, as
+	// "systemctl status" exits 3 for a unit that is not active.
+	exitNotRunning = 3
 )
 
 func main() {
@@ -109,12 +112,24 @@ func (in *call) parse(args []string) error {
 			if sub == nil {
 				return fmt.Errorf("unknown command %q", rest[0])
 			}
+			config := ""
 			if len(in.path) == 1 {
+				// The top level's flags end here, but its --config
+				// passes to the command that reads the rules.
+				config = in.str("config")
 				in.fs = newFlagSet()
 			}
 			in.path = append(in.path, sub)
 			if sub.flags != nil {
 				sub.flags(in.fs)
+			}
+			if config != "" && sub.name != "help" {
+				if in.fs.Lookup("config") == nil {
+					return fmt.Errorf("--config is for %s only", strings.Join(readsRules(in.path[0]), " and "))
+				}
+				// Before the command's own flags: a --config after
+				// the command wins.
+				in.fs.Set("config", config)
 			}
 			args = rest[1:]
 			continue
@@ -126,6 +141,23 @@ func (in *call) parse(args []string) error {
 		in.args = append(in.args, rest[0])
 		args = rest[1:]
 	}
+}
+
+// readsRules names the commands below top that take --config: those that
+// read the rules.
+func readsRules(top *command) []string {
+	var names []string
+	for _, s := range top.subs {
+		if s.flags == nil {
+			continue
+		}
+		fs := newFlagSet()
+		s.flags(fs)
+		if fs.Lookup("config") != nil {
+			names = append(names, "busmedic "+s.name)
+		}
+	}
+	return names
 }
 
 func (c *command) sub(name string) *command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,9 +59,9 @@ func TestHelp(t *testing.T) {
 		not  string // not in stdout
 	}{
 		{[]string{"help", "help"}, "Usage: busmedic help [COMMAND [SUBCOMMAND]]", ""},
-		{[]string{"-h"}, "Usage: busmedic COMMAND", ""},
-		{[]string{"--help"}, "Usage: busmedic COMMAND", ""},
-		{[]string{"help"}, "Usage: busmedic COMMAND", ""},
+		{[]string{"-h"}, "Usage: busmedic [--config FILE] COMMAND", ""},
+		{[]string{"--help"}, "Usage: busmedic [--config FILE] COMMAND", ""},
+		{[]string{"help"}, "Usage: busmedic [--config FILE] COMMAND", ""},
 		{[]string{"restart-bus", "-h"}, "[session|system]", ""},
 		{[]string{"rules", "check", "-h"}, "Usage: busmedic rules check [FILE]", "add-from-pid"},
 		{[]string{"rules", "help", "check"}, "Usage: busmedic rules check [FILE]", "add-from-pid"},
@@ -72,6 +73,34 @@ func TestHelp(t *testing.T) {
 			!strings.Contains(stdout, tc.want) || tc.not != "" && strings.Contains(stdout, tc.not) {
 			t.Errorf("busmedic %q: exit %d\nstdout:\n%s\nstderr:\n%s\nwant %q, not %q", tc.args, code, stdout, stderr, tc.want, tc.not)
 		}
+	}
+}
+
+// TestGlobalConfig: --config FILE before the command, as docs/rules.md
+// shows it, is the --config of run and rules; one after the command wins.
+func TestGlobalConfig(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // the --config the command gets
+	}{
+		{[]string{"--config", "a.toml", "run"}, "a.toml"},
+		{[]string{"run", "--config", "a.toml"}, "a.toml"},
+		{[]string{"--config=a.toml", "rules", "list"}, "a.toml"},
+		{[]string{"--config", "a.toml", "rules", "check", "x.toml"}, "a.toml"},
+		{[]string{"rules", "--config", "a.toml", "list"}, "a.toml"},
+		{[]string{"--config", "a.toml", "rules", "--config", "b.toml", "list"}, "b.toml"},
+		{[]string{"--config", "a.toml", "rules", "list", "--config", "b.toml"}, "b.toml"},
+		{[]string{"rules", "list"}, ""},
+	} {
+		in := &call{path: []*command{topLevel()}, fs: newFlagSet()}
+		in.cmd().flags(in.fs)
+		if err := in.parse(tc.args); err != nil || in.str("config") != tc.want {
+			t.Errorf("busmedic %q: --config %q, %v; want %q", tc.args, in.fs.Lookup("config"), err, tc.want)
+		}
+	}
+	user := filepath.Join(t.TempDir(), "mine.toml")
+	if code, stdout, stderr := cli("--config", user, "rules", "path"); code != exitOK || stdout != user+"\n" || stderr != "" {
+		t.Errorf("busmedic --config %s rules path: exit %d\nstdout: %s\nstderr: %s", user, code, stdout, stderr)
 	}
 }
 
@@ -119,6 +148,8 @@ func TestWrongCommandLine(t *testing.T) {
 		{top, []string{"help", "frobnicate"}, `busmedic: unknown command "frobnicate"`},
 		{rules, []string{"help", "rules", "frobnicate"}, `busmedic rules: unknown command "frobnicate"`},
 		{rules, []string{"rules", "--config"}, "busmedic rules: flag needs an argument: -config"},
+		{top.sub("status"), []string{"--config", "f.toml", "status"}, "busmedic status: --config is for busmedic run and busmedic rules only"},
+		{top, []string{"--config"}, "busmedic: flag needs an argument: -config"},
 		{top.sub("restart-bus"), []string{"restart-bus", "foo"}, `busmedic restart-bus: no bus "foo" (want session or system)`},
 		{rules.sub("add-from-pid"), []string{"rules", "add-from-pid", "abc"}, `busmedic rules add-from-pid: bad PID "abc"`},
 		{top.sub("autostart").sub("enable"), []string{"autostart", "enable", "--systemd", "--desktop-file"},

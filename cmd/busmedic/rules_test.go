@@ -4,13 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/adrg/xdg"
+
+	"busmedic/appdb"
+	"busmedic/watcher/bustest"
 )
 
 // rulesEnv points the XDG directories at temporary ones and returns the user
@@ -21,6 +30,9 @@ func rulesEnv(t *testing.T) (user, system string) {
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(root, "home"))
 	t.Setenv("XDG_CONFIG_DIRS", filepath.Join(root, "etc"))
 	t.Setenv("BUSMEDIC_CONFIG", "")
+	// No bus, unless the test starts one: add-from-pid asks the buses.
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(root, "no-session-bus"))
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path="+filepath.Join(root, "no-system-bus"))
 	xdg.Reload()
 	t.Cleanup(xdg.Reload)
 	return filepath.Join(root, "home", "busmedic", "apps.toml"), filepath.Join(root, "etc", "busmedic", "apps.toml")
@@ -268,8 +280,9 @@ func TestRulesCheck(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, user+": refusing to load") {
 		t.Errorf("check of a world-writable file = %d\n%s", code, errOut)
 	}
-	if code, _, _ := rules(t, "check", filepath.Join(t.TempDir(), "missing.toml")); code != 1 {
-		t.Errorf("check of a missing file = %d", code)
+	missing := filepath.Join(t.TempDir(), "missing.toml")
+	if code, out, errOut := rules(t, "check", missing); code != 1 || out != "" || errOut != "busmedic rules check: no file "+missing+"\n" {
+		t.Errorf("check of a missing file = %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
 
@@ -385,6 +398,160 @@ func TestRulesAddFromPID(t *testing.T) {
 	}
 	if code, _, _ := rules(t, "add-from-pid", "999999999"); code != 1 {
 		t.Errorf("add-from-pid of a missing process = %d", code)
+	}
+}
+
+// startProcess runs name with args until the test ends, and waits until
+// its command line is argv (a shell that execs shows the program's).
+func startProcess(t *testing.T, argv []string, name string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	want := strings.Join(argv, "\x00") + "\x00"
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		got, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+		if string(got) == want {
+			return cmd.Process.Pid
+		}
+		if time.Since(start) > deadline {
+			t.Fatalf("pid %d: command line %q, want %q", cmd.Process.Pid, got, want)
+		}
+	}
+}
+
+// ruleIn returns the rule id of the user file user, and whether it is
+// there.
+func ruleIn(t *testing.T, user, id string) (appdb.Rule, bool) {
+	t.Helper()
+	set, err := appdb.CheckFile(user)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return appdb.Rule{}, false
+		}
+		t.Fatal(err)
+	}
+	return set.Lookup(id)
+}
+
+// TestAddFromPIDOnTheBuses: add-from-pid finds a testapp on a real
+// session bus, and another on a real system bus, and writes rules that
+// match them by the names they own there, on that bus; a process on no
+// bus gets its rule with a warning, and so does one another rule matches,
+// which "rules check" then warns about too.
+func TestAddFromPIDOnTheBuses(t *testing.T) {
+	user, _ := rulesEnv(t)
+	session := bustest.New(t)
+	system := bustest.New(t, bustest.SystemType())
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", session.Address())
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", system.Address())
+	app := session.StartApp("-name", "org.example.Learned", "-name", "org.example.Learned.Second")
+	sysApp := system.StartApp("-name", "org.example.SystemApp")
+	testapp := bustest.TestApp(t)
+
+	code, out, errOut := rules(t, "add-from-pid", strconv.Itoa(app.PID()))
+	r, ok := ruleIn(t, user, "testapp")
+	if code != exitOK || errOut != "" || !ok || r.Bus != appdb.BusSession || r.Exe != testapp ||
+		!slices.Equal(r.Names, []string{"org.example.Learned", "org.example.Learned.Second"}) {
+		t.Errorf("add-from-pid of an app on the session bus: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s\nwant its names, its exe, no warning", code, r, out, errOut)
+	}
+
+	code, out, errOut = rules(t, "add-from-pid", "--id", "sysapp", strconv.Itoa(sysApp.PID()))
+	r, ok = ruleIn(t, user, "sysapp")
+	if code != exitOK || errOut != "" || !ok || r.Bus != appdb.BusSystem || !slices.Equal(r.Names, []string{"org.example.SystemApp"}) {
+		t.Errorf("add-from-pid of an app on the system bus: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s\nwant bus system, its name, no warning", code, r, out, errOut)
+	}
+
+	sleep := startProcess(t, []string{"sleep", "60"}, "sleep", "60")
+	code, out, errOut = rules(t, "add-from-pid", strconv.Itoa(sleep))
+	r, ok = ruleIn(t, user, "sleep")
+	want := fmt.Sprintf("%s:%d: warning: app \"sleep\": pid %d is on neither the session nor the system bus: busmedic acts for the apps that fall off a bus, so this rule applies only once sleep is on one\n", user, r.Line, sleep)
+	if code != exitOK || !ok || errOut != want {
+		t.Errorf("add-from-pid of a process on no bus: exit %d, rule written: %v\nstdout:\n%s\nstderr:\n%s\nwant the rule and the warning\n%s", code, ok, out, errOut, want)
+	}
+
+	code, out, errOut = rules(t, "add-from-pid", "--id", "again", strconv.Itoa(app.PID()))
+	first, _ := ruleIn(t, user, "testapp")
+	again, ok := ruleIn(t, user, "again")
+	want = fmt.Sprintf("%s:%d: warning: app \"again\": pid %d is also matched by app \"testapp\" (%s:%d): app \"testapp\" comes first and still applies to it: the new rule does nothing for it (remove one, or set enabled = false)\n",
+		user, again.Line, app.PID(), user, first.Line)
+	if code != exitOK || !ok || errOut != want {
+		t.Errorf("add-from-pid of an app a rule matches already: exit %d, rule written: %v\nstdout:\n%s\nstderr:\n%s\nwant the rule and the warning\n%s", code, ok, out, errOut, want)
+	}
+	code, out, errOut = rules(t, "check")
+	for _, w := range []string{
+		fmt.Sprintf(`%s:%d: warning: app "again": key names: "org.example.Learned" is also app "testapp"'s (line %d), which comes first: this rule never applies to its owner`, user, again.Line+3, first.Line),
+		fmt.Sprintf(`%s:%d: warning: app "again": key exe: %q is also app "testapp"'s (line %d), which comes first: this rule applies to that program only through its names`, user, again.Line+4, testapp, first.Line),
+	} {
+		if !strings.Contains(errOut, w+"\n") {
+			t.Errorf("rules check: stderr lacks\n%s\nstderr:\n%s", w, errOut)
+		}
+	}
+	if code != exitOK || !strings.Contains(out, "4 rules OK (2 warnings)") {
+		t.Errorf("rules check: exit %d\nstdout:\n%s\nstderr:\n%s\nwant 4 rules OK with 2 warnings", code, out, errOut)
+	}
+}
+
+// TestAddFromPIDShell: for a shell running a script handed over a file
+// descriptor (bash /dev/fd/3, as "bash <(...)" runs it), add-from-pid
+// refuses a relaunch rule, asks for an id rather than making one of "3",
+// and warns about the rule it writes; a script in a temporary directory
+// gets its rule with a warning; inline code an id from its program.
+func TestAddFromPIDShell(t *testing.T) {
+	user, _ := rulesEnv(t)
+	bus := bustest.New(t)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus.Address())
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.Address()) // one bus: "not on the bus"
+	fd := startProcess(t, []string{"bash", "/dev/fd/3"}, "bash", "-c", `exec bash /dev/fd/3 3<<<'sleep 60; :'`)
+	pid := strconv.Itoa(fd)
+
+	code, out, errOut := rules(t, "add-from-pid", pid)
+	want := "busmedic rules add-from-pid: pid " + pid + " is bash /dev/fd/3, a script handed over a file descriptor, which is gone once read: " +
+		"a relaunch could not start it again; run the script from a file of its own, or add the rule with --action notify\n"
+	if code != exitError || out != "" || errOut != want {
+		t.Errorf("add-from-pid of bash /dev/fd/3: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and\n%s", code, out, errOut, want)
+	}
+	code, out, errOut = rules(t, "add-from-pid", "--action", "notify", pid)
+	want = "busmedic rules add-from-pid: pid " + pid + " is bash /dev/fd/3, and owns no bus name: nothing tells which app it is; give the rule an id with --id ID\n"
+	if code != exitError || out != "" || errOut != want {
+		t.Errorf("add-from-pid --action notify of bash /dev/fd/3: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and\n%s", code, out, errOut, want)
+	}
+	if _, err := os.Stat(user); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused rule left a rules file: %v", err)
+	}
+
+	code, out, errOut = rules(t, "add-from-pid", "--action", "notify", "--id", "clock", pid)
+	r, ok := ruleIn(t, user, "clock")
+	prefix := fmt.Sprintf("%s:%d: warning: app \"clock\": ", user, r.Line)
+	want = prefix + "key exec: pid " + pid + " is bash /dev/fd/3, a script handed over a file descriptor, which is gone once read: relaunching it will fail\n" +
+		prefix + "key cmdline: matches every process whose command line is \"bash /dev/fd/3\", whatever it runs\n" +
+		prefix + "pid " + pid + " is not on the bus: busmedic acts for the apps that fall off a bus, so this rule applies only once bash is on one\n"
+	if code != exitOK || !ok || r.Action != appdb.ActionNotify || r.Name != "" || errOut != want {
+		t.Errorf("add-from-pid --action notify --id clock: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s\nwant\n%s", code, r, out, errOut, want)
+	}
+
+	script := filepath.Join(t.TempDir(), "tray.sh")
+	if err := os.WriteFile(script, []byte("sleep 60; :\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmp := startProcess(t, []string{"bash", script}, "bash", script)
+	code, out, errOut = rules(t, "add-from-pid", strconv.Itoa(tmp))
+	r, ok = ruleIn(t, user, "tray")
+	if w := fmt.Sprintf("%s:%d: warning: app \"tray\": key exec: %s is in %s, which is cleared", user, r.Line, script, filepath.Dir(script)); code != exitOK || !ok || !strings.Contains(errOut, w) {
+		t.Errorf("add-from-pid of bash %s: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s\nwant the rule and\n%s", script, code, r, out, errOut, w)
+	}
+
+	inline := startProcess(t, []string{"bash", "-c", "sleep 60; :"}, "bash", "-c", "sleep 60; :")
+	code, out, errOut = rules(t, "add-from-pid", strconv.Itoa(inline))
+	r, ok = ruleIn(t, user, "sleep")
+	if code != exitOK || !ok || r.Cmdline != "bash -c sleep 60; :" || strings.Contains(errOut, "key exec") {
+		t.Errorf("add-from-pid of bash -c: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s", code, r, out, errOut)
 	}
 }
 

@@ -33,16 +33,20 @@ func runWatch(ctx context.Context, in *call) int {
 	log := newLogger(in.stderr, slog.LevelError, in.on("v"))
 
 	var watchers []*watcher.Watcher
+	watched := map[string]bool{} // by address: a bus named twice is watched once
 	for _, spec := range buses {
 		t, err := watcher.ParseTarget(spec)
+		var w *watcher.Watcher
 		if err == nil {
-			var w *watcher.Watcher
-			if w, err = watcher.New(t, watcher.WithLogger(log)); err == nil {
-				watchers = append(watchers, w)
-				continue
-			}
+			w, err = watcher.New(t, watcher.WithLogger(log))
 		}
-		return in.usageError("--bus %s: %v", spec, err)
+		if err != nil {
+			return in.usageError("--bus %s: %v", spec, err)
+		}
+		if !watched[t.Address] {
+			watched[t.Address] = true
+			watchers = append(watchers, w)
+		}
 	}
 
 	events := make(chan watcher.Event, 64)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +170,83 @@ func TestWatchText(t *testing.T) {
 		}
 	case <-time.After(deadline):
 		t.Fatal("no output")
+	}
+}
+
+// TestWatchSameBusTwice: a bus named twice, as --bus session --bus session
+// or by its name and its address, is watched once: each event is printed
+// once. An app joins, the bus is killed and started again; the app (which
+// exits with its bus) joined once, and the bus went down once, with "1 peer"
+// said in the singular.
+func TestWatchSameBusTwice(t *testing.T) {
+	bus := bustest.New(t)
+	cmd := exec.Command(busmedicBinary(t), "watch", "--bus", "session", "--bus", "session", "--bus", bus.Address())
+	cmd.Env = append(bus.Env(), "DBUS_SESSION_BUS_ADDRESS="+bus.Address())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var seen []string
+	await := func(what string) {
+		t.Helper()
+		timer := time.NewTimer(deadline)
+		defer timer.Stop()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("watch ended before %q:\n%s", what, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-timer.C:
+				t.Fatalf("no %q within %s:\n%s", what, deadline, strings.Join(seen, "\n"))
+			}
+		}
+	}
+	await(" up id=")
+	app := bus.StartApp("-name", "org.example.Once")
+	joined := fmt.Sprintf("peer-joined testapp[%d]", app.PID())
+	await(joined)
+	bus.Kill()
+	await(" down: ")
+	bus.Start()
+	await(" restarted ")
+	// A second watcher would have said all this by now, long after the
+	// first did; one more event shows what came meanwhile.
+	bus.StartApp("-name", "org.example.Later")
+	await("org.example.Later")
+	cmd.Process.Signal(syscall.SIGINT)
+	for l := range lines {
+		seen = append(seen, l)
+	}
+	count := func(s string) (n int) {
+		for _, l := range seen {
+			if strings.Contains(l, s) {
+				n++
+			}
+		}
+		return n
+	}
+	if count(joined) != 1 || count(" down: ") != 1 || count(" restarted ") != 1 || count(" up id=") > 2 {
+		t.Errorf("events printed more than once:\n%s", strings.Join(seen, "\n"))
+	}
+	if count("; 1 peer was connected: testapp") != 1 {
+		t.Errorf("the down event does not say \"1 peer was connected\":\n%s", strings.Join(seen, "\n"))
 	}
 }
 

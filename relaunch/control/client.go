@@ -70,7 +70,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", c.path)
 	if err != nil {
-		return nil, fmt.Errorf("%w (no daemon on %s: %v)", ErrNotRunning, c.path, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err) // err names the path
 	}
 	sc := bufio.NewScanner(nc)
 	sc.Buffer(nil, 16<<20)
@@ -201,7 +201,10 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // History returns the last n recoveries, newest first (n <= 0: all kept).
 func (c *Client) History(ctx context.Context, n int) ([]Recovery, error) {
 	resp, err := c.call(ctx, Request{Op: OpHistory, N: n})
-	return resp.History, err
+	if err != nil {
+		return nil, err
+	}
+	return orEmpty(resp.History), nil
 }
 
 // Relaunch asks the daemon to recover the app (a rule id or a casualty id)
@@ -238,7 +241,10 @@ func (c *Client) Learn(ctx context.Context, casualty string) (string, error) {
 // restarted now.
 func (c *Client) Plan(ctx context.Context, bus string) ([]PlannedJob, error) {
 	resp, err := c.call(ctx, Request{Op: OpPlan, ID: bus})
-	return resp.Plan, err
+	if err != nil {
+		return nil, err
+	}
+	return orEmpty(resp.Plan), nil
 }
 
 // Peers returns who is on each bus now, by bus name.

@@ -76,6 +76,18 @@ func TestJSONStable(t *testing.T) {
 	goldenJSON(t, "plan.json", plan)
 }
 
+// An empty list is [] in the JSON, never null: a daemon with no rules says
+// "apps": [], a recovery with no jobs "jobs": [], a plan of an app with no
+// connection "peers": [], and the client returns an empty history as [].
+func TestJSONEmptyLists(t *testing.T) {
+	goldenJSON(t, "status-empty.json", map[string]any{
+		"status":      control.Status{},
+		"recovery":    control.Recovery{},
+		"planned_job": control.PlannedJob{},
+		"in_response": control.Response{OK: true, Status: &control.Status{}},
+	})
+}
+
 // goldenJSON compares v, written as busmedic's --json options write it,
 // with testdata/name.
 func goldenJSON(t *testing.T, name string, v any) {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"encoding/json"
 	"time"
 
 	"busmedic/appdb"
@@ -55,6 +56,36 @@ type Status struct {
 	SessionRestart        string          `json:"session_restart,omitempty"`
 	SessionRestartRefused string          `json:"session_restart_refused,omitempty"`
 	SessionRestartRefusal *RestartRefusal `json:"session_restart_refusal,omitempty"`
+}
+
+// MarshalJSON writes the status with [] for a list that is empty, never
+// null: "busmedic status --json" with no rules says "apps": [].
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // without this method
+	s.Buses, s.Apps = orEmpty(s.Buses), orEmpty(s.Apps)
+	return json.Marshal(plain(s))
+}
+
+// MarshalJSON writes the recovery with "jobs": [] when it has none.
+func (r Recovery) MarshalJSON() ([]byte, error) {
+	type plain Recovery
+	r.Jobs = orEmpty(r.Jobs)
+	return json.Marshal(plain(r))
+}
+
+// MarshalJSON writes the planned job with "peers": [] when it has none.
+func (j PlannedJob) MarshalJSON() ([]byte, error) {
+	type plain PlannedJob
+	j.Peers = orEmpty(j.Peers)
+	return json.Marshal(plain(j))
+}
+
+// orEmpty is s, or an empty slice for nil, which JSON writes as [].
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // BusStatus is one bus as the watcher last saw it.
