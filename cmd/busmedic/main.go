@@ -257,16 +257,17 @@ func runHelp(ctx context.Context, in *call) int {
 
 // newLogger is the log of a long-running command: text to w at level, or
 // with every debug detail when -v was given. When w is the journal stream
-// systemd gave busmedic.service, each record carries its priority, so that
-// journalctl shows errors as errors (package journallog); the tray child
-// inherits the stream and does the same.
+// systemd gave busmedic.service, each record goes to the journal with its
+// priority and its fields (MESSAGE_ID, BUS, APP...), so that journalctl
+// shows errors as errors and counts recoveries (package journallog); the
+// tray child inherits the stream and does the same.
 func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && journallog.IsJournal(f) {
-		return slog.New(journallog.NewHandler(w, opts))
+		return slog.New(journallog.NewJournalHandler(w, "busmedic", opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
