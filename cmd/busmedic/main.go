@@ -33,6 +33,10 @@ type command struct {
 	minArgs, maxArgs int
 	interleave       bool
 	subs             []*command // named by the first positional argument
+	// argKind and argWords say what its positional arguments are, for
+	// the shell completion (completion.go).
+	argKind  argKind
+	argWords []string
 	// run does the work, with the command line parsed; nil for a command
 	// that only has subcommands.
 	run func(ctx context.Context, in *call) int
@@ -69,6 +73,9 @@ func main() {
 // help on stdout (exit 0); a wrong command line is said on stderr with the
 // usage (exit 2).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == completeCommand {
+		return runComplete(ctx, args[1:], stdout)
+	}
 	in := &call{path: []*command{topLevel()}, fs: newFlagSet(), stdout: stdout, stderr: stderr}
 	in.cmd().flags(in.fs)
 	if err := in.parse(args); errors.Is(err, flag.ErrHelp) {
