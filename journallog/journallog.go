@@ -1,21 +1,30 @@
-// Package journallog writes busmedic's log so that the systemd journal
-// files each record at its priority, when systemd connected busmedic's
-// stderr to the journal (busmedic.service): `journalctl --user -u busmedic
-// -p warning` then shows the warnings and errors only.
+// Package journallog writes busmedic's log to the systemd journal, when
+// systemd connected busmedic's stderr to the journal (busmedic.service):
+// each record at its priority, so that `journalctl --user -u busmedic -p
+// warning` shows the warnings and errors only, and with its attributes as
+// fields and a stable MESSAGE_ID for the events people count (a bus
+// restarted, an app recovered, a recovery failed, an update waiting for a
+// bus restart), so that `journalctl --user -u busmedic MESSAGE_ID=...`
+// and a fleet's log collector count them.
 //
-// It writes one text line per record, as slog's TextHandler does, prefixed
-// with the record's syslog priority: "<3>" for errors, "<4>" warnings,
-// "<6>" information, "<7>" debug detail. journald reads that prefix off
-// every line of a stream (sd-daemon(3); SyslogLevelPrefix= is yes by
-// default) and sets PRIORITY= from it.
+// NewJournalHandler sends each record over the journal's native protocol
+// (go-systemd's journal.Send): the stream systemd gave busmedic carries
+// text only, and a MESSAGE_ID or a field can only be given on the journal's
+// socket. Every record goes there, not only those with a MESSAGE_ID: the
+// journal orders the records of one socket as they come, but not the lines
+// of a stream against the datagrams of a socket, so that splitting
+// busmedic's records between the two could show "app recovered" before the
+// "bus restarted" that caused it. Records are sent one at a time under a
+// lock, in the order they are logged; the MESSAGE is the text line they
+// had on the stream, so that journalctl shows what it showed before. What
+// else reaches stderr (a panic's stack) stays on the stream, and a record
+// the socket does not take (journald restarting) falls back to it.
 //
-// Why a prefix on the stream rather than go-systemd's journal.Send, which
-// sends each record to the journal's socket with its fields: the stream is
-// what systemd already gave busmedic, so the records stay in order with
-// everything else written there (the tray child's log, a panic's stack),
-// nothing more can fail (no second socket, no datagram size limit), and a
-// test can read the priorities from a file. The fields a record carries
-// stay readable as key=value in the message.
+// NewHandler is that stream format: one text line per record, as slog's
+// TextHandler writes it, prefixed with the record's syslog priority: "<3>"
+// for errors, "<4>" warnings, "<6>" information, "<7>" debug detail.
+// journald reads that prefix off every line of a stream (sd-daemon(3);
+// SyslogLevelPrefix= is yes by default) and sets PRIORITY= from it.
 package journallog
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/journallog"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -289,8 +291,22 @@ func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun
 			j.Action = string(res.action)
 		}
 	})
-	e.log.Info("job ended", "app", pj.App, "bus", bus, "outcome", res.outcome, "reason", res.reason,
+	level, event := jobEvent(res.outcome)
+	e.log.Log(ctx, level, "job ended", event, "app", pj.App, "bus", bus, "outcome", res.outcome, "reason", res.reason,
 		"pid", res.pid, "took", time.Since(started))
+}
+
+// jobEvent is the level of a job's record, a warning for a failure, and
+// the event it names, for the journal's MESSAGE_ID: an app recovered, or
+// a recovery failed; none for a job skipped or cancelled.
+func jobEvent(o control.Outcome) (slog.Level, slog.Attr) {
+	switch {
+	case o.Recovered():
+		return slog.LevelInfo, slog.String(journallog.EventKey, journallog.AppRecovered)
+	case o == control.Failed:
+		return slog.LevelWarn, slog.String(journallog.EventKey, journallog.RecoveryFailed)
+	}
+	return slog.LevelInfo, slog.Attr{}
 }
 
 func (e *Engine) lockApp(ctx context.Context, app string) (func(), error) {

@@ -33,6 +33,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"busmedic/journallog"
 )
 
 const (
@@ -220,7 +222,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	w.mu.Unlock()
 	emit(Event{Kind: Up, Time: upAt, ID: id, Peer: daemon, Activatable: activatable})
 	if h.down && h.lastID != "" && h.lastID != id {
-		w.log.Info("bus restarted", "old_id", h.lastID, "id", id, "downtime", upAt.Sub(h.downAt))
+		w.log.Info("bus restarted", journallog.EventKey, journallog.BusRestarted, "old_id", h.lastID, "id", id, "downtime", upAt.Sub(h.downAt))
 		emit(Event{Kind: Restarted, Time: upAt, ID: id, OldID: h.lastID, Downtime: upAt.Sub(h.downAt), Peers: h.lastSeen})
 	} else if h.down {
 		w.log.Info("bus up", "id", id)

@@ -94,6 +94,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic rules check":        {userRules},
 		"busmedic autostart enable":   nil,
 		"busmedic restart-bus":        {"session"},
+		"busmedic completion":         {"bash"},
 		"busmedic rules help":         {"check"},
 		"busmedic help":               {"status"},
 		"busmedic autostart help":     {"enable"},
@@ -145,6 +146,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic autostart status":   ok,
 		"busmedic autostart help":     ok,
 		"busmedic version":            ok,
+		"busmedic completion":         ok,
 		"busmedic help":               ok,
 	}
 	n := 0

@@ -47,13 +47,13 @@ func topLevel() *command {
 		}, {
 			name: "relaunch", summary: "recover an app now: relaunch ID", usage: "busmedic relaunch ID",
 			about: "Recovers an app now: a rule's id, or a casualty's id from busmedic status.",
-			flags: clientFlags(nil), minArgs: 1, maxArgs: 1, run: runRelaunch,
+			flags: clientFlags(nil), minArgs: 1, maxArgs: 1, run: runRelaunch, argKind: argApp,
 		}, {
 			name: "restart-bus", summary: "restart the session bus and recover the apps",
 			usage: "busmedic restart-bus [session|system]",
 			about: "Restarts the session bus (through systemd, or the bus daemon busmedic manages), or the system bus\n" +
 				"(through systemd, with your authorisation), and recovers the apps.",
-			flags: clientFlags(nil), maxArgs: 1, run: runRestartBus,
+			flags: clientFlags(nil), maxArgs: 1, run: runRestartBus, argWords: []string{"session", "system"},
 		}, {
 			name: "pause", summary: "pause recovery until resume", usage: "busmedic pause",
 			about: "Pauses recovery: after a restart, no app is touched until busmedic resume.",
@@ -95,7 +95,7 @@ func topLevel() *command {
 				usage: "busmedic rules check [FILE]",
 				about: "Checks FILE, or every rules file; exits 1 on any error\n" +
 					"(warnings, such as a program others could change, do not).",
-				maxArgs: 1, interleave: true, run: rulesCheck,
+				maxArgs: 1, interleave: true, run: rulesCheck, argKind: argFile,
 			}, {
 				name: "add-from-pid", summary: "add a rule that relaunches the running process PID",
 				usage: "busmedic rules add-from-pid PID [--id ID] [--action ACTION] [--replace]",
@@ -150,6 +150,13 @@ func topLevel() *command {
 			name: "version", summary: "print busmedic's version", usage: "busmedic version",
 			about: "Prints busmedic's version, the commit it was built from and the Go version.",
 			run:   runVersion,
+		}, {
+			name: "completion", summary: "print the shell completion script: completion bash|zsh|fish",
+			usage: "busmedic completion bash|zsh|fish",
+			about: "Prints the completion script of bash, zsh or fish, which completes the commands, their flags,\n" +
+				"the rules' ids and the ids of the apps that fell off the bus. Packages install the scripts where\n" +
+				"each shell looks; to try one: source <(busmedic completion bash).",
+			minArgs: 1, maxArgs: 1, run: runCompletion, argWords: []string{"bash", "zsh", "fish"},
 		}, helpCommand("busmedic")},
 	}
 }
@@ -160,6 +167,6 @@ func helpCommand(parent string) *command {
 		name: "help", summary: "list the commands, or describe one: help COMMAND",
 		usage:   parent + " help [COMMAND [SUBCOMMAND]]",
 		about:   "Lists the commands, or describes one: the same as " + parent + " COMMAND -h.",
-		maxArgs: 2, run: runHelp,
+		maxArgs: 2, run: runHelp, argKind: argCommand,
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // TestLoggerJournal: with stderr the journal stream systemd made (its
@@ -35,7 +37,13 @@ func TestLoggerJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Without a journal to take them (no /run/systemd/journal/socket, as
+	// in a build container), the records fall back to the stream; with
+	// one, they went there (test/systemd reads them back).
 	want := "<3>level=ERROR msg=e\n<4>level=WARN msg=w\n<6>level=INFO msg=i\n<7>level=DEBUG msg=d\n"
+	if journal.Enabled() {
+		want = ""
+	}
 	if string(data) != want {
 		t.Errorf("log to the journal stream:\n%s\nwant:\n%s", data, want)
 	}

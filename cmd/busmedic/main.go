@@ -33,6 +33,10 @@ type command struct {
 	minArgs, maxArgs int
 	interleave       bool
 	subs             []*command // named by the first positional argument
+	// argKind and argWords say what its positional arguments are, for
+	// the shell completion (completion.go).
+	argKind  argKind
+	argWords []string
 	// run does the work, with the command line parsed; nil for a command
 	// that only has subcommands.
 	run func(ctx context.Context, in *call) int
@@ -69,6 +73,9 @@ func main() {
 // help on stdout (exit 0); a wrong command line is said on stderr with the
 // usage (exit 2).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == completeCommand {
+		return runComplete(ctx, args[1:], stdout)
+	}
 	in := &call{path: []*command{topLevel()}, fs: newFlagSet(), stdout: stdout, stderr: stderr}
 	in.cmd().flags(in.fs)
 	if err := in.parse(args); errors.Is(err, flag.ErrHelp) {
@@ -257,16 +264,17 @@ func runHelp(ctx context.Context, in *call) int {
 
 // newLogger is the log of a long-running command: text to w at level, or
 // with every debug detail when -v was given. When w is the journal stream
-// systemd gave busmedic.service, each record carries its priority, so that
-// journalctl shows errors as errors (package journallog); the tray child
-// inherits the stream and does the same.
+// systemd gave busmedic.service, each record goes to the journal with its
+// priority and its fields (MESSAGE_ID, BUS, APP...), so that journalctl
+// shows errors as errors and counts recoveries (package journallog); the
+// tray child inherits the stream and does the same.
 func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && journallog.IsJournal(f) {
-		return slog.New(journallog.NewHandler(w, opts))
+		return slog.New(journallog.NewJournalHandler(w, "busmedic", opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

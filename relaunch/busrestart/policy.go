@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/journallog"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
@@ -209,7 +210,7 @@ func (p *Policy) mode(bus string) (string, time.Duration) {
 func (p *Policy) decide(ctx, wctx context.Context, ev watcher.Event, sessionUp <-chan struct{}) (outcome string, err error) {
 	mode, idle := p.mode(ev.Bus)
 	log := p.Log.With("bus", ev.Bus, "restart_after_update", mode)
-	log.Info("bus daemon outdated", "why", ev.Reason)
+	log.Info("bus daemon outdated", journallog.EventKey, journallog.UpdateWaits, "why", ev.Reason)
 	// cut tells a wait that ended because the bus went down or busmedic is
 	// stopping from one that failed.
 	cut := func(err error) (string, error) {

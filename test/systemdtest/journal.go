@@ -26,6 +26,9 @@ type Entry struct {
 	// ("Started …", "… Deactivated successfully").
 	Unit    string
 	Message string
+	// Fields are all the entry's fields as text, MESSAGE_ID and those a
+	// program sent with the native protocol (BUS, APP...) among them.
+	Fields map[string]string
 }
 
 func (e Entry) String() string {
@@ -48,14 +51,7 @@ func (a *Account) journalArgs(unit string, more ...string) []string {
 // Journal returns the journal lines of unit, oldest first.
 func (a *Account) Journal(unit string) []Entry {
 	a.m.t.Helper()
-	out := a.m.Root.Run(a.journalArgs(unit)...)
-	var entries []Entry
-	for line := range strings.SplitSeq(out, "\n") {
-		if e, ok := a.parseEntry(line); ok {
-			entries = append(entries, e)
-		}
-	}
-	return entries
+	return a.ParseJournal(a.m.Root.Run(a.journalArgs(unit)...))
 }
 
 // WaitJournal waits until a journal line of unit written at or after since
@@ -100,6 +96,18 @@ func (a *Account) WaitJournal(unit, pattern string, since time.Time, timeout tim
 	return *found
 }
 
+// ParseJournal reads the output of journalctl --output=json as the
+// account's entries, oldest first.
+func (a *Account) ParseJournal(out string) []Entry {
+	var entries []Entry
+	for line := range strings.SplitSeq(out, "\n") {
+		if e, ok := a.parseEntry(line); ok {
+			entries = append(entries, e)
+		}
+	}
+	return entries
+}
+
 // parseEntry reads one line of journalctl --output=json.
 func (a *Account) parseEntry(line string) (Entry, bool) {
 	var fields map[string]json.RawMessage
@@ -133,6 +141,10 @@ func (a *Account) parseEntry(line string) (Entry, bool) {
 		Time:    time.UnixMicro(us),
 		Comm:    field("_COMM"),
 		Message: field("MESSAGE"),
+	}
+	e.Fields = make(map[string]string, len(fields))
+	for name := range fields {
+		e.Fields[name] = field(name)
 	}
 	e.Priority, _ = strconv.Atoi(field("PRIORITY"))
 	e.PID, _ = strconv.Atoi(field("_PID"))
