@@ -73,7 +73,7 @@ names = ["org.example.Mine"]
 	if _, ok := set.Lookup("nope"); ok {
 		t.Error("Lookup of a missing id succeeded")
 	}
-	want := Settings{RecoverOnLogout: true, RestartAfterUpdate: "ask", IdleMinutes: 10, StopDeafServices: true}
+	want := Settings{RecoverOnLogout: true, RestartAfterUpdate: "ask", IdleMinutes: 10, StopDeafServices: true, Tray: TrayAlways}
 	if got := set.Settings(); got != want {
 		t.Errorf("Settings = %+v, want %+v", got, want)
 	}

@@ -20,7 +20,16 @@ type Settings struct {
 	// (kglobalaccel5, kactivitymanagerd) would otherwise pile up, one
 	// copy per restart.
 	StopDeafServices bool `json:"stop_deaf_services"`
+	// Tray is how the tray icon shows: TrayAlways, or TrayWhenNeeded
+	// (passive while all is well, so that panels may tuck it away).
+	Tray string `json:"tray"`
 }
+
+// The choices of Settings.Tray.
+const (
+	TrayAlways     = "always"
+	TrayWhenNeeded = "when-needed"
+)
 
 // RestartAfterUpdateFor returns the restart_after_update choice for bus
 // ("session" or "system").
@@ -76,6 +85,8 @@ var settingKeys = []settingKey{
 		field: field[Settings, int]{of: func(s *Settings) *int { return &s.IdleMinutes }, def: 5, read: wholeNumber("a number of minutes", 1, 24*60)}},
 	{name: "stop_deaf_services", example: `false`,
 		field: field[Settings, bool]{of: func(s *Settings) *bool { return &s.StopDeafServices }, def: true, read: (*tableParser).boolean}},
+	{name: "tray", example: `"when-needed"`,
+		field: field[Settings, string]{of: func(s *Settings) *string { return &s.Tray }, def: TrayAlways, read: anyOf([]string{TrayAlways, TrayWhenNeeded})}},
 }
 
 // settingKeyNames are the names of settingKeys, for the parser's

@@ -22,6 +22,15 @@ const (
 	BusDown    = "busdown"
 )
 
+// Icons returns the tray icons, one per state.
+func Icons() []string { return []string{Healthy, Recovering, Attention, BusDown} }
+
+// IconName returns the name of icon in the icon theme: busmedic installs
+// each tray icon under hicolor's status icons as "busmedic-healthy" and so
+// on, with a symbolic variant ("busmedic-healthy-symbolic", SymbolicSVG)
+// for the panels that draw tray icons in one colour.
+func IconName(icon string) string { return "busmedic-" + icon }
+
 // Sizes returns the pixel sizes every icon has a PNG for, smallest first.
 func Sizes() []int { return []int{16, 22, 24, 32, 48, 64} }
 
@@ -36,6 +45,10 @@ func PNG(icon string, size int) []byte {
 
 // SVG returns the icon's scalable source.
 func SVG(icon string) []byte { return mustRead("icons/" + icon + ".svg") }
+
+// SymbolicSVG returns the icon's symbolic variant: one colour, which the
+// desktop replaces with the panel's.
+func SymbolicSVG(icon string) []byte { return mustRead("icons/" + icon + "-symbolic.svg") }
 
 // DesktopEntry returns busmedic.desktop, the entry that starts busmedic
 // with the session.

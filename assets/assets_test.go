@@ -18,6 +18,9 @@ func TestUpToDate(t *testing.T) {
 		if got := assets.SVG(ic.Name); !bytes.Equal(got, ic.SVG()) {
 			t.Errorf("icons/%s.svg is stale: run go generate ./assets", ic.Name)
 		}
+		if got := assets.SymbolicSVG(ic.Name); !bytes.Equal(got, ic.SymbolicSVG()) {
+			t.Errorf("icons/%s-symbolic.svg is stale: run go generate ./assets", ic.Name)
+		}
 		for _, size := range assets.Sizes() {
 			img, err := png.Decode(bytes.NewReader(assets.PNG(ic.Name, size)))
 			if err != nil {
@@ -57,6 +60,36 @@ func TestIconsDiffer(t *testing.T) {
 			t.Errorf("%s and %s have the same 22 px icon", name, other)
 		}
 		seen[k] = name
+	}
+}
+
+// A symbolic icon is recoloured by GTK and GNOME Shell, which force the
+// fill of every rect, circle and path to the panel's colour: the one
+// circle is the disc that is to take it, and the mask that cuts the glyph
+// out uses none of them, or the recolouring would fill the mask too. It
+// is the SVG's structure that matters, so it is checked here.
+func TestSymbolic(t *testing.T) {
+	for _, name := range assets.Icons() {
+		svg := string(assets.SymbolicSVG(name))
+		mask, rest, ok := strings.Cut(svg, "</mask>")
+		if !ok || !strings.Contains(mask, `<mask id="cut"`) {
+			t.Errorf("%s-symbolic.svg has no mask:\n%s", name, svg)
+			continue
+		}
+		for _, el := range []string{"<rect", "<circle", "<path"} {
+			if strings.Contains(mask, el) {
+				t.Errorf("%s-symbolic.svg draws its mask with %s>, which GTK recolours", name, el)
+			}
+		}
+		if n := strings.Count(rest, "<circle"); n != 1 || !strings.Contains(rest, `mask="url(#cut)"`) {
+			t.Errorf("%s-symbolic.svg: %d circles after the mask, want the masked disc alone", name, n)
+		}
+		if c := strings.Count(svg, `fill="#`) - strings.Count(svg, `fill="#fff"`) - strings.Count(svg, `fill="#000"`); c != 1 {
+			t.Errorf("%s-symbolic.svg paints in %d colours besides the mask's, want one", name, c)
+		}
+	}
+	if assets.IconName(assets.Healthy) != "busmedic-healthy" {
+		t.Errorf("IconName = %q", assets.IconName(assets.Healthy))
 	}
 }
 

@@ -26,7 +26,12 @@ type backend struct {
 	systemAddress string
 	restart       *restartProbe
 	changed       chan struct{}
-	log           *slog.Logger
+	// tray is what the tray child reports; nil when busmedic runs
+	// without a tray.
+	tray *trayHost
+	// notify shows a notification a client asked for, without waiting.
+	notify func(control.Notice)
+	log    *slog.Logger
 }
 
 // Status is the engine's status, with how the session bus can be restarted
@@ -38,7 +43,25 @@ func (b backend) Status() control.Status {
 	if r := st.SessionRestartRefusal; r != nil {
 		st.SessionRestartRefused = r.Reason
 	}
+	if b.tray != nil {
+		st.Tray = &control.TrayStatus{Show: b.store.Current().Settings().Tray, Host: b.tray.current()}
+	}
 	return st
+}
+
+// ReportTray takes the tray child's report on its icon's host, which the
+// status then carries.
+func (b backend) ReportTray(h control.TrayHost) {
+	if b.tray != nil {
+		b.tray.report(h)
+	}
+}
+
+// Notify shows a client's notification (the tray's word on a failed
+// click) as busmedic's own, and returns without waiting for it.
+func (b backend) Notify(n control.Notice) error {
+	b.notify(n)
+	return nil
 }
 
 // Changed gets a value when the engine's status changed, or what the

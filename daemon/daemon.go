@@ -201,8 +201,33 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { policy.Run(ctx, toPolicy) })
 	restart := newRestartProbe(finder, log)
 	wg.Go(func() { restart.Run(ctx, toProbe) })
+	// The tray child tells what it found of the panel that shows its
+	// icon; when no panel can, busmedic says so once.
+	var trayHost *trayHost
+	var trayChanged <-chan struct{}
+	if cfg.Tray != nil {
+		trayHost = newTrayHost(func(ctx context.Context, n relaunch.Notice) { showLogged(ctx, notifier, log, n) })
+		trayChanged = trayHost.Changed()
+		wg.Go(func() { trayHost.run(ctx) })
+	}
+	// A rules file edited changes the status too (its apps, its
+	// settings).
+	rulesChanged := make(chan struct{}, 1)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-store.Changes():
+			}
+			select {
+			case rulesChanged <- struct{}{}:
+			default:
+			}
+		}
+	})
 	changed := make(chan struct{}, 1)
-	wg.Go(func() { forwardChanges(ctx, changed, engine.Changed(), restart.Changed()) })
+	wg.Go(func() { forwardChanges(ctx, changed, engine.Changed(), restart.Changed(), trayChanged, rulesChanged) })
 	wg.Go(func() { _ = store.Run(ctx) })
 	wg.Go(func() {
 		// First run: a commented starter rules file, and offers of rules
@@ -223,7 +248,10 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if cfg.Tray != nil {
 		wg.Go(func() {
-			tray.Supervise(ctx, func() *exec.Cmd { return cfg.Tray(srv.Path()) }, log)
+			tray.Supervise(ctx, func() *exec.Cmd {
+				trayHost.childStarted() // it reports anew
+				return cfg.Tray(srv.Path())
+			}, log)
 			if ctx.Err() == nil {
 				log.Info("Quit chosen in the tray; busmedic exits")
 				cancel()
@@ -233,7 +261,8 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("busmedic running", "socket", srv.Path(), "session", targets[0].Address, "system", targets[1].Address)
 	err = srv.Serve(ctx, backend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
 		systemAddress: busAddress(targets, "system"), userRules: paths.User, log: log,
-		restart: restart, changed: changed})
+		restart: restart, changed: changed, tray: trayHost,
+		notify: func(n control.Notice) { wg.Go(func() { showLogged(ctx, notifier, log, clientNotice(n)) }) }})
 	if err != nil {
 		// The socket failed for good and is gone, and the lock with it:
 		// a daemon nobody can reach must not linger, so that a new one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,15 +171,23 @@ func sessionUp(st control.Status) string {
 	return ""
 }
 
-// forwardChanges passes a value from a or b on to out until ctx is done,
-// never waiting on out: a value out holds already stands for this one.
-func forwardChanges(ctx context.Context, out chan<- struct{}, a, b <-chan struct{}) {
+// forwardChanges passes a value from any of ins on to out until ctx is
+// done, never waiting on out: a value out holds already stands for this
+// one.
+func forwardChanges(ctx context.Context, out chan<- struct{}, ins ...<-chan struct{}) {
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+	for _, in := range ins {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(in)})
+	}
 	for {
-		select {
-		case <-ctx.Done():
+		i, _, ok := reflect.Select(cases)
+		switch {
+		case i == 0:
 			return
-		case <-a:
-		case <-b:
+		case !ok:
+			// Closed: a case without a channel is never chosen.
+			cases[i].Chan = reflect.Value{}
+			continue
 		}
 		select {
 		case out <- struct{}{}:

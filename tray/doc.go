@@ -11,7 +11,18 @@
 // the panel's StatusNotifierWatcher's to say: the tray follows it on a
 // connection of its own and logs "tray shown" once it holds the item, or
 // that it waits while there is no watcher (after a bus restart, until the
-// panel is back).
+// panel is back), and tells the daemon (control.Client.ReportTray), which
+// says so in "busmedic status" and, when no watcher ever came, once in a
+// notification.
+//
+// The item speaks the panel's language: its Status is NeedsAttention when
+// something waits for the user, Passive while all is well if the user
+// chose tray = "when-needed", Active otherwise; its IconName names the
+// icon as installed in the icon theme. systray fixes both, so the tray
+// serves the item's properties itself once systray has exported it (see
+// item.go). What destroys takes two clicks: a restart or a relaunch is
+// the item of a submenu that says what it does. A click that fails is
+// said in a notification, which the daemon shows (control.Client.Notify).
 //
 // The rules editor, a window of its own (EditorProgram), is found by
 // FindEditor, for the tray's menu and for whoever else opens it: the

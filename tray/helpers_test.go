@@ -3,6 +3,7 @@ package tray
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -34,39 +35,69 @@ const deadline = 20 * time.Second
 type backend struct {
 	*controltest.Daemon
 	ops chan string // every request that changes something, as "op id"
+
+	mu    sync.Mutex
+	asked map[string]int // how often each op was asked for
+}
+
+// record tells the test of op.
+func (b *backend) record(op string) {
+	b.mu.Lock()
+	b.asked[op]++
+	b.mu.Unlock()
+	b.ops <- op
+}
+
+// times returns how often op was asked for.
+func (b *backend) times(op string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.asked[op]
+}
+
+// nextNotice waits for the next notification a client asked for.
+func (b *backend) nextNotice(t *testing.T) control.Notice {
+	t.Helper()
+	select {
+	case n := <-b.Notices():
+		return n
+	case <-time.After(deadline):
+		t.Fatalf("no notification asked for within %s", deadline)
+	}
+	return control.Notice{}
 }
 
 func newBackend() *backend {
-	return &backend{ops: make(chan string, 64), Daemon: controltest.NewDaemon(control.Status{
+	return &backend{ops: make(chan string, 64), asked: map[string]int{}, Daemon: controltest.NewDaemon(control.Status{
 		Buses: []control.BusStatus{
 			{Name: "session", Up: true, ID: "s1", Since: time.Now(), Peers: 3},
 			{Name: "system", Up: true, ID: "y1", Since: time.Now()},
 		},
-		Apps: []control.AppStatus{{ID: "dunst", Name: "Dunst", Enabled: true, Running: true}},
+		Apps: []control.AppStatus{{ID: "dunst", Name: "Dunst", Bus: "session", Action: "relaunch", Enabled: true, Running: true}},
 	})}
 }
 
 func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
-	b.ops <- "relaunch " + id
+	b.record("relaunch " + id)
 	return control.Job{App: id, Outcome: control.Relaunched, PID: 42}, nil
 }
 func (b *backend) RestartBus(ctx context.Context, bus string) error {
-	b.ops <- "restart-bus " + bus
+	b.record("restart-bus " + bus)
 	// The facts reach the tray through the socket; the words are not for
 	// the title.
 	return &control.RestartRefusal{Bus: "session", PID: 1235, StartedBy: "dbus-launch", StartedByPID: 1234,
 		Reason: "refused, in words the tray does not read"}
 }
 func (b *backend) Learn(id string) (string, error) {
-	b.ops <- "learn " + id
+	b.record("learn " + id)
 	return "rule-" + id, nil
 }
 func (b *backend) Pause() {
-	b.ops <- "pause"
+	b.record("pause")
 	b.Set(func(s *control.Status) { s.Paused = true })
 }
 func (b *backend) Resume() {
-	b.ops <- "resume"
+	b.record("resume")
 	b.Set(func(s *control.Status) { s.Paused = false })
 }
 
@@ -224,6 +255,30 @@ func (it *item) prop(name string) dbus.Variant {
 		it.t.Fatalf("read %s: %v", name, err)
 	}
 	return v
+}
+
+// str reads a string property.
+func (it *item) str(name string) string {
+	it.t.Helper()
+	s, ok := it.prop(name).Value().(string)
+	if !ok {
+		it.t.Fatalf("%s is not a string", name)
+	}
+	return s
+}
+
+// looks reports whether the item's Status and IconName are status and
+// name, and its pixmaps the state's icon in every size (the fallback of
+// panels that find no themed icon).
+func (it *item) looks(status, name string, s state) bool {
+	it.t.Helper()
+	return it.str("Status") == status && it.str("IconName") == name && it.showsIcon(s)
+}
+
+// wantLook waits until the item looks so (see looks).
+func (it *item) wantLook(sigs chan *dbus.Signal, status, name string, s state) {
+	it.t.Helper()
+	it.waitFor(sigs, fmt.Sprintf("Status %s, IconName %q, the %s pixmaps", status, name, s.Icon()), func() bool { return it.looks(status, name, s) })
 }
 
 func (it *item) pixmaps() []pixmap {
@@ -461,8 +516,15 @@ func (s *syncBuffer) String() string {
 // Supervise, on the bus and the control socket, until the test ends. PATH
 // is set to one directory of the test's, where fakeEditor puts
 // busmedic-rules; the tray finds none otherwise.
-func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
+//
+// The child's icon directories are the test's (HOME, XDG_DATA_HOME,
+// XDG_DATA_DIRS): busmedic's icons are not installed there unless the
+// test installs them (installIcons, then iconEnv).
+func superviseTray(t *testing.T, bus *bustest.Bus, socket string, env ...string) *syncBuffer {
 	t.Helper()
+	home := filepath.Join(bus.Dir(), "home")
+	env = append([]string{"HOME=" + home, "XDG_DATA_HOME=" + filepath.Join(home, ".local/share"),
+		"XDG_DATA_DIRS=" + filepath.Join(bus.Dir(), "no-data")}, env...)
 	stderr := newSyncBuffer()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -471,7 +533,7 @@ func superviseTray(t *testing.T, bus *bustest.Bus, socket string) *syncBuffer {
 		defer close(done)
 		Supervise(ctx, func() *exec.Cmd {
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(bus.Env(), childEnv+"=tray", socketEnv+"="+socket, "PATH="+binDir(bus))
+			cmd.Env = append(append(bus.Env(), childEnv+"=tray", socketEnv+"="+socket, "PATH="+binDir(bus)), env...)
 			cmd.Stderr = stderr
 			return cmd
 		}, log)
@@ -571,4 +633,49 @@ func fakeEditor(t *testing.T, bus *bustest.Bus) <-chan string {
 		<-done
 	})
 	return args
+}
+
+// hicolorIndex is a hicolor index.theme with the directories installIcons
+// fills: the system's has these and many more.
+const hicolorIndex = `[Icon Theme]
+Name=Hicolor
+Directories=22x22/status,scalable/status
+
+[22x22/status]
+Size=22
+Context=Status
+Type=Threshold
+
+[scalable/status]
+Size=16
+MinSize=8
+MaxSize=512
+Context=Status
+Type=Scalable
+`
+
+// installIcons installs busmedic's tray icons as scripts/install-files
+// does, under the data directory data (its icons/hicolor), with an
+// index.theme for hicolor, and returns the environment that makes data
+// the tray child's only data directory.
+func installIcons(t *testing.T, data string) []string {
+	t.Helper()
+	hicolor := filepath.Join(data, "icons", "hicolor")
+	files := map[string][]byte{"index.theme": []byte(hicolorIndex)}
+	for _, icon := range assets.Icons() {
+		name := assets.IconName(icon)
+		files["22x22/status/"+name+".png"] = assets.PNG(icon, 22)
+		files["scalable/status/"+name+".svg"] = assets.SVG(icon)
+		files["scalable/status/"+name+"-symbolic.svg"] = assets.SymbolicSVG(icon)
+	}
+	for rel, b := range files {
+		p := filepath.Join(hicolor, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{"XDG_DATA_DIRS=" + data}
 }

@@ -1,6 +1,7 @@
 package tray
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -66,6 +68,42 @@ func nextReport(t *testing.T, reports <-chan hostState) hostState {
 	return hostState{}
 }
 
+// watchStatus follows the daemon's status on socket, as "busmedic status"
+// would read it, until the test ends.
+func watchStatus(t *testing.T, socket string) <-chan control.Status {
+	t.Helper()
+	c, err := control.Dial(t.Context(), socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch, err := c.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// waitStatus waits for a status for which cond holds.
+func waitStatus(t *testing.T, statuses <-chan control.Status, what string, cond func(control.Status) bool) control.Status {
+	t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case st, ok := <-statuses:
+			if !ok {
+				t.Fatalf("%s: the status stream ended", what)
+			}
+			if cond(st) {
+				return st
+			}
+		case <-timer.C:
+			t.Fatalf("%s: not within %s", what, deadline)
+		}
+	}
+}
+
 // register registers item's path with the watcher, as systray does.
 func register(t *testing.T, item *dbus.Conn) {
 	t.Helper()
@@ -112,17 +150,36 @@ func TestFollowWatcher(t *testing.T) {
 // With no StatusNotifierWatcher on the bus the tray says it waits for
 // one, once, and says it is shown only once a watcher (here the test's
 // stand-in, as a panel's would) took its registration.
+//
+// It tells the daemon too, through the control socket, so that "busmedic
+// status" says why there is no icon, and stops saying it once a watcher
+// holds the item.
 func TestTrayWaitsForWatcher(t *testing.T) {
 	bus := bustest.New(t)
-	stderr := superviseTray(t, bus, serveControl(t, newBackend()))
+	socket := serveControl(t, newBackend())
+	statuses := watchStatus(t, socket)
+	stderr := superviseTray(t, bus, socket)
 	stderr.waitText(t, "tray waits for a StatusNotifierWatcher")
 	if strings.Contains(stderr.String(), "tray shown") {
 		t.Fatalf("shown without a watcher:\n%s", stderr)
+	}
+	st := waitStatus(t, statuses, "the daemon told there is no watcher", func(st control.Status) bool {
+		return st.Tray.Problem() != ""
+	})
+	var text bytes.Buffer
+	if err := st.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if want := "The tray icon cannot show: no StatusNotifierWatcher; on GNOME install gnome-shell-extension-appindicator."; !strings.Contains(text.String(), want) {
+		t.Errorf("busmedic status says:\n%s\nwant %q", text.String(), want)
 	}
 
 	w := startSNW(t, bus)
 	w.next(t)
 	stderr.waitText(t, "tray shown")
+	waitStatus(t, statuses, "the daemon told the icon is shown", func(st control.Status) bool {
+		return st.Tray != nil && st.Tray.Host != nil && st.Tray.Host.Shown && st.Tray.Problem() == ""
+	})
 	if n := strings.Count(stderr.String(), "tray waits for a StatusNotifierWatcher"); n != 1 {
 		t.Errorf("said %d times that it waits, want once:\n%s", n, stderr)
 	}

@@ -2,22 +2,22 @@ package tray
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/draw"
 	"image/png"
-	"time"
-
-	"github.com/godbus/dbus/v5"
+	"path/filepath"
+	"slices"
 
 	"busmedic/assets"
+	"busmedic/icontheme"
 )
 
 // Stock systray sends a single pixmap, which panels then scale, blurred,
-// to their own height. Its IconPixmap property is writable on the bus,
-// though, so the tray sets every size assets has there itself and tells the
-// panel with NewIcon; the panel picks the size it needs.
+// to their own height. The tray serves the item's properties itself (see
+// item.go) with every size assets has; the panel picks the size it needs.
+// Where busmedic's icons are installed in the icon theme, the item names
+// them too (IconName), and the panel prefers the theme's.
 const (
 	itemPath  = "/StatusNotifierItem" // where systray exports the item
 	itemIface = "org.kde.StatusNotifierItem"
@@ -52,26 +52,23 @@ func pixmaps(icon string) ([]pixmap, error) {
 	return px, nil
 }
 
-// setPixmaps makes every size of icon the item's icon. conn is the
-// connection systray exported the item on.
-func setPixmaps(ctx context.Context, conn *dbus.Conn, icon string) error {
-	px, err := pixmaps(icon)
-	if err != nil {
-		return err
+// findThemedIcons finds busmedic's tray icons in the icon theme: in dirs,
+// the icon directories the desktop searches (icontheme.BaseDirs), or else
+// in the share/icons of the PREFIX that the executable exe is installed in
+// (PREFIX/bin/busmedic), where scripts/install-files puts them.
+func findThemedIcons(dirs []string, exe string) themedIcons {
+	name := assets.IconName(assets.Healthy)
+	if icontheme.New(icontheme.Hicolor, dirs, nil).Find(name, 22, 1) != "" {
+		return themedIcons{ok: true}
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	item := conn.Object(conn.Names()[0], itemPath)
-	// godbus's prop stores a new value into the old one's memory when it
-	// is as long, while a panel's Get may still be sending the old one:
-	// setting an empty list first makes it allocate anew.
-	for _, v := range [][]pixmap{{}, px} {
-		if err := item.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Set", 0, itemIface, "IconPixmap", dbus.MakeVariant(v)).Err; err != nil {
-			return fmt.Errorf("set the icon: %w", err)
-		}
+	if exe == "" {
+		return themedIcons{}
 	}
-	if err := conn.Emit(itemPath, itemIface+".NewIcon"); err != nil {
-		return fmt.Errorf("announce the icon: %w", err)
+	share := filepath.Join(filepath.Dir(filepath.Dir(exe)), "share", "icons")
+	// hicolor's index.theme is the system's: install-files does not
+	// install one.
+	if icontheme.New(icontheme.Hicolor, append(slices.Clone(dirs), share), nil).Find(name, 22, 1) != "" {
+		return themedIcons{ok: true, path: share}
 	}
-	return nil
+	return themedIcons{}
 }

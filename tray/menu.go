@@ -62,16 +62,20 @@ type menu struct {
 	session, system *entry
 	apps            *entry
 	appItems        []*entry
+	appRelaunch     []*entry // each app item's submenu: its relaunch
 	appsNote        *entry
 	fell            *entry
 	casualties      []casualtyEntry
 	fellNote        *entry
-	restartBus      *entry
-	restartSystem   *entry
-	editRules       *entry
-	history         *entry
-	pause           *entry
-	quit            *systray.MenuItem
+	// restartBus and restartSystem are submenus: their restart is the
+	// item in them, restartNow and restartSystemNow; restartNote, beside
+	// restartNow, says why the session bus cannot be restarted.
+	restartBus, restartNow, restartNote *entry
+	restartSystem, restartSystemNow     *entry
+	editRules                           *entry
+	history                             *entry
+	pause                               *entry
+	quit                                *systray.MenuItem
 
 	// ids maps pool items to what they stand for now, for the click
 	// handlers, which run on other goroutines than apply.
@@ -90,7 +94,9 @@ func newMenu() *menu {
 	systray.AddSeparator()
 	m.apps = newEntry(systray.AddMenuItem("Apps", ""))
 	for range maxApps {
-		m.appItems = append(m.appItems, newEntry(m.apps.item.AddSubMenuItem("", "")))
+		app := m.apps.item.AddSubMenuItem("", "")
+		m.appItems = append(m.appItems, newEntry(app))
+		m.appRelaunch = append(m.appRelaunch, newEntry(app.AddSubMenuItem("Relaunch now", "")))
 	}
 	m.appsNote = newEntry(m.apps.item.AddSubMenuItem("", ""))
 	m.fell = newEntry(systray.AddMenuItem("Fell off the bus", ""))
@@ -105,7 +111,10 @@ func newMenu() *menu {
 	m.fellNote = newEntry(m.fell.item.AddSubMenuItem("", ""))
 	systray.AddSeparator()
 	m.restartBus = newEntry(systray.AddMenuItem("Restart session bus", ""))
-	m.restartSystem = newEntry(systray.AddMenuItem("Restart system bus now", ""))
+	m.restartNow = newEntry(m.restartBus.item.AddSubMenuItem("Restart now", ""))
+	m.restartNote = newEntry(m.restartBus.item.AddSubMenuItem("", ""))
+	m.restartSystem = newEntry(systray.AddMenuItem("Restart system bus", ""))
+	m.restartSystemNow = newEntry(m.restartSystem.item.AddSubMenuItem("Restart now", ""))
 	m.editRules = newEntry(systray.AddMenuItem("Edit rules…", ""))
 	m.history = newEntry(systray.AddMenuItem("Recovery history…", ""))
 	m.pause = newEntry(systray.AddMenuItemCheckbox("Pause automatic recovery", "", false))
@@ -123,6 +132,7 @@ func (m *menu) apply(v view) {
 	for i, e := range m.appItems {
 		if i < len(v.AppItems) {
 			e.set(v.AppItems[i])
+			m.appRelaunch[i].set(v.AppRelaunch[i])
 			ids[i] = v.AppItems[i].ID
 		} else {
 			e.set(line{})
@@ -144,7 +154,10 @@ func (m *menu) apply(v view) {
 	}
 	m.fellNote.set(v.FellNote)
 	m.restartBus.set(v.RestartBus)
+	m.restartNow.set(v.RestartNow)
+	m.restartNote.set(v.RestartNote)
 	m.restartSystem.set(v.RestartSystem)
+	m.restartSystemNow.set(v.RestartSystemNow)
 	m.editRules.set(v.EditRules)
 	m.history.set(v.History)
 	m.pause.set(v.Pause)

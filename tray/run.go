@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -15,12 +16,13 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"busmedic/assets"
+	"busmedic/icontheme"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
 // iconSize is the size of the one pixmap systray registers the item with;
-// once registered, the tray gives the panel every size (see setPixmaps).
+// once registered, the tray gives the panel every size (see takeItem).
 const iconSize = 32
 
 // title is the StatusNotifierItem's title and id.
@@ -74,7 +76,8 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	defer cancel(nil) // before wg.Wait: the goroutines end on it
 	// No editor found: the menu says it is not installed.
 	editor, _ := FindEditor()
-	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: editor, poke: make(chan struct{}, 1)}
+	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: editor, poke: make(chan struct{}, 1),
+		themed: findThemedIcons(icontheme.BaseDirs(), executable()), reportHost: make(chan struct{}, 1)}
 	defer t.daemon.Close()
 	updates := make(chan update)
 	wg.Go(func() {
@@ -123,11 +126,18 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 		return err
 	}
 	t.conn = conn
-	if err := t.showIcon(ctx, t.shownState); err != nil {
-		return err
+	// The item's Status, IconName, every size of its icon and its
+	// tooltip's description are the tray's to serve (see item.go).
+	if it, err := takeItem(ctx, conn, t.themed, t.shown); err == nil {
+		t.props = it
+	} else if conn.Context().Err() != nil {
+		return fmt.Errorf("%w (%v)", errBusLost, err)
+	} else {
+		t.log.Warn("the tray icon shows systray's Status and one icon size", "err", err)
 	}
 	hosts := make(chan hostState)
 	wg.Go(func() { t.followHost(ctx, hosts) })
+	wg.Go(func() { t.reportHosts(ctx) })
 	t.listen(ctx, &wg)
 	// The tray lives for the whole session and changes seldom: once
 	// registering, or a burst of changes, is over, hand the memory it used
@@ -148,6 +158,7 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 			t.take(u)
 		case h := <-hosts:
 			t.logHost(h)
+			t.setHost(h)
 			continue // nothing to render
 		case <-t.poke:
 		}
@@ -169,15 +180,26 @@ type tray struct {
 	daemon *control.Client
 	log    *slog.Logger
 	editor string
+	themed themedIcons
 	menu   *menu
 	poke   chan struct{} // a click changed env: render again
 	conn   *dbus.Conn    // the item's connection, once systray registered it
+	// props serves the item's properties once taken over from systray;
+	// nil before, or if that failed.
+	props *itemProps
 
-	mu         sync.Mutex
-	status     control.Status
-	env        env
+	mu     sync.Mutex
+	status control.Status
+	env    env
+	// host is what followHost found last, hostKnown whether it found
+	// anything yet; reportHost wakes reportHosts to tell the daemon.
+	host       hostState
+	hostKnown  bool
+	reportHost chan struct{}
+
+	// What the render loop showed last; its own.
+	shown      look
 	shownState state
-	shownTip   string
 	shownOnce  bool
 
 	// visible is what the tray last logged of the item's visibility; the
@@ -190,8 +212,9 @@ func (t *tray) take(u update) {
 	defer t.mu.Unlock()
 	if u.connected && !t.env.Connected {
 		// A new daemon connection: what it refused before may be
-		// possible now.
+		// possible now, and it knows nothing of the tray's host.
 		t.env.RestartRefused = nil
+		wake(t.reportHost)
 	}
 	t.env.Connected = u.connected
 	t.env.DaemonErr = ""
@@ -203,37 +226,55 @@ func (t *tray) take(u update) {
 	}
 }
 
-func (t *tray) refuseRestart(why *control.RestartRefusal) {
-	t.mu.Lock()
-	t.env.RestartRefused = why
-	t.mu.Unlock()
+// wake sends on a channel of capacity 1 without waiting: a value there
+// already stands for this one.
+func wake(c chan struct{}) {
 	select {
-	case t.poke <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
 
-// showIcon shows state's icon: in every size once the item is registered,
-// else (or if that fails) in the one size systray sends.
-func (t *tray) showIcon(ctx context.Context, state state) (err error) {
-	if t.conn != nil {
-		err := setPixmaps(ctx, t.conn, state.Icon())
-		if err == nil {
-			return nil
+func (t *tray) refuseRestart(why *control.RestartRefusal) {
+	t.mu.Lock()
+	t.env.RestartRefused = why
+	t.mu.Unlock()
+	wake(t.poke)
+}
+
+// setHost keeps what followHost found, for reportHosts to tell.
+func (t *tray) setHost(h hostState) {
+	t.mu.Lock()
+	t.host, t.hostKnown = h, true
+	t.mu.Unlock()
+	wake(t.reportHost)
+}
+
+// reportHosts tells the daemon what the tray found of its icon's host,
+// at every change and again whenever the daemon connection is new, until
+// ctx is done: the daemon shows it in its status, and says once when there
+// is no StatusNotifierWatcher at all.
+func (t *tray) reportHosts(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.reportHost:
 		}
-		if t.conn.Context().Err() != nil {
-			return fmt.Errorf("%w (%v)", errBusLost, err)
+		t.mu.Lock()
+		h, known := t.host, t.hostKnown
+		t.mu.Unlock()
+		if !known {
+			continue
 		}
-		t.log.Warn("icon shown in one size only", "err", err)
+		rctx, cancel := context.WithTimeout(ctx, hostCallTimeout)
+		err := t.daemon.ReportTray(rctx, control.TrayHost{Watcher: h.watcher != "", Shown: h.registered})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			// Told again once the daemon is back (take).
+			t.log.Debug("the daemon was not told of the tray's host", "err", err)
+		}
 	}
-	// systray panics on a connection that died meanwhile.
-	defer func() {
-		if r := recover(); r != nil {
-			err = panicErr(r, t.conn)
-		}
-	}()
-	systray.SetIcon(assets.PNG(state.Icon(), iconSize))
-	return nil
 }
 
 // render applies the current status to the icon, tooltip and menu. It
@@ -251,29 +292,53 @@ func (t *tray) render(ctx context.Context) (err error) {
 	e.Now = time.Now()
 	v := render(t.status, e)
 	t.mu.Unlock()
-	// The tooltip first: it is set at once, the icon over the bus, so
-	// whoever sees the new icon reads the new tooltip too.
-	if !t.shownOnce || v.Tooltip != t.shownTip {
-		systray.SetTooltip(v.Tooltip)
+	lk := look{Status: v.Status, Icon: v.State.Icon(), TipTitle: v.Tooltip, TipText: v.TooltipText}
+	if t.shownOnce && v.State != t.shownState {
+		t.log.Info("tray state", "state", v.State, "was", t.shownState, "status", v.Status)
 	}
-	if !t.shownOnce || v.State != t.shownState {
-		if t.shownOnce {
-			t.log.Info("tray state", "state", v.State, "was", t.shownState)
-		}
-		if err := t.showIcon(ctx, v.State); err != nil {
-			return err
-		}
+	if err := t.show(lk); err != nil {
+		return err
 	}
-	t.shownState, t.shownTip, t.shownOnce = v.State, v.Tooltip, true
+	t.shownState, t.shownOnce = v.State, true
 	t.menu.apply(v)
 	return nil
 }
 
-// listen sends the clicks on actionable items to the daemon.
+// show makes the item show lk: through the properties the tray serves
+// once it took them over, through systray before (the look the panel
+// gets at registration) or if that failed.
+func (t *tray) show(lk look) error {
+	if t.props != nil {
+		if err := t.props.show(lk); err != nil {
+			if t.conn.Context().Err() != nil {
+				return fmt.Errorf("%w (%v)", errBusLost, err)
+			}
+			// Tried again at the next change.
+			t.log.Warn("the tray icon was not updated", "err", err)
+			return nil
+		}
+		t.shown = lk
+		return nil
+	}
+	// The tooltip first: whoever sees the new icon reads the new
+	// tooltip too.
+	if !t.shownOnce || lk.TipTitle != t.shown.TipTitle {
+		systray.SetTooltip(lk.TipTitle)
+	}
+	if !t.shownOnce || lk.Icon != t.shown.Icon {
+		systray.SetIcon(assets.PNG(lk.Icon, iconSize))
+	}
+	t.shown = lk
+	return nil
+}
+
+// listen sends the clicks on actionable items to the daemon. What
+// destroys takes two clicks: "Restart session bus" and each app are
+// submenus, and only the item in them, which says what it does, acts.
 func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 	m := t.menu
 	var cl clicks
-	for i, e := range m.appItems {
+	for i, e := range m.appRelaunch {
 		cl.on(e.item, func(ctx context.Context) {
 			if id := m.appID(i); id != "" {
 				t.relaunch(ctx, id)
@@ -291,7 +356,7 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			if id == "" {
 				return
 			}
-			t.do(ctx, "learn", func(ctx context.Context, c *control.Client) error {
+			t.do(ctx, "Always relaunch "+id, func(ctx context.Context, c *control.Client) error {
 				rule, err := c.Learn(ctx, id)
 				if err == nil {
 					t.log.Info("made a rule", "casualty", id, "rule", rule)
@@ -300,34 +365,33 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 			})
 		})
 	}
-	cl.on(m.restartBus.item, func(ctx context.Context) {
-		t.do(ctx, "restart-bus", func(ctx context.Context, c *control.Client) error {
+	cl.on(m.restartNow.item, func(ctx context.Context) {
+		t.do(ctx, "Restart of the session bus", func(ctx context.Context, c *control.Client) error {
 			err := c.RestartBus(ctx, "session")
 			var why *control.RestartRefusal
 			switch {
 			case errors.As(err, &why):
 				t.refuseRestart(why)
 			case err != nil && !errors.Is(err, control.ErrNotRunning):
-				// The restart failed: greyed out all the same, with why.
+				// The restart failed: not offered again, with why.
 				t.refuseRestart(&control.RestartRefusal{Bus: "session", Reason: err.Error()})
 			}
 			return err
 		})
 	})
-	cl.on(m.restartSystem.item, func(ctx context.Context) {
-		t.do(ctx, "restart-bus system", func(ctx context.Context, c *control.Client) error {
+	cl.on(m.restartSystemNow.item, func(ctx context.Context) {
+		t.do(ctx, "Restart of the system bus", func(ctx context.Context, c *control.Client) error {
 			return c.RestartBus(ctx, "system")
 		})
 	})
-	cl.on(m.editRules.item, func(context.Context) { t.openEditor() })
-	cl.on(m.history.item, func(context.Context) { t.openEditor() })
+	cl.on(m.editRules.item, func(ctx context.Context) { t.openEditor(ctx) })
+	cl.on(m.history.item, func(ctx context.Context) { t.openEditor(ctx) })
 	cl.on(m.pause.item, func(ctx context.Context) {
-		t.do(ctx, "pause", func(ctx context.Context, c *control.Client) error {
-			if m.isPaused() {
-				return c.Resume(ctx)
-			}
-			return c.Pause(ctx)
-		})
+		if m.isPaused() {
+			t.do(ctx, "Resume", func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) })
+			return
+		}
+		t.do(ctx, "Pause", func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) })
 	})
 	wg.Go(func() { cl.run(ctx, wg) })
 }
@@ -335,26 +399,52 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 // actionTimeout bounds one click's request; a relaunch waits for the app.
 const actionTimeout = 30 * time.Second
 
-// do sends a click's request to the daemon, and logs a failure.
-func (t *tray) do(ctx context.Context, op string, fn func(context.Context, *control.Client) error) {
+// do sends a click's request to the daemon. A failure is said where the
+// user looks, in a notification ("Restart of the session bus failed", and
+// why), which the daemon shows as its own, and logged.
+func (t *tray) do(ctx context.Context, what string, fn func(context.Context, *control.Client) error) {
 	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	defer cancel()
 	if err := fn(ctx, t.daemon); err != nil {
-		t.log.Warn("tray action failed", "op", op, "err", err)
+		t.failed(ctx, what, err)
 	}
 }
 
+// failed says that the action what failed, with why.
+func (t *tray) failed(ctx context.Context, what string, err error) {
+	t.log.Warn("tray action failed", "action", what, "err", err)
+	if errors.Is(err, control.ErrNotRunning) || ctx.Err() != nil {
+		// No daemon to show it; the menu says it is not running.
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostCallTimeout)
+	defer cancel()
+	if err := t.daemon.Notify(ctx, failureNotice(what, err)); err != nil {
+		t.log.Warn("the failure was not shown", "err", err)
+	}
+}
+
+// failureNotice is the notification of a click whose action failed.
+func failureNotice(what string, err error) control.Notice {
+	return control.Notice{Title: "busmedic: " + what + " failed", Body: err.Error()}
+}
+
 func (t *tray) relaunch(ctx context.Context, id string) {
-	t.do(ctx, "relaunch", func(ctx context.Context, c *control.Client) error {
+	t.do(ctx, "Relaunch of "+id, func(ctx context.Context, c *control.Client) error {
 		job, err := c.Relaunch(ctx, id)
-		if err == nil {
-			t.log.Info("relaunched from the tray", "app", id, "outcome", job.Outcome, "pid", job.PID)
+		if err != nil {
+			return err
 		}
-		return err
+		t.log.Info("relaunched from the tray", "app", id, "outcome", job.Outcome, "pid", job.PID)
+		if !job.Outcome.Recovered() {
+			// The daemon did its part; the app did not come back.
+			return errors.New(job.Text())
+		}
+		return nil
 	})
 }
 
-func (t *tray) openEditor() {
+func (t *tray) openEditor(ctx context.Context) {
 	if t.editor == "" {
 		return
 	}
@@ -362,7 +452,7 @@ func (t *tray) openEditor() {
 	// and outlives a tray restart.
 	cmd := exec.Command(t.editor, "-control", t.socket)
 	if err := cmd.Start(); err != nil {
-		t.log.Warn("rules editor did not start", "path", t.editor, "err", err)
+		t.failed(ctx, "Opening the rules editor", err)
 		return
 	}
 	t.log.Info("rules editor started", "pid", cmd.Process.Pid)
@@ -426,4 +516,16 @@ func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", errBusLost, name, owner, err)
 	}
 	return conn, nil
+}
+
+// executable is this program's path with its links resolved, or "".
+func executable() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		return resolved
+	}
+	return exe
 }

@@ -95,21 +95,44 @@ func TestTray(t *testing.T) {
 		})
 	})
 
+	// What destroys takes two clicks: a click on the app, or on "Restart
+	// session bus", opens a submenu; only its item, which says what it
+	// does, acts. A click that fails is said in a notification.
 	t.Run("relaunch app", func(t *testing.T) {
 		it := it.with(t)
 		dunst, _ := it.layout().find("Dunst")
-		it.click(dunst)
+		if d, _ := dunst.Props["children-display"].Value().(string); d != "submenu" || len(dunst.Children) != 1 {
+			t.Fatalf("Dunst item %+v: want a submenu with one item", dunst)
+		}
+		it.click(dunst) // relaunches nothing
+		relaunch := dunst.Children[0]
+		if relaunch.label() != "Relaunch now (stops it and starts it again)" {
+			t.Errorf("relaunch item of a running app %q: want it to say that it stops it", relaunch.label())
+		}
+		it.click(relaunch)
 		b.waitOp(t, "relaunch dunst")
 	})
 
 	t.Run("restart refused", func(t *testing.T) {
 		it := it.with(t)
 		restart, _ := it.layout().find("Restart session bus")
-		it.click(restart)
+		now, ok := restart.find("Restart now")
+		if !ok || now.label() != "Restart now: 1 app will be relaunched" || !now.enabled() {
+			t.Fatalf("restart submenu %+v: want Restart now, saying what the restart does", restart.Children)
+		}
+		it.click(restart) // restarts nothing
+		it.click(now)
 		b.waitOp(t, "restart-bus session")
-		it.waitFor(sigs, "restart item disabled with the reason", func() bool {
+		n := b.nextNotice(t)
+		if n.Title != "busmedic: Restart of the session bus failed" || !strings.Contains(n.Body, "refused, in words the tray does not read") {
+			t.Errorf("notice %+v: want the failure and the daemon's reason", n)
+		}
+		it.waitFor(sigs, "why the restart cannot be done, instead of Restart now", func() bool {
 			r, _ := it.layout().find("Restart session bus")
-			return !r.enabled() && r.label() == "Restart session bus (started by dbus-launch, pid 1234)"
+			note, ok := r.find("Not possible")
+			now, _ := r.find("Restart now")
+			return r.enabled() && r.label() == "Restart session bus" && ok && !note.enabled() &&
+				note.label() == "Not possible: started by dbus-launch" && !now.visible()
 		})
 	})
 
@@ -137,6 +160,15 @@ func TestTray(t *testing.T) {
 		it.click(c.Children[1])
 		b.waitOp(t, "learn c1")
 	})
+
+	// The clicks on the bare items came long before the last click
+	// above, which the tray handled: had they done anything, it would
+	// be counted by now.
+	for _, op := range []string{"relaunch dunst", "restart-bus session"} {
+		if n := b.times(op); n != 1 {
+			t.Errorf("%s asked for %d times, want once: a click on its submenu's parent must do nothing", op, n)
+		}
+	}
 }
 
 // TestPanelRestart replaces the StatusNotifierWatcher, as a panel restart

@@ -112,22 +112,36 @@ const (
 
 // view is the whole tray as it should look for one status.
 type view struct {
-	State   state
-	Tooltip string
+	State state
+	// Status is the item's StatusNotifierItem Status (itemStatus).
+	Status string
+	// Tooltip is the icon's tooltip; TooltipText its description, which
+	// holds the reasons the menu's short labels leave out.
+	Tooltip     string
+	TooltipText string
 
 	Session, System line
 	Apps            line // the submenu's parent
-	AppItems        []line
-	AppsNote        line // "no rules yet" or "… and 3 more"
-	Fell            line
-	Casualties      []line // each with "Relaunch" and "Always relaunch" below
-	FellNote        line
-	RestartBus      line
-	// RestartSystem shows only while an update of the system bus waits.
-	RestartSystem line
-	EditRules     line
-	History       line
-	Pause         line
+	// AppItems are the apps, each a submenu whose one item,
+	// AppRelaunch's, relaunches it: a relaunch takes two clicks, the
+	// second on an item that says what it does.
+	AppItems    []line
+	AppRelaunch []line
+	AppsNote    line // "no rules yet" or "… and 3 more"
+	Fell        line
+	Casualties  []line // each with "Relaunch" and "Always relaunch" below
+	FellNote    line
+	// RestartBus is a submenu: the restart itself is RestartNow, in it,
+	// which says what a restart does; a click on RestartBus restarts
+	// nothing. RestartNote, in it too, says why the bus cannot be
+	// restarted, instead of RestartNow.
+	RestartBus, RestartNow, RestartNote line
+	// RestartSystem shows only while an update of the system bus waits;
+	// like RestartBus, it is a submenu.
+	RestartSystem, RestartSystemNow line
+	EditRules                       line
+	History                         line
+	Pause                           line
 }
 
 // env is what the view needs beyond the status: facts about this machine
@@ -148,16 +162,18 @@ const notRunning = "busmedic is not running"
 // function: the tray applies its result and keeps nothing else.
 func render(st control.Status, e env) view {
 	var v view
+	var details []string // the tooltip's description
 	if !e.Connected {
 		v.State = disconnected
 		v.Tooltip = "busmedic: daemon not reachable, retrying"
 		if e.DaemonErr != "" {
-			v.Tooltip += " (" + e.DaemonErr + ")"
+			details = append(details, e.DaemonErr)
 		}
 	} else {
 		v.State = stateOf(st)
 		v.Tooltip = tooltip(st, v.State, e.Now)
 	}
+	v.Status = itemStatus(v.State, st.Tray.WhenNeeded())
 	v.Session = busLine(st, "session", "Session bus", e)
 	v.System = busLine(st, "system", "System bus", e)
 
@@ -167,7 +183,9 @@ func render(st control.Status, e env) view {
 			v.AppsNote = line{Title: fmt.Sprintf("… and %d more (busmedic status)", len(st.Apps)-maxApps), Visible: true}
 			break
 		}
-		v.AppItems = append(v.AppItems, appLine(a, e))
+		l, relaunch := appLine(a, e)
+		v.AppItems = append(v.AppItems, l)
+		v.AppRelaunch = append(v.AppRelaunch, relaunch)
 	}
 	if len(st.Apps) == 0 {
 		v.AppsNote = line{Title: "No rules yet (busmedic rules add-from-pid PID)", Visible: true}
@@ -195,86 +213,112 @@ func render(st control.Status, e env) view {
 		v.FellNote = line{Title: "Nobody: every app came back", Visible: true}
 	}
 
-	v.RestartBus = line{Title: "Restart session bus", Tooltip: "Restart the session bus; busmedic brings the apps back", Enabled: true, Visible: true}
+	v.RestartBus = line{Title: "Restart session bus", Tooltip: "Restart the session bus; busmedic brings the apps back", Enabled: e.Connected, Visible: true}
+	v.RestartNow = line{Title: "Restart now: " + relaunches(st), Tooltip: v.RestartBus.Tooltip, Enabled: e.Connected, Visible: true}
 	for _, b := range outdated(st) {
 		switch b.Name {
 		case "session":
-			v.RestartBus.Title = "Restart session bus now (update installed)"
-			v.RestartBus.Tooltip = "Finishes the update: " + b.Outdated
+			v.RestartBus.Title = "Restart session bus (update installed)"
+			details = append(details, "Restarting the session bus finishes the update: "+b.Outdated)
 		case "system":
-			v.RestartSystem = line{Title: "Restart system bus now (update installed)", Enabled: e.Connected, Visible: true,
-				Tooltip: "Finishes the update (asks for authorisation; every user's session is affected): " + b.Outdated}
+			v.RestartSystem = line{Title: "Restart system bus (update installed)", Enabled: e.Connected, Visible: true}
+			v.RestartSystemNow = line{Title: "Restart now (asks for authorisation)", Enabled: e.Connected, Visible: true,
+				Tooltip: "Finishes the update; every user's session is affected"}
+			details = append(details, "Restarting the system bus finishes the update (every user's session is affected): "+b.Outdated)
 		}
 	}
 	if st.SessionRestart != "" {
-		v.RestartBus.Tooltip += " (" + st.SessionRestart + ")"
+		v.RestartNow.Tooltip += " (" + st.SessionRestart + ")"
 	}
-	switch {
-	case !e.Connected:
-		v.RestartBus = disabled(v.RestartBus, notRunning)
-	case st.SessionRestartRefusal != nil:
-		v.RestartBus = refused(v.RestartBus, st.SessionRestartRefusal)
-	case e.RestartRefused != nil:
-		v.RestartBus = refused(v.RestartBus, e.RestartRefused)
+	why := st.SessionRestartRefusal
+	if why == nil {
+		why = e.RestartRefused
+	}
+	if e.Connected && why != nil {
+		// Who started the bus, in a few words, is what the user can
+		// change; the whole reason, with what to do, is in the tooltip.
+		v.RestartNow.Visible, v.RestartNow.Enabled = false, false
+		v.RestartNote = line{Title: "Not possible: " + whoStarted(why), Tooltip: why.Reason, Visible: true}
+		details = append(details, "The session bus cannot be restarted: "+why.Reason)
 	}
 
 	v.EditRules = line{Title: "Edit rules…", Tooltip: "Open the rules editor", Enabled: true, Visible: true}
 	if e.Editor == "" {
-		v.EditRules = disabled(v.EditRules, "rules editor not installed")
+		v.EditRules = disabled(v.EditRules, "not installed", "rules editor not installed")
 	}
 
 	// The recovery history is a tab of the rules editor; without it, the
 	// command line shows it.
 	v.History = line{Title: "Recovery history…", Tooltip: "Open the rules editor; its History tab lists the recoveries", Enabled: true, Visible: true}
 	if e.Editor == "" {
-		v.History = disabled(v.History, "rules editor not installed; run busmedic history")
+		v.History = disabled(v.History, "busmedic history", "rules editor not installed; run busmedic history")
 	}
 
 	v.Pause = line{Title: "Pause automatic recovery", Tooltip: "While paused, busmedic watches but touches no app", Enabled: e.Connected, Checked: st.Paused, Visible: true}
 	if !e.Connected {
-		v.Pause = disabled(v.Pause, notRunning)
+		v.Pause.Tooltip = notRunning
 	}
+	v.TooltipText = strings.Join(details, "\n")
 	return v
 }
 
-// disabled greys an item out and says why, in the title (which every panel
-// shows) and the tooltip (which few do).
-func disabled(l line, why string) line {
+// itemStatus is the StatusNotifierItem Status for state s: NeedsAttention
+// when something waits for the user (panels highlight the icon), Passive
+// when all is well and the user chose tray = "when-needed" (panels may
+// tuck the icon away), Active otherwise.
+func itemStatus(s state, whenNeeded bool) string {
+	switch {
+	case s == attention:
+		return statusNeedsAttention
+	case s == healthy && whenNeeded:
+		return statusPassive
+	}
+	return statusActive
+}
+
+// relaunches says what a restart of the session bus would do, in the
+// words of the item that restarts it: how many apps busmedic would
+// relaunch (those with a relaunch rule that are on the bus now).
+func relaunches(st control.Status) string {
+	n := 0
+	for _, a := range st.Apps {
+		if a.Enabled && a.Running && a.Bus != "system" && (a.Action == "" || a.Action == "relaunch") {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return "no app to relaunch"
+	case 1:
+		return "1 app will be relaunched"
+	}
+	return fmt.Sprintf("%d apps will be relaunched", n)
+}
+
+// disabled greys an item out and says why: in a word or two in the title
+// (menu items have no tooltip in the panels), the whole of it in the
+// tooltip.
+func disabled(l line, short, why string) line {
 	l.Enabled = false
-	l.Title += " (" + why + ")"
+	l.Title += " (" + short + ")"
 	l.Tooltip = why
 	return l
 }
 
-// refused greys out "Restart session bus": the title says who started
-// the bus ("started by dbus-launch, pid 41"), which is what the user can
-// change; the tooltip has the daemon's whole reason, with what to do.
-func refused(l line, r *control.RestartRefusal) line {
-	l.Enabled = false
-	l.Title += " (" + whoStarted(r) + ")"
-	l.Tooltip = r.Reason
-	return l
-}
-
-// whoStarted says in a few words who started the bus that r is about, or,
-// for a refusal that is about something else (the bus did not answer, the
+// whoStarted says in a few words who started the bus that r is about
+// ("started by dbus-launch"), which is what the user can change, or, for a
+// refusal that is about something else (the bus did not answer, the
 // restart failed), its reason.
 func whoStarted(r *control.RestartRefusal) string {
-	var who string
 	switch {
 	case r.StartedBy != "":
-		who = fmt.Sprintf("started by %s, pid %d", r.StartedBy, r.StartedByPID)
+		return "started by " + r.StartedBy
 	case r.StarterExited:
-		who = "started by dbus-launch or another program that has exited"
+		return "started by a program that has exited"
 	case r.PID != 0:
-		who = "not started by systemd"
-	default:
-		return r.Reason
+		return "not started by systemd"
 	}
-	if r.Unit != "" {
-		who += " in " + r.Unit
-	}
-	return who
+	return r.Reason
 }
 
 func busLine(st control.Status, name, label string, e env) line {
@@ -303,19 +347,29 @@ func busLine(st control.Status, name, label string, e env) line {
 	return l
 }
 
-func appLine(a control.AppStatus, e env) line {
+// appLine is an app's item, with the item of its submenu that relaunches
+// it and says what that does: stop it first, when it is running.
+func appLine(a control.AppStatus, e env) (app, relaunch line) {
 	name := a.Name
 	if name == "" {
 		name = a.ID
 	}
-	l := line{Title: name + ": " + outcome(a, e.Now), Tooltip: "Click to relaunch now", Enabled: e.Connected, Visible: true, ID: a.ID}
+	app = line{Title: name + ": " + outcome(a, e.Now), Enabled: e.Connected, Visible: true, ID: a.ID}
+	if j := a.Last; j != nil && j.Reason != "" {
+		app.Tooltip = j.Reason
+	}
+	relaunch = line{Title: "Relaunch now", Tooltip: "Start it again", Enabled: e.Connected && a.Enabled, Visible: true, ID: a.ID}
+	if a.Running {
+		relaunch.Title = "Relaunch now (stops it and starts it again)"
+		relaunch.Tooltip = "It is running: busmedic stops it, then starts it again"
+	}
 	switch {
 	case !e.Connected:
-		l = disabled(l, notRunning)
+		app.Tooltip = notRunning
 	case !a.Enabled:
-		l = disabled(l, "rule disabled")
+		app = disabled(app, "rule disabled", "its rule is disabled")
 	}
-	return l
+	return app, relaunch
 }
 
 // outcome says what busmedic last did for an app, in a few words.
@@ -330,13 +384,9 @@ func outcome(a control.AppStatus, now time.Time) string {
 	switch j.Outcome {
 	case control.Pending, control.Running:
 		return "recovering…"
-	case control.Failed, control.Skipped:
-		s := fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
-		if j.Reason != "" {
-			s += ": " + j.Reason
-		}
-		return s
 	default:
+		// The reason, if any, is the item's tooltip and is in the
+		// icon's.
 		return fmt.Sprintf("%s %s", j.Outcome, clock(j.Started, now))
 	}
 }

@@ -74,13 +74,16 @@ func TestRender(t *testing.T) {
 		{"session", v.Session, "Session bus: up since 12:03"},
 		{"system", v.System, "System bus: down since 12:03 (connection refused)"},
 		{"app relaunched", v.AppItems[0], "Dunst: relaunched 12:03"},
-		{"app failed", v.AppItems[1], "nm: failed 12:03: exit status 1"},
+		{"app failed", v.AppItems[1], "nm: failed 12:03"},
+		{"app relaunch", v.AppRelaunch[0], "Relaunch now"},
+		{"running app relaunch", v.AppRelaunch[2], "Relaunch now (stops it and starts it again)"},
 		{"app disabled", v.AppItems[2], "Off: running (rule disabled)"},
 		{"casualty", v.Casualties[0], "blueman-applet (session bus, 12:03)"},
 		{"fell", v.Fell, "Fell off the bus (1)"},
-		{"edit rules", v.EditRules, "Edit rules… (rules editor not installed)"},
-		{"history", v.History, "Recovery history… (rules editor not installed; run busmedic history)"},
+		{"edit rules", v.EditRules, "Edit rules… (not installed)"},
+		{"history", v.History, "Recovery history… (busmedic history)"},
 		{"restart", v.RestartBus, "Restart session bus"},
+		{"restart now", v.RestartNow, "Restart now: no app to relaunch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.got.Title != tc.want {
@@ -97,14 +100,21 @@ func TestRender(t *testing.T) {
 	if v.AppItems[2].Enabled || !v.AppItems[0].Enabled || v.AppItems[0].ID != "dunst" {
 		t.Errorf("app items %+v", v.AppItems)
 	}
+	if v.AppItems[1].Tooltip != "exit status 1" || v.AppRelaunch[2].Enabled || !v.AppRelaunch[1].Enabled || v.AppRelaunch[1].ID != "nm" {
+		t.Errorf("app items %+v, relaunch items %+v: the reason in the tooltip, a disabled rule's relaunch greyed", v.AppItems, v.AppRelaunch)
+	}
+	if v.Status != statusActive {
+		t.Errorf("item status %q with a bus down, want Active", v.Status)
+	}
 	if v.AppsNote.Visible || v.FellNote.Visible {
 		t.Errorf("notes shown with lists full: %+v %+v", v.AppsNote, v.FellNote)
 	}
 
 	t.Run("refused restart", func(t *testing.T) {
 		v := render(st, env{Connected: true, Now: now, RestartRefused: &control.RestartRefusal{Bus: "session", Reason: "refused", PID: 1235, StarterExited: true}, Editor: "/usr/bin/busmedic-rules"})
-		if v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus (started by dbus-launch or another program that has exited)" {
-			t.Errorf("restart item %+v", v.RestartBus)
+		if !v.RestartBus.Enabled || v.RestartBus.Title != "Restart session bus" || v.RestartNow.Visible ||
+			v.RestartNote.Title != "Not possible: started by a program that has exited" || !strings.Contains(v.TooltipText, "refused") {
+			t.Errorf("restart items %+v, %+v, %+v; tooltip %q", v.RestartBus, v.RestartNow, v.RestartNote, v.TooltipText)
 		}
 		if !v.EditRules.Enabled || v.EditRules.Title != "Edit rules…" {
 			t.Errorf("edit rules item %+v", v.EditRules)
@@ -118,10 +128,14 @@ func TestRender(t *testing.T) {
 		if v.State != disconnected || v.State.Icon() != "attention" || !strings.Contains(v.Tooltip, "not reachable") {
 			t.Errorf("state %v, tooltip %q", v.State, v.Tooltip)
 		}
-		for _, l := range []line{v.RestartBus, v.Pause} {
-			if l.Enabled || !strings.Contains(l.Title, notRunning) {
-				t.Errorf("%+v: want disabled, saying why", l)
+		for _, l := range []line{v.RestartBus, v.RestartNow, v.Pause} {
+			if l.Enabled {
+				t.Errorf("%+v: want disabled", l)
 			}
+		}
+		// Said once, in the bus lines, not in every greyed label.
+		if !strings.Contains(v.Session.Title, notRunning) || strings.Contains(v.Pause.Title, notRunning) || v.Status != statusActive {
+			t.Errorf("session line %q, pause %q, status %q", v.Session.Title, v.Pause.Title, v.Status)
 		}
 	})
 	t.Run("overflow", func(t *testing.T) {
@@ -155,7 +169,7 @@ func TestClock(t *testing.T) {
 }
 
 // An update waiting for a bus restart says so, and offers the restart of
-// each updated bus.
+// each updated bus, in a submenu like every restart.
 func TestRenderUpdate(t *testing.T) {
 	e := env{Connected: true, Now: now}
 	st := control.Status{Buses: []control.BusStatus{up, sysUp}}
@@ -168,44 +182,105 @@ func TestRenderUpdate(t *testing.T) {
 	if v.State != attention || !strings.Contains(v.Tooltip, "update installed: restart the session bus to finish it") {
 		t.Errorf("state %v tooltip %q", v.State, v.Tooltip)
 	}
-	if v.RestartBus.Title != "Restart session bus now (update installed)" || !v.RestartBus.Enabled {
-		t.Errorf("session item %+v", v.RestartBus)
+	if v.Status != statusNeedsAttention {
+		t.Errorf("item status %q with an update waiting, want NeedsAttention", v.Status)
 	}
-	if !v.RestartSystem.Visible || !v.RestartSystem.Enabled || !strings.Contains(v.RestartSystem.Title, "Restart system bus now") {
-		t.Errorf("system item %+v", v.RestartSystem)
+	if v.RestartBus.Title != "Restart session bus (update installed)" || !v.RestartBus.Enabled || !v.RestartNow.Enabled {
+		t.Errorf("session items %+v / %+v", v.RestartBus, v.RestartNow)
+	}
+	if !v.RestartSystem.Visible || !v.RestartSystem.Enabled || v.RestartSystem.Title != "Restart system bus (update installed)" ||
+		!v.RestartSystemNow.Visible || !v.RestartSystemNow.Enabled {
+		t.Errorf("system items %+v / %+v", v.RestartSystem, v.RestartSystemNow)
+	}
+	for _, want := range []string{"/usr/bin/dbus-daemon changed", "every user's session"} {
+		if !strings.Contains(v.TooltipText, want) {
+			t.Errorf("tooltip description %q lacks %q", v.TooltipText, want)
+		}
 	}
 }
 
-// A session bus that busmedic cannot restart greys the item out and says
-// why before anyone clicks it: who started the bus, from the refusal's
-// facts (not its words), in the title, and the whole reason in the tooltip.
+// A session bus that busmedic cannot restart says why before anyone
+// clicks: in its submenu, instead of "Restart now", who started the bus in
+// a few words, from the refusal's facts (not its words), and the whole
+// reason in the icon's tooltip. The top label stays short.
 func TestRenderRestartRefused(t *testing.T) {
 	e := env{Connected: true, Now: now}
-	refused := func(r control.RestartRefusal) line {
-		return render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefusal: &r}, e).RestartBus
-	}
 	for _, tc := range []struct {
 		name    string
 		refusal control.RestartRefusal
-		title   string
+		note    string
 	}{
 		{"started by a program", control.RestartRefusal{PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
 			Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`},
-			"Restart session bus (started by dbus-run-session, pid 41)"},
+			"Not possible: started by dbus-run-session"},
 		{"its starter exited, in a scope", control.RestartRefusal{PID: 42, StarterExited: true, Unit: "session-2.scope", Reason: "anything"},
-			"Restart session bus (started by dbus-launch or another program that has exited in session-2.scope)"},
+			"Not possible: started by a program that has exited"},
 		{"starter unknown", control.RestartRefusal{PID: 42, Reason: "anything"},
-			"Restart session bus (not started by systemd)"},
+			"Not possible: not started by systemd"},
 		{"no answer", control.RestartRefusal{Reason: "the session bus does not answer (timeout)"},
-			"Restart session bus (the session bus does not answer (timeout))"},
+			"Not possible: the session bus does not answer (timeout)"},
 	} {
 		tc.refusal.Bus = "session"
-		if l := refused(tc.refusal); l.Enabled || l.Title != tc.title || l.Tooltip != tc.refusal.Reason {
-			t.Errorf("%s: restart item %+v; want greyed, titled %q, the whole reason in the tooltip", tc.name, l, tc.title)
+		v := render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestartRefusal: &tc.refusal}, e)
+		if v.RestartBus.Title != "Restart session bus" || v.RestartNow.Visible || v.RestartNow.Enabled ||
+			!v.RestartNote.Visible || v.RestartNote.Enabled || v.RestartNote.Title != tc.note {
+			t.Errorf("%s: restart items %+v, %+v, %+v; want the note %q instead of Restart now", tc.name, v.RestartBus, v.RestartNow, v.RestartNote, tc.note)
+		}
+		if !strings.Contains(v.TooltipText, tc.refusal.Reason) {
+			t.Errorf("%s: tooltip description %q, want the whole reason", tc.name, v.TooltipText)
 		}
 	}
 	v := render(control.Status{Buses: []control.BusStatus{up, sysUp}, SessionRestart: "systemd user unit dbus.service"}, e)
-	if !v.RestartBus.Enabled || !strings.Contains(v.RestartBus.Tooltip, "dbus.service") {
-		t.Errorf("restart item %+v", v.RestartBus)
+	if !v.RestartBus.Enabled || !v.RestartNow.Enabled || v.RestartNote.Visible || !strings.Contains(v.RestartNow.Tooltip, "dbus.service") {
+		t.Errorf("restart items %+v / %+v / %+v", v.RestartBus, v.RestartNow, v.RestartNote)
+	}
+}
+
+// "Restart now" says what the restart will do: how many apps busmedic
+// will relaunch, those with a relaunch rule on the session bus now.
+func TestRelaunches(t *testing.T) {
+	app := func(bus, action string, enabled, running bool) control.AppStatus {
+		return control.AppStatus{ID: "a", Bus: bus, Action: action, Enabled: enabled, Running: running}
+	}
+	for _, tc := range []struct {
+		apps []control.AppStatus
+		want string
+	}{
+		{nil, "no app to relaunch"},
+		{[]control.AppStatus{app("session", "relaunch", true, true)}, "1 app will be relaunched"},
+		{[]control.AppStatus{app("session", "relaunch", true, true), app("both", "relaunch", true, true),
+			app("session", "relaunch", true, false), app("session", "relaunch", false, true),
+			app("system", "relaunch", true, true), app("session", "signal", true, true)}, "2 apps will be relaunched"},
+	} {
+		if got := relaunches(control.Status{Apps: tc.apps}); got != tc.want {
+			t.Errorf("relaunches(%+v) = %q, want %q", tc.apps, got, tc.want)
+		}
+	}
+}
+
+// The item's Status speaks the panel's language: NeedsAttention when
+// something waits for the user, Passive when all is well and the user
+// chose tray = "when-needed", Active otherwise.
+func TestItemStatus(t *testing.T) {
+	for _, tc := range []struct {
+		s          state
+		whenNeeded bool
+		want       string
+	}{
+		{healthy, false, statusActive},
+		{healthy, true, statusPassive},
+		{recovering, true, statusActive},
+		{busDown, true, statusActive},
+		{disconnected, true, statusActive},
+		{attention, false, statusNeedsAttention},
+		{attention, true, statusNeedsAttention},
+	} {
+		if got := itemStatus(tc.s, tc.whenNeeded); got != tc.want {
+			t.Errorf("itemStatus(%v, when-needed %v) = %q, want %q", tc.s, tc.whenNeeded, got, tc.want)
+		}
+	}
+	healthyStatus := control.Status{Buses: []control.BusStatus{up, sysUp}, Tray: &control.TrayStatus{Show: control.TrayWhenNeeded}}
+	if v := render(healthyStatus, env{Connected: true, Now: now}); v.Status != statusPassive {
+		t.Errorf("healthy with tray = when-needed: status %q, want Passive", v.Status)
 	}
 }

@@ -141,7 +141,16 @@ func runHistory(ctx context.Context, in *call) int {
 }
 
 func runRelaunch(ctx context.Context, in *call) int {
+	if in.on("dry-run") {
+		return runRelaunchDryRun(ctx, in)
+	}
 	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
+		if !in.on("force") {
+			// A running app is stopped first: that takes --force.
+			if err := refuseRunning(ctx, c, in.args[0]); err != nil {
+				return err
+			}
+		}
 		job, err := c.Relaunch(ctx, in.args[0])
 		if errors.Is(err, control.ErrUnknownApp) {
 			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", in.args[0])

@@ -45,9 +45,19 @@ func topLevel() *command {
 			}),
 			run: runHistory,
 		}, {
-			name: "relaunch", summary: "recover an app now: relaunch ID", usage: "busmedic relaunch ID",
-			about: "Recovers an app now: a rule's id, or a casualty's id from busmedic status.",
-			flags: clientFlags(nil), minArgs: 1, maxArgs: 1, run: runRelaunch, argKind: argApp,
+			name: "relaunch", summary: "recover an app now: relaunch ID", usage: "busmedic relaunch [--force | --dry-run] ID",
+			about: "Recovers an app now: a rule's id, or a casualty's id from busmedic status.\n" +
+				"An app that is running on its bus is stopped and started again: that takes --force.",
+			flags: clientFlags(func(fs *flag.FlagSet) {
+				fs.Bool("force", false, "relaunch the app even if it is running: stop it and start it again")
+				fs.Bool("dry-run", false, "relaunch nothing; print what a restart of its bus would do for it now")
+			}),
+			minArgs: 1, maxArgs: 1, interleave: true, run: runRelaunch, argKind: argApp,
+		}, {
+			name: "plan", summary: "print what a bus restart would do now: plan [ID]", usage: "busmedic plan [ID]",
+			about: "Prints what busmedic would do for each app, or for the app ID, if its bus restarted now:\n" +
+				"which processes it matches and what it would start. Nothing is restarted.",
+			flags: clientFlags(nil), maxArgs: 1, interleave: true, run: runPlan, argKind: argApp,
 		}, {
 			name: "restart-bus", summary: "restart the session bus and recover the apps",
 			usage: "busmedic restart-bus [session|system]",

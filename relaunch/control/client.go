@@ -265,6 +265,19 @@ func (c *Client) Resume(ctx context.Context) error {
 	return err
 }
 
+// ReportTray tells the daemon what the tray found of its icon's host; the
+// tray child sends it at every change.
+func (c *Client) ReportTray(ctx context.Context, h TrayHost) error {
+	_, err := c.call(ctx, Request{Op: OpTray, Tray: &h})
+	return err
+}
+
+// Notify asks the daemon to show n as a desktop notification.
+func (c *Client) Notify(ctx context.Context, n Notice) error {
+	_, err := c.call(ctx, Request{Op: OpNotify, Notice: &n})
+	return err
+}
+
 // Watch sends the status now and at every change to the returned channel,
 // until ctx is done or the daemon goes; then it closes the channel. It
 // streams on a connection of its own: the client serves requests

@@ -8,8 +8,9 @@
 //
 // This package is the whole contract between the daemon and its clients:
 // the requests and answers (Request, Response), the types they carry
-// (Status, Recovery, Job, PlannedJob and what they hold), and the errors a
-// request can end in. The recovery engine (package relaunch) fills these
+// (Status, Recovery, Job, PlannedJob and what they hold; TrayHost and
+// Notice, which the tray child sends), and the errors a request can end
+// in. The recovery engine (package relaunch) fills these
 // types in and imports this package; this package never imports the
 // engine, so a client depends on the contract and not on the engine. The
 // types live here rather than in a package of their own: such a package
@@ -85,6 +86,11 @@ const (
 	OpPlan = "plan"
 	// OpPeers lists who is on each bus now -> Response.Peers, by bus name.
 	OpPeers = "peers"
+	// OpTray is the tray child telling what it found of its icon's host
+	// (Request.Tray), which Status then carries.
+	OpTray = "tray"
+	// OpNotify asks the daemon to show the notification Request.Notice.
+	OpNotify = "notify"
 )
 
 // Request is one line a client sends.
@@ -92,6 +98,9 @@ type Request struct {
 	Op string `json:"op"`
 	ID string `json:"id,omitempty"`
 	N  int    `json:"n,omitempty"`
+	// Tray is OpTray's report, Notice OpNotify's notification.
+	Tray   *TrayHost `json:"tray,omitempty"`
+	Notice *Notice   `json:"notice,omitempty"`
 }
 
 // Response is one line the daemon answers.

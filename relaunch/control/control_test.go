@@ -113,6 +113,23 @@ func TestRequests(t *testing.T) {
 	if st, _ := c.Status(ctx); !st.Paused {
 		t.Error("not paused after Pause")
 	}
+	// The tray child's report reaches the status (as the stand-in puts
+	// it, like the daemon); a notice reaches the backend.
+	if err := c.ReportTray(ctx, control.TrayHost{Watcher: false}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Status(ctx); st.Tray.Problem() != control.NoTrayHost {
+		t.Errorf("status tray %+v after a report of no watcher", st.Tray)
+	}
+	if err := c.Notify(ctx, control.Notice{Title: "busmedic: Pause failed", Body: "why", Critical: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-b.Notices(); n != (control.Notice{Title: "busmedic: Pause failed", Body: "why", Critical: true}) {
+		t.Errorf("notice %+v", n)
+	}
+	if err := c.Notify(ctx, control.Notice{}); !errors.Is(err, control.ErrBadRequest) {
+		t.Errorf("Notify without a title: %v, want ErrBadRequest", err)
+	}
 
 	info, err := os.Stat(path)
 	if err != nil || info.Mode().Perm() != 0o600 {

@@ -49,6 +49,7 @@ func sample(loc *time.Location) (control.Status, []control.Recovery) {
 		RulesError:            "apps.toml:3: key exe: not absolute",
 		SessionRestartRefused: refusal.Reason,
 		SessionRestartRefusal: &refusal,
+		Tray:                  &control.TrayStatus{Show: control.TrayWhenNeeded, Host: &control.TrayHost{}},
 	}
 	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
 		Decision: "session ending: no recovery", Jobs: []control.Job{}}}

@@ -34,6 +34,11 @@ type Backend interface {
 	Peers() map[string][]watcher.Peer
 	Pause()
 	Resume()
+	// ReportTray takes the tray child's report on its icon's host.
+	ReportTray(h TrayHost)
+	// Notify shows n as a desktop notification. It returns once n is
+	// handed on, not when it is shown.
+	Notify(n Notice) error
 	// Changed gets a value whenever Status changes. The server is its
 	// only reader and fans it out to watching clients.
 	Changed() <-chan struct{}
@@ -398,6 +403,20 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 		return Response{OK: true}
 	case OpResume:
 		b.Resume()
+		return Response{OK: true}
+	case OpTray:
+		if req.Tray == nil {
+			return failure(coded(ErrBadRequest, "tray: no report"))
+		}
+		b.ReportTray(*req.Tray)
+		return Response{OK: true}
+	case OpNotify:
+		if req.Notice == nil || req.Notice.Title == "" {
+			return failure(coded(ErrBadRequest, "notify: no notice title"))
+		}
+		if err := b.Notify(*req.Notice); err != nil {
+			return failure(err)
+		}
 		return Response{OK: true}
 	}
 	return failure(coded(ErrBadRequest, "unknown operation %q", req.Op))

@@ -56,6 +56,10 @@ type Status struct {
 	SessionRestart        string          `json:"session_restart,omitempty"`
 	SessionRestartRefused string          `json:"session_restart_refused,omitempty"`
 	SessionRestartRefusal *RestartRefusal `json:"session_restart_refusal,omitempty"`
+	// Tray is the tray icon: how it is to show, and what the tray child
+	// found of the panel that shows it; nil when busmedic runs without
+	// a tray.
+	Tray *TrayStatus `json:"tray,omitempty"`
 }
 
 // MarshalJSON writes the status with [] for a list that is empty, never

@@ -34,6 +34,9 @@ func (s Status) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  update installed: restart the %s bus to finish it (busmedic restart-bus %s)\n  %s\n", bus.Name, bus.Name, bus.Outdated)
 		}
 	}
+	if p := s.Tray.Problem(); p != "" {
+		fmt.Fprintf(&b, "%s%s.\n", strings.ToUpper(p[:1]), p[1:])
+	}
 	if s.Paused {
 		b.WriteString("Recovery is paused (busmedic resume).\n")
 	}

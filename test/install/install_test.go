@@ -126,6 +126,13 @@ func TestInstallUninstall(t *testing.T) {
 	var expect []string
 	for _, size := range assets.Sizes() {
 		expect = append(expect, fmt.Sprintf("share/icons/hicolor/%dx%d/apps/busmedic.png", size, size))
+		for _, icon := range assets.Icons() {
+			expect = append(expect, fmt.Sprintf("share/icons/hicolor/%dx%d/status/%s.png", size, size, assets.IconName(icon)))
+		}
+	}
+	for _, icon := range assets.Icons() {
+		expect = append(expect, "share/icons/hicolor/scalable/status/"+assets.IconName(icon)+".svg",
+			"share/icons/hicolor/scalable/status/"+assets.IconName(icon)+"-symbolic.svg")
 	}
 	expect = append(expect, "bin/busmedic", "bin/busmedic-rules",
 		"share/icons/hicolor/scalable/apps/busmedic.svg", "share/icons/hicolor/256x256/apps/busmedic-rules.png",

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"busmedic/appdb"
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
@@ -116,27 +115,10 @@ func planText(id string, plans map[string][]control.PlannedJob) string {
 			if j.App != id {
 				continue
 			}
+			// The same words as "busmedic plan".
 			fmt.Fprintf(&b, "If the %s bus restarted now:\n", bus)
-			var pids []int
-			for _, p := range j.Peers {
-				pids = append(pids, p.PID)
-			}
-			if len(pids) > 0 {
-				fmt.Fprintf(&b, "• it matches pid %s\n", joinInts(pids))
-			}
-			if j.Skip != "" {
-				fmt.Fprintf(&b, "• busmedic would skip it: %s\n", j.Skip)
-				continue
-			}
-			fmt.Fprintf(&b, "• after %s without it reconnecting, busmedic would %s\n", j.Rule.Grace, actionWords(j.Rule))
-			if len(j.Command) > 0 && (j.Rule.Action == appdb.ActionRelaunch || j.Rule.Action == "") {
-				fmt.Fprintf(&b, "• command: %s\n", strings.Join(j.Command, " "))
-				if j.Dir != "" {
-					fmt.Fprintf(&b, "• in: %s\n", j.Dir)
-				}
-			}
-			if len(j.Rule.After) > 0 {
-				fmt.Fprintf(&b, "• once these are on the bus: %s\n", strings.Join(j.Rule.After, ", "))
+			for _, l := range j.Lines() {
+				fmt.Fprintf(&b, "• %s\n", l)
 			}
 		}
 	}
@@ -145,20 +127,6 @@ func planText(id string, plans map[string][]control.PlannedJob) string {
 			"(Start the app, or check that the rule's matchers fit it.)"
 	}
 	return strings.TrimRight(b.String(), "\n")
-}
-
-func actionWords(r appdb.Rule) string {
-	switch r.Action {
-	case appdb.ActionSignal:
-		return "send it " + r.Signal
-	case appdb.ActionHook:
-		return "run " + strings.Join(r.Hook, " ")
-	case appdb.ActionNotify:
-		return "ask you in a notification"
-	case appdb.ActionIgnore:
-		return "do nothing"
-	}
-	return "relaunch it (stopping it first if it is still alive)"
 }
 
 // peerText is one line about a peer for the pickers.

@@ -32,6 +32,9 @@ func write(dir string) error {
 		if err := os.WriteFile(filepath.Join(dir, ic.Name+".svg"), ic.SVG(), 0o644); err != nil {
 			return err
 		}
+		if err := os.WriteFile(filepath.Join(dir, ic.Name+"-symbolic.svg"), ic.SymbolicSVG(), 0o644); err != nil {
+			return err
+		}
 		for _, s := range sizes {
 			b, err := ic.PNG(s)
 			if err != nil {

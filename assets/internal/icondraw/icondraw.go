@@ -28,6 +28,8 @@ type Shape interface {
 	covers(x, y float64) bool
 	fill() color.NRGBA
 	svg() string
+	// maskSVG draws the shape in fill for a symbolic icon's mask.
+	maskSVG(fill string) string
 }
 
 type pt struct{ x, y float64 }
@@ -135,6 +137,68 @@ func (ic Icon) SVG() []byte {
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// symbolicGrey is the colour of symbolic icons as drawn; the desktop
+// paints them in the panel's foreground colour instead.
+const symbolicGrey = "#bebebe"
+
+// SymbolicSVG returns the icon as a symbolic icon, for the panels that
+// draw tray icons in one colour (the "-symbolic" names of the icon theme
+// specification): the first shape, the disc, in one grey, with every
+// white shape cut out of it and every other shape kept.
+//
+// The cut is a mask, drawn only with elements GTK and GNOME Shell leave
+// alone: they recolour a symbolic icon by forcing the fill of every rect,
+// circle and path, so the mask uses polygons, polylines and ellipses, and
+// the one circle is the disc, which is to take the foreground colour.
+func (ic Icon) SymbolicSVG() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"16\" height=\"16\" viewBox=\"0 0 64 64\">\n<title>busmedic: %s, symbolic</title>\n", ic.Name)
+	b.WriteString("<defs><mask id=\"cut\" maskUnits=\"userSpaceOnUse\" x=\"0\" y=\"0\" width=\"64\" height=\"64\">\n")
+	b.WriteString(`<polygon points="0,0 64,0 64,64 0,64" fill="#fff"/>` + "\n")
+	disc := ic.Shapes[0].(Circle)
+	for i, s := range ic.Shapes {
+		if i == 0 {
+			continue
+		}
+		// White is cut out; a shape in the disc's colour under one of
+		// another colour is that shape's rim, cut out too so that the
+		// shape stands apart from the disc; anything else is kept.
+		rim := s.fill() == disc.Color && i+1 < len(ic.Shapes) &&
+			ic.Shapes[i+1].fill() != white && ic.Shapes[i+1].fill() != disc.Color
+		fill := "#fff"
+		if s.fill() == white || rim {
+			fill = "#000"
+		}
+		b.WriteString(s.maskSVG(fill))
+		b.WriteByte('\n')
+	}
+	b.WriteString("</mask></defs>\n")
+	fmt.Fprintf(&b, `<circle cx="%g" cy="%g" r="%g" fill="%s" mask="url(#cut)"/>`+"\n", disc.X, disc.Y, disc.R, symbolicGrey)
+	b.WriteString("</svg>\n")
+	return b.Bytes()
+}
+
+func (c Circle) maskSVG(fill string) string {
+	return fmt.Sprintf(`<ellipse cx="%g" cy="%g" rx="%g" ry="%g" fill="%s"/>`, c.X, c.Y, c.R, c.R, fill)
+}
+
+func (s Stroke) maskSVG(fill string) string {
+	return fmt.Sprintf(`<polyline points="%s" fill="none" stroke="%s" stroke-width="%g" stroke-linecap="round" stroke-linejoin="round"/>`,
+		points(s.Points), fill, s.Width)
+}
+
+func (p Polygon) maskSVG(fill string) string {
+	return fmt.Sprintf(`<polygon points="%s" fill="%s"/>`, points(p.Points), fill)
+}
+
+// maskSVG draws the rounded rectangle as the rectangle shrunk by its
+// radius, stroked twice the radius wide with round joins: the same shape,
+// without a rect element.
+func (r RoundRect) maskSVG(fill string) string {
+	in := []pt{{r.X + r.R, r.Y + r.R}, {r.X + r.W - r.R, r.Y + r.R}, {r.X + r.W - r.R, r.Y + r.H - r.R}, {r.X + r.R, r.Y + r.H - r.R}}
+	return fmt.Sprintf(`<polygon points="%s" fill="%s" stroke="%s" stroke-width="%g" stroke-linejoin="round"/>`, points(in), fill, fill, 2*r.R)
 }
 
 // Image renders the icon at size×size pixels, antialiased by supersampling.

@@ -25,12 +25,38 @@ type Daemon struct {
 	mu      sync.Mutex
 	status  control.Status
 	changed chan struct{}
+	notices chan control.Notice
 }
 
 // NewDaemon returns a Daemon whose status is st.
 func NewDaemon(st control.Status) *Daemon {
-	return &Daemon{status: st, changed: make(chan struct{}, 1)}
+	return &Daemon{status: st, changed: make(chan struct{}, 1), notices: make(chan control.Notice, 64)}
 }
+
+// ReportTray puts the tray child's report in the status, as the daemon
+// does.
+func (d *Daemon) ReportTray(h control.TrayHost) {
+	d.Set(func(s *control.Status) {
+		if s.Tray == nil {
+			s.Tray = &control.TrayStatus{Show: control.TrayAlways}
+		}
+		t := *s.Tray
+		t.Host = &h
+		s.Tray = &t
+	})
+}
+
+// Notify records n: Notices gives it to the test.
+func (d *Daemon) Notify(n control.Notice) error {
+	select {
+	case d.notices <- n:
+	default: // the test reads none
+	}
+	return nil
+}
+
+// Notices returns the notifications clients asked for, in order.
+func (d *Daemon) Notices() <-chan control.Notice { return d.notices }
 
 // Status returns the status as last set.
 func (d *Daemon) Status() control.Status {

@@ -1,0 +1,78 @@
+package control
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"busmedic/appdb"
+)
+
+// Lines says what recovery would do for the job's app, a line per fact
+// for people: which processes it matches, what busmedic would do after the
+// grace time (or why it would skip the app), and what it would start. The
+// rules editor's plan view shows them, and "busmedic plan".
+func (j PlannedJob) Lines() []string {
+	var out []string
+	var pids []string
+	for _, p := range j.Peers {
+		pids = append(pids, strconv.Itoa(p.PID))
+	}
+	if len(pids) > 0 {
+		out = append(out, "it matches pid "+strings.Join(pids, ", "))
+	}
+	if j.Skip != "" {
+		return append(out, "busmedic would skip it: "+j.Skip)
+	}
+	out = append(out, fmt.Sprintf("after %s without it reconnecting, busmedic would %s", j.Rule.Grace, actionWords(j.Rule)))
+	if j.Rule.Action == appdb.ActionRelaunch || j.Rule.Action == "" {
+		if j.Unit != "" {
+			out = append(out, "through the systemd user service "+j.Unit)
+		} else if len(j.Command) > 0 {
+			out = append(out, "command: "+strings.Join(j.Command, " "))
+			if j.Dir != "" {
+				out = append(out, "in: "+j.Dir)
+			}
+		}
+	}
+	if len(j.Rule.After) > 0 {
+		out = append(out, "once these are on the bus: "+strings.Join(j.Rule.After, ", "))
+	}
+	return out
+}
+
+// actionWords is what busmedic would do for an app of rule r, after "busmedic would".
+func actionWords(r appdb.Rule) string {
+	switch r.Action {
+	case appdb.ActionSignal:
+		return "send it " + r.Signal
+	case appdb.ActionHook:
+		return "run " + strings.Join(r.Hook, " ")
+	case appdb.ActionNotify:
+		return "ask you in a notification"
+	case appdb.ActionIgnore:
+		return "do nothing"
+	}
+	return "relaunch it (stopping it first if it is still alive)"
+}
+
+// WritePlanText writes what recovery would do if bus restarted now, from
+// the daemon's dry run (Client.Plan), as "busmedic plan" prints it: each
+// app with the Lines of its job.
+func WritePlanText(w io.Writer, bus string, jobs []PlannedJob) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "If the %s bus restarted now:\n", bus)
+	if len(jobs) == 0 {
+		b.WriteString("  no app with a rule is on it: busmedic would have nothing to do\n")
+	}
+	for _, j := range jobs {
+		fmt.Fprintf(&b, "  %s\n", j.App)
+		for _, l := range j.Lines() {
+			fmt.Fprintf(&b, "    %s\n", l)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
