@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"busmedic/appdb"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher/bustest"
@@ -34,9 +35,15 @@ func (happyDaemon) RelaunchNow(ctx context.Context, id string) (control.Job, err
 	return control.Job{App: id, Outcome: control.Relaunched, PID: 42, Started: time.Now()}, nil
 }
 func (happyDaemon) RestartBus(ctx context.Context, bus string) error { return nil }
-func (happyDaemon) Reload() error                                    { return nil }
-func (happyDaemon) Pause()                                           {}
-func (happyDaemon) Resume()                                          {}
+func (happyDaemon) DryRun(bus string) ([]control.PlannedJob, error) {
+	if bus != "session" {
+		return []control.PlannedJob{}, nil
+	}
+	return []control.PlannedJob{{App: "dunst", Bus: bus, Rule: appdb.NewRule("dunst"), Command: []string{"dunst"}}}, nil
+}
+func (happyDaemon) Reload() error { return nil }
+func (happyDaemon) Pause()        {}
+func (happyDaemon) Resume()       {}
 
 // stream says what a stream must hold: nothing, something, or either.
 type stream int
@@ -66,6 +73,7 @@ func TestEveryCommandLine(t *testing.T) {
 	app := bus.StartApp("-name", "org.example.Table")
 	up := controltest.Serve(t, happyDaemon{controltest.NewDaemon(control.Status{
 		Buses: []control.BusStatus{{Name: "session", Up: true, Peers: 1}},
+		Apps:  []control.AppStatus{{ID: "dunst", Bus: "session", Action: "relaunch", Enabled: true}},
 	})})
 	root := t.TempDir()
 	userRules := filepath.Join(root, "config", "busmedic", "apps.toml")
@@ -107,6 +115,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic tray":               nil,
 		"busmedic status":             nil,
 		"busmedic history":            nil,
+		"busmedic plan":               nil,
 		"busmedic pause":              nil,
 		"busmedic resume":             nil,
 		"busmedic reload":             nil,
@@ -127,6 +136,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic status (no daemon)": {exitNotRunning, empty, text},
 		"busmedic tray (no daemon)":   {exitOK, empty, either}, // waits for it
 		"busmedic history":            ok,
+		"busmedic plan":               ok,
 		"busmedic relaunch":           ok,
 		"busmedic restart-bus":        ok,
 		"busmedic pause":              quiet,
