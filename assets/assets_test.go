@@ -64,7 +64,7 @@ func TestDesktopEntry(t *testing.T) {
 	d := string(assets.DesktopEntry())
 	for _, want := range []string{"[Desktop Entry]\n", "\nType=Application\n", "\nExec=busmedic run\n"} {
 		if !strings.Contains(d, want) {
-			t.Errorf("busmedic.desktop lacks %q", want)
+			t.Errorf("%s.desktop lacks %q", assets.ID, want)
 		}
 	}
 }
