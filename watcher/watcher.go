@@ -36,9 +36,9 @@ import (
 )
 
 const (
-	busName      = "org.freedesktop.DBus"
-	callTimeout  = 5 * time.Second
-	dialTimeout  = 5 * time.Second
+	busName     = "org.freedesktop.DBus"
+	callTimeout = 5 * time.Second
+	dialTimeout = 5 * time.Second
 	// A socket-activated bus (systemd's dbus.socket) keeps its socket
 	// file: no file event tells when the new daemon listens, and the
 	// first dials meet the old daemon on its way out. Short first steps

@@ -138,6 +138,12 @@ func TestInstallUninstall(t *testing.T) {
 			t.Errorf("not installed: %s", e)
 		}
 	}
+	// The starter rules file sends the user to the installed reference.
+	if starter, err := os.ReadFile(filepath.Join(root(t), "appdb", "starter.toml")); err != nil ||
+		!strings.Contains(string(starter), "/usr/share/doc/busmedic/rules.md") ||
+		!strings.Contains(string(starter), "PREFIX/share/doc/busmedic/rules.md") {
+		t.Errorf("appdb/starter.toml does not name the installed share/doc/busmedic/rules.md (%v)", err)
+	}
 	if _, err := exec.LookPath("desktop-file-validate"); err != nil {
 		t.Fatal("desktop-file-validate is missing: run scripts/ensure-deps test (apt-get install -y desktop-file-utils)")
 	}
