@@ -66,7 +66,7 @@ func tomlValue(v any) string {
 }
 
 // fileHeader starts a rules file that busmedic creates.
-const fileHeader = "# busmedic relaunch rules: see docs/rules.md, or run: busmedic rules check\nversion = 1\n"
+const fileHeader = "# busmedic relaunch rules: see /usr/share/doc/busmedic/rules.md, or run: busmedic rules check\nversion = 1\n"
 
 // formatDocument writes a whole file: version, settings and rules.
 func formatDocument(s Settings, setKeys map[string]bool, rules []Rule) string {

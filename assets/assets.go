@@ -11,8 +11,28 @@ import (
 
 //go:generate go run ./internal/gen -out icons
 
-//go:embed icons/*.png icons/*.svg busmedic.desktop
+//go:embed icons/*.png icons/*.svg io.github.busmedic.busmedic.desktop
 var files embed.FS
+
+// The application ids, in reverse-DNS form as the Desktop Entry and
+// AppStream specifications ask: each is the name of its desktop file in
+// share/applications (ID + ".desktop"), of its AppStream file in
+// share/metainfo (ID + ".metainfo.xml") and the id inside it, and:
+//   - ID, the daemon's, is the "desktop-entry" hint of busmedic's
+//     notifications, so that a notification server shows them as
+//     busmedic's;
+//   - EditorID, the rules editor's, is its Fyne app id and FyneApp.toml's
+//     Details.ID.
+//
+// A test checks every file against these constants. The autostart entry
+// keeps the name busmedic.desktop: it is not an application id but the
+// name a user's ~/.config/autostart entry overrides the system's
+// (/etc/xdg/autostart) by, and systemd names its unit after
+// (app-busmedic@autostart.service).
+const (
+	ID       = "io.github.busmedic.busmedic"
+	EditorID = "io.github.busmedic.rules"
+)
 
 // The icons, one per state the tray shows.
 const (
@@ -50,9 +70,9 @@ func SVG(icon string) []byte { return mustRead("icons/" + icon + ".svg") }
 // desktop replaces with the panel's.
 func SymbolicSVG(icon string) []byte { return mustRead("icons/" + icon + "-symbolic.svg") }
 
-// DesktopEntry returns busmedic.desktop, the entry that starts busmedic
-// with the session.
-func DesktopEntry() []byte { return mustRead("busmedic.desktop") }
+// DesktopEntry returns the daemon's desktop entry (ID + ".desktop"): "busmedic run",
+// shown nowhere (NoDisplay), named by its notifications.
+func DesktopEntry() []byte { return mustRead(ID + ".desktop") }
 
 func mustRead(name string) []byte {
 	b, err := files.ReadFile(name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"os"
 	"strings"
 	"testing"
 
@@ -93,11 +94,38 @@ func TestSymbolic(t *testing.T) {
 	}
 }
 
+// TestIDs: each application id names its desktop entry and its AppStream
+// file, which says it; the editor's is FyneApp.toml's.
+func TestIDs(t *testing.T) {
+	for _, id := range []string{assets.ID, assets.EditorID} {
+		if _, err := os.Stat(id + ".desktop"); err != nil {
+			t.Errorf("no desktop entry for %s: %v", id, err)
+		}
+		meta, err := os.ReadFile(id + ".metainfo.xml")
+		if err != nil {
+			t.Errorf("no AppStream file for %s: %v", id, err)
+			continue
+		}
+		for _, want := range []string{"<id>" + id + "</id>", `<launchable type="desktop-id">` + id + ".desktop</launchable>"} {
+			if !strings.Contains(string(meta), want) {
+				t.Errorf("%s.metainfo.xml lacks %s", id, want)
+			}
+		}
+	}
+	fyneApp, err := os.ReadFile("../FyneApp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `ID = "` + assets.EditorID + `"`; !strings.Contains(string(fyneApp), want) {
+		t.Errorf("FyneApp.toml lacks %s", want)
+	}
+}
+
 func TestDesktopEntry(t *testing.T) {
 	d := string(assets.DesktopEntry())
 	for _, want := range []string{"[Desktop Entry]\n", "\nType=Application\n", "\nExec=busmedic run\n"} {
 		if !strings.Contains(d, want) {
-			t.Errorf("busmedic.desktop lacks %q", want)
+			t.Errorf("%s.desktop lacks %q", assets.ID, want)
 		}
 	}
 }

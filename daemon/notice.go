@@ -9,16 +9,17 @@ import (
 	"strings"
 	"syscall"
 
+	"busmedic/assets"
 	"busmedic/icontheme"
 	"busmedic/relaunch"
 	"busmedic/relaunch/control"
 )
 
 // The sender of busmedic's notifications, as installed (make install,
-// scripts/install-files): the desktop entry busmedic.desktop, in
-// applications/ and autostart/ alike, and the icon busmedic in hicolor.
+// scripts/install-files): the desktop entry assets.ID + ".desktop" in
+// applications/, and the icon busmedic in hicolor.
 const (
-	desktopEntry = "busmedic"
+	desktopEntry = assets.ID
 	iconName     = "busmedic"
 )
 

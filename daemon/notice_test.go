@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"busmedic/appdb"
+	"busmedic/assets"
 	"busmedic/relaunch"
 )
 
@@ -74,8 +75,8 @@ func TestFirstRunNotifications(t *testing.T) {
 			})
 		}()
 		got := srv.Next()
-		if got.AppIcon != "busmedic" || got.Hints["desktop-entry"].Value() != "busmedic" || got.Hints["urgency"].Value() != byte(1) {
-			t.Errorf("icon %q, hints %v; want busmedic, desktop-entry busmedic, urgency 1", got.AppIcon, got.Hints)
+		if got.AppIcon != "busmedic" || got.Hints["desktop-entry"].Value() != assets.ID || got.Hints["urgency"].Value() != byte(1) {
+			t.Errorf("icon %q, hints %v; want busmedic, desktop-entry %s, urgency 1", got.AppIcon, got.Hints, assets.ID)
 		}
 		if want := []string{offerAdd, "Add rule", offerNotNow, "Not now"}; !slices.Equal(got.Actions, want) {
 			t.Errorf("actions %q, want %q", got.Actions, want)

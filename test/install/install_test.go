@@ -136,22 +136,31 @@ func TestInstallUninstall(t *testing.T) {
 	}
 	expect = append(expect, "bin/busmedic", "bin/busmedic-rules",
 		"share/icons/hicolor/scalable/apps/busmedic.svg", "share/icons/hicolor/256x256/apps/busmedic-rules.png",
-		"share/applications/busmedic.desktop", "share/applications/busmedic-rules.desktop", "share/busmedic/installed.txt")
+		"share/applications/"+assets.ID+".desktop", "share/applications/"+assets.EditorID+".desktop",
+		"share/metainfo/"+assets.ID+".metainfo.xml", "share/metainfo/"+assets.EditorID+".metainfo.xml",
+		"lib/systemd/user/busmedic.service", "share/doc/busmedic/rules.md", "share/doc/busmedic/README.md",
+		"share/busmedic/installed.txt")
 	for _, e := range expect {
 		if !slices.Contains(got, e) {
 			t.Errorf("not installed: %s", e)
 		}
 	}
+	// The starter rules file sends the user to the installed reference.
+	if starter, err := os.ReadFile(filepath.Join(root(t), "appdb", "starter.toml")); err != nil ||
+		!strings.Contains(string(starter), "/usr/share/doc/busmedic/rules.md") ||
+		!strings.Contains(string(starter), "PREFIX/share/doc/busmedic/rules.md") {
+		t.Errorf("appdb/starter.toml does not name the installed share/doc/busmedic/rules.md (%v)", err)
+	}
 	if _, err := exec.LookPath("desktop-file-validate"); err != nil {
 		t.Fatal("desktop-file-validate is missing: run scripts/ensure-deps test (apt-get install -y desktop-file-utils)")
 	}
-	for _, d := range []string{"busmedic.desktop", "busmedic-rules.desktop"} {
+	for d, exe := range map[string]string{assets.ID + ".desktop": "busmedic", assets.EditorID + ".desktop": "busmedic-rules"} {
 		path := filepath.Join(fresh, "share", "applications", d)
 		if msg, err := exec.Command("desktop-file-validate", path).CombinedOutput(); err != nil || len(msg) > 0 {
 			t.Errorf("desktop-file-validate %s: %v\n%s", d, err, msg)
 		}
 		data, _ := os.ReadFile(path)
-		if exe := filepath.Join(fresh, "bin", strings.TrimSuffix(d, ".desktop")); !strings.Contains(string(data), "\nExec="+exe) {
+		if exe := filepath.Join(fresh, "bin", exe); !strings.Contains(string(data), "\nExec="+exe) {
 			t.Errorf("%s does not run %s:\n%s", d, exe, data)
 		}
 	}

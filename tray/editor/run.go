@@ -12,8 +12,9 @@ import (
 	"busmedic/icontheme"
 )
 
-// AppID is the editor's application id, as in FyneApp.toml.
-const AppID = "io.github.busmedic.rules"
+// AppID is the editor's application id, as in FyneApp.toml and its desktop
+// file: assets.EditorID.
+const AppID = assets.EditorID
 
 // Run shows the editor in its own Fyne app until the window is closed or
 // ctx is done. shown, if not nil, is called once the window is on screen.
