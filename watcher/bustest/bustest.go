@@ -7,7 +7,6 @@ package bustest
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -49,7 +48,19 @@ type Bus struct {
 	address string // the address clients use, without guid
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	stderr  *bytes.Buffer
+}
+
+// stderrPath is the file the daemon's stderr goes to, for every start.
+func (b *Bus) stderrPath() string { return filepath.Join(b.dir, "dbus-daemon.stderr") }
+
+// daemonStderr returns what the daemons of this bus wrote to stderr, for
+// the test's failure message.
+func (b *Bus) daemonStderr() string {
+	out, err := os.ReadFile(b.stderrPath())
+	if err != nil {
+		return err.Error()
+	}
+	return string(out)
 }
 
 // Option changes how New starts the bus.
@@ -214,21 +225,34 @@ func (b *Bus) Start() {
 		args = []string{"--config-file=" + stockConfig, "--address=" + b.listen}
 	}
 	cmd := exec.Command(b.binary, append(args, "--nofork", "--nopidfile", "--nosyslog", "--print-address=1")...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	// The services the daemon starts on demand inherit its stdout and
+	// stderr, and may outlive it (a deaf one stays alive). So both are
+	// files, not pipes that exec copies from: Wait returns when the
+	// daemon exits, not when its last service does.
+	stderr, err := os.OpenFile(b.stderrPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		b.t.Fatalf("bustest: %v", err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer stderr.Close() // the daemon has its own copy
+	out, w, err := os.Pipe()
+	if err != nil {
+		b.t.Fatalf("bustest: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = w, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		out.Close()
 		b.t.Fatalf("bustest: start %s: %v", b.binary, err)
 	}
 	exited := make(chan struct{})
 	lines := make(chan string, 1)
 	go func() {
-		// --print-address writes once the daemon listens; reading to EOF
-		// also keeps the pipe from filling.
+		// --print-address writes once the daemon listens. Reading on to
+		// EOF, when the daemon and every service it started have exited,
+		// keeps the pipe open for the services, which may print.
+		defer out.Close()
 		sc := bufio.NewScanner(out)
 		if sc.Scan() {
 			lines <- sc.Text()
@@ -236,6 +260,8 @@ func (b *Bus) Start() {
 		close(lines)
 		for sc.Scan() {
 		}
+	}()
+	go func() {
 		cmd.Wait()
 		close(exited)
 	}()
@@ -246,14 +272,14 @@ func (b *Bus) Start() {
 	case l, ok := <-lines:
 		if !ok {
 			<-exited
-			b.t.Fatalf("bustest: dbus-daemon exited at start: %s", stderr.String())
+			b.t.Fatalf("bustest: dbus-daemon exited at start: %s", b.daemonStderr())
 		}
 		printed = l
 	case <-timer.C:
 		cmd.Process.Kill()
-		b.t.Fatalf("bustest: dbus-daemon did not print its address within %s: %s", waitLimit, stderr.String())
+		b.t.Fatalf("bustest: dbus-daemon did not print its address within %s: %s", waitLimit, b.daemonStderr())
 	}
-	b.cmd, b.exited, b.stderr = cmd, exited, &stderr
+	b.cmd, b.exited = cmd, exited
 	b.address = stripGUID(printed)
 	if b.transport == "tcp" {
 		// Later starts must use the same port.
@@ -268,7 +294,7 @@ func (b *Bus) Start() {
 		cmd.Process.Kill()
 		<-exited
 		b.cmd, b.exited = nil, nil
-		b.t.Fatalf("bustest: dbus-daemon does not answer: %v: %s", err, stderr.String())
+		b.t.Fatalf("bustest: dbus-daemon does not answer: %v: %s", err, b.daemonStderr())
 	}
 }
 
