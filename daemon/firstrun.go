@@ -81,10 +81,14 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 // path: "Add rule" (offerAdd) adds it; "Not now", or closing the
 // notification, does not.
 func offerNotice(o appdb.Offer, path string) notice {
+	again := "start it again"
+	if o.App.Behaviour == assets.Deaf {
+		again = "stop it and start it again"
+	}
 	return notice{
 		title: fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID),
 		body: fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
-			"busmedic can start it again each time. The rule goes in %s.", o.App.Name, o.App.Why, path),
+			"busmedic can %s each time. The rule goes in %s.", o.App.Name, o.App.Why, again, path),
 		actions: []string{offerAdd, "Add rule", offerNotNow, "Not now"},
 	}
 }
