@@ -2,6 +2,7 @@ package appdb
 
 import (
 	"os"
+	"slices"
 	"strings"
 
 	"busmedic/assets"
@@ -20,10 +21,16 @@ type Offer struct {
 // Offers returns one offer per verified catalog app that has a peer among
 // peers: a process of this user whose executable is the app's. Apps that a
 // rule of rules already matches are left out (rules may be nil). The rule
-// is FromPeer's (its names, executable, command line and user unit), with the
-// catalog's id and name, and has passed validation. Unverified entries are
-// never offered: their claim was not checked, and a needless relaunch rule
-// would stop an app that reconnects by itself.
+// is FromPeer's (its executable, command line and user unit), with the
+// catalog's id, name, action and after, and has passed validation. Its
+// names are those of the catalog's names the peer owns: the catalog lists
+// only names that a new copy takes again, where the peer may also own
+// names of its own process (lxqt-panel's
+// org.kde.StatusNotifierHost-PID-1), which a relaunch would wait for in
+// vain. An app that the catalog says stays deaf gets no grace: it was
+// checked never to come back by itself, so waiting would only delay it.
+// Unverified entries are never offered: their claim was not checked, and
+// a needless relaunch rule would stop an app that reconnects by itself.
 func Offers(catalog []assets.CatalogApp, peers []watcher.Peer, rules *Set) []Offer {
 	uid := os.Getuid()
 	var out []Offer
@@ -31,17 +38,30 @@ func Offers(catalog []assets.CatalogApp, peers []watcher.Peer, rules *Set) []Off
 		if !app.Verified || app.Exe == "" {
 			continue
 		}
+		var conns []watcher.Peer
 		for _, p := range peers {
-			if strings.TrimSuffix(p.Exe, " (deleted)") != app.Exe || p.UID >= 0 && p.UID != uid {
-				continue
+			if strings.TrimSuffix(p.Exe, " (deleted)") == app.Exe && (p.UID < 0 || p.UID == uid) {
+				conns = append(conns, p)
 			}
-			if rules != nil {
-				if _, ok := rules.MatchBus(BusSession, p); ok {
-					break
-				}
-			}
+		}
+		if rules != nil && slices.ContainsFunc(conns, func(p watcher.Peer) bool { _, ok := rules.MatchBus(BusSession, p); return ok }) {
+			continue
+		}
+		// A process may have more than one connection (xfce4-panel has
+		// two, one without names): the one with the most of the app's
+		// names first.
+		slices.SortStableFunc(conns, func(a, b watcher.Peer) int { return len(appNames(app, b)) - len(appNames(app, a)) })
+		for _, p := range conns {
 			r := FromPeer(p)
 			r.ID, r.Name = app.ID, app.Name
+			r.Names = appNames(app, p)
+			r.After = slices.Clone(app.After)
+			if app.Action != "" {
+				r.Action = Action(app.Action)
+			}
+			if app.Behaviour == assets.Deaf {
+				r.Grace = 0
+			}
 			if r.Validate() != nil {
 				continue
 			}
@@ -50,4 +70,9 @@ func Offers(catalog []assets.CatalogApp, peers []watcher.Peer, rules *Set) []Off
 		}
 	}
 	return out
+}
+
+// appNames returns the catalog app's names that p owns.
+func appNames(app assets.CatalogApp, p watcher.Peer) []string {
+	return slices.DeleteFunc(slices.Clone(app.Names), func(n string) bool { return !slices.Contains(p.Names, n) })
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"busmedic/appdb"
 	"busmedic/assets"
@@ -69,6 +70,52 @@ func TestOffers(t *testing.T) {
 	inUnit.Unit = "app-dunst@autostart.service"
 	if r := appdb.Offers(catalog, []watcher.Peer{inUnit}, nil)[0].Rule; r.Unit != inUnit.Unit {
 		t.Errorf("offered rule for dunst in %s has unit %q", inUnit.Unit, r.Unit)
+	}
+}
+
+// TestOffersDesktops: the rules offered for the panels of LXQt and Plasma
+// and for Xfce's take the catalog's names, after, action and grace, not
+// the names of the process alone or of a connection without them.
+func TestOffersDesktops(t *testing.T) {
+	uid := os.Getuid()
+	watcherName := "org.kde.StatusNotifierWatcher"
+	catalog := []assets.CatalogApp{
+		{ID: "lxqt-panel", Exe: "/usr/bin/lxqt-panel", Names: []string{watcherName}, Behaviour: assets.Deaf, Action: assets.Relaunch, Verified: true},
+		{ID: "kded5", Exe: "/usr/bin/kded5", Names: []string{"org.kde.kded5", watcherName}, Behaviour: assets.Deaf, Verified: true},
+		{ID: "plasmashell", Exe: "/usr/bin/plasmashell", Names: []string{"org.kde.plasmashell"}, Behaviour: assets.Deaf,
+			After: []string{"org.kde.kded5"}, Verified: true},
+		{ID: "xfce4-panel", Exe: "/usr/bin/xfce4-panel", Names: []string{"org.xfce.Panel"}, Behaviour: assets.Exits, Verified: true},
+	}
+	peer := func(unique, exe string, pid int, names ...string) watcher.Peer {
+		slices.Sort(names)
+		return watcher.Peer{UniqueName: unique, Names: names, PID: pid, UID: uid, Exe: exe, Argv: []string{exe}}
+	}
+	lxqt := peer(":1.2", "/usr/bin/lxqt-panel", 20, watcherName, "org.kde.StatusNotifierHost-20-1")
+	// kded5 outside a Plasma session: no watcher module.
+	kded := peer(":1.3", "/usr/bin/kded5", 30, "org.kde.kded5", "org.kde.kappmenu")
+	shell := peer(":1.4", "/usr/bin/plasmashell", 40, "org.kde.plasmashell", "org.kde.StatusNotifierHost-40", "org.freedesktop.Notifications")
+	// xfce4-panel has two connections, the first without names.
+	xfce := []watcher.Peer{peer(":1.5", "/usr/bin/xfce4-panel", 50), peer(":1.6", "/usr/bin/xfce4-panel", 50, "org.xfce.Panel")}
+
+	want := map[string]struct {
+		names, after []string
+		grace        time.Duration
+	}{
+		"lxqt-panel":  {[]string{watcherName}, nil, 0},
+		"kded5":       {[]string{"org.kde.kded5"}, nil, 0},
+		"plasmashell": {[]string{"org.kde.plasmashell"}, []string{"org.kde.kded5"}, 0},
+		"xfce4-panel": {[]string{"org.xfce.Panel"}, nil, appdb.DefaultGrace},
+	}
+	offers := appdb.Offers(catalog, append([]watcher.Peer{lxqt, kded, shell}, xfce...), nil)
+	if len(offers) != len(want) {
+		t.Fatalf("%d offers, want %d: %+v", len(offers), len(want), offers)
+	}
+	for _, o := range offers {
+		w, r := want[o.App.ID], o.Rule
+		if !slices.Equal(r.Names, w.names) || !slices.Equal(r.After, w.after) || r.Grace != w.grace || r.Action != appdb.ActionRelaunch {
+			t.Errorf("%s: names %q after %q grace %s action %s; want names %q after %q grace %s, relaunch",
+				o.App.ID, r.Names, r.After, r.Grace, r.Action, w.names, w.after, w.grace)
+		}
 	}
 }
 

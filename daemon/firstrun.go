@@ -82,10 +82,14 @@ func firstRunWith(ctx context.Context, log *slog.Logger, sessionAddress, userRul
 // notification, does not. Where the notification server shows no buttons,
 // the body points to the rules editor, which makes the same offer.
 func offerNotice(o appdb.Offer, path string) relaunch.Notice {
+	again := "start it again"
+	if o.App.Behaviour == assets.Deaf {
+		again = "stop it and start it again"
+	}
 	return relaunch.Notice{
 		Title: fmt.Sprintf("Relaunch %s after a bus restart?", o.App.ID),
 		Body: fmt.Sprintf("%s is running and does not survive a restart of the session bus: %s.\n"+
-			"busmedic can start it again each time. The rule goes in %s.", o.App.Name, o.App.Why, path),
+			"busmedic can %s each time. The rule goes in %s.", o.App.Name, o.App.Why, again, path),
 		Actions: []relaunch.Action{{Key: offerAdd, Label: "Add rule", Command: "busmedic rules edit"}, {Key: offerNotNow, Label: "Not now"}},
 	}
 }

@@ -76,6 +76,35 @@ func TestFirstRunAdd(t *testing.T) {
 	}
 }
 
+// TestFirstRunDeafPanel: a panel that stays deaf (the shape of lxqt-panel,
+// kded5 and plasmashell in the catalog) is offered with the catalog's
+// names, not the name of its own process, no grace, and its after.
+func TestFirstRunDeafPanel(t *testing.T) {
+	bus := bustest.New(t)
+	app := bus.StartApp("-name", "org.example.Panel", "-name", "org.example.Host-1234", "-mode", "deaf")
+	exe, err := filepath.EvalSymlinks(bustest.TestApp(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog := []assets.CatalogApp{{ID: "panel", Name: "A panel", Exe: exe, Names: []string{"org.example.Panel", "org.example.Watcher"},
+		After: []string{"org.example.Daemon"}, Behaviour: assets.Deaf, Action: assets.Relaunch, Why: "it stays alive but deaf",
+		Verified: true, Evidence: "test"}}
+	path := filepath.Join(t.TempDir(), "apps.toml")
+	a := &asked{answer: offerAdd}
+	if err := firstRunWith(context.Background(), discard, bus.Address(), path, catalog, a.notify); err != nil {
+		t.Fatal(err)
+	}
+	set, err := appdb.CheckFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := set.Lookup("panel")
+	if !ok || !slices.Equal(r.Names, []string{"org.example.Panel"}) || !slices.Equal(r.After, []string{"org.example.Daemon"}) ||
+		r.Grace != 0 || r.Action != appdb.ActionRelaunch || !slices.Equal(r.Exec, app.Cmd.Args) {
+		t.Errorf("rule after yes: %+v, %v", r, ok)
+	}
+}
+
 // TestFirstRunNoYes: without the user's yes, no rule.
 func TestFirstRunNoYes(t *testing.T) {
 	bus, catalog := legacyCatalog(t)

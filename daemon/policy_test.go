@@ -84,6 +84,10 @@ func TestOfferNotice(t *testing.T) {
 			"Relaunch xfce4-panel after a bus restart?",
 			"Xfce panel is running and does not survive a restart of the session bus: it goes deaf.\n" +
 				"busmedic can start it again each time. The rule goes in /tmp/apps.toml."},
+		{assets.CatalogApp{ID: "lxqt-panel", Name: "LXQt panel", Behaviour: assets.Deaf, Why: "it stays alive but deaf"}, "/tmp/apps.toml",
+			"Relaunch lxqt-panel after a bus restart?",
+			"LXQt panel is running and does not survive a restart of the session bus: it stays alive but deaf.\n" +
+				"busmedic can stop it and start it again each time. The rule goes in /tmp/apps.toml."},
 	} {
 		n := offerNotice(appdb.Offer{App: tc.app}, tc.path)
 		if n.Title != tc.wantTitle || n.Body != tc.wantBody || n.Critical {

@@ -18,7 +18,7 @@ import (
 // xfce4-panel (one panel with its notification area, the systray plugin,
 // which runs in a wrapper process of its own), on an Xvfb display.
 //
-// The bus is the one of test/e2e/session.sh, not bustest.Stock(): the
+// The bus is the one of the Xfce session of test/e2e, not bustest.Stock(): the
 // distribution's session configuration would let the bus start dunst
 // itself (Debian ships org.knopwob.dunst.service), so the only service it
 // can start here is xfconfd, the panel's settings store, as in every Xfce
@@ -88,7 +88,7 @@ func holdDisplay(b *testing.B, display string) {
 }
 
 // desktopSession makes a desktop session in miniature, as
-// test/e2e/session.sh does: a home and XDG directories of its own, with
+// test/e2e's Xfce session does: a home and XDG directories of its own, with
 // one panel and its systray plugin in xfconf, and a directory with the one
 // service a bus may start, xfconfd. The benchmark process takes that
 // environment (until it ends), so that the bus daemon, and xfconfd that it

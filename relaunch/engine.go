@@ -434,8 +434,33 @@ func (e *Engine) removePeerLocked(b *busState, unique string) {
 	}
 }
 
+// sameProgram reports whether b runs the program a ran: the same command
+// line, but for a file of its own in the user's runtime directory.
 func sameProgram(a, b watcher.Peer) bool {
-	return len(a.Argv) > 0 && slices.Equal(a.Argv, b.Argv)
+	return sameCommand(a.Argv, b.Argv, os.Getenv("XDG_RUNTIME_DIR"))
+}
+
+// sameCommand reports whether the command lines a and b start the same
+// program: equal, but for arguments that name a file in the runtime
+// directory rt after the same prefix, which a program started again gets
+// anew. Plasma's shell starts its kioslave5 workers with a socket of
+// their own, such as local:/run/user/1000/plasmashellAbc123.1.kioworker.socket:
+// the worker the new shell starts is the old one back.
+func sameCommand(a, b []string, rt string) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	rt = strings.TrimSuffix(rt, "/") + "/"
+	for i := range a {
+		if a[i] == b[i] {
+			continue
+		}
+		ia, ib := strings.Index(a[i], rt), strings.Index(b[i], rt)
+		if rt == "/" || ia < 0 || ib < 0 || a[i][:ia] != b[i][:ib] {
+			return false
+		}
+	}
+	return true
 }
 
 // address returns the address started apps get for bus.

@@ -373,6 +373,42 @@ names = ["org.example.Other"]
 	}
 }
 
+// TestSameCommand: a program started again is the same when its command
+// line is, but for a file of its own in the runtime directory (a worker's
+// socket).
+func TestSameCommand(t *testing.T) {
+	const rt = "/run/user/1000"
+	worker := func(socket string) []string {
+		return []string{"/usr/lib/x86_64-linux-gnu/libexec/kf5/kioslave5", "/usr/lib/x86_64-linux-gnu/qt5/plugins/kf5/kio/desktop.so",
+			"desktop", "", "local:" + socket}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b []string
+		rt   string
+		want bool
+	}{
+		{"equal", []string{"dunst", "-config", "x"}, []string{"dunst", "-config", "x"}, rt, true},
+		{"another argument", []string{"dunst", "-config", "x"}, []string{"dunst", "-config", "y"}, rt, false},
+		{"another length", []string{"dunst"}, []string{"dunst", "-v"}, rt, false},
+		{"no command line", nil, nil, rt, false},
+		{"a new socket in the runtime directory", worker(rt + "/plasmashellAbc.1.kioworker.socket"),
+			worker(rt + "/plasmashellXyz.1.kioworker.socket"), rt, true},
+		{"runtime directory given with a slash", worker(rt + "/a.socket"), worker(rt + "/b.socket"), rt + "/", true},
+		{"elsewhere than the runtime directory", worker("/tmp/a.socket"), worker("/tmp/b.socket"), rt, false},
+		{"one of the two elsewhere", worker(rt + "/a.socket"), worker("/tmp/b.socket"), rt, false},
+		{"another prefix", []string{"w", "--socket=" + rt + "/a"}, []string{"w", "--listen=" + rt + "/b"}, rt, false},
+		{"a directory that only starts the same", []string{"w", rt + "0/a"}, []string{"w", rt + "0/b"}, rt, false},
+		{"no runtime directory", worker("/a.socket"), worker("/b.socket"), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sameCommand(tc.a, tc.b, tc.rt); got != tc.want {
+				t.Errorf("sameCommand(%q, %q, %q) = %v, want %v", tc.a, tc.b, tc.rt, got, tc.want)
+			}
+		})
+	}
+}
+
 // While the session is ending, nothing is started and the recovery says why.
 func TestSessionEnding(t *testing.T) {
 	var ending atomic.Bool
