@@ -806,7 +806,12 @@ func (s *session) lastRecovery(t0 time.Time) (control.Recovery, error) {
 	if err != nil {
 		return control.Recovery{}, err
 	}
-	i := slices.IndexFunc(h, func(r control.Recovery) bool { return r.Bus == "session" })
+	// The stops of deaf old copies are entries of their own, after the
+	// recovery they followed.
+	deafStops := func(r control.Recovery) bool {
+		return len(r.Jobs) > 0 && !slices.ContainsFunc(r.Jobs, func(j control.Job) bool { return j.Action != "stop" })
+	}
+	i := slices.IndexFunc(h, func(r control.Recovery) bool { return r.Bus == "session" && !deafStops(r) })
 	switch {
 	case i < 0 || h[i].Started.Before(t0.Add(-time.Second)):
 		return control.Recovery{}, errors.New("no recovery of the session bus since the restart")
