@@ -1,7 +1,6 @@
 package relaunch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"busmedic/appdb"
 	"busmedic/relaunch/control"
@@ -297,7 +294,7 @@ func (s *benchSession) close() {
 		if s.bus.Running() {
 			s.bus.Kill()
 		}
-		killOnBus(s.b, s.bus.Address())
+		s.bus.KillClients()
 		if s.b.Failed() {
 			s.dumpLogs()
 		}
@@ -512,58 +509,4 @@ func (s *benchSession) perApp(ds []time.Duration) string {
 		parts = append(parts, s.apps[i].id+" "+ms(d))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// killOnBus kills every process of ours whose session bus (or activating
-// bus) is addr, and waits for each to exit.
-func killOnBus(t testing.TB, addr string) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !onBus(env, addr) {
-			continue
-		}
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue // gone
-		}
-		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err == nil {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			for {
-				n, err := unix.Poll(fds, int(waitLimit/time.Millisecond))
-				if err == unix.EINTR {
-					continue
-				}
-				if n == 0 {
-					t.Errorf("pid %d still runs %s after SIGKILL", pid, waitLimit)
-				}
-				break
-			}
-		}
-		unix.Close(fd)
-	}
-}
-
-// onBus reports whether the environment block env names addr (possibly
-// followed by more of the address, such as its guid) as the session bus or
-// the bus that started the process.
-func onBus(env []byte, addr string) bool {
-	for kv := range bytes.SplitSeq(env, []byte{0}) {
-		for _, key := range []string{"DBUS_SESSION_BUS_ADDRESS=", "DBUS_STARTER_ADDRESS="} {
-			if v, ok := bytes.CutPrefix(kv, []byte(key)); ok {
-				if rest, ok := bytes.CutPrefix(v, []byte(addr)); ok && (len(rest) == 0 || rest[0] == ',') {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
