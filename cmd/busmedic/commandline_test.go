@@ -296,7 +296,6 @@ func runBinary(t *testing.T, bin string, env []string, interrupt bool, args ...s
 	if interrupt {
 		select {
 		case <-out.wrote:
-			time.Sleep(100 * time.Millisecond) // the rest of what it has to say
 		case <-time.After(time.Second):
 		case err = <-done:
 			t.Errorf("ended before it was interrupted: %v\nstderr: %s", err, &errOut)

@@ -27,21 +27,15 @@ func TestJournalFields(t *testing.T) {
 			!st.LastRecovery.Ended.IsZero() && s.allRunning(st)
 	})
 
-	// query is the README's line, as the user, in JSON; a record is
-	// flushed to the journal by the time busmedic's status says so, but
-	// the journal may take a moment to have it readable.
+	// The recovery's last record, followed as journald makes it readable
+	// (journalctl --follow): the records before it are readable then too.
+	s.m.User.WaitJournal("busmedic.service", `recovery ended`, started, 10*time.Second)
+	// query is the README's line, as the user, in JSON.
 	query := func(event string) []systemdtest.Entry {
 		id, _ := journallog.MessageID(event)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			out := s.m.User.Run("journalctl", "--user", "-u", "busmedic", "--no-pager", "-o", "json",
-				"--since", fmt.Sprintf("@%d", started.Unix()-1), "MESSAGE_ID="+id)
-			entries := s.m.User.ParseJournal(out)
-			if len(entries) > 0 || time.Now().After(deadline) {
-				return entries
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		out := s.m.User.Run("journalctl", "--user", "-u", "busmedic", "--no-pager", "-o", "json",
+			"--since", fmt.Sprintf("@%d", started.Unix()-1), "MESSAGE_ID="+id)
+		return s.m.User.ParseJournal(out)
 	}
 	restarted := query(journallog.BusRestarted)
 	if len(restarted) != 1 {
