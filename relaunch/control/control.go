@@ -101,6 +101,8 @@ type Request struct {
 	// Tray is OpTray's report, Notice OpNotify's notification.
 	Tray   *TrayHost `json:"tray,omitempty"`
 	Notice *Notice   `json:"notice,omitempty"`
+	// Kept is OpKept's report.
+	Kept *KeptReport `json:"kept,omitempty"`
 }
 
 // Response is one line the daemon answers.

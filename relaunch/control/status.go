@@ -60,6 +60,9 @@ type Status struct {
 	// found of the panel that shows it; nil when busmedic runs without
 	// a tray.
 	Tray *TrayStatus `json:"tray,omitempty"`
+	// Kept are the apps the keeper holds through bus restarts
+	// ("busmedic keep", rules with action "keep").
+	Kept []KeptApp `json:"kept,omitempty"`
 }
 
 // MarshalJSON writes the status with [] for a list that is empty, never
