@@ -121,20 +121,20 @@ func (b backend) DryRun(bus string) ([]control.PlannedJob, error) {
 // Learn adds a rule for a casualty to the user's rules file ("Always
 // relaunch"), through appdb's atomic save, and reloads the rules.
 func (b backend) Learn(casualty string) (string, error) {
-	var peer *watcher.Peer
+	var found *control.Casualty
 	for _, c := range b.Status().Casualties {
 		if c.ID == casualty {
-			peer = &c.Peer
+			found = &c
 		}
 	}
-	if peer == nil {
+	if found == nil {
 		return "", fmt.Errorf("no casualty %q (see busmedic status)", casualty)
 	}
 	f, err := appdb.OpenFile(b.userRules)
 	if err != nil {
 		return "", err
 	}
-	rule := appdb.FromPeer(*peer)
+	rule := ruleForCasualty(*found)
 	rule.ID = freeRuleID(rule.ID, func(id string) bool {
 		_, taken := f.Lookup(id)
 		return taken
@@ -147,6 +147,17 @@ func (b backend) Learn(casualty string) (string, error) {
 	}
 	b.log.Info("rule added for a casualty", "rule", rule.ID, "file", b.userRules)
 	return rule.ID, b.Reload()
+}
+
+// ruleForCasualty is the rule "Always relaunch" makes of c: the app on
+// the bus it fell off. A system-bus casualty's unit is a system service,
+// which the user manager that a rule's unit names cannot start.
+func ruleForCasualty(c control.Casualty) appdb.Rule {
+	r := appdb.FromPeer(c.Peer)
+	if c.Bus == string(appdb.BusSystem) {
+		r.Bus, r.Unit = appdb.BusSystem, ""
+	}
+	return r
 }
 
 // freeRuleID is base, or the first of base-2, base-3… that taken does

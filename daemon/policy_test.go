@@ -12,6 +12,7 @@ import (
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
 	"busmedic/relaunch/control"
+	"busmedic/watcher"
 )
 
 // The daemon's decisions, each a pure function, as table tests.
@@ -114,6 +115,25 @@ func TestFreeRuleID(t *testing.T) {
 	} {
 		if got := freeRuleID(tc.base, func(id string) bool { return slices.Contains(tc.taken, id) }); got != tc.want {
 			t.Errorf("freeRuleID(%q) with %q taken = %q, want %q", tc.base, tc.taken, got, tc.want)
+		}
+	}
+}
+
+func TestRuleForCasualty(t *testing.T) {
+	peer := watcher.Peer{PID: 42, Exe: "/usr/bin/nm-applet", Argv: []string{"nm-applet"},
+		Names: []string{"org.freedesktop.network-manager-applet"}, Unit: "app-nm.service"}
+	for _, tc := range []struct {
+		bus      string
+		wantBus  appdb.Bus
+		wantUnit string
+	}{
+		{"session", appdb.BusSession, "app-nm.service"},
+		// A system service's unit is not the user manager's to start.
+		{"system", appdb.BusSystem, ""},
+	} {
+		r := ruleForCasualty(control.Casualty{ID: "c1", Bus: tc.bus, Peer: peer})
+		if r.Bus != tc.wantBus || r.Unit != tc.wantUnit {
+			t.Errorf("a %s-bus casualty's rule has bus %q, unit %q; want %q, %q", tc.bus, r.Bus, r.Unit, tc.wantBus, tc.wantUnit)
 		}
 	}
 }
