@@ -28,6 +28,14 @@ func AutostartEntry(argv []string) []byte {
 	return replaceLine(autostartDesktop, "Exec=", strings.Join(quoted, " "))
 }
 
+// HiddenAutostartEntry returns the entry a user puts in
+// $XDG_CONFIG_HOME/autostart to hide the system-wide one: by the XDG
+// autostart specification, Hidden=true there means "as if it were not
+// installed" for that user.
+func HiddenAutostartEntry() []byte {
+	return []byte("[Desktop Entry]\nType=Application\nName=busmedic\nExec=busmedic run\nHidden=true\n")
+}
+
 // UserUnit returns the systemd user unit (busmedic.service) that runs
 // "exe run" and starts with wantedBy (such as "graphical-session.target").
 // exe must be an absolute path: systemd does not search the user's PATH.

@@ -3,7 +3,11 @@
 // writes an XDG autostart entry ($XDG_CONFIG_HOME/autostart/busmedic.desktop)
 // or, where a systemd user manager runs, a user unit
 // ($XDG_CONFIG_HOME/systemd/user/busmedic.service), never both, and tells
-// what it did.
+// what it did. A system-wide entry (/etc/xdg/autostart/busmedic.desktop,
+// which the Debian package installs) starts busmedic for every user; the
+// unit, or disabling, then needs a user entry of the same name with
+// Hidden=true, which the XDG autostart specification (and systemd's
+// generator of units from entries) reads as "not for this user".
 //
 // The unit it enables, starts, stops and disables itself, through the user
 // manager's private socket (package usermanager), as "systemctl --user
@@ -33,7 +37,11 @@ import (
 // asks, from the environment.
 type Paths struct {
 	Entry string // $XDG_CONFIG_HOME/autostart/busmedic.desktop
-	Unit  string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
+	// SystemEntry is the system-wide entry of the same name in
+	// $XDG_CONFIG_DIRS (/etc/xdg by default), if one is there: it starts
+	// busmedic unless Entry overrides it.
+	SystemEntry string
+	Unit        string // $XDG_CONFIG_HOME/systemd/user/busmedic.service
 	// Manager is the systemd user manager's private socket,
 	// $XDG_RUNTIME_DIR/systemd/private.
 	Manager string
@@ -69,6 +77,21 @@ func PathsFrom(getenv func(string) string) (Paths, error) {
 		Control: control.DefaultPath(),
 	}
 	p.Systemd = usermanager.Running(p.Manager)
+	dirs := getenv("XDG_CONFIG_DIRS")
+	if dirs == "" {
+		dirs = "/etc/xdg"
+	}
+	for _, d := range filepath.SplitList(dirs) {
+		if !filepath.IsAbs(d) {
+			continue
+		}
+		// The first directory holding the name wins, as for the
+		// session's autostart.
+		if e := filepath.Join(d, "autostart", "busmedic.desktop"); fileExists(e) {
+			p.SystemEntry = e
+			break
+		}
+	}
 	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
 		// control.DefaultPath's layout, under the runtime directory read
 		// now.
@@ -149,16 +172,24 @@ func graphicalHint(target string, stdout io.Writer) {
 }
 
 // Disable makes busmedic no longer start with the session: it removes the
-// autostart entry, and disables, stops and removes the user unit, so that
+// autostart entry (or, over a system-wide one, writes one that hides it), and disables, stops and removes the user unit, so that
 // busmedic no longer runs from it (the apps it started keep running).
 // Without a user manager it tells the systemctl line to run.
 func Disable(ctx context.Context, p Paths, stdout io.Writer) error {
-	removed, err := removeFile(p.Entry)
-	if err != nil {
-		return err
-	}
-	if removed {
-		fmt.Fprintf(stdout, "Removed %s.\n", p.Entry)
+	var removed bool
+	if p.SystemEntry != "" {
+		if err := hideSystemEntry(p, stdout); err != nil {
+			return err
+		}
+		removed = true
+	} else {
+		var err error
+		if removed, err = removeFile(p.Entry); err != nil {
+			return err
+		}
+		if removed {
+			fmt.Fprintf(stdout, "Removed %s.\n", p.Entry)
+		}
 	}
 	if _, err := os.Stat(p.Unit); err == nil {
 		if !p.Systemd {
@@ -202,10 +233,22 @@ func Status(ctx context.Context, p Paths, stdout io.Writer) error {
 
 func status(ctx context.Context, m manager, p Paths, stdout io.Writer) error {
 	found := false
+	hidden := isHiding(p.Entry)
+	if p.SystemEntry != "" {
+		if hidden {
+			fmt.Fprintf(stdout, "system-wide XDG autostart entry: %s, hidden for you by %s\n", p.SystemEntry, p.Entry)
+		} else if !fileExists(p.Entry) {
+			found = true
+			fmt.Fprintf(stdout, "system-wide XDG autostart entry: %s\n", p.SystemEntry)
+		}
+	}
 	for _, f := range []struct{ path, what string }{
 		{p.Entry, "XDG autostart entry"},
 		{p.Unit, "systemd user unit"},
 	} {
+		if f.path == p.Entry && hidden {
+			continue
+		}
 		_, err := os.Stat(f.path)
 		switch {
 		case err == nil:
@@ -273,8 +316,13 @@ func autostartCommand(exe string) []string {
 	return []string{exe, "run"}
 }
 
-// removeEntry removes the autostart entry the unit replaces, and says so.
+// removeEntry removes the autostart entry the unit replaces, and says so;
+// over a system-wide entry it writes one that hides it instead, or the
+// session would start a second busmedic beside the unit's.
 func removeEntry(p Paths, stdout io.Writer) error {
+	if p.SystemEntry != "" {
+		return hideSystemEntry(p, stdout)
+	}
 	removed, err := removeFile(p.Entry)
 	if err != nil {
 		return err
@@ -283,6 +331,38 @@ func removeEntry(p Paths, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Removed %s (the unit replaces it).\n", p.Entry)
 	}
 	return nil
+}
+
+// hideSystemEntry writes the user's entry that hides the system-wide one.
+func hideSystemEntry(p Paths, stdout io.Writer) error {
+	if isHiding(p.Entry) {
+		return nil
+	}
+	if err := writeFile(p.Entry, assets.HiddenAutostartEntry()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Wrote %s: it hides the system-wide %s for you.\n", p.Entry, p.SystemEntry)
+	return nil
+}
+
+// isHiding reports whether the entry at path is one that hides busmedic's
+// (Hidden=true).
+func isHiding(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(data)) {
+		if strings.TrimSpace(line) == "Hidden=true" {
+			return true
+		}
+	}
+	return false
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // writeFile writes data atomically, creating the directory.

@@ -22,6 +22,8 @@ func autostartEnv(t *testing.T) (config, runtime string) {
 	config, runtime = t.TempDir(), t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", config)
 	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	// No system-wide entry unless a test puts one there.
+	t.Setenv("XDG_CONFIG_DIRS", t.TempDir())
 	return config, runtime
 }
 

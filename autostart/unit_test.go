@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -378,5 +379,68 @@ func TestUnitStateString(t *testing.T) {
 		if got := tc.st.String(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.st, got, tc.want)
 		}
+	}
+}
+
+// TestSystemEntry: the Debian package's /etc/xdg/autostart entry starts
+// busmedic for every user. The unit, and disabling, hide it for the user
+// with an entry of the same name that says Hidden=true; enabling the entry
+// way replaces that hiding entry with a working one.
+func TestSystemEntry(t *testing.T) {
+	p, unit := unitEnv(t)
+	sysDir := t.TempDir()
+	t.Setenv("XDG_CONFIG_DIRS", "relative/ignored"+string(filepath.ListSeparator)+sysDir)
+	system := filepath.Join(sysDir, "autostart", "busmedic.desktop")
+	if err := writeFile(system, assets.AutostartEntry([]string{"busmedic", "run"})); err != nil {
+		t.Fatal(err)
+	}
+	p = paths(t)
+	if p.SystemEntry != system {
+		t.Fatalf("SystemEntry = %q, want %q", p.SystemEntry, system)
+	}
+	statusOf := func() string {
+		var out bytes.Buffer
+		if err := status(t.Context(), nil, p, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	if got := statusOf(); !strings.HasPrefix(got, "system-wide XDG autostart entry: "+system+"\n") {
+		t.Errorf("status before:\n%s", got)
+	}
+
+	var out bytes.Buffer
+	if err := enableUnit(t.Context(), &fakeManager{}, p, unit, "graphical-session.target", &out); err != nil {
+		t.Fatalf("enableUnit: %v\n%s", err, &out)
+	}
+	if !isHiding(p.Entry) {
+		t.Errorf("with the unit enabled, %s does not hide the system-wide entry", p.Entry)
+	}
+	if want := "Wrote " + p.Entry + ": it hides the system-wide " + system + " for you.\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, &out)
+	}
+	if got := statusOf(); !strings.Contains(got, "hidden for you by "+p.Entry) || strings.Contains(got, "XDG autostart entry: "+p.Entry) {
+		t.Errorf("status with the unit:\n%s", got)
+	}
+
+	// The entry way: a working entry of the user's own.
+	os.Remove(p.Unit)
+	enable(t, p, false, "")
+	if isHiding(p.Entry) {
+		t.Errorf("after enable, %s still hides busmedic", p.Entry)
+	}
+
+	out.Reset()
+	if err := Disable(t.Context(), p, &out); err != nil {
+		t.Fatalf("Disable: %v\n%s", err, &out)
+	}
+	if !isHiding(p.Entry) {
+		t.Errorf("after disable, %s does not hide the system-wide entry:\n%s", p.Entry, &out)
+	}
+	if !strings.HasSuffix(out.String(), "busmedic no longer starts with the session.\n") {
+		t.Errorf("disable output:\n%s", &out)
+	}
+	if got := statusOf(); !strings.Contains(got, "busmedic does not start with the session") {
+		t.Errorf("status after disable:\n%s", got)
 	}
 }
