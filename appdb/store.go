@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,6 +135,9 @@ func (s *Store) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, errDirAppeared) {
+			continue // watch it now: no pause, nothing went wrong
+		}
 		s.log.Warn("watching rules files failed; retrying", "err", err, "in", pause)
 		t := time.NewTimer(pause)
 		select {
@@ -146,8 +150,26 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
+// existingAncestor returns the nearest ancestor of dir that is a
+// directory, or "".
+func existingAncestor(dir string) string {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+		if d == filepath.Dir(d) {
+			return ""
+		}
+	}
+}
+
 // errDirGone ends a watch when a watched directory is removed or renamed.
 var errDirGone = errors.New("watched directory went away")
+
+// errDirAppeared ends a watch when a step towards a system rules directory
+// that was missing is created (an administrator's mkdir -p
+// /etc/xdg/busmedic): the next watch takes it in.
+var errDirAppeared = errors.New("a rules directory appeared")
 
 func (s *Store) watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
@@ -158,6 +180,9 @@ func (s *Store) watch(ctx context.Context) error {
 
 	files := map[string]bool{}
 	dirs := map[string]bool{}
+	// missing are system rules directories not there yet, by the nearest
+	// existing ancestor watched in their stead.
+	missing := map[string][]string{}
 	for i, f := range s.paths.Files() {
 		f = filepath.Clean(f)
 		files[f] = true
@@ -167,7 +192,17 @@ func (s *Store) watch(ctx context.Context) error {
 				return fmt.Errorf("watch rules: %w", err)
 			}
 		} else if _, err := os.Stat(dir); err != nil {
-			continue // no system rules there
+			// No system rules there (yet): watch the nearest ancestor
+			// that exists, to see the directory appear.
+			if a := existingAncestor(dir); a != "" {
+				if len(missing[a]) == 0 && !dirs[a] {
+					if err := w.Add(a); err != nil {
+						return fmt.Errorf("watch rules: %w", err)
+					}
+				}
+				missing[a] = append(missing[a], dir)
+			}
+			continue
 		}
 		if dirs[dir] {
 			continue
@@ -203,6 +238,14 @@ func (s *Store) watch(ctx context.Context) error {
 			if files[name] {
 				s.log.Debug("rules file changed", "file", name, "op", ev.Op.String())
 				timer.Reset(s.debounce)
+			}
+			if ev.Has(fsnotify.Create) {
+				for _, m := range missing[filepath.Dir(name)] {
+					if m == name || strings.HasPrefix(m, name+string(filepath.Separator)) {
+						s.log.Debug("rules directory appeared", "dir", name)
+						return fmt.Errorf("watch rules: %s: %w", name, errDirAppeared)
+					}
+				}
 			}
 		case <-timer.C:
 			s.publish(s.reload())

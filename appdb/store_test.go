@@ -111,3 +111,32 @@ func TestStoreStartsWithBadFile(t *testing.T) {
 		t.Errorf("Reload = %+v", c)
 	}
 }
+
+// TestStoreSystemDirAppears: an administrator who creates the system rules
+// directory after busmedic started (mkdir -p, then the file) has the rules
+// taken in, without a restart of busmedic.
+func TestStoreSystemDirAppears(t *testing.T) {
+	user := writeRules(t, filepath.Join(t.TempDir(), "busmedic"), "")
+	root := t.TempDir()
+	sysDir := filepath.Join(root, "xdg", "busmedic")
+	s := NewStore(Paths{User: user, System: []string{filepath.Join(sysDir, fileName)}}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitChange(t, s, "watches in place", func(c Change) bool { return c.Err == nil })
+
+	if err := os.MkdirAll(sysDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The watch of the new directory is in place once a reload follows.
+	waitChange(t, s, "the new directory watched", func(c Change) bool { return c.Err == nil })
+	replaceByRename(t, filepath.Join(sysDir, fileName), "[[app]]\nid = \"fleet\"\nexe = \"/bin/fleet\"\n")
+	waitChange(t, s, "the system rule taken in", func(c Change) bool {
+		_, ok := c.Set.Lookup("fleet")
+		return c.Err == nil && ok
+	})
+}
