@@ -275,9 +275,23 @@ func (e *Engine) bus(name string) *busState {
 		b = &busState{name: name, peers: map[string]watcher.Peer{}, owners: map[string]string{},
 			detached: map[int]watcher.Peer{}, deaf: map[int]watcher.Peer{}, notify: make(chan struct{})}
 		e.buses[name] = b
+		// The session bus first, then the system bus, whichever its
+		// watcher reported first: clients list them in a fixed order.
 		e.busOrder = append(e.busOrder, name)
+		slices.SortStableFunc(e.busOrder, func(a, b string) int { return busRank(a) - busRank(b) })
 	}
 	return b
+}
+
+// busRank orders buses in the status: session, system, then any other.
+func busRank(name string) int {
+	switch name {
+	case "session":
+		return 0
+	case "system":
+		return 1
+	}
+	return 2
 }
 
 func (e *Engine) handle(ctx context.Context, ev watcher.Event) {

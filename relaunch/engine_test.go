@@ -523,3 +523,19 @@ restart_window = "60s"
 		t.Errorf("after a crash: %s %q, want skipped: %s", j.Outcome, j.Reason, want)
 	}
 }
+
+// The status lists the session bus first, whichever watcher spoke first.
+func TestStatusBusOrder(t *testing.T) {
+	e := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	e.mu.Lock()
+	e.bus("system")
+	e.bus("session")
+	e.mu.Unlock()
+	var names []string
+	for _, b := range e.Status().Buses {
+		names = append(names, b.Name)
+	}
+	if !slices.Equal(names, []string{"session", "system"}) {
+		t.Errorf("buses in the status: %q, want session, system", names)
+	}
+}
