@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"busmedic/watcher"
@@ -164,6 +165,12 @@ func (cn *conn) roundTrip(ctx context.Context, line []byte) (Response, error) {
 	if err == nil && closedIdle(resp) {
 		// Closed for idleness just as the request came: not read.
 		return Response{}, errUnread
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		// A Unix socket resets only when its peer closes with data
+		// unread: the daemon went away (it restarted) before it read
+		// the request.
+		return Response{}, fmt.Errorf("%w: %v", errUnread, err)
 	}
 	return resp, err
 }
