@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/relaunch/control"
 )
 
@@ -72,33 +73,33 @@ func refuseRunning(ctx context.Context, c *control.Client, id string) error {
 
 // runRelaunchDryRun is "busmedic relaunch --dry-run ID": what a relaunch
 // would do, and what a restart of the app's bus would do for it now.
-func runRelaunchDryRun(ctx context.Context, in *call) int {
-	id := in.args[0]
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
+func runRelaunchDryRun(ctx context.Context, in *cli.Call) int {
+	id := in.Args[0]
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
 		if a, ok := findApp(st, id); ok {
 			if a.Running {
-				fmt.Fprintf(in.stdout, "%s: busmedic relaunch --force %s would stop it and start it again.\n", running(a), id)
+				fmt.Fprintf(in.Stdout, "%s: busmedic relaunch --force %s would stop it and start it again.\n", running(a), id)
 			} else {
-				fmt.Fprintf(in.stdout, "%s is not running: busmedic relaunch %s would start it.\n", id, id)
+				fmt.Fprintf(in.Stdout, "%s is not running: busmedic relaunch %s would start it.\n", id, id)
 			}
-			return writeAppPlans(ctx, in.stdout, c, a)
+			return writeAppPlans(ctx, in.Stdout, c, a)
 		}
 		for _, cas := range st.Casualties {
 			if cas.ID != id {
 				continue
 			}
-			fmt.Fprintf(in.stdout, "%s fell off the %s bus (%s): busmedic relaunch %s would start it again", id, cas.Bus, cas.Peer, id)
+			fmt.Fprintf(in.Stdout, "%s fell off the %s bus (%s): busmedic relaunch %s would start it again", id, cas.Bus, cas.Peer, id)
 			if len(cas.Peer.Argv) > 0 {
-				fmt.Fprintf(in.stdout, ":\n  command: %s", strings.Join(cas.Peer.Argv, " "))
+				fmt.Fprintf(in.Stdout, ":\n  command: %s", strings.Join(cas.Peer.Argv, " "))
 				if cas.Peer.Cwd != "" {
-					fmt.Fprintf(in.stdout, "\n  in: %s", cas.Peer.Cwd)
+					fmt.Fprintf(in.Stdout, "\n  in: %s", cas.Peer.Cwd)
 				}
 			}
-			fmt.Fprintln(in.stdout)
+			fmt.Fprintln(in.Stdout)
 			return nil
 		}
 		return unknownApp(id)
@@ -112,15 +113,15 @@ func unknownApp(id string) error {
 
 // runPlan is "busmedic plan [ID]": what a restart of each bus, or of the
 // app's, would do now.
-func runPlan(ctx context.Context, in *call) int {
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
-		if len(in.args) == 0 {
+func runPlan(ctx context.Context, in *cli.Call) int {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
+		if len(in.Args) == 0 {
 			for _, bus := range []string{"session", "system"} {
 				jobs, err := c.Plan(ctx, bus)
 				if err != nil {
 					return err
 				}
-				if err := control.WritePlanText(in.stdout, bus, jobs); err != nil {
+				if err := control.WritePlanText(in.Stdout, bus, jobs); err != nil {
 					return err
 				}
 			}
@@ -130,11 +131,11 @@ func runPlan(ctx context.Context, in *call) int {
 		if err != nil {
 			return err
 		}
-		a, ok := findApp(st, in.args[0])
+		a, ok := findApp(st, in.Args[0])
 		if !ok {
-			return unknownApp(in.args[0])
+			return unknownApp(in.Args[0])
 		}
-		return writeAppPlans(ctx, in.stdout, c, a)
+		return writeAppPlans(ctx, in.Stdout, c, a)
 	})
 }
 
