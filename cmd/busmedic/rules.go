@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +16,6 @@ import (
 	"busmedic/appdb"
 	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/tray"
-	"busmedic/watcher"
 )
 
 // printProblems writes every error or warning, one per line.
@@ -113,14 +111,9 @@ func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
 		return in.UsageError("--action %q: want relaunch, notify or ignore (signal and hook need more keys: edit the file)", action)
 	}
 
-	p, err := appdb.Process(pid)
-	if err != nil {
-		return in.Failf("%v", err)
-	}
 	// The names it owns tell the app best; the buses it is on, where
 	// the rule watches.
-	buses, busWarnings := onBuses(ctx, &p)
-	r, warnings, err := appdb.Learn(p, in.Str("id"), action)
+	r, p, warnings, err := appdb.LearnPID(ctx, pid, in.Str("id"), action)
 	switch {
 	case errors.Is(err, appdb.ErrNoID):
 		return in.Failf("%s; give the rule an id with --id ID", strings.TrimPrefix(err.Error(), appdb.ErrNoID.Error()+": "))
@@ -128,15 +121,6 @@ func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
 		return in.Failf("%s, or add the rule with --action notify", strings.TrimPrefix(err.Error(), appdb.ErrCannotRelaunch.Error()+": "))
 	case err != nil:
 		return in.Failf("%v", err)
-	}
-	switch {
-	case len(buses) == 2:
-		r.Bus = appdb.BusBoth
-	case len(buses) == 1:
-		r.Bus = buses[0]
-	}
-	for _, w := range busWarnings {
-		warnings = append(warnings, appdb.Error{App: r.ID, Reason: w, Warning: true})
 	}
 
 	paths := appdb.DefaultPaths(in.Str("config"))
@@ -160,91 +144,14 @@ func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
 	fmt.Fprintf(in.Stdout, "# added to %s\n%s", paths.User, appdb.FormatRule(r))
 
 	added, _ := f.Lookup(r.ID)
-	if other, ok := matching(before, r.Bus, p); ok && other.ID != r.ID {
-		after, _ := appdb.Load(paths)
-		wins := other
-		if now, ok := matching(after, r.Bus, p); ok {
-			wins = now
-		}
-		verdict := "the new rule comes first and applies to it"
-		if wins.ID != r.ID {
-			verdict = fmt.Sprintf("app %q comes first and still applies to it: the new rule does nothing for it (remove one, or set enabled = false)", wins.ID)
-		}
-		warnings = append(warnings, appdb.Error{App: r.ID, Warning: true, Reason: fmt.Sprintf(
-			"pid %d is also matched by app %q (%s:%d): %s", pid, other.ID, other.Source, other.Line, verdict)})
+	if w, ok := appdb.AlsoMatched(before, paths, r, p); ok {
+		warnings = append(warnings, w)
 	}
 	for _, w := range warnings {
 		w.File, w.Line = paths.User, added.Line
 		fmt.Fprintln(in.Stderr, w.Error())
 	}
 	return exitOK
-}
-
-// onBuses finds the process p on the session and the system bus, adds to
-// p.Names the well-known names it owns there, and returns the buses it is
-// on, and warnings when it is on none or a bus could not be asked.
-func onBuses(ctx context.Context, p *watcher.Peer) (buses []appdb.Bus, warnings []string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	session, system := watcher.SessionTarget(), watcher.SystemTarget()
-	targets := []struct {
-		bus appdb.Bus
-		t   watcher.Target
-	}{{appdb.BusSession, session}, {appdb.BusSystem, system}}
-	if system.Address == session.Address {
-		targets = targets[:1] // one bus, as in a test or a container
-	}
-	var unasked []string
-	for _, tt := range targets {
-		peers, err := watcher.ProcessPeers(ctx, tt.t, p.PID)
-		if err != nil {
-			unasked = append(unasked, string(tt.bus))
-			why := err.Error()
-			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-				why = "nothing listens at " + tt.t.Address
-			}
-			warnings = append(warnings, fmt.Sprintf("could not ask the %s bus which names pid %d owns there (%s)", tt.bus, p.PID, why))
-			continue
-		}
-		if len(peers) > 0 {
-			buses = append(buses, tt.bus)
-		}
-		for _, peer := range peers {
-			p.Names = append(p.Names, peer.Names...)
-		}
-	}
-	slices.Sort(p.Names)
-	p.Names = slices.Compact(p.Names)
-	if len(buses) == 0 && len(unasked) == 0 {
-		prog := "it"
-		if p.Exe != "" {
-			prog = filepath.Base(p.Exe)
-		}
-		where := "on neither the session nor the system bus"
-		if len(targets) == 1 {
-			where = "not on the bus"
-		}
-		warnings = append(warnings, fmt.Sprintf(
-			"pid %d is %s: busmedic acts for the apps that fall off a bus, so this rule applies only once %s is on one", p.PID, where, prog))
-	}
-	return buses, warnings
-}
-
-// matching returns the rule of set that applies to the process p on bus
-// (on the session bus first, for BusBoth); set may be nil.
-func matching(set *appdb.Set, bus appdb.Bus, p watcher.Peer) (appdb.Rule, bool) {
-	if set == nil {
-		return appdb.Rule{}, false
-	}
-	for _, b := range []appdb.Bus{appdb.BusSession, appdb.BusSystem} {
-		if !bus.Includes(b) {
-			continue
-		}
-		if m, ok := set.MatchBus(b, p); ok {
-			return m, true
-		}
-	}
-	return appdb.Rule{}, false
 }
 
 func rulesPath(ctx context.Context, in *cli.Call) int {
