@@ -128,16 +128,7 @@ func runHistory(ctx context.Context, in *cli.Call) int {
 		if in.On("json") {
 			return printJSON(in, h)
 		}
-		if len(h) == 0 {
-			_, err := fmt.Fprintln(in.Stdout, "No bus restarts recorded yet.")
-			return err
-		}
-		for _, r := range h {
-			if err := r.WriteText(in.Stdout); err != nil {
-				return err
-			}
-		}
-		return nil
+		return control.WriteHistoryText(in.Stdout, h)
 	})
 }
 
