@@ -1,8 +1,9 @@
 // Package appdb loads, validates, matches and saves busmedic's relaunch rules:
 // the apps.toml files that say, for each application that cannot reconnect
 // to a restarted D-Bus bus by itself, how to recognise it and what to do.
-// It also suggests rules for running apps ([FromPeer], [FromProcess], and
-// [Learn], which says what is doubtful about the rule) and
+// It also suggests rules for running apps ([FromPeer], [FromProcess],
+// [Learn], which says what is doubtful about the rule, and [LearnPID],
+// which asks the buses besides which names the process owns) and
 // writes rules out: as TOML ([FormatRule]), and as "busmedic rules list"
 // prints them ([WriteTable], and [WriteJSON] for scripts).
 //

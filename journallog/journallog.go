@@ -7,6 +7,9 @@
 // bus restart), so that `journalctl --user -u busmedic MESSAGE_ID=...`
 // and a fleet's log collector count them.
 //
+// NewLogger is busmedic's log: through NewJournalHandler under the
+// unit, as text anywhere else.
+//
 // NewJournalHandler sends each record over the journal's native protocol
 // (go-systemd's journal.Send): the stream systemd gave busmedic carries
 // text only, and a MESSAGE_ID or a field can only be given on the journal's
@@ -61,6 +64,20 @@ func IsJournal(f *os.File) bool {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && uint64(st.Dev) == dev && uint64(st.Ino) == ino
+}
+
+// NewLogger returns busmedic's log to w at level: when w is the journal
+// stream systemd gave busmedic.service (IsJournal), each record goes to the
+// journal with its priority and its fields (NewJournalHandler), so that
+// journalctl shows errors as errors and counts recoveries; anywhere else,
+// as slog's text lines. The tray child inherits the stream and does the
+// same.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok && IsJournal(f) {
+		return slog.New(NewJournalHandler(w, "busmedic", opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // NewHandler returns a handler that writes each record to w as one line of

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"busmedic/autostart"
+	"busmedic/cmd/busmedic/internal/cli"
 )
 
 // autostartFlags are the flags of "busmedic autostart", before or after
@@ -19,31 +20,31 @@ func autostartFlags(fs *flag.FlagSet) {
 // runAutostart is "busmedic autostart enable|disable|status": busmedic only
 // helps if it already runs when the bus restarts, so it starts with the
 // session, through an XDG autostart entry or a systemd user unit.
-func runAutostart(ctx context.Context, in *call) int {
-	if in.on("systemd") && in.on("desktop-file") {
-		return in.usageError("--systemd or --desktop-file, not both")
+func runAutostart(ctx context.Context, in *cli.Call) int {
+	if in.On("systemd") && in.On("desktop-file") {
+		return in.UsageError("--systemd or --desktop-file, not both")
 	}
 	paths, err := autostart.PathsFrom(os.Getenv)
 	if err != nil {
-		return in.failf("%v", err)
+		return in.Failf("%v", err)
 	}
 	systemd := paths.Systemd
 	switch {
-	case in.on("systemd"):
+	case in.On("systemd"):
 		systemd = true
-	case in.on("desktop-file"):
+	case in.On("desktop-file"):
 		systemd = false
 	}
-	switch in.cmd().name {
+	switch in.Cmd().Name {
 	case "enable":
-		err = autostart.Enable(ctx, paths, systemd, in.str("target"), in.stdout, in.stderr)
+		err = autostart.Enable(ctx, paths, systemd, in.Str("target"), in.Stdout, in.Stderr)
 	case "disable":
-		err = autostart.Disable(ctx, paths, in.stdout)
+		err = autostart.Disable(ctx, paths, in.Stdout)
 	case "status":
-		err = autostart.Status(ctx, paths, in.stdout)
+		err = autostart.Status(ctx, paths, in.Stdout)
 	}
 	if err != nil {
-		return in.failf("%v", err)
+		return in.Failf("%v", err)
 	}
 	return exitOK
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/relaunch/control"
 )
 
@@ -32,16 +33,16 @@ func clientFlags(others func(*flag.FlagSet)) func(*flag.FlagSet) {
 
 // withDaemon dials the daemon and runs do within a bounded request time,
 // reporting a failure under the command's name (daemonFailed).
-func (in *call) withDaemon(ctx context.Context, do func(context.Context, *control.Client) error) int {
+func withDaemon(ctx context.Context, in *cli.Call, do func(context.Context, *control.Client) error) int {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	c, err := control.Dial(ctx, in.str("socket"))
+	c, err := control.Dial(ctx, in.Str("socket"))
 	if err == nil {
 		defer c.Close()
 		err = do(ctx, c)
 	}
 	if err != nil {
-		return in.daemonFailed(ctx, err)
+		return daemonFailed(ctx, in, err)
 	}
 	return exitOK
 }
@@ -51,17 +52,17 @@ func (in *call) withDaemon(ctx context.Context, do func(context.Context, *contro
 // contract (control.ErrNotRunning...) words of our own; with -v, the error
 // as it came too. "busmedic status" exits exitNotRunning when there is no
 // daemon, the others exitError.
-func (in *call) daemonFailed(ctx context.Context, err error) int {
+func daemonFailed(ctx context.Context, in *cli.Call, err error) int {
 	code := exitError
 	var msg string
 	switch {
 	case errors.Is(err, control.ErrNotRunning):
 		msg = "busmedic is not running"
-		if socket := in.str("socket"); socket != control.DefaultPath() {
+		if socket := in.Str("socket"); socket != control.DefaultPath() {
 			msg += " with the control socket " + socket
 		}
 		msg += " (start it with: busmedic run, or busmedic autostart enable)"
-		if in.cmd().name == "status" {
+		if in.Cmd().Name == "status" {
 			code = exitNotRunning
 		}
 	case errors.Is(err, control.ErrTooManyClients):
@@ -71,23 +72,23 @@ func (in *call) daemonFailed(ctx context.Context, err error) int {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		msg = "interrupted"
 	default:
-		msg = in.unecho(err.Error())
+		msg = unecho(in, err.Error())
 	}
-	if detail := strings.TrimPrefix(err.Error(), control.ErrNotRunning.Error()+": "); in.on("v") && msg != detail {
+	if detail := strings.TrimPrefix(err.Error(), control.ErrNotRunning.Error()+": "); in.On("v") && msg != detail {
 		msg += "\n  " + detail
 	}
-	fmt.Fprintf(in.stderr, "%s: %s\n", in.name(), msg)
+	fmt.Fprintf(in.Stderr, "%s: %s\n", in.Name(), msg)
 	return code
 }
 
 // unecho drops from the front of a message what only repeats the command
 // ("relaunch nosuch: ", "control relaunch: "), since failf's prefix says it
 // already.
-func (in *call) unecho(msg string) string {
-	word := in.cmd().name
-	echoes := []string{in.name(), "busmedic", word, "control " + word}
-	if len(in.args) > 0 {
-		echoes = append(echoes, word+" "+strings.Join(in.args, " "))
+func unecho(in *cli.Call, msg string) string {
+	word := in.Cmd().Name
+	echoes := []string{in.Name(), "busmedic", word, "control " + word}
+	if len(in.Args) > 0 {
+		echoes = append(echoes, word+" "+strings.Join(in.Args, " "))
 	}
 	for trimmed := true; trimmed; {
 		trimmed = false
@@ -101,59 +102,50 @@ func (in *call) unecho(msg string) string {
 }
 
 // request is a client command that sends one request and reports OK.
-func request(do func(context.Context, *control.Client) error) func(context.Context, *call) int {
-	return func(ctx context.Context, in *call) int { return in.withDaemon(ctx, do) }
+func request(do func(context.Context, *control.Client) error) func(context.Context, *cli.Call) int {
+	return func(ctx context.Context, in *cli.Call) int { return withDaemon(ctx, in, do) }
 }
 
-func runStatus(ctx context.Context, in *call) int {
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
+func runStatus(ctx context.Context, in *cli.Call) int {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		if in.on("json") {
+		if in.On("json") {
 			return printJSON(in, st)
 		}
-		return st.WriteText(in.stdout)
+		return st.WriteText(in.Stdout)
 	})
 }
 
-func runHistory(ctx context.Context, in *call) int {
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
-		h, err := c.History(ctx, in.num("n"))
+func runHistory(ctx context.Context, in *cli.Call) int {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
+		h, err := c.History(ctx, in.Num("n"))
 		if err != nil {
 			return err
 		}
-		if in.on("json") {
+		if in.On("json") {
 			return printJSON(in, h)
 		}
-		if len(h) == 0 {
-			_, err := fmt.Fprintln(in.stdout, "No bus restarts recorded yet.")
-			return err
-		}
-		for _, r := range h {
-			if err := r.WriteText(in.stdout); err != nil {
-				return err
-			}
-		}
-		return nil
+		return control.WriteHistoryText(in.Stdout, h)
 	})
 }
 
-func runRelaunch(ctx context.Context, in *call) int {
-	if in.on("dry-run") {
+func runRelaunch(ctx context.Context, in *cli.Call) int {
+	if in.On("dry-run") {
 		return runRelaunchDryRun(ctx, in)
 	}
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
-		if !in.on("force") {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
+		if !in.On("force") {
 			// A running app is stopped first: that takes --force.
-			if err := refuseRunning(ctx, c, in.args[0]); err != nil {
+			if err := refuseRunning(ctx, c, in.Args[0]); err != nil {
 				return err
 			}
 		}
-		job, err := c.Relaunch(ctx, in.args[0])
+		job, err := c.Relaunch(ctx, in.Args[0])
 		if errors.Is(err, control.ErrUnknownApp) {
-			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", in.args[0])
+			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", in.Args[0])
 		}
 		if err != nil {
 			return err
@@ -163,30 +155,30 @@ func runRelaunch(ctx context.Context, in *call) int {
 			// The daemon did its part; the app did not come back.
 			return errors.New(line)
 		}
-		fmt.Fprintln(in.stdout, line)
+		fmt.Fprintln(in.Stdout, line)
 		return nil
 	})
 }
 
-func runRestartBus(ctx context.Context, in *call) int {
+func runRestartBus(ctx context.Context, in *cli.Call) int {
 	bus := "session"
-	if len(in.args) == 1 {
-		bus = in.args[0]
+	if len(in.Args) == 1 {
+		bus = in.Args[0]
 	}
 	if bus != "session" && bus != "system" {
-		return in.usageError("no bus %q (want session or system)", bus)
+		return in.UsageError("no bus %q (want session or system)", bus)
 	}
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
 		if err := c.RestartBus(ctx, bus); err != nil {
 			return err
 		}
-		fmt.Fprintf(in.stdout, "The %s bus is restarting; busmedic recovers the apps (busmedic status).\n", bus)
+		fmt.Fprintf(in.Stdout, "The %s bus is restarting; busmedic recovers the apps (busmedic status).\n", bus)
 		return nil
 	})
 }
 
-func printJSON(in *call, v any) error {
-	enc := json.NewEncoder(in.stdout)
+func printJSON(in *cli.Call, v any) error {
+	enc := json.NewEncoder(in.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
 	"busmedic/watcher/bustest"
@@ -160,8 +161,8 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic help":               ok,
 	}
 	n := 0
-	everyCommand(func(words []string, c *command) {
-		if c.run == nil {
+	everyCommand(func(words []string, c *cli.Command) {
+		if c.Run == nil {
 			return // only subcommands: TestWrongCommandLine
 		}
 		name := strings.Join(append([]string{"busmedic"}, words...), " ")
@@ -170,14 +171,13 @@ func TestEveryCommandLine(t *testing.T) {
 			t.Errorf("%s: no arguments for it in this test's table", name)
 			return
 		}
-		in := &call{path: []*command{topLevel()}, fs: newFlagSet()}
-		in.cmd().flags(in.fs)
-		if err := in.parse(words); err != nil {
+		in, err := program().Parse(words)
+		if err != nil {
 			t.Fatal(err)
 		}
 		var lines [][]string // the flags to give, one combination each
 		lines = append(lines, nil)
-		in.fs.VisitAll(func(f *flag.Flag) {
+		in.Flags.VisitAll(func(f *flag.Flag) {
 			arg := []string{"--" + f.Name}
 			if len(f.Name) == 1 {
 				arg[0] = "-" + f.Name
@@ -196,7 +196,7 @@ func TestEveryCommandLine(t *testing.T) {
 			// A client command talks to the stand-in, but alone it
 			// finds no daemon at the default socket; run always meets
 			// the stand-in's lock (it would run for real otherwise).
-			client := in.fs.Lookup("socket") != nil
+			client := in.Flags.Lookup("socket") != nil
 			switch {
 			case client && len(flags) == 0 && name != "busmedic run":
 				line += " (no daemon)"
@@ -232,11 +232,11 @@ func TestEveryCommandLine(t *testing.T) {
 // "apps": [] and history --json [], not null.
 func TestJSONEmptyLists(t *testing.T) {
 	up := controltest.Serve(t, happyDaemon{controltest.NewDaemon(control.Status{})})
-	if code, stdout, stderr := cli("status", "--json", "--socket", up); code != exitOK || !strings.Contains(stdout, `"apps": []`) ||
+	if code, stdout, stderr := runCLI("status", "--json", "--socket", up); code != exitOK || !strings.Contains(stdout, `"apps": []`) ||
 		!strings.Contains(stdout, `"buses": []`) || stderr != "" {
 		t.Errorf("status --json with no rules: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if code, stdout, stderr := cli("history", "--json", "--socket", up); code != exitOK || stdout != "[]\n" || stderr != "" {
+	if code, stdout, stderr := runCLI("history", "--json", "--socket", up); code != exitOK || stdout != "[]\n" || stderr != "" {
 		t.Errorf("history --json with none: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
@@ -246,31 +246,26 @@ func TestJSONEmptyLists(t *testing.T) {
 // -v adds what the socket said.
 func TestNotRunning(t *testing.T) {
 	down := filepath.Join(t.TempDir(), "none.sock")
-	for _, c := range topLevel().subs {
-		fs := newFlagSet()
-		if c.flags == nil || c.name == "tray" || c.name == "run" {
+	for _, c := range topLevel().Subs {
+		if c.Flags == nil || c.Name == "tray" || c.Name == "run" || c.FlagSet().Lookup("socket") == nil {
 			continue
 		}
-		c.flags(fs)
-		if fs.Lookup("socket") == nil {
-			continue
-		}
-		args := []string{c.name, "--socket", down}
+		args := []string{c.Name, "--socket", down}
 		var id []string
-		if c.minArgs > 0 {
+		if c.MinArgs > 0 {
 			id = []string{"dunst"}
 		}
 		wantCode := exitError
-		if c.name == "status" {
+		if c.Name == "status" {
 			wantCode = exitNotRunning
 		}
-		want := "busmedic " + c.name + ": busmedic is not running with the control socket " + down +
+		want := "busmedic " + c.Name + ": busmedic is not running with the control socket " + down +
 			" (start it with: busmedic run, or busmedic autostart enable)\n"
-		code, stdout, stderr := cli(append(args, id...)...)
+		code, stdout, stderr := runCLI(append(args, id...)...)
 		if code != wantCode || stdout != "" || stderr != want {
 			t.Errorf("busmedic %s: exit %d\nstdout: %q\nstderr: %q\nwant exit %d and stderr %q", strings.Join(args, " "), code, stdout, stderr, wantCode, want)
 		}
-		code, _, stderr = cli(append(append(args, "-v"), id...)...)
+		code, _, stderr = runCLI(append(append(args, "-v"), id...)...)
 		if code != wantCode || !strings.HasPrefix(stderr, want+"  dial unix "+down+": ") || strings.Count(stderr, down) != 2 {
 			t.Errorf("busmedic %s -v: exit %d, stderr %q; want the socket's error on a second line", strings.Join(args, " "), code, stderr)
 		}

@@ -5,178 +5,185 @@ import (
 	"flag"
 
 	"busmedic/appdb"
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/relaunch/control"
 )
 
+// program is busmedic's command line as package cli parses and completes
+// it: the table of commands, the top level's --config that passes to the
+// commands that read the rules, and the flag values completion offers.
+func program() *cli.Program {
+	return &cli.Program{
+		Top:    topLevel(),
+		Passed: []string{"config"},
+		FlagWords: map[string][]string{
+			"action": {string(appdb.ActionRelaunch), string(appdb.ActionNotify), string(appdb.ActionIgnore)},
+			"bus":    {"session", "system"},
+			"target": {"graphical-session.target", "default.target"},
+		},
+		FileFlags: map[string]bool{"config": true, "socket": true, "state-dir": true},
+	}
+}
+
 // topLevel is busmedic's command line: every command, its subcommands,
 // flags and help texts.
-func topLevel() *command {
-	return &command{
-		name: "busmedic", usage: "busmedic [--config FILE] COMMAND [ARGUMENTS]",
-		about: "busmedic keeps a desktop session usable when a D-Bus bus restarts.\n\n" +
+func topLevel() *cli.Command {
+	return &cli.Command{
+		Name: "busmedic", Usage: "busmedic [--config FILE] COMMAND [ARGUMENTS]",
+		About: "busmedic keeps a desktop session usable when a D-Bus bus restarts.\n\n" +
 			"Exit status: 0 success, 1 the command failed, 2 the command line is wrong,\n" +
 			"3 (busmedic status) busmedic is not running.",
-		flags: func(fs *flag.FlagSet) {
+		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "user rules `FILE` for run and rules (default $"+appdb.EnvConfig+" or $XDG_CONFIG_HOME/busmedic/apps.toml)")
 			fs.Bool("version", false, "print busmedic's version, as busmedic version")
 			fs.Bool("V", false, "the same as --version")
 		},
-		run: runTop,
-		subs: []*command{{
-			name: "run", summary: "run busmedic: watch both buses and recover apps after a restart",
-			usage: "busmedic run [--config FILE] [--no-tray]",
-			about: "Runs busmedic: watches the session and system bus and recovers apps after a restart.",
-			flags: daemonFlags, run: runDaemon,
+		Run: runTop,
+		Subs: []*cli.Command{{
+			Name: "run", Summary: "run busmedic: watch both buses and recover apps after a restart",
+			Usage: "busmedic run [--config FILE] [--no-tray]",
+			About: "Runs busmedic: watches the session and system bus and recovers apps after a restart.",
+			Flags: daemonFlags, Run: runDaemon,
 		}, {
-			name: "status", summary: "show the buses, the apps and who fell off the bus",
-			usage: "busmedic status [--json]",
-			about: "Shows the buses, the apps with their last recovery, and who fell off the bus.\n\n" +
+			Name: "status", Summary: "show the buses, the apps and who fell off the bus",
+			Usage: "busmedic status [--json]",
+			About: "Shows the buses, the apps with their last recovery, and who fell off the bus.\n\n" +
 				"Exit status: 0 busmedic runs, 1 the daemon did not answer, 2 wrong command line,\n" +
 				"3 busmedic is not running.",
-			flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print the status as JSON") }),
-			run:   runStatus,
+			Flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print the status as JSON") }),
+			Run:   runStatus,
 		}, {
-			name: "history", summary: "show recent bus restarts and what was done",
-			usage: "busmedic history [--json] [-n N]",
-			about: "Shows the recent bus restarts and what busmedic did for each app.",
-			flags: clientFlags(func(fs *flag.FlagSet) {
+			Name: "history", Summary: "show recent bus restarts and what was done",
+			Usage: "busmedic history [--json] [-n N]",
+			About: "Shows the recent bus restarts and what busmedic did for each app.",
+			Flags: clientFlags(func(fs *flag.FlagSet) {
 				fs.Bool("json", false, "print the history as JSON")
 				fs.Int("n", 10, "how many recoveries to show, newest first (0: all kept)")
 			}),
-			run: runHistory,
+			Run: runHistory,
 		}, {
-			name: "relaunch", summary: "recover an app now: relaunch ID", usage: "busmedic relaunch [--force | --dry-run] ID",
-			about: "Recovers an app now: a rule's id, or a casualty's id from busmedic status.\n" +
+			Name: "relaunch", Summary: "recover an app now: relaunch ID", Usage: "busmedic relaunch [--force | --dry-run] ID",
+			About: "Recovers an app now: a rule's id, or a casualty's id from busmedic status.\n" +
 				"An app that is running on its bus is stopped and started again: that takes --force.",
-			flags: clientFlags(func(fs *flag.FlagSet) {
+			Flags: clientFlags(func(fs *flag.FlagSet) {
 				fs.Bool("force", false, "relaunch the app even if it is running: stop it and start it again")
 				fs.Bool("dry-run", false, "relaunch nothing; print what a restart of its bus would do for it now")
 			}),
-			minArgs: 1, maxArgs: 1, interleave: true, run: runRelaunch, argKind: argApp,
+			MinArgs: 1, MaxArgs: 1, Interleave: true, Run: runRelaunch, ArgComplete: appIDs,
 		}, {
-			name: "plan", summary: "print what a bus restart would do now: plan [ID]", usage: "busmedic plan [ID]",
-			about: "Prints what busmedic would do for each app, or for the app ID, if its bus restarted now:\n" +
+			Name: "plan", Summary: "print what a bus restart would do now: plan [ID]", Usage: "busmedic plan [ID]",
+			About: "Prints what busmedic would do for each app, or for the app ID, if its bus restarted now:\n" +
 				"which processes it matches and what it would start. Nothing is restarted.",
-			flags: clientFlags(nil), maxArgs: 1, interleave: true, run: runPlan, argKind: argApp,
+			Flags: clientFlags(nil), MaxArgs: 1, Interleave: true, Run: runPlan, ArgComplete: appIDs,
 		}, {
-			name: "restart-bus", summary: "restart the session bus and recover the apps",
-			usage: "busmedic restart-bus [session|system]",
-			about: "Restarts the session bus (through systemd, or the bus daemon busmedic manages), or the system bus\n" +
+			Name: "restart-bus", Summary: "restart the session bus and recover the apps",
+			Usage: "busmedic restart-bus [session|system]",
+			About: "Restarts the session bus (through systemd, or the bus daemon busmedic manages), or the system bus\n" +
 				"(through systemd, with your authorisation), and recovers the apps.",
-			flags: clientFlags(nil), maxArgs: 1, run: runRestartBus, argWords: []string{"session", "system"},
+			Flags: clientFlags(nil), MaxArgs: 1, Run: runRestartBus, ArgWords: []string{"session", "system"},
 		}, {
-			name: "pause", summary: "pause recovery until resume", usage: "busmedic pause",
-			about: "Pauses recovery: after a restart, no app is touched until busmedic resume.",
-			flags: clientFlags(nil), run: request(func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) }),
+			Name: "pause", Summary: "pause recovery until resume", Usage: "busmedic pause",
+			About: "Pauses recovery: after a restart, no app is touched until busmedic resume.",
+			Flags: clientFlags(nil), Run: request(func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) }),
 		}, {
-			name: "resume", summary: "resume recovery", usage: "busmedic resume",
-			about: "Resumes recovery after busmedic pause.",
-			flags: clientFlags(nil), run: request(func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) }),
+			Name: "resume", Summary: "resume recovery", Usage: "busmedic resume",
+			About: "Resumes recovery after busmedic pause.",
+			Flags: clientFlags(nil), Run: request(func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) }),
 		}, {
-			name: "reload", summary: "make the daemon re-read the rules now", usage: "busmedic reload",
-			about: "Makes the daemon re-read the rules files now.",
-			flags: clientFlags(nil), run: request(func(ctx context.Context, c *control.Client) error { return c.Reload(ctx) }),
+			Name: "reload", Summary: "make the daemon re-read the rules now", Usage: "busmedic reload",
+			About: "Makes the daemon re-read the rules files now.",
+			Flags: clientFlags(nil), Run: request(func(ctx context.Context, c *control.Client) error { return c.Reload(ctx) }),
 		}, {
-			name: "tray", summary: "run the tray icon (busmedic run starts it)", usage: "busmedic tray [--socket PATH]",
-			about: "Shows busmedic's icon and menu in the panel (StatusNotifierItem) until Quit.\n" +
+			Name: "tray", Summary: "run the tray icon (busmedic run starts it)", Usage: "busmedic tray [--socket PATH]",
+			About: "Shows busmedic's icon and menu in the panel (StatusNotifierItem) until Quit.\n" +
 				"busmedic run starts it by itself; exit status 3 means the session bus went away.",
-			flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("v", false, "log debug messages") }), run: runTray,
+			Flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("v", false, "log debug messages") }), Run: runTray,
 		}, {
-			name: "watch", summary: "stream bus events (up, down, restarted, peers) until interrupted",
-			usage: "busmedic watch [--bus session|system|ADDRESS]... [--json]",
-			about: "Streams the events of the buses until interrupted (Ctrl-C exits 0).",
-			flags: watchFlags, run: runWatch,
+			Name: "watch", Summary: "stream bus events (up, down, restarted, peers) until interrupted",
+			Usage: "busmedic watch [--bus session|system|ADDRESS]... [--json]",
+			About: "Streams the events of the buses until interrupted (Ctrl-C exits 0).",
+			Flags: watchFlags, Run: runWatch,
 		}, {
-			name: "rules", summary: "list, check, add and edit relaunch rules",
-			usage: "busmedic rules [--config FILE] COMMAND",
-			about: "Lists, checks, adds and edits the relaunch rules.\n\n" +
+			Name: "rules", Summary: "list, check, add and edit relaunch rules",
+			Usage: "busmedic rules [--config FILE] COMMAND",
+			About: "Lists, checks, adds and edits the relaunch rules.\n\n" +
 				"--config FILE (or $" + appdb.EnvConfig + ") picks another user file.\n" +
 				"Exit status: 0 ok, 1 invalid rules or failure, 2 usage error.",
-			flags: func(fs *flag.FlagSet) {
+			Flags: func(fs *flag.FlagSet) {
 				fs.String("config", "", "user rules `FILE` (default $"+appdb.EnvConfig+" or $XDG_CONFIG_HOME/busmedic/apps.toml)")
 			},
-			subs: []*command{{
-				name: "list", summary: "list the rules in force, most important first",
-				usage: "busmedic rules list [--json]",
-				about: "Lists the rules in force, most important first, with the file and line of each.",
-				flags: func(fs *flag.FlagSet) { fs.Bool("json", false, "print a JSON array") }, run: rulesList,
+			Subs: []*cli.Command{{
+				Name: "list", Summary: "list the rules in force, most important first",
+				Usage: "busmedic rules list [--json]",
+				About: "Lists the rules in force, most important first, with the file and line of each.",
+				Flags: func(fs *flag.FlagSet) { fs.Bool("json", false, "print a JSON array") }, Run: rulesList,
 			}, {
-				name: "check", summary: "check FILE, or every rules file; exit 1 on any error",
-				usage: "busmedic rules check [FILE]",
-				about: "Checks FILE, or every rules file; exits 1 on any error\n" +
+				Name: "check", Summary: "check FILE, or every rules file; exit 1 on any error",
+				Usage: "busmedic rules check [FILE]",
+				About: "Checks FILE, or every rules file; exits 1 on any error\n" +
 					"(warnings, such as a program others could change, do not).",
-				maxArgs: 1, interleave: true, run: rulesCheck, argKind: argFile,
+				MaxArgs: 1, Interleave: true, Run: rulesCheck, ArgFiles: true,
 			}, {
-				name: "add-from-pid", summary: "add a rule that relaunches the running process PID",
-				usage: "busmedic rules add-from-pid PID [--id ID] [--action ACTION] [--replace]",
-				about: "Adds to the user rules file a rule that relaunches the running process PID as it was started,\n" +
+				Name: "add-from-pid", Summary: "add a rule that relaunches the running process PID",
+				Usage: "busmedic rules add-from-pid PID [--id ID] [--action ACTION] [--replace]",
+				About: "Adds to the user rules file a rule that relaunches the running process PID as it was started,\n" +
 					"matched by the bus names it owns on the session or system bus, else by its program. Warns on\n" +
 					"stderr when the rule may not work as meant (no bus, a temporary script, another rule matches\n" +
 					"the process), and refuses one that cannot (a script read from a file descriptor: bash /dev/fd/3).",
-				flags: func(fs *flag.FlagSet) {
+				Flags: func(fs *flag.FlagSet) {
 					fs.String("id", "", "rule `ID` (default: from the program's name)")
 					fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, notify or ignore")
 					fs.Bool("replace", false, "replace an existing rule with the same id")
 				},
-				minArgs: 1, maxArgs: 1, interleave: true, run: rulesAddFromPID,
+				MinArgs: 1, MaxArgs: 1, Interleave: true, Run: rulesAddFromPID,
 			}, {
-				name: "path", summary: "print the user rules file (--all: every file)", usage: "busmedic rules path [--all]",
-				about: "Prints the user rules file, or with --all every rules file, most important first.",
-				flags: func(fs *flag.FlagSet) { fs.Bool("all", false, "print every rules file, most important first") },
-				run:   rulesPath,
+				Name: "path", Summary: "print the user rules file (--all: every file)", Usage: "busmedic rules path [--all]",
+				About: "Prints the user rules file, or with --all every rules file, most important first.",
+				Flags: func(fs *flag.FlagSet) { fs.Bool("all", false, "print every rules file, most important first") },
+				Run:   rulesPath,
 			}, {
-				name: "edit", summary: "open the rules editor window (the busmedic-rules program)",
-				usage: "busmedic rules edit",
-				about: "Opens the rules editor window (the busmedic-rules program) and waits for it to close.",
-				run:   rulesEdit,
-			}, helpCommand("busmedic rules")},
+				Name: "edit", Summary: "open the rules editor window (the busmedic-rules program)",
+				Usage: "busmedic rules edit",
+				About: "Opens the rules editor window (the busmedic-rules program) and waits for it to close.",
+				Run:   rulesEdit,
+			}, cli.HelpCommand("busmedic rules")},
 		}, {
-			name: "autostart", summary: "start busmedic with the session: autostart enable|disable|status",
-			usage: "busmedic autostart enable|disable|status [--systemd | --desktop-file] [--target TARGET]",
-			about: "Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n\n" +
+			Name: "autostart", Summary: "start busmedic with the session: autostart enable|disable|status",
+			Usage: "busmedic autostart enable|disable|status [--systemd | --desktop-file] [--target TARGET]",
+			About: "Starts busmedic with the session (enable), stops doing so (disable), or tells how it starts (status).\n\n" +
 				"Exit status: 0 done, 1 failed, 2 wrong command line.",
-			flags: autostartFlags,
-			subs: []*command{{
-				name: "enable", summary: "start busmedic with the session",
-				usage: "busmedic autostart enable [--systemd | --desktop-file] [--target TARGET]",
-				about: "Writes $XDG_CONFIG_HOME/autostart/busmedic.desktop, or, when a systemd user manager runs,\n" +
+			Flags: autostartFlags,
+			Subs: []*cli.Command{{
+				Name: "enable", Summary: "start busmedic with the session",
+				Usage: "busmedic autostart enable [--systemd | --desktop-file] [--target TARGET]",
+				About: "Writes $XDG_CONFIG_HOME/autostart/busmedic.desktop, or, when a systemd user manager runs,\n" +
 					"$XDG_CONFIG_HOME/systemd/user/busmedic.service, and removes the other one. The unit it enables and\n" +
 					"starts at once (systemctl --user enable --now), unless a busmedic already runs outside it: then\n" +
 					"the unit starts with the next session, and enable tells how to switch now.\n" +
 					"Without a user manager, the unit is only written and the systemctl line to run is printed.",
-				run: runAutostart,
+				Run: runAutostart,
 			}, {
-				name: "disable", summary: "stop starting busmedic with the session", usage: "busmedic autostart disable",
-				about: "Removes the entry, and disables, stops and removes the unit (systemctl --user disable --now):\n" +
+				Name: "disable", Summary: "stop starting busmedic with the session", Usage: "busmedic autostart disable",
+				About: "Removes the entry, and disables, stops and removes the unit (systemctl --user disable --now):\n" +
 					"busmedic run by the unit stops, the apps it started keep running; busmedic run by the entry keeps\n" +
 					"running until the session ends.",
-				run: runAutostart,
+				Run: runAutostart,
 			}, {
-				name: "status", summary: "tell how busmedic starts with the session", usage: "busmedic autostart status",
-				about: "Tells which file is in place, whether the unit is enabled and active, and whether busmedic runs.",
-				run:   runAutostart,
-			}, helpCommand("busmedic autostart")},
+				Name: "status", Summary: "tell how busmedic starts with the session", Usage: "busmedic autostart status",
+				About: "Tells which file is in place, whether the unit is enabled and active, and whether busmedic runs.",
+				Run:   runAutostart,
+			}, cli.HelpCommand("busmedic autostart")},
 		}, {
-			name: "version", summary: "print busmedic's version", usage: "busmedic version",
-			about: "Prints busmedic's version, the commit it was built from and the Go version.",
-			run:   runVersion,
+			Name: "version", Summary: "print busmedic's version", Usage: "busmedic version",
+			About: "Prints busmedic's version, the commit it was built from and the Go version.",
+			Run:   runVersion,
 		}, {
-			name: "completion", summary: "print the shell completion script: completion bash|zsh|fish",
-			usage: "busmedic completion bash|zsh|fish",
-			about: "Prints the completion script of bash, zsh or fish, which completes the commands, their flags,\n" +
+			Name: "completion", Summary: "print the shell completion script: completion bash|zsh|fish",
+			Usage: "busmedic completion bash|zsh|fish",
+			About: "Prints the completion script of bash, zsh or fish, which completes the commands, their flags,\n" +
 				"the rules' ids and the ids of the apps that fell off the bus. Packages install the scripts where\n" +
 				"each shell looks; to try one: source <(busmedic completion bash).",
-			minArgs: 1, maxArgs: 1, run: runCompletion, argWords: []string{"bash", "zsh", "fish"},
-		}, helpCommand("busmedic")},
-	}
-}
-
-// helpCommand is the help subcommand of parent.
-func helpCommand(parent string) *command {
-	return &command{
-		name: "help", summary: "list the commands, or describe one: help COMMAND",
-		usage:   parent + " help [COMMAND [SUBCOMMAND]]",
-		about:   "Lists the commands, or describes one: the same as " + parent + " COMMAND -h.",
-		maxArgs: 2, run: runHelp, argKind: argCommand,
+			MinArgs: 1, MaxArgs: 1, Run: runCompletion, ArgWords: []string{"bash", "zsh", "fish"},
+		}, cli.HelpCommand("busmedic")},
 	}
 }

@@ -35,8 +35,8 @@ func TestComplete(t *testing.T) {
 		{"shells", []string{"completion", ""}, []string{"bash", "zsh", "fish"}},
 		{"help", []string{"help", "rules", "a"}, []string{"add-from-pid"}},
 		{"no such command", []string{"nosuch", ""}, nil},
-		{"file", []string{"rules", "check", ""}, []string{fileDirective}},
-		{"file flag", []string{"--config", ""}, []string{fileDirective}},
+		{"file", []string{"rules", "check", ""}, []string{":file"}},
+		{"file flag", []string{"--config", ""}, []string{":file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := completeWords(t, tc.words...); !slices.Equal(got, tc.want) {
@@ -80,7 +80,7 @@ func completionEnv(t *testing.T) string {
 func completeWords(t *testing.T, words ...string) []string {
 	t.Helper()
 	var out bytes.Buffer
-	if code := run(t.Context(), append([]string{completeCommand, "--"}, words...), &out, &out); code != exitOK {
+	if code := run(t.Context(), append([]string{"__complete", "--"}, words...), &out, &out); code != exitOK {
 		t.Fatalf("__complete %q: exit %d: %s", words, code, out.String())
 	}
 	var got []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/adrg/xdg"
 
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/daemon"
 	"busmedic/relaunch/control"
 	"busmedic/tray"
@@ -29,23 +30,23 @@ func daemonFlags(fs *flag.FlagSet) {
 // runDaemon is "busmedic run": its flags make the daemon.Config, and
 // daemon.Run is the daemon, until SIGTERM, SIGINT or SIGHUP (main's ctx).
 // Apps it started keep running when it exits.
-func runDaemon(ctx context.Context, in *call) int {
+func runDaemon(ctx context.Context, in *cli.Call) int {
 	cfg := daemon.Config{
-		RulesFile:        in.str("config"),
-		Socket:           in.str("socket"),
-		StateDir:         in.str("state-dir"),
-		ManageSessionBus: in.on("manage-session-bus"),
+		RulesFile:        in.Str("config"),
+		Socket:           in.Str("socket"),
+		StateDir:         in.Str("state-dir"),
+		ManageSessionBus: in.On("manage-session-bus"),
 		Editor:           tray.FindEditor,
-		Log:              newLogger(in.stderr, slog.LevelInfo, in.on("v")),
+		Log:              logger(in, slog.LevelInfo),
 	}
-	if !in.on("no-tray") {
+	if !in.On("no-tray") {
 		self, err := os.Executable()
 		if err != nil {
-			return in.failf("%v", err)
+			return in.Failf("%v", err)
 		}
 		cfg.Tray = func(socket string) *exec.Cmd {
 			cmd := exec.Command(self, "tray", "--socket", socket)
-			cmd.Stderr = in.stderr
+			cmd.Stderr = in.Stderr
 			return cmd
 		}
 	}
@@ -55,6 +56,6 @@ func runDaemon(ctx context.Context, in *call) int {
 	case errors.Is(err, daemon.ErrControlSocket): // Run said it in its log
 		return exitError
 	default:
-		return in.failf("%v", err)
+		return in.Failf("%v", err)
 	}
 }

@@ -243,7 +243,7 @@ func (s *session) await(what string, ok func(control.Status) bool) control.Statu
 }
 
 // cli runs a busmedic client command in the session and returns its stdout.
-func (s *session) cli(args ...string) string {
+func (s *session) runCLI(args ...string) string {
 	s.t.Helper()
 	cmd := exec.Command(busmedicBinary(s.t), args...)
 	cmd.Env = s.env
@@ -307,7 +307,7 @@ grace = "100ms"
 	s.await("the session bus down", busUp("session", false))
 	// The control socket answers while the bus is down.
 	var st control.Status
-	if err := json.Unmarshal([]byte(s.cli("status", "--json")), &st); err != nil || !busUp("session", false)(st) {
+	if err := json.Unmarshal([]byte(s.runCLI("status", "--json")), &st); err != nil || !busUp("session", false)(st) {
 		t.Errorf("busmedic status --json while down: %+v, %v", st, err)
 	}
 
@@ -322,13 +322,13 @@ grace = "100ms"
 	}
 
 	var history []control.Recovery
-	if err := json.Unmarshal([]byte(s.cli("history", "--json")), &history); err != nil {
+	if err := json.Unmarshal([]byte(s.runCLI("history", "--json")), &history); err != nil {
 		t.Fatal(err)
 	}
 	if len(history) != 1 || len(history[0].Jobs) != 1 || history[0].Jobs[0].Outcome != control.Relaunched {
 		t.Errorf("history = %+v, want one recovery that relaunched exiter", history)
 	}
-	if out := s.cli("status"); !strings.Contains(out, "exiter") || !strings.Contains(out, "relaunched") {
+	if out := s.runCLI("status"); !strings.Contains(out, "exiter") || !strings.Contains(out, "relaunched") {
 		t.Errorf("busmedic status:\n%s\nwant exiter relaunched", out)
 	}
 

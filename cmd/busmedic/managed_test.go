@@ -23,7 +23,7 @@ func TestRestartManagedBus(t *testing.T) {
 	exiter := s.bus.StartApp("-name", "org.example.Exiter")
 	s.await("the app running", func(st control.Status) bool { return app(st, "exiter").Running })
 
-	if out := s.cli("restart-bus"); !strings.Contains(out, "restarting") {
+	if out := s.runCLI("restart-bus"); !strings.Contains(out, "restarting") {
 		t.Errorf("busmedic restart-bus said %q", out)
 	}
 	<-exiter.Exited()

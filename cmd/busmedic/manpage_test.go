@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/adrg/xdg"
+
+	"busmedic/cmd/busmedic/internal/cli"
 )
 
 // The man pages are made here, from the command table (busmedic(1)) and
@@ -81,25 +83,25 @@ func TestManPages(t *testing.T) {
 
 // commandPage is busmedic(1): the usage, about text, options and
 // subcommands of the command table, as help prints them.
-func commandPage(top *command) string {
+func commandPage(top *cli.Command) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, ".TH BUSMEDIC 1 %s busmedic \"User Commands\"\n", manDate)
 	b.WriteString(".SH NAME\nbusmedic \\- keep a desktop session usable when a D\\-Bus bus restarts\n")
 	b.WriteString(".SH SYNOPSIS\n")
-	b.WriteString(".B " + roffText(top.usage) + "\n")
+	b.WriteString(".B " + roffText(top.Usage) + "\n")
 	b.WriteString(".SH DESCRIPTION\n")
-	b.WriteString(roffParagraphs(top.about))
+	b.WriteString(roffParagraphs(top.About))
 	b.WriteString(".SH OPTIONS\n")
 	b.WriteString(flagList(top))
 	b.WriteString(".SH COMMANDS\n")
-	var walk func(c *command, depth int)
-	walk = func(c *command, depth int) {
-		for _, s := range c.subs {
-			if s.name == "help" && depth > 0 {
+	var walk func(c *cli.Command, depth int)
+	walk = func(c *cli.Command, depth int) {
+		for _, s := range c.Subs {
+			if s.Name == "help" && depth > 0 {
 				continue
 			}
-			b.WriteString(".SS \"" + roffText(s.usage) + "\"\n")
-			b.WriteString(roffParagraphs(s.about))
+			b.WriteString(".SS \"" + roffText(s.Usage) + "\"\n")
+			b.WriteString(roffParagraphs(s.About))
 			if fl := flagList(s); fl != "" {
 				b.WriteString(".PP\nOptions:\n" + fl)
 			}
@@ -116,12 +118,11 @@ func commandPage(top *command) string {
 }
 
 // flagList is a command's own flags, as .TP entries.
-func flagList(c *command) string {
-	if c.flags == nil {
+func flagList(c *cli.Command) string {
+	if c.Flags == nil {
 		return ""
 	}
-	fs := newFlagSet()
-	c.flags(fs)
+	fs := c.FlagSet()
 	var b strings.Builder
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)

@@ -4,55 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/relaunch/control"
 )
 
 // What "busmedic relaunch" asks before it destroys, and what "busmedic
 // plan" and "busmedic relaunch --dry-run" print: the daemon's dry run
 // (control.Client.Plan), which the rules editor's plan view shows too.
-
-// appBuses are the buses whose restart concerns app a.
-func appBuses(a control.AppStatus) []string {
-	switch a.Bus {
-	case "system":
-		return []string{"system"}
-	case "both":
-		return []string{"session", "system"}
-	}
-	return []string{"session"}
-}
-
-// findApp returns the app id of st, if it is one.
-func findApp(st control.Status, id string) (control.AppStatus, bool) {
-	for _, a := range st.Apps {
-		if a.ID == id {
-			return a, true
-		}
-	}
-	return control.AppStatus{}, false
-}
-
-func pidList(pids []int) string {
-	s := make([]string, len(pids))
-	for i, p := range pids {
-		s[i] = strconv.Itoa(p)
-	}
-	return strings.Join(s, ", ")
-}
-
-// running says where app a runs, "dunst is running (pid 4242) on the
-// session bus", for a running app.
-func running(a control.AppStatus) string {
-	s := a.ID + " is running"
-	if len(a.PIDs) > 0 {
-		s += " (pid " + pidList(a.PIDs) + ")"
-	}
-	// A relaunch acts on the session bus of an app on both.
-	return s + " on the " + appBuses(a)[0] + " bus"
-}
 
 // refuseRunning refuses to relaunch the app id while it is running on its
 // bus: a relaunch stops it and starts it again, which takes --force. It
@@ -62,46 +22,44 @@ func refuseRunning(ctx context.Context, c *control.Client, id string) error {
 	if err != nil {
 		return err
 	}
-	a, ok := findApp(st, id)
+	a, ok := st.App(id)
 	if !ok || !a.Running {
 		return nil
 	}
 	return fmt.Errorf("%s: relaunching it would stop it and start it again.\n"+
-		"To do that: busmedic relaunch --force %s\nTo see what it would start: busmedic relaunch --dry-run %s", running(a), id, id)
+		"To do that: busmedic relaunch --force %s\nTo see what it would start: busmedic relaunch --dry-run %s", a.Where(), id, id)
 }
 
 // runRelaunchDryRun is "busmedic relaunch --dry-run ID": what a relaunch
 // would do, and what a restart of the app's bus would do for it now.
-func runRelaunchDryRun(ctx context.Context, in *call) int {
-	id := in.args[0]
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
+func runRelaunchDryRun(ctx context.Context, in *cli.Call) int {
+	id := in.Args[0]
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		if a, ok := findApp(st, id); ok {
+		if a, ok := st.App(id); ok {
 			if a.Running {
-				fmt.Fprintf(in.stdout, "%s: busmedic relaunch --force %s would stop it and start it again.\n", running(a), id)
+				fmt.Fprintf(in.Stdout, "%s: busmedic relaunch --force %s would stop it and start it again.\n", a.Where(), id)
 			} else {
-				fmt.Fprintf(in.stdout, "%s is not running: busmedic relaunch %s would start it.\n", id, id)
+				fmt.Fprintf(in.Stdout, "%s is not running: busmedic relaunch %s would start it.\n", id, id)
 			}
-			return writeAppPlans(ctx, in.stdout, c, a)
+			return writeAppPlans(ctx, in.Stdout, c, a)
 		}
-		for _, cas := range st.Casualties {
-			if cas.ID != id {
-				continue
-			}
-			fmt.Fprintf(in.stdout, "%s fell off the %s bus (%s): busmedic relaunch %s would start it again", id, cas.Bus, cas.Peer, id)
-			if len(cas.Peer.Argv) > 0 {
-				fmt.Fprintf(in.stdout, ":\n  command: %s", strings.Join(cas.Peer.Argv, " "))
-				if cas.Peer.Cwd != "" {
-					fmt.Fprintf(in.stdout, "\n  in: %s", cas.Peer.Cwd)
-				}
-			}
-			fmt.Fprintln(in.stdout)
-			return nil
+		cas, ok := st.Casualty(id)
+		if !ok {
+			return unknownApp(id)
 		}
-		return unknownApp(id)
+		fmt.Fprintf(in.Stdout, "%s fell off the %s bus (%s): busmedic relaunch %s would start it again", id, cas.Bus, cas.Peer, id)
+		if len(cas.Peer.Argv) > 0 {
+			fmt.Fprintf(in.Stdout, ":\n  command: %s", strings.Join(cas.Peer.Argv, " "))
+			if cas.Peer.Cwd != "" {
+				fmt.Fprintf(in.Stdout, "\n  in: %s", cas.Peer.Cwd)
+			}
+		}
+		fmt.Fprintln(in.Stdout)
+		return nil
 	})
 }
 
@@ -112,15 +70,15 @@ func unknownApp(id string) error {
 
 // runPlan is "busmedic plan [ID]": what a restart of each bus, or of the
 // app's, would do now.
-func runPlan(ctx context.Context, in *call) int {
-	return in.withDaemon(ctx, func(ctx context.Context, c *control.Client) error {
-		if len(in.args) == 0 {
+func runPlan(ctx context.Context, in *cli.Call) int {
+	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
+		if len(in.Args) == 0 {
 			for _, bus := range []string{"session", "system"} {
 				jobs, err := c.Plan(ctx, bus)
 				if err != nil {
 					return err
 				}
-				if err := control.WritePlanText(in.stdout, bus, jobs); err != nil {
+				if err := control.WritePlanText(in.Stdout, bus, jobs); err != nil {
 					return err
 				}
 			}
@@ -130,33 +88,23 @@ func runPlan(ctx context.Context, in *call) int {
 		if err != nil {
 			return err
 		}
-		a, ok := findApp(st, in.args[0])
+		a, ok := st.App(in.Args[0])
 		if !ok {
-			return unknownApp(in.args[0])
+			return unknownApp(in.Args[0])
 		}
-		return writeAppPlans(ctx, in.stdout, c, a)
+		return writeAppPlans(ctx, in.Stdout, c, a)
 	})
 }
 
 // writeAppPlans writes what a restart of each of app a's buses would do
 // for it now.
 func writeAppPlans(ctx context.Context, w io.Writer, c *control.Client, a control.AppStatus) error {
-	for _, bus := range appBuses(a) {
+	for _, bus := range a.Buses() {
 		jobs, err := c.Plan(ctx, bus)
 		if err != nil {
 			return err
 		}
-		var mine []control.PlannedJob
-		for _, j := range jobs {
-			if j.App == a.ID {
-				mine = append(mine, j)
-			}
-		}
-		if len(mine) == 0 {
-			fmt.Fprintf(w, "If the %s bus restarted now:\n  %s is not on it: busmedic would not touch it\n", bus, a.ID)
-			continue
-		}
-		if err := control.WritePlanText(w, bus, mine); err != nil {
+		if err := control.WriteAppPlanText(w, bus, a.ID, jobs); err != nil {
 			return err
 		}
 	}

@@ -8,15 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/tray"
-	"busmedic/watcher"
 )
 
 // printProblems writes every error or warning, one per line.
@@ -31,41 +30,41 @@ func printProblems(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func rulesList(ctx context.Context, in *call) int {
-	paths := appdb.DefaultPaths(in.str("config"))
+func rulesList(ctx context.Context, in *cli.Call) int {
+	paths := appdb.DefaultPaths(in.Str("config"))
 	set, err := appdb.Load(paths)
 	if err != nil {
-		printProblems(in.stderr, err)
+		printProblems(in.Stderr, err)
 		return exitError
 	}
-	printProblems(in.stderr, set.Warnings())
+	printProblems(in.Stderr, set.Warnings())
 	rules := set.Rules()
 	switch {
-	case in.on("json"):
-		if err := appdb.WriteJSON(in.stdout, rules); err != nil {
-			return in.failf("%v", err)
+	case in.On("json"):
+		if err := appdb.WriteJSON(in.Stdout, rules); err != nil {
+			return in.Failf("%v", err)
 		}
 	case len(rules) == 0:
-		fmt.Fprintf(in.stdout, "no rules (add some to %s)\n", paths.User)
+		fmt.Fprintf(in.Stdout, "no rules (add some to %s)\n", paths.User)
 	default:
-		if err := appdb.WriteTable(in.stdout, rules); err != nil {
+		if err := appdb.WriteTable(in.Stdout, rules); err != nil {
 			return exitError
 		}
 	}
 	return exitOK
 }
 
-func rulesCheck(ctx context.Context, in *call) int {
-	files := in.args
+func rulesCheck(ctx context.Context, in *cli.Call) int {
+	files := in.Args
 	if len(files) == 0 {
-		paths := appdb.DefaultPaths(in.str("config"))
+		paths := appdb.DefaultPaths(in.Str("config"))
 		for _, f := range paths.Files() {
 			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 				files = append(files, f)
 			}
 		}
 		if len(files) == 0 {
-			fmt.Fprintf(in.stdout, "no rules files (the user file would be %s)\n", paths.User)
+			fmt.Fprintf(in.Stdout, "no rules files (the user file would be %s)\n", paths.User)
 			return exitOK
 		}
 	}
@@ -79,177 +78,86 @@ func rulesCheck(ctx context.Context, in *call) int {
 	for _, f := range files {
 		set, err := appdb.CheckFile(f)
 		if errors.Is(err, os.ErrNotExist) {
-			in.failf("no file %s", f)
+			in.Failf("no file %s", f)
 			status = exitError
 			continue
 		}
 		if err != nil {
-			printProblems(in.stderr, err)
+			printProblems(in.Stderr, err)
 			status = exitError
 			continue
 		}
 		warnings := set.Warnings()
-		printProblems(in.stderr, warnings)
+		printProblems(in.Stderr, warnings)
 		n, w := len(set.Rules()), len(warnings)
 		summary := fmt.Sprintf("%s: %d rule%s OK", f, n, plural(n))
 		if w > 0 {
 			summary += fmt.Sprintf(" (%d warning%s)", w, plural(w))
 		}
-		fmt.Fprintln(in.stdout, summary)
+		fmt.Fprintln(in.Stdout, summary)
 	}
 	return status
 }
 
-func rulesAddFromPID(ctx context.Context, in *call) int {
-	pid, err := strconv.Atoi(in.args[0])
+func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
+	pid, err := strconv.Atoi(in.Args[0])
 	if err != nil || pid <= 0 {
-		return in.usageError("bad PID %q", in.args[0])
+		return in.UsageError("bad PID %q", in.Args[0])
 	}
-	action := appdb.Action(in.str("action"))
+	action := appdb.Action(in.Str("action"))
 	switch action {
 	case appdb.ActionRelaunch, appdb.ActionNotify, appdb.ActionIgnore:
 	default:
-		return in.usageError("--action %q: want relaunch, notify or ignore (signal and hook need more keys: edit the file)", action)
+		return in.UsageError("--action %q: want relaunch, notify or ignore (signal and hook need more keys: edit the file)", action)
 	}
 
-	p, err := appdb.Process(pid)
-	if err != nil {
-		return in.failf("%v", err)
-	}
 	// The names it owns tell the app best; the buses it is on, where
 	// the rule watches.
-	buses, busWarnings := onBuses(ctx, &p)
-	r, warnings, err := appdb.Learn(p, in.str("id"), action)
+	r, p, warnings, err := appdb.LearnPID(ctx, pid, in.Str("id"), action)
 	switch {
 	case errors.Is(err, appdb.ErrNoID):
-		return in.failf("%s; give the rule an id with --id ID", strings.TrimPrefix(err.Error(), appdb.ErrNoID.Error()+": "))
+		return in.Failf("%s; give the rule an id with --id ID", strings.TrimPrefix(err.Error(), appdb.ErrNoID.Error()+": "))
 	case errors.Is(err, appdb.ErrCannotRelaunch):
-		return in.failf("%s, or add the rule with --action notify", strings.TrimPrefix(err.Error(), appdb.ErrCannotRelaunch.Error()+": "))
+		return in.Failf("%s, or add the rule with --action notify", strings.TrimPrefix(err.Error(), appdb.ErrCannotRelaunch.Error()+": "))
 	case err != nil:
-		return in.failf("%v", err)
-	}
-	switch {
-	case len(buses) == 2:
-		r.Bus = appdb.BusBoth
-	case len(buses) == 1:
-		r.Bus = buses[0]
-	}
-	for _, w := range busWarnings {
-		warnings = append(warnings, appdb.Error{App: r.ID, Reason: w, Warning: true})
+		return in.Failf("%v", err)
 	}
 
-	paths := appdb.DefaultPaths(in.str("config"))
+	paths := appdb.DefaultPaths(in.Str("config"))
 	before, _ := appdb.Load(paths) // nil if a file is broken: OpenFile says so
 	f, err := appdb.OpenFile(paths.User)
 	if err != nil {
-		in.failf("%s cannot be edited; fix it first:", paths.User)
-		printProblems(in.stderr, err)
+		in.Failf("%s cannot be edited; fix it first:", paths.User)
+		printProblems(in.Stderr, err)
 		return exitError
 	}
-	if old, exists := f.Lookup(r.ID); exists && !in.on("replace") {
-		return in.failf("%s:%d already has a rule %q (choose another --id, or --replace it)", paths.User, old.Line, r.ID)
+	if old, exists := f.Lookup(r.ID); exists && !in.On("replace") {
+		return in.Failf("%s:%d already has a rule %q (choose another --id, or --replace it)", paths.User, old.Line, r.ID)
 	}
 	if err := f.AddOrReplace(r); err != nil {
-		printProblems(in.stderr, err)
+		printProblems(in.Stderr, err)
 		return exitError
 	}
 	if err := f.Save(); err != nil {
-		return in.failf("%v", err)
+		return in.Failf("%v", err)
 	}
-	fmt.Fprintf(in.stdout, "# added to %s\n%s", paths.User, appdb.FormatRule(r))
+	fmt.Fprintf(in.Stdout, "# added to %s\n%s", paths.User, appdb.FormatRule(r))
 
 	added, _ := f.Lookup(r.ID)
-	if other, ok := matching(before, r.Bus, p); ok && other.ID != r.ID {
-		after, _ := appdb.Load(paths)
-		wins := other
-		if now, ok := matching(after, r.Bus, p); ok {
-			wins = now
-		}
-		verdict := "the new rule comes first and applies to it"
-		if wins.ID != r.ID {
-			verdict = fmt.Sprintf("app %q comes first and still applies to it: the new rule does nothing for it (remove one, or set enabled = false)", wins.ID)
-		}
-		warnings = append(warnings, appdb.Error{App: r.ID, Warning: true, Reason: fmt.Sprintf(
-			"pid %d is also matched by app %q (%s:%d): %s", pid, other.ID, other.Source, other.Line, verdict)})
+	if w, ok := appdb.AlsoMatched(before, paths, r, p); ok {
+		warnings = append(warnings, w)
 	}
 	for _, w := range warnings {
 		w.File, w.Line = paths.User, added.Line
-		fmt.Fprintln(in.stderr, w.Error())
+		fmt.Fprintln(in.Stderr, w.Error())
 	}
 	return exitOK
 }
 
-// onBuses finds the process p on the session and the system bus, adds to
-// p.Names the well-known names it owns there, and returns the buses it is
-// on, and warnings when it is on none or a bus could not be asked.
-func onBuses(ctx context.Context, p *watcher.Peer) (buses []appdb.Bus, warnings []string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	session, system := watcher.SessionTarget(), watcher.SystemTarget()
-	targets := []struct {
-		bus appdb.Bus
-		t   watcher.Target
-	}{{appdb.BusSession, session}, {appdb.BusSystem, system}}
-	if system.Address == session.Address {
-		targets = targets[:1] // one bus, as in a test or a container
-	}
-	var unasked []string
-	for _, tt := range targets {
-		peers, err := watcher.ProcessPeers(ctx, tt.t, p.PID)
-		if err != nil {
-			unasked = append(unasked, string(tt.bus))
-			why := err.Error()
-			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-				why = "nothing listens at " + tt.t.Address
-			}
-			warnings = append(warnings, fmt.Sprintf("could not ask the %s bus which names pid %d owns there (%s)", tt.bus, p.PID, why))
-			continue
-		}
-		if len(peers) > 0 {
-			buses = append(buses, tt.bus)
-		}
-		for _, peer := range peers {
-			p.Names = append(p.Names, peer.Names...)
-		}
-	}
-	slices.Sort(p.Names)
-	p.Names = slices.Compact(p.Names)
-	if len(buses) == 0 && len(unasked) == 0 {
-		prog := "it"
-		if p.Exe != "" {
-			prog = filepath.Base(p.Exe)
-		}
-		where := "on neither the session nor the system bus"
-		if len(targets) == 1 {
-			where = "not on the bus"
-		}
-		warnings = append(warnings, fmt.Sprintf(
-			"pid %d is %s: busmedic acts for the apps that fall off a bus, so this rule applies only once %s is on one", p.PID, where, prog))
-	}
-	return buses, warnings
-}
-
-// matching returns the rule of set that applies to the process p on bus
-// (on the session bus first, for BusBoth); set may be nil.
-func matching(set *appdb.Set, bus appdb.Bus, p watcher.Peer) (appdb.Rule, bool) {
-	if set == nil {
-		return appdb.Rule{}, false
-	}
-	for _, b := range []appdb.Bus{appdb.BusSession, appdb.BusSystem} {
-		if !bus.Includes(b) {
-			continue
-		}
-		if m, ok := set.MatchBus(b, p); ok {
-			return m, true
-		}
-	}
-	return appdb.Rule{}, false
-}
-
-func rulesPath(ctx context.Context, in *call) int {
-	paths := appdb.DefaultPaths(in.str("config"))
-	if !in.on("all") {
-		fmt.Fprintln(in.stdout, paths.User)
+func rulesPath(ctx context.Context, in *cli.Call) int {
+	paths := appdb.DefaultPaths(in.Str("config"))
+	if !in.On("all") {
+		fmt.Fprintln(in.Stdout, paths.User)
 		return exitOK
 	}
 	for i, f := range paths.Files() {
@@ -261,21 +169,21 @@ func rulesPath(ctx context.Context, in *call) int {
 		if _, err := os.Stat(f); errors.Is(err, os.ErrNotExist) {
 			state = " (not present)"
 		}
-		fmt.Fprintf(in.stdout, "%s\t%s%s\n", kind, f, state)
+		fmt.Fprintf(in.Stdout, "%s\t%s%s\n", kind, f, state)
 	}
 	return exitOK
 }
 
 // rulesEdit runs the editor (without a shell) and waits for it; its exit
 // status becomes ours. Ctrl-C or SIGTERM is passed on as SIGTERM.
-func rulesEdit(ctx context.Context, in *call) int {
+func rulesEdit(ctx context.Context, in *cli.Call) int {
 	prog, err := tray.FindEditor()
 	if err != nil {
 		next := "the busmedic executable"
 		if self, err := os.Executable(); err == nil {
 			next = filepath.Dir(self)
 		}
-		return in.failf(`the editor %[1]s is not installed (looked in %[2]s and in $PATH).
+		return in.Failf(`the editor %[1]s is not installed (looked in %[2]s and in $PATH).
 Build it from the busmedic source tree; it needs cgo and the GL and X11 headers
 (Debian: sudo apt-get install libgl1-mesa-dev xorg-dev):
   go build -o %[2]s/%[1]s ./cmd/%[1]s
@@ -283,11 +191,11 @@ or install it into $(go env GOPATH)/bin with: go install ./cmd/%[1]s
 Without it, edit the rules file by hand: busmedic rules path`, tray.EditorProgram, next)
 	}
 	var argv []string
-	if config := in.str("config"); config != "" {
+	if config := in.Str("config"); config != "" {
 		argv = append(argv, "--config", config)
 	}
 	cmd := exec.CommandContext(ctx, prog, argv...)
-	cmd.Stdout, cmd.Stderr = in.stdout, in.stderr
+	cmd.Stdout, cmd.Stderr = in.Stdout, in.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	// The window may ask about unsaved changes; give it a moment, then kill.
 	cmd.WaitDelay = 5 * time.Second
@@ -301,5 +209,5 @@ Without it, edit the rules file by hand: busmedic rules path`, tray.EditorProgra
 	case ctx.Err() != nil:
 		return exitOK // interrupted, as "watch" on Ctrl-C
 	}
-	return in.failf("%s: %v", prog, err)
+	return in.Failf("%s: %v", prog, err)
 }

@@ -27,7 +27,7 @@ func TestStatusSaysNoTrayHost(t *testing.T) {
 	s.start("--no-tray=false")
 	s.await("the tray's report of no watcher", func(st control.Status) bool { return st.Tray.Problem() != "" })
 	want := "The tray icon cannot show: no StatusNotifierWatcher; on GNOME install gnome-shell-extension-appindicator."
-	if out := s.cli("status"); !strings.Contains(out, want) {
+	if out := s.runCLI("status"); !strings.Contains(out, want) {
 		t.Errorf("busmedic status:\n%s\nwant %q", out, want)
 	}
 
@@ -45,7 +45,7 @@ func TestStatusSaysNoTrayHost(t *testing.T) {
 	s.await("the tray's report of its icon shown", func(st control.Status) bool {
 		return st.Tray != nil && st.Tray.Host != nil && st.Tray.Host.Shown
 	})
-	if out := s.cli("status"); strings.Contains(out, "cannot show") {
+	if out := s.runCLI("status"); strings.Contains(out, "cannot show") {
 		t.Errorf("busmedic status with the icon shown:\n%s", out)
 	}
 }

@@ -27,13 +27,13 @@ func TestRunShowsUpdate(t *testing.T) {
 		return false
 	})
 	var fromCLI control.Status
-	if err := json.Unmarshal([]byte(s.cli("status", "--json")), &fromCLI); err != nil {
+	if err := json.Unmarshal([]byte(s.runCLI("status", "--json")), &fromCLI); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(fromCLI.Buses[0].Outdated+fromCLI.Buses[1].Outdated, daemon) {
 		t.Errorf("status --json does not show the update: %+v", fromCLI.Buses)
 	}
-	if out := s.cli("status"); !strings.Contains(out, "update installed: restart the session bus") {
+	if out := s.runCLI("status"); !strings.Contains(out, "update installed: restart the session bus") {
 		t.Errorf("busmedic status:\n%s\nwant the update line", out)
 	}
 }

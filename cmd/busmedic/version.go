@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+
+	"busmedic/cmd/busmedic/internal/cli"
 )
 
 // version is set by the Makefile (-ldflags "-X main.version=...") from git
@@ -11,9 +13,9 @@ import (
 var version string
 
 // runVersion is "busmedic version": which busmedic this is, for bug reports.
-func runVersion(ctx context.Context, in *call) int {
+func runVersion(ctx context.Context, in *cli.Call) int {
 	info, _ := debug.ReadBuildInfo()
-	fmt.Fprintln(in.stdout, versionString(version, info))
+	fmt.Fprintln(in.Stdout, versionString(version, info))
 	return exitOK
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"busmedic/cmd/busmedic/internal/cli"
 	"busmedic/watcher"
 )
 
@@ -23,14 +24,14 @@ func watchFlags(fs *flag.FlagSet) {
 	fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
 }
 
-func runWatch(ctx context.Context, in *call) int {
-	buses := *in.fs.Lookup("bus").Value.(*busList)
+func runWatch(ctx context.Context, in *cli.Call) int {
+	buses := *in.Flags.Lookup("bus").Value.(*busList)
 	if len(buses) == 0 {
 		buses = busList{"session", "system"}
 	}
 	// The events are watch's output; its log says only what went wrong,
 	// unless asked for more.
-	log := newLogger(in.stderr, slog.LevelError, in.on("v"))
+	log := logger(in, slog.LevelError)
 
 	var watchers []*watcher.Watcher
 	watched := map[string]bool{} // by address: a bus named twice is watched once
@@ -41,7 +42,7 @@ func runWatch(ctx context.Context, in *call) int {
 			w, err = watcher.New(t, watcher.WithLogger(log))
 		}
 		if err != nil {
-			return in.usageError("--bus %s: %v", spec, err)
+			return in.UsageError("--bus %s: %v", spec, err)
 		}
 		if !watched[t.Address] {
 			watched[t.Address] = true
@@ -52,13 +53,13 @@ func runWatch(ctx context.Context, in *call) int {
 	events := make(chan watcher.Event, 64)
 	go watcher.RunAll(ctx, watchers, events)
 
-	enc := json.NewEncoder(in.stdout)
+	enc := json.NewEncoder(in.Stdout)
 	for e := range events {
 		var err error
-		if in.on("json") {
+		if in.On("json") {
 			err = enc.Encode(e)
 		} else {
-			_, err = fmt.Fprintln(in.stdout, e)
+			_, err = fmt.Fprintln(in.Stdout, e)
 		}
 		if err != nil {
 			// The reader went away (a closed pipe): nothing left to do.

@@ -76,3 +76,20 @@ func WritePlanText(w io.Writer, bus string, jobs []PlannedJob) error {
 	_, err := w.Write(b.Bytes())
 	return err
 }
+
+// WriteAppPlanText writes, as WritePlanText, what recovery would do for
+// the app id if bus restarted now, from jobs, the dry run of that bus; or
+// that the app is not on it.
+func WriteAppPlanText(w io.Writer, bus, id string, jobs []PlannedJob) error {
+	var mine []PlannedJob
+	for _, j := range jobs {
+		if j.App == id {
+			mine = append(mine, j)
+		}
+	}
+	if len(mine) == 0 {
+		_, err := fmt.Fprintf(w, "If the %s bus restarted now:\n  %s is not on it: busmedic would not touch it\n", bus, id)
+		return err
+	}
+	return WritePlanText(w, bus, mine)
+}

@@ -2,6 +2,8 @@ package control_test
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
 
 	"busmedic/appdb"
@@ -35,4 +37,53 @@ func TestWritePlanText(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "plan.txt", b.Bytes())
+}
+
+// TestAppPlan: what "busmedic plan ID" and "busmedic relaunch" find and
+// say of one app: its buses, where it runs, its part of a dry run.
+func TestAppPlan(t *testing.T) {
+	st := control.Status{
+		Apps: []control.AppStatus{
+			{ID: "dunst", Bus: "session", Running: true, PIDs: []int{4242, 4243}},
+			{ID: "panel", Bus: "both", Running: true},
+			{ID: "nm", Bus: "system"},
+		},
+		Casualties: []control.Casualty{{ID: "casualty:1", Bus: "session"}},
+	}
+	for _, tc := range []struct {
+		id    string
+		buses []string
+		where string
+	}{
+		{"dunst", []string{"session"}, "dunst is running (pid 4242, 4243) on the session bus"},
+		{"panel", []string{"session", "system"}, "panel is running on the session bus"},
+		{"nm", []string{"system"}, "nm is running on the system bus"},
+	} {
+		a, ok := st.App(tc.id)
+		if !ok || !slices.Equal(a.Buses(), tc.buses) || a.Where() != tc.where {
+			t.Errorf("app %s: %v, buses %q, %q; want %q, %q", tc.id, ok, a.Buses(), a.Where(), tc.buses, tc.where)
+		}
+	}
+	if _, ok := st.App("casualty:1"); ok {
+		t.Error("a casualty is no app")
+	}
+	if c, ok := st.Casualty("casualty:1"); !ok || c.Bus != "session" {
+		t.Errorf("casualty: %+v, %v", c, ok)
+	}
+	jobs := []control.PlannedJob{
+		{App: "dunst", Bus: "session", Rule: appdb.NewRule("dunst"), Command: []string{"dunst"}},
+		{App: "panel", Bus: "session", Rule: appdb.NewRule("panel")},
+	}
+	var b bytes.Buffer
+	if err := control.WriteAppPlanText(&b, "session", "dunst", jobs); err != nil {
+		t.Fatal(err)
+	}
+	if err := control.WriteAppPlanText(&b, "system", "dunst", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "If the session bus restarted now:\n  dunst\n"
+	if got := b.String(); !strings.HasPrefix(got, want) || strings.Contains(got, "panel") ||
+		!strings.HasSuffix(got, "command: dunst\nIf the system bus restarted now:\n  dunst is not on it: busmedic would not touch it\n") {
+		t.Errorf("plan of dunst:\n%s", got)
+	}
 }

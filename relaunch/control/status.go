@@ -65,6 +65,26 @@ type Status struct {
 	Kept []KeptApp `json:"kept,omitempty"`
 }
 
+// App returns the app of the rule id, if there is one.
+func (s Status) App(id string) (AppStatus, bool) {
+	for _, a := range s.Apps {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return AppStatus{}, false
+}
+
+// Casualty returns the casualty id, if there is one.
+func (s Status) Casualty(id string) (Casualty, bool) {
+	for _, c := range s.Casualties {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Casualty{}, false
+}
+
 // MarshalJSON writes the status with [] for a list that is empty, never
 // null: "busmedic status --json" with no rules says "apps": [].
 func (s Status) MarshalJSON() ([]byte, error) {
@@ -126,6 +146,18 @@ type AppStatus struct {
 	PIDs    []int `json:"pids,omitempty"`
 	// Last is the app's most recent job, if any.
 	Last *Job `json:"last,omitempty"`
+}
+
+// Buses are the buses whose restart concerns the app: "session",
+// "system", or both for a rule on both.
+func (a AppStatus) Buses() []string {
+	switch a.Bus {
+	case "system":
+		return []string{"system"}
+	case "both":
+		return []string{"session", "system"}
+	}
+	return []string{"session"}
 }
 
 // Casualty is a peer that fell off a bus, did not come back within the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,6 +92,36 @@ func (r Recovery) WriteText(w io.Writer) error {
 	tw.Flush()
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// WriteHistoryText writes the recoveries for people, as "busmedic
+// history" prints them: each with its WriteText, or that there is none.
+func WriteHistoryText(w io.Writer, h []Recovery) error {
+	if len(h) == 0 {
+		_, err := fmt.Fprintln(w, "No bus restarts recorded yet.")
+		return err
+	}
+	for _, r := range h {
+		if err := r.WriteText(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Where says where a running app runs, as "dunst is running (pid 4242)
+// on the session bus": for a rule on both buses, the session bus, which
+// a relaunch acts on.
+func (a AppStatus) Where() string {
+	s := a.ID + " is running"
+	if len(a.PIDs) > 0 {
+		pids := make([]string, len(a.PIDs))
+		for i, p := range a.PIDs {
+			pids[i] = strconv.Itoa(p)
+		}
+		s += " (pid " + strings.Join(pids, ", ") + ")"
+	}
+	return s + " on the " + a.Buses()[0] + " bus"
 }
 
 // Text says how the job went, in one line for people, such as

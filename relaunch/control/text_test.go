@@ -46,12 +46,14 @@ func TestWriteText(t *testing.T) {
 	t.Run("history.txt", func(t *testing.T) {
 		_, history := sample(time.Local)
 		var b bytes.Buffer
-		for _, r := range history {
-			if err := r.WriteText(&b); err != nil {
-				t.Fatal(err)
-			}
+		if err := control.WriteHistoryText(&b, history); err != nil {
+			t.Fatal(err)
 		}
 		golden(t, "history.txt", b.Bytes())
+		b.Reset()
+		if err := control.WriteHistoryText(&b, nil); err != nil || b.String() != "No bus restarts recorded yet.\n" {
+			t.Errorf("no history: %q, %v", b.String(), err)
+		}
 	})
 }
 

@@ -1,4 +1,4 @@
-package main
+package journallog
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func TestLoggerJournal(t *testing.T) {
 	}
 	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
 
-	log := newLogger(f, slog.LevelInfo, true)
+	log := NewLogger(f, slog.LevelDebug)
 	log.Error("e")
 	log.Warn("w")
 	log.Info("i")
@@ -51,13 +51,13 @@ func TestLoggerJournal(t *testing.T) {
 	// Not the stream (a buffer, or a file JOURNAL_STREAM does not name):
 	// text with the time, no prefix.
 	var buf bytes.Buffer
-	newLogger(&buf, slog.LevelInfo, false).Warn("w")
+	NewLogger(&buf, slog.LevelInfo).Warn("w")
 	other, err := os.Create(filepath.Join(t.TempDir(), "other"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	newLogger(other, slog.LevelInfo, false).Warn("w")
+	NewLogger(other, slog.LevelInfo).Warn("w")
 	otherData, err := os.ReadFile(other.Name())
 	if err != nil {
 		t.Fatal(err)
