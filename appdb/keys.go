@@ -55,7 +55,7 @@ func RuleKeys() []RuleKey {
 
 var (
 	buses   = []string{string(BusSession), string(BusSystem), string(BusBoth)}
-	actions = []string{string(ActionRelaunch), string(ActionSignal), string(ActionHook), string(ActionNotify), string(ActionIgnore)}
+	actions = []string{string(ActionRelaunch), string(ActionSignal), string(ActionHook), string(ActionNotify), string(ActionIgnore), string(ActionKeep)}
 )
 
 // ruleKeys is the one list of the keys of an [[app]] table, in the order
