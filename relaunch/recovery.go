@@ -32,7 +32,7 @@ type recovery struct {
 	// the keeper that no job waits for is then added as a job of its own.
 	planned bool
 	cancel  context.CancelCauseFunc
-	done     chan struct{}
+	done    chan struct{}
 }
 
 func (r *recovery) snapshot() control.Recovery {
