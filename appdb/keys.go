@@ -93,7 +93,7 @@ var ruleKeys = []RuleKey{
 		absent: "none", example: `"python3 */blueman-tray*"`,
 		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Cmdline }, read: (*tableParser).glob}},
 
-	{Name: "action", Hint: "what busmedic does once the bus is back", Choices: actions,
+	{Name: "action", Hint: "what busmedic does once the bus is back; keep: the app keeps its connection through restarts (session bus)", Choices: actions,
 		example: `"signal"`, alwaysWritten: true,
 		field: field[Rule, string]{of: func(r *Rule) *string { return (*string)(&r.Action) }, def: string(DefaultAction), read: oneOf(actions)}},
 	{Name: "signal", Hint: "for action signal, such as SIGHUP",

@@ -82,6 +82,15 @@ func topLevel() *command {
 				"busmedic run starts it by itself; exit status 3 means the session bus went away.",
 			flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("v", false, "log debug messages") }), run: runTray,
 		}, {
+			name: "keep", summary: "run an app whose bus connections live through bus restarts: keep -- COMMAND",
+			usage: "busmedic keep [--bus session] -- COMMAND [ARGS...]",
+			about: "Runs COMMAND (found in PATH, no shell) in place of this process, with busmedic's keeper as its\n" +
+				"session bus: the keeper holds the app's connections while the bus restarts, and replays what the\n" +
+				"app had asked of the bus (its names, its matches) when the bus is back. The keeper starts with the\n" +
+				"first kept app and runs until the session ends. Session bus only: the system bus's policy decides\n" +
+				"by the connecting process, which the keeper would hide.",
+			flags: keepFlags, minArgs: 1, maxArgs: 1 << 20, run: runKeep,
+		}, {
 			name: "watch", summary: "stream bus events (up, down, restarted, peers) until interrupted",
 			usage: "busmedic watch [--bus session|system|ADDRESS]... [--json]",
 			about: "Streams the events of the buses until interrupted (Ctrl-C exits 0).",

@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == completeCommand {
 		return runComplete(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == keeperCommand {
+		return runKeeper(ctx, args[1:], stderr)
+	}
 	in := &call{path: []*command{topLevel()}, fs: newFlagSet(), stdout: stdout, stderr: stderr}
 	in.cmd().flags(in.fs)
 	if err := in.parse(args); errors.Is(err, flag.ErrHelp) {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -21,6 +23,7 @@ func watchFlags(fs *flag.FlagSet) {
 	fs.Var(&busList{}, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
 	fs.Bool("json", false, "print one JSON object per event")
 	fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
+	fs.String("socket", control.DefaultPath(), "the daemon's control socket, for the keeper's replays (session bus)")
 }
 
 func runWatch(ctx context.Context, in *call) int {
@@ -51,19 +54,45 @@ func runWatch(ctx context.Context, in *call) int {
 
 	events := make(chan watcher.Event, 64)
 	go watcher.RunAll(ctx, watchers, events)
+	// The keeper's replays come through the daemon, when the session
+	// bus is watched.
+	replays := make(chan control.Replay, 16)
+	if watched[watcher.SessionTarget().Address] {
+		go followReplays(ctx, in.str("socket"), time.Now(), replays)
+	}
 
 	enc := json.NewEncoder(in.stdout)
-	for e := range events {
+	for {
 		var err error
-		if in.on("json") {
-			err = enc.Encode(e)
-		} else {
-			_, err = fmt.Fprintln(in.stdout, e)
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return exitOK
+			}
+			if in.on("json") {
+				err = enc.Encode(e)
+			} else {
+				_, err = fmt.Fprintln(in.stdout, e)
+			}
+		case r := <-replays:
+			if in.on("json") {
+				err = enc.Encode(keptEvent{Time: r.Time, Bus: r.Bus, Event: "kept", Replay: r})
+			} else {
+				_, err = fmt.Fprintf(in.stdout, "%s %s bus: %s\n", r.Time.Format("15:04:05.000"), r.Bus, r.Text())
+			}
 		}
 		if err != nil {
 			// The reader went away (a closed pipe): nothing left to do.
 			return exitError
 		}
 	}
-	return exitOK
+}
+
+// keptEvent is a replay of the keeper as "busmedic watch --json" prints
+// it, beside the watcher's events: "event": "kept".
+type keptEvent struct {
+	Time   time.Time      `json:"time"`
+	Bus    string         `json:"bus"`
+	Event  string         `json:"event"`
+	Replay control.Replay `json:"replay"`
 }
