@@ -51,6 +51,9 @@ type KeeperConfig struct {
 	Socket string
 	// Control is the daemon's control socket, which the reports go to.
 	Control string
+	// Address is the real bus's address; "" means the session bus's, from
+	// the environment (keptBusAddress).
+	Address string
 	// New makes the core: address returns the real bus's address, asked
 	// at every (re)connect; report is to get each of its reports.
 	New func(address func() (string, error), report func(control.KeptReport)) KeeperCore
@@ -103,9 +106,12 @@ func RunKeeper(ctx context.Context, cfg KeeperConfig) (err error) {
 	if cfg.Bus != "session" {
 		return fmt.Errorf("keeper: bus %q: only the session bus can be kept", cfg.Bus)
 	}
-	address, err := keptBusAddress(os.Getenv, cfg.Socket)
-	if err != nil {
-		return err
+	address := cfg.Address
+	if address == "" {
+		var err error
+		if address, err = keptBusAddress(os.Getenv, cfg.Socket); err != nil {
+			return err
+		}
 	}
 	ln, lock, err := control.ListenLocked(cfg.Socket)
 	if err != nil {

@@ -629,7 +629,11 @@ func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]control.PlannedJob
 	b := e.bus(bus)
 	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
 		crashes: map[string][]time.Time{}, ours: ours, ownUnit: e.cfg.OwnUnit,
-		kept: slices.Clone(b.kept.peers), keeper: b.kept.keeper(), self: e.cfg.Self, keptGrace: e.cfg.CasualtyGrace}
+		kept: slices.Clone(b.kept.peers), keeper: b.kept.keeper(), keptCommand: map[int]string{},
+		self: e.cfg.Self, keptGrace: e.cfg.CasualtyGrace}
+	for _, a := range b.kept.report.Apps {
+		in.keptCommand[a.PID] = a.Command
+	}
 	for k, v := range e.crashes {
 		in.crashes[k] = slices.Clone(v)
 	}

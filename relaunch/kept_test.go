@@ -1,6 +1,9 @@
 package relaunch
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -96,7 +99,7 @@ argv0 = "xfce4-panel"
 	irssi := watcher.Peer{UniqueName: ":1.4", PID: 13, UID: uid, Argv: []string{"irssi", "-c", "libera"}, Cwd: "/home/u"}
 
 	jobs, unmatched := plan(planInput{bus: "session", rules: set, snapshot: append(slices.Clone(keeperPeers), panel, irssi),
-		kept: []watcher.Peer{dunst, byHand}, keeper: keeper, self: "/usr/bin/busmedic", keptGrace: 2 * time.Second, now: time.Now()})
+		kept: []watcher.Peer{dunst, byHand}, keptCommand: map[int]string{11: "foot"}, keeper: keeper, self: "/usr/bin/busmedic", keptGrace: 2 * time.Second, now: time.Now()})
 	if len(unmatched) != 0 {
 		t.Errorf("unmatched = %v, want none: the keeper is busmedic's own", unmatched)
 	}
@@ -125,5 +128,92 @@ argv0 = "xfce4-panel"
 	jobs, _ = plan(planInput{bus: "session", rules: set, snapshot: []watcher.Peer{irssi}, now: time.Now()})
 	if len(jobs) != 1 || jobs[0].Skip == "" {
 		t.Errorf("jobs without self = %+v, want irc skipped", jobs)
+	}
+}
+
+// startIdle starts a process that idles until the test ends.
+func startIdle(t *testing.T, argv ...string) (pid int, start uint64) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	start, _, err := procStat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid, start
+}
+
+// With the keeper's reports the engine records one job per kept app per
+// restart, in the recovery of that restart: its rule's job, which waits
+// for the keeper's replay (whatever comes first), or one of its own
+// ("kept:COMMAND:PID"), also for an app that came to the keeper while the
+// bus was down; and lists the kept apps in Status, the rule's app running.
+func TestKeptRecovery(t *testing.T) {
+	h := newHarness(t, `
+[[app]]
+id = "napper"
+argv0 = "sleep"
+action = "keep"
+grace = "20s"
+`)
+	napper, napStart := startIdle(t, "sleep", "600")
+	byHand, handStart := startIdle(t, "tail", "-f", "/dev/null")
+	late, lateStart := startIdle(t, "tail", "-f", "/dev/null")
+	report := control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{
+		{PID: napper, StartTime: napStart, Command: "sleep", Bus: "session", Names: []string{"org.example.Napper"}},
+		{PID: byHand, StartTime: handStart, Command: "tail", Bus: "session"},
+	}}
+	h.eng.ReportKept(report)
+	h.until("napper running", func() bool {
+		st := h.eng.Status()
+		return len(st.Kept) == 2 && len(st.Apps) == 1 && slices.Equal(st.Apps[0].PIDs, []int{napper})
+	})
+	plan := h.eng.Plan("session", nil)
+	if len(plan) != 2 || plan[0].App != "napper" || !plan[0].Kept || plan[1].App != fmt.Sprintf("kept:tail:%d", byHand) {
+		t.Fatalf("plan = %+v, want napper's job and the hand-kept app's, both kept", plan)
+	}
+
+	h.bus.Kill()
+	h.bus.Start()
+	id := h.waitUp()
+	// The jobs wait for the replays (napper for its grace).
+	h.until("the recovery planned", func() bool {
+		r := h.eng.Status().LastRecovery
+		return r != nil && r.ID == id && len(r.Jobs) == 2 && r.Jobs[0].Outcome == control.Running
+	})
+	// The keeper's replays: napper lost a name, and a third app, which
+	// connected while the bus was down, was replayed too: a job of its
+	// own, added to the running recovery.
+	report.Apps = append(report.Apps, control.KeptApp{PID: late, StartTime: lateStart, Command: "tail", Bus: "session"})
+	report.Replays = []control.Replay{
+		{PID: napper, Command: "sleep", Bus: "session", BusID: id, Took: 4 * time.Millisecond, Matches: 3, Lost: []string{"org.example.Napper"}},
+		{PID: byHand, Command: "tail", Bus: "session", BusID: id, Took: 5 * time.Millisecond, Matches: 1},
+		{PID: late, Command: "tail", Bus: "session", BusID: id, Took: 2 * time.Millisecond},
+	}
+	h.eng.ReportKept(report)
+	h.eng.ReportKept(report) // sent again, as to a daemon that may have missed it
+	rec := h.waitRecovery(id)
+	want := map[string]string{
+		"napper":                            "kept, but lost org.example.Napper to another process; reconnected in 4 ms, 3 matches and 1 name replayed",
+		fmt.Sprintf("kept:tail:%d", byHand): "kept: reconnected in 5 ms, 1 match replayed",
+		fmt.Sprintf("kept:tail:%d", late):   "kept: reconnected in 2 ms, nothing to replay",
+	}
+	if len(rec.Jobs) != len(want) {
+		t.Fatalf("recovery jobs = %+v, want one per kept app", rec.Jobs)
+	}
+	for app, reason := range want {
+		j := jobOf(t, rec, app)
+		if j.Outcome != control.Kept || j.Reason != reason || j.Action != "keep" || j.PID == 0 {
+			t.Errorf("%s: %+v, want kept, action keep, reason %q", app, j, reason)
+		}
+	}
+	if hist := h.history(); len(hist) != 1 || len(hist[0].Jobs) != 3 {
+		t.Errorf("history = %+v, want the recovery with its 3 kept jobs", hist)
+	}
+	if st := h.eng.Status(); len(st.Casualties) != 0 {
+		t.Errorf("casualties = %+v, want none", st.Casualties)
 	}
 }

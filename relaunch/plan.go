@@ -36,6 +36,9 @@ type planInput struct {
 	// keeper is its pid, whose own peers are busmedic's.
 	kept   []watcher.Peer
 	keeper int
+	// keptCommand is the command name the keeper gave for each kept
+	// pid, which names the job of an app kept without a rule.
+	keptCommand map[int]string
 	// keptGrace is how long the job of a kept app without a rule waits
 	// for the keeper's replay.
 	keptGrace time.Duration
@@ -110,11 +113,7 @@ func plan(in planInput) (jobs []control.PlannedJob, unmatched []watcher.Peer) {
 // keptJob is the job of kept app p that no rule matches ("busmedic keep"
 // by hand): it records the keeper's replay, and starts nothing.
 func keptJob(in planInput, p watcher.Peer) control.PlannedJob {
-	prog := "pid"
-	if len(p.Argv) > 0 {
-		prog = p.Argv[0]
-	}
-	r := appdb.NewRule(keptID(prog, p.PID))
+	r := appdb.NewRule(keptID(in.keptCommand[p.PID], p.PID))
 	r.Action, r.Grace = appdb.ActionKeep, in.keptGrace
 	return control.PlannedJob{App: r.ID, Bus: in.bus, Rule: r, Peers: []watcher.Peer{p}, Kept: true}
 }
