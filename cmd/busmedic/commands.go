@@ -89,7 +89,7 @@ func topLevel() *command {
 				"app had asked of the bus (its names, its matches) when the bus is back. The keeper starts with the\n" +
 				"first kept app and runs until the session ends. Session bus only: the system bus's policy decides\n" +
 				"by the connecting process, which the keeper would hide.",
-			flags: keepFlags, minArgs: 1, maxArgs: 1 << 20, run: runKeep,
+			flags: keepFlags, minArgs: 1, maxArgs: 1 << 16, run: runKeep,
 		}, {
 			name: "watch", summary: "stream bus events (up, down, restarted, peers) until interrupted",
 			usage: "busmedic watch [--bus session|system|ADDRESS]... [--json]",
