@@ -371,50 +371,53 @@ func (r *keptReporter) run(ctx context.Context) {
 // keeperStartTimeout bounds how long "busmedic keep" waits for a keeper.
 const keeperStartTimeout = 5 * time.Second
 
-// EnsureKeeper makes sure a keeper serves socket: if nothing answers
-// there, it runs spawn's command, which starts a keeper detached (in a
-// session of its own, so that it outlives the app and its terminal) with
-// the write end of a pipe as its fd 3 (ExtraFiles[0]), and waits for the
-// keeper's word on that pipe: ready, or another keeper won the lock (two
-// "busmedic keep" at once start one keeper), or why it failed. It gives up
-// after 5 s.
+// EnsureKeeper makes sure a keeper serves socket: if none holds its lock,
+// it runs spawn's command, which starts a keeper detached (in a session of
+// its own, so that it outlives the app and its terminal) with the write
+// end of a pipe as its fd 3 (ExtraFiles[0]), and waits for the keeper's
+// word on that pipe: ready, or another keeper won the lock (two "busmedic
+// keep" at once start one keeper), or why it failed. It gives up after
+// 5 s.
+//
+// It asks the lock rather than connecting: a connection would be a client
+// of the keeper's, from the very pid that is to become the kept app.
 func EnsureKeeper(ctx context.Context, socket string, spawn func() *exec.Cmd) error {
 	ctx, cancel := context.WithTimeout(ctx, keeperStartTimeout)
 	defer cancel()
-	retry := 5 * time.Millisecond
+	retry := time.Millisecond
 	for {
-		if keeperAnswers(ctx, socket) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("no keeper listened on %s within %s", socket, keeperStartTimeout)
+		}
+		held, err := control.Held(socket)
+		if err != nil {
+			return err
+		}
+		if held && isSocket(socket) {
 			return nil
 		}
-		word, err := startKeeper(ctx, spawn)
-		switch {
-		case err != nil:
-			return err
-		case word == KeeperRunning:
-			// The winner of the lock is about to listen.
-			t := time.NewTimer(retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
+		if !held {
+			if _, err := startKeeper(ctx, spawn); err != nil {
+				return err
 			}
-			retry = min(2*retry, 200*time.Millisecond)
+			continue
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("no keeper answered on %s within %s", socket, keeperStartTimeout)
+		// The holder of the lock is about to listen.
+		t := time.NewTimer(retry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("no keeper listened on %s within %s", socket, keeperStartTimeout)
+		case <-t.C:
 		}
+		retry = min(2*retry, 100*time.Millisecond)
 	}
 }
 
-// keeperAnswers reports whether a keeper accepts connections on socket.
-func keeperAnswers(ctx context.Context, socket string) bool {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", socket)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
+// isSocket reports whether path is a socket file.
+func isSocket(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().Type() == os.ModeSocket
 }
 
 // startKeeper runs spawn's command and returns the keeper's word on its

@@ -106,6 +106,7 @@ func (e *Engine) ReportKept(r control.KeptReport) {
 	for _, j := range late {
 		e.logKeptJob(j)
 	}
+	e.log.Debug("keeper report", "bus", r.Bus, "keeper", r.Keeper, "up", r.Up, "apps", len(r.Apps), "replays", len(r.Replays))
 	e.notifyChanged()
 }
 

@@ -156,6 +156,31 @@ func ListenLocked(path string) (ln *net.UnixListener, lock *os.File, err error) 
 	return ln, lock, nil
 }
 
+// Held reports whether a process holds the lock of the socket at path
+// (ListenLocked), without taking it: then that process serves the socket,
+// or is about to. Unlike a connection, asking leaves no trace with the
+// server.
+func Held(path string) (bool, error) {
+	lock, err := os.Open(path + ".lock")
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	defer lock.Close()
+	// A shared lock is refused while the holder has its exclusive one;
+	// one we get is let go of at once with the file.
+	err = unix.Flock(int(lock.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	switch {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	return false, nil
+}
+
 // Path returns the socket's path.
 func (s *Server) Path() string { return s.path }
 
