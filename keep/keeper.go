@@ -259,8 +259,10 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	c.up, c.gen, c.state = up, gen, stLive
 	nm := k.names.Load()
 	var h header
+	// Batches of their own: the forwarding goroutines of the bus that
+	// went away may still be sending theirs.
 	if len(signals) > 0 || len(held) > 0 {
-		out := &c.toApp
+		out := &batch{}
 		out.reset(nil, 0)
 		out.copied()
 		out.b = append(out.b, signals...)
@@ -279,7 +281,7 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 		c.app.send(out)
 		c.app.wmu.Unlock()
 	}
-	out := &c.toBus
+	out := &batch{}
 	out.reset(c.queue, 0)
 	fds := c.queueFDs
 	for pos := 0; pos < len(c.queue); {
