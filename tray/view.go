@@ -131,11 +131,11 @@ type view struct {
 	AppsNote    line // "no rules yet" or "… and 3 more"
 	// Kept are the apps busmedic's keeper keeps ("dunst — kept through 3
 	// restarts"), below the apps: lines to read, not to click.
-	Kept     []line
-	KeptNote line // "… and 3 more"
-	Fell        line
-	Casualties  []line // each with "Relaunch" and "Always relaunch" below
-	FellNote    line
+	Kept       []line
+	KeptNote   line // "… and 3 more"
+	Fell       line
+	Casualties []line // each with "Relaunch" and "Always relaunch" below
+	FellNote   line
 	// RestartBus is a submenu: the restart itself is RestartNow, in it,
 	// which says what a restart does; a click on RestartBus restarts
 	// nothing. RestartNote, in it too, says why the bus cannot be
