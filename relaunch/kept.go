@@ -55,15 +55,6 @@ func (k *keptState) replay(id string, pid int) (control.Replay, bool) {
 // keeper returns the keeper's pid, while it has reported.
 func (k *keptState) keeper() int { return k.report.Keeper }
 
-// keptPeer returns the peer of the kept process pid, if it is kept.
-func (k *keptState) keptPeer(pid int) (watcher.Peer, bool) {
-	i := slices.IndexFunc(k.peers, func(p watcher.Peer) bool { return p.PID == pid })
-	if i < 0 {
-		return watcher.Peer{}, false
-	}
-	return k.peers[i], true
-}
-
 // ReportKept takes the keeper's report on a bus: the apps it keeps, which
 // Status lists and recoveries plan for, and what it replayed after a
 // restart, which ends the jobs of the kept apps with outcome kept. The
