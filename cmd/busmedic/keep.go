@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +96,9 @@ const keeperCommand = "keeper"
 // keeper in a session of its own and exits, so that the keeper is no
 // child of the app "busmedic keep" becomes.
 func runKeeper(ctx context.Context, args []string, stderr io.Writer) int {
+	// Only SIGTERM and SIGINT end the keeper: a hangup (main stops on
+	// SIGHUP) must not take the kept apps' connections with it.
+	signal.Ignore(syscall.SIGHUP)
 	fs := newFlagSet()
 	bus := fs.String("bus", "session", "")
 	socket := fs.String("socket", "", "")
