@@ -23,7 +23,6 @@ func watchFlags(fs *flag.FlagSet) {
 	fs.Var(&busList{}, "bus", "bus to watch: session, system or a D-Bus address (repeatable; default both)")
 	fs.Bool("json", false, "print one JSON object per event")
 	fs.Bool("v", false, "log the watcher's own diagnostics to stderr")
-	fs.String("socket", control.DefaultPath(), "the daemon's control socket, for the keeper's replays (session bus)")
 }
 
 func runWatch(ctx context.Context, in *call) int {
@@ -55,10 +54,10 @@ func runWatch(ctx context.Context, in *call) int {
 	events := make(chan watcher.Event, 64)
 	go watcher.RunAll(ctx, watchers, events)
 	// The keeper's replays come through the daemon, when the session
-	// bus is watched.
+	// bus is watched; watch works as well without a daemon.
 	replays := make(chan control.Replay, 16)
 	if watched[watcher.SessionTarget().Address] {
-		go followReplays(ctx, in.str("socket"), time.Now(), replays)
+		go followReplays(ctx, control.DefaultPath(), time.Now(), replays)
 	}
 
 	enc := json.NewEncoder(in.stdout)
