@@ -77,6 +77,11 @@ func (e *Engine) ReportKept(r control.KeptReport) {
 	}
 	var late []control.Job
 	for _, rp := range r.Replays {
+		if rp.BusID == "" && b.up {
+			// A replay that failed before the bus said its id was onto
+			// the bus that is up now.
+			rp.BusID = b.id
+		}
 		if _, seen := k.replay(rp.BusID, rp.PID); seen {
 			continue // sent again, to a daemon that may have missed it
 		}
