@@ -55,7 +55,7 @@ func RuleKeys() []RuleKey {
 
 var (
 	buses   = []string{string(BusSession), string(BusSystem), string(BusBoth)}
-	actions = []string{string(ActionRelaunch), string(ActionSignal), string(ActionHook), string(ActionNotify), string(ActionIgnore)}
+	actions = []string{string(ActionRelaunch), string(ActionSignal), string(ActionHook), string(ActionNotify), string(ActionIgnore), string(ActionKeep)}
 )
 
 // ruleKeys is the one list of the keys of an [[app]] table, in the order
@@ -93,7 +93,7 @@ var ruleKeys = []RuleKey{
 		absent: "none", example: `"python3 */blueman-tray*"`,
 		field: field[Rule, string]{of: func(r *Rule) *string { return &r.Cmdline }, read: (*tableParser).glob}},
 
-	{Name: "action", Hint: "what busmedic does once the bus is back", Choices: actions,
+	{Name: "action", Hint: "what busmedic does once the bus is back; keep: the app keeps its connection through restarts (session bus)", Choices: actions,
 		example: `"signal"`, alwaysWritten: true,
 		field: field[Rule, string]{of: func(r *Rule) *string { return (*string)(&r.Action) }, def: string(DefaultAction), read: oneOf(actions)}},
 	{Name: "signal", Hint: "for action signal, such as SIGHUP",

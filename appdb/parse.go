@@ -542,6 +542,17 @@ func (d *document) crossCheck(a *tableParser) {
 			}
 		}
 	}
+	if r.Action == ActionKeep {
+		// The keeper stands between the app and the session bus; the
+		// system bus's policy keys on the connecting uid and pid, which a
+		// proxy would hide.
+		if r.Bus != BusSession {
+			a.fail("bus", `action "keep" works on the session bus only (bus is %q): the system bus's policy decides by the connecting process, which the keeper would hide`, r.Bus)
+		}
+		if r.Unit != "" {
+			a.fail("unit", `action "keep" cannot go with unit: systemd starts the unit's ExecStart itself, which busmedic cannot wrap in "busmedic keep"; leave unit out (busmedic then starts the app), or keep it by hand with ExecStart=busmedic keep -- COMMAND`)
+		}
+	}
 	if r.Signal != "" && r.Action != ActionSignal {
 		a.warn("signal", "signal is used only with action = \"signal\" (action is %q)", r.Action)
 	}

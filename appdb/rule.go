@@ -39,6 +39,13 @@ const (
 	ActionNotify Action = "notify"
 	// ActionIgnore does nothing (and stops less specific rules from matching).
 	ActionIgnore Action = "ignore"
+	// ActionKeep keeps the app through bus restarts: busmedic starts it
+	// through "busmedic keep", whose keeper holds its connection while the
+	// bus is down and replays what it had asked of the bus. An app that
+	// is kept needs nothing after a restart; one that is not (it died, or
+	// was started before the rule) is relaunched as relaunch does, through
+	// the keeper, so that it is kept from then on. Session bus only.
+	ActionKeep Action = "keep"
 )
 
 // Defaults for keys a rule leaves out.

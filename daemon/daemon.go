@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg Config) error {
 		// the apps busmedic starts itself share its own unit.
 		UserManager: usermanager.Socket(os.Getenv),
 		OwnUnit:     ownUnit(log),
+		// A rule with action keep starts its app through "busmedic
+		// keep", this very program.
+		Self: executable(),
 		RecoveryEnded: func(r control.Recovery) {
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may

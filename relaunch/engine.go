@@ -59,6 +59,10 @@ type Config struct {
 	// apps busmedic started itself run there too, and it is never taken
 	// for theirs.
 	OwnUnit string
+	// Self is busmedic's own executable: a rule with action keep starts
+	// its app as "Self keep -- COMMAND", so that the keeper keeps it.
+	// Without it such an app is not started.
+	Self string
 
 	// dialUnits stands in for the user manager in tests; default
 	// dialUserManager.
@@ -147,6 +151,8 @@ type busState struct {
 	// restarts are the times of the bus's recent restarts, for the storm
 	// guard.
 	restarts []time.Time
+	// kept is what the keeper last reported of the bus (ReportKept).
+	kept keptState
 	// notify is closed and replaced on every change, waking waiting jobs.
 	notify chan struct{}
 	rec    *recovery // running recovery, if any
@@ -536,21 +542,52 @@ func (e *Engine) logPath(app string) string {
 
 // Status returns what the engine knows now.
 func (e *Engine) Status() control.Status {
+	st, keepers := e.status()
+	// A keeper that died took its apps' connections with it: what it
+	// reported last is no longer so. (Read outside the lock: /proc.)
+	for bus, pid := range keepers {
+		if !alive(pid, 0) {
+			st.Kept = slices.DeleteFunc(st.Kept, func(a control.KeptApp) bool { return a.Bus == bus })
+		}
+	}
+	return st
+}
+
+// status is Status, with the pid of the keeper of each bus whose kept
+// apps it lists.
+func (e *Engine) status() (control.Status, map[string]int) {
 	set := e.cfg.Rules()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := control.Status{Time: time.Now(), Paused: e.paused}
+	keepers := map[string]int{}
 	running := map[string][]int{} // rule id -> pids on its bus
 	for _, name := range e.busOrder {
 		b := e.buses[name]
 		st.Buses = append(st.Buses, control.BusStatus{Name: name, Address: b.address, Up: b.up, ID: b.id,
 			Since: b.since, Reason: b.reason, Peers: len(b.peers), Outdated: b.outdated})
+		st.Kept = append(st.Kept, b.kept.report.Apps...)
+		if len(b.kept.report.Apps) > 0 {
+			keepers[name] = b.kept.keeper()
+		}
 		if set == nil {
 			continue
 		}
 		for _, p := range b.peers {
+			// The keeper's connections are its kept apps', listed below
+			// with their own processes.
+			if p.PID == b.kept.keeper() && p.PID > 0 {
+				continue
+			}
 			if r, ok := set.MatchBus(appdb.Bus(name), p); ok && p.PID > 0 {
 				running[r.ID] = append(running[r.ID], p.PID)
+			}
+		}
+		if b.up {
+			for _, p := range b.kept.peers {
+				if r, ok := set.MatchBus(appdb.Bus(name), p); ok {
+					running[r.ID] = append(running[r.ID], p.PID)
+				}
 			}
 		}
 		for _, p := range b.detached {
@@ -584,7 +621,7 @@ func (e *Engine) Status() control.Status {
 			st.RulesError = err.Error()
 		}
 	}
-	return st
+	return st, keepers
 }
 
 // History returns up to n ended recoveries (all if n <= 0), newest first,
@@ -603,8 +640,14 @@ func (e *Engine) Plan(bus string, snapshot []watcher.Peer) []control.PlannedJob 
 func (e *Engine) plan(bus string, snapshot []watcher.Peer) ([]control.PlannedJob, []watcher.Peer) {
 	set := e.cfg.Rules()
 	e.mu.Lock()
+	b := e.bus(bus)
 	in := planInput{bus: bus, rules: set, snapshot: snapshot, paused: e.paused, now: time.Now(),
-		crashes: map[string][]time.Time{}, ours: ours, ownUnit: e.cfg.OwnUnit}
+		crashes: map[string][]time.Time{}, ours: ours, ownUnit: e.cfg.OwnUnit,
+		kept: slices.Clone(b.kept.peers), keeper: b.kept.keeper(), keptCommand: map[int]string{},
+		self: e.cfg.Self, keptGrace: e.cfg.CasualtyGrace}
+	for _, a := range b.kept.report.Apps {
+		in.keptCommand[a.PID] = a.Command
+	}
 	for k, v := range e.crashes {
 		in.crashes[k] = slices.Clone(v)
 	}

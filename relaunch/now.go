@@ -37,6 +37,16 @@ func (e *Engine) RelaunchNow(ctx context.Context, id string) (control.Job, error
 	b := e.bus(bus)
 	var peers []watcher.Peer
 	for _, p := range b.peers {
+		// The keeper's connections are its kept apps': the app is its
+		// kept process, never the keeper.
+		if p.PID > 0 && p.PID == b.kept.keeper() || ours(p) {
+			continue
+		}
+		if m, ok := set.MatchBus(appdb.Bus(bus), p); ok && m.ID == id {
+			peers = append(peers, p)
+		}
+	}
+	for _, p := range b.kept.peers {
 		if m, ok := set.MatchBus(appdb.Bus(bus), p); ok && m.ID == id {
 			peers = append(peers, p)
 		}
@@ -48,8 +58,7 @@ func (e *Engine) RelaunchNow(ctx context.Context, id string) (control.Job, error
 	e.mu.Unlock()
 
 	pj := control.PlannedJob{App: id, Bus: bus, Rule: r, Peers: peers}
-	pj.Command, pj.Dir, pj.Shell = command(r, peers)
-	pj.Unit = jobUnit(r, peers, e.cfg.OwnUnit)
+	pj.Command, pj.Dir, pj.Shell, pj.Unit = startCommand(r, peers, e.cfg.Self, e.cfg.OwnUnit)
 	return e.runNow(ctx, pj, up, busID)
 }
 

@@ -31,17 +31,49 @@ type planInput struct {
 	parent func(pid int) int
 	// ownUnit is the user service busmedic runs in, never an app's.
 	ownUnit string
+	// kept are the apps the keeper keeps on the bus, as peers (the
+	// snapshot shows the keeper for each of their connections), and
+	// keeper is its pid, whose own peers are busmedic's.
+	kept   []watcher.Peer
+	keeper int
+	// keptCommand is the command name the keeper gave for each kept
+	// pid, which names the job of an app kept without a rule.
+	keptCommand map[int]string
+	// keptGrace is how long the job of a kept app without a rule waits
+	// for the keeper's replay.
+	keptGrace time.Duration
+	// self is busmedic's executable, which a keep rule starts its app
+	// through ("busmedic keep -- COMMAND").
+	self string
 }
 
-// plan makes one job per rule that matched a peer of the snapshot, in rule
-// order, and returns the peers no rule matched (casualty candidates). A peer
-// that descends from a matched one is its job's helper, not unmatched.
+// plan makes one job per rule that matched a peer of the snapshot or a
+// kept app, in rule order, then one per kept app that no rule matched, and
+// returns the peers no rule matched (casualty candidates). A peer that
+// descends from a matched one is its job's helper, not unmatched.
+//
+// A kept app is never a casualty, nor is the keeper: its connections,
+// which the bus shows as the keeper's, are busmedic's own. Its job waits
+// for the keeper's replay (whatever the rule's action: the app needs
+// nothing), unless the app dies.
 func plan(in planInput) (jobs []control.PlannedJob, unmatched []watcher.Peer) {
 	byRule := map[string]*control.PlannedJob{}
 	byPID := map[int]*control.PlannedJob{}
 	var others []watcher.Peer
+	var keptJobs []control.PlannedJob
+	for _, p := range in.kept {
+		r, ok := in.rules.MatchBus(appdb.Bus(in.bus), p)
+		if j := byRule[r.ID]; !ok || j != nil && j.Kept {
+			// One job per kept app: a second process of one rule's
+			// gets a job of its own.
+			keptJobs = append(keptJobs, keptJob(in, p))
+			continue
+		}
+		byRule[r.ID] = &control.PlannedJob{App: r.ID, Bus: in.bus, Rule: r, Peers: []watcher.Peer{p}, Kept: true}
+		byPID[p.PID] = byRule[r.ID]
+	}
 	for _, p := range in.snapshot {
-		if in.ours != nil && in.ours(p) {
+		if in.ours != nil && in.ours(p) || in.keeper > 0 && p.PID == in.keeper {
 			continue
 		}
 		r, ok := in.rules.MatchBus(appdb.Bus(in.bus), p)
@@ -75,23 +107,45 @@ func plan(in planInput) (jobs []control.PlannedJob, unmatched []watcher.Peer) {
 			}
 		}
 	}
-	return jobs, unmatched
+	return append(jobs, keptJobs...), unmatched
+}
+
+// keptJob is the job of kept app p that no rule matches ("busmedic keep"
+// by hand): it records the keeper's replay, and starts nothing.
+func keptJob(in planInput, p watcher.Peer) control.PlannedJob {
+	r := appdb.NewRule(keptID(in.keptCommand[p.PID], p.PID))
+	r.Action, r.Grace = appdb.ActionKeep, in.keptGrace
+	return control.PlannedJob{App: r.ID, Bus: in.bus, Rule: r, Peers: []watcher.Peer{p}, Kept: true}
 }
 
 // completeJob fills in the command, the unit and why the job would be
 // skipped.
 func completeJob(j *control.PlannedJob, in planInput) {
 	r := j.Rule
-	j.Command, j.Dir, j.Shell = command(r, j.Peers)
-	j.Unit = jobUnit(r, j.Peers, in.ownUnit)
+	j.Command, j.Dir, j.Shell, j.Unit = startCommand(r, j.Peers, in.self, in.ownUnit)
 	switch {
 	case r.Action == appdb.ActionIgnore:
 		j.Skip = "rule says ignore"
+	case r.Action == appdb.ActionKeep && in.self == "" && !j.Kept:
+		j.Skip = "busmedic's own executable is unknown: it cannot start the app through busmedic keep"
 	case in.paused:
 		j.Skip = "paused"
 	case limitReached(r, in.crashes[r.ID], in.now):
 		j.Skip = limitReason(r)
 	}
+}
+
+// startCommand returns what a relaunch starts for rule r's app: the
+// command, its directory, whether it runs through /bin/sh, and the user
+// service to start instead (see command and jobUnit). A keep rule's app is
+// started as "self keep -- COMMAND", never through a unit, whose
+// ExecStart busmedic could not wrap.
+func startCommand(r appdb.Rule, peers []watcher.Peer, self, ownUnit string) (argv []string, dir string, shell bool, unit string) {
+	argv, dir, shell = command(r, peers)
+	if r.Action == appdb.ActionKeep {
+		return keepCommand(self, argv), dir, shell, ""
+	}
+	return argv, dir, shell, jobUnit(r, peers, ownUnit)
 }
 
 // command returns what starts the app: the rule's exec (through /bin/sh -c

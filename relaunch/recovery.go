@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +28,11 @@ type recovery struct {
 	// is a new one.
 	wentDown time.Time
 	jobs     []*jobRun
-	cancel   context.CancelCauseFunc
-	done     chan struct{}
+	// planned is set once jobs and rec.Jobs are the plan's: a replay of
+	// the keeper that no job waits for is then added as a job of its own.
+	planned bool
+	cancel  context.CancelCauseFunc
+	done    chan struct{}
 }
 
 func (r *recovery) snapshot() control.Recovery {
@@ -54,6 +58,11 @@ type jobRun struct {
 	// started is the process this job started, once it has; guarded by
 	// Engine.mu. A job cancelled by a new restart hands it to the next plan.
 	started *child
+	// keptPID and keptStart are the app's process the keeper kept when
+	// the job was planned (PlannedJob.Kept), or 0: the job waits for the
+	// keeper's replay of it.
+	keptPID   int
+	keptStart uint64
 }
 
 // startRecoveryLocked starts the recovery of bus b after ev (a Restarted).
@@ -154,9 +163,22 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	r.rec.Jobs = make([]control.Job, len(jobs))
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = control.Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: control.Pending}
-		r.jobs = append(r.jobs, &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle,
-			since: r.wentDown, sinceWhat: "the bus went down"})
+		jr := &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle,
+			since: r.wentDown, sinceWhat: "the bus went down"}
+		if pj.Kept && len(pj.Peers) > 0 {
+			jr.keptPID, jr.keptStart = pj.Peers[0].PID, pj.Peers[0].StartTime
+		}
+		r.jobs = append(r.jobs, jr)
 		e.lastPeers[pj.App] = pj.Peers
+	}
+	r.planned = true
+	// The keeper may have replayed before the plan was made, for an app
+	// that it did not keep when the bus went down.
+	var late []control.Job
+	for _, rp := range b.kept.replays[r.rec.ID] {
+		if j, ok := e.addReplayJobLocked(b, rp, time.Now()); ok {
+			late = append(late, j)
+		}
 	}
 	if ending {
 		r.rec.Decision = "session ending: " + why + ": no recovery"
@@ -171,6 +193,9 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	}
 	decision := r.rec.Decision
 	e.mu.Unlock()
+	for _, j := range late {
+		e.logKeptJob(j)
+	}
 	if !ending {
 		// Before the jobs: the bus may have started a new copy already.
 		e.addDeaf(b, unmatched)
@@ -265,7 +290,9 @@ type result struct {
 
 func (e *Engine) runJob(ctx context.Context, bus string, r *recovery, jr *jobRun) {
 	pj := jr.plan
-	if pj.Skip != "" {
+	// A kept app needs nothing, whatever would skip its rule's action:
+	// its job records the keeper's replay (recoverApp).
+	if pj.Skip != "" && jr.keptPID == 0 {
 		e.setJob(r, jr.idx, func(j *control.Job) { j.Outcome, j.Reason, j.Started = control.Skipped, pj.Skip, time.Now() })
 		e.log.Info("job skipped", "app", pj.App, "reason", pj.Skip)
 		return
@@ -363,7 +390,8 @@ func back(b *busState, pj control.PlannedJob, extra ...*child) bool {
 		}
 		return true
 	}
-	for _, p := range b.peers {
+	// The keeper's kept apps are on the bus through its connections.
+	for _, p := range slices.Concat(slices.Collect(maps.Values(b.peers)), b.kept.peers) {
 		for _, q := range pj.Peers {
 			if q.PID > 0 && p.PID == q.PID && (q.StartTime == 0 || p.StartTime == q.StartTime) {
 				return true
@@ -386,6 +414,20 @@ func afterTimeout(r appdb.Rule) time.Duration { return max(30*time.Second, r.Rea
 func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced bool) result {
 	pj := jr.plan
 	r := pj.Rule
+	if jr.keptPID > 0 && !forced {
+		if res, ok := e.awaitReplay(ctx, bus, jr); ok {
+			return res
+		}
+		// It died: not kept through this restart.
+		switch {
+		case strings.HasPrefix(pj.App, "kept:"):
+			// Kept by hand, without a rule: busmedic has no word to
+			// start it again.
+			return result{outcome: control.Failed, reason: "it exited while the bus was down", action: appdb.ActionKeep}
+		case pj.Skip != "":
+			return result{outcome: control.Skipped, reason: pj.Skip}
+		}
+	}
 	for _, name := range r.After {
 		d := afterTimeout(r)
 		if !e.waitFor(ctx, bus, time.Now().Add(d), nil, func(b *busState) bool { _, ok := b.owners[name]; return ok }) {
@@ -438,7 +480,9 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 	}
 	var res result
 	switch action {
-	case appdb.ActionRelaunch:
+	case appdb.ActionRelaunch, appdb.ActionKeep:
+		// An app to keep that is not kept (it died, or was started
+		// before its rule) is relaunched through the keeper.
 		res = e.relaunch(ctx, bus, jr)
 	case appdb.ActionSignal:
 		res = e.signal(ctx, bus, jr)
@@ -578,6 +622,9 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 func (e *Engine) relaunchExec(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
+	if r.Action == appdb.ActionKeep && e.cfg.Self == "" {
+		return result{outcome: control.Failed, reason: "busmedic's own executable is unknown: it cannot start the app through busmedic keep"}
+	}
 	if res, ok := e.stopLeftovers(ctx, bus, pj, func(watcher.Peer) bool { return true }); !ok {
 		return res
 	}

@@ -27,7 +27,7 @@ func Summary(r control.Recovery) (line string, ok bool) {
 	for _, o := range []struct {
 		outcome control.Outcome
 		verb    string
-	}{{control.Relaunched, "relaunched"}, {control.Reconnected, "reconnected by themselves"}, {control.Signalled, "signalled"},
+	}{{control.Kept, "kept"}, {control.Relaunched, "relaunched"}, {control.Reconnected, "reconnected by themselves"}, {control.Signalled, "signalled"},
 		{control.Hooked, "handled by their hook"}, {control.Notified, "left to you"}} {
 		if n := counts[o.outcome]; n > 0 {
 			verb := o.verb

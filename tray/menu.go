@@ -64,6 +64,8 @@ type menu struct {
 	appItems        []*entry
 	appRelaunch     []*entry // each app item's submenu: its relaunch
 	appsNote        *entry
+	kept            []*entry
+	keptNote        *entry
 	fell            *entry
 	casualties      []casualtyEntry
 	fellNote        *entry
@@ -99,6 +101,10 @@ func newMenu() *menu {
 		m.appRelaunch = append(m.appRelaunch, newEntry(app.AddSubMenuItem("Relaunch now", "")))
 	}
 	m.appsNote = newEntry(m.apps.item.AddSubMenuItem("", ""))
+	for range maxKept {
+		m.kept = append(m.kept, newEntry(m.apps.item.AddSubMenuItem("", "")))
+	}
+	m.keptNote = newEntry(m.apps.item.AddSubMenuItem("", ""))
 	m.fell = newEntry(systray.AddMenuItem("Fell off the bus", ""))
 	for range maxCasualties {
 		c := m.fell.item.AddSubMenuItem("", "")
@@ -139,6 +145,14 @@ func (m *menu) apply(v view) {
 		}
 	}
 	m.appsNote.set(v.AppsNote)
+	for i, e := range m.kept {
+		if i < len(v.Kept) {
+			e.set(v.Kept[i])
+		} else {
+			e.set(line{})
+		}
+	}
+	m.keptNote.set(v.KeptNote)
 	m.fell.set(v.Fell)
 	cas := make([]string, len(m.casualties))
 	for i, c := range m.casualties {

@@ -108,6 +108,7 @@ type line struct {
 const (
 	maxApps       = 24
 	maxCasualties = 12
+	maxKept       = 8
 )
 
 // view is the whole tray as it should look for one status.
@@ -128,9 +129,13 @@ type view struct {
 	AppItems    []line
 	AppRelaunch []line
 	AppsNote    line // "no rules yet" or "… and 3 more"
-	Fell        line
-	Casualties  []line // each with "Relaunch" and "Always relaunch" below
-	FellNote    line
+	// Kept are the apps busmedic's keeper keeps ("dunst — kept through 3
+	// restarts"), below the apps: lines to read, not to click.
+	Kept       []line
+	KeptNote   line // "… and 3 more"
+	Fell       line
+	Casualties []line // each with "Relaunch" and "Always relaunch" below
+	FellNote   line
 	// RestartBus is a submenu: the restart itself is RestartNow, in it,
 	// which says what a restart does; a click on RestartBus restarts
 	// nothing. RestartNote, in it too, says why the bus cannot be
@@ -192,6 +197,14 @@ func render(st control.Status, e env) view {
 		if !e.Connected {
 			v.AppsNote.Title = "No apps: " + notRunning
 		}
+	}
+
+	for i, a := range st.Kept {
+		if i == maxKept {
+			v.KeptNote = line{Title: fmt.Sprintf("… and %d more kept (busmedic status)", len(st.Kept)-maxKept), Visible: true}
+			break
+		}
+		v.Kept = append(v.Kept, line{Title: a.Brief(), Tooltip: "Kept by busmedic's keeper: " + a.Text(), Visible: true})
 	}
 
 	v.Fell = line{Title: "Fell off the bus", Visible: true, Enabled: true}

@@ -284,3 +284,28 @@ func TestItemStatus(t *testing.T) {
 		t.Errorf("healthy with tray = when-needed: status %q, want Passive", v.Status)
 	}
 }
+
+// The kept apps show under Apps, a line each, to read; what does not fit
+// is counted.
+func TestRenderKept(t *testing.T) {
+	st := control.Status{Buses: []control.BusStatus{up, sysUp}, Kept: []control.KeptApp{
+		{PID: 1234, Command: "dunst", Restarts: 3},
+		{PID: 1235, Command: "irssi", Restarts: 1, Lost: []string{"org.example.Irc"}},
+	}}
+	v := render(st, env{Connected: true, Now: now})
+	if len(v.Kept) != 2 || v.Kept[0].Title != "dunst — kept through 3 restarts" || v.Kept[1].Title != "irssi — kept, lost org.example.Irc" {
+		t.Errorf("kept lines = %+v", v.Kept)
+	}
+	for _, l := range v.Kept {
+		if !l.Visible || l.Enabled || !strings.HasPrefix(l.Tooltip, "Kept by busmedic's keeper: ") {
+			t.Errorf("kept line %+v, want visible, not clickable, with a tooltip", l)
+		}
+	}
+	for range maxKept {
+		st.Kept = append(st.Kept, control.KeptApp{PID: 1, Command: "x"})
+	}
+	v = render(st, env{Connected: true, Now: now})
+	if len(v.Kept) != maxKept || v.KeptNote.Title != "… and 2 more kept (busmedic status)" {
+		t.Errorf("%d kept lines, note %q", len(v.Kept), v.KeptNote.Title)
+	}
+}

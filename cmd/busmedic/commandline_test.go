@@ -113,6 +113,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic autostart disable":  nil,
 		"busmedic rules edit":         nil,
 		"busmedic watch":              nil,
+		"busmedic keep":               {"--", "busmedic-no-such-program"}, // fails before it starts a keeper
 		"busmedic tray":               nil,
 		"busmedic status":             nil,
 		"busmedic history":            nil,
@@ -146,6 +147,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic tray":               {exitOK, empty, either}, // its log
 		"busmedic watch":              ok,
 		"busmedic watch -v":           {exitOK, text, either},
+		"busmedic keep":               {exitError, empty, text},
 		"busmedic rules list":         ok,
 		"busmedic rules check":        ok,
 		"busmedic rules add-from-pid": ok,

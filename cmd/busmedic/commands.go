@@ -99,6 +99,15 @@ func topLevel() *cli.Command {
 				"busmedic run starts it by itself; exit status 3 means the session bus went away.",
 			Flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("v", false, "log debug messages") }), Run: runTray,
 		}, {
+			Name: "keep", Summary: "run an app whose bus connections live through bus restarts: keep -- COMMAND",
+			Usage: "busmedic keep [--bus session] -- COMMAND [ARGS...]",
+			About: "Runs COMMAND (found in PATH, no shell) in place of this process, with busmedic's keeper as its\n" +
+				"session bus: the keeper holds the app's connections while the bus restarts, and replays what the\n" +
+				"app had asked of the bus (its names, its matches) when the bus is back. The keeper starts with the\n" +
+				"first kept app and runs until the session ends. Session bus only: the system bus's policy decides\n" +
+				"by the connecting process, which the keeper would hide.",
+			Flags: keepFlags, MinArgs: 1, MaxArgs: 1 << 16, Run: runKeep,
+		}, {
 			Name: "watch", Summary: "stream bus events (up, down, restarted, peers) until interrupted",
 			Usage: "busmedic watch [--bus session|system|ADDRESS]... [--json]",
 			About: "Streams the events of the buses until interrupted (Ctrl-C exits 0).",

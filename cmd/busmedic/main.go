@@ -38,6 +38,11 @@ func main() {
 
 // run runs the command args name (see cli.Program.Run).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == keeperCommand {
+		// Hidden, as __complete is: the keeper process that "busmedic
+		// keep" starts, not a command for people.
+		return runKeeper(ctx, args[1:], stderr)
+	}
 	return program().Run(ctx, args, stdout, stderr)
 }
 

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"busmedic/cmd/busmedic/internal/cli"
+	"busmedic/relaunch/control"
 	"busmedic/watcher"
 )
 
@@ -52,19 +54,45 @@ func runWatch(ctx context.Context, in *cli.Call) int {
 
 	events := make(chan watcher.Event, 64)
 	go watcher.RunAll(ctx, watchers, events)
+	// The keeper's replays come through the daemon, when the session
+	// bus is watched; watch works as well without a daemon.
+	replays := make(chan control.Replay, 16)
+	if watched[watcher.SessionTarget().Address] {
+		go followReplays(ctx, control.DefaultPath(), time.Now(), replays)
+	}
 
 	enc := json.NewEncoder(in.Stdout)
-	for e := range events {
+	for {
 		var err error
-		if in.On("json") {
-			err = enc.Encode(e)
-		} else {
-			_, err = fmt.Fprintln(in.Stdout, e)
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return exitOK
+			}
+			if in.On("json") {
+				err = enc.Encode(e)
+			} else {
+				_, err = fmt.Fprintln(in.Stdout, e)
+			}
+		case r := <-replays:
+			if in.On("json") {
+				err = enc.Encode(keptEvent{Time: r.Time, Bus: r.Bus, Event: "kept", Replay: r})
+			} else {
+				_, err = fmt.Fprintf(in.Stdout, "%s %s bus: %s\n", r.Time.Format("15:04:05.000"), r.Bus, r.Text())
+			}
 		}
 		if err != nil {
 			// The reader went away (a closed pipe): nothing left to do.
 			return exitError
 		}
 	}
-	return exitOK
+}
+
+// keptEvent is a replay of the keeper as "busmedic watch --json" prints
+// it, beside the watcher's events: "event": "kept".
+type keptEvent struct {
+	Time   time.Time      `json:"time"`
+	Bus    string         `json:"bus"`
+	Event  string         `json:"event"`
+	Replay control.Replay `json:"replay"`
 }

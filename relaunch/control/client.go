@@ -279,6 +279,13 @@ func (c *Client) ReportTray(ctx context.Context, h TrayHost) error {
 	return err
 }
 
+// ReportKept tells the daemon what the keeper keeps on r.Bus; the keeper
+// sends it at every change, and in full after connecting to a daemon.
+func (c *Client) ReportKept(ctx context.Context, r KeptReport) error {
+	_, err := c.call(ctx, Request{Op: OpKept, Kept: &r})
+	return err
+}
+
 // Notify asks the daemon to show n as a desktop notification.
 func (c *Client) Notify(ctx context.Context, n Notice) error {
 	_, err := c.call(ctx, Request{Op: OpNotify, Notice: &n})

@@ -29,7 +29,11 @@ func sample(loc *time.Location) (control.Status, []control.Recovery) {
 		Started: at, Ended: at.Add(2 * time.Second), Jobs: []control.Job{
 			relaunched,
 			{App: "panel", Bus: "session", Action: "signal", Outcome: control.Failed, Reason: "no such process", Started: at.Add(time.Second)},
+			{App: "kept:irssi:4545", Bus: "session", Action: "keep", Outcome: control.Kept, PID: 4545,
+				Reason: "kept: reconnected in 4 ms, 3 matches and 1 name replayed", Started: at.Add(time.Second), Took: 4 * time.Millisecond},
 		}}
+	replay := control.Replay{PID: 4545, Command: "irssi", Bus: "session", BusID: "4567ef01", Time: at.Add(time.Second),
+		Took: 4 * time.Millisecond, Connections: 1, Matches: 3, Names: []string{"org.example.Irssi"}, Lost: []string{"org.example.Other"}}
 	refusal := control.RestartRefusal{Bus: "session", PID: 42, StartedBy: "dbus-run-session", StartedByPID: 41,
 		Reason: `the session bus (pid 42) was started by dbus-run-session, pid 41; to let busmedic restart it, run "busmedic run --manage-session-bus" in a session that does not start its own bus`}
 	status := control.Status{
@@ -50,6 +54,9 @@ func sample(loc *time.Location) (control.Status, []control.Recovery) {
 		SessionRestartRefused: refusal.Reason,
 		SessionRestartRefusal: &refusal,
 		Tray:                  &control.TrayStatus{Show: control.TrayWhenNeeded, Host: &control.TrayHost{}},
+		Kept: []control.KeptApp{{PID: 4545, StartTime: 234567, Command: "irssi", Bus: "session", Since: at.Add(-time.Hour),
+			Connections: 1, UniqueNames: []string{":1.7"}, Names: []string{"org.example.Irssi"}, Restarts: 3,
+			Lost: []string{"org.example.Other"}, LastReplay: &replay}},
 	}
 	history := []control.Recovery{recovery, {Bus: "system", OldID: "89ab", ID: "cdef", Started: at.Add(-time.Hour),
 		Decision: "session ending: no recovery", Jobs: []control.Job{}}}

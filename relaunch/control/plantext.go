@@ -23,11 +23,15 @@ func (j PlannedJob) Lines() []string {
 	if len(pids) > 0 {
 		out = append(out, "it matches pid "+strings.Join(pids, ", "))
 	}
+	if j.Kept {
+		// Whatever its rule says: the keeper holds its connection.
+		return append(out, "it is kept by busmedic's keeper, which holds its connection: nothing to do")
+	}
 	if j.Skip != "" {
 		return append(out, "busmedic would skip it: "+j.Skip)
 	}
 	out = append(out, fmt.Sprintf("after %s without it reconnecting, busmedic would %s", j.Rule.Grace, actionWords(j.Rule)))
-	if j.Rule.Action == appdb.ActionRelaunch || j.Rule.Action == "" {
+	if j.Rule.Action == appdb.ActionRelaunch || j.Rule.Action == appdb.ActionKeep || j.Rule.Action == "" {
 		if j.Unit != "" {
 			out = append(out, "through the systemd user service "+j.Unit)
 		} else if len(j.Command) > 0 {
@@ -54,6 +58,8 @@ func actionWords(r appdb.Rule) string {
 		return "ask you in a notification"
 	case appdb.ActionIgnore:
 		return "do nothing"
+	case appdb.ActionKeep:
+		return "relaunch it through busmedic keep, so that it is kept from then on (stopping it first if it is still alive)"
 	}
 	return "relaunch it (stopping it first if it is still alive)"
 }

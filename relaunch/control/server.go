@@ -36,6 +36,10 @@ type Backend interface {
 	Resume()
 	// ReportTray takes the tray child's report on its icon's host.
 	ReportTray(h TrayHost)
+	// ReportKept takes the keeper's report on one bus (OpKept): the
+	// apps it keeps, and what it replayed after a restart. It must not
+	// block: the keeper waits for the answer.
+	ReportKept(r KeptReport)
 	// Notify shows n as a desktop notification. It returns once n is
 	// handed on, not when it is shown.
 	Notify(n Notice) error
@@ -94,37 +98,10 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
-	}
-	// MkdirAll keeps an existing directory's mode; ours must not be
-	// reachable by others.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
-	}
-	lockPath := path + ".lock"
-	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	ln, lock, err := ListenLocked(path)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s held)", ErrRunning, lockPath)
-		}
-		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
-	}
-	// Holding the lock, a socket file left here is a dead daemon's.
-	_ = os.Remove(path)
-	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(true)
 	return &Server{
 		path: path, ln: ln, lock: lock, log: log,
 		maxClients:   DefaultMaxClients,
@@ -135,6 +112,73 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 		backoffMax:   acceptBackoffMax,
 		watchers:     map[chan struct{}]struct{}{},
 	}, nil
+}
+
+// ListenLocked is how busmedic's sockets are made, one process per user
+// for each: it takes the lock file path+".lock" (flock, held until lock is
+// closed, or the process ends), and listens on path, mode 0600 in a
+// directory made 0700. It returns an error wrapping ErrRunning if another
+// process holds the lock. Holding the lock, a socket file left at path is
+// a dead process's and is replaced. Closing ln removes the socket file;
+// close lock after it. The keeper's socket (KeepPath) is made so too.
+func ListenLocked(path string) (ln *net.UnixListener, lock *os.File, err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("socket directory: %w", err)
+	}
+	// MkdirAll keeps an existing directory's mode; ours must not be
+	// reachable by others.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("socket directory: %w", err)
+	}
+	lockPath := path + ".lock"
+	lock, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock %s: %w", lockPath, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("%w (lock %s held)", ErrRunning, lockPath)
+		}
+		return nil, nil, fmt.Errorf("lock %s: %w", lockPath, err)
+	}
+	// Holding the lock, a socket file left here is a dead process's.
+	_ = os.Remove(path)
+	old := unix.Umask(0o177)
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, lock, nil
+}
+
+// Held reports whether a process holds the lock of the socket at path
+// (ListenLocked), without taking it: then that process serves the socket,
+// or is about to. Unlike a connection, asking leaves no trace with the
+// server.
+func Held(path string) (bool, error) {
+	lock, err := os.Open(path + ".lock")
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	defer lock.Close()
+	// A shared lock is refused while the holder has its exclusive one;
+	// one we get is let go of at once with the file.
+	err = unix.Flock(int(lock.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	switch {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	return false, nil
 }
 
 // Path returns the socket's path.
@@ -409,6 +453,15 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 			return failure(coded(ErrBadRequest, "tray: no report"))
 		}
 		b.ReportTray(*req.Tray)
+		return Response{OK: true}
+	case OpKept:
+		if req.Kept == nil || req.Kept.Bus == "" {
+			return failure(coded(ErrBadRequest, "kept: no report"))
+		}
+		if err := checkBus(req.Kept.Bus); err != nil {
+			return failure(err)
+		}
+		b.ReportKept(*req.Kept)
 		return Response{OK: true}
 	case OpNotify:
 		if req.Notice == nil || req.Notice.Title == "" {

@@ -201,10 +201,12 @@ type Recovery struct {
 // Job is the recovery of one app after one restart.
 type Job struct {
 	// App is the rule id, or the casualty id; for the stop of a deaf old
-	// copy of an on-demand service, "deaf:PROGRAM:PID".
+	// copy of an on-demand service, "deaf:PROGRAM:PID"; for an app the
+	// keeper kept without a rule ("busmedic keep" by hand),
+	// "kept:COMMAND:PID".
 	App     string  `json:"app"`
 	Bus     string  `json:"bus"`    // "session", "system"
-	Action  string  `json:"action"` // relaunch, signal, hook, notify, ignore, or stop (a deaf old copy)
+	Action  string  `json:"action"` // relaunch, signal, hook, notify, ignore, keep, or stop (a deaf old copy)
 	Outcome Outcome `json:"outcome"`
 	// Reason says why a job failed or was skipped, or what else is worth
 	// knowing, in words for people.
@@ -239,4 +241,9 @@ type PlannedJob struct {
 	Unit string `json:"unit,omitempty"`
 	// Skip, when set, is why the job would be skipped now.
 	Skip string `json:"skip,omitempty"`
+	// Kept: the app is kept by busmedic's keeper (its Peers are its own
+	// processes, not the keeper the bus shows): after a restart its job
+	// waits for the keeper's replay, whatever its rule's action, and acts
+	// only if the app has died.
+	Kept bool `json:"kept,omitempty"`
 }

@@ -12,7 +12,7 @@ import (
 
 // WriteText writes the status for people, as "busmedic status" prints it:
 // each bus, the pause, the rules file's problem, the apps with their last
-// job, and the casualties. Times are shown as the local time of day.
+// job, the apps kept through restarts, and the casualties. Times are shown as the local time of day.
 func (s Status) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	for _, bus := range s.Buses {
@@ -64,6 +64,12 @@ func (s Status) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.ID, a.Action, running, last)
 		}
 		tw.Flush()
+	}
+	if len(s.Kept) > 0 {
+		b.WriteString("\nKept through bus restarts (busmedic keep):\n")
+		for _, a := range s.Kept {
+			fmt.Fprintf(&b, "  kept: %s\n", a.Text())
+		}
 	}
 	if len(s.Casualties) > 0 {
 		b.WriteString("\nFell off the bus (no rule; busmedic relaunch ID):\n")
@@ -144,7 +150,7 @@ func (j Job) Text() string {
 // cancelled job did not, and neither did one not yet ended.
 func (o Outcome) Recovered() bool {
 	switch o {
-	case Reconnected, Relaunched, Signalled, Hooked, Notified:
+	case Reconnected, Relaunched, Signalled, Hooked, Notified, Kept:
 		return true
 	}
 	return false

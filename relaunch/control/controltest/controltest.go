@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -26,11 +27,13 @@ type Daemon struct {
 	status  control.Status
 	changed chan struct{}
 	notices chan control.Notice
+	kept    chan control.KeptReport
 }
 
 // NewDaemon returns a Daemon whose status is st.
 func NewDaemon(st control.Status) *Daemon {
-	return &Daemon{status: st, changed: make(chan struct{}, 1), notices: make(chan control.Notice, 64)}
+	return &Daemon{status: st, changed: make(chan struct{}, 1), notices: make(chan control.Notice, 64),
+		kept: make(chan control.KeptReport, 64)}
 }
 
 // ReportTray puts the tray child's report in the status, as the daemon
@@ -45,6 +48,22 @@ func (d *Daemon) ReportTray(h control.TrayHost) {
 		s.Tray = &t
 	})
 }
+
+// ReportKept puts the keeper's apps of r.Bus in the status, as the daemon
+// does, and hands r to the test (Kept).
+func (d *Daemon) ReportKept(r control.KeptReport) {
+	d.Set(func(s *control.Status) {
+		s.Kept = slices.DeleteFunc(slices.Clone(s.Kept), func(a control.KeptApp) bool { return a.Bus == r.Bus })
+		s.Kept = append(s.Kept, r.Apps...)
+	})
+	select {
+	case d.kept <- r:
+	default: // the test reads none
+	}
+}
+
+// Kept returns the keeper's reports, in order.
+func (d *Daemon) Kept() <-chan control.KeptReport { return d.kept }
 
 // Notify records n: Notices gives it to the test.
 func (d *Daemon) Notify(n control.Notice) error {

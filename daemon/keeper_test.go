@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"busmedic/relaunch/control"
+	"busmedic/relaunch/control/controltest"
+)
+
+// fakeCore stands in for the keeper proper (package keep): the test makes
+// it report, as the core does at every change.
+type fakeCore struct {
+	report func(control.KeptReport)
+	mu     sync.Mutex
+	cur    control.KeptReport
+	served chan struct{} // closed once Serve runs
+}
+
+func (c *fakeCore) Serve(ctx context.Context, l *net.UnixListener) error {
+	close(c.served)
+	<-ctx.Done()
+	return l.Close()
+}
+
+func (c *fakeCore) Report() control.KeptReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// set makes r the core's report and reports it.
+func (c *fakeCore) set(r control.KeptReport) {
+	c.mu.Lock()
+	c.cur = r
+	c.mu.Unlock()
+	c.report(r)
+}
+
+// keeperDir is a short directory for a test's sockets (socket paths are
+// limited to 107 bytes).
+func keeperDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "keeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serveControl serves a stand-in daemon on path until stop is called.
+func serveControl(t *testing.T, path string) (d *controltest.Daemon, stop func()) {
+	t.Helper()
+	d = controltest.NewDaemon(control.Status{})
+	srv, err := control.Listen(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, d) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return d, stop
+}
+
+// runKeeper runs a keeper with a fake core on dir's sockets; done gets
+// RunKeeper's error.
+func runKeeper(t *testing.T, ctx context.Context, dir string) (core *fakeCore, done chan error) {
+	t.Helper()
+	core = &fakeCore{served: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done = make(chan error, 1)
+	go func() {
+		done <- RunKeeper(ctx, KeeperConfig{
+			Bus: "session", Socket: filepath.Join(dir, "keep-session.sock"), Control: filepath.Join(dir, "control.sock"),
+			Address: "unix:path=" + filepath.Join(dir, "bus"), Ready: w, Log: slog.New(slog.DiscardHandler),
+			New: func(address func() (string, error), report func(control.KeptReport)) KeeperCore {
+				core.report = report
+				core.cur = control.KeptReport{Bus: "session", Keeper: os.Getpid(), Apps: []control.KeptApp{}}
+				return core
+			},
+		})
+	}()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	if strings.TrimSpace(line) != KeeperReady {
+		t.Fatalf("keeper said %q on its ready pipe, want %q (error: %v)", line, KeeperReady, <-done)
+	}
+	<-core.served
+	return core, done
+}
+
+// next returns the stand-in daemon's next keeper report.
+func next(t *testing.T, d *controltest.Daemon) control.KeptReport {
+	t.Helper()
+	select {
+	case r := <-d.Kept():
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no keeper report within 10s")
+	}
+	return control.KeptReport{}
+}
+
+// The keeper tells the daemon what it keeps at every change, with the
+// replays once, and all of it again to a daemon that restarted, whose
+// absence it waits out.
+func TestKeeperReports(t *testing.T) {
+	dir := keeperDir(t)
+	ctl := filepath.Join(dir, "control.sock")
+	d, stop := serveControl(t, ctl)
+	ctx, cancel := context.WithCancel(context.Background())
+	core, done := runKeeper(t, ctx, dir)
+
+	if r := next(t, d); r.Bus != "session" || len(r.Apps) != 0 {
+		t.Fatalf("first report = %+v, want the session bus with nobody kept", r)
+	}
+	app := control.KeptApp{PID: 42, Command: "dunst", Bus: "session"}
+	core.set(control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{app}})
+	for r := next(t, d); len(r.Apps) != 1; r = next(t, d) {
+	}
+	replay := control.Replay{PID: 42, Command: "dunst", Bus: "session", BusID: "b2", Matches: 3}
+	app.Restarts = 1
+	core.set(control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{app}, Replays: []control.Replay{replay}})
+	r := next(t, d)
+	if len(r.Replays) != 1 || r.Replays[0].BusID != "b2" {
+		t.Fatalf("report after the replay = %+v, want the replay", r)
+	}
+
+	// The daemon goes away; a replay happens meanwhile; a new daemon
+	// gets everything.
+	stop()
+	replay.BusID, app.Restarts = "b3", 2
+	core.set(control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{app}, Replays: []control.Replay{replay}})
+	d2, _ := serveControl(t, ctl)
+	// A replay is sent until a daemon said it has it: the one sent as
+	// the first daemon stopped may come again (the engine takes each
+	// once).
+	r = next(t, d2)
+	if len(r.Apps) != 1 || r.Apps[0].Restarts != 2 || !slices.ContainsFunc(r.Replays, func(r control.Replay) bool { return r.BusID == "b3" }) {
+		t.Fatalf("report to the new daemon = %+v, want the app through 2 restarts and the replay it missed", r)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunKeeper: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep-session.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket outlives the keeper: %v", err)
+	}
+}
+
+// One keeper per socket: a second says so on its pipe and returns
+// ErrRunning.
+func TestKeeperOnePerSocket(t *testing.T) {
+	dir := keeperDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, done := runKeeper(t, ctx, dir)
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = RunKeeper(ctx, KeeperConfig{Bus: "session", Socket: filepath.Join(dir, "keep-session.sock"),
+		Control: filepath.Join(dir, "control.sock"), Address: "unix:path=/nonexistent", Ready: w, Log: slog.New(slog.DiscardHandler),
+		New: func(func() (string, error), func(control.KeptReport)) KeeperCore {
+			t.Error("the second keeper made a core")
+			return &fakeCore{}
+		}})
+	if !errors.Is(err, control.ErrRunning) {
+		t.Errorf("second RunKeeper = %v, want ErrRunning", err)
+	}
+	if line, _ := bufio.NewReader(r).ReadString('\n'); strings.TrimSpace(line) != KeeperRunning {
+		t.Errorf("second keeper said %q, want %q", line, KeeperRunning)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("first RunKeeper: %v", err)
+	}
+}
+
+// The session is over when the keeper's socket is gone and it keeps
+// nobody: it exits then, and not before, and leaves a new keeper's
+// socket alone.
+func TestKeeperEndsWithItsSocket(t *testing.T) {
+	dir := keeperDir(t)
+	socket := filepath.Join(dir, "keep-session.sock")
+	core, done := runKeeper(t, context.Background(), dir)
+	core.set(control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{{PID: 42, Command: "dunst"}}})
+
+	// Replaced (another keeper's, say): not ours to remove.
+	if err := os.Remove(socket); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
+	select {
+	case err := <-done:
+		t.Fatalf("the keeper exited while it kept an app: %v", err)
+	default:
+	}
+	core.set(control.KeptReport{Bus: "session", Keeper: os.Getpid(), Up: true, Apps: []control.KeptApp{}})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunKeeper: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the keeper did not exit within 10s of keeping nobody, its socket gone")
+	}
+	if _, err := os.Stat(socket); err != nil {
+		t.Errorf("the keeper removed the socket that replaced its own: %v", err)
+	}
+}
+
+func TestKeptBusAddress(t *testing.T) {
+	const socket = "/run/user/1000/busmedic/keep-session.sock"
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"the session's", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus,guid=abc"}, "unix:path=/run/user/1000/bus"},
+		{"not its own socket", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:path=" + socket, "XDG_RUNTIME_DIR": "/run/user/1000"},
+			"unix:path=/run/user/1000/bus"},
+		{"none set", map[string]string{"XDG_RUNTIME_DIR": "/run/user/7"}, "unix:path=/run/user/7/bus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := keptBusAddress(env(tc.env), socket)
+			if err != nil || got != tc.want {
+				t.Errorf("keptBusAddress = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := keptBusAddress(env(nil), socket); err == nil {
+		t.Error("keptBusAddress with no address and no runtime directory: no error")
+	}
+}
