@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -351,4 +353,33 @@ func TestFDPassing(t *testing.T) {
 	bus.Restart()
 	tk.waitReplay(t)
 	check("after")
+}
+
+// TestTools: libdbus (dbus-send) and GDBus (gdbus) clients call through
+// the keeper, before and after a restart.
+func TestTools(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Tools", 0)
+	run := func(when string, name string, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"app"`) && !strings.Contains(string(out), `'app'`) {
+			t.Errorf("%s: %s: %v\n%s", when, name, err, out)
+		}
+	}
+	for _, when := range []string{"before", "after"} {
+		run(when, "dbus-send", "--bus="+tk.addr, "--print-reply", "--dest=org.example.Tools",
+			string(pingPath), pingIface+".Ping")
+		run(when, "gdbus", "call", "--address", tk.addr, "--dest", "org.example.Tools",
+			"--object-path", string(pingPath), "--method", pingIface+".Ping")
+		if when == "before" {
+			bus.Restart()
+			tk.waitReplay(t)
+		}
+	}
 }
