@@ -383,3 +383,37 @@ func TestTools(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesPastKept: after a restart the bus hands out no unique name an
+// app knows from before, however far the old bus had counted.
+func TestNamesPastKept(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	for range 300 {
+		c, err := dbus.Connect(bus.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	unique := app.Names()[0]
+	n, ok := uniqueNumber(unique)
+	if !ok || n < 300 {
+		t.Fatalf("kept app is %s", unique)
+	}
+	bus.Kill()
+	bus.Start()
+	tk.waitReplay(t)
+	direct := connect(t, bus.Address())
+	if m, ok := uniqueNumber(direct.Names()[0]); !ok || m <= n {
+		t.Errorf("newcomer %s, kept app %s", direct.Names()[0], unique)
+	}
+	if answerer, caller, err := ping(direct, unique); err == nil {
+		t.Errorf("the kept app's old name %s reaches %q on the new bus (caller %s)", unique, answerer, caller)
+	}
+	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
+		t.Errorf("the kept app calling itself by its name: %q %v", answerer, err)
+	}
+}
