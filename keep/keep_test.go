@@ -417,3 +417,33 @@ func TestNamesPastKept(t *testing.T) {
 		t.Errorf("the kept app calling itself by its name: %q %v", answerer, err)
 	}
 }
+
+// TestMonitorKept: a monitor through the keeper is a monitor again after
+// the restart.
+func TestMonitorKept(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	mon := connect(t, tk.addr)
+	signals := make(chan *dbus.Signal, 100)
+	mon.Signal(signals)
+	rules := []string{"type='signal',interface='org.example.Mon'"}
+	if err := mon.BusObject().Call("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, rules, uint32(0)).Err; err != nil {
+		t.Fatal(err)
+	}
+	isTick := func(s *dbus.Signal) bool { return s.Name == "org.example.Mon.Tick" }
+	emitter := connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick before the restart", isTick)
+	bus.Restart()
+	replays := tk.waitReplay(t)
+	if !replays[0].Monitor {
+		t.Errorf("replay %+v without the monitor", replays[0])
+	}
+	emitter = connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick after the restart", isTick)
+}
