@@ -1,6 +1,7 @@
 package keep
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -446,4 +447,31 @@ func TestMonitorKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextSignal(t, signals, "a Tick after the restart", isTick)
+}
+
+// TestBigMessages: messages far bigger than the keeper's buffers go
+// through whole, both ways.
+func TestBigMessages(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	svc := connect(t, tk.addr)
+	if err := svc.ExportMethodTable(map[string]any{
+		"Echo": func(b []byte) ([]byte, *dbus.Error) { return b, nil },
+	}, "/org/example/Big", "org.example.Big"); err != nil {
+		t.Fatal(err)
+	}
+	client := connect(t, tk.addr)
+	for _, size := range []int{300 << 10, 1 << 20, 100} {
+		in := make([]byte, size)
+		for i := range in {
+			in[i] = byte(i * 7)
+		}
+		var out []byte
+		if err := client.Object(svc.Names()[0], "/org/example/Big").Call("org.example.Big.Echo", 0, in).Store(&out); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(in, out) {
+			t.Errorf("%d bytes came back as %d different ones", size, len(out))
+		}
+	}
 }
