@@ -475,3 +475,29 @@ func TestBigMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldWhenDialFails: an app that arrives while the keeper believes the
+// bus is up, but cannot reach it, is held and served once it can.
+func TestHeldWhenDialFails(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	tk.block()
+	late := make(chan *dbus.Conn, 1)
+	go func() {
+		c, err := dbus.Connect(tk.addr)
+		if err != nil {
+			t.Errorf("connect: %v", err)
+		}
+		late <- c
+	}()
+	tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up && len(r.Apps) == 1 })
+	tk.unblock()
+	select {
+	case c := <-late:
+		if c != nil {
+			c.Close()
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the app held while the bus could not be reached was not served after")
+	}
+}

@@ -223,7 +223,8 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 	for _, c := range k.conns {
 		c.mu.Lock()
 		if c.state == stHeld {
-			c.state = stConnecting
+			// It is connected to this bus instance, whenever it came.
+			c.state, c.gen = stConnecting, gen
 			held = append(held, c)
 		}
 		c.mu.Unlock()
