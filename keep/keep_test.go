@@ -253,6 +253,11 @@ func TestKeptPeersByUniqueName(t *testing.T) {
 	if owner := nameOwner(t, b, an); owner != an {
 		t.Errorf("through the keeper %s is owned by %s", an, owner)
 	}
+	var names []string
+	if err := b.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil ||
+		!slices.Contains(names, an) || !slices.Contains(names, bn) {
+		t.Errorf("ListNames through the keeper: %v %v; want %s and %s in it", names, err, an, bn)
+	}
 }
 
 // TestAddMatchMultiplicity: AddMatch twice is replayed twice, so one
