@@ -255,10 +255,14 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		for _, c := range down {
 			c.mu.Lock()
+			var replies *batch
 			if c.state == stReplay {
-				c.toDown()
+				replies = c.toDown()
 			}
 			c.mu.Unlock()
+			if replies != nil {
+				c.sendBounded(replies)
+			}
 		}
 	}()
 	for _, c := range down {
@@ -543,12 +547,16 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	rc.heldFDs = nil
 	c := rc.c
 	c.mu.Lock()
+	var replies *batch
 	if c.state == stReplay {
-		c.toDown()
+		replies = c.toDown()
 	}
 	c.replayFails++
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
+	if replies != nil {
+		c.sendBounded(replies)
+	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
