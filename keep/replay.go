@@ -398,10 +398,11 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		rc.res.Took = time.Since(began)
 		rc.res.Connections = 1
 		if rc.err != nil {
-			k.replayFailed(rc)
-			if k.currentGen() != gen {
+			if g, err := k.probeGUID(); k.currentGen() != gen || err != nil || g != guid {
+				// Not this connection's failure: all start again.
 				return nil, errors.New("keep: the bus went away during the replay")
 			}
+			k.replayFailed(rc)
 		}
 	}
 	return k.summarize(rcs, busID, began), nil
