@@ -428,8 +428,15 @@ func (c *conn) busCall(msg []byte, h *header, nm *nameMap) (body []byte, clear b
 
 // busLoop forwards what the bus sends on up to the app until up fails.
 func (c *conn) busLoop(up *sock, gen uint64) {
+	// The replay may have read messages past the last reply it waited
+	// for: they are in the buffer already.
+	read := up.end == up.start
 	for {
-		err := up.fill()
+		var err error
+		if read {
+			err = up.fill()
+		}
+		read = true
 		if err == nil {
 			err = c.fromBus(up)
 		}

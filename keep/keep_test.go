@@ -199,9 +199,14 @@ func TestWatcherSeesVanishThenAppear(t *testing.T) {
 	bus.Restart()
 	svc2 := connect(t, bus.Address())
 	requestName(t, svc2, "org.example.Svc", 0)
-	newOwner := svc2.Names()[0]
 	tk.unblock()
 	tk.waitReplay(t)
+	// The new owner came before the keeper and got the name the old
+	// one had (:1.0): the watcher sees it under an alias.
+	newOwner := nameOwner(t, watcher, "org.example.Svc")
+	if newOwner == oldOwner || svc2.Names()[0] != oldOwner {
+		t.Errorf("new owner %s (on the bus %s), old %s", newOwner, svc2.Names()[0], oldOwner)
+	}
 
 	isNOC := func(s *dbus.Signal) bool { return s.Name == "org.freedesktop.DBus.NameOwnerChanged" }
 	vanish := nextSignal(t, signals, "the vanish", isNOC)
@@ -504,5 +509,72 @@ func TestHeldWhenDialFails(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("the app held while the bus could not be reached was not served after")
+	}
+}
+
+// TestRestartsInARow: the bus killed again and again, also in the middle
+// of a replay; the kept app comes out of it with its names.
+func TestRestartsInARow(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Kept", 0)
+	unique := app.Names()[0]
+	for range 10 {
+		bus.Kill()
+		bus.Start()
+	}
+	direct := connect(t, bus.Address())
+	deadline := time.Now().Add(waitLimit)
+	for {
+		answerer, _, err := ping(direct, "org.example.Kept")
+		if err == nil && answerer == "app" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kept app is not back at its name: %v", err)
+		}
+	}
+	if got := nameOwner(t, app, "org.example.Kept"); got != unique {
+		t.Errorf("through the keeper the name is owned by %s, want %s", got, unique)
+	}
+	r := tk.Report()
+	if len(r.Apps) != 1 || r.Apps[0].Restarts < 1 || len(r.Apps[0].Lost) != 0 {
+		t.Errorf("report %+v", r.Apps)
+	}
+}
+
+// TestNewcomerWithAKeptName: an app that comes to the new bus before the
+// keeper replays may get a name a kept app knows (here the kept app's
+// own); the kept app sees it under another name, and both work.
+func TestNewcomerWithAKeptName(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Kept", 0)
+	unique := app.Names()[0]
+	tk.block()
+	bus.Restart()
+	early := connect(t, bus.Address())
+	servePinger(t, early, "early")
+	if early.Names()[0] != unique {
+		t.Fatalf("the newcomer is %s, not the kept app's %s: the test needs them equal", early.Names()[0], unique)
+	}
+	tk.unblock()
+	tk.waitReplay(t)
+
+	answerer, alias, err := ping(early, "org.example.Kept")
+	if err != nil || answerer != "app" || alias == unique || !strings.HasPrefix(alias, ":busmedic.") {
+		t.Fatalf("newcomer -> kept app: %q, seen as %q, %v", answerer, alias, err)
+	}
+	// The newcomer talks to the bus itself: it sees the kept app by its
+	// name on this bus.
+	if answerer, caller, err := ping(app, alias); err != nil || answerer != "early" || caller != nameOwner(t, early, "org.example.Kept") {
+		t.Errorf("kept app -> newcomer by %s: %q %q %v", alias, answerer, caller, err)
+	}
+	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
+		t.Errorf("kept app -> itself by %s: %q %v", unique, answerer, err)
 	}
 }

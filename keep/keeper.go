@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -77,6 +78,9 @@ type Keeper struct {
 	gen     uint64 // counts the bus instances the keeper has seen go
 	busGUID string
 	replays []control.Replay // for the next report
+	// aliases are the names of connections that took a name on the bus
+	// a kept app may know (see aliasNewcomers), until the next restart.
+	aliases *nameMap
 	closing bool
 }
 
@@ -429,6 +433,9 @@ func (k *Keeper) rebuildNames() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var m *nameMap
+	if k.aliases != nil {
+		m = &nameMap{toStable: maps.Clone(k.aliases.toStable), toCurrent: maps.Clone(k.aliases.toCurrent)}
+	}
 	for _, c := range k.conns {
 		c.mu.Lock()
 		if c.stable != "" && c.current != "" && c.stable != c.current {

@@ -271,7 +271,8 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 	ups := &upstreams{}
 	stop := context.AfterFunc(ctx, ups.closeAll)
 	defer stop()
-	if err := k.burnNames(ctx, ups, rcs); err != nil {
+	highest, err := k.burnNames(ctx, ups, rcs)
+	if err != nil {
 		return nil, err
 	}
 
@@ -308,6 +309,9 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			rc.c.current = rc.current
 		}
 		rc.c.mu.Unlock()
+	}
+	if err := k.aliasNewcomers(rcs, kept, highest); err != nil {
+		return nil, err
 	}
 	k.rebuildNames()
 	nm := k.names.Load()
@@ -623,7 +627,7 @@ func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []c
 // an app knows from before could be a different connection now, or the
 // same name could stand for two kept connections. A few connections at
 // a time: a bus that lived long has handed out thousands of names.
-func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayConn) error {
+func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayConn) (int, error) {
 	highest := -1
 	note := func(name string) {
 		if n, ok := uniqueNumber(name); ok {
@@ -652,7 +656,7 @@ func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayCon
 	}
 	k.mu.Unlock()
 	if highest < 0 {
-		return nil
+		return highest, nil
 	}
 	const workers = 8
 	var (
@@ -681,7 +685,66 @@ func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayCon
 		})
 	}
 	wg.Wait()
-	return firstErr
+	return highest, firstErr
+}
+
+// aliasNewcomers finds the connections that came to the new bus before
+// the keeper burnt the names the kept apps know, and so may have one of
+// them, and gives them names of the keeper's own toward the kept apps
+// (":busmedic.N", a form no bus hands out). A name a kept app knows from
+// the old bus and that is not a kept connection's then reaches no one,
+// as on the old bus, instead of the newcomer.
+func (k *Keeper) aliasNewcomers(rcs []*replayConn, kept map[string]bool, highest int) error {
+	var rc *replayConn
+	for _, r := range rcs {
+		if r.err == nil {
+			rc = r
+			break
+		}
+	}
+	if rc == nil || highest < 0 {
+		return nil
+	}
+	list := rc.call("ListNames", "", nil)
+	if err := rc.wait(); err != nil {
+		return err
+	}
+	r := rc.replies[list]
+	if r == nil || !r.ok {
+		return nil
+	}
+	rd := reader{b: r.body, big: r.big}
+	names := rd.strArray()
+	stable := map[string]bool{}
+	k.mu.Lock()
+	for _, c := range k.conns {
+		c.mu.Lock()
+		stable[c.stable] = true
+		c.mu.Unlock()
+	}
+	k.mu.Unlock()
+	var m *nameMap
+	for _, name := range names {
+		n, ok := uniqueNumber(name)
+		if !ok || n > highest || kept[name] {
+			continue
+		}
+		if m == nil {
+			m = &nameMap{toStable: map[string]string{}, toCurrent: map[string]string{}}
+		}
+		alias := ":busmedic." + strconv.Itoa(n)
+		m.toStable[name] = alias
+		m.toCurrent[alias] = name
+		if !stable[name] {
+			m.toCurrent[name] = ":busmedic.gone"
+		}
+		k.log.Debug("keep: a newcomer has a name the kept apps may know; they see it under another",
+			"unique_name", name, "alias", alias)
+	}
+	k.mu.Lock()
+	k.aliases = m
+	k.mu.Unlock()
+	return nil
 }
 
 // burnOne connects, says Hello and leaves, returning N of the name got.
