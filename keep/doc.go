@@ -27,8 +27,11 @@
 // the keeper connects and leaves until the bus hands out names past every
 // one the kept apps know, so that no name an app remembers stands for a
 // different connection on the new bus, and the map between the names the
-// apps know and the bus's is one to one. Until a restart happens the map
-// is empty and nothing is rewritten.
+// apps know and the bus's is one to one. A connection that came to the
+// new bus before the keeper (and so may hold such a name) is shown to the
+// kept apps under a name of the keeper's own, ":busmedic.N", which no bus
+// hands out. Until a restart happens the map is empty and nothing is
+// rewritten.
 //
 // # Serials
 //
