@@ -205,20 +205,19 @@ func (c *conn) fromApp() error {
 			c.queueFDs = append(c.queueFDs, fds...)
 		}
 	}
-	var err error
 	if up := c.up; up != nil && !out.empty() {
 		// Take the upstream's write lock before letting go of the
 		// connection's, so batches reach the bus in the order read.
 		up.wmu.Lock()
 		c.mu.Unlock()
-		err = up.send(out)
+		// A failed write means the bus is going away: the reader of
+		// the upstream learns it and acts (the calls in this batch
+		// are pending, and get NoServer then).
+		up.send(out)
 		up.wmu.Unlock()
 	} else {
 		c.mu.Unlock()
 	}
-	// A failed write upstream means the bus is going away: the reader
-	// of the upstream learns it and acts.
-	_ = err
 	c.sendBounded(&c.replies)
 	return nil
 }
