@@ -1,10 +1,13 @@
 package keep
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,9 +199,14 @@ func TestWatcherSeesVanishThenAppear(t *testing.T) {
 	bus.Restart()
 	svc2 := connect(t, bus.Address())
 	requestName(t, svc2, "org.example.Svc", 0)
-	newOwner := svc2.Names()[0]
 	tk.unblock()
 	tk.waitReplay(t)
+	// The new owner came before the keeper and got the name the old
+	// one had (:1.0): the watcher sees it under an alias.
+	newOwner := nameOwner(t, watcher, "org.example.Svc")
+	if newOwner == oldOwner || svc2.Names()[0] != oldOwner {
+		t.Errorf("new owner %s (on the bus %s), old %s", newOwner, svc2.Names()[0], oldOwner)
+	}
 
 	isNOC := func(s *dbus.Signal) bool { return s.Name == "org.freedesktop.DBus.NameOwnerChanged" }
 	vanish := nextSignal(t, signals, "the vanish", isNOC)
@@ -249,6 +257,11 @@ func TestKeptPeersByUniqueName(t *testing.T) {
 	}
 	if owner := nameOwner(t, b, an); owner != an {
 		t.Errorf("through the keeper %s is owned by %s", an, owner)
+	}
+	var names []string
+	if err := b.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil ||
+		!slices.Contains(names, an) || !slices.Contains(names, bn) {
+		t.Errorf("ListNames through the keeper: %v %v; want %s and %s in it", names, err, an, bn)
 	}
 }
 
@@ -351,4 +364,217 @@ func TestFDPassing(t *testing.T) {
 	bus.Restart()
 	tk.waitReplay(t)
 	check("after")
+}
+
+// TestTools: libdbus (dbus-send) and GDBus (gdbus) clients call through
+// the keeper, before and after a restart.
+func TestTools(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Tools", 0)
+	run := func(when string, name string, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"app"`) && !strings.Contains(string(out), `'app'`) {
+			t.Errorf("%s: %s: %v\n%s", when, name, err, out)
+		}
+	}
+	for _, when := range []string{"before", "after"} {
+		run(when, "dbus-send", "--bus="+tk.addr, "--print-reply", "--dest=org.example.Tools",
+			string(pingPath), pingIface+".Ping")
+		run(when, "gdbus", "call", "--address", tk.addr, "--dest", "org.example.Tools",
+			"--object-path", string(pingPath), "--method", pingIface+".Ping")
+		if when == "before" {
+			bus.Restart()
+			tk.waitReplay(t)
+		}
+	}
+}
+
+// TestNamesPastKept: after a restart the bus hands out no unique name an
+// app knows from before, however far the old bus had counted.
+func TestNamesPastKept(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	for range 300 {
+		c, err := dbus.Connect(bus.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	unique := app.Names()[0]
+	n, ok := uniqueNumber(unique)
+	if !ok || n < 300 {
+		t.Fatalf("kept app is %s", unique)
+	}
+	bus.Kill()
+	bus.Start()
+	tk.waitReplay(t)
+	direct := connect(t, bus.Address())
+	if m, ok := uniqueNumber(direct.Names()[0]); !ok || m <= n {
+		t.Errorf("newcomer %s, kept app %s", direct.Names()[0], unique)
+	}
+	if answerer, caller, err := ping(direct, unique); err == nil {
+		t.Errorf("the kept app's old name %s reaches %q on the new bus (caller %s)", unique, answerer, caller)
+	}
+	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
+		t.Errorf("the kept app calling itself by its name: %q %v", answerer, err)
+	}
+}
+
+// TestMonitorKept: a monitor through the keeper is a monitor again after
+// the restart.
+func TestMonitorKept(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	mon := connect(t, tk.addr)
+	signals := make(chan *dbus.Signal, 100)
+	mon.Signal(signals)
+	rules := []string{"type='signal',interface='org.example.Mon'"}
+	if err := mon.BusObject().Call("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, rules, uint32(0)).Err; err != nil {
+		t.Fatal(err)
+	}
+	isTick := func(s *dbus.Signal) bool { return s.Name == "org.example.Mon.Tick" }
+	emitter := connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick before the restart", isTick)
+	bus.Restart()
+	replays := tk.waitReplay(t)
+	if !replays[0].Monitor {
+		t.Errorf("replay %+v without the monitor", replays[0])
+	}
+	emitter = connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick after the restart", isTick)
+}
+
+// TestBigMessages: messages far bigger than the keeper's buffers go
+// through whole, both ways.
+func TestBigMessages(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	svc := connect(t, tk.addr)
+	if err := svc.ExportMethodTable(map[string]any{
+		"Echo": func(b []byte) ([]byte, *dbus.Error) { return b, nil },
+	}, "/org/example/Big", "org.example.Big"); err != nil {
+		t.Fatal(err)
+	}
+	client := connect(t, tk.addr)
+	for _, size := range []int{300 << 10, 1 << 20, 100} {
+		in := make([]byte, size)
+		for i := range in {
+			in[i] = byte(i * 7)
+		}
+		var out []byte
+		if err := client.Object(svc.Names()[0], "/org/example/Big").Call("org.example.Big.Echo", 0, in).Store(&out); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(in, out) {
+			t.Errorf("%d bytes came back as %d different ones", size, len(out))
+		}
+	}
+}
+
+// TestHeldWhenDialFails: an app that arrives while the keeper believes the
+// bus is up, but cannot reach it, is held and served once it can.
+func TestHeldWhenDialFails(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	tk.block()
+	late := make(chan *dbus.Conn, 1)
+	go func() {
+		c, err := dbus.Connect(tk.addr)
+		if err != nil {
+			t.Errorf("connect: %v", err)
+		}
+		late <- c
+	}()
+	tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up && len(r.Apps) == 1 })
+	tk.unblock()
+	select {
+	case c := <-late:
+		if c != nil {
+			c.Close()
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the app held while the bus could not be reached was not served after")
+	}
+}
+
+// TestRestartsInARow: the bus killed again and again, also in the middle
+// of a replay; the kept app comes out of it with its names.
+func TestRestartsInARow(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Kept", 0)
+	unique := app.Names()[0]
+	for range 10 {
+		bus.Kill()
+		bus.Start()
+	}
+	direct := connect(t, bus.Address())
+	deadline := time.Now().Add(waitLimit)
+	for {
+		answerer, _, err := ping(direct, "org.example.Kept")
+		if err == nil && answerer == "app" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kept app is not back at its name: %v", err)
+		}
+	}
+	if got := nameOwner(t, app, "org.example.Kept"); got != unique {
+		t.Errorf("through the keeper the name is owned by %s, want %s", got, unique)
+	}
+	r := tk.Report()
+	if len(r.Apps) != 1 || r.Apps[0].Restarts < 1 || len(r.Apps[0].Lost) != 0 {
+		t.Errorf("report %+v", r.Apps)
+	}
+}
+
+// TestNewcomerWithAKeptName: an app that comes to the new bus before the
+// keeper replays may get a name a kept app knows (here the kept app's
+// own); the kept app sees it under another name, and both work.
+func TestNewcomerWithAKeptName(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Kept", 0)
+	unique := app.Names()[0]
+	tk.block()
+	bus.Restart()
+	early := connect(t, bus.Address())
+	servePinger(t, early, "early")
+	if early.Names()[0] != unique {
+		t.Fatalf("the newcomer is %s, not the kept app's %s: the test needs them equal", early.Names()[0], unique)
+	}
+	tk.unblock()
+	tk.waitReplay(t)
+
+	answerer, alias, err := ping(early, "org.example.Kept")
+	if err != nil || answerer != "app" || alias == unique || !strings.HasPrefix(alias, ":busmedic.") {
+		t.Fatalf("newcomer -> kept app: %q, seen as %q, %v", answerer, alias, err)
+	}
+	// The newcomer talks to the bus itself: it sees the kept app by its
+	// name on this bus.
+	if answerer, caller, err := ping(app, alias); err != nil || answerer != "early" || caller != nameOwner(t, early, "org.example.Kept") {
+		t.Errorf("kept app -> newcomer by %s: %q %q %v", alias, answerer, caller, err)
+	}
+	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
+		t.Errorf("kept app -> itself by %s: %q %v", unique, answerer, err)
+	}
 }

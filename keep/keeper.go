@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -33,6 +34,9 @@ const (
 	// backoffMin and backoffMax bound the wait between reconnects.
 	backoffMin = 5 * time.Millisecond
 	backoffMax = 500 * time.Millisecond
+	// smallRead is the read buffer of the keeper's own short-lived
+	// connections (probes, names burnt).
+	smallRead = 4 << 10
 	// maxReplayFails is how often one connection's replay may fail while
 	// the bus answers others before the keeper gives up on it.
 	maxReplayFails = 3
@@ -74,6 +78,9 @@ type Keeper struct {
 	gen     uint64 // counts the bus instances the keeper has seen go
 	busGUID string
 	replays []control.Replay // for the next report
+	// aliases are the names of connections that took a name on the bus
+	// a kept app may know (see aliasNewcomers), until the next restart.
+	aliases *nameMap
 	closing bool
 }
 
@@ -197,7 +204,7 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 
 // connectFirst gives a new connection its first upstream connection.
 func (k *Keeper) connectFirst(c *conn) {
-	up, _, err := k.dialUp(c.unixFD)
+	up, _, err := k.dialUp(c.unixFD, readSize)
 	if err == nil {
 		err = k.goLive(c, up, c.gen, nil, nil, nil)
 	}
@@ -211,10 +218,15 @@ func (k *Keeper) connectFirst(c *conn) {
 	}
 	c.mu.Unlock()
 	k.markDown(c.gen)
+	// Even if the bus went away before (and the reconnect loop may have
+	// come and gone without seeing this connection held): the loop
+	// connects held connections whenever it runs.
+	k.wakeUp()
 }
 
-// dialUp connects and authenticates to the bus.
-func (k *Keeper) dialUp(unixFD bool) (*sock, string, error) {
+// dialUp connects and authenticates to the bus, with a read buffer of
+// size bytes to start with.
+func (k *Keeper) dialUp(unixFD bool, size int) (*sock, string, error) {
 	if k.cfg.Address == nil {
 		return nil, "", errors.New("keep: no bus address (Config.Address is nil)")
 	}
@@ -226,7 +238,7 @@ func (k *Keeper) dialUp(unixFD bool) (*sock, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("keep: connect to %s: %w", addr, err)
 	}
-	s := newSock(nc)
+	s := newSockSize(nc, size)
 	nc.SetDeadline(time.Now().Add(dialTimeout))
 	guid, _, err := clientAuth(s, k.uid, unixFD)
 	nc.SetDeadline(time.Time{})
@@ -260,26 +272,22 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	nm := k.names.Load()
 	var h header
 	// Batches of their own: the forwarding goroutines of the bus that
-	// went away may still be sending theirs.
-	if len(signals) > 0 || len(held) > 0 {
-		out := &batch{}
-		out.reset(nil, 0)
-		out.copied()
-		out.b = append(out.b, signals...)
-		out.src = held
-		for pos := 0; pos < len(held); {
-			n, _ := msgLen(held[pos:])
-			msg := held[pos : pos+n]
-			if parseHeader(msg, &h) == nil {
-				fds := heldFDs[:min(int(h.unixFDs), len(heldFDs))]
-				heldFDs = heldFDs[len(fds):]
-				c.busMsg(out, msg, pos, &h, slices.Clone(fds), nm)
-			}
-			pos += n
+	// went away may still be sending theirs. What the app is told goes
+	// out before the bus's replies can (the reader starts below).
+	toApp := &batch{}
+	toApp.reset(nil, 0)
+	toApp.copied()
+	toApp.b = append(toApp.b, signals...)
+	toApp.src = held
+	for pos := 0; pos < len(held); {
+		n, _ := msgLen(held[pos:])
+		msg := held[pos : pos+n]
+		if parseHeader(msg, &h) == nil {
+			fds := heldFDs[:min(int(h.unixFDs), len(heldFDs))]
+			heldFDs = heldFDs[len(fds):]
+			c.busMsg(toApp, msg, pos, &h, slices.Clone(fds), nm)
 		}
-		c.app.wmu.Lock()
-		c.app.send(out)
-		c.app.wmu.Unlock()
+		pos += n
 	}
 	out := &batch{}
 	out.reset(c.queue, 0)
@@ -304,6 +312,7 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
+	c.sendBounded(toApp)
 	k.wg.Go(func() { c.busLoop(up, gen) })
 	return nil
 }
@@ -344,7 +353,7 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 
 // probeGUID connects to the bus to learn its guid.
 func (k *Keeper) probeGUID() (string, error) {
-	s, guid, err := k.dialUp(false)
+	s, guid, err := k.dialUp(false, smallRead)
 	if err != nil {
 		return "", err
 	}
@@ -368,11 +377,24 @@ func (k *Keeper) markDown(gen uint64) {
 	if wasUp {
 		k.log.Info("keep: the bus went away; holding the apps' connections", "apps", len(conns))
 	}
-	for _, c := range conns {
-		c.down()
+	// Every connection down first (no I/O), then the reconnect loop
+	// may start, then the apps are told: an app slow to read must not
+	// hold up the others.
+	replies := make([]*batch, len(conns))
+	for i, c := range conns {
+		c.mu.Lock()
+		if c.state == stLive || c.state == stReplay {
+			replies[i] = c.toDown()
+		}
+		c.mu.Unlock()
 	}
 	k.changed()
 	k.wakeUp()
+	for i, c := range conns {
+		if replies[i] != nil {
+			c.sendBounded(replies[i])
+		}
+	}
 }
 
 func (k *Keeper) currentGen() uint64 {
@@ -411,6 +433,9 @@ func (k *Keeper) rebuildNames() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var m *nameMap
+	if k.aliases != nil {
+		m = &nameMap{toStable: maps.Clone(k.aliases.toStable), toCurrent: maps.Clone(k.aliases.toCurrent)}
+	}
 	for _, c := range k.conns {
 		c.mu.Lock()
 		if c.stable != "" && c.current != "" && c.stable != c.current {

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"busmedic/relaunch/control"
@@ -78,15 +81,20 @@ type replayConn struct {
 	watched      map[string]bool
 	lastOwner    map[string]string
 	talked       map[string]bool
+	dropped      int // messages dropped while the bus was away
 
 	res control.Replay
 	err error
 }
 
 func (rc *replayConn) call(member, sig string, body []byte) uint32 {
+	iface := busName
+	if member == "BecomeMonitor" {
+		iface = busName + ".Monitoring"
+	}
 	rc.serial++
 	rc.out = appendMessage(rc.out, typeMethodCall, 0, rc.serial, &fields{
-		path: "/org/freedesktop/DBus", iface: busName, member: member, dest: busName, sig: sig,
+		path: "/org/freedesktop/DBus", iface: iface, member: member, dest: busName, sig: sig,
 	}, body)
 	rc.replies[rc.serial] = nil
 	rc.waiting++
@@ -215,7 +223,8 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 	for _, c := range k.conns {
 		c.mu.Lock()
 		if c.state == stHeld {
-			c.state = stConnecting
+			// It is connected to this bus instance, whenever it came.
+			c.state, c.gen = stConnecting, gen
 			held = append(held, c)
 		}
 		c.mu.Unlock()
@@ -246,16 +255,24 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		for _, c := range down {
 			c.mu.Lock()
+			var replies *batch
 			if c.state == stReplay {
-				c.toDown()
+				replies = c.toDown()
 			}
 			c.mu.Unlock()
+			if replies != nil {
+				c.sendBounded(replies)
+			}
 		}
 	}()
 	for _, c := range down {
 		rcs = append(rcs, snapshot(c))
 	}
-	if err := k.burnNames(rcs); err != nil {
+	ups := &upstreams{}
+	stop := context.AfterFunc(ctx, ups.closeAll)
+	defer stop()
+	highest, err := k.burnNames(ctx, ups, rcs)
+	if err != nil {
 		return nil, err
 	}
 
@@ -264,9 +281,12 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		up, _, err := k.dialUp(rc.c.unixFD)
+		up, _, err := k.dialUp(rc.c.unixFD, readSize)
 		if err != nil {
 			return nil, err // the bus is not there (any more)
+		}
+		if !ups.add(up) {
+			return nil, ctx.Err()
 		}
 		rc.up = up
 		hello := rc.call("Hello", "", nil)
@@ -290,6 +310,9 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		rc.c.mu.Unlock()
 	}
+	if err := k.aliasNewcomers(rcs, kept, highest); err != nil {
+		return nil, err
+	}
 	k.rebuildNames()
 	nm := k.names.Load()
 	toCurrent := func(name string) string {
@@ -310,7 +333,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				rc.dropNOC[name] = true
 			}
 		}
-		getID := uint32(0)
+		getID, monitor := uint32(0), uint32(0)
 		if busID == "" {
 			getID = rc.call("GetId", "", nil)
 		}
@@ -324,7 +347,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			}
 			w.strArray(rules)
 			w.u32(rc.monitorFlags)
-			rc.call("BecomeMonitor", "asu", w.b)
+			monitor = rc.call("BecomeMonitor", "asu", w.b)
 			rc.res.Monitor = true
 		} else {
 			for _, rule := range slices.Sorted(maps.Keys(rc.rules)) {
@@ -349,6 +372,10 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		if getID != 0 {
 			busID = rc.replies[getID].str()
+		}
+		if r := rc.replies[monitor]; monitor != 0 && !r.ok {
+			rc.err = fmt.Errorf("keep: replay: BecomeMonitor failed: %s", r.errName)
+			continue
 		}
 		for serial, name := range names {
 			switch v := rc.replies[serial].u32(); {
@@ -375,10 +402,11 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		rc.res.Took = time.Since(began)
 		rc.res.Connections = 1
 		if rc.err != nil {
-			k.replayFailed(rc)
-			if k.currentGen() != gen {
+			if g, err := k.probeGUID(); k.currentGen() != gen || err != nil || g != guid {
+				// Not this connection's failure: all start again.
 				return nil, errors.New("keep: the bus went away during the replay")
 			}
+			k.replayFailed(rc)
 		}
 	}
 	return k.summarize(rcs, busID, began), nil
@@ -388,7 +416,10 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 func snapshot(c *conn) *replayConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	dropped := c.dropped
+	c.dropped = 0
 	return &replayConn{
+		dropped:      dropped,
 		c:            c,
 		serial:       ownSerialBase,
 		replies:      map[uint32]*ownReply{},
@@ -521,12 +552,16 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	rc.heldFDs = nil
 	c := rc.c
 	c.mu.Lock()
+	var replies *batch
 	if c.state == stReplay {
-		c.toDown()
+		replies = c.toDown()
 	}
 	c.replayFails++
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
+	if replies != nil {
+		c.sendBounded(replies)
+	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
@@ -572,12 +607,17 @@ func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []c
 		rc.c.lastReplay = &r
 		rc.c.mu.Unlock()
 	}
-	lost := 0
+	lost, dropped := 0, 0
 	for _, r := range out {
 		lost += len(r.Lost)
 	}
+	for _, rc := range rcs {
+		dropped += rc.dropped
+		rc.c.log().Debug("keep: replayed", "matches", rc.res.Matches, "names", rc.res.Names,
+			"lost", rc.res.Lost, "dropped", rc.dropped, "err", rc.res.Error)
+	}
 	k.log.Info("keep: replayed the kept apps onto the bus", "apps", len(out), "connections", len(rcs),
-		"lost", lost, "bus_id", busID, "took", time.Since(began))
+		"lost", lost, "dropped", dropped, "bus_id", busID, "took", time.Since(began))
 	return out
 }
 
@@ -585,8 +625,9 @@ func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []c
 // apps may know (their own, their peers'), by connecting and leaving
 // until it does. A new bus numbers from :1.0 again; without this, a name
 // an app knows from before could be a different connection now, or the
-// same name could stand for two kept connections.
-func (k *Keeper) burnNames(rcs []*replayConn) error {
+// same name could stand for two kept connections. A few connections at
+// a time: a bus that lived long has handed out thousands of names.
+func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayConn) (int, error) {
 	highest := -1
 	note := func(name string) {
 		if n, ok := uniqueNumber(name); ok {
@@ -614,24 +655,161 @@ func (k *Keeper) burnNames(rcs []*replayConn) error {
 		c.mu.Unlock()
 	}
 	k.mu.Unlock()
-	for highest >= 0 {
-		up, _, err := k.dialUp(false)
-		if err != nil {
-			return err
-		}
-		rc := &replayConn{up: up, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
-		hello := rc.call("Hello", "", nil)
-		err = rc.wait()
-		up.close()
-		if err != nil {
-			return err
-		}
-		n, ok := uniqueNumber(rc.replies[hello].str())
-		if !ok || n > highest {
-			return nil
+	if highest < 0 {
+		return highest, nil
+	}
+	const workers = 8
+	var (
+		done     atomic.Bool
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for !done.Load() {
+				n, err := k.burnOne(ctx, ups)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					done.Store(true)
+					return
+				}
+				if n > highest {
+					done.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return highest, firstErr
+}
+
+// aliasNewcomers finds the connections that came to the new bus before
+// the keeper burnt the names the kept apps know, and so may have one of
+// them, and gives them names of the keeper's own toward the kept apps
+// (":busmedic.N", a form no bus hands out). A name a kept app knows from
+// the old bus and that is not a kept connection's then reaches no one,
+// as on the old bus, instead of the newcomer.
+func (k *Keeper) aliasNewcomers(rcs []*replayConn, kept map[string]bool, highest int) error {
+	var rc *replayConn
+	for _, r := range rcs {
+		if r.err == nil {
+			rc = r
+			break
 		}
 	}
+	if rc == nil || highest < 0 {
+		return nil
+	}
+	list := rc.call("ListNames", "", nil)
+	if err := rc.wait(); err != nil {
+		return err
+	}
+	r := rc.replies[list]
+	if r == nil || !r.ok {
+		return nil
+	}
+	rd := reader{b: r.body, big: r.big}
+	names := rd.strArray()
+	stable := map[string]bool{}
+	k.mu.Lock()
+	for _, c := range k.conns {
+		c.mu.Lock()
+		stable[c.stable] = true
+		c.mu.Unlock()
+	}
+	k.mu.Unlock()
+	var m *nameMap
+	for _, name := range names {
+		n, ok := uniqueNumber(name)
+		if !ok || n > highest || kept[name] {
+			continue
+		}
+		if m == nil {
+			m = &nameMap{toStable: map[string]string{}, toCurrent: map[string]string{}}
+		}
+		alias := ":busmedic." + strconv.Itoa(n)
+		m.toStable[name] = alias
+		m.toCurrent[alias] = name
+		if !stable[name] {
+			m.toCurrent[name] = ":busmedic.gone"
+		}
+		k.log.Debug("keep: a newcomer has a name the kept apps may know; they see it under another",
+			"unique_name", name, "alias", alias)
+	}
+	k.mu.Lock()
+	k.aliases = m
+	k.mu.Unlock()
 	return nil
+}
+
+// burnOne connects, says Hello and leaves, returning N of the name got.
+func (k *Keeper) burnOne(ctx context.Context, ups *upstreams) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	up, _, err := k.dialUp(false, smallRead)
+	if err != nil {
+		return 0, err
+	}
+	if !ups.add(up) {
+		return 0, ctx.Err()
+	}
+	defer ups.remove(up)
+	rc := &replayConn{up: up, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
+	hello := rc.call("Hello", "", nil)
+	if err := rc.wait(); err != nil {
+		return 0, err
+	}
+	n, ok := uniqueNumber(rc.replies[hello].str())
+	if !ok {
+		// Not a name of the form ":1.N": nothing to burn past.
+		return math.MaxInt, nil
+	}
+	return n, nil
+}
+
+// upstreams are the connections a replay opens, closed if its context
+// ends mid-way so that Serve does not wait for the replay's timeouts.
+type upstreams struct {
+	mu    sync.Mutex
+	done  bool
+	socks []*sock
+}
+
+// add keeps s, or closes it and returns false if the context ended.
+func (u *upstreams) add(s *sock) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		s.close()
+		return false
+	}
+	u.socks = append(u.socks, s)
+	return true
+}
+
+// remove closes s and forgets it.
+func (u *upstreams) remove(s *sock) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s.close()
+	if i := slices.Index(u.socks, s); i >= 0 {
+		u.socks = slices.Delete(u.socks, i, i+1)
+	}
+}
+
+func (u *upstreams) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.done = true
+	for _, s := range u.socks {
+		s.c.Close()
+	}
 }
 
 // uniqueNumber returns N of a unique name ":1.N", as dbus-daemon and
