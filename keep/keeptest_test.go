@@ -1,0 +1,452 @@
+package keep_test
+
+// The harness of the keeper's end-to-end tests and benchmark: fixture
+// processes read line by line, the real bus seen from the test, and the
+// three paths an app can take to the bus (direct, xdg-dbus-proxy, the
+// keeper).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"busmedic/watcher/bustest"
+)
+
+// waitLimit bounds every wait of these tests: a wait that fails says what
+// it waited for instead of hanging the run.
+const waitLimit = 20 * time.Second
+
+// python is the system's Python, which has the Debian packages' gi and
+// PyQt5 modules; a python3 earlier on PATH (pyenv) may have neither.
+const python = "/usr/bin/python3"
+
+// need fails the test unless program is installed, naming the Debian
+// package that has it (scripts/ensure-deps test installs them all).
+func need(t testing.TB, program, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err != nil {
+		t.Fatalf("%s not found (%v); install it: apt-get install -y %s (scripts/ensure-deps test)", program, err, pkg)
+	}
+	return path
+}
+
+// needPython fails the test unless the system Python imports module.
+func needPython(t testing.TB, module, pkg string) {
+	t.Helper()
+	need(t, python, "python3")
+	if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import %s (%v: %s); install it: apt-get install -y %s (scripts/ensure-deps test)",
+			python, module, err, bytes.TrimSpace(out), pkg)
+	}
+}
+
+// appEnv is the environment of a child whose session bus is addr, the way
+// busmedic keep starts an app: nothing else names a bus.
+func appEnv(addr string, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "DBUS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(append(env, "DBUS_SESSION_BUS_ADDRESS="+addr), extra...)
+}
+
+// lockedBuffer is a bytes.Buffer that exec's copying goroutine and the
+// test may use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a fixture program the test started. It says what it does on
+// stdout, one line per event, and the test waits for those lines.
+type proc struct {
+	t      testing.TB
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string // stdout, closed at its end
+	exited chan struct{}
+	stderr lockedBuffer
+
+	mu   sync.Mutex
+	seen []string // every line read so far, for failure messages
+}
+
+// startProc starts name with args and env, killed when the test ends.
+func startProc(t testing.TB, env []string, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	// The fixtures are the test's children and die with it: the test
+	// binary's cleanup cannot run after a panic or a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &proc{t: t, name: filepath.Base(name), cmd: cmd, lines: make(chan string, 4096), exited: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin = stdin
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		// Wait only after stdout's end: Wait closes the pipe, and a
+		// last line not yet read would be lost.
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// PID is the fixture's process id.
+func (p *proc) PID() int { return p.cmd.Process.Pid }
+
+// Alive reports whether the fixture is still running.
+func (p *proc) Alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stderr is what the fixture wrote to stderr so far.
+func (p *proc) Stderr() string { return p.stderr.String() }
+
+// status describes the fixture for a failure message.
+func (p *proc) status() string {
+	p.mu.Lock()
+	seen := strings.Join(p.seen, "\n  ")
+	p.mu.Unlock()
+	state := "running"
+	if !p.Alive() {
+		state = p.cmd.ProcessState.String()
+	}
+	return fmt.Sprintf("%s (pid %d, %s)\nstdout:\n  %s\nstderr:\n%s", p.name, p.PID(), state, seen, p.Stderr())
+}
+
+// Expect reads the fixture's lines until one starts with prefix and
+// returns it. It fails the test if the fixture ends first or no such
+// line comes within waitLimit. Lines before it are skipped: they are
+// other events, and an expected line that came too early is skipped too,
+// which makes an order of Expects a check of the order of events.
+func (p *proc) Expect(prefix string) string {
+	p.t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.exited
+				p.t.Fatalf("%s ended before saying %q: %s", p.name, prefix, p.status())
+			}
+			p.mu.Lock()
+			p.seen = append(p.seen, l)
+			p.mu.Unlock()
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-timer.C:
+			p.t.Fatalf("%s did not say %q within %s: %s", p.name, prefix, waitLimit, p.status())
+		}
+	}
+}
+
+// Ask sends a command line to the fixture and returns its answer, the
+// first line that starts with one of prefixes.
+func (p *proc) Ask(command string, prefixes ...string) string {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, command+"\n"); err != nil {
+		p.t.Fatalf("%s: send %q: %v: %s", p.name, command, err, p.status())
+	}
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				<-p.exited
+				p.t.Fatalf("%s ended before answering %q: %s", p.name, command, p.status())
+			}
+			p.mu.Lock()
+			p.seen = append(p.seen, l)
+			p.mu.Unlock()
+			for _, prefix := range prefixes {
+				if strings.HasPrefix(l, prefix) {
+					return l
+				}
+			}
+		case <-timer.C:
+			p.t.Fatalf("%s did not answer %q within %s: %s", p.name, command, waitLimit, p.status())
+		}
+	}
+}
+
+// WaitExit waits for the fixture to exit and fails the test if it does
+// not within waitLimit.
+func (p *proc) WaitExit() {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(waitLimit):
+		p.t.Fatalf("%s still runs %s after its bus went away: %s", p.name, waitLimit, p.status())
+	}
+}
+
+// restart stops the real bus with sig and starts it again at the same
+// address: SIGTERM as a package upgrade does, SIGKILL as a crash does.
+func restart(t testing.TB, bus *bustest.Bus, sig syscall.Signal) {
+	t.Helper()
+	switch sig {
+	case syscall.SIGTERM:
+		bus.Stop()
+	case syscall.SIGKILL:
+		bus.Kill()
+	default:
+		t.Fatalf("restart with %v: only SIGTERM and SIGKILL", sig)
+	}
+	bus.Start()
+}
+
+// restartSignals are the two ways a bus goes away that every test goes through.
+var restartSignals = []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}
+
+// realBus is the test's own view of the real bus (never through the
+// keeper). Its connection dies with each daemon, so Conn dials again.
+type realBus struct {
+	t    testing.TB
+	bus  *bustest.Bus
+	mu   sync.Mutex
+	conn *dbus.Conn
+}
+
+func newRealBus(t testing.TB, bus *bustest.Bus) *realBus {
+	r := &realBus{t: t, bus: bus}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.conn != nil {
+			r.conn.Close()
+		}
+	})
+	return r
+}
+
+// Conn returns a connection to the running daemon.
+func (r *realBus) Conn() *dbus.Conn {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil && r.conn.Connected() {
+		return r.conn
+	}
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	c, err := dialBus(r.bus.Address())
+	if err != nil {
+		r.t.Fatalf("connect to the real bus: %v", err)
+	}
+	r.conn = c
+	return c
+}
+
+// dialBus opens a private connection and says Hello.
+func dialBus(addr string) (*dbus.Conn, error) {
+	c, err := dbus.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Auth(nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Hello(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// callBus calls a method of the bus itself with the wait limit.
+func callBus(c *dbus.Conn, method string, out any, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	return c.BusObject().CallWithContext(ctx, "org.freedesktop.DBus."+method, 0, args...).Store(out)
+}
+
+// WaitOwner waits until name has an owner on the real bus and returns it.
+// It subscribes to NameOwnerChanged before it asks, so an owner that comes
+// between the two is not missed: an event, not a poll.
+func (r *realBus) WaitOwner(name string) string {
+	r.t.Helper()
+	c := r.Conn()
+	rule := []dbus.MatchOption{dbus.WithMatchSender("org.freedesktop.DBus"),
+		dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, name)}
+	if err := c.AddMatchSignal(rule...); err != nil {
+		r.t.Fatalf("AddMatch NameOwnerChanged %s: %v", name, err)
+	}
+	defer c.RemoveMatchSignal(rule...)
+	ch := make(chan *dbus.Signal, 16)
+	c.Signal(ch)
+	defer c.RemoveSignal(ch)
+	var owner string
+	if err := callBus(c, "GetNameOwner", &owner, name); err == nil {
+		return owner
+	}
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		select {
+		case s, ok := <-ch:
+			if !ok {
+				r.t.Fatalf("the real bus went away while waiting for %s", name)
+			}
+			if s.Name == "org.freedesktop.DBus.NameOwnerChanged" && len(s.Body) == 3 &&
+				s.Body[0] == name && s.Body[2] != "" {
+				return s.Body[2].(string)
+			}
+		case <-timer.C:
+			r.t.Fatalf("%s has no owner on the real bus after %s", name, waitLimit)
+		}
+	}
+}
+
+// PeerPID is the pid the real bus reports for a connection.
+func (r *realBus) PeerPID(unique string) int {
+	r.t.Helper()
+	var pid uint32
+	if err := callBus(r.Conn(), "GetConnectionUnixProcessID", &pid, unique); err != nil {
+		r.t.Fatalf("GetConnectionUnixProcessID %s: %v", unique, err)
+	}
+	return int(pid)
+}
+
+// Call calls org.example.Keep.METHOD on name's /org/example/Keep from the
+// real bus and stores the answer in out.
+func (r *realBus) Call(name, method string, out any, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	call := r.Conn().Object(name, "/org/example/Keep").CallWithContext(ctx, "org.example.Keep."+method, 0, args...)
+	if out == nil {
+		return call.Err
+	}
+	return call.Store(out)
+}
+
+// path is a way for an app to reach the bus: it returns the address to
+// give the app and the pid the bus will see for the app's connection (0:
+// the app's own).
+type path struct {
+	name  string
+	start func(t testing.TB, bus *bustest.Bus) (addr string, pid int)
+}
+
+var (
+	direct   = path{"direct", func(t testing.TB, bus *bustest.Bus) (string, int) { return bus.Address(), 0 }}
+	xdgProxy = path{"xdg-dbus-proxy", startXDGProxy}
+)
+
+// shortDir is a temporary directory with a path short enough for a
+// socket (107 bytes; t.TempDir has the test's name in it).
+func shortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startXDGProxy runs xdg-dbus-proxy, the proxy flatpak puts between an
+// app and the bus, unfiltered, until the test ends. It says it is ready by
+// writing to the --fd pipe, and ends when that pipe closes.
+func startXDGProxy(t testing.TB, bus *bustest.Bus) (string, int) {
+	t.Helper()
+	bin := need(t, "xdg-dbus-proxy", "xdg-dbus-proxy")
+	sock := filepath.Join(shortDir(t), "proxy")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--fd=3", bus.Address(), sock)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start xdg-dbus-proxy: %v", err)
+	}
+	w.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		r.Close()
+		cmd.Process.Kill()
+		<-exited
+	})
+	ready := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		_, err := r.Read(b[:])
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("xdg-dbus-proxy did not get ready: %v: %s", err, stderr.String())
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("xdg-dbus-proxy not ready within %s: %s", waitLimit, stderr.String())
+	}
+	return "unix:path=" + sock, cmd.Process.Pid
+}
+
+// underTest is the path the real-app tests keep their apps through.
+var underTest = xdgProxy

@@ -1,0 +1,338 @@
+package keep_test
+
+// The tests with real apps: each app is kept through a SIGTERM and
+// a SIGKILL restart of a real dbus-daemon and must be the same process,
+// answering, after each. TestWithoutKeeper shows first what the same apps
+// do without a keeper: that is why the keeper exists.
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"busmedic/watcher/bustest"
+)
+
+// Names the fixtures own and watch.
+const (
+	notificationsName = "org.freedesktop.Notifications"
+	serviceName       = "org.example.Service"
+	echoName          = "org.example.Echo"
+	qtName            = "org.example.Qt"
+)
+
+// startGDBus starts testdata/gdbus_app.py with session bus addr.
+func startGDBus(t testing.TB, addr string, args ...string) *proc {
+	t.Helper()
+	needPython(t, "gi", "python3-gi")
+	p := startProc(t, appEnv(addr), python, append([]string{"testdata/gdbus_app.py"}, args...)...)
+	p.Expect("ready")
+	return p
+}
+
+// startQt starts testdata/qt_app.py with session bus addr.
+func startQt(t testing.TB, addr string, own, watch string) *proc {
+	t.Helper()
+	needPython(t, "PyQt5.QtDBus", "python3-pyqt5")
+	// offscreen: a QCoreApplication needs no display, but Qt still reads
+	// the platform plugin's name from the environment.
+	p := startProc(t, appEnv(addr, "QT_QPA_PLATFORM=offscreen"), python, "testdata/qt_app.py", "--own", own, "--watch", watch)
+	p.Expect("ready")
+	return p
+}
+
+// startEcho starts dbus-test-tool echo (libdbus) owning name, and waits
+// until the real bus has it.
+func startEcho(t testing.TB, rb *realBus, addr, name string) *proc {
+	t.Helper()
+	bin := need(t, "dbus-test-tool", "dbus-tests")
+	p := startProc(t, appEnv(addr), bin, "echo", "--name="+name)
+	rb.WaitOwner(name)
+	return p
+}
+
+// startDunst starts the real dunst on display.
+func startDunst(t testing.TB, addr string, display *bustest.Display) *proc {
+	t.Helper()
+	bin := need(t, "dunst", "dunst")
+	return startProc(t, appEnv(addr, "DISPLAY="+display.Name), bin)
+}
+
+// callEcho calls any method of dbus-test-tool echo, which answers every
+// call with an empty reply.
+func callEcho(rb *realBus, name string) error {
+	return rb.Call(name, "Ping", nil)
+}
+
+// checkKept fails the test unless the app kept is still the process it
+// was, and the real bus sees the path's process (the keeper) as the
+// owner of name.
+func checkKept(t testing.TB, rb *realBus, app *proc, name string, keeperPID int) string {
+	t.Helper()
+	if !app.Alive() {
+		t.Fatalf("kept app died: %s", app.status())
+	}
+	owner := rb.WaitOwner(name)
+	if keeperPID != 0 {
+		if got := rb.PeerPID(owner); got != keeperPID {
+			t.Errorf("the owner %s of %s is pid %d on the real bus, want the keeper's %d", owner, name, got, keeperPID)
+		}
+	}
+	return owner
+}
+
+// checkStderr fails the test if a GLib or Qt program warned: the keeper
+// must not make an app see what a bus would never send.
+func checkStderr(t testing.TB, apps ...*proc) {
+	t.Helper()
+	for _, a := range apps {
+		for _, bad := range []string{"runtime check failed", "CRITICAL", "WARNING", "Warning"} {
+			if strings.Contains(a.Stderr(), bad) {
+				t.Errorf("%s wrote %q on stderr:\n%s", a.name, bad, a.Stderr())
+			}
+		}
+	}
+}
+
+// TestWithoutKeeper is the baseline: the same apps connected straight to
+// the bus die with it (libdbus, GDBus) or live on deaf (QtDBus).
+func TestWithoutKeeper(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	t.Cleanup(bus.KillClients)
+	display := bustest.StartXvfb(t, 640, 480)
+	rb := newRealBus(t, bus)
+	addr := bus.Address()
+
+	echo := startEcho(t, rb, addr, echoName)
+	dunst := startDunst(t, addr, display)
+	rb.WaitOwner(notificationsName)
+	service := startGDBus(t, addr, "--own", serviceName)
+	service.Expect("owned " + serviceName)
+	qt := startQt(t, addr, qtName, serviceName)
+
+	restart(t, bus, syscall.SIGKILL)
+	for _, app := range []*proc{echo, dunst, service} {
+		app.WaitExit()
+		t.Logf("without a keeper %s ended: %s", app.name, app.cmd.ProcessState)
+	}
+	// Qt says nothing when its bus goes; ask until it knows.
+	deadline := time.Now().Add(waitLimit)
+	for qt.Ask("status", "connected") != "connected false" {
+		if time.Now().After(deadline) {
+			t.Fatalf("QtDBus still says it is connected %s after its bus went away: %s", waitLimit, qt.status())
+		}
+		time.Sleep(10 * time.Millisecond) // a poll of the app's own view, which has no event
+	}
+	if !qt.Alive() {
+		t.Fatalf("the Qt app died; it was expected to live on deaf: %s", qt.status())
+	}
+	t.Logf("without a keeper the QtDBus app lives on deaf (pid %d)", qt.PID())
+}
+
+// TestKeepDunst: dunst, kept, serves notifications after each restart,
+// as the same process.
+func TestKeepDunst(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	// A notification server the bus started on demand (dunst's own
+	// service file) would answer in the kept one's place: none may run.
+	t.Cleanup(bus.KillClients)
+	display := bustest.StartXvfb(t, 640, 480)
+	addr, keeperPID := underTest.start(t, bus)
+	rb := newRealBus(t, bus)
+	notifySend := need(t, "notify-send", "libnotify-bin")
+	dunst := startDunst(t, addr, display)
+
+	check := func(when string) {
+		t.Helper()
+		owner := checkKept(t, rb, dunst, notificationsName, keeperPID)
+		// notify-send on the real bus, as any app of the session.
+		cmd := exec.Command(notifySend, "--print-id", "--expire-time=1000", "kept "+when)
+		cmd.Env = bus.Env()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: notify-send: %v: %s\ndunst: %s", when, err, out, dunst.status())
+		}
+		var name, vendor, version, spec string
+		call := rb.Conn().Object(owner, "/org/freedesktop/Notifications").
+			Call(notificationsName+".GetServerInformation", 0)
+		if err := call.Store(&name, &vendor, &version, &spec); err != nil {
+			t.Fatalf("%s: GetServerInformation: %v", when, err)
+		}
+		if name != "dunst" {
+			t.Errorf("%s: the notification server is %q, want dunst", when, name)
+		}
+		if others := bus.Clients(); len(others) != 0 {
+			t.Errorf("%s: the bus started programs of its own (pids %v): the kept dunst did not answer", when, others)
+		}
+		t.Logf("%s: dunst pid %d answered notification %s", when, dunst.PID(), strings.TrimSpace(string(out)))
+	}
+	check("before a restart")
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		check("after " + sig.String())
+	}
+	checkStderr(t, dunst)
+}
+
+// TestKeepGDBus: a GDBus service and a GDBus client that watches its name
+// and calls it, both kept. The client sees the name vanish and come back
+// after each restart, its next call works, and GLib warns of nothing.
+func TestKeepGDBus(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	addr, keeperPID := underTest.start(t, bus)
+	rb := newRealBus(t, bus)
+	service := startGDBus(t, addr, "--own", serviceName)
+	service.Expect("owned " + serviceName)
+	client := startGDBus(t, addr, "--watch", serviceName)
+	first := client.Expect("appeared " + serviceName)
+	if got := client.Ask("call "+serviceName+" first", "reply", "error"); got != "reply pong:first" {
+		t.Fatalf("before a restart the client's call: %q", got)
+	}
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		// Vanish, then appear: GLib's watcher skips its callbacks (and
+		// warns) when an owner changes without the vanish first.
+		client.Expect("vanished " + serviceName)
+		again := client.Expect("appeared " + serviceName)
+		if again != first {
+			t.Errorf("after %v the client saw %q, before %q: a kept peer's unique name must stay the same", sig, again, first)
+		}
+		if got := client.Ask("call "+serviceName+" "+sig.String(), "reply", "error"); got != "reply pong:"+sig.String() {
+			t.Errorf("after %v the client's first call: %q", sig, got)
+		}
+		checkKept(t, rb, service, serviceName, keeperPID)
+		checkKept(t, rb, client, "org.freedesktop.DBus", 0)
+		var pid uint32
+		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
+			t.Errorf("after %v %s answered from pid %d (%v), want %d", sig, serviceName, pid, err, service.PID())
+		}
+	}
+	checkStderr(t, service, client)
+}
+
+// TestKeepQt: a QtDBus program that owns a name and watches another with a
+// QDBusServiceWatcher, kept: it answers after each restart and its watcher
+// follows the watched name's vanish and return.
+func TestKeepQt(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	addr, keeperPID := underTest.start(t, bus)
+	rb := newRealBus(t, bus)
+	qt := startQt(t, addr, qtName, echoName)
+	// The watched service comes after the watcher, which only reports
+	// changes.
+	echo := startEcho(t, rb, addr, echoName)
+	qt.Expect("registered " + echoName)
+	check := func(when string) {
+		t.Helper()
+		checkKept(t, rb, qt, qtName, keeperPID)
+		var pong string
+		if err := rb.Call(qtName, "Ping", &pong, when); err != nil || pong != "pong:"+when {
+			t.Errorf("%s: Ping to the Qt app: %q, %v", when, pong, err)
+		}
+		var pid uint32
+		if err := rb.Call(qtName, "Pid", &pid); err != nil || int(pid) != qt.PID() {
+			t.Errorf("%s: %s answered from pid %d (%v), want %d", when, qtName, pid, err, qt.PID())
+		}
+		if got := qt.Ask("status", "connected"); got != "connected true" {
+			t.Errorf("%s: the Qt app says %q", when, got)
+		}
+		checkKept(t, rb, echo, echoName, keeperPID)
+	}
+	check("before")
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		qt.Expect("unregistered " + echoName)
+		qt.Expect("registered " + echoName)
+		check(sig.String())
+	}
+	checkStderr(t, qt)
+}
+
+// TestKeepEcho: dbus-test-tool echo (libdbus) answers a call after each
+// restart, the same process.
+func TestKeepEcho(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	addr, keeperPID := underTest.start(t, bus)
+	rb := newRealBus(t, bus)
+	echo := startEcho(t, rb, addr, echoName)
+	check := func(when string) {
+		t.Helper()
+		checkKept(t, rb, echo, echoName, keeperPID)
+		if err := callEcho(rb, echoName); err != nil {
+			t.Errorf("%s: call to dbus-test-tool echo: %v", when, err)
+		}
+	}
+	check("before")
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		check(sig.String())
+	}
+}
+
+// TestKeepOwnsName: an app that owns a name keeps it: the name resolves on
+// the real bus to the keeper's connection for the app, and calls to it
+// reach the same process. The app is never told it lost the name.
+func TestKeepOwnsName(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	addr, keeperPID := underTest.start(t, bus)
+	rb := newRealBus(t, bus)
+	service := startGDBus(t, addr, "--own", serviceName)
+	service.Expect("owned " + serviceName)
+	check := func(when string) {
+		t.Helper()
+		checkKept(t, rb, service, serviceName, keeperPID)
+		var pid uint32
+		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
+			t.Errorf("%s: %s answered from pid %d (%v), want %d", when, serviceName, pid, err, service.PID())
+		}
+	}
+	check("before")
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		check(sig.String())
+	}
+	// "lost" would be the app's last line before any check: ask it
+	// something to read everything it said so far.
+	service.Ask("call "+serviceName+" end", "reply", "error")
+	service.mu.Lock()
+	defer service.mu.Unlock()
+	for _, l := range service.seen {
+		if strings.HasPrefix(l, "lost") {
+			t.Errorf("the kept app was told %q", l)
+		}
+	}
+}
+
+// TestKeepFdPassing: a kept client passes a file descriptor to a kept
+// service, which reads it, and the service passes one back, before and
+// after a restart.
+func TestKeepFdPassing(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	addr, _ := underTest.start(t, bus)
+	service := startGDBus(t, addr, "--own", serviceName)
+	service.Expect("owned " + serviceName)
+	client := startGDBus(t, addr, "--watch", serviceName)
+	client.Expect("appeared " + serviceName)
+	check := func(when string) {
+		t.Helper()
+		text := fmt.Sprintf("to-service-%s", strings.ReplaceAll(when, " ", "-"))
+		if got := client.Ask("sendfd "+serviceName+" "+text, "readfd", "error"); got != "readfd "+text {
+			t.Errorf("%s: client to service: %q", when, got)
+		}
+		text = fmt.Sprintf("to-client-%s", strings.ReplaceAll(when, " ", "-"))
+		if got := client.Ask("getfd "+serviceName+" "+text, "gotfd", "error"); got != "gotfd "+text {
+			t.Errorf("%s: service to client: %q", when, got)
+		}
+	}
+	check("before")
+	for _, sig := range restartSignals {
+		restart(t, bus, sig)
+		client.Expect("vanished " + serviceName)
+		client.Expect("appeared " + serviceName)
+		check(sig.String())
+	}
+	checkStderr(t, service, client)
+}
