@@ -13,6 +13,7 @@ It watches NAME with Gio.bus_watch_name and prints "appeared NAME OWNER" and
 "vanished NAME". On stdin it takes one command a line and prints one answer
 line, so the test waits on lines, never on time:
   call NAME ARG         "reply pong:ARG" or "error MESSAGE"
+  poke NAME             calls Ping and takes any answer: "answered"
   sendfd NAME TEXT      sends a pipe with TEXT to ReadFd: "readfd TEXT"
   getfd NAME TEXT       asks OpenFd for a pipe and reads it: "gotfd TEXT"
 Its bus connection is GDBus's shared one, which exits the process when the
@@ -84,7 +85,7 @@ def on_call(conn, sender, path, iface, method, params, invocation):
 def call(conn, name, method, args, sig, fds=None):
     """A synchronous call with a deadline: a hang would be a failure too."""
     return conn.call_with_unix_fd_list_sync(
-        name, PATH, IFACE, method, args, GLib.VariantType.new(sig),
+        name, PATH, IFACE, method, args, GLib.VariantType.new(sig) if sig else None,
         Gio.DBusCallFlags.NONE, 5000, fds, None)
 
 
@@ -95,6 +96,9 @@ def command(conn, line):
         if cmd == "call":
             ret, _ = call(conn, name, "Ping", GLib.Variant("(s)", (arg,)), "(s)")
             say("reply", ret[0])
+        elif cmd == "poke":
+            call(conn, name, "Ping", GLib.Variant("(s)", ("poke",)), None)
+            say("answered")
         elif cmd == "sendfd":
             fds = Gio.UnixFDList.new()
             r = pipe_with(arg)
