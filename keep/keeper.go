@@ -1,0 +1,541 @@
+package keep
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"busmedic/relaunch/control"
+)
+
+// Timing of the keeper's own work with the bus.
+const (
+	// authTimeout bounds an app's authentication conversation.
+	authTimeout = 30 * time.Second
+	// dialTimeout bounds connecting and authenticating to the bus.
+	dialTimeout = 5 * time.Second
+	// callTimeout bounds the wait for the bus's replies during a replay.
+	callTimeout = 10 * time.Second
+	// backoffMin and backoffMax bound the wait between reconnects.
+	backoffMin = 5 * time.Millisecond
+	backoffMax = 500 * time.Millisecond
+	// maxReplayFails is how often one connection's replay may fail while
+	// the bus answers others before the keeper gives up on it.
+	maxReplayFails = 3
+)
+
+// Config says which bus a Keeper keeps apps on and whom it tells.
+type Config struct {
+	// Bus is the bus's name for reports and logs, such as "session".
+	Bus string
+	// Address returns the real bus's address; it is asked at every
+	// (re)connect.
+	Address func() (string, error)
+	// Logger is where the keeper logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Report, if set, is called whenever what is kept changes and after
+	// each replay (that report has Replays set, once). It is never called
+	// concurrently and must not block long.
+	Report func(control.KeptReport)
+}
+
+// Keeper stands between apps and a bus: see the package documentation.
+type Keeper struct {
+	cfg  Config
+	log  *slog.Logger
+	guid string
+	uid  int
+
+	// names maps unique names between the bus and the apps once a
+	// restart has made them differ; nil while they do not.
+	names atomic.Pointer[nameMap]
+
+	notify chan struct{} // a report is due
+	wake   chan struct{} // the bus may be down: reconnect
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	conns   []*conn
+	up      bool
+	gen     uint64 // counts the bus instances the keeper has seen go
+	busGUID string
+	replays []control.Replay // for the next report
+	closing bool
+}
+
+// nameMap maps the unique names of kept connections between the bus
+// they are on now and the one they first connected to.
+type nameMap struct {
+	toStable  map[string]string // current -> stable
+	toCurrent map[string]string // stable -> current
+}
+
+// New returns a Keeper for cfg; Serve makes it work.
+func New(cfg Config) *Keeper {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	return &Keeper{
+		cfg:    cfg,
+		log:    log.With("bus", cfg.Bus),
+		guid:   hex.EncodeToString(id[:]),
+		uid:    os.Getuid(),
+		notify: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+	}
+}
+
+// Serve accepts apps' connections on l until ctx ends, then closes them
+// all and returns nil (or an accept error).
+func (k *Keeper) Serve(ctx context.Context, l *net.UnixListener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	k.wg.Go(func() { k.reconnectLoop(ctx) })
+	k.wg.Go(func() { k.reportLoop(ctx) })
+	k.wakeUp() // learn whether the bus is there
+	var err error
+	delay := backoffMin
+	for {
+		nc, aerr := l.AcceptUnix()
+		if aerr != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(aerr, syscall.EMFILE) || errors.Is(aerr, syscall.ENFILE) ||
+				errors.Is(aerr, syscall.ECONNABORTED) || errors.Is(aerr, syscall.ENOBUFS) {
+				// Out of fds for a moment: the apps already kept
+				// matter more than this one.
+				k.log.Warn("keep: accept failed; retrying", "err", aerr)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+				}
+				delay = min(2*delay, time.Second)
+				continue
+			}
+			err = fmt.Errorf("keep: accept on %s: %w", l.Addr(), aerr)
+			break
+		}
+		delay = backoffMin
+		k.wg.Go(func() { k.serveConn(ctx, nc) })
+	}
+	cancel()
+	k.mu.Lock()
+	k.closing = true
+	conns := slices.Clone(k.conns)
+	k.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	k.wg.Wait()
+	return err
+}
+
+// serveConn authenticates an app's connection, connects it to the bus
+// (or holds it until the bus is back) and forwards what the app sends.
+func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
+	c := newConn(k, nc)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	peerUID := -1
+	if raw, err := nc.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+				peerUID, c.pid = int(cred.Uid), int(cred.Pid)
+			}
+		})
+	}
+	c.command, c.startTime = processInfo(c.pid)
+	nc.SetDeadline(time.Now().Add(authTimeout))
+	unixFD, err := serverAuth(c.app, k.guid, peerUID, k.uid)
+	nc.SetDeadline(time.Time{})
+	if !stop() || err != nil {
+		if err != nil {
+			k.log.Debug("keep: app not authenticated", "pid", c.pid, "uid", peerUID, "err", err)
+		}
+		c.app.close()
+		return
+	}
+	c.unixFD = unixFD
+	k.mu.Lock()
+	if k.closing {
+		k.mu.Unlock()
+		c.app.close()
+		return
+	}
+	k.conns = append(k.conns, c)
+	c.gen = k.gen
+	connect := k.up
+	if connect {
+		c.state = stConnecting
+	}
+	k.mu.Unlock()
+	k.changed()
+	if connect {
+		k.connectFirst(c)
+	}
+	c.appLoop()
+}
+
+// connectFirst gives a new connection its first upstream connection.
+func (k *Keeper) connectFirst(c *conn) {
+	up, _, err := k.dialUp(c.unixFD)
+	if err == nil {
+		err = k.goLive(c, up, c.gen, nil, nil, nil)
+	}
+	if err == nil {
+		return
+	}
+	c.log().Debug("keep: holding the connection until the bus is back", "err", err)
+	c.mu.Lock()
+	if c.state == stConnecting {
+		c.state = stHeld
+	}
+	c.mu.Unlock()
+	k.markDown(c.gen)
+}
+
+// dialUp connects and authenticates to the bus.
+func (k *Keeper) dialUp(unixFD bool) (*sock, string, error) {
+	if k.cfg.Address == nil {
+		return nil, "", errors.New("keep: no bus address (Config.Address is nil)")
+	}
+	addr, err := k.cfg.Address()
+	if err != nil {
+		return nil, "", fmt.Errorf("keep: bus address: %w", err)
+	}
+	nc, err := dialBus(addr, dialTimeout)
+	if err != nil {
+		return nil, "", fmt.Errorf("keep: connect to %s: %w", addr, err)
+	}
+	s := newSock(nc)
+	nc.SetDeadline(time.Now().Add(dialTimeout))
+	guid, _, err := clientAuth(s, k.uid, unixFD)
+	nc.SetDeadline(time.Time{})
+	if err != nil {
+		s.close()
+		return nil, "", fmt.Errorf("keep: authenticate to %s: %w", addr, err)
+	}
+	return s, guid, nil
+}
+
+// goLive connects c to the bus through up: it delivers the signals and the
+// messages the replay kept for the app, sends what the app queued, and
+// starts forwarding. It fails if the bus went away since gen.
+func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, heldFDs []int) error {
+	k.mu.Lock()
+	if k.gen != gen {
+		k.mu.Unlock()
+		up.close()
+		closeFDs(heldFDs)
+		return errors.New("keep: the bus went away again")
+	}
+	c.mu.Lock()
+	k.mu.Unlock()
+	if c.state == stClosed {
+		c.mu.Unlock()
+		up.close()
+		closeFDs(heldFDs)
+		return nil
+	}
+	c.up, c.gen, c.state = up, gen, stLive
+	nm := k.names.Load()
+	var h header
+	if len(signals) > 0 || len(held) > 0 {
+		out := &c.toApp
+		out.reset(nil, 0)
+		out.copied()
+		out.b = append(out.b, signals...)
+		out.src = held
+		for pos := 0; pos < len(held); {
+			n, _ := msgLen(held[pos:])
+			msg := held[pos : pos+n]
+			if parseHeader(msg, &h) == nil {
+				fds := heldFDs[:min(int(h.unixFDs), len(heldFDs))]
+				heldFDs = heldFDs[len(fds):]
+				c.busMsg(out, msg, pos, &h, slices.Clone(fds), nm)
+			}
+			pos += n
+		}
+		c.app.wmu.Lock()
+		c.app.send(out)
+		c.app.wmu.Unlock()
+	}
+	out := &c.toBus
+	out.reset(c.queue, 0)
+	fds := c.queueFDs
+	for pos := 0; pos < len(c.queue); {
+		n, _ := msgLen(c.queue[pos:])
+		msg := c.queue[pos : pos+n]
+		if parseHeader(msg, &h) == nil {
+			mf := fds[:min(int(h.unixFDs), len(fds))]
+			fds = fds[len(mf):]
+			c.appMsg(out, msg, pos, &h, slices.Clone(mf), nm)
+		}
+		pos += n
+	}
+	up.wmu.Lock()
+	c.mu.Unlock()
+	err := up.send(out)
+	up.wmu.Unlock()
+	c.mu.Lock()
+	c.queue, c.queueFDs = c.queue[:0], c.queueFDs[:0]
+	c.mu.Unlock()
+	if err != nil {
+		c.log().Debug("keep: sending what the app queued failed", "err", err)
+	}
+	k.wg.Go(func() { c.busLoop(up, gen) })
+	return nil
+}
+
+// upstreamLost acts on the failure of c's connection to the bus: either
+// the bus went away (every kept connection goes down and the keeper
+// reconnects) or the bus closed this connection alone (so does the keeper,
+// to the app).
+func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
+	c.mu.Lock()
+	mine := c.up == up && c.state == stLive
+	c.mu.Unlock()
+	if !mine {
+		return // closed by the keeper itself
+	}
+	k.mu.Lock()
+	guid, closing := k.busGUID, k.closing
+	k.mu.Unlock()
+	if closing {
+		return
+	}
+	if errors.Is(cause, errProtocol) {
+		c.log().Warn("keep: the bus sent what is not D-Bus; disconnecting the app", "err", cause)
+		c.app.c.Close()
+		return
+	}
+	// The same bus still answering means it dropped this connection
+	// alone, as it does to a client that broke its rules.
+	if s, err := k.probeGUID(); err == nil && s == guid && guid != "" {
+		c.log().Info("keep: the bus closed the app's connection", "err", cause)
+		c.app.c.Close()
+		return
+	}
+	k.markDown(gen)
+	c.down() // if gen was already stale
+	k.wakeUp()
+}
+
+// probeGUID connects to the bus to learn its guid.
+func (k *Keeper) probeGUID() (string, error) {
+	s, guid, err := k.dialUp(false)
+	if err != nil {
+		return "", err
+	}
+	s.close()
+	return guid, nil
+}
+
+// markDown records that the bus instance gen went away: every live
+// connection goes down and the reconnect loop starts.
+func (k *Keeper) markDown(gen uint64) {
+	k.mu.Lock()
+	if gen != k.gen {
+		k.mu.Unlock()
+		return
+	}
+	k.gen++
+	wasUp := k.up
+	k.up = false
+	conns := slices.Clone(k.conns)
+	k.mu.Unlock()
+	if wasUp {
+		k.log.Info("keep: the bus went away; holding the apps' connections", "apps", len(conns))
+	}
+	for _, c := range conns {
+		c.down()
+	}
+	k.changed()
+	k.wakeUp()
+}
+
+func (k *Keeper) currentGen() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.gen
+}
+
+func (k *Keeper) wakeUp() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+// changed asks for a report; reports are coalesced.
+func (k *Keeper) changed() {
+	select {
+	case k.notify <- struct{}{}:
+	default:
+	}
+}
+
+// remove takes c out of the keeper.
+func (k *Keeper) remove(c *conn) {
+	k.mu.Lock()
+	k.conns = slices.DeleteFunc(k.conns, func(x *conn) bool { return x == c })
+	k.mu.Unlock()
+	k.rebuildNames()
+	k.changed()
+}
+
+// rebuildNames recomputes the map of unique names from the kept
+// connections.
+func (k *Keeper) rebuildNames() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var m *nameMap
+	for _, c := range k.conns {
+		c.mu.Lock()
+		if c.stable != "" && c.current != "" && c.stable != c.current {
+			if m == nil {
+				m = &nameMap{toStable: map[string]string{}, toCurrent: map[string]string{}}
+			}
+			m.toStable[c.current] = c.stable
+			m.toCurrent[c.stable] = c.current
+		}
+		c.mu.Unlock()
+	}
+	k.names.Store(m)
+}
+
+// reconnectLoop reconnects to the bus whenever it went away, with backoff.
+func (k *Keeper) reconnectLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.wake:
+		}
+		delay := backoffMin
+		for attempt := 0; ; attempt++ {
+			err := k.reconnect(ctx)
+			if err == nil {
+				break
+			}
+			if attempt == 0 || attempt%20 == 0 {
+				k.log.Debug("keep: bus not back yet", "err", err, "attempt", attempt)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(2*delay, backoffMax)
+		}
+	}
+}
+
+// Report returns the keeper's account now.
+func (k *Keeper) Report() control.KeptReport {
+	k.mu.Lock()
+	conns := slices.Clone(k.conns)
+	rep := control.KeptReport{Bus: k.cfg.Bus, Keeper: os.Getpid(), Up: k.up, Apps: []control.KeptApp{}}
+	k.mu.Unlock()
+	byPID := map[int]int{}
+	for _, c := range conns {
+		c.mu.Lock()
+		i, ok := byPID[c.pid]
+		if !ok {
+			i = len(rep.Apps)
+			byPID[c.pid] = i
+			rep.Apps = append(rep.Apps, control.KeptApp{
+				PID: c.pid, StartTime: c.startTime, Command: c.command, Bus: k.cfg.Bus, Since: c.since,
+				UniqueNames: []string{},
+			})
+		}
+		a := &rep.Apps[i]
+		a.Connections++
+		if c.stable != "" {
+			a.UniqueNames = append(a.UniqueNames, c.stable)
+		}
+		for n := range c.owned {
+			a.Names = append(a.Names, n)
+		}
+		a.Restarts = max(a.Restarts, c.restarts)
+		if c.lastReplay != nil && (a.LastReplay == nil || c.lastReplay.Time.After(a.LastReplay.Time)) {
+			a.LastReplay = c.lastReplay
+		}
+		c.mu.Unlock()
+	}
+	for i := range rep.Apps {
+		a := &rep.Apps[i]
+		slices.Sort(a.Names)
+		if a.LastReplay != nil {
+			r := *a.LastReplay
+			a.LastReplay = &r
+			a.Lost = slices.Clone(r.Lost)
+		}
+	}
+	return rep
+}
+
+// reportLoop calls Config.Report, one report at a time, until ctx ends.
+func (k *Keeper) reportLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.notify:
+		}
+		if k.cfg.Report == nil {
+			k.mu.Lock()
+			k.replays = nil
+			k.mu.Unlock()
+			continue
+		}
+		rep := k.Report()
+		k.mu.Lock()
+		rep.Replays, k.replays = k.replays, nil
+		k.mu.Unlock()
+		k.cfg.Report(rep)
+	}
+}
+
+// processInfo reads a process's name and start time from /proc.
+func processInfo(pid int) (command string, startTime uint64) {
+	if pid <= 0 {
+		return "", 0
+	}
+	p := "/proc/" + strconv.Itoa(pid)
+	if b, err := os.ReadFile(p + "/comm"); err == nil {
+		command = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile(p + "/stat"); err == nil {
+		// The name in parentheses may hold spaces; fields count from
+		// after its closing parenthesis (field 3 is the first there).
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 19 {
+				startTime, _ = strconv.ParseUint(f[19], 10, 64)
+			}
+		}
+	}
+	return command, startTime
+}

@@ -1,0 +1,646 @@
+package keep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"busmedic/relaunch/control"
+)
+
+// ownSerialBase is where the serials of the keeper's own calls start. They
+// are only ever sent on an upstream connection while the app's messages
+// are held back (a replay), and every one is answered before the app's
+// go out, so they cannot be confused with the app's; starting high keeps
+// them apart in a trace too.
+const ownSerialBase = 0x80000000
+
+// ownReply is the bus driver's answer to one of the keeper's calls.
+type ownReply struct {
+	ok      bool
+	errName string
+	big     bool
+	body    []byte
+}
+
+func (r *ownReply) str() string {
+	if r == nil || !r.ok {
+		return ""
+	}
+	rd := reader{b: r.body, big: r.big}
+	s := rd.str()
+	if rd.err != nil {
+		return ""
+	}
+	return s
+}
+
+func (r *ownReply) u32() uint32 {
+	if r == nil || !r.ok {
+		return 0
+	}
+	rd := reader{b: r.body, big: r.big}
+	return rd.u32()
+}
+
+// replayConn is the replay of one kept connection onto the bus that came
+// back: its new upstream, the keeper's calls on it, and what the bus sent
+// the app meanwhile.
+type replayConn struct {
+	c       *conn
+	up      *sock
+	serial  uint32
+	out     []byte
+	replies map[uint32]*ownReply
+	waiting int
+	held    []byte
+	heldFDs []int
+	// dropNOC are names whose NameOwnerChanged the replay itself reports
+	// to the app: the bus's own, sent before the keeper asked for the
+	// name's owner, are stale.
+	dropNOC map[string]bool
+	kept    map[string]bool // current names of all kept connections
+	current string
+
+	// What the connection had asked of the bus, copied at the start.
+	stable       string
+	rules        map[string]int
+	requested    map[string]uint32
+	owned        map[string]bool
+	monitor      bool
+	monitorRules []string
+	monitorFlags uint32
+	watched      map[string]bool
+	lastOwner    map[string]string
+	talked       map[string]bool
+
+	res control.Replay
+	err error
+}
+
+func (rc *replayConn) call(member, sig string, body []byte) uint32 {
+	rc.serial++
+	rc.out = appendMessage(rc.out, typeMethodCall, 0, rc.serial, &fields{
+		path: "/org/freedesktop/DBus", iface: busName, member: member, dest: busName, sig: sig,
+	}, body)
+	rc.replies[rc.serial] = nil
+	rc.waiting++
+	return rc.serial
+}
+
+func oneStr(s string) []byte {
+	w := writer{}
+	w.str(s)
+	return w.b
+}
+
+// wait sends the calls made so far and reads until all are answered,
+// keeping the other messages for the app.
+func (rc *replayConn) wait() error {
+	if _, err := rc.up.c.Write(rc.out); err != nil {
+		return fmt.Errorf("keep: replay: write: %w", err)
+	}
+	rc.out = rc.out[:0]
+	rc.up.c.SetReadDeadline(time.Now().Add(callTimeout))
+	defer rc.up.c.SetReadDeadline(time.Time{})
+	var h header
+	for rc.waiting > 0 {
+		msg, _, err := rc.up.next()
+		if err != nil {
+			return err
+		}
+		if msg == nil {
+			if err := rc.up.fill(); err != nil {
+				return fmt.Errorf("keep: replay: read: %w", err)
+			}
+			continue
+		}
+		if err := parseHeader(msg, &h); err != nil {
+			return err
+		}
+		fds, err := rc.up.takeFDs(nil, int(h.unixFDs))
+		if err != nil {
+			return err
+		}
+		fromBus := h.sender.ok() && string(h.sender.in(msg)) == busName
+		if r, mine := rc.replies[h.replySerial]; fromBus && mine && r == nil &&
+			(h.typ == typeMethodReturn || h.typ == typeError) {
+			rep := &ownReply{ok: h.typ == typeMethodReturn, big: h.big, body: slices.Clone(msg[h.bodyStart:])}
+			if h.errName.ok() {
+				rep.errName = h.errName.str(msg)
+			}
+			rc.replies[h.replySerial] = rep
+			rc.waiting--
+			closeFDs(fds)
+			continue
+		}
+		if fromBus && rc.stale(msg, &h) {
+			closeFDs(fds)
+			continue
+		}
+		rc.held = append(rc.held, msg...)
+		rc.heldFDs = append(rc.heldFDs, fds...)
+	}
+	return nil
+}
+
+// stale reports whether a signal of the bus driver sent during the replay
+// says nothing new to the app: its own name coming back, a name it
+// already owned, the comings and goings of kept connections (which never
+// went away as the apps see it), and owner changes the replay reports
+// itself.
+func (rc *replayConn) stale(msg []byte, h *header) bool {
+	if h.typ != typeSignal || !h.iface.ok() || string(h.iface.in(msg)) != busName {
+		return false
+	}
+	switch string(h.member.in(msg)) {
+	case "NameAcquired":
+		r := bodyReader(msg, h, "s")
+		if r == nil {
+			return false
+		}
+		name := r.str()
+		return r.err == nil && (name == rc.current || rc.owned[name])
+	case "NameOwnerChanged":
+		r := bodyReader(msg, h, "sss")
+		if r == nil {
+			return false
+		}
+		name, old, nw := r.str(), r.str(), r.str()
+		return r.err == nil && (rc.dropNOC[name] || rc.kept[name] || rc.kept[old] || rc.kept[nw])
+	}
+	return false
+}
+
+// reconnect brings the keeper back onto the bus: it replays every kept
+// connection that went down and connects those that waited for the bus.
+func (k *Keeper) reconnect(ctx context.Context) error {
+	guid, err := k.probeGUID()
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	k.mu.Lock()
+	gen := k.gen
+	conns := slices.Clone(k.conns)
+	k.mu.Unlock()
+	var down []*conn
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.state == stDown {
+			c.state = stReplay
+			down = append(down, c)
+		}
+		c.mu.Unlock()
+	}
+	var replays []control.Replay
+	if len(down) > 0 {
+		if replays, err = k.replay(ctx, gen, guid, began, down); err != nil {
+			return err
+		}
+	}
+	k.mu.Lock()
+	if k.gen != gen {
+		k.mu.Unlock()
+		return errors.New("keep: the bus went away during the replay")
+	}
+	k.up, k.busGUID = true, guid
+	k.replays = append(k.replays, replays...)
+	var held []*conn
+	for _, c := range k.conns {
+		c.mu.Lock()
+		if c.state == stHeld {
+			c.state = stConnecting
+			held = append(held, c)
+		}
+		c.mu.Unlock()
+	}
+	k.mu.Unlock()
+	for _, c := range held {
+		k.connectFirst(c)
+	}
+	k.changed()
+	return nil
+}
+
+// replay replays the connections down onto the bus with guid, in two
+// phases so that kept peers see each other: first every connection says
+// Hello and asks again for its matches and names, then each is told what
+// changed and goes live.
+func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time.Time, down []*conn) (_ []control.Replay, err error) {
+	rcs := make([]*replayConn, 0, len(down))
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, rc := range rcs {
+			if rc.up != nil {
+				rc.up.close()
+			}
+			closeFDs(rc.heldFDs)
+		}
+		for _, c := range down {
+			c.mu.Lock()
+			if c.state == stReplay {
+				c.toDown()
+			}
+			c.mu.Unlock()
+		}
+	}()
+	for _, c := range down {
+		rcs = append(rcs, snapshot(c))
+	}
+	if err := k.burnNames(rcs); err != nil {
+		return nil, err
+	}
+
+	// Phase 1a: a connection and a new unique name for each.
+	for _, rc := range rcs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		up, _, err := k.dialUp(rc.c.unixFD)
+		if err != nil {
+			return nil, err // the bus is not there (any more)
+		}
+		rc.up = up
+		hello := rc.call("Hello", "", nil)
+		if rc.err = rc.wait(); rc.err == nil {
+			if rc.current = rc.replies[hello].str(); rc.current == "" {
+				rc.err = fmt.Errorf("keep: replay: Hello failed: %s", rc.replies[hello].errName)
+			}
+		}
+	}
+	kept := map[string]bool{}
+	for _, rc := range rcs {
+		if rc.err == nil {
+			kept[rc.current] = true
+		}
+	}
+	for _, rc := range rcs {
+		rc.kept = kept
+		rc.c.mu.Lock()
+		if rc.err == nil {
+			rc.c.current = rc.current
+		}
+		rc.c.mu.Unlock()
+	}
+	k.rebuildNames()
+	nm := k.names.Load()
+	toCurrent := func(name string) string {
+		if nm != nil {
+			return nm.toCurrent[name]
+		}
+		return ""
+	}
+
+	// Phase 1b: matches, names, monitor; the bus's id once.
+	busID := ""
+	for _, rc := range rcs {
+		if rc.err != nil {
+			continue
+		}
+		for name := range rc.watched {
+			if !strings.HasPrefix(name, ":") {
+				rc.dropNOC[name] = true
+			}
+		}
+		getID := uint32(0)
+		if busID == "" {
+			getID = rc.call("GetId", "", nil)
+		}
+		if rc.monitor {
+			// A monitor has no matches or names of its own: the bus
+			// dropped them when it became one.
+			w := writer{}
+			rules := make([]string, len(rc.monitorRules))
+			for i, r := range rc.monitorRules {
+				rules[i] = mapMatch(r, toCurrent)
+			}
+			w.strArray(rules)
+			w.u32(rc.monitorFlags)
+			rc.call("BecomeMonitor", "asu", w.b)
+			rc.res.Monitor = true
+		} else {
+			for _, rule := range slices.Sorted(maps.Keys(rc.rules)) {
+				mapped := mapMatch(rule, toCurrent)
+				for range rc.rules[rule] {
+					rc.call("AddMatch", "s", oneStr(mapped))
+					rc.res.Matches++
+				}
+			}
+		}
+		names := map[uint32]string{}
+		if !rc.monitor {
+			for _, name := range slices.Sorted(maps.Keys(rc.requested)) {
+				w := writer{}
+				w.str(name)
+				w.u32(rc.requested[name])
+				names[rc.call("RequestName", "su", w.b)] = name
+			}
+		}
+		if rc.err = rc.wait(); rc.err != nil {
+			continue
+		}
+		if getID != 0 {
+			busID = rc.replies[getID].str()
+		}
+		for serial, name := range names {
+			switch v := rc.replies[serial].u32(); {
+			case v == 1 || v == 4:
+				rc.res.Names = append(rc.res.Names, name)
+			case rc.owned[name]:
+				rc.res.Lost = append(rc.res.Lost, name)
+			case v == 2:
+			default:
+				// A name it waited in the queue for and may no longer.
+			}
+		}
+		slices.Sort(rc.res.Names)
+		slices.Sort(rc.res.Lost)
+	}
+
+	// Phase 2: tell each app what changed, then go live.
+	for _, rc := range rcs {
+		if rc.err == nil {
+			rc.err = k.tell(rc, gen, nm)
+		}
+		rc.res.BusID = busID
+		rc.res.Time = began
+		rc.res.Took = time.Since(began)
+		rc.res.Connections = 1
+		if rc.err != nil {
+			k.replayFailed(rc)
+			if k.currentGen() != gen {
+				return nil, errors.New("keep: the bus went away during the replay")
+			}
+		}
+	}
+	return k.summarize(rcs, busID, began), nil
+}
+
+// snapshot copies what c had asked of the bus, for its replay.
+func snapshot(c *conn) *replayConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &replayConn{
+		c:            c,
+		serial:       ownSerialBase,
+		replies:      map[uint32]*ownReply{},
+		dropNOC:      map[string]bool{},
+		stable:       c.stable,
+		rules:        maps.Clone(c.rules),
+		requested:    maps.Clone(c.requested),
+		owned:        maps.Clone(c.owned),
+		monitor:      c.monitor,
+		monitorRules: slices.Clone(c.monitorRules),
+		monitorFlags: c.monitorFlags,
+		watched:      maps.Clone(c.watched),
+		lastOwner:    maps.Clone(c.lastOwner),
+		talked:       maps.Clone(c.talked),
+		res:          control.Replay{PID: c.pid, Command: c.command},
+	}
+}
+
+// tell asks the bus who owns the names the app watched, builds the signals
+// that bring the app up to date (NameLost for what it lost; for each
+// watched name the vanish of its old owner before the new owner; the
+// vanish of the connections it talked to that did not come back) and hands
+// the connection over to forwarding.
+func (k *Keeper) tell(rc *replayConn, gen uint64, nm *nameMap) error {
+	toStable := func(name string) string {
+		if nm != nil {
+			if s, ok := nm.toStable[name]; ok {
+				return s
+			}
+		}
+		return name
+	}
+	toCurrent := func(name string) string {
+		if nm != nil {
+			if s, ok := nm.toCurrent[name]; ok {
+				return s
+			}
+		}
+		return name
+	}
+	isKept := func(stable string) bool { return rc.kept[toCurrent(stable)] }
+	var wellKnown, vanished []string
+	for name := range rc.watched {
+		if strings.HasPrefix(name, ":") {
+			if !isKept(name) {
+				vanished = append(vanished, name)
+			}
+		} else {
+			wellKnown = append(wellKnown, name)
+		}
+	}
+	for name := range rc.talked {
+		if !isKept(name) && !rc.watched[name] {
+			vanished = append(vanished, name)
+		}
+	}
+	slices.Sort(wellKnown)
+	slices.Sort(vanished)
+	owners := map[string]uint32{}
+	if !rc.monitor && len(wellKnown) > 0 {
+		for _, name := range wellKnown {
+			owners[name] = rc.call("GetNameOwner", "s", oneStr(name))
+		}
+		if err := rc.wait(); err != nil {
+			return err
+		}
+	}
+
+	c := rc.c
+	c.mu.Lock()
+	var sig []byte
+	emit := func(member, dest string, args ...string) {
+		s := signal{sender: busName, iface: busName, member: member, path: "/org/freedesktop/DBus", dest: dest, args: args}
+		if dest == "" && !slices.ContainsFunc(slices.Collect(maps.Keys(c.rules)), func(r string) bool { return matches(r, &s) }) {
+			return
+		}
+		w := writer{}
+		for _, a := range args {
+			w.str(a)
+		}
+		c.serial++
+		sig = appendMessage(sig, typeSignal, flagNoReplyExpected, c.serial, &fields{
+			path: s.path, iface: busName, member: member, dest: dest, sender: busName,
+			sig: strings.Repeat("s", len(args)),
+		}, w.b)
+	}
+	if !rc.monitor {
+		for _, name := range rc.res.Lost {
+			emit("NameLost", c.stable, name)
+			delete(c.owned, name)
+			delete(c.requested, name)
+			k.log.Warn("keep: an app lost a name in the bus restart: someone else owns it now",
+				"pid", c.pid, "command", c.command, "name", name)
+		}
+		for _, name := range wellKnown {
+			old := rc.lastOwner[name]
+			nw := toStable(rc.replies[owners[name]].str())
+			if old == nw {
+				continue
+			}
+			if old != "" {
+				emit("NameOwnerChanged", "", name, old, "")
+			}
+			if nw != "" {
+				emit("NameOwnerChanged", "", name, "", nw)
+			}
+			c.lastOwner[name] = nw
+		}
+		for _, name := range vanished {
+			emit("NameOwnerChanged", "", name, name, "")
+			delete(c.talked, name)
+			delete(c.watched, name)
+			delete(c.lastOwner, name)
+		}
+	}
+	c.replayFails = 0
+	c.restarts++
+	c.mu.Unlock()
+	return k.goLive(c, rc.up, gen, sig, rc.held, rc.heldFDs)
+}
+
+// replayFailed puts a connection whose replay failed back down, to be
+// tried again, or after maxReplayFails gives up on it and disconnects the
+// app, as the bus would have.
+func (k *Keeper) replayFailed(rc *replayConn) {
+	if rc.up != nil {
+		rc.up.close()
+	}
+	closeFDs(rc.heldFDs)
+	rc.heldFDs = nil
+	c := rc.c
+	c.mu.Lock()
+	if c.state == stReplay {
+		c.toDown()
+	}
+	c.replayFails++
+	giveUp := c.replayFails >= maxReplayFails
+	c.mu.Unlock()
+	rc.res.Error = rc.err.Error()
+	if giveUp {
+		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
+		c.app.c.Close()
+		return
+	}
+	k.log.Warn("keep: replay failed; trying again", "pid", c.pid, "command", c.command, "err", rc.err)
+	k.wakeUp()
+}
+
+// summarize turns the replays of connections into one Replay per app,
+// records it as each connection's last and logs it.
+func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []control.Replay {
+	var out []control.Replay
+	byPID := map[int]int{}
+	for _, rc := range rcs {
+		i, ok := byPID[rc.c.pid]
+		if !ok {
+			i = len(out)
+			byPID[rc.c.pid] = i
+			out = append(out, control.Replay{
+				PID: rc.c.pid, Command: rc.c.command, Bus: k.cfg.Bus, BusID: busID, Time: began,
+			})
+		}
+		r := &out[i]
+		r.Took = max(r.Took, rc.res.Took)
+		r.Connections++
+		r.Matches += rc.res.Matches
+		r.Names = append(r.Names, rc.res.Names...)
+		r.Lost = append(r.Lost, rc.res.Lost...)
+		r.Monitor = r.Monitor || rc.res.Monitor
+		if r.Error == "" {
+			r.Error = rc.res.Error
+		}
+	}
+	for i := range out {
+		slices.Sort(out[i].Names)
+		slices.Sort(out[i].Lost)
+	}
+	for _, rc := range rcs {
+		r := out[byPID[rc.c.pid]]
+		rc.c.mu.Lock()
+		rc.c.lastReplay = &r
+		rc.c.mu.Unlock()
+	}
+	lost := 0
+	for _, r := range out {
+		lost += len(r.Lost)
+	}
+	k.log.Info("keep: replayed the kept apps onto the bus", "apps", len(out), "connections", len(rcs),
+		"lost", lost, "bus_id", busID, "took", time.Since(began))
+	return out
+}
+
+// burnNames makes the bus hand out unique names past every one the kept
+// apps may know (their own, their peers'), by connecting and leaving
+// until it does. A new bus numbers from :1.0 again; without this, a name
+// an app knows from before could be a different connection now, or the
+// same name could stand for two kept connections.
+func (k *Keeper) burnNames(rcs []*replayConn) error {
+	highest := -1
+	note := func(name string) {
+		if n, ok := uniqueNumber(name); ok {
+			highest = max(highest, n)
+		}
+	}
+	for _, rc := range rcs {
+		note(rc.stable)
+		for n := range rc.talked {
+			note(n)
+		}
+		for n := range rc.watched {
+			note(n)
+		}
+		for _, n := range rc.lastOwner {
+			note(n)
+		}
+	}
+	k.mu.Lock()
+	for _, c := range k.conns {
+		c.mu.Lock()
+		if c.state != stReplay {
+			note(c.stable)
+		}
+		c.mu.Unlock()
+	}
+	k.mu.Unlock()
+	for highest >= 0 {
+		up, _, err := k.dialUp(false)
+		if err != nil {
+			return err
+		}
+		rc := &replayConn{up: up, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
+		hello := rc.call("Hello", "", nil)
+		err = rc.wait()
+		up.close()
+		if err != nil {
+			return err
+		}
+		n, ok := uniqueNumber(rc.replies[hello].str())
+		if !ok || n > highest {
+			return nil
+		}
+	}
+	return nil
+}
+
+// uniqueNumber returns N of a unique name ":1.N", as dbus-daemon and
+// dbus-broker hand them out.
+func uniqueNumber(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, ":1.")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil
+}
