@@ -9,11 +9,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +27,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"busmedic/keep"
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -238,6 +245,25 @@ func (p *proc) WaitExit() {
 	}
 }
 
+// poll checks cond every 10 ms until it holds and reports whether it did
+// within waitLimit. It is for conditions that have no event to wait on (a
+// goroutine count, what a Qt app says when asked); everything else waits
+// on the event.
+func poll(cond func() bool) bool {
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return cond()
+		}
+	}
+	return true
+}
+
 // restart stops the real bus with sig and starts it again at the same
 // address: SIGTERM as a package upgrade does, SIGKILL as a crash does.
 func restart(t testing.TB, bus *bustest.Bus, sig syscall.Signal) {
@@ -449,4 +475,102 @@ func startXDGProxy(t testing.TB, bus *bustest.Bus) (string, int) {
 }
 
 // underTest is the path the real-app tests keep their apps through.
-var underTest = xdgProxy
+var underTest = inProcess
+
+// inProcess is the keeper run by the test itself, on a socket in a
+// temporary directory: the bus sees the test's pid for kept connections.
+var inProcess = path{"keeper", func(t testing.TB, bus *bustest.Bus) (string, int) {
+	return startKeeper(t, bus).addr, os.Getpid()
+}}
+
+// keeper is a keep.Keeper serving in the test process.
+type keeper struct {
+	*keep.Keeper
+	addr string
+	stop func() // ends Serve and waits for it; the test's cleanup calls it too
+}
+
+// keeperLogger is the keeper's logger in tests: silent, unless
+// BUSMEDIC_KEEP_LOG is set, to read the keeper's account of a failure.
+func keeperLogger() *slog.Logger {
+	if os.Getenv("BUSMEDIC_KEEP_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startKeeper serves a keeper for bus until the test ends (or stop).
+func startKeeper(t testing.TB, bus *bustest.Bus) *keeper {
+	t.Helper()
+	sock := filepath.Join(shortDir(t), "keep.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keep.New(keep.Config{
+		Bus:     "session",
+		Address: func() (string, error) { return bus.Address(), nil },
+		Logger:  keeperLogger(),
+		Report:  func(control.KeptReport) {},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Serve(ctx, l) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("keeper: Serve: %v", err)
+				}
+			case <-time.After(waitLimit):
+				t.Errorf("keeper: Serve did not return within %s of its context's end", waitLimit)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &keeper{Keeper: k, addr: "unix:path=" + sock, stop: stop}
+}
+
+// helloMessage is the Hello call every client sends first, serial 1,
+// little-endian, as libdbus writes it.
+const helloMessage = "l\x01\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00n\x00\x00\x00" +
+	"\x01\x01o\x00\x15\x00\x00\x00/org/freedesktop/DBus\x00\x00\x00" +
+	"\x06\x01s\x00\x14\x00\x00\x00org.freedesktop.DBus\x00\x00\x00\x00" +
+	"\x02\x01s\x00\x14\x00\x00\x00org.freedesktop.DBus\x00\x00\x00\x00" +
+	"\x03\x01s\x00\x05\x00\x00\x00Hello\x00\x00\x00"
+
+// TestKeepHelloWithBegin: a client may send BEGIN and its Hello in one
+// write (libdbus does when it is quick, sd-bus always): the keeper must
+// answer the Hello that came in the same read as BEGIN. Found with
+// dbus-send and dbus-test-tool echo, which hung at connect through the
+// keeper ("Did not receive a reply" after 25 s) unless slowed by strace.
+func TestKeepHelloWithBegin(t *testing.T) {
+	bus := bustest.New(t)
+	k := startKeeper(t, bus)
+	c, err := net.Dial("unix", strings.TrimPrefix(k.addr, "unix:path="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	auth := "\x00AUTH EXTERNAL " + hex.EncodeToString([]byte(strconv.Itoa(os.Getuid()))) + "\r\nBEGIN\r\n"
+	if _, err := io.WriteString(c, auth+helloMessage); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "OK ") {
+		t.Fatalf("authentication answered %q, %v", line, err)
+	}
+	// The reply to Hello: a METHOD_RETURN (type 2) with reply serial 1.
+	var fixed [16]byte
+	if _, err := io.ReadFull(r, fixed[:]); err != nil {
+		t.Fatalf("no answer to a Hello sent with BEGIN in one write: %v", err)
+	}
+	if fixed[1] != 2 {
+		t.Errorf("the first message after BEGIN+Hello has type %d, want 2 (the Hello's reply)", fixed[1])
+	}
+}
