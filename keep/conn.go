@@ -140,13 +140,18 @@ func (c *conn) log() *slog.Logger {
 // appLoop forwards what the app sends until it closes its connection.
 func (c *conn) appLoop() {
 	defer c.close()
+	// Authentication may have read the first messages already.
+	read := c.app.end == c.app.start
 	for {
-		if err := c.app.fill(); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
-				c.log().Debug("keep: app connection failed", "err", err)
+		if read {
+			if err := c.app.fill(); err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
+					c.log().Debug("keep: app connection failed", "err", err)
+				}
+				return
 			}
-			return
 		}
+		read = true
 		if err := c.fromApp(); err != nil {
 			c.log().Warn("keep: app sent what is not D-Bus; disconnecting it", "err", err)
 			return
@@ -182,7 +187,7 @@ func (c *conn) fromApp() error {
 		case stLive:
 			c.appMsg(out, msg, off, &h, fds, nm)
 		case stDown:
-			c.refuse(msg, &h)
+			c.refuse(&c.replies, msg, &h)
 			closeFDs(fds)
 		case stClosed:
 			closeFDs(fds)
@@ -218,16 +223,16 @@ func (c *conn) fromApp() error {
 	return nil
 }
 
-// refuse answers a call made while the bus is away, at once, so the app
-// does not wait for a reply that cannot come; other messages are dropped.
-// The caller holds c.mu.
-func (c *conn) refuse(msg []byte, h *header) {
+// refuse answers a call made while the bus is away into replies, at
+// once, so the app does not wait for a reply that cannot come; other
+// messages are dropped. The caller holds c.mu.
+func (c *conn) refuse(replies *batch, msg []byte, h *header) {
 	if h.typ != typeMethodCall || h.flags&flagNoReplyExpected != 0 {
 		c.dropped++
 		return
 	}
-	c.replies.copied()
-	c.replies.b = c.errorReply(c.replies.b, h.serial, errNoServer,
+	replies.copied()
+	replies.b = c.errorReply(replies.b, h.serial, errNoServer,
 		"the bus is restarting; busmedic keeps this connection and replays it when the bus is back")
 }
 
@@ -699,15 +704,16 @@ func (c *conn) toDown() {
 		c.up = nil
 	}
 	c.state = stDown
-	c.replies.reset(nil, 0)
-	c.replies.copied()
+	// Not c.replies: the app's reader may be sending that one now.
+	var replies batch
+	replies.copied()
 	serials := make([]uint32, 0, len(c.pending))
 	for s := range c.pending {
 		serials = append(serials, s)
 	}
 	slices.Sort(serials)
 	for _, s := range serials {
-		c.replies.b = c.errorReply(c.replies.b, s, errNoServer, "the bus went away before it answered")
+		replies.b = c.errorReply(replies.b, s, errNoServer, "the bus went away before it answered")
 	}
 	clear(c.pending)
 	clear(c.busCalls)
@@ -717,15 +723,15 @@ func (c *conn) toDown() {
 		if err != nil || parseHeader(c.queue[pos:pos+n], &h) != nil {
 			break
 		}
-		c.refuse(c.queue[pos:pos+n], &h)
+		c.refuse(&replies, c.queue[pos:pos+n], &h)
 		pos += n
 	}
 	c.queue = c.queue[:0]
 	closeFDs(c.queueFDs)
 	c.queueFDs = c.queueFDs[:0]
-	if !c.replies.empty() {
+	if !replies.empty() {
 		c.app.wmu.Lock()
-		c.app.send(&c.replies)
+		c.app.send(&replies)
 		c.app.wmu.Unlock()
 	}
 }

@@ -33,6 +33,9 @@ const (
 	// backoffMin and backoffMax bound the wait between reconnects.
 	backoffMin = 5 * time.Millisecond
 	backoffMax = 500 * time.Millisecond
+	// smallRead is the read buffer of the keeper's own short-lived
+	// connections (probes, names burnt).
+	smallRead = 4 << 10
 	// maxReplayFails is how often one connection's replay may fail while
 	// the bus answers others before the keeper gives up on it.
 	maxReplayFails = 3
@@ -197,7 +200,7 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 
 // connectFirst gives a new connection its first upstream connection.
 func (k *Keeper) connectFirst(c *conn) {
-	up, _, err := k.dialUp(c.unixFD)
+	up, _, err := k.dialUp(c.unixFD, readSize)
 	if err == nil {
 		err = k.goLive(c, up, c.gen, nil, nil, nil)
 	}
@@ -213,8 +216,9 @@ func (k *Keeper) connectFirst(c *conn) {
 	k.markDown(c.gen)
 }
 
-// dialUp connects and authenticates to the bus.
-func (k *Keeper) dialUp(unixFD bool) (*sock, string, error) {
+// dialUp connects and authenticates to the bus, with a read buffer of
+// size bytes to start with.
+func (k *Keeper) dialUp(unixFD bool, size int) (*sock, string, error) {
 	if k.cfg.Address == nil {
 		return nil, "", errors.New("keep: no bus address (Config.Address is nil)")
 	}
@@ -226,7 +230,7 @@ func (k *Keeper) dialUp(unixFD bool) (*sock, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("keep: connect to %s: %w", addr, err)
 	}
-	s := newSock(nc)
+	s := newSockSize(nc, size)
 	nc.SetDeadline(time.Now().Add(dialTimeout))
 	guid, _, err := clientAuth(s, k.uid, unixFD)
 	nc.SetDeadline(time.Time{})
@@ -259,8 +263,10 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	c.up, c.gen, c.state = up, gen, stLive
 	nm := k.names.Load()
 	var h header
+	// Batches of their own: the forwarding goroutines of the bus that
+	// went away may still be sending theirs.
 	if len(signals) > 0 || len(held) > 0 {
-		out := &c.toApp
+		out := &batch{}
 		out.reset(nil, 0)
 		out.copied()
 		out.b = append(out.b, signals...)
@@ -279,7 +285,7 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 		c.app.send(out)
 		c.app.wmu.Unlock()
 	}
-	out := &c.toBus
+	out := &batch{}
 	out.reset(c.queue, 0)
 	fds := c.queueFDs
 	for pos := 0; pos < len(c.queue); {
@@ -342,7 +348,7 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 
 // probeGUID connects to the bus to learn its guid.
 func (k *Keeper) probeGUID() (string, error) {
-	s, guid, err := k.dialUp(false)
+	s, guid, err := k.dialUp(false, smallRead)
 	if err != nil {
 		return "", err
 	}

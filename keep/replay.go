@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"busmedic/relaunch/control"
@@ -255,7 +258,10 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 	for _, c := range down {
 		rcs = append(rcs, snapshot(c))
 	}
-	if err := k.burnNames(rcs); err != nil {
+	ups := &upstreams{}
+	stop := context.AfterFunc(ctx, ups.closeAll)
+	defer stop()
+	if err := k.burnNames(ctx, ups, rcs); err != nil {
 		return nil, err
 	}
 
@@ -264,9 +270,12 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		up, _, err := k.dialUp(rc.c.unixFD)
+		up, _, err := k.dialUp(rc.c.unixFD, readSize)
 		if err != nil {
 			return nil, err // the bus is not there (any more)
+		}
+		if !ups.add(up) {
+			return nil, ctx.Err()
 		}
 		rc.up = up
 		hello := rc.call("Hello", "", nil)
@@ -585,8 +594,9 @@ func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []c
 // apps may know (their own, their peers'), by connecting and leaving
 // until it does. A new bus numbers from :1.0 again; without this, a name
 // an app knows from before could be a different connection now, or the
-// same name could stand for two kept connections.
-func (k *Keeper) burnNames(rcs []*replayConn) error {
+// same name could stand for two kept connections. A few connections at
+// a time: a bus that lived long has handed out thousands of names.
+func (k *Keeper) burnNames(ctx context.Context, ups *upstreams, rcs []*replayConn) error {
 	highest := -1
 	note := func(name string) {
 		if n, ok := uniqueNumber(name); ok {
@@ -614,24 +624,102 @@ func (k *Keeper) burnNames(rcs []*replayConn) error {
 		c.mu.Unlock()
 	}
 	k.mu.Unlock()
-	for highest >= 0 {
-		up, _, err := k.dialUp(false)
-		if err != nil {
-			return err
-		}
-		rc := &replayConn{up: up, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
-		hello := rc.call("Hello", "", nil)
-		err = rc.wait()
-		up.close()
-		if err != nil {
-			return err
-		}
-		n, ok := uniqueNumber(rc.replies[hello].str())
-		if !ok || n > highest {
-			return nil
-		}
+	if highest < 0 {
+		return nil
 	}
-	return nil
+	const workers = 8
+	var (
+		done     atomic.Bool
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for !done.Load() {
+				n, err := k.burnOne(ctx, ups)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					done.Store(true)
+					return
+				}
+				if n > highest {
+					done.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// burnOne connects, says Hello and leaves, returning N of the name got.
+func (k *Keeper) burnOne(ctx context.Context, ups *upstreams) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	up, _, err := k.dialUp(false, smallRead)
+	if err != nil {
+		return 0, err
+	}
+	if !ups.add(up) {
+		return 0, ctx.Err()
+	}
+	defer ups.remove(up)
+	rc := &replayConn{up: up, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
+	hello := rc.call("Hello", "", nil)
+	if err := rc.wait(); err != nil {
+		return 0, err
+	}
+	n, ok := uniqueNumber(rc.replies[hello].str())
+	if !ok {
+		// Not a name of the form ":1.N": nothing to burn past.
+		return math.MaxInt, nil
+	}
+	return n, nil
+}
+
+// upstreams are the connections a replay opens, closed if its context
+// ends mid-way so that Serve does not wait for the replay's timeouts.
+type upstreams struct {
+	mu    sync.Mutex
+	done  bool
+	socks []*sock
+}
+
+// add keeps s, or closes it and returns false if the context ended.
+func (u *upstreams) add(s *sock) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		s.close()
+		return false
+	}
+	u.socks = append(u.socks, s)
+	return true
+}
+
+// remove closes s and forgets it.
+func (u *upstreams) remove(s *sock) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s.close()
+	if i := slices.Index(u.socks, s); i >= 0 {
+		u.socks = slices.Delete(u.socks, i, i+1)
+	}
+}
+
+func (u *upstreams) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.done = true
+	for _, s := range u.socks {
+		s.c.Close()
+	}
 }
 
 // uniqueNumber returns N of a unique name ":1.N", as dbus-daemon and

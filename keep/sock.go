@@ -40,8 +40,12 @@ type sock struct {
 	wmu sync.Mutex
 }
 
-func newSock(c *net.UnixConn) *sock {
-	return &sock{c: c, buf: make([]byte, readSize), oob: make([]byte, unix.CmsgSpace(maxFDs*4))}
+func newSock(c *net.UnixConn) *sock { return newSockSize(c, readSize) }
+
+// newSockSize is newSock with a read buffer of size bytes to start with:
+// the keeper's short-lived connections of its own need little.
+func newSockSize(c *net.UnixConn, size int) *sock {
+	return &sock{c: c, buf: make([]byte, size), oob: make([]byte, unix.CmsgSpace(maxFDs*4))}
 }
 
 // fill reads what the socket has into the buffer, at least one byte,

@@ -462,7 +462,7 @@ func appendMessage(dst []byte, typ, flags byte, serial uint32, f *fields, body [
 	str(fieldSender, 's', f.sender)
 	if f.sig != "" {
 		dst = pad(dst, base, 8)
-		dst = append(dst, fieldSignature, 1, 'g', byte(len(f.sig)))
+		dst = append(dst, fieldSignature, 1, 'g', 0, byte(len(f.sig)))
 		dst = append(dst, f.sig...)
 		dst = append(dst, 0)
 	}
