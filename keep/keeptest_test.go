@@ -474,20 +474,15 @@ func startXDGProxy(t testing.TB, bus *bustest.Bus) (string, int) {
 	return "unix:path=" + sock, cmd.Process.Pid
 }
 
-// underTest is the path the real-app tests keep their apps through.
-var underTest = inProcess
-
-// inProcess is the keeper run by the test itself, on a socket in a
-// temporary directory: the bus sees the test's pid for kept connections.
-var inProcess = path{"keeper", func(t testing.TB, bus *bustest.Bus) (string, int) {
-	return startKeeper(t, bus).addr, os.Getpid()
-}}
-
 // keeper is a keep.Keeper serving in the test process.
 type keeper struct {
 	*keep.Keeper
 	addr string
 	stop func() // ends Serve and waits for it; the test's cleanup calls it too
+
+	mu      sync.Mutex
+	last    control.KeptReport
+	changed chan struct{} // closed at the next report
 }
 
 // keeperLogger is the keeper's logger in tests: silent, unless
@@ -499,7 +494,8 @@ func keeperLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startKeeper serves a keeper for bus until the test ends (or stop).
+// startKeeper serves a keeper for bus until the test ends (or stop). The
+// bus sees the test's pid for the kept connections.
 func startKeeper(t testing.TB, bus *bustest.Bus) *keeper {
 	t.Helper()
 	sock := filepath.Join(shortDir(t), "keep.sock")
@@ -507,17 +503,18 @@ func startKeeper(t testing.TB, bus *bustest.Bus) *keeper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := keep.New(keep.Config{
+	tk := &keeper{addr: "unix:path=" + sock, changed: make(chan struct{})}
+	tk.Keeper = keep.New(keep.Config{
 		Bus:     "session",
 		Address: func() (string, error) { return bus.Address(), nil },
 		Logger:  keeperLogger(),
-		Report:  func(control.KeptReport) {},
+		Report:  tk.report,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- k.Serve(ctx, l) }()
+	go func() { done <- tk.Serve(ctx, l) }()
 	var once sync.Once
-	stop := func() {
+	tk.stop = func() {
 		once.Do(func() {
 			cancel()
 			select {
@@ -530,8 +527,57 @@ func startKeeper(t testing.TB, bus *bustest.Bus) *keeper {
 			}
 		})
 	}
-	t.Cleanup(stop)
-	return &keeper{Keeper: k, addr: "unix:path=" + sock, stop: stop}
+	t.Cleanup(tk.stop)
+	return tk
+}
+
+// report is the keeper's Config.Report: it keeps the last report and
+// wakes those who wait for one.
+func (k *keeper) report(r control.KeptReport) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.last = r
+	close(k.changed)
+	k.changed = make(chan struct{})
+}
+
+// WaitReport waits for a report that satisfies ok (the last one, or one
+// to come) and returns it.
+func (k *keeper) WaitReport(t testing.TB, what string, ok func(control.KeptReport) bool) control.KeptReport {
+	t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		k.mu.Lock()
+		last, changed := k.last, k.changed
+		k.mu.Unlock()
+		if ok(last) {
+			return last
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("the keeper did not report %s within %s; its last report: %+v", what, waitLimit, last)
+		}
+	}
+}
+
+// WaitRestarts waits until the keeper is up and reports every kept app
+// kept through n restarts: its replays are done, and what the apps were
+// told (NameOwnerChanged, NameLost) is on its way to them.
+func (k *keeper) WaitRestarts(t testing.TB, n int) {
+	t.Helper()
+	k.WaitReport(t, fmt.Sprintf("every app kept through %d restarts", n), func(r control.KeptReport) bool {
+		if !r.Up || len(r.Apps) == 0 {
+			return false
+		}
+		for _, a := range r.Apps {
+			if a.Restarts < n {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // helloMessage is the Hello call every client sends first, serial 1,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -80,14 +81,14 @@ func TestKeepLeak(t *testing.T) {
 	// tell.
 	app := startGDBus(t, k.addr, "--own", serviceName, "--watch", echoName)
 	app.Expect("owned " + serviceName)
-	app.Expect("appeared " + echoName)
+	echoOwner := strings.Fields(app.Expect("appeared " + echoName))[2]
 
 	check := func(i int, sig syscall.Signal) {
 		t.Helper()
 		restart(t, bus, sig)
+		k.WaitRestarts(t, i)
 		when := fmt.Sprintf("restart %d (%v)", i, sig)
-		app.Expect("vanished " + echoName)
-		app.Expect("appeared " + echoName)
+		checkWatcher(t, app, echoName, echoOwner)
 		checkKept(t, rb, app, serviceName, os.Getpid())
 		checkKept(t, rb, echo, echoName, os.Getpid())
 		if err := callEcho(rb, echoName); err != nil {

@@ -6,7 +6,7 @@ package keep_test
 // do without a keeper: that is why the keeper exists.
 
 import (
-	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -83,6 +83,63 @@ func checkKept(t testing.TB, rb *realBus, app *proc, name string, keeperPID int)
 	return owner
 }
 
+// throughRestarts runs check, then restarts the bus with SIGTERM and with
+// SIGKILL, and after each waits for the keeper to have replayed every app
+// and runs check again.
+func throughRestarts(t testing.TB, bus *bustest.Bus, k *keeper, check func(when string)) {
+	t.Helper()
+	check("before a restart")
+	for i, sig := range restartSignals {
+		restart(t, bus, sig)
+		k.WaitRestarts(t, i+1)
+		check("after " + sig.String())
+	}
+}
+
+// checkWatcher fails the test unless a watcher's view of name comes back
+// to owner after a restart: the keeper keeps a kept peer's unique name.
+// Whether it sees the name vanish and appear again on the way depends on
+// which app the keeper replays first (it tells a watcher nothing when the
+// owner is back before the watcher's replay asks), so the events are
+// checked for order, not number: appear, then vanish and appear in turn,
+// never two of a kind in a row (GDBus's runtime check) and appeared last.
+func checkWatcher(t testing.TB, p *proc, name, owner string) {
+	t.Helper()
+	want := "owner " + name + " " + owner
+	var got string
+	if !poll(func() bool { got = p.Ask("owner "+name, "owner "+name); return got == want }) {
+		t.Fatalf("the watcher says %q, want %q: %s", got, want, p.status())
+	}
+	checkAlternates(t, p, "appeared "+name, "vanished "+name)
+}
+
+// checkAlternates fails the test unless the lines of p that start with up
+// and down alternate, up first and last.
+func checkAlternates(t testing.TB, p *proc, up, down string) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next, last := up, ""
+	for _, l := range p.seen {
+		if !strings.HasPrefix(l, up) && !strings.HasPrefix(l, down) {
+			continue
+		}
+		if !strings.HasPrefix(l, next) {
+			t.Errorf("%s said %q where %q was due:\n  %s", p.name, l, next, strings.Join(p.seen, "\n  "))
+			return
+		}
+		last = next
+		if next == up {
+			next = down
+		} else {
+			next = up
+		}
+	}
+	if last != up {
+		t.Errorf("%s's last word on the watched name is not %q:\n  %s", p.name, up, strings.Join(p.seen, "\n  "))
+	}
+}
+
 // checkStderr fails the test if a GLib or Qt program warned: the keeper
 // must not make an app see what a bus would never send.
 func checkStderr(t testing.TB, apps ...*proc) {
@@ -135,14 +192,13 @@ func TestKeepDunst(t *testing.T) {
 	// service file) would answer in the kept one's place: none may run.
 	t.Cleanup(bus.KillClients)
 	display := bustest.StartXvfb(t, 640, 480)
-	addr, keeperPID := underTest.start(t, bus)
+	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
 	notifySend := need(t, "notify-send", "libnotify-bin")
-	dunst := startDunst(t, addr, display)
-
-	check := func(when string) {
+	dunst := startDunst(t, k.addr, display)
+	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
-		owner := checkKept(t, rb, dunst, notificationsName, keeperPID)
+		owner := checkKept(t, rb, dunst, notificationsName, os.Getpid())
 		// notify-send on the real bus, as any app of the session.
 		cmd := exec.Command(notifySend, "--print-id", "--expire-time=1000", "kept "+when)
 		cmd.Env = bus.Env()
@@ -163,68 +219,59 @@ func TestKeepDunst(t *testing.T) {
 			t.Errorf("%s: the bus started programs of its own (pids %v): the kept dunst did not answer", when, others)
 		}
 		t.Logf("%s: dunst pid %d answered notification %s", when, dunst.PID(), strings.TrimSpace(string(out)))
-	}
-	check("before a restart")
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		check("after " + sig.String())
-	}
+	})
 	checkStderr(t, dunst)
 }
 
 // TestKeepGDBus: a GDBus service and a GDBus client that watches its name
-// and calls it, both kept. The client sees the name vanish and come back
-// after each restart, its next call works, and GLib warns of nothing.
+// and calls it, both kept. After each restart the client's watcher has the
+// service's name back, with the same owner, its next call works, and GLib
+// warns of nothing.
 func TestKeepGDBus(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
-	addr, keeperPID := underTest.start(t, bus)
+	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
-	service := startGDBus(t, addr, "--own", serviceName)
+	service := startGDBus(t, k.addr, "--own", serviceName)
 	service.Expect("owned " + serviceName)
-	client := startGDBus(t, addr, "--watch", serviceName)
-	first := client.Expect("appeared " + serviceName)
-	if got := client.Ask("call "+serviceName+" first", "reply", "error"); got != "reply pong:first" {
-		t.Fatalf("before a restart the client's call: %q", got)
-	}
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		// Vanish, then appear: GLib's watcher skips its callbacks (and
-		// warns) when an owner changes without the vanish first.
-		client.Expect("vanished " + serviceName)
-		again := client.Expect("appeared " + serviceName)
-		if again != first {
-			t.Errorf("after %v the client saw %q, before %q: a kept peer's unique name must stay the same", sig, again, first)
+	client := startGDBus(t, k.addr, "--watch", serviceName)
+	owner := strings.Fields(client.Expect("appeared " + serviceName))[2]
+	throughRestarts(t, bus, k, func(when string) {
+		t.Helper()
+		arg := strings.ReplaceAll(when, " ", "-")
+		if got := client.Ask("call "+serviceName+" "+arg, "reply", "error"); got != "reply pong:"+arg {
+			t.Errorf("%s: the client's call: %q", when, got)
 		}
-		if got := client.Ask("call "+serviceName+" "+sig.String(), "reply", "error"); got != "reply pong:"+sig.String() {
-			t.Errorf("after %v the client's first call: %q", sig, got)
+		checkWatcher(t, client, serviceName, owner)
+		checkKept(t, rb, service, serviceName, os.Getpid())
+		if !client.Alive() {
+			t.Fatalf("%s: the client died: %s", when, client.status())
 		}
-		checkKept(t, rb, service, serviceName, keeperPID)
-		checkKept(t, rb, client, "org.freedesktop.DBus", 0)
 		var pid uint32
 		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
-			t.Errorf("after %v %s answered from pid %d (%v), want %d", sig, serviceName, pid, err, service.PID())
+			t.Errorf("%s: %s answered from pid %d (%v), want %d", when, serviceName, pid, err, service.PID())
 		}
-	}
+	})
 	checkStderr(t, service, client)
 }
 
 // TestKeepQt: a QtDBus program that owns a name and watches another with a
 // QDBusServiceWatcher, kept: it answers after each restart and its watcher
-// follows the watched name's vanish and return.
+// has the watched name back.
 func TestKeepQt(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
-	addr, keeperPID := underTest.start(t, bus)
+	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
-	qt := startQt(t, addr, qtName, echoName)
+	qt := startQt(t, k.addr, qtName, echoName)
 	// The watched service comes after the watcher, which only reports
 	// changes.
-	echo := startEcho(t, rb, addr, echoName)
+	echo := startEcho(t, rb, k.addr, echoName)
 	qt.Expect("registered " + echoName)
-	check := func(when string) {
+	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
-		checkKept(t, rb, qt, qtName, keeperPID)
+		checkKept(t, rb, qt, qtName, os.Getpid())
+		arg := strings.ReplaceAll(when, " ", "-")
 		var pong string
-		if err := rb.Call(qtName, "Ping", &pong, when); err != nil || pong != "pong:"+when {
+		if err := rb.Call(qtName, "Ping", &pong, arg); err != nil || pong != "pong:"+arg {
 			t.Errorf("%s: Ping to the Qt app: %q, %v", when, pong, err)
 		}
 		var pid uint32
@@ -234,15 +281,12 @@ func TestKeepQt(t *testing.T) {
 		if got := qt.Ask("status", "connected"); got != "connected true" {
 			t.Errorf("%s: the Qt app says %q", when, got)
 		}
-		checkKept(t, rb, echo, echoName, keeperPID)
-	}
-	check("before")
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		qt.Expect("unregistered " + echoName)
-		qt.Expect("registered " + echoName)
-		check(sig.String())
-	}
+		if !poll(func() bool { return qt.Ask("watched", "watched") == "watched yes" }) {
+			t.Errorf("%s: the Qt app's watcher does not have %s back: %s", when, echoName, qt.status())
+		}
+		checkAlternates(t, qt, "registered "+echoName, "unregistered "+echoName)
+		checkKept(t, rb, echo, echoName, os.Getpid())
+	})
 	checkStderr(t, qt)
 }
 
@@ -250,21 +294,16 @@ func TestKeepQt(t *testing.T) {
 // restart, the same process.
 func TestKeepEcho(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
-	addr, keeperPID := underTest.start(t, bus)
+	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
-	echo := startEcho(t, rb, addr, echoName)
-	check := func(when string) {
+	echo := startEcho(t, rb, k.addr, echoName)
+	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
-		checkKept(t, rb, echo, echoName, keeperPID)
+		checkKept(t, rb, echo, echoName, os.Getpid())
 		if err := callEcho(rb, echoName); err != nil {
 			t.Errorf("%s: call to dbus-test-tool echo: %v", when, err)
 		}
-	}
-	check("before")
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		check(sig.String())
-	}
+	})
 }
 
 // TestKeepOwnsName: an app that owns a name keeps it: the name resolves on
@@ -272,26 +311,21 @@ func TestKeepEcho(t *testing.T) {
 // reach the same process. The app is never told it lost the name.
 func TestKeepOwnsName(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
-	addr, keeperPID := underTest.start(t, bus)
+	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
-	service := startGDBus(t, addr, "--own", serviceName)
+	service := startGDBus(t, k.addr, "--own", serviceName)
 	service.Expect("owned " + serviceName)
-	check := func(when string) {
+	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
-		checkKept(t, rb, service, serviceName, keeperPID)
+		checkKept(t, rb, service, serviceName, os.Getpid())
 		var pid uint32
 		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
 			t.Errorf("%s: %s answered from pid %d (%v), want %d", when, serviceName, pid, err, service.PID())
 		}
-	}
-	check("before")
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		check(sig.String())
-	}
-	// "lost" would be the app's last line before any check: ask it
-	// something to read everything it said so far.
-	service.Ask("call "+serviceName+" end", "reply", "error")
+	})
+	// A "lost" line would come before the answer to a command: ask one
+	// to have read everything it said so far.
+	service.Ask("owner "+serviceName, "owner")
 	service.mu.Lock()
 	defer service.mu.Unlock()
 	for _, l := range service.seen {
@@ -303,31 +337,23 @@ func TestKeepOwnsName(t *testing.T) {
 
 // TestKeepFdPassing: a kept client passes a file descriptor to a kept
 // service, which reads it, and the service passes one back, before and
-// after a restart.
+// after each restart.
 func TestKeepFdPassing(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
-	addr, _ := underTest.start(t, bus)
-	service := startGDBus(t, addr, "--own", serviceName)
+	k := startKeeper(t, bus)
+	service := startGDBus(t, k.addr, "--own", serviceName)
 	service.Expect("owned " + serviceName)
-	client := startGDBus(t, addr, "--watch", serviceName)
-	client.Expect("appeared " + serviceName)
-	check := func(when string) {
+	client := startGDBus(t, k.addr)
+	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
-		text := fmt.Sprintf("to-service-%s", strings.ReplaceAll(when, " ", "-"))
+		text := "to-service-" + strings.ReplaceAll(when, " ", "-")
 		if got := client.Ask("sendfd "+serviceName+" "+text, "readfd", "error"); got != "readfd "+text {
 			t.Errorf("%s: client to service: %q", when, got)
 		}
-		text = fmt.Sprintf("to-client-%s", strings.ReplaceAll(when, " ", "-"))
+		text = "to-client-" + strings.ReplaceAll(when, " ", "-")
 		if got := client.Ask("getfd "+serviceName+" "+text, "gotfd", "error"); got != "gotfd "+text {
 			t.Errorf("%s: service to client: %q", when, got)
 		}
-	}
-	check("before")
-	for _, sig := range restartSignals {
-		restart(t, bus, sig)
-		client.Expect("vanished " + serviceName)
-		client.Expect("appeared " + serviceName)
-		check(sig.String())
-	}
+	})
 	checkStderr(t, service, client)
 }

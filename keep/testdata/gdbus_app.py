@@ -14,6 +14,8 @@ It watches NAME with Gio.bus_watch_name and prints "appeared NAME OWNER" and
 line, so the test waits on lines, never on time:
   call NAME ARG         "reply pong:ARG" or "error MESSAGE"
   poke NAME             calls Ping and takes any answer: "answered"
+  owner NAME            the watched name's owner as the watcher last
+                        said: "owner NAME OWNER", or "owner NAME -"
   sendfd NAME TEXT      sends a pipe with TEXT to ReadFd: "readfd TEXT"
   getfd NAME TEXT       asks OpenFd for a pipe and reads it: "gotfd TEXT"
 Its bus connection is GDBus's shared one, which exits the process when the
@@ -89,6 +91,20 @@ def call(conn, name, method, args, sig, fds=None):
         Gio.DBusCallFlags.NONE, 5000, fds, None)
 
 
+# The owner of each watched name as the watcher's callbacks said.
+owners = {}
+
+
+def appeared(conn, name, owner):
+    owners[name] = owner
+    say("appeared", name, owner)
+
+
+def vanished(conn, name):
+    owners[name] = ""
+    say("vanished", name)
+
+
 def command(conn, line):
     words = line.split(" ", 2)
     cmd, name, arg = (words + ["", ""])[:3]
@@ -96,6 +112,8 @@ def command(conn, line):
         if cmd == "call":
             ret, _ = call(conn, name, "Ping", GLib.Variant("(s)", (arg,)), "(s)")
             say("reply", ret[0])
+        elif cmd == "owner":
+            say("owner", name, owners.get(name) or "-")
         elif cmd == "poke":
             call(conn, name, "Ping", GLib.Variant("(s)", ("poke",)), None)
             say("answered")
@@ -134,8 +152,7 @@ def main():
     if a.watch:
         Gio.bus_watch_name_on_connection(
             conn, a.watch, Gio.BusNameWatcherFlags.NONE,
-            lambda c, n, owner: say("appeared", n, owner),
-            lambda c, n: say("vanished", n))
+            appeared, vanished)
 
     def on_stdin(source, cond):
         line = sys.stdin.readline()

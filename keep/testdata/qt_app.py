@@ -7,8 +7,10 @@ It registers NAME on QDBusConnection.sessionBus() and serves org.example.Keep
 on /org/example/Keep (Ping(s) -> s: "pong:" + the argument; Pid() -> u).
 A QDBusServiceWatcher on the watched name prints "registered NAME" and
 "unregistered NAME". On stdin, "status" prints "connected true|false" (a
-QtDBus app whose bus went away lives on deaf: it never reconnects). It
-prints "ready" once its name is registered.
+QtDBus app whose bus went away lives on deaf: it never reconnects);
+"watched" prints "watched yes|no", whether the watcher last said the
+watched name was registered. It prints "ready" once its name is
+registered.
 """
 
 import argparse
@@ -55,8 +57,18 @@ def main():
         say("error registerObject:", bus.lastError().message())
         return 1
     watcher = QDBusServiceWatcher(a.watch, bus, QDBusServiceWatcher.WatchForOwnerChange)
-    watcher.serviceRegistered.connect(lambda n: say("registered", n))
-    watcher.serviceUnregistered.connect(lambda n: say("unregistered", n))
+    registered = [False]
+
+    def on_registered(n):
+        registered[0] = True
+        say("registered", n)
+
+    def on_unregistered(n):
+        registered[0] = False
+        say("unregistered", n)
+
+    watcher.serviceRegistered.connect(on_registered)
+    watcher.serviceUnregistered.connect(on_unregistered)
     if not bus.registerService(a.own):
         say("error registerService:", bus.lastError().message())
         return 1
@@ -68,6 +80,8 @@ def main():
             return
         if line.strip() == "status":
             say("connected", "true" if QDBusConnection.sessionBus().isConnected() else "false")
+        elif line.strip() == "watched":
+            say("watched", "yes" if registered[0] else "no")
         else:
             say("error unknown command", line.strip())
 
