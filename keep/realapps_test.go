@@ -19,6 +19,7 @@ import (
 const (
 	notificationsName = "org.freedesktop.Notifications"
 	serviceName       = "org.example.Service"
+	directName        = "org.example.Direct"
 	echoName          = "org.example.Echo"
 	qtName            = "org.example.Qt"
 )
@@ -225,32 +226,54 @@ func TestKeepDunst(t *testing.T) {
 
 // TestKeepGDBus: a GDBus service and a GDBus client that watches its name
 // and calls it, both kept. After each restart the client's watcher has the
-// service's name back, with the same owner, its next call works, and GLib
-// warns of nothing.
+// service's name back, with the same owner, and its next call works. The
+// client also watches a service that is not kept, which dies with the bus
+// and is started again on the new one: the client sees it vanish, then
+// appear with its new owner, and can call it. GLib warns of nothing.
 func TestKeepGDBus(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
 	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
 	service := startGDBus(t, k.addr, "--own", serviceName)
 	service.Expect("owned " + serviceName)
-	client := startGDBus(t, k.addr, "--watch", serviceName)
+	startDirect := func() (*proc, string) {
+		t.Helper()
+		p := startGDBus(t, bus.Address(), "--own", directName)
+		p.Expect("owned " + directName)
+		return p, rb.WaitOwner(directName)
+	}
+	direct, directOwner := startDirect()
+	client := startGDBus(t, k.addr, "--watch", serviceName, "--watch", directName)
 	owner := strings.Fields(client.Expect("appeared " + serviceName))[2]
+	client.Expect("appeared " + directName + " " + directOwner)
 	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
+		if when != "before a restart" {
+			direct.WaitExit()
+			oldOwner := directOwner
+			direct, directOwner = startDirect()
+			client.Expect("vanished " + directName)
+			client.Expect("appeared " + directName + " " + directOwner)
+			if directOwner == oldOwner || directOwner == owner {
+				t.Errorf("%s: the new bus gave the new %s the unique name %s, which a kept app knows (old %s, kept %s)",
+					when, directName, directOwner, oldOwner, owner)
+			}
+		}
 		arg := strings.ReplaceAll(when, " ", "-")
 		if got := client.Ask("call "+serviceName+" "+arg, "reply", "error"); got != "reply pong:"+arg {
-			t.Errorf("%s: the client's call: %q", when, got)
+			t.Errorf("%s: the client's call to the kept service: %q", when, got)
+		}
+		if got := client.Ask("call "+directName+" "+arg, "reply", "error"); got != "reply pong:"+arg {
+			t.Errorf("%s: the client's call to the service that is not kept: %q", when, got)
 		}
 		checkWatcher(t, client, serviceName, owner)
 		checkKept(t, rb, service, serviceName, os.Getpid())
-		if !client.Alive() {
-			t.Fatalf("%s: the client died: %s", when, client.status())
-		}
 		var pid uint32
 		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
 			t.Errorf("%s: %s answered from pid %d (%v), want %d", when, serviceName, pid, err, service.PID())
 		}
 	})
+	checkAlternates(t, client, "appeared "+directName, "vanished "+directName)
 	checkStderr(t, service, client)
 }
 

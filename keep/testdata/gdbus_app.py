@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A GDBus app for the keeper's tests: a service, a client, or both.
 
-Usage: gdbus_app.py [--own NAME] [--watch NAME]
+Usage: gdbus_app.py [--own NAME] [--watch NAME]...
 
 It owns NAME (printing "owned NAME" when the bus says so, "lost NAME" when
 it loses it) and serves org.example.Keep on /org/example/Keep:
@@ -139,7 +139,7 @@ def command(conn, line):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--own")
-    p.add_argument("--watch")
+    p.add_argument("--watch", action="append", default=[])
     a = p.parse_args()
     loop = GLib.MainLoop()
     conn = Gio.bus_get_sync(Gio.BusType.SESSION, None)
@@ -149,10 +149,9 @@ def main():
         Gio.bus_own_name_on_connection(
             conn, a.own, Gio.BusNameOwnerFlags.NONE,
             lambda c, n: say("owned", n), lambda c, n: say("lost", n))
-    if a.watch:
+    for name in a.watch:
         Gio.bus_watch_name_on_connection(
-            conn, a.watch, Gio.BusNameWatcherFlags.NONE,
-            appeared, vanished)
+            conn, name, Gio.BusNameWatcherFlags.NONE, appeared, vanished)
 
     def on_stdin(source, cond):
         line = sys.stdin.readline()
