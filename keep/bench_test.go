@@ -119,27 +119,46 @@ func startKeeperProcess(t testing.TB, bus *bustest.Bus) (string, int) {
 }
 
 // benchPaths are the three ways to the bus, direct first: the others'
-// figures are reported as ratios to its figures of the same run.
+// figures are reported beside it as ratios.
 var benchPaths = []path{direct, xdgProxy, keeperProcess}
 
-// ratios holds direct's last figures by metric, for the ratios.
-type ratios struct {
-	mu     sync.Mutex
-	direct map[string]float64
+// lane is one path, started, for one round of a benchmark.
+type lane struct {
+	path
+	addr string
+	pid  int // the proxy's process, or 0 (direct)
 }
 
-// report reports a figure of path and, for the proxies, its ratio to
-// direct's ("UNIT-x").
-func (r *ratios) report(b *testing.B, p path, v float64, unit string) {
-	b.ReportMetric(v, unit)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p.name == direct.name {
-		r.direct[unit] = v
-		return
+// startLanes starts the three paths to bus.
+func startLanes(b *testing.B, bus *bustest.Bus) []lane {
+	b.Helper()
+	lanes := make([]lane, len(benchPaths))
+	for i, p := range benchPaths {
+		addr, pid := p.start(b, bus)
+		lanes[i] = lane{p, addr, pid}
 	}
-	if d := r.direct[unit]; d > 0 {
-		b.ReportMetric(v/d, unit+"-x")
+	return lanes
+}
+
+// order is the order the lanes take their turn in round i: each goes
+// first, second and third in turn, so that neither a cache warmed by the
+// one before nor the machine's other load favours one.
+func order(i, n int) []int {
+	o := make([]int, n)
+	for j := range o {
+		o[j] = (i + j) % n
+	}
+	return o
+}
+
+// reportAll reports each lane's figure as "PATH-UNIT" and, for the
+// proxies, its ratio to direct's as "PATH-UNIT-x".
+func reportAll(b *testing.B, lanes []lane, unit string, v []float64) {
+	for i, l := range lanes {
+		b.ReportMetric(v[i], l.name+"-"+unit)
+		if i > 0 && v[0] > 0 {
+			b.ReportMetric(v[i]/v[0], l.name+"-"+unit+"-x")
+		}
 	}
 }
 
@@ -189,145 +208,188 @@ func dialOrFail(t testing.TB, addr string) *dbus.Conn {
 }
 
 // BenchmarkKeep: latency of a small method call, throughput of a stream
-// of signals and of 1 MB byte arrays, and memory per kept app.
+// of signals and of 1 MB byte arrays, and memory per kept app. The three
+// paths take turns within each benchmark, message by message or round by
+// round, so that they share the machine's conditions (it may be busy with
+// other work) and their ratios hold even when the absolute figures move.
 func BenchmarkKeep(b *testing.B) {
 	bus := bustest.New(b, bustest.Stock())
 	rb := newRealBus(b, bus)
 	// The service of the calls: dbus-test-tool echo, libdbus in C,
 	// straight on the bus, which answers any call with an empty reply.
 	startEcho(b, rb, bus.Address(), echoName)
-	r := &ratios{direct: map[string]float64{}}
 
-	// Latency: a godbus client on the path calls echo, one call at a
-	// time. The path's process CPU per call is reported too.
+	// Latency: a godbus client on each path calls echo, one call at a
+	// time; b.N calls per path (ns/op is one call on each of the three).
+	// The proxies' CPU time per message is reported too.
 	b.Run("latency", func(b *testing.B) {
-		for _, p := range benchPaths {
-			b.Run(p.name, func(b *testing.B) {
-				addr, pid := p.start(b, bus)
-				c := dialOrFail(b, addr)
-				obj := c.Object(echoName, "/")
-				call := func() time.Duration {
-					start := time.Now()
-					if err := obj.Call("org.example.Bench.Ping", 0, "ping").Err; err != nil {
-						b.Fatalf("call: %v", err)
-					}
-					return time.Since(start)
-				}
-				for range 200 { // connections and caches warm
-					call()
-				}
-				took := make([]time.Duration, b.N)
-				ticks := 0
-				if pid != 0 {
-					ticks = cpuTicks(b, pid)
-				}
-				b.ResetTimer()
-				for i := range b.N {
-					took[i] = call()
-				}
-				b.StopTimer()
-				slices.Sort(took)
-				r.report(b, p, float64(took[len(took)/2].Nanoseconds())/1e3, "p50-µs")
-				r.report(b, p, float64(took[len(took)*99/100].Nanoseconds())/1e3, "p99-µs")
-				if pid != 0 {
-					// Two messages a call: the call and its reply.
-					b.ReportMetric(float64(cpuTicks(b, pid)-ticks)*1e4/float64(2*b.N), "cpu-µs/msg")
-				}
-			})
+		lanes := startLanes(b, bus)
+		objs := make([]dbus.BusObject, len(lanes))
+		for i, l := range lanes {
+			objs[i] = dialOrFail(b, l.addr).Object(echoName, "/")
 		}
+		call := func(i int) time.Duration {
+			start := time.Now()
+			if err := objs[i].Call("org.example.Bench.Ping", 0, "ping").Err; err != nil {
+				b.Fatalf("%s: call: %v", lanes[i].name, err)
+			}
+			return time.Since(start)
+		}
+		for range 200 { // connections and caches warm
+			for i := range lanes {
+				call(i)
+			}
+		}
+		took := make([][]time.Duration, len(lanes))
+		ticks := make([]int, len(lanes))
+		for i, l := range lanes {
+			took[i] = make([]time.Duration, b.N)
+			if l.pid != 0 {
+				ticks[i] = cpuTicks(b, l.pid)
+			}
+		}
+		b.ResetTimer()
+		for n := range b.N {
+			for _, i := range order(n, len(lanes)) {
+				took[i][n] = call(i)
+			}
+		}
+		b.StopTimer()
+		p50, p99 := make([]float64, len(lanes)), make([]float64, len(lanes))
+		for i, l := range lanes {
+			slices.Sort(took[i])
+			p50[i] = float64(took[i][b.N/2].Nanoseconds()) / 1e3
+			p99[i] = float64(took[i][b.N*99/100].Nanoseconds()) / 1e3
+			if l.pid != 0 {
+				// Two messages a call: the call and its reply.
+				b.ReportMetric(float64(cpuTicks(b, l.pid)-ticks[i])*1e4/float64(2*b.N), l.name+"-cpu-µs/msg")
+			}
+		}
+		reportAll(b, lanes, "p50-µs", p50)
+		reportAll(b, lanes, "p99-µs", p99)
 	})
 
 	// Signals: a godbus sender straight on the bus emits a stream to a
-	// godbus receiver on the path (the bus to a kept app), at most 100
+	// godbus receiver on each path (the bus to a kept app), at most 100
 	// unreceived at a time, as a flow-controlled stream (the bus drops
-	// signals beyond a receiver's queue limit).
+	// signals beyond a receiver's queue limit); b.N signals per path, in
+	// rounds of 500.
 	b.Run("signals", func(b *testing.B) {
-		for _, p := range benchPaths {
-			b.Run(p.name, func(b *testing.B) {
-				addr, _ := p.start(b, bus)
-				recv := dialOrFail(b, addr)
-				rule := []dbus.MatchOption{dbus.WithMatchInterface("org.example.Bench"), dbus.WithMatchMember("Tick")}
-				if err := recv.AddMatchSignal(rule...); err != nil {
-					b.Fatal(err)
-				}
-				ch := make(chan *dbus.Signal, 1024)
-				recv.Signal(ch)
-				send := dialOrFail(b, bus.Address())
-				const window = 100
-				sem := make(chan struct{}, window)
-				done := make(chan error, 1)
-				go func() {
-					for got := 0; got < b.N; {
-						s, ok := <-ch
-						if !ok {
-							done <- fmt.Errorf("the receiver's connection closed after %d signals", got)
-							return
-						}
-						if s.Name == "org.example.Bench.Tick" {
-							got++
-							<-sem
-						}
-					}
-					done <- nil
-				}()
-				b.ResetTimer()
-				start := time.Now()
-				for i := range b.N {
-					sem <- struct{}{}
-					if err := send.Emit("/org/example/Bench", "org.example.Bench.Tick", uint32(i), "tick"); err != nil {
-						b.Fatalf("emit: %v", err)
-					}
-				}
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				took := time.Since(start)
-				b.StopTimer()
-				r.report(b, p, float64(b.N)/took.Seconds(), "msgs/s")
-			})
+		lanes := startLanes(b, bus)
+		send := dialOrFail(b, bus.Address())
+		chans := make([]chan *dbus.Signal, len(lanes))
+		for i, l := range lanes {
+			recv := dialOrFail(b, l.addr)
+			// Each lane's own member, so that a receiver sees only its
+			// own stream.
+			if err := recv.AddMatchSignal(dbus.WithMatchInterface("org.example.Bench"),
+				dbus.WithMatchMember(fmt.Sprintf("Tick%d", i))); err != nil {
+				b.Fatal(err)
+			}
+			chans[i] = make(chan *dbus.Signal, 1024)
+			recv.Signal(chans[i])
 		}
+		stream := func(i, n int) time.Duration {
+			const window = 100
+			sem := make(chan struct{}, window)
+			done := make(chan error, 1)
+			member := fmt.Sprintf("org.example.Bench.Tick%d", i)
+			start := time.Now()
+			go func() {
+				for got := 0; got < n; {
+					s, ok := <-chans[i]
+					if !ok {
+						done <- fmt.Errorf("%s: the receiver's connection closed after %d signals", lanes[i].name, got)
+						return
+					}
+					if s.Name == member {
+						got++
+						<-sem
+					}
+				}
+				done <- nil
+			}()
+			for k := range n {
+				sem <- struct{}{}
+				if err := send.Emit("/org/example/Bench", member, uint32(k), "tick"); err != nil {
+					b.Fatalf("emit: %v", err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			return time.Since(start)
+		}
+		took := make([]time.Duration, len(lanes))
+		b.ResetTimer()
+		for round, left := 0, b.N; left > 0; round++ {
+			n := min(left, 500)
+			for _, i := range order(round, len(lanes)) {
+				took[i] += stream(i, n)
+			}
+			left -= n
+		}
+		b.StopTimer()
+		rate := make([]float64, len(lanes))
+		for i := range lanes {
+			rate[i] = float64(b.N) / took[i].Seconds()
+		}
+		reportAll(b, lanes, "msgs/s", rate)
 	})
 
-	// 1 MB byte arrays: dbus-test-tool spam (libdbus, C) on the path
-	// calls echo with a 1 MB "ay", four calls in flight (the app to the
-	// bus).
+	// 1 MB byte arrays: dbus-test-tool spam (libdbus, C) on each path
+	// calls echo with a 1 MB "ay", four calls in flight (an app to the
+	// bus); b.N arrays per path, in rounds of 25 (one spam each).
 	b.Run("bytes", func(b *testing.B) {
 		spam := need(b, "dbus-test-tool", "dbus-tests")
 		payload := bytes.Repeat([]byte("k"), 1<<20)
-		for _, p := range benchPaths {
-			b.Run(p.name, func(b *testing.B) {
-				addr, _ := p.start(b, bus)
-				cmd := exec.Command(spam, "spam", "--dest="+echoName, "--bytes", "--stdin",
-					"--queue=4", "--count="+strconv.Itoa(b.N))
-				cmd.Env = appEnv(addr)
-				cmd.Stdin = bytes.NewReader(payload)
-				b.ResetTimer()
-				start := time.Now()
-				out, err := cmd.CombinedOutput()
-				took := time.Since(start)
-				b.StopTimer()
-				if err != nil {
-					b.Fatalf("dbus-test-tool spam: %v: %s", err, out)
-				}
-				r.report(b, p, float64(b.N)/took.Seconds(), "MB/s")
-			})
+		lanes := startLanes(b, bus)
+		run := func(i, n int) time.Duration {
+			cmd := exec.Command(spam, "spam", "--dest="+echoName, "--bytes", "--stdin",
+				"--queue=4", "--count="+strconv.Itoa(n))
+			cmd.Env = appEnv(lanes[i].addr)
+			cmd.Stdin = bytes.NewReader(payload)
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				b.Fatalf("%s: dbus-test-tool spam: %v: %s", lanes[i].name, err, out)
+			}
+			return time.Since(start)
 		}
+		took := make([]time.Duration, len(lanes))
+		b.ResetTimer()
+		for round, left := 0, b.N; left > 0; round++ {
+			n := min(left, 25)
+			for _, i := range order(round, len(lanes)) {
+				took[i] += run(i, n)
+			}
+			left -= n
+		}
+		b.StopTimer()
+		rate := make([]float64, len(lanes))
+		for i := range lanes {
+			rate[i] = float64(b.N) / took[i].Seconds()
+		}
+		reportAll(b, lanes, "MB/s", rate)
 	})
 
-	// Memory: the proxy's PSS with 50 dbus-test-tool echo apps connected
-	// through it, minus its PSS with none, per app. Measured once per
-	// path; the benchmark's later rounds report the same figures.
+	// Memory: each proxy's PSS with 50 dbus-test-tool echo apps connected
+	// through it, minus its PSS with none, per app. Measured once; the
+	// benchmark's later rounds report the same figures.
+	var once sync.Once
+	var empty, perApp []float64
 	b.Run("memory", func(b *testing.B) {
-		for _, p := range benchPaths[1:] {
-			var once sync.Once
-			var empty, perApp float64
-			b.Run(p.name, func(b *testing.B) {
-				once.Do(func() { empty, perApp = memoryPerApp(b, bus, rb, p, 50) })
-				for range b.N {
-				}
-				b.ReportMetric(empty, "MB-empty")
-				b.ReportMetric(perApp, "MB/app")
-			})
+		once.Do(func() {
+			for _, p := range benchPaths[1:] {
+				e, a := memoryPerApp(b, bus, rb, p, 50)
+				empty, perApp = append(empty, e), append(perApp, a)
+			}
+		})
+		for range b.N {
+		}
+		for i, p := range benchPaths[1:] {
+			b.ReportMetric(empty[i], p.name+"-MB-empty")
+			b.ReportMetric(perApp[i], p.name+"-MB/app")
 		}
 	})
 }
