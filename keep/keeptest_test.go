@@ -483,6 +483,26 @@ type keeper struct {
 	mu      sync.Mutex
 	last    control.KeptReport
 	changed chan struct{} // closed at the next report
+	held    bool          // Hold: the bus's address is not given out
+}
+
+// errHeld is what the keeper is told while the test holds it back.
+var errHeld = errors.New("keeptest: held back by the test")
+
+// Hold keeps the keeper from reconnecting (its Config.Address fails) until
+// Release, so that a test can do something on a new bus first.
+func (k *keeper) Hold() { k.mu.Lock(); k.held = true; k.mu.Unlock() }
+
+// Release lets the keeper reconnect.
+func (k *keeper) Release() { k.mu.Lock(); k.held = false; k.mu.Unlock() }
+
+func (k *keeper) address(bus *bustest.Bus) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.held {
+		return "", errHeld
+	}
+	return bus.Address(), nil
 }
 
 // keeperLogger is the keeper's logger in tests: silent, unless
@@ -506,7 +526,7 @@ func startKeeper(t testing.TB, bus *bustest.Bus) *keeper {
 	tk := &keeper{addr: "unix:path=" + sock, changed: make(chan struct{})}
 	tk.Keeper = keep.New(keep.Config{
 		Bus:     "session",
-		Address: func() (string, error) { return bus.Address(), nil },
+		Address: func() (string, error) { return tk.address(bus) },
 		Logger:  keeperLogger(),
 		Report:  tk.report,
 	})

@@ -6,12 +6,15 @@ package keep_test
 // do without a keeper: that is why the keeper exists.
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
 
@@ -379,4 +382,107 @@ func TestKeepFdPassing(t *testing.T) {
 		}
 	})
 	checkStderr(t, service, client)
+}
+
+// TestKeepOutage: while the bus is down a kept GDBus app's calls fail at
+// once with an error from the keeper (never GDBus's own timeout: a hang),
+// an app that starts meanwhile is held, not refused, and once the bus is
+// back both work: the held one owns its name, the other's calls reach it.
+func TestKeepOutage(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	k := startKeeper(t, bus)
+	rb := newRealBus(t, bus)
+	client := startGDBus(t, k.addr)
+	for i, sig := range restartSignals {
+		t.Run(sig.String(), func(t *testing.T) {
+			switch sig {
+			case syscall.SIGTERM:
+				bus.Stop()
+			case syscall.SIGKILL:
+				bus.Kill()
+			}
+			// The keeper learns of the outage from its upstream
+			// connections' end; a call just before that is lost with
+			// them, so the call that counts is the one after the keeper
+			// says the bus is down.
+			k.WaitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up })
+			got := client.Ask("call "+echoName+" outage", "reply", "error")
+			if !strings.HasPrefix(got, "error") || strings.Contains(got, "Timeout") {
+				t.Errorf("a call during the outage: %q, want an error at once (NoServer)", got)
+			}
+			t.Logf("a call during the outage: %q", got)
+			// A new app, started while the bus is down: held.
+			bin := need(t, "dbus-test-tool", "dbus-tests")
+			name := echoName + "." + strings.ToUpper(sig.String()[:1]) + sig.String()[1:]
+			echo := startProc(t, appEnv(k.addr), bin, "echo", "--name="+name)
+			bus.Start()
+			// The test's own connection to the new bus waits for the
+			// keeper's replay: see TestKeepPeerWithAKeptName for why.
+			k.WaitReport(t, "the client replayed", func(r control.KeptReport) bool {
+				for _, a := range r.Apps {
+					if a.PID == client.PID() {
+						return r.Up && a.Restarts == i+1
+					}
+				}
+				return false
+			})
+			rb.WaitOwner(name)
+			if err := callEcho(rb, name); err != nil {
+				t.Errorf("the app started during the outage does not answer: %v", err)
+			}
+			if got := client.Ask("poke "+name, "answered", "error"); got != "answered" {
+				t.Errorf("after the outage the kept client's call to the held app: %q", got)
+			}
+			if !echo.Alive() {
+				t.Errorf("the app started during the outage died: %s", echo.status())
+			}
+		})
+	}
+	checkStderr(t, client)
+}
+
+// TestKeepPeerWithAKeptName: every new bus numbers its connections from
+// :1.0 again, so a program that connects to the new bus before the keeper
+// has replayed can get the unique name a kept app keeps as its own. The
+// kept app's old name must still be the kept app's for the other kept
+// apps, and the newcomer must still be reachable under its own: a kept
+// service answers the newcomer's call.
+func TestKeepPeerWithAKeptName(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	k := startKeeper(t, bus)
+	rb := newRealBus(t, bus)
+	// The kept apps' names: the GDBus app is the first connection to the
+	// bus (:1.0), echo a later one.
+	app := startGDBus(t, k.addr, "--own", serviceName)
+	app.Expect("owned " + serviceName)
+	echo := startEcho(t, rb, k.addr, echoName)
+	k.Hold()
+	restart(t, bus, syscall.SIGKILL)
+	// The newcomer: the first connection to the new bus, before the
+	// keeper's.
+	newcomer, err := dialBus(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newcomer.Close()
+	k.Release()
+	k.WaitRestarts(t, 1)
+	t.Logf("the newcomer is %s on the new bus; the kept apps are %+v", newcomer.Names()[0], k.Report().Apps)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := newcomer.Object(echoName, "/").CallWithContext(ctx, "org.example.Bench.Ping", 0).Err; err != nil {
+		t.Errorf("the newcomer %s calls the kept echo: %v (the reply went to the kept app whose old name it has?)",
+			newcomer.Names()[0], err)
+	}
+	var pong string
+	if err := newcomer.Object(serviceName, "/org/example/Keep").CallWithContext(ctx, "org.example.Keep.Ping", 0, "x").Store(&pong); err != nil {
+		t.Errorf("the newcomer %s calls the kept GDBus app: %v", newcomer.Names()[0], err)
+	}
+	// Kept apps still reach each other.
+	if got := app.Ask("poke "+echoName, "answered", "error"); got != "answered" {
+		t.Errorf("the kept GDBus app's call to the kept echo: %q", got)
+	}
+	if !echo.Alive() || !app.Alive() {
+		t.Errorf("a kept app died: %s\n%s", echo.status(), app.status())
+	}
 }
