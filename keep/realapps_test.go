@@ -37,12 +37,16 @@ func startGDBus(t testing.TB, addr string, args ...string) *proc {
 }
 
 // startQt starts testdata/qt_app.py with session bus addr.
-func startQt(t testing.TB, addr string, own, watch string) *proc {
+func startQt(t testing.TB, addr string, own string, watch ...string) *proc {
 	t.Helper()
 	needPython(t, "PyQt5.QtDBus", "python3-pyqt5")
+	args := []string{"testdata/qt_app.py", "--own", own}
+	for _, w := range watch {
+		args = append(args, "--watch", w)
+	}
 	// offscreen: a QCoreApplication needs no display, but Qt still reads
 	// the platform plugin's name from the environment.
-	p := startProc(t, appEnv(addr, "QT_QPA_PLATFORM=offscreen"), python, "testdata/qt_app.py", "--own", own, "--watch", watch)
+	p := startProc(t, appEnv(addr, "QT_QPA_PLATFORM=offscreen"), python, args...)
 	p.Expect("ready")
 	return p
 }
@@ -246,7 +250,7 @@ func TestKeepGDBus(t *testing.T) {
 		return p, rb.WaitOwner(directName)
 	}
 	direct, directOwner := startDirect()
-	client := startGDBus(t, k.addr, "--watch", serviceName, "--watch", directName)
+	client := startGDBus(t, k.addr, "--watch", serviceName, "--watch", directName, "--subscribe")
 	owner := strings.Fields(client.Expect("appeared " + serviceName))[2]
 	client.Expect("appeared " + directName + " " + directOwner)
 	throughRestarts(t, bus, k, func(when string) {
@@ -270,6 +274,12 @@ func TestKeepGDBus(t *testing.T) {
 			t.Errorf("%s: the client's call to the service that is not kept: %q", when, got)
 		}
 		checkWatcher(t, client, serviceName, owner)
+		// Its subscription (an AddMatch) was replayed: a signal from a
+		// program straight on the bus reaches it.
+		if err := rb.Conn().Emit("/org/example/Keep", "org.example.Keep.Tick", arg); err != nil {
+			t.Fatal(err)
+		}
+		client.Expect("tick " + arg)
 		checkKept(t, rb, service, serviceName, os.Getpid())
 		var pid uint32
 		if err := rb.Call(serviceName, "Pid", &pid); err != nil || int(pid) != service.PID() {
@@ -280,20 +290,30 @@ func TestKeepGDBus(t *testing.T) {
 	checkStderr(t, service, client)
 }
 
-// TestKeepQt: a QtDBus program that owns a name and watches another with a
-// QDBusServiceWatcher, kept: it answers after each restart and its watcher
-// has the watched name back.
+// TestKeepQt: a QtDBus program that owns a name and watches two others
+// with a QDBusServiceWatcher, kept: it answers after each restart, its
+// watcher has the kept service's name back, and it follows a service that
+// is not kept (dbus-test-tool echo, which dies with the bus and is started
+// again on the new one) through its vanish and return.
 func TestKeepQt(t *testing.T) {
 	bus := bustest.New(t, bustest.Stock())
 	k := startKeeper(t, bus)
 	rb := newRealBus(t, bus)
-	qt := startQt(t, k.addr, qtName, echoName)
-	// The watched service comes after the watcher, which only reports
+	qt := startQt(t, k.addr, qtName, echoName, directName)
+	// The watched services come after the watcher, which only reports
 	// changes.
 	echo := startEcho(t, rb, k.addr, echoName)
 	qt.Expect("registered " + echoName)
+	direct := startEcho(t, rb, bus.Address(), directName)
+	qt.Expect("registered " + directName)
 	throughRestarts(t, bus, k, func(when string) {
 		t.Helper()
+		if when != "before a restart" {
+			direct.WaitExit()
+			direct = startEcho(t, rb, bus.Address(), directName)
+			qt.Expect("unregistered " + directName)
+			qt.Expect("registered " + directName)
+		}
 		checkKept(t, rb, qt, qtName, os.Getpid())
 		arg := strings.ReplaceAll(when, " ", "-")
 		var pong string
@@ -307,10 +327,12 @@ func TestKeepQt(t *testing.T) {
 		if got := qt.Ask("status", "connected"); got != "connected true" {
 			t.Errorf("%s: the Qt app says %q", when, got)
 		}
-		if !poll(func() bool { return qt.Ask("watched", "watched") == "watched yes" }) {
-			t.Errorf("%s: the Qt app's watcher does not have %s back: %s", when, echoName, qt.status())
+		for _, name := range []string{echoName, directName} {
+			if !poll(func() bool { return qt.Ask("watched "+name, "watched") == "watched "+name+" yes" }) {
+				t.Errorf("%s: the Qt app's watcher does not have %s back: %s", when, name, qt.status())
+			}
+			checkAlternates(t, qt, "registered "+name, "unregistered "+name)
 		}
-		checkAlternates(t, qt, "registered "+echoName, "unregistered "+echoName)
 		checkKept(t, rb, echo, echoName, os.Getpid())
 	})
 	checkStderr(t, qt)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A GDBus app for the keeper's tests: a service, a client, or both.
 
-Usage: gdbus_app.py [--own NAME] [--watch NAME]...
+Usage: gdbus_app.py [--own NAME] [--watch NAME]... [--subscribe]
 
 It owns NAME (printing "owned NAME" when the bus says so, "lost NAME" when
 it loses it) and serves org.example.Keep on /org/example/Keep:
@@ -10,7 +10,9 @@ it loses it) and serves org.example.Keep on /org/example/Keep:
   ReadFd(h) -> s        reads the passed file descriptor to its end
   OpenFd(s) -> h        a pipe's read end that yields the argument
 It watches NAME with Gio.bus_watch_name and prints "appeared NAME OWNER" and
-"vanished NAME". On stdin it takes one command a line and prints one answer
+"vanished NAME". With --subscribe it subscribes to the signal
+org.example.Keep.Tick(s) from anyone (an AddMatch for the keeper to
+replay) and prints "tick ARG" for each. On stdin it takes one command a line and prints one answer
 line, so the test waits on lines, never on time:
   call NAME ARG         "reply pong:ARG" or "error MESSAGE"
   poke NAME             calls Ping and takes any answer: "answered"
@@ -140,6 +142,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--own")
     p.add_argument("--watch", action="append", default=[])
+    p.add_argument("--subscribe", action="store_true")
     a = p.parse_args()
     loop = GLib.MainLoop()
     conn = Gio.bus_get_sync(Gio.BusType.SESSION, None)
@@ -152,6 +155,11 @@ def main():
     for name in a.watch:
         Gio.bus_watch_name_on_connection(
             conn, name, Gio.BusNameWatcherFlags.NONE, appeared, vanished)
+
+    if a.subscribe:
+        conn.signal_subscribe(
+            None, IFACE, "Tick", None, None, Gio.DBusSignalFlags.NONE,
+            lambda c, sender, path, iface, member, params: say("tick", params[0]))
 
     def on_stdin(source, cond):
         line = sys.stdin.readline()

@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """A QtDBus app for the keeper's tests (PyQt5).
 
-Usage: qt_app.py --own NAME --watch NAME
+Usage: qt_app.py --own NAME --watch NAME...
 
 It registers NAME on QDBusConnection.sessionBus() and serves org.example.Keep
 on /org/example/Keep (Ping(s) -> s: "pong:" + the argument; Pid() -> u).
-A QDBusServiceWatcher on the watched name prints "registered NAME" and
+A QDBusServiceWatcher on the watched names prints "registered NAME" and
 "unregistered NAME". On stdin, "status" prints "connected true|false" (a
 QtDBus app whose bus went away lives on deaf: it never reconnects);
-"watched" prints "watched yes|no", whether the watcher last said the
-watched name was registered. It prints "ready" once its name is
+"watched NAME" prints "watched NAME yes|no", whether the watcher last
+said NAME was registered. It prints "ready" once its name is
 registered.
 """
 
@@ -42,7 +42,7 @@ class Keep(QObject):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--own", required=True)
-    p.add_argument("--watch", required=True)
+    p.add_argument("--watch", action="append", required=True)
     a = p.parse_args()
     # The default SIGTERM handler, not Python's: the test's SIGKILL/SIGTERM
     # must end the process even while Qt's loop runs.
@@ -56,15 +56,17 @@ def main():
     if not bus.registerObject("/org/example/Keep", obj, QDBusConnection.ExportAllSlots):
         say("error registerObject:", bus.lastError().message())
         return 1
-    watcher = QDBusServiceWatcher(a.watch, bus, QDBusServiceWatcher.WatchForOwnerChange)
-    registered = [False]
+    watcher = QDBusServiceWatcher(a.watch[0], bus, QDBusServiceWatcher.WatchForOwnerChange)
+    for name in a.watch[1:]:
+        watcher.addWatchedService(name)
+    registered = {}
 
     def on_registered(n):
-        registered[0] = True
+        registered[n] = True
         say("registered", n)
 
     def on_unregistered(n):
-        registered[0] = False
+        registered[n] = False
         say("unregistered", n)
 
     watcher.serviceRegistered.connect(on_registered)
@@ -78,10 +80,11 @@ def main():
         if not line:
             app.quit()
             return
-        if line.strip() == "status":
+        words = line.split()
+        if words == ["status"]:
             say("connected", "true" if QDBusConnection.sessionBus().isConnected() else "false")
-        elif line.strip() == "watched":
-            say("watched", "yes" if registered[0] else "no")
+        elif len(words) == 2 and words[0] == "watched":
+            say("watched", words[1], "yes" if registered.get(words[1]) else "no")
         else:
             say("error unknown command", line.strip())
 
