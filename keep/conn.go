@@ -61,6 +61,7 @@ const (
 	callGetNameOwner
 	callNameHasOwner
 	callListQueuedOwners
+	callListNames
 	callOther
 )
 
@@ -365,6 +366,9 @@ func (c *conn) busCall(msg []byte, h *header, nm *nameMap) (body []byte, clear b
 				body = w.b
 			}
 		}
+	case "ListNames":
+		// Its reply lists kept connections by their current names.
+		bc.kind = callListNames
 	case "GetNameOwner", "NameHasOwner", "ListQueuedOwners",
 		"GetConnectionUnixUser", "GetConnectionUnixProcessID", "GetConnectionCredentials",
 		"GetAdtAuditSessionData", "GetConnectionSELinuxSecurityContext", "GetConnectionUnixProcessFD":
@@ -654,7 +658,7 @@ func (c *conn) driverReply(msg []byte, h *header, bc busCall, toStable func(stri
 				c.lastOwner[bc.arg] = ""
 			}
 		}
-	case callListQueuedOwners:
+	case callListQueuedOwners, callListNames:
 		if r := bodyReader(msg, h, "as"); ok && r != nil {
 			owners := r.strArray()
 			changed := false

@@ -20,4 +20,30 @@
 // name of the bus it first connected to: the keeper rewrites the new names
 // to the old ones, for the app itself and for the kept peers that talk to
 // it.
+//
+// # Unique names
+//
+// A new bus numbers its connections from :1.0 again. Before it replays,
+// the keeper connects and leaves until the bus hands out names past every
+// one the kept apps know, so that no name an app remembers stands for a
+// different connection on the new bus, and the map between the names the
+// apps know and the bus's is one to one. Until a restart happens the map
+// is empty and nothing is rewritten.
+//
+// # Serials
+//
+// The keeper's own calls (Hello, the replayed AddMatch and RequestName,
+// GetNameOwner, GetId) are sent only on a fresh upstream connection while
+// the app's messages wait, and are all answered before the app's go out:
+// the app's serials need no rewriting, and the keeper's, counted from
+// 0x80000000, cannot be taken for the app's.
+//
+// # Limits
+//
+// The bus sees the keeper's process behind every kept connection (as
+// GetConnectionUnixProcessID tells). Calls in flight when the bus goes
+// away get NoServer; signals sent while it is away are lost. What other
+// peers remembered of a kept app is theirs to lose. An app told the owner
+// of a watched name only by a signal before it started watching cannot be
+// told that owner's vanishing, only the new owner.
 package keep

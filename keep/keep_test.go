@@ -1,6 +1,7 @@
 package keep
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -252,6 +253,11 @@ func TestKeptPeersByUniqueName(t *testing.T) {
 	if owner := nameOwner(t, b, an); owner != an {
 		t.Errorf("through the keeper %s is owned by %s", an, owner)
 	}
+	var names []string
+	if err := b.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil ||
+		!slices.Contains(names, an) || !slices.Contains(names, bn) {
+		t.Errorf("ListNames through the keeper: %v %v; want %s and %s in it", names, err, an, bn)
+	}
 }
 
 // TestAddMatchMultiplicity: AddMatch twice is replayed twice, so one
@@ -415,5 +421,88 @@ func TestNamesPastKept(t *testing.T) {
 	}
 	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
 		t.Errorf("the kept app calling itself by its name: %q %v", answerer, err)
+	}
+}
+
+// TestMonitorKept: a monitor through the keeper is a monitor again after
+// the restart.
+func TestMonitorKept(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	mon := connect(t, tk.addr)
+	signals := make(chan *dbus.Signal, 100)
+	mon.Signal(signals)
+	rules := []string{"type='signal',interface='org.example.Mon'"}
+	if err := mon.BusObject().Call("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, rules, uint32(0)).Err; err != nil {
+		t.Fatal(err)
+	}
+	isTick := func(s *dbus.Signal) bool { return s.Name == "org.example.Mon.Tick" }
+	emitter := connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick before the restart", isTick)
+	bus.Restart()
+	replays := tk.waitReplay(t)
+	if !replays[0].Monitor {
+		t.Errorf("replay %+v without the monitor", replays[0])
+	}
+	emitter = connect(t, bus.Address())
+	if err := emitter.Emit("/org/example/Mon", "org.example.Mon.Tick"); err != nil {
+		t.Fatal(err)
+	}
+	nextSignal(t, signals, "a Tick after the restart", isTick)
+}
+
+// TestBigMessages: messages far bigger than the keeper's buffers go
+// through whole, both ways.
+func TestBigMessages(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	svc := connect(t, tk.addr)
+	if err := svc.ExportMethodTable(map[string]any{
+		"Echo": func(b []byte) ([]byte, *dbus.Error) { return b, nil },
+	}, "/org/example/Big", "org.example.Big"); err != nil {
+		t.Fatal(err)
+	}
+	client := connect(t, tk.addr)
+	for _, size := range []int{300 << 10, 1 << 20, 100} {
+		in := make([]byte, size)
+		for i := range in {
+			in[i] = byte(i * 7)
+		}
+		var out []byte
+		if err := client.Object(svc.Names()[0], "/org/example/Big").Call("org.example.Big.Echo", 0, in).Store(&out); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(in, out) {
+			t.Errorf("%d bytes came back as %d different ones", size, len(out))
+		}
+	}
+}
+
+// TestHeldWhenDialFails: an app that arrives while the keeper believes the
+// bus is up, but cannot reach it, is held and served once it can.
+func TestHeldWhenDialFails(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	tk.block()
+	late := make(chan *dbus.Conn, 1)
+	go func() {
+		c, err := dbus.Connect(tk.addr)
+		if err != nil {
+			t.Errorf("connect: %v", err)
+		}
+		late <- c
+	}()
+	tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up && len(r.Apps) == 1 })
+	tk.unblock()
+	select {
+	case c := <-late:
+		if c != nil {
+			c.Close()
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the app held while the bus could not be reached was not served after")
 	}
 }

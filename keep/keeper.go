@@ -214,6 +214,10 @@ func (k *Keeper) connectFirst(c *conn) {
 	}
 	c.mu.Unlock()
 	k.markDown(c.gen)
+	// Even if the bus went away before (and the reconnect loop may have
+	// come and gone without seeing this connection held): the loop
+	// connects held connections whenever it runs.
+	k.wakeUp()
 }
 
 // dialUp connects and authenticates to the bus, with a read buffer of

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +71,8 @@ func (c *rawClient) roundTrip(t testing.TB, msg []byte) {
 }
 
 // startXdgProxy runs xdg-dbus-proxy (no filtering) in front of the bus
-// and returns its address once it listens.
-func startXdgProxy(t testing.TB, busAddr string) string {
+// and returns its address once it listens, and its pid.
+func startXdgProxy(t testing.TB, busAddr string) (string, int) {
 	path := filepath.Join(t.TempDir(), "xdg.sock")
 	ready, w, err := os.Pipe()
 	if err != nil {
@@ -90,7 +91,26 @@ func startXdgProxy(t testing.TB, busAddr string) string {
 	if _, err := ready.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("xdg-dbus-proxy not ready: %v", err)
 	}
-	return "unix:path=" + path
+	return "unix:path=" + path, cmd.Process.Pid
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time process pid has used, in clock ticks of 10ms.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // startEcho runs dbus-test-tool echo (libdbus, answers every call) as
@@ -140,7 +160,7 @@ func TestLatencyReport(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
 	startEcho(t, bus, "org.example.Svc")
-	xdg := startXdgProxy(t, bus.Address())
+	xdg, xdgPID := startXdgProxy(t, bus.Address())
 	paths := map[string]string{"direct": bus.Address(), "keeper": tk.addr, "xdg": xdg}
 	order := []string{"direct", "keeper", "xdg"}
 	for _, target := range []string{"driver", "peer"} {
@@ -154,14 +174,21 @@ func TestLatencyReport(t *testing.T) {
 		}
 		msg := appendMessage(nil, typeMethodCall, 0, 1, f, nil)
 		res := map[string][]time.Duration{}
+		cpu := map[string]time.Duration{}
 		// Interleave rounds so drift hits all alike.
 		for round := 0; round < 10; round++ {
 			for _, p := range order {
 				c := clients[p]
+				self, proxy := selfCPU(), procCPU(xdgPID)
 				for i := 0; i < n/10; i++ {
 					start := time.Now()
 					c.roundTrip(t, msg)
 					res[p] = append(res[p], time.Since(start))
+				}
+				if p == "xdg" {
+					cpu[p] += procCPU(xdgPID) - proxy
+				} else {
+					cpu[p] += selfCPU() - self
 				}
 			}
 		}
@@ -174,8 +201,13 @@ func TestLatencyReport(t *testing.T) {
 			lines = append(lines, fmt.Sprintf("%-7s p50 %6.1fµs p90 %6.1fµs p99 %6.1fµs", p,
 				float64(pct(d, 0.5).Nanoseconds())/1000, float64(pct(d, 0.9).Nanoseconds())/1000, float64(pct(d, 0.99).Nanoseconds())/1000))
 		}
-		t.Logf("%s (%d round trips each)\n%s\nkeeper/direct %.2f  xdg/direct %.2f  keeper/xdg %.2f", target, n,
+		// Per message through the proxy (a round trip is two): the
+		// keeper's is this process's CPU beyond the client's alone.
+		perMsg := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(2*n) }
+		t.Logf("%s (%d round trips each)\n%s\nkeeper/direct %.2f  xdg/direct %.2f  keeper/xdg %.2f\n"+
+			"CPU per message: keeper %.1fµs, xdg-dbus-proxy %.1fµs", target, n,
 			strings.Join(lines, "\n"), float64(p50["keeper"])/float64(p50["direct"]),
-			float64(p50["xdg"])/float64(p50["direct"]), float64(p50["keeper"])/float64(p50["xdg"]))
+			float64(p50["xdg"])/float64(p50["direct"]), float64(p50["keeper"])/float64(p50["xdg"]),
+			perMsg(cpu["keeper"]-cpu["direct"]), perMsg(cpu["xdg"]))
 	}
 }

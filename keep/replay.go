@@ -81,15 +81,20 @@ type replayConn struct {
 	watched      map[string]bool
 	lastOwner    map[string]string
 	talked       map[string]bool
+	dropped      int // messages dropped while the bus was away
 
 	res control.Replay
 	err error
 }
 
 func (rc *replayConn) call(member, sig string, body []byte) uint32 {
+	iface := busName
+	if member == "BecomeMonitor" {
+		iface = busName + ".Monitoring"
+	}
 	rc.serial++
 	rc.out = appendMessage(rc.out, typeMethodCall, 0, rc.serial, &fields{
-		path: "/org/freedesktop/DBus", iface: busName, member: member, dest: busName, sig: sig,
+		path: "/org/freedesktop/DBus", iface: iface, member: member, dest: busName, sig: sig,
 	}, body)
 	rc.replies[rc.serial] = nil
 	rc.waiting++
@@ -218,7 +223,8 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 	for _, c := range k.conns {
 		c.mu.Lock()
 		if c.state == stHeld {
-			c.state = stConnecting
+			// It is connected to this bus instance, whenever it came.
+			c.state, c.gen = stConnecting, gen
 			held = append(held, c)
 		}
 		c.mu.Unlock()
@@ -319,7 +325,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				rc.dropNOC[name] = true
 			}
 		}
-		getID := uint32(0)
+		getID, monitor := uint32(0), uint32(0)
 		if busID == "" {
 			getID = rc.call("GetId", "", nil)
 		}
@@ -333,7 +339,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			}
 			w.strArray(rules)
 			w.u32(rc.monitorFlags)
-			rc.call("BecomeMonitor", "asu", w.b)
+			monitor = rc.call("BecomeMonitor", "asu", w.b)
 			rc.res.Monitor = true
 		} else {
 			for _, rule := range slices.Sorted(maps.Keys(rc.rules)) {
@@ -358,6 +364,10 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		if getID != 0 {
 			busID = rc.replies[getID].str()
+		}
+		if r := rc.replies[monitor]; monitor != 0 && !r.ok {
+			rc.err = fmt.Errorf("keep: replay: BecomeMonitor failed: %s", r.errName)
+			continue
 		}
 		for serial, name := range names {
 			switch v := rc.replies[serial].u32(); {
@@ -397,7 +407,10 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 func snapshot(c *conn) *replayConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	dropped := c.dropped
+	c.dropped = 0
 	return &replayConn{
+		dropped:      dropped,
 		c:            c,
 		serial:       ownSerialBase,
 		replies:      map[uint32]*ownReply{},
@@ -581,12 +594,17 @@ func (k *Keeper) summarize(rcs []*replayConn, busID string, began time.Time) []c
 		rc.c.lastReplay = &r
 		rc.c.mu.Unlock()
 	}
-	lost := 0
+	lost, dropped := 0, 0
 	for _, r := range out {
 		lost += len(r.Lost)
 	}
+	for _, rc := range rcs {
+		dropped += rc.dropped
+		rc.c.log().Debug("keep: replayed", "matches", rc.res.Matches, "names", rc.res.Names,
+			"lost", rc.res.Lost, "dropped", rc.dropped, "err", rc.res.Error)
+	}
 	k.log.Info("keep: replayed the kept apps onto the bus", "apps", len(out), "connections", len(rcs),
-		"lost", lost, "bus_id", busID, "took", time.Since(began))
+		"lost", lost, "dropped", dropped, "bus_id", busID, "took", time.Since(began))
 	return out
 }
 

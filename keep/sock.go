@@ -20,6 +20,9 @@ const (
 	// maxFDs is how many fds one read can bring (dbus-daemon allows 16
 	// per message on the session bus, 1024 at most anywhere).
 	maxFDs = 1024
+	// shrinkAfter is how many reads of small messages a grown buffer
+	// waits before it shrinks back to readSize.
+	shrinkAfter = 1024
 	// maxLine bounds a line of the authentication conversation.
 	maxLine = 16 << 10
 )
@@ -35,6 +38,9 @@ type sock struct {
 	start, end int
 	fds        []int
 	oob        []byte
+
+	// small counts the reads since one needed more than readSize.
+	small int
 
 	// wmu orders writes: each batch of messages is written whole.
 	wmu sync.Mutex
@@ -57,9 +63,20 @@ func (s *sock) fill() error {
 			need = n
 		}
 	}
+	if need > readSize {
+		s.small = 0
+	}
 	switch {
 	case s.start == s.end:
 		s.start, s.end = 0, 0
+		if len(s.buf) > readSize {
+			// A big message made the buffer grow: give the memory
+			// back once big messages have stopped coming, not at
+			// each one (that would allocate per message).
+			if s.small++; s.small > shrinkAfter {
+				s.buf, s.small = make([]byte, readSize), 0
+			}
+		}
 	case s.start > 0 && (len(s.buf)-s.end < readSize/4 || s.start+need > len(s.buf)):
 		s.end = copy(s.buf, s.buf[s.start:s.end])
 		s.start = 0
@@ -87,6 +104,9 @@ func (s *sock) fill() error {
 		err = fmt.Errorf("%w: fds truncated", errProtocol)
 	}
 	s.end += n
+	if n > readSize {
+		s.small = 0
+	}
 	if n == 0 && err == nil {
 		err = io.EOF
 	}
