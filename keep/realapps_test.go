@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -507,4 +508,40 @@ func TestKeepPeerWithAKeptName(t *testing.T) {
 	if !echo.Alive() || !app.Alive() {
 		t.Errorf("a kept app died: %s\n%s", echo.status(), app.status())
 	}
+}
+
+// TestKeepNameLost: when another program takes a kept app's name while
+// the bus is down, the replayed RequestName cannot get it back: the kept
+// GDBus app is told (its name-lost callback runs, without a GLib warning),
+// the keeper reports the name lost, and the app lives on.
+func TestKeepNameLost(t *testing.T) {
+	bus := bustest.New(t, bustest.Stock())
+	k := startKeeper(t, bus)
+	rb := newRealBus(t, bus)
+	service := startGDBus(t, k.addr, "--own", serviceName)
+	service.Expect("owned " + serviceName)
+	k.Hold()
+	restart(t, bus, syscall.SIGKILL)
+	// The other program comes first: as a second copy the bus started
+	// on demand would.
+	other := startEcho(t, rb, bus.Address(), serviceName)
+	k.Release()
+	k.WaitRestarts(t, 1)
+	service.Expect("lost " + serviceName)
+	r := k.WaitReport(t, serviceName+" lost", func(r control.KeptReport) bool {
+		for _, a := range r.Apps {
+			if a.PID == service.PID() {
+				return slices.Contains(a.Lost, serviceName)
+			}
+		}
+		return false
+	})
+	t.Logf("report: %+v", r.Apps)
+	if owner := rb.WaitOwner(serviceName); rb.PeerPID(owner) != other.PID() {
+		t.Errorf("%s is owned by %s (pid %d), want the other program (pid %d)", serviceName, owner, rb.PeerPID(owner), other.PID())
+	}
+	if !service.Alive() {
+		t.Fatalf("the app that lost its name died: %s", service.status())
+	}
+	checkStderr(t, service)
 }
