@@ -46,6 +46,9 @@ const (
 	// waits for the bus; past it the app is disconnected, as the bus
 	// would for its own queue.
 	maxQueue = 64 << 20
+	// appWriteTimeout bounds how long an app may leave unread what the
+	// keeper itself tells it.
+	appWriteTimeout = 5 * time.Second
 	// maxNames bounds the names remembered as watched or talked to.
 	maxNames = 4096
 )
@@ -216,12 +219,27 @@ func (c *conn) fromApp() error {
 	// A failed write upstream means the bus is going away: the reader
 	// of the upstream learns it and acts.
 	_ = err
-	if !c.replies.empty() {
-		c.app.wmu.Lock()
-		c.app.send(&c.replies)
-		c.app.wmu.Unlock()
-	}
+	c.sendBounded(&c.replies)
 	return nil
+}
+
+// sendBounded writes to the app what the keeper says itself (errors,
+// signals of a replay), giving up on an app that does not read for
+// appWriteTimeout: it would hold up the keeper's work for everyone.
+func (c *conn) sendBounded(b *batch) {
+	if b.empty() {
+		closeFDs(b.fds)
+		return
+	}
+	c.app.wmu.Lock()
+	c.app.c.SetWriteDeadline(time.Now().Add(appWriteTimeout))
+	err := c.app.send(b)
+	c.app.c.SetWriteDeadline(time.Time{})
+	c.app.wmu.Unlock()
+	if err != nil {
+		c.log().Warn("keep: the app does not read what the keeper tells it; disconnecting it", "err", err)
+		c.app.c.Close()
+	}
 }
 
 // refuse answers a call made while the bus is away into replies, at
@@ -696,20 +714,22 @@ func (c *conn) down() {
 		c.mu.Unlock()
 		return
 	}
-	c.toDown()
+	replies := c.toDown()
 	c.mu.Unlock()
+	c.sendBounded(replies)
 }
 
 // toDown is down with c.mu held: it also answers the calls queued during
-// a replay that did not finish.
-func (c *conn) toDown() {
+// a replay that did not finish. It returns the answers, for the caller to
+// send once it has let go of c.mu.
+func (c *conn) toDown() *batch {
 	if c.up != nil {
 		c.up.close()
 		c.up = nil
 	}
 	c.state = stDown
 	// Not c.replies: the app's reader may be sending that one now.
-	var replies batch
+	replies := &batch{}
 	replies.copied()
 	serials := make([]uint32, 0, len(c.pending))
 	for s := range c.pending {
@@ -727,17 +747,13 @@ func (c *conn) toDown() {
 		if err != nil || parseHeader(c.queue[pos:pos+n], &h) != nil {
 			break
 		}
-		c.refuse(&replies, c.queue[pos:pos+n], &h)
+		c.refuse(replies, c.queue[pos:pos+n], &h)
 		pos += n
 	}
 	c.queue = c.queue[:0]
 	closeFDs(c.queueFDs)
 	c.queueFDs = c.queueFDs[:0]
-	if !replies.empty() {
-		c.app.wmu.Lock()
-		c.app.send(&replies)
-		c.app.wmu.Unlock()
-	}
+	return replies
 }
 
 // close ends the connection: the app's side, the bus's, and its place in

@@ -268,26 +268,22 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	nm := k.names.Load()
 	var h header
 	// Batches of their own: the forwarding goroutines of the bus that
-	// went away may still be sending theirs.
-	if len(signals) > 0 || len(held) > 0 {
-		out := &batch{}
-		out.reset(nil, 0)
-		out.copied()
-		out.b = append(out.b, signals...)
-		out.src = held
-		for pos := 0; pos < len(held); {
-			n, _ := msgLen(held[pos:])
-			msg := held[pos : pos+n]
-			if parseHeader(msg, &h) == nil {
-				fds := heldFDs[:min(int(h.unixFDs), len(heldFDs))]
-				heldFDs = heldFDs[len(fds):]
-				c.busMsg(out, msg, pos, &h, slices.Clone(fds), nm)
-			}
-			pos += n
+	// went away may still be sending theirs. What the app is told goes
+	// out before the bus's replies can (the reader starts below).
+	toApp := &batch{}
+	toApp.reset(nil, 0)
+	toApp.copied()
+	toApp.b = append(toApp.b, signals...)
+	toApp.src = held
+	for pos := 0; pos < len(held); {
+		n, _ := msgLen(held[pos:])
+		msg := held[pos : pos+n]
+		if parseHeader(msg, &h) == nil {
+			fds := heldFDs[:min(int(h.unixFDs), len(heldFDs))]
+			heldFDs = heldFDs[len(fds):]
+			c.busMsg(toApp, msg, pos, &h, slices.Clone(fds), nm)
 		}
-		c.app.wmu.Lock()
-		c.app.send(out)
-		c.app.wmu.Unlock()
+		pos += n
 	}
 	out := &batch{}
 	out.reset(c.queue, 0)
@@ -312,6 +308,7 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
+	c.sendBounded(toApp)
 	k.wg.Go(func() { c.busLoop(up, gen) })
 	return nil
 }
@@ -376,11 +373,24 @@ func (k *Keeper) markDown(gen uint64) {
 	if wasUp {
 		k.log.Info("keep: the bus went away; holding the apps' connections", "apps", len(conns))
 	}
-	for _, c := range conns {
-		c.down()
+	// Every connection down first (no I/O), then the reconnect loop
+	// may start, then the apps are told: an app slow to read must not
+	// hold up the others.
+	replies := make([]*batch, len(conns))
+	for i, c := range conns {
+		c.mu.Lock()
+		if c.state == stLive || c.state == stReplay {
+			replies[i] = c.toDown()
+		}
+		c.mu.Unlock()
 	}
 	k.changed()
 	k.wakeUp()
+	for i, c := range conns {
+		if replies[i] != nil {
+			c.sendBounded(replies[i])
+		}
+	}
 }
 
 func (k *Keeper) currentGen() uint64 {

@@ -255,10 +255,14 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		}
 		for _, c := range down {
 			c.mu.Lock()
+			var replies *batch
 			if c.state == stReplay {
-				c.toDown()
+				replies = c.toDown()
 			}
 			c.mu.Unlock()
+			if replies != nil {
+				c.sendBounded(replies)
+			}
 		}
 	}()
 	for _, c := range down {
@@ -394,10 +398,11 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		rc.res.Took = time.Since(began)
 		rc.res.Connections = 1
 		if rc.err != nil {
-			k.replayFailed(rc)
-			if k.currentGen() != gen {
+			if g, err := k.probeGUID(); k.currentGen() != gen || err != nil || g != guid {
+				// Not this connection's failure: all start again.
 				return nil, errors.New("keep: the bus went away during the replay")
 			}
+			k.replayFailed(rc)
 		}
 	}
 	return k.summarize(rcs, busID, began), nil
@@ -543,12 +548,16 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	rc.heldFDs = nil
 	c := rc.c
 	c.mu.Lock()
+	var replies *batch
 	if c.state == stReplay {
-		c.toDown()
+		replies = c.toDown()
 	}
 	c.replayFails++
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
+	if replies != nil {
+		c.sendBounded(replies)
+	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
