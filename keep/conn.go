@@ -2,6 +2,7 @@ package keep
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -117,7 +118,8 @@ type conn struct {
 	lastReplay      *control.Replay
 	replayFails     int
 
-	// Scratch of the two forwarding goroutines, reused for every batch.
+	// Scratch of the forwarding, one per direction (the poller, or the
+	// goroutine it left a batch to), reused for every batch.
 	toBus, toApp, replies batch
 }
 
@@ -141,32 +143,73 @@ func (c *conn) log() *slog.Logger {
 	return c.k.log.With("pid", c.pid, "command", c.command, "unique_name", c.stable)
 }
 
-// appLoop forwards what the app sends until it closes its connection.
-func (c *conn) appLoop() {
-	defer c.close()
-	// Authentication may have read the first messages already.
-	read := c.app.end == c.app.start
-	for {
-		if read {
-			if err := c.app.fill(); err != nil {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
-					c.log().Debug("keep: app connection failed", "err", err)
-				}
-				return
-			}
-		}
-		read = true
-		if err := c.fromApp(); err != nil {
-			c.log().Warn("keep: app sent what is not D-Bus; disconnecting it", "err", err)
+// appStart forwards what authentication read past its end, then has the
+// poller read the app's side.
+func (c *conn) appStart() {
+	if c.app.end != c.app.start {
+		if err := c.fromApp(true); err != nil {
+			c.appGone(err)
 			return
 		}
 	}
+	if err := c.k.poll.add(pitem{c: c, s: c.app}); err != nil {
+		c.close()
+	}
 }
 
-// fromApp handles every complete message the app has sent.
-func (c *conn) fromApp() error {
+// errNotDBus: the app broke the protocol.
+var errNotDBus = errors.New("keep: not D-Bus")
+
+// errBusy: another goroutine holds what the poller would wait for.
+var errBusy = errors.New("keep: busy")
+
+// appReady reads and forwards what the app sent; the poller calls it
+// when the app's side is readable.
+func (c *conn) appReady() {
+	err := c.app.fill(false)
+	if err == nil {
+		err = c.fromApp(false)
+	}
+	switch err {
+	case nil, errAgain:
+	case errBusy:
+		// What was read waits for a goroutine that can wait.
+		c.app.pause()
+		c.k.wg.Go(func() {
+			if err := c.fromApp(true); err != nil {
+				c.appGone(err)
+				return
+			}
+			c.app.resume()
+		})
+	default:
+		c.app.pause()
+		c.k.wg.Go(func() { c.appGone(err) })
+	}
+}
+
+// appGone ends the connection after err on the app's side.
+func (c *conn) appGone(err error) {
+	switch {
+	case errors.Is(err, errNotDBus):
+		c.log().Warn("keep: app sent what is not D-Bus; disconnecting it", "err", err)
+	case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET):
+		c.log().Debug("keep: app connection failed", "err", err)
+	}
+	c.close()
+}
+
+// fromApp handles every complete message the app has sent. Unless wait,
+// it returns errBusy without doing anything if c.mu is taken, and
+// errAgain if it left the end of its work to a goroutine (which resumes
+// the app's side when done).
+func (c *conn) fromApp(wait bool) error {
 	var h header
-	c.mu.Lock()
+	if wait {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
+		return errBusy
+	}
 	out := &c.toBus
 	out.reset(c.app.buf, c.app.start)
 	c.replies.reset(nil, 0)
@@ -182,7 +225,7 @@ func (c *conn) fromApp() error {
 		}
 		if err != nil {
 			c.mu.Unlock()
-			return err
+			return fmt.Errorf("%w: %w", errNotDBus, err)
 		}
 		if msg == nil {
 			break
@@ -199,7 +242,7 @@ func (c *conn) fromApp() error {
 			if len(c.queue)+len(msg) > maxQueue {
 				c.mu.Unlock()
 				closeFDs(fds)
-				return errors.New("keep: too much sent while the bus was away")
+				return fmt.Errorf("%w: too much sent while the bus was away", errNotDBus)
 			}
 			c.queue = append(c.queue, msg...)
 			c.queueFDs = append(c.queueFDs, fds...)
@@ -208,36 +251,92 @@ func (c *conn) fromApp() error {
 	if up := c.up; up != nil && !out.empty() {
 		// Take the upstream's write lock before letting go of the
 		// connection's, so batches reach the bus in the order read.
-		up.wmu.Lock()
-		c.mu.Unlock()
 		// A failed write means the bus is going away: the reader of
 		// the upstream learns it and acts (the calls in this batch
 		// are pending, and get NoServer then).
-		up.send(out)
+		if !wait && !up.wmu.TryLock() {
+			c.app.pause()
+			c.k.wg.Go(func() {
+				up.wmu.Lock()
+				c.mu.Unlock()
+				c.toBusTail(up)
+			})
+			return errAgain
+		}
+		if wait {
+			up.wmu.Lock()
+		}
+		c.mu.Unlock()
+		if err := up.send(out, wait, time.Time{}); err == errAgain {
+			c.app.pause()
+			c.k.wg.Go(func() { c.toBusTail(up) })
+			return errAgain
+		}
 		up.wmu.Unlock()
 	} else {
 		c.mu.Unlock()
 	}
-	c.sendBounded(&c.replies)
-	return nil
+	return c.sendBounded(&c.replies, wait)
+}
+
+// toBusTail finishes the app's batch to the bus (up.wmu held) and what
+// follows it, then resumes the app's side.
+func (c *conn) toBusTail(up *sock) {
+	up.send(&c.toBus, true, time.Time{})
+	up.wmu.Unlock()
+	c.sendBounded(&c.replies, true)
+	c.app.resume()
 }
 
 // sendBounded writes to the app what the keeper says itself (errors,
 // signals of a replay), giving up on an app that does not read for
 // appWriteTimeout: it would hold up the keeper's work for everyone.
-func (c *conn) sendBounded(b *batch) {
+// Unless wait (the poller's call, from fromApp), it returns errAgain if
+// it left the writing to a goroutine, which resumes the app's side when
+// done.
+func (c *conn) sendBounded(b *batch, wait bool) error {
 	if b.empty() {
 		closeFDs(b.fds)
-		return
+		return nil
 	}
-	c.app.wmu.Lock()
-	c.app.c.SetWriteDeadline(time.Now().Add(appWriteTimeout))
-	err := c.app.send(b)
-	c.app.c.SetWriteDeadline(time.Time{})
+	deadline := time.Now().Add(appWriteTimeout)
+	if !wait && !c.app.wmu.TryLock() {
+		c.app.pause()
+		c.k.wg.Go(func() {
+			c.app.wmu.Lock()
+			c.boundedTail(b, deadline)
+			c.app.resume()
+		})
+		return errAgain
+	}
+	if wait {
+		c.app.wmu.Lock()
+	}
+	err := c.app.send(b, wait, deadline)
+	if err == errAgain {
+		c.app.pause()
+		c.k.wg.Go(func() {
+			c.boundedTail(b, deadline)
+			c.app.resume()
+		})
+		return errAgain
+	}
 	c.app.wmu.Unlock()
+	c.boundedFailed(err)
+	return nil
+}
+
+// boundedTail finishes sendBounded's write (c.app.wmu held).
+func (c *conn) boundedTail(b *batch, deadline time.Time) {
+	err := c.app.send(b, true, deadline)
+	c.app.wmu.Unlock()
+	c.boundedFailed(err)
+}
+
+func (c *conn) boundedFailed(err error) {
 	if err != nil {
 		c.log().Warn("keep: the app does not read what the keeper tells it; disconnecting it", "err", err)
-		c.app.c.Close()
+		c.app.shut()
 	}
 }
 
@@ -425,31 +524,55 @@ func (c *conn) busCall(msg []byte, h *header, nm *nameMap) (body []byte, clear b
 	return body, clear
 }
 
-// busLoop forwards what the bus sends on up to the app until up fails.
-func (c *conn) busLoop(up *sock, gen uint64) {
-	// The replay may have read messages past the last reply it waited
-	// for: they are in the buffer already.
-	read := up.end == up.start
-	for {
-		var err error
-		if read {
-			err = up.fill()
-		}
-		read = true
-		if err == nil {
-			err = c.fromBus(up)
-		}
-		if err != nil {
+// busStart forwards what the replay read past its last reply, then has
+// the poller read up.
+func (c *conn) busStart(up *sock, gen uint64) {
+	if up.end != up.start {
+		if err := c.fromBus(up, true); err != nil {
 			c.k.upstreamLost(c, up, gen, err)
 			return
 		}
 	}
+	if err := c.k.poll.add(pitem{c: c, s: up, bus: true, gen: gen}); err != nil {
+		c.k.upstreamLost(c, up, gen, err)
+	}
 }
 
-// fromBus handles every complete message the bus has sent on up.
-func (c *conn) fromBus(up *sock) error {
+// busReady reads and forwards what the bus sent on up; the poller calls
+// it when up is readable.
+func (c *conn) busReady(up *sock, gen uint64) {
+	err := up.fill(false)
+	if err == nil {
+		err = c.fromBus(up, false)
+	}
+	switch err {
+	case nil, errAgain:
+	case errBusy:
+		up.pause()
+		c.k.wg.Go(func() {
+			if err := c.fromBus(up, true); err != nil {
+				c.k.upstreamLost(c, up, gen, err)
+				return
+			}
+			up.resume()
+		})
+	default:
+		up.pause()
+		c.k.wg.Go(func() { c.k.upstreamLost(c, up, gen, err) })
+	}
+}
+
+// fromBus handles every complete message the bus has sent on up. Unless
+// wait, it returns errBusy without doing anything if c.mu is taken, and
+// errAgain if it left the writing to a goroutine (which resumes up when
+// done).
+func (c *conn) fromBus(up *sock, wait bool) error {
 	var h header
-	c.mu.Lock()
+	if wait {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
+		return errBusy
+	}
 	if c.up != up {
 		c.mu.Unlock()
 		return net.ErrClosed
@@ -475,15 +598,41 @@ func (c *conn) fromBus(up *sock) error {
 		}
 		c.busMsg(out, msg, off, &h, fds, nm)
 	}
-	c.app.wmu.Lock()
+	if !wait && !c.app.wmu.TryLock() {
+		up.pause()
+		c.k.wg.Go(func() {
+			c.app.wmu.Lock()
+			c.mu.Unlock()
+			c.toAppTail(up)
+		})
+		return errAgain
+	}
+	if wait {
+		c.app.wmu.Lock()
+	}
 	c.mu.Unlock()
-	err := c.app.send(out)
+	err := c.app.send(out, wait, time.Time{})
+	if err == errAgain {
+		up.pause()
+		c.k.wg.Go(func() { c.toAppTail(up) })
+		return errAgain
+	}
 	c.app.wmu.Unlock()
 	if err != nil {
 		// The app's side failed: its reader ends the connection.
-		c.app.c.Close()
+		c.app.shut()
 	}
 	return nil
+}
+
+// toAppTail finishes the bus's batch to the app (c.app.wmu held), then
+// resumes up.
+func (c *conn) toAppTail(up *sock) {
+	if err := c.app.send(&c.toApp, true, time.Time{}); err != nil {
+		c.app.shut()
+	}
+	c.app.wmu.Unlock()
+	up.resume()
 }
 
 // busMsg passes one message of the bus on to the app, following the bus
@@ -722,7 +871,7 @@ func (c *conn) down() {
 	}
 	replies := c.toDown()
 	c.mu.Unlock()
-	c.sendBounded(replies)
+	c.sendBounded(replies, true)
 }
 
 // toDown is down with c.mu held: it also answers the calls queued during

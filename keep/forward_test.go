@@ -43,10 +43,10 @@ func (r *forwardRig) roundTrip(t testing.TB) {
 	if _, err := r.app.Write(r.call); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.app.fill(); err != nil {
+	if err := r.c.app.fill(true); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.fromApp(); err != nil {
+	if err := r.c.fromApp(true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadFull(r.bus, r.buf[:len(r.call)]); err != nil {
@@ -55,10 +55,10 @@ func (r *forwardRig) roundTrip(t testing.TB) {
 	if _, err := r.bus.Write(r.reply); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.up.fill(); err != nil {
+	if err := r.c.up.fill(true); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.fromBus(r.c.up); err != nil {
+	if err := r.c.fromBus(r.c.up, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadFull(r.app, r.buf[:len(r.reply)]); err != nil {

@@ -71,6 +71,8 @@ type Keeper struct {
 	notify chan struct{} // a report is due
 	wake   chan struct{} // the bus may be down: reconnect
 	wg     sync.WaitGroup
+	// poll reads and forwards the kept connections; set by Serve.
+	poll *poller
 
 	mu      sync.Mutex
 	conns   []*conn
@@ -116,10 +118,15 @@ func (k *Keeper) Serve(ctx context.Context, l *net.UnixListener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	p, err := newPoller()
+	if err != nil {
+		return fmt.Errorf("keep: %w", err)
+	}
+	k.poll = p
+	k.wg.Go(p.run)
 	k.wg.Go(func() { k.reconnectLoop(ctx) })
 	k.wg.Go(func() { k.reportLoop(ctx) })
 	k.wakeUp() // learn whether the bus is there
-	var err error
 	delay := backoffMin
 	for {
 		nc, aerr := l.AcceptUnix()
@@ -153,6 +160,7 @@ func (k *Keeper) Serve(ctx context.Context, l *net.UnixListener) error {
 	for _, c := range conns {
 		c.close()
 	}
+	k.poll.stop()
 	k.wg.Wait()
 	return err
 }
@@ -182,6 +190,11 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 		return
 	}
 	c.unixFD = unixFD
+	if err := c.app.block(); err != nil {
+		k.log.Debug("keep: app connection failed", "pid", c.pid, "err", err)
+		c.app.close()
+		return
+	}
 	k.mu.Lock()
 	if k.closing {
 		k.mu.Unlock()
@@ -199,7 +212,7 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 	if connect {
 		k.connectFirst(c)
 	}
-	c.appLoop()
+	c.appStart()
 }
 
 // connectFirst gives a new connection its first upstream connection.
@@ -253,6 +266,12 @@ func (k *Keeper) dialUp(unixFD bool, size int) (*sock, string, error) {
 // messages the replay kept for the app, sends what the app queued, and
 // starts forwarding. It fails if the bus went away since gen.
 func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, heldFDs []int) error {
+	// Nobody else reads or writes up yet: the reader takes it over.
+	if err := up.block(); err != nil {
+		up.close()
+		closeFDs(heldFDs)
+		return fmt.Errorf("keep: connection to the bus: %w", err)
+	}
 	k.mu.Lock()
 	if k.gen != gen {
 		k.mu.Unlock()
@@ -271,8 +290,8 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	c.up, c.gen, c.state = up, gen, stLive
 	nm := k.names.Load()
 	var h header
-	// Batches of their own: the forwarding goroutines of the bus that
-	// went away may still be sending theirs. What the app is told goes
+	// Batches of their own: the forwarding of the bus that
+	// went away may still be sending its own. What the app is told goes
 	// out before the bus's replies can (the reader starts below).
 	toApp := &batch{}
 	toApp.reset(nil, 0)
@@ -304,7 +323,7 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	}
 	up.wmu.Lock()
 	c.mu.Unlock()
-	err := up.send(out)
+	err := up.send(out, true, time.Time{})
 	up.wmu.Unlock()
 	c.mu.Lock()
 	c.queue, c.queueFDs = c.queue[:0], c.queueFDs[:0]
@@ -312,8 +331,8 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
-	c.sendBounded(toApp)
-	k.wg.Go(func() { c.busLoop(up, gen) })
+	c.sendBounded(toApp, true)
+	k.wg.Go(func() { c.busStart(up, gen) })
 	return nil
 }
 
@@ -336,14 +355,14 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 	}
 	if errors.Is(cause, errProtocol) {
 		c.log().Warn("keep: the bus sent what is not D-Bus; disconnecting the app", "err", cause)
-		c.app.c.Close()
+		c.app.shut()
 		return
 	}
 	// The same bus still answering means it dropped this connection
 	// alone, as it does to a client that broke its rules.
 	if s, err := k.probeGUID(); err == nil && s == guid && guid != "" {
 		c.log().Info("keep: the bus closed the app's connection", "err", cause)
-		c.app.c.Close()
+		c.app.shut()
 		return
 	}
 	k.markDown(gen)
@@ -392,7 +411,7 @@ func (k *Keeper) markDown(gen uint64) {
 	k.wakeUp()
 	for i, c := range conns {
 		if replies[i] != nil {
-			c.sendBounded(replies[i])
+			c.sendBounded(replies[i], true)
 		}
 	}
 }

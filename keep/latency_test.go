@@ -55,7 +55,7 @@ func (c *rawClient) roundTrip(t testing.TB, msg []byte) {
 			t.Fatal(err)
 		}
 		if m == nil {
-			if err := c.s.fill(); err != nil {
+			if err := c.s.fill(true); err != nil {
 				t.Fatal(err)
 			}
 			continue

@@ -110,7 +110,7 @@ func oneStr(s string) []byte {
 // wait sends the calls made so far and reads until all are answered,
 // keeping the other messages for the app.
 func (rc *replayConn) wait() error {
-	if _, err := rc.up.c.Write(rc.out); err != nil {
+	if err := rc.up.write(rc.out); err != nil {
 		return fmt.Errorf("keep: replay: write: %w", err)
 	}
 	rc.out = rc.out[:0]
@@ -123,7 +123,7 @@ func (rc *replayConn) wait() error {
 			return err
 		}
 		if msg == nil {
-			if err := rc.up.fill(); err != nil {
+			if err := rc.up.fill(true); err != nil {
 				return fmt.Errorf("keep: replay: read: %w", err)
 			}
 			continue
@@ -261,7 +261,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			}
 			c.mu.Unlock()
 			if replies != nil {
-				c.sendBounded(replies)
+				c.sendBounded(replies, true)
 			}
 		}
 	}()
@@ -560,12 +560,12 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
 	if replies != nil {
-		c.sendBounded(replies)
+		c.sendBounded(replies, true)
 	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
-		c.app.c.Close()
+		c.app.shut()
 		return
 	}
 	k.log.Warn("keep: replay failed; trying again", "pid", c.pid, "command", c.command, "err", rc.err)
@@ -808,7 +808,7 @@ func (u *upstreams) closeAll() {
 	defer u.mu.Unlock()
 	u.done = true
 	for _, s := range u.socks {
-		s.c.Close()
+		s.shut()
 	}
 }
 

@@ -32,7 +32,7 @@ func authorize(peerUID, ourUID int, identity string) bool {
 // with whether it asked to pass fds; bytes after BEGIN stay in s's buffer.
 func serverAuth(s *sock, guid string, peerUID, ourUID int) (unixFD bool, err error) {
 	for s.end-s.start < 1 {
-		if err := s.fill(); err != nil {
+		if err := s.fill(true); err != nil {
 			return false, fmt.Errorf("read credentials byte: %w", err)
 		}
 	}

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +36,25 @@ var errLineTooLong = errors.New("keep: authentication line too long")
 // buffer its messages are parsed in (bytes [start, end) not yet handed
 // on), and the fds that came with them and no message has taken yet.
 type sock struct {
-	c          *net.UnixConn
+	c *net.UnixConn
+	// f is the socket once it is off Go's netpoller for the keeper's
+	// poller (block); raw is f's. Every read and write then goes
+	// through them. Set under wmu and cmu by the reader itself.
+	f   *os.File
+	raw syscall.RawConn
+	// cmu orders block, shut and the poller's registration; closed:
+	// shut was called. p is the poller serving the socket, if any.
+	cmu    sync.Mutex
+	closed bool
+	p      *poller
+	tok    uint64
+
+	// The reader's and the writers' recvmsg and sendmsg, made once
+	// (block), so that they allocate nothing: their arguments and
+	// results are here.
+	readFn, writeFn func(fd uintptr) bool
+	rd, wr          msgIO
+
 	buf        []byte
 	start, end int
 	fds        []int
@@ -55,8 +76,9 @@ func newSockSize(c *net.UnixConn, size int) *sock {
 }
 
 // fill reads what the socket has into the buffer, at least one byte,
-// keeping what is not handed on yet.
-func (s *sock) fill() error {
+// keeping what is not handed on yet. Unless wait, it returns errAgain
+// when there is nothing to read.
+func (s *sock) fill(wait bool) error {
 	need := 0
 	if s.end-s.start >= fixedHeader {
 		if n, err := msgLen(s.buf[s.start:s.end]); err == nil {
@@ -94,7 +116,10 @@ func (s *sock) fill() error {
 		s.start = 0
 		s.buf = nb
 	}
-	n, oobn, flags, _, err := s.c.ReadMsgUnix(s.buf[s.end:], s.oob)
+	n, oobn, flags, err := s.recv(s.buf[s.end:], s.oob, wait)
+	if err == errAgain {
+		return err
+	}
 	if oobn > 0 {
 		if perr := s.takeRights(s.oob[:oobn]); perr != nil && err == nil {
 			err = perr
@@ -171,15 +196,273 @@ func (s *sock) readLine() (string, error) {
 		if len(b) > maxLine {
 			return "", errLineTooLong
 		}
-		if err := s.fill(); err != nil {
+		if err := s.fill(true); err != nil {
 			return "", err
 		}
 	}
 }
 
+// block takes the socket off Go's netpoller, so that the keeper's poller
+// (poller.go) serves it: a message then costs one wake of the poller's
+// thread, not a netpoller wake and a goroutine hand-off between threads
+// (BENCH.md has the profile). The fd stays non-blocking; a goroutine
+// that must wait to write waits on a dup of it (writeWaiting). The caller
+// is the socket's only reader and nobody writes to it yet.
+func (s *sock) block() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	if s.f != nil {
+		return nil
+	}
+	rc, err := s.c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	// Closing the conn takes the socket off the netpoller (the dup
+	// keeps it open); a file made with os.NewFile of a blocking fd is
+	// never put on it, so the fd is made non-blocking after.
+	s.c.Close()
+	unix.SetNonblock(nfd, false)
+	f := os.NewFile(uintptr(nfd), "keep")
+	raw, err := f.SyscallConn()
+	if err == nil {
+		raw.Control(func(fd uintptr) { err = unix.SetNonblock(int(fd), true) })
+	}
+	if err != nil {
+		f.Close()
+		s.closed = true
+		return err
+	}
+	s.f, s.raw = f, raw
+	s.readFn = func(fd uintptr) bool {
+		s.rd.sys(int(fd), unix.SYS_RECVMSG, unix.MSG_CMSG_CLOEXEC)
+		return true
+	}
+	s.writeFn = func(fd uintptr) bool {
+		s.wr.sys(int(fd), unix.SYS_SENDMSG, unix.MSG_NOSIGNAL)
+		return true
+	}
+	return nil
+}
+
+// msgIO is one recvmsg or sendmsg: its buffers, and what it did.
+type msgIO struct {
+	b, oob []byte
+	hdr    unix.Msghdr
+	iov    unix.Iovec
+	n      int
+	oobn   int
+	flags  int
+	err    error
+}
+
+func (m *msgIO) sys(fd int, trap, flags uintptr) {
+	m.hdr = unix.Msghdr{}
+	if len(m.b) > 0 {
+		m.iov.Base = &m.b[0]
+		m.iov.SetLen(len(m.b))
+		m.hdr.Iov = &m.iov
+		m.hdr.SetIovlen(1)
+	}
+	if len(m.oob) > 0 {
+		m.hdr.Control = &m.oob[0]
+		m.hdr.SetControllen(len(m.oob))
+	}
+	for {
+		r, _, e := unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&m.hdr)), flags)
+		if e == unix.EINTR {
+			continue
+		}
+		m.n, m.oobn, m.flags, m.err = int(r), int(m.hdr.Controllen), int(m.hdr.Flags), nil
+		if e != 0 {
+			m.n, m.oobn, m.err = 0, 0, e
+		}
+		m.iov, m.hdr = unix.Iovec{}, unix.Msghdr{}
+		m.b, m.oob = nil, nil
+		return
+	}
+}
+
+// errAgain: the socket cannot be read or written without waiting.
+var errAgain = errors.New("keep: would block")
+
+// recv reads what the socket has, with the fds that came with it. Unless
+// wait, it returns errAgain rather than waiting for it.
+func (s *sock) recv(b, oob []byte, wait bool) (n, oobn, flags int, err error) {
+	if s.f == nil {
+		n, oobn, flags, _, err = s.c.ReadMsgUnix(b, oob)
+		return n, oobn, flags, err
+	}
+	for {
+		s.rd.b, s.rd.oob = b, oob
+		cerr := s.raw.Read(s.readFn)
+		if cerr != nil {
+			return 0, 0, 0, net.ErrClosed
+		}
+		n, oobn, flags, err = s.rd.n, s.rd.oobn, s.rd.flags, s.rd.err
+		if err != unix.EAGAIN {
+			break
+		}
+		if !wait {
+			return 0, 0, 0, errAgain
+		}
+		if err := s.poll(unix.POLLIN, time.Time{}); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return n, oobn, flags, nil
+}
+
+// poll waits until the socket is ready for events or deadline (if not
+// zero) passes. Closing the socket shuts it down, which ends the wait.
+func (s *sock) poll(events int16, deadline time.Time) error {
+	for {
+		ms := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		var err error
+		cerr := s.raw.Control(func(fd uintptr) {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+			_, err = unix.Poll(pfd, ms)
+		})
+		if cerr != nil {
+			return net.ErrClosed
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
+
+// write1 writes some of b, with oob (fds) and its first byte. Unless
+// wait, it returns errAgain rather than waiting to write anything; if
+// wait, it waits until deadline (if not zero). The caller holds wmu.
+func (s *sock) write1(b, oob []byte, wait bool, deadline time.Time) (int, error) {
+	if s.f == nil {
+		if !deadline.IsZero() {
+			s.c.SetWriteDeadline(deadline)
+			defer s.c.SetWriteDeadline(time.Time{})
+		}
+		if oob == nil {
+			return s.c.Write(b)
+		}
+		n, _, err := s.c.WriteMsgUnix(b, oob, nil)
+		return n, err
+	}
+	s.wr.b, s.wr.oob = b, oob
+	if cerr := s.raw.Write(s.writeFn); cerr != nil {
+		return 0, net.ErrClosed
+	}
+	n, err := s.wr.n, s.wr.err
+	switch {
+	case err != unix.EAGAIN:
+		return n, err
+	case !wait:
+		return 0, errAgain
+	}
+	return s.writeWaiting(b, oob, deadline)
+}
+
+// writeWaiting writes some of b, with oob, waiting until the socket takes
+// it or deadline (if not zero) passes. It waits on Go's netpoller, through
+// a dup of the fd made for the wait: a goroutine waiting in poll(2) would
+// hold a P, and make the runtime take it back from the poller's thread.
+func (s *sock) writeWaiting(b, oob []byte, deadline time.Time) (int, error) {
+	dfd, derr := -1, error(nil)
+	if cerr := s.raw.Control(func(fd uintptr) { dfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		return 0, net.ErrClosed
+	}
+	if derr != nil {
+		return 0, derr
+	}
+	f := os.NewFile(uintptr(dfd), "keep") // non-blocking: on the netpoller
+	defer f.Close()
+	if !deadline.IsZero() {
+		if err := f.SetWriteDeadline(deadline); err != nil {
+			return 0, err
+		}
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.SendmsgN(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
+			if werr != unix.EINTR {
+				return werr != unix.EAGAIN
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
+}
+
+// write writes all of b, waiting as it must. The caller holds wmu.
+func (s *sock) write(b []byte) error {
+	for len(b) > 0 {
+		n, err := s.write1(b, nil, true, time.Time{})
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// shut closes the socket, taking it off the poller; its reader, and a
+// writer waiting in poll, get an error or the end of the stream.
+func (s *sock) shut() {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.f == nil {
+		s.c.Close()
+		return
+	}
+	s.raw.Control(func(fd uintptr) {
+		if s.p != nil {
+			s.p.del(int(fd), s.tok)
+		}
+		// A poll(2) waiting on the fd does not end at close; it does
+		// at shutdown.
+		unix.Shutdown(int(fd), unix.SHUT_RDWR)
+	})
+	// The fd itself is closed once no read or write is using it.
+	s.f.Close()
+}
+
 // close closes the socket and the fds no message took.
 func (s *sock) close() {
-	s.c.Close()
+	s.shut()
 	closeFDs(s.fds)
 	s.fds = s.fds[:0]
 }
@@ -204,11 +487,14 @@ type batch struct {
 	b              []byte
 	segs           []fdSeg
 	fds            []int
+	// pos and seg: how far send has gone.
+	pos, seg int
 }
 
 func (o *batch) reset(src []byte, off int) {
 	o.verbatim, o.src, o.srcOff, o.srcEnd = true, src, off, off
 	o.b, o.segs, o.fds = o.b[:0], o.segs[:0], o.fds[:0]
+	o.pos, o.seg = 0, 0
 }
 
 func (o *batch) len() int {
@@ -258,38 +544,47 @@ func (o *batch) empty() bool { return o.len() == 0 }
 
 // send writes the batch to s (whose wmu the caller holds), each message
 // with fds in a sendmsg of its own so that the fds arrive with its first
-// byte, and closes the keeper's copies of the fds.
-func (s *sock) send(o *batch) error {
-	defer func() {
-		closeFDs(o.fds)
-		o.fds = o.fds[:0]
-	}()
+// byte, and closes the keeper's copies of the fds. Unless wait, it
+// returns errAgain when s cannot take more without waiting: a later send
+// of the same batch goes on from there. If wait, it waits until deadline
+// (if not zero).
+func (s *sock) send(o *batch, wait bool, deadline time.Time) error {
 	b := o.bytes()
-	pos := 0
-	for _, seg := range o.segs {
-		if seg.off > pos {
-			if _, err := s.c.Write(b[pos:seg.off]); err != nil {
+	put := func(end int, oob []byte) error {
+		for o.pos < end {
+			n, err := s.write1(b[o.pos:end], oob, wait, deadline)
+			if n > 0 {
+				o.pos, oob = o.pos+n, nil
+			}
+			if err != nil {
 				return err
 			}
 		}
-		n, _, err := s.c.WriteMsgUnix(b[seg.off:seg.end], unix.UnixRights(o.fds[seg.fd0:seg.fd1]...), nil)
-		if err != nil {
-			return err
-		}
-		pos = seg.off + n
-		if pos < seg.end {
-			if _, err := s.c.Write(b[pos:seg.end]); err != nil {
-				return err
-			}
-		}
-		pos = seg.end
+		return nil
 	}
-	if pos < len(b) {
-		if _, err := s.c.Write(b[pos:]); err != nil {
-			return err
+	var err error
+	for ; err == nil && o.seg < len(o.segs); o.seg++ {
+		seg := o.segs[o.seg]
+		if err = put(seg.off, nil); err != nil {
+			break
+		}
+		var oob []byte
+		if o.pos == seg.off {
+			oob = unix.UnixRights(o.fds[seg.fd0:seg.fd1]...)
+		}
+		if err = put(seg.end, oob); err != nil {
+			break
 		}
 	}
-	return nil
+	if err == nil {
+		err = put(len(b), nil)
+	}
+	if err == errAgain {
+		return err
+	}
+	closeFDs(o.fds)
+	o.fds = o.fds[:0]
+	return err
 }
 
 // dialBus connects to the first entry of a D-Bus address that answers.

@@ -1,0 +1,83 @@
+package keep
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"busmedic/watcher/bustest"
+)
+
+// TestAppThatDoesNotRead: a kept app that stops reading while the bus
+// sends it megabytes holds up its own connection only (the poller leaves
+// the write to a goroutine and stops reading the bus for that app): other
+// kept apps' calls are answered meanwhile, and once the app reads again
+// it gets every message, in order.
+func TestAppThatDoesNotRead(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	slow := dialRaw(t, tk.addr)
+	w := writer{}
+	w.str("type='signal',interface='org.example.Flood'")
+	slow.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
+		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
+	}, w.b))
+
+	const n, size = 64, 64 << 10 // 4 MB: far more than socket buffers hold
+	sender := connect(t, bus.Address())
+	payload := bytes.Repeat([]byte("f"), size)
+	for i := range n {
+		if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(i), payload); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+
+	// The keeper is stuck writing to the slow app; another app is not.
+	servePinger(t, sender, "direct")
+	other := connect(t, tk.addr)
+	for range 20 {
+		start := time.Now()
+		if answerer, _, err := ping(other, sender.Names()[0]); err != nil || answerer != "direct" {
+			t.Fatalf("another kept app's call while one does not read: %q %v", answerer, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("another kept app's call took %s while one does not read", d)
+		}
+	}
+
+	// The slow app reads again: every signal, in order.
+	var h header
+	deadline := time.Now().Add(waitLimit)
+	for got := 0; got < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow app got %d of %d signals within %s", got, n, waitLimit)
+		}
+		msg, _, err := slow.s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg == nil {
+			if err := slow.s.fill(true); err != nil {
+				t.Fatalf("after %d signals: %v", got, err)
+			}
+			continue
+		}
+		if err := parseHeader(msg, &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.typ != typeSignal || h.member.str(msg) != "Tick" {
+			continue
+		}
+		r := bodyReader(msg, &h, "uay")
+		if r == nil {
+			t.Fatalf("signal %d: signature %q", got, h.sig.str(msg))
+		}
+		if i := r.u32(); r.err != nil || int(i) != got {
+			t.Fatalf("signal %d came as number %d (%v)", got, i, r.err)
+		}
+		if len(msg) < size {
+			t.Fatalf("signal %d: %d bytes, want more than %d", got, len(msg), size)
+		}
+		got++
+	}
+}
