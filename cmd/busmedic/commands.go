@@ -17,7 +17,7 @@ func program() *cli.Program {
 		Top:    topLevel(),
 		Passed: []string{"config"},
 		FlagWords: map[string][]string{
-			"action": {string(appdb.ActionRelaunch), string(appdb.ActionNotify), string(appdb.ActionIgnore)},
+			"action": {string(appdb.ActionRelaunch), string(appdb.ActionKeep), string(appdb.ActionNotify), string(appdb.ActionIgnore)},
 			"bus":    {"session", "system"},
 			"target": {"graphical-session.target", "default.target"},
 		},
@@ -141,7 +141,7 @@ func topLevel() *cli.Command {
 					"the process), and refuses one that cannot (a script read from a file descriptor: bash /dev/fd/3).",
 				Flags: func(fs *flag.FlagSet) {
 					fs.String("id", "", "rule `ID` (default: from the program's name)")
-					fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, notify or ignore")
+					fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, keep, notify or ignore")
 					fs.Bool("replace", false, "replace an existing rule with the same id")
 				},
 				MinArgs: 1, MaxArgs: 1, Interleave: true, Run: rulesAddFromPID,

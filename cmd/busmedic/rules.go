@@ -106,9 +106,9 @@ func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
 	}
 	action := appdb.Action(in.Str("action"))
 	switch action {
-	case appdb.ActionRelaunch, appdb.ActionNotify, appdb.ActionIgnore:
+	case appdb.ActionRelaunch, appdb.ActionKeep, appdb.ActionNotify, appdb.ActionIgnore:
 	default:
-		return in.UsageError("--action %q: want relaunch, notify or ignore (signal and hook need more keys: edit the file)", action)
+		return in.UsageError("--action %q: want relaunch, keep, notify or ignore (signal and hook need more keys: edit the file)", action)
 	}
 
 	// The names it owns tell the app best; the buses it is on, where
@@ -121,6 +121,10 @@ func rulesAddFromPID(ctx context.Context, in *cli.Call) int {
 		return in.Failf("%s, or add the rule with --action notify", strings.TrimPrefix(err.Error(), appdb.ErrCannotRelaunch.Error()+": "))
 	case err != nil:
 		return in.Failf("%v", err)
+	case action == appdb.ActionKeep && r.Unit != "":
+		return in.Failf("pid %d runs in the systemd unit %s, which systemd starts: to keep it, put \"busmedic keep --\" in front of the unit's ExecStart", pid, r.Unit)
+	case action == appdb.ActionKeep && r.Bus != appdb.BusSession:
+		return in.Failf("pid %d is on the %s bus: only the session bus can be kept", pid, r.Bus)
 	}
 
 	paths := appdb.DefaultPaths(in.Str("config"))

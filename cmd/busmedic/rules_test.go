@@ -577,3 +577,27 @@ func TestRulesUsage(t *testing.T) {
 		t.Errorf("rules -h = %d %q", code, out)
 	}
 }
+
+// TestAddFromPIDKeep: --action keep makes a keep rule of an app on the
+// session bus, and refuses one on the system bus, which cannot be kept,
+// saying why and writing nothing.
+func TestAddFromPIDKeep(t *testing.T) {
+	user, _ := rulesEnv(t)
+	session := bustest.New(t)
+	system := bustest.New(t, bustest.SystemType())
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", session.Address())
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", system.Address())
+	app := session.StartApp("-name", "org.example.Kept")
+	sysApp := system.StartApp("-name", "org.example.SystemKept")
+
+	code, out, errOut := rules(t, "add-from-pid", "--id", "kept", "--action", "keep", strconv.Itoa(app.PID()))
+	r, ok := ruleIn(t, user, "kept")
+	if code != exitOK || errOut != "" || !ok || r.Action != appdb.ActionKeep || r.Bus != appdb.BusSession {
+		t.Errorf("add-from-pid --action keep: exit %d, rule %+v\nstdout:\n%s\nstderr:\n%s\nwant a keep rule on the session bus", code, r, out, errOut)
+	}
+
+	code, _, errOut = rules(t, "add-from-pid", "--id", "syskept", "--action", "keep", strconv.Itoa(sysApp.PID()))
+	if _, written := ruleIn(t, user, "syskept"); code != exitError || written || !strings.Contains(errOut, "only the session bus can be kept") {
+		t.Errorf("add-from-pid --action keep of a system-bus app: exit %d, rule written: %v, stderr:\n%s\nwant a refusal and no rule", code, written, errOut)
+	}
+}
