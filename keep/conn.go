@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -224,6 +225,9 @@ func (c *conn) fromApp(wait bool) error {
 			fds, err = c.app.takeFDs(nil, int(h.unixFDs))
 		}
 		if err != nil {
+			// The fds of the messages before it go nowhere now.
+			closeFDs(out.fds)
+			out.fds = out.fds[:0]
 			c.mu.Unlock()
 			return fmt.Errorf("%w: %w", errNotDBus, err)
 		}
@@ -309,8 +313,13 @@ func (c *conn) sendBounded(b *batch, wait bool) error {
 		})
 		return errAgain
 	}
-	if wait {
-		c.app.wmu.Lock()
+	if wait && !lockBy(&c.app.wmu, deadline) {
+		// Another batch to the app has waited that long already (the
+		// bus's, whose writer waits as long as the app does not read).
+		closeFDs(b.fds)
+		b.fds = b.fds[:0]
+		c.boundedFailed(os.ErrDeadlineExceeded)
+		return nil
 	}
 	err := c.app.send(b, wait, deadline)
 	if err == errAgain {
@@ -324,6 +333,17 @@ func (c *conn) sendBounded(b *batch, wait bool) error {
 	c.app.wmu.Unlock()
 	c.boundedFailed(err)
 	return nil
+}
+
+// lockBy locks mu, unless deadline passes first.
+func lockBy(mu *sync.Mutex, deadline time.Time) bool {
+	for d := time.Millisecond; !mu.TryLock(); d = min(2*d, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(d)
+	}
+	return true
 }
 
 // boundedTail finishes sendBounded's write (c.app.wmu held).
@@ -590,6 +610,8 @@ func (c *conn) fromBus(up *sock, wait bool) error {
 			fds, err = up.takeFDs(nil, int(h.unixFDs))
 		}
 		if err != nil {
+			closeFDs(out.fds)
+			out.fds = out.fds[:0]
 			c.mu.Unlock()
 			return err
 		}

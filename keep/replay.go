@@ -538,7 +538,11 @@ func (k *Keeper) tell(rc *replayConn, gen uint64, nm *nameMap) error {
 	c.replayFails = 0
 	c.restarts++
 	c.mu.Unlock()
-	return k.goLive(c, rc.up, gen, sig, rc.held, rc.heldFDs)
+	// goLive owns the held fds from here, whatever it returns: the
+	// clean-up of a failed replay must not close their numbers again.
+	heldFDs := rc.heldFDs
+	rc.heldFDs = nil
+	return k.goLive(c, rc.up, gen, sig, rc.held, heldFDs)
 }
 
 // replayFailed puts a connection whose replay failed back down, to be

@@ -1,0 +1,196 @@
+package keep
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeRefs counts the fds of this process that are ends of the pipe
+// whose end fd is.
+func pipeRefs(t *testing.T, fd int) int {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("pipe:[%d]", st.Ino)
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == want {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMalformedAfterFDMessageClosesFDs: an app sends, in one write, a
+// message carrying an fd and then bytes that are not D-Bus. The keeper
+// disconnects it, and must not keep the fd of the good message (which it
+// had already put in its batch to the bus): a leak per such connection
+// would use up the keeper's fds, for every kept app.
+func TestMalformedAfterFDMessageClosesFDs(t *testing.T) {
+	for _, side := range []string{"app", "bus"} {
+		t.Run(side, func(t *testing.T) {
+			r := newForwardRig(t, 1)
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(p[1])
+			msg := appendMessage(nil, typeSignal, flagNoReplyExpected, 5, &fields{
+				path: "/org/example/Obj", iface: "org.example.Iface", member: "Sig", sender: ":1.7", dest: ":1.1",
+			}, nil)
+			fdMsg := withUnixFDs(t, msg, 1)
+			garbage := []byte("xxxxxxxxxxxxxxxx")
+			from, sock := r.app, r.c.app
+			if side == "bus" {
+				from, sock = r.bus, r.c.up
+			}
+			if _, _, err := from.WriteMsgUnix(append(fdMsg, garbage...), unix.UnixRights(p[0]), nil); err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(p[0])
+			if err := sock.fill(true); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if side == "app" {
+				err = r.c.fromApp(true)
+			} else {
+				err = r.c.fromBus(r.c.up, true)
+			}
+			if err == nil {
+				t.Fatal("no error for bytes that are not D-Bus")
+			}
+			r.c.close()
+			if n := pipeRefs(t, p[1]); n != 1 {
+				t.Errorf("the keeper holds %d fds of the pipe after disconnecting, want 0", n-1)
+			}
+		})
+	}
+}
+
+// withUnixFDs returns msg (little-endian, made by appendMessage) with a
+// unix_fds header field of n.
+func withUnixFDs(t *testing.T, msg []byte, n uint32) []byte {
+	var h header
+	if err := parseHeader(msg, &h); err != nil {
+		t.Fatal(err)
+	}
+	out := append([]byte(nil), msg[:h.fieldsEnd]...)
+	out = pad(out, 0, 8)
+	out = append(out, fieldUnixFDs, 1, 'u', 0)
+	out = appendU32(out, false, n)
+	putU32(out[12:], false, uint32(len(out)-fixedHeader))
+	out = pad(out, 0, 8)
+	out = append(out, msg[h.bodyStart:]...)
+	if err := parseHeader(out, &h); err != nil || h.unixFDs != n {
+		t.Fatalf("withUnixFDs: %v", err)
+	}
+	return out
+}
+
+// TestReplayFailedAfterGoLiveClosesHeldFDsOnce: when a replay's last
+// step (goLive) fails because the bus went away again, goLive has closed
+// the fds of the messages held for the app; the replay's clean-up must
+// not close those fd numbers again: by then they may be another
+// connection's.
+func TestReplayFailedAfterGoLiveClosesHeldFDsOnce(t *testing.T) {
+	r := newForwardRig(t, 1)
+	c, k := r.c, r.c.k
+	c.state, c.up = stReplay, nil
+	_, upEnd := socketPair(t)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[1])
+	rc := snapshot(c)
+	rc.up = newSock(upEnd)
+	rc.heldFDs = []int{p[0]}
+	k.gen = 7
+	if rc.err = k.tell(rc, 6, nil); rc.err == nil {
+		t.Fatal("goLive did not fail on a bus that went away")
+	}
+	// Whatever takes the fd number now is someone else's.
+	var q [2]int
+	if err := unix.Pipe2(q[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(q[0])
+	defer unix.Close(q[1])
+	if q[0] != p[0] && q[1] != p[0] {
+		t.Skip("the fd number was not reused")
+	}
+	k.replayFailed(rc)
+	for _, fd := range q {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			t.Errorf("fd %d, which reused a held fd's number, was closed by the replay's clean-up: %v", fd, err)
+		}
+	}
+}
+
+// TestSendBoundedAppNotReading: an app that stops reading (frozen,
+// stopped) while the bus sends it more than its socket holds leaves the
+// rest of the batch to a goroutine that waits, holding the app's write
+// lock, for as long as the app does not read. What the keeper tells the
+// app itself (NoServer at a restart, the signals of a replay; the
+// reconnect loop sends them) must still give up after appWriteTimeout,
+// not wait for that lock for ever: it would hold up every kept app.
+func TestSendBoundedAppNotReading(t *testing.T) {
+	r := newForwardRig(t, 1)
+	c := r.c
+	if err := c.app.block(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.up.block(); err != nil {
+		t.Fatal(err)
+	}
+	w := writer{}
+	w.str(string(make([]byte, 64<<10)))
+	big := appendMessage(nil, typeSignal, flagNoReplyExpected, 9, &fields{
+		path: "/org/example/Obj", iface: "org.example.Iface", member: "Big", sender: ":1.7", dest: ":1.1", sig: "s",
+	}, w.b)
+	left := false
+	for i := 0; i < 256 && !left; i++ {
+		if _, err := r.bus.Write(big); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := c.up.fill(false)
+			if err == errAgain {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.fromBus(c.up, false); err == errAgain {
+				left = true // a goroutine waits for the app to read
+				break
+			}
+		}
+	}
+	if !left {
+		t.Fatal("the app's socket took everything")
+	}
+	replies := &batch{}
+	replies.copied()
+	replies.b = c.errorReply(replies.b, 3, errNoServer, "test")
+	done := make(chan struct{})
+	go func() { c.sendBounded(replies, true); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(appWriteTimeout + 5*time.Second):
+		t.Fatalf("sendBounded still waits %s after it began, for an app that does not read", appWriteTimeout+5*time.Second)
+	}
+	c.close()
+	c.k.wg.Wait()
+}
