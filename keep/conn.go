@@ -116,6 +116,7 @@ type conn struct {
 	dropped         int
 	serial          uint32 // of the messages the keeper writes to the app
 	restarts        int
+	busGUID         string // of the bus instance it was last connected to
 	lastReplay      *control.Replay
 	replayFails     int
 

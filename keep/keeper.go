@@ -217,8 +217,11 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 
 // connectFirst gives a new connection its first upstream connection.
 func (k *Keeper) connectFirst(c *conn) {
-	up, _, err := k.dialUp(c.unixFD, readSize)
+	up, guid, err := k.dialUp(c.unixFD, readSize)
 	if err == nil {
+		c.mu.Lock()
+		c.busGUID = guid // its restarts are counted from this bus
+		c.mu.Unlock()
 		err = k.goLive(c, up, c.gen, nil, nil, nil)
 	}
 	if err == nil {

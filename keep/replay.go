@@ -69,6 +69,7 @@ type replayConn struct {
 	dropNOC map[string]bool
 	kept    map[string]bool // current names of all kept connections
 	current string
+	guid    string // of the bus instance up is connected to
 
 	// What the connection had asked of the bus, copied at the start.
 	stable       string
@@ -281,14 +282,14 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		up, _, err := k.dialUp(rc.c.unixFD, readSize)
+		up, upGUID, err := k.dialUp(rc.c.unixFD, readSize)
 		if err != nil {
 			return nil, err // the bus is not there (any more)
 		}
 		if !ups.add(up) {
 			return nil, ctx.Err()
 		}
-		rc.up = up
+		rc.up, rc.guid = up, upGUID
 		hello := rc.call("Hello", "", nil)
 		if rc.err = rc.wait(); rc.err == nil {
 			if rc.current = rc.replies[hello].str(); rc.current == "" {
@@ -536,7 +537,13 @@ func (k *Keeper) tell(rc *replayConn, gen uint64, nm *nameMap) error {
 		}
 	}
 	c.replayFails = 0
-	c.restarts++
+	// A restart is counted once per bus instance: a replay that fails
+	// late (goLive) and is tried again on the same bus is the same
+	// restart.
+	if rc.guid != c.busGUID {
+		c.restarts++
+		c.busGUID = rc.guid
+	}
 	c.mu.Unlock()
 	// goLive owns the held fds from here, whatever it returns: the
 	// clean-up of a failed replay must not close their numbers again.

@@ -1,6 +1,7 @@
 package keep
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"testing"
@@ -193,4 +194,33 @@ func TestSendBoundedAppNotReading(t *testing.T) {
 	}
 	c.close()
 	c.k.wg.Wait()
+}
+
+// TestHeaderDoesNotAllocateItsClaim: a header announcing a body of 100 MiB
+// costs the keeper the bytes that came, not the bytes claimed, so that a
+// few such headers cannot take its memory.
+func TestHeaderDoesNotAllocateItsClaim(t *testing.T) {
+	a, b := socketPair(t)
+	s := newSock(a)
+	hdr := make([]byte, 16)
+	hdr[0], hdr[1], hdr[3] = 'l', 1, 1              // little-endian method call, version 1
+	binary.LittleEndian.PutUint32(hdr[4:], 100<<20) // body length
+	binary.LittleEndian.PutUint32(hdr[8:], 1)       // serial
+	binary.LittleEndian.PutUint32(hdr[12:], 0)      // header fields: none
+	if _, err := b.Write(append(hdr, make([]byte, 1000)...)); err != nil {
+		t.Fatal(err)
+	}
+	// Two reads: the second knows the length from the first's bytes.
+	if err := s.fill(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fill(true); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.buf) > 2*readSize {
+		t.Errorf("after 1016 bytes of a message that claims 100 MiB, the read buffer is %d bytes", len(s.buf))
+	}
 }

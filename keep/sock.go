@@ -103,13 +103,9 @@ func (s *sock) fill(wait bool) error {
 		s.end = copy(s.buf, s.buf[s.start:s.end])
 		s.start = 0
 	}
-	if need > len(s.buf) {
-		// A message bigger than the buffer: grow it to hold it whole.
-		nb := make([]byte, need)
-		s.end = copy(nb, s.buf[s.start:s.end])
-		s.start = 0
-		s.buf = nb
-	}
+	// A message bigger than the buffer makes it grow by doubling as its
+	// bytes come, not at once to the size its header announces: sixteen
+	// bytes must not cost the 128 MiB they may claim.
 	if s.end == len(s.buf) {
 		nb := make([]byte, 2*len(s.buf))
 		s.end = copy(nb, s.buf[s.start:s.end])
