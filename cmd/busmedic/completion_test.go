@@ -30,7 +30,7 @@ func TestComplete(t *testing.T) {
 		{"rule id prefix", []string{"relaunch", "d"}, []string{"dunst"}},
 		{"after a flag", []string{"relaunch", "-v", "p"}, []string{"panel"}},
 		{"one argument only", []string{"relaunch", "dunst", ""}, nil},
-		{"flag words", []string{"rules", "add-from-pid", "1", "--action", ""}, []string{"relaunch", "notify", "ignore"}},
+		{"flag words", []string{"rules", "add-from-pid", "1", "--action", ""}, []string{"relaunch", "keep", "notify", "ignore"}},
 		{"argument words", []string{"restart-bus", ""}, []string{"session", "system"}},
 		{"shells", []string{"completion", ""}, []string{"bash", "zsh", "fish"}},
 		{"help", []string{"help", "rules", "a"}, []string{"add-from-pid"}},
