@@ -81,3 +81,46 @@ func TestAppThatDoesNotRead(t *testing.T) {
 		got++
 	}
 }
+
+// TestFrozenAppAtRestart: an app that stopped reading with the keeper's
+// write to it stuck (a frozen app, a full socket) when the bus restarts
+// does not keep the other kept apps from coming back.
+func TestFrozenAppAtRestart(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	slow := dialRaw(t, tk.addr)
+	w := writer{}
+	w.str("type='signal',interface='org.example.Flood'")
+	slow.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
+		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
+	}, w.b))
+	other := connect(t, tk.addr)
+	servePinger(t, other, "other")
+	requestName(t, other, "org.example.Other", 0)
+
+	sender := connect(t, bus.Address())
+	payload := bytes.Repeat([]byte("f"), 64<<10)
+	for i := range 64 { // 4 MB: far more than socket buffers hold
+		if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(i), payload); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	// The flood has reached the keeper once the bus answers after it.
+	if _, _, err := ping(connect(t, bus.Address()), "org.example.Other"); err != nil {
+		t.Fatal(err)
+	}
+
+	bus.Kill()
+	bus.Start()
+	direct := connect(t, bus.Address())
+	deadline := time.Now().Add(waitLimit)
+	for {
+		answerer, _, err := ping(direct, "org.example.Other")
+		if err == nil && answerer == "other" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with a frozen kept app, another kept app is not back within %s: %v", waitLimit, err)
+		}
+	}
+}
