@@ -110,7 +110,7 @@ func PathsFrom(getenv func(string) string) (Paths, error) {
 // unless a busmedic already runs outside it (the unit's would fail on the
 // control socket): then it is enabled only, and Enable says how to switch.
 func Enable(ctx context.Context, p Paths, systemd bool, target string, stdout, stderr io.Writer) error {
-	exe, err := selfPath()
+	exe, err := assets.Executable()
 	if err != nil {
 		return err
 	}
@@ -282,19 +282,6 @@ func status(ctx context.Context, m manager, p Paths, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "busmedic does not run now.")
 	}
 	return nil
-}
-
-// selfPath returns the absolute path of the running busmedic, symlinks
-// resolved, so that the entry keeps working whatever the session's PATH.
-func selfPath() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find busmedic's own path: %w", err)
-	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
-	}
-	return exe, nil
 }
 
 // autostartCommand is the Exec of the autostart entry: "busmedic run" when

@@ -13,6 +13,7 @@ import (
 
 	"github.com/adrg/xdg"
 
+	"busmedic/assets"
 	"busmedic/relaunch/control"
 )
 
@@ -140,7 +141,7 @@ func TestAutostartDesktopFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := selfPath()
+	self, err := assets.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestAutostartUnitWithoutManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, _ := selfPath()
+	self, _ := assets.Executable()
 	for _, want := range []string{"\nExecStart=" + self + " run\n", "\nWantedBy=graphical-session.target\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("unit lacks %q:\n%s", want, data)

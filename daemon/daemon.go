@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"busmedic/appdb"
+	"busmedic/assets"
 	"busmedic/icontheme"
 	"busmedic/relaunch"
 	"busmedic/relaunch/busrestart"
@@ -109,11 +110,14 @@ func Run(ctx context.Context, cfg Config) error {
 		Settings: func() appdb.Settings { return store.Current().Settings() },
 		Log:      log,
 	}
+	// "" if it cannot be told: then no icon is found beside it, and a
+	// keep rule's app is not started (relaunch.Config.Self).
+	self, _ := assets.Executable()
 	// A notification that the session bus takes with it when it goes away
 	// is an error for its caller, never the daemon's end.
 	// It names busmedic's desktop entry and icon, as installed.
 	notifier := &relaunch.DesktopNotifier{Address: func() string { return busAddress(targets, "session") }, Log: log,
-		DesktopEntry: desktopEntry, Icon: appIcon(icontheme.BaseDirs(), executable())}
+		DesktopEntry: desktopEntry, Icon: appIcon(icontheme.BaseDirs(), self)}
 	finder := busrestart.Finder{Address: busAddress(targets, "session")}
 	if cfg.ManageSessionBus {
 		finder.Managed = &busrestart.Managed{Address: finder.Address, Log: log}
@@ -160,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 		OwnUnit:     ownUnit(log),
 		// A rule with action keep starts its app through "busmedic
 		// keep", this very program.
-		Self: executable(),
+		Self: self,
 		RecoveryEnded: func(r control.Recovery) {
 			trim.Reset(quietAfterRecovery)
 			// One notification per recovery; the notification server may

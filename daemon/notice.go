@@ -46,18 +46,6 @@ func appIcon(dirs []string, exe string) string {
 	return ""
 }
 
-// executable is os.Executable with its links resolved, or "".
-func executable() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		return resolved
-	}
-	return exe
-}
-
 // showAction is the key of the recovery notification's "Show", which
 // opens the recovery history.
 const showAction = "show"

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -76,8 +75,9 @@ func Run(ctx context.Context, socketPath string, log *slog.Logger) (err error) {
 	defer cancel(nil) // before wg.Wait: the goroutines end on it
 	// No editor found: the menu says it is not installed.
 	editor, _ := FindEditor()
+	self, _ := assets.Executable() // "": no icons found beside it
 	t := &tray{socket: socketPath, daemon: control.NewClient(socketPath), log: log, editor: editor, poke: make(chan struct{}, 1),
-		themed: findThemedIcons(icontheme.BaseDirs(), executable()), reportHost: make(chan struct{}, 1)}
+		themed: findThemedIcons(icontheme.BaseDirs(), self), reportHost: make(chan struct{}, 1)}
 	defer t.daemon.Close()
 	updates := make(chan update)
 	wg.Go(func() {
@@ -516,16 +516,4 @@ func systrayConn(ctx context.Context) (*dbus.Conn, error) {
 		return nil, fmt.Errorf("%w (systray's name %s: owner %q, %v)", errBusLost, name, owner, err)
 	}
 	return conn, nil
-}
-
-// executable is this program's path with its links resolved, or "".
-func executable() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		return resolved
-	}
-	return exe
 }
