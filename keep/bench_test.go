@@ -199,7 +199,7 @@ func pssKB(t testing.TB, pid int) int {
 
 func dialOrFail(t testing.TB, addr string) *dbus.Conn {
 	t.Helper()
-	c, err := dialBus(addr)
+	c, err := dbus.Connect(addr)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}

@@ -314,29 +314,12 @@ func (r *realBus) Conn() *dbus.Conn {
 	if r.conn != nil {
 		r.conn.Close()
 	}
-	c, err := dialBus(r.bus.Address())
+	c, err := dbus.Connect(r.bus.Address())
 	if err != nil {
 		r.t.Fatalf("connect to the real bus: %v", err)
 	}
 	r.conn = c
 	return c
-}
-
-// dialBus opens a private connection and says Hello.
-func dialBus(addr string) (*dbus.Conn, error) {
-	c, err := dbus.Dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Auth(nil); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if err := c.Hello(); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 // callBus calls a method of the bus itself with the wait limit.

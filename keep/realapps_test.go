@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"busmedic/relaunch/control"
 	"busmedic/watcher/bustest"
 )
@@ -486,7 +488,7 @@ func TestKeepPeerWithAKeptName(t *testing.T) {
 	restart(t, bus, syscall.SIGKILL)
 	// The newcomer: the first connection to the new bus, before the
 	// keeper's.
-	newcomer, err := dialBus(bus.Address())
+	newcomer, err := dbus.Connect(bus.Address())
 	if err != nil {
 		t.Fatal(err)
 	}
