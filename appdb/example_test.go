@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"busmedic/appdb"
 	"busmedic/watcher"
@@ -165,4 +166,29 @@ signal = "SIGUSR1"
 	// ID     BUS      ACTION    MATCH                                SOURCE
 	// dunst  session  relaunch  names=org.freedesktop.Notifications  apps.toml:2
 	// panel  session  signal    exe=/usr/bin/xfce4-panel             apps.toml:6
+}
+
+func ExampleCheckFiles() {
+	dir, err := os.MkdirTemp("", "busmedic-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	good := filepath.Join(dir, "good.toml")
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(good, []byte("version = 1\n\n[[app]]\nid = \"dunst\"\nexe = \"/usr/bin/dunst\"\n"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("version = 1\n\n[[app]]\nid = \"panel\"\nexe = \"/usr/bin/xfce4-panel\"\ngrace = \"soon\"\n"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	var out strings.Builder
+	ok := appdb.CheckFiles(&out, &out, []string{good, bad, filepath.Join(dir, "none.toml")})
+	fmt.Print(strings.ReplaceAll(out.String(), dir, "DIR"))
+	fmt.Println("all good:", ok)
+	// Output:
+	// DIR/good.toml: 1 rule OK
+	// DIR/bad.toml:6: app "panel": key grace: bad duration "soon": want a number and a unit such as "500ms", "2s" or "1m"
+	// DIR/none.toml: no such file
+	// all good: false
 }

@@ -253,6 +253,16 @@ var (
 	ErrCannotRelaunch = errors.New("appdb: the process cannot be started again")
 )
 
+// refusal is an error of Learn: errors.Is matches it with kind, its
+// message is its own, without kind's words.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (r refusal) Error() string { return r.msg }
+func (r refusal) Unwrap() error { return r.kind }
+
 // Learn suggests the rule "busmedic rules add-from-pid" writes for the
 // running process p (from Process, with in Names the well-known names it
 // owns on its buses): FromPeer's rule, with id (if not "") and action. The
@@ -276,12 +286,12 @@ func Learn(p watcher.Peer, id string, action Action) (Rule, Errors, error) {
 		gone = fmt.Sprintf("%s, an interpreter that runs no script file (an interactive shell, or a script read from its input)", what)
 	}
 	if gone != "" && action == ActionRelaunch && r.Unit == "" {
-		return Rule{}, nil, fmt.Errorf("%w: %s: a relaunch could not start it again; run the script from a file of its own", ErrCannotRelaunch, gone)
+		return Rule{}, nil, refusal{ErrCannotRelaunch, gone + ": a relaunch could not start it again; run the script from a file of its own"}
 	}
 	if gone != "" && r.Name == pr.prog {
 		// The interpreter's name is not the app's.
 		if id == "" {
-			return Rule{}, nil, fmt.Errorf("%w: %s, and owns no bus name: nothing tells which app it is", ErrNoID, what)
+			return Rule{}, nil, refusal{ErrNoID, what + ", and owns no bus name: nothing tells which app it is"}
 		}
 		r.Name = ""
 	}

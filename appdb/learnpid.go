@@ -44,6 +44,60 @@ func LearnPID(ctx context.Context, pid int, id string, action Action) (Rule, wat
 	return r, p, warnings, nil
 }
 
+// ExistsError is AddFromPID's refusal to overwrite the rule ID of File,
+// at Line, when not told to replace it.
+type ExistsError struct {
+	File string
+	Line int
+	ID   string
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("%s:%d already has a rule %q", e.File, e.Line, e.ID)
+}
+
+// AddFromPID learns the rule for the running process pid (LearnPID) and
+// adds it to the user file of paths, replacing a rule with the same id
+// only if replace is set (else an *ExistsError). A keep rule is refused
+// for a process on the system bus or in a systemd unit, which the keeper
+// cannot hold. It returns the rule as written, with its line, and the
+// warnings about it, placed at that line: LearnPID's, and another rule
+// that applied to the process already (AlsoMatched). It is "busmedic
+// rules add-from-pid".
+func AddFromPID(ctx context.Context, paths Paths, pid int, id string, action Action, replace bool) (Rule, Errors, error) {
+	r, p, warnings, err := LearnPID(ctx, pid, id, action)
+	switch {
+	case err != nil:
+		return r, nil, err
+	case action == ActionKeep && r.Unit != "":
+		return r, nil, fmt.Errorf("pid %d runs in the systemd unit %s, which systemd starts: to keep it, put \"busmedic keep --\" in front of the unit's ExecStart", pid, r.Unit)
+	case action == ActionKeep && r.Bus != BusSession:
+		return r, nil, fmt.Errorf("pid %d is on the %s bus: only the session bus can be kept", pid, r.Bus)
+	}
+	before, _ := Load(paths) // nil if a file is broken: OpenFile says so
+	f, err := OpenFile(paths.User)
+	if err != nil {
+		return r, nil, fmt.Errorf("%s cannot be edited; fix it first:\n%w", paths.User, err)
+	}
+	if old, exists := f.Lookup(r.ID); exists && !replace {
+		return r, nil, &ExistsError{File: paths.User, Line: old.Line, ID: r.ID}
+	}
+	if err := f.AddOrReplace(r); err != nil {
+		return r, nil, err
+	}
+	if err := f.Save(); err != nil {
+		return r, nil, err
+	}
+	added, _ := f.Lookup(r.ID)
+	if w, ok := AlsoMatched(before, paths, r, p); ok {
+		warnings = append(warnings, w)
+	}
+	for i := range warnings {
+		warnings[i].File, warnings[i].Line = paths.User, added.Line
+	}
+	return added, warnings, nil
+}
+
 // onBuses finds the process p on the session and the system bus, adds to
 // p.Names the well-known names it owns there, and returns the buses it is
 // on, and warnings when it is on none or a bus could not be asked.

@@ -195,6 +195,49 @@ func Parse(name string, data []byte) (*Set, error) {
 	return merge([]*document{d}, warns), nil
 }
 
+// CheckFiles checks each of files alone (CheckFile), as "busmedic rules
+// check" does: every error and warning goes to problems, one per line, and
+// a line for each file that loads to summary ("FILE: 3 rules OK (1
+// warning)"). It reports whether every file loaded.
+func CheckFiles(summary, problems io.Writer, files []string) bool {
+	plural := func(n int, what string) string {
+		if n == 1 {
+			return "1 " + what
+		}
+		return fmt.Sprintf("%d %ss", n, what)
+	}
+	ok := true
+	for _, f := range files {
+		set, err := CheckFile(f)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				err = Error{File: f, Reason: "no such file"}
+			}
+			fmt.Fprintln(problems, err)
+			ok = false
+			continue
+		}
+		line := fmt.Sprintf("%s: %s OK", f, plural(len(set.Rules()), "rule"))
+		if w := set.Warnings(); len(w) > 0 {
+			fmt.Fprintln(problems, w)
+			line += fmt.Sprintf(" (%s)", plural(len(w), "warning"))
+		}
+		fmt.Fprintln(summary, line)
+	}
+	return ok
+}
+
+// Present returns the files of p that exist, most important first.
+func (p Paths) Present() []string {
+	var out []string
+	for _, f := range p.Files() {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // CheckFile loads one file alone, with the same checks as Load, including
 // the ownership and permission check. A missing file is an error.
 func CheckFile(path string) (*Set, error) {

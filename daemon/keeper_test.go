@@ -265,3 +265,14 @@ func TestKeptBusAddress(t *testing.T) {
 		t.Error("keptBusAddress with no address and no runtime directory: no error")
 	}
 }
+
+func TestKeepAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"/run/user/1000/busmedic/keep-session.sock": "unix:path=/run/user/1000/busmedic/keep-session.sock",
+		"/tmp/a b,c=d;e": "unix:path=/tmp/a%20b%2cc%3dd%3be",
+	} {
+		if got := keepAddress(in); got != want {
+			t.Errorf("keepAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

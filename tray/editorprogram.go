@@ -1,9 +1,14 @@
 package tray
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
+	"time"
 )
 
 // EditorProgram is the rules editor's executable: the window that the
@@ -24,4 +29,29 @@ func FindEditor() (string, error) {
 		}
 	}
 	return exec.LookPath(EditorProgram)
+}
+
+// editorCloseDelay is how long the editor has to close its window after
+// SIGTERM: it may ask about unsaved changes.
+const editorCloseDelay = 5 * time.Second
+
+// RunEditor runs the rules editor, without a shell, on the user rules
+// file config ("" for the default), and waits for it to close: "busmedic
+// rules edit". The end of ctx (Ctrl-C) is passed on as SIGTERM, then a
+// kill after a moment. The error wraps FindEditor's when there is no
+// editor, and is an *exec.ExitError when it failed.
+func RunEditor(ctx context.Context, config string, stdout, stderr io.Writer) error {
+	prog, err := FindEditor()
+	if err != nil {
+		return fmt.Errorf("find the editor: %w", err)
+	}
+	var argv []string
+	if config != "" {
+		argv = append(argv, "--config", config)
+	}
+	cmd := exec.CommandContext(ctx, prog, argv...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = editorCloseDelay
+	return cmd.Run()
 }

@@ -431,7 +431,9 @@ func failureNotice(what string, err error) control.Notice {
 
 func (t *tray) relaunch(ctx context.Context, id string) {
 	t.do(ctx, "Relaunch of "+id, func(ctx context.Context, c *control.Client) error {
-		job, err := c.Relaunch(ctx, id)
+		// The menu asked already: "Relaunch now" is a second click, in
+		// a submenu that says a running app is stopped first.
+		job, err := c.Relaunch(ctx, id, true)
 		if err != nil {
 			return err
 		}

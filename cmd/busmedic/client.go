@@ -137,15 +137,13 @@ func runRelaunch(ctx context.Context, in *cli.Call) int {
 		return runRelaunchDryRun(ctx, in)
 	}
 	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
-		if !in.On("force") {
-			// A running app is stopped first: that takes --force.
-			if err := refuseRunning(ctx, c, in.Args[0]); err != nil {
-				return err
-			}
-		}
-		job, err := c.Relaunch(ctx, in.Args[0])
-		if errors.Is(err, control.ErrUnknownApp) {
-			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", in.Args[0])
+		id := in.Args[0]
+		job, err := c.Relaunch(ctx, id, in.On("force"))
+		switch {
+		case errors.Is(err, control.ErrAppRunning):
+			return fmt.Errorf("%w.\nTo do that: busmedic relaunch --force %s\nTo see what it would start: busmedic relaunch --dry-run %s", err, id, id)
+		case errors.Is(err, control.ErrUnknownApp):
+			return fmt.Errorf("no app or casualty %q (busmedic status lists them)", id)
 		}
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"busmedic/daemon"
 	"busmedic/relaunch/control"
 )
 
@@ -31,8 +32,8 @@ func keptSession(t *testing.T, rules string) (*session, string) {
 			log, _ := os.ReadFile(strings.TrimSuffix(keepSocket, ".sock") + ".log")
 			t.Logf("keeper log:\n%s", log)
 		}
-		killBusProcesses(keepAddress(keepSocket)) // the kept apps
-		killBusProcesses(s.bus.Address())         // the keeper, apps busmedic started
+		killBusProcesses("unix:path=" + dbus.EscapeBusAddressValue(keepSocket)) // the kept apps
+		killBusProcesses(s.bus.Address())                                       // the keeper, apps busmedic started
 	})
 	return s, keepSocket
 }
@@ -68,7 +69,9 @@ func ping(t *testing.T, address, name string) {
 }
 
 // keepers are the keeper processes of the session's bus.
-func keepers(s *session) []int { return busProcesses(s.bus.Address(), "\x00"+keeperCommand+"\x00") }
+func keepers(s *session) []int {
+	return busProcesses(s.bus.Address(), "\x00"+daemon.KeeperCommand+"\x00")
+}
 
 // oneKeeper fails the test unless, of the session's keeper processes, all
 // but one exit within the deadline: a keeper that lost the lock to another
@@ -301,16 +304,5 @@ func TestKeepRefusals(t *testing.T) {
 	code, _, stderr = runCLI("keep", "--", "busmedic-no-such-program")
 	if code != exitError || !strings.Contains(stderr, "busmedic-no-such-program") {
 		t.Errorf("keep of a missing program: exit %d, stderr %q", code, stderr)
-	}
-}
-
-func TestKeepAddress(t *testing.T) {
-	for in, want := range map[string]string{
-		"/run/user/1000/busmedic/keep-session.sock": "unix:path=/run/user/1000/busmedic/keep-session.sock",
-		"/tmp/a b,c=d;e": "unix:path=/tmp/a%20b%2cc%3dd%3be",
-	} {
-		if got := keepAddress(in); got != want {
-			t.Errorf("keepAddress(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

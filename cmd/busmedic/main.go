@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"busmedic/cmd/busmedic/internal/cli"
+	"busmedic/daemon"
 	"busmedic/journallog"
 )
 
@@ -38,7 +39,7 @@ func main() {
 
 // run runs the command args name (see cli.Program.Run).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == keeperCommand {
+	if len(args) > 0 && args[0] == daemon.KeeperCommand {
 		// Hidden, as __complete is: the keeper process that "busmedic
 		// keep" starts, not a command for people.
 		return runKeeper(ctx, args[1:], stderr)

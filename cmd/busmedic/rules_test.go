@@ -281,7 +281,7 @@ func TestRulesCheck(t *testing.T) {
 		t.Errorf("check of a world-writable file = %d\n%s", code, errOut)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.toml")
-	if code, out, errOut := rules(t, "check", missing); code != 1 || out != "" || errOut != "busmedic rules check: no file "+missing+"\n" {
+	if code, out, errOut := rules(t, "check", missing); code != 1 || out != "" || errOut != missing+": no such file\n" {
 		t.Errorf("check of a missing file = %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }

@@ -58,7 +58,7 @@ func runWatch(ctx context.Context, in *cli.Call) int {
 	// bus is watched; watch works as well without a daemon.
 	replays := make(chan control.Replay, 16)
 	if watched[watcher.SessionTarget().Address] {
-		go followReplays(ctx, control.DefaultPath(), time.Now(), replays)
+		go control.NewClient(control.DefaultPath()).FollowReplays(ctx, time.Now(), replays)
 	}
 
 	enc := json.NewEncoder(in.Stdout)

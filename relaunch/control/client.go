@@ -215,9 +215,11 @@ func (c *Client) History(ctx context.Context, n int) ([]Recovery, error) {
 }
 
 // Relaunch asks the daemon to recover the app (a rule id or a casualty id)
-// now, and returns the job's outcome.
-func (c *Client) Relaunch(ctx context.Context, id string) (Job, error) {
-	resp, err := c.call(ctx, Request{Op: OpRelaunch, ID: id})
+// now, and returns the job's outcome. An app that is running on its bus
+// is stopped and started again only with force; without, the daemon
+// refuses with ErrAppRunning, for the client to ask its user.
+func (c *Client) Relaunch(ctx context.Context, id string, force bool) (Job, error) {
+	resp, err := c.call(ctx, Request{Op: OpRelaunch, ID: id, Force: force})
 	var job Job
 	if resp.Job != nil {
 		job = *resp.Job
@@ -406,6 +408,29 @@ func (c *Client) Follow(ctx context.Context, report func(st *Status, err error))
 		}
 		delay = min(2*delay, followRetryMax)
 	}
+}
+
+// FollowReplays sends each replay of the keeper to out as the daemon's
+// status brings it (Follow: through the daemon's restarts), once, until
+// ctx is done; replays from before since are old news. "busmedic watch"
+// prints them among the bus events.
+func (c *Client) FollowReplays(ctx context.Context, since time.Time, out chan<- Replay) {
+	seen := map[string]bool{}
+	c.Follow(ctx, func(st *Status, err error) {
+		if st == nil {
+			return
+		}
+		for _, r := range newReplays(st.Kept, seen) {
+			if r.Time.Before(since) {
+				continue
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 }
 
 func errIf(cond bool, msg string) error {

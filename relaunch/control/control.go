@@ -29,7 +29,8 @@
 //
 // A request that fails is answered with "ok": false, its message in
 // "error" and, for the failures a client may act on, a code in "code":
-// "unknown-app" (ErrUnknownApp), "cannot-restart" (ErrCannotRestart, with
+// "unknown-app" (ErrUnknownApp), "app-running" (ErrAppRunning: a relaunch
+// without "force" of an app that runs), "cannot-restart" (ErrCannotRestart, with
 // a RestartRefusal in "refusal"), "bad-request" (ErrBadRequest),
 // "too-many-clients" (ErrTooManyClients) and "idle" (the connection was
 // closed unused; the request was not read). The Client turns an answer
@@ -70,7 +71,7 @@ import (
 const (
 	OpStatus   = "status"   // -> Response.Status
 	OpHistory  = "history"  // N -> Response.History
-	OpRelaunch = "relaunch" // ID -> Response.Job
+	OpRelaunch = "relaunch" // ID, Force -> Response.Job
 	OpReload   = "reload"   // re-read the rules now
 	OpPause    = "pause"    // recovery paused until resume
 	OpResume   = "resume"
@@ -98,6 +99,9 @@ type Request struct {
 	Op string `json:"op"`
 	ID string `json:"id,omitempty"`
 	N  int    `json:"n,omitempty"`
+	// Force is OpRelaunch's leave to stop an app that is running on its
+	// bus; without it the relaunch fails with ErrAppRunning.
+	Force bool `json:"force,omitempty"`
 	// Tray is OpTray's report, Notice OpNotify's notification.
 	Tray   *TrayHost `json:"tray,omitempty"`
 	Notice *Notice   `json:"notice,omitempty"`

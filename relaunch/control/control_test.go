@@ -26,6 +26,7 @@ type backend struct{ *controltest.Daemon }
 func newBackend() *backend {
 	return &backend{controltest.NewDaemon(control.Status{
 		Buses: []control.BusStatus{{Name: "session", Up: true, ID: "abc"}},
+		Apps:  []control.AppStatus{{ID: "panel", Enabled: true, Running: true, PIDs: []int{77}, Bus: "session"}},
 	})}
 }
 
@@ -86,10 +87,10 @@ func TestRequests(t *testing.T) {
 	if h, err := c.History(ctx, 5); err != nil || len(h) != 1 || h[0].ID != "b" {
 		t.Errorf("History = %+v, %v", h, err)
 	}
-	if job, err := c.Relaunch(ctx, "dunst"); err != nil || job.Outcome != control.Relaunched || job.PID != 42 {
+	if job, err := c.Relaunch(ctx, "dunst", false); err != nil || job.Outcome != control.Relaunched || job.PID != 42 {
 		t.Errorf("Relaunch = %+v, %v", job, err)
 	}
-	if job, err := c.Relaunch(ctx, "nope"); err == nil || job.Reason == "" {
+	if job, err := c.Relaunch(ctx, "nope", false); err == nil || job.Reason == "" {
 		t.Errorf("Relaunch(nope) = %+v, %v; want the failure and its reason", job, err)
 	}
 	if err := c.RestartBus(ctx, "session"); err != nil {
@@ -148,9 +149,17 @@ func TestErrors(t *testing.T) {
 	c := dial(t, serve(t, newBackend()))
 	ctx := t.Context()
 
-	_, err := c.Relaunch(ctx, "nope")
+	_, err := c.Relaunch(ctx, "nope", false)
 	if !errors.Is(err, control.ErrUnknownApp) || err.Error() != "relaunch nope: no such app or casualty" {
 		t.Errorf("Relaunch(nope) = %v; want ErrUnknownApp with the daemon's message", err)
+	}
+	// A running app is not stopped without leave: the client can ask.
+	_, err = c.Relaunch(ctx, "panel", false)
+	if !errors.Is(err, control.ErrAppRunning) || err.Error() != "panel is running (pid 77) on the session bus: relaunching it would stop it and start it again" {
+		t.Errorf("Relaunch(panel) of a running app = %v; want ErrAppRunning saying where it runs", err)
+	}
+	if job, err := c.Relaunch(ctx, "panel", true); err != nil || job.Outcome != control.Relaunched {
+		t.Errorf("Relaunch(panel, force) = %+v, %v", job, err)
 	}
 	err = c.RestartBus(ctx, "system")
 	var why *control.RestartRefusal
@@ -163,7 +172,7 @@ func TestErrors(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"no such bus":  c.RestartBus(ctx, "mars"),
-		"no app id":    func() error { _, err := c.Relaunch(ctx, ""); return err }(),
+		"no app id":    func() error { _, err := c.Relaunch(ctx, "", false); return err }(),
 		"plan of mars": func() error { _, err := c.Plan(ctx, "mars"); return err }(),
 	} {
 		if !errors.Is(err, control.ErrBadRequest) {
@@ -290,7 +299,7 @@ func TestRequestsMeanwhile(t *testing.T) {
 	}
 	relaunched := make(chan error, 1)
 	go func() {
-		_, err := c.Relaunch(ctx, "dunst")
+		_, err := c.Relaunch(ctx, "dunst", false)
 		relaunched <- err
 	}()
 	<-b.started

@@ -13,6 +13,10 @@ var (
 	// ErrUnknownApp: the id is neither a rule nor a casualty. Code
 	// "unknown-app".
 	ErrUnknownApp = errors.New("no such app or casualty")
+	// ErrAppRunning: a relaunch without Force of an app that is running
+	// on its bus, which the relaunch would stop and start again. The
+	// message says who runs where. Code "app-running".
+	ErrAppRunning = errors.New("the app is running")
 	// ErrCannotRestart: busmedic has no way to restart that bus. Such an
 	// error is a *RestartRefusal, which says why. Code "cannot-restart".
 	ErrCannotRestart = errors.New("cannot restart the bus")
@@ -39,6 +43,7 @@ var codes = []struct {
 	err  error
 }{
 	{"unknown-app", ErrUnknownApp},
+	{"app-running", ErrAppRunning},
 	{"cannot-restart", ErrCannotRestart},
 	{"bad-request", ErrBadRequest},
 	{"too-many-clients", ErrTooManyClients},

@@ -38,3 +38,9 @@ func SetLimits(s *Server, l Limits) {
 // BreakListener closes s's listening socket under Serve, as a failure of
 // the socket would: Serve must then return the error.
 func BreakListener(s *Server) { s.ln.Close() }
+
+// NewReplays is newReplays, for the tests of the external package.
+var NewReplays = newReplays
+
+// WriteAppPlanText is writeAppPlanText, for the tests of the external package.
+var WriteAppPlanText = writeAppPlanText

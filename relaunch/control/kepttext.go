@@ -89,11 +89,11 @@ func Millis(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// NewReplays returns the replays in apps (their LastReplay) that are not
-// in seen, and records them there: "busmedic watch" prints each replay
-// once, as the daemon's status brings it. A replay is known by its
-// process, bus instance and time.
-func NewReplays(apps []KeptApp, seen map[string]bool) []Replay {
+// newReplays returns the replays in apps (their LastReplay) that are not
+// in seen, and records them there: FollowReplays sends each replay once,
+// as the daemon's status brings it. A replay is known by its process, bus
+// instance and time.
+func newReplays(apps []KeptApp, seen map[string]bool) []Replay {
 	var out []Replay
 	for _, a := range apps {
 		r := a.LastReplay

@@ -249,7 +249,7 @@ func TestLongRequestLine(t *testing.T) {
 		t.Errorf("a request of %d bytes: told %q, want that it is too long", control.DefaultMaxLine+1, msg)
 	}
 	// A line that never ends is cut short the same way, through the client.
-	if _, err := dial(t, srv.Path()).Relaunch(t.Context(), strings.Repeat("x", 4*control.DefaultMaxLine)); !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "longer than") {
+	if _, err := dial(t, srv.Path()).Relaunch(t.Context(), strings.Repeat("x", 4*control.DefaultMaxLine), false); !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("Relaunch with a huge id = %v, want the line refused", err)
 	}
 	if _, err := dial(t, srv.Path()).Status(t.Context()); err != nil {

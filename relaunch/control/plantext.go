@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -83,10 +84,10 @@ func WritePlanText(w io.Writer, bus string, jobs []PlannedJob) error {
 	return err
 }
 
-// WriteAppPlanText writes, as WritePlanText, what recovery would do for
+// writeAppPlanText writes, as WritePlanText, what recovery would do for
 // the app id if bus restarted now, from jobs, the dry run of that bus; or
 // that the app is not on it.
-func WriteAppPlanText(w io.Writer, bus, id string, jobs []PlannedJob) error {
+func writeAppPlanText(w io.Writer, bus, id string, jobs []PlannedJob) error {
 	var mine []PlannedJob
 	for _, j := range jobs {
 		if j.App == id {
@@ -98,4 +99,82 @@ func WriteAppPlanText(w io.Writer, bus, id string, jobs []PlannedJob) error {
 		return err
 	}
 	return WritePlanText(w, bus, mine)
+}
+
+// WritePlan writes what a restart of each bus would do now, from the
+// daemon's dry runs; with an id, what it would do for that app only. It
+// is "busmedic plan [ID]".
+func (c *Client) WritePlan(ctx context.Context, w io.Writer, id string) error {
+	if id == "" {
+		for _, bus := range []string{"session", "system"} {
+			jobs, err := c.Plan(ctx, bus)
+			if err != nil {
+				return err
+			}
+			if err := WritePlanText(w, bus, jobs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	a, ok := st.App(id)
+	if !ok {
+		return unknownApp(id)
+	}
+	return c.writeAppPlans(ctx, w, a)
+}
+
+// WriteRelaunchDryRun writes what "busmedic relaunch ID" would do now,
+// and for an app with a rule what a restart of its buses would do for it.
+// It is "busmedic relaunch --dry-run ID".
+func (c *Client) WriteRelaunchDryRun(ctx context.Context, w io.Writer, id string) error {
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if a, ok := st.App(id); ok {
+		if a.Running {
+			fmt.Fprintf(w, "%s: busmedic relaunch --force %s would stop it and start it again.\n", a.Where(), id)
+		} else {
+			fmt.Fprintf(w, "%s is not running: busmedic relaunch %s would start it.\n", id, id)
+		}
+		return c.writeAppPlans(ctx, w, a)
+	}
+	cas, ok := st.Casualty(id)
+	if !ok {
+		return unknownApp(id)
+	}
+	fmt.Fprintf(w, "%s fell off the %s bus (%s): busmedic relaunch %s would start it again", id, cas.Bus, cas.Peer, id)
+	if len(cas.Peer.Argv) > 0 {
+		fmt.Fprintf(w, ":\n  command: %s", strings.Join(cas.Peer.Argv, " "))
+		if cas.Peer.Cwd != "" {
+			fmt.Fprintf(w, "\n  in: %s", cas.Peer.Cwd)
+		}
+	}
+	_, err = fmt.Fprintln(w)
+	return err
+}
+
+// unknownApp is the error of an id that is neither an app nor a casualty.
+func unknownApp(id string) error {
+	return coded(ErrUnknownApp, "%s: %s (busmedic status lists them)", ErrUnknownApp, id)
+}
+
+// writeAppPlans writes what a restart of each of app a's buses would do
+// for it now.
+func (c *Client) writeAppPlans(ctx context.Context, w io.Writer, a AppStatus) error {
+	for _, bus := range a.Buses() {
+		jobs, err := c.Plan(ctx, bus)
+		if err != nil {
+			return err
+		}
+		if err := writeAppPlanText(w, bus, a.ID, jobs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

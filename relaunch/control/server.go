@@ -405,6 +405,11 @@ func (s *Server) handle(ctx context.Context, req Request, b Backend) Response {
 		if req.ID == "" {
 			return failure(coded(ErrBadRequest, "relaunch: no app id"))
 		}
+		if a, ok := b.Status().App(req.ID); ok && a.Running && !req.Force {
+			// Every client asks the user before this, as the daemon
+			// cannot: the relaunch would kill a working app.
+			return failure(coded(ErrAppRunning, "%s: relaunching it would stop it and start it again", a.Where()))
+		}
 		job, err := b.RelaunchNow(ctx, req.ID)
 		if err != nil {
 			resp := failure(err)

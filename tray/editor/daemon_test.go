@@ -56,13 +56,25 @@ func TestShowPlanAndRelaunch(t *testing.T) {
 		}
 	}
 
+	// dunst runs: the editor asks before the daemon stops it.
 	test.Tap(ed.relaunchBtn)
+	f.q.waitFor(t, "the question", func() bool { return ed.relaunchAsk != nil && ed.win.Canvas().Overlays().Top() != nil })
+	if markup := test.RenderObjectToMarkup(ed.win.Canvas().Overlays().Top()); !strings.Contains(markup, "dunst is running (pid 4242) on the session bus: relaunching it would stop it and start it again.") {
+		t.Errorf("the question does not say what a relaunch does:\n%s", markup)
+	}
+	b.mu.Lock()
+	asked := slices.Clone(b.asked)
+	b.mu.Unlock()
+	if len(asked) != 0 {
+		t.Fatalf("a running app relaunched before the user said yes: %v", asked)
+	}
+	ed.relaunchAsk.Confirm()
 	f.q.waitFor(t, "the relaunch outcome", func() bool { return strings.Contains(ed.tryText.Text, "relaunched") })
 	if want := "dunst: relaunched in 250ms (pid 4343)"; ed.tryText.Text != want || ed.tryText.Importance != widget.SuccessImportance {
 		t.Errorf("outcome = %q, want %q", ed.tryText.Text, want)
 	}
 	b.mu.Lock()
-	asked := slices.Clone(b.asked)
+	asked = slices.Clone(b.asked)
 	b.mu.Unlock()
 	if !slices.Equal(asked, []string{"dunst"}) {
 		t.Errorf("daemon asked to relaunch %v", asked)
@@ -72,6 +84,24 @@ func TestShowPlanAndRelaunch(t *testing.T) {
 	f.selectRule(t, "panel")
 	test.Tap(ed.planBtn)
 	f.q.waitFor(t, "the empty plan", func() bool { return strings.Contains(ed.tryText.Text, "No process of this app") })
+}
+
+// Cancel leaves a running app alone, and says so.
+func TestRelaunchCancelled(t *testing.T) {
+	f, b := connected(t)
+	ed := f.ed
+	f.selectRule(t, "dunst")
+	test.Tap(ed.relaunchBtn)
+	f.q.waitFor(t, "the question", func() bool { return ed.relaunchAsk != nil })
+	ed.relaunchAsk.Dismiss()
+	if want := "Not relaunched: dunst keeps running."; ed.tryText.Text != want {
+		t.Errorf("after Cancel: %q, want %q", ed.tryText.Text, want)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.asked) != 0 {
+		t.Errorf("relaunched after Cancel: %v", b.asked)
+	}
 }
 
 func TestHistoryTab(t *testing.T) {

@@ -96,6 +96,8 @@ type editor struct {
 	planBtn     *widget.Button
 	relaunchBtn *widget.Button
 	tryText     *widget.Label
+	// relaunchAsk is the question before a running app is relaunched.
+	relaunchAsk *dialog.ConfirmDialog
 
 	tabs        *container.AppTabs
 	historyBox  *fyne.Container

@@ -2,6 +2,7 @@ package editor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -79,8 +80,12 @@ func (e *editor) showPlan() {
 	})
 }
 
-// relaunchNow asks the daemon to recover the app now and shows the outcome.
-func (e *editor) relaunchNow() {
+// relaunchNow asks the daemon to recover the app now and shows the
+// outcome. An app that is running is stopped and started again, which the
+// daemon does only when told to (force): the user is asked first.
+func (e *editor) relaunchNow() { e.relaunch(false) }
+
+func (e *editor) relaunch(force bool) {
 	id := e.origID
 	if id == "" {
 		return
@@ -91,13 +96,15 @@ func (e *editor) relaunchNow() {
 		var job control.Job
 		err := e.link.call(ctx, relaunchTimeout, func(ctx context.Context, c *control.Client) error {
 			var err error
-			job, err = c.Relaunch(ctx, id)
+			job, err = c.Relaunch(ctx, id, force)
 			return err
 		})
 		return job, err
 	}, func(job control.Job, err error) {
 		e.updateButtons()
 		switch {
+		case errors.Is(err, control.ErrAppRunning):
+			e.askRelaunch(id, err)
 		case err != nil && job.Outcome == "":
 			e.showTry(fmt.Sprintf("Relaunch of %s failed: %v", id, err), widget.DangerImportance)
 		case job.Outcome == control.Failed || err != nil:
@@ -106,6 +113,22 @@ func (e *editor) relaunchNow() {
 			e.showTry(fmt.Sprintf("%s: %s", id, jobText(job)), widget.SuccessImportance)
 		}
 	})
+}
+
+// askRelaunch asks whether to stop the running app id and start it
+// again, why being the daemon's refusal, which says where it runs.
+func (e *editor) askRelaunch(id string, why error) {
+	e.showTry("", widget.MediumImportance)
+	e.relaunchAsk = dialog.NewConfirm("Relaunch "+id, why.Error()+".", func(ok bool) {
+		if ok {
+			e.relaunch(true)
+			return
+		}
+		e.showTry(fmt.Sprintf("Not relaunched: %s keeps running.", id), widget.MediumImportance)
+	}, e.win)
+	e.relaunchAsk.SetConfirmText("Stop and relaunch")
+	e.relaunchAsk.SetDismissText("Cancel")
+	e.relaunchAsk.Show()
 }
 
 // loadHistory fetches the recent recoveries into the History tab.
