@@ -256,26 +256,24 @@ func (e *Engine) Resume() {
 	was := e.paused
 	e.paused = false
 	ctx := e.runCtx
-	var buses []string
-	if was && ctx != nil {
-		for _, name := range e.busOrder {
-			e.resumeLocked(ctx, e.buses[name])
-			buses = append(buses, name)
-		}
-		// Added under e.mu with Run running: Run clears runCtx under
-		// e.mu before it waits for e.wg.
-		e.wg.Add(1)
+	if ctx != nil && ctx.Err() != nil {
+		ctx = nil // Run is stopping: nothing may start now
 	}
-	e.mu.Unlock()
-	e.log.Info("recovery resumed")
 	if was && ctx != nil {
-		go func() {
-			defer e.wg.Done()
+		buses := slices.Clone(e.busOrder)
+		for _, name := range buses {
+			e.resumeLocked(ctx, e.buses[name])
+		}
+		// Under e.mu with Run running: Run clears runCtx under e.mu
+		// before it waits for e.wg.
+		e.wg.Go(func() {
 			for _, bus := range buses {
 				e.checkDeaf(ctx, bus)
 			}
-		}()
+		})
 	}
+	e.mu.Unlock()
+	e.log.Info("recovery resumed")
 	e.notifyChanged()
 }
 

@@ -334,7 +334,7 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 		// Recovery was resumed while r ran: Resume left the jobs the
 		// pause skipped to r's end. Under the same lock as Resume's
 		// look, so that exactly one of them starts their recovery.
-		if !e.paused && e.runCtx != nil {
+		if !e.paused && e.runCtx != nil && e.runCtx.Err() == nil {
 			e.resumeLocked(e.runCtx, b)
 		}
 	}
