@@ -30,7 +30,10 @@ import (
 // for and someone took it. Until then the old copy is left alone, since
 // nothing is lost while nobody asks for it. Candidates outlive later
 // restarts: a copy whose name nobody asked for on one bus is just as deaf
-// on the next. The setting stop_deaf_services turns this off.
+// on the next. The setting stop_deaf_services turns this off. A pause
+// holds the stop rather than cancelling it: the candidate stays, and is
+// judged again at Resume (the user paused to decide later, not to keep
+// the old copy for ever).
 
 // deafCandidates picks, from the peers of a restart that no rule covers,
 // the ones that may be deaf old copies of on-demand services: processes of
@@ -82,6 +85,9 @@ const (
 	// deafLeave: a new copy owns one of its names, but the old one
 	// stays (why says why).
 	deafLeave
+	// deafHeld: a new copy owns one of its names, but recovery is
+	// paused: the old one stays a candidate until Resume.
+	deafHeld
 )
 
 // deafView is what judgeDeaf looks at: the bus as the engine knows it and
@@ -96,9 +102,9 @@ type deafView struct {
 	rule func(p watcher.Peer) (string, bool)
 }
 
-// judgeDeaf decides about the possible deaf copy p: with deafStop and
-// deafLeave it also returns the name that has a new owner and that owner
-// (its zero value if the engine does not know the peer).
+// judgeDeaf decides about the possible deaf copy p: with deafStop,
+// deafLeave and deafHeld it also returns the name that has a new owner and
+// that owner (its zero value if the engine does not know the peer).
 func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, owner watcher.Peer, why string) {
 	for _, n := range p.Names {
 		if u, ok := v.owners[n]; ok {
@@ -120,7 +126,7 @@ func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, ow
 	case !v.enabled:
 		why = "stop_deaf_services = false"
 	case v.paused:
-		why = "recovery is paused"
+		return deafHeld, name, owner, "recovery is paused"
 	case !ownsOnlyActivatable(p, v.activatable):
 		why = "the bus can no longer start all of its names"
 	default:
@@ -201,12 +207,15 @@ func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 		deafStopping
 		why string
 	}
-	var left []leaving
+	var left, held []leaving
 	settled := 0
 	for pid, p := range b.deaf {
 		verdict, name, owner, why := judgeDeaf(p, v)
 		switch verdict {
 		case deafWait:
+			continue
+		case deafHeld:
+			held = append(held, leaving{deafStopping{peer: p, name: name, owner: owner}, why})
 			continue
 		case deafStop:
 			stops = append(stops, deafStopping{peer: p, name: name, owner: owner})
@@ -222,6 +231,13 @@ func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 	e.mu.Unlock()
 	for _, l := range left {
 		e.log.Info("deaf old copy left running", "bus", bus, "name", l.name, "pid", l.peer.PID, "new_pid", l.owner.PID, "why", l.why)
+	}
+	for _, l := range held {
+		// Debug: judged again at every name change while paused.
+		e.log.Debug("deaf old copy held until recovery resumes", "bus", bus, "name", l.name, "pid", l.peer.PID, "new_pid", l.owner.PID)
+	}
+	if len(held) > 0 {
+		e.deafHeld.Add(int64(len(held)))
 	}
 	if len(stops) > 0 {
 		e.wg.Go(func() { e.stopDeaf(ctx, r, stops) })

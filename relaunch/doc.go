@@ -85,8 +85,16 @@
 // bus, which may be several restarts later, it stops the old process
 // (identity checked as below) and records a Recovery of its own in the
 // history, with one job of action "stop" per copy. A process back on the
-// bus is forgotten. The setting stop_deaf_services = false, a pause, or a
-// rule that covers the process by then, leaves it running.
+// bus is forgotten. The setting stop_deaf_services = false, or a rule that
+// covers the process by then, leaves it running; a pause holds the stop
+// until Resume.
+//
+// # Pause
+//
+// While paused ([Engine.Pause]) jobs end skipped ("paused") instead of
+// acting. [Engine.Resume] then recovers, in a recovery of their own, the
+// apps the pause skipped on each bus instance that is still up (the
+// grace they had is not waited again), and stops the deaf copies it held.
 //
 // dbus-monitor turns itself into a monitor right after connecting and so
 // leaves the bus's name table; the engine finds such clients in /proc (a

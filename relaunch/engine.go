@@ -92,8 +92,12 @@ type Engine struct {
 	act     chan struct{} // concurrency slots for starting apps
 	changed chan struct{}
 
-	mu         sync.Mutex
-	paused     bool
+	mu     sync.Mutex
+	paused bool
+	// runCtx is Run's context while Run runs, nil otherwise: Resume
+	// starts work that must end with Run, and may only add to wg
+	// while Run has not begun to wait for it.
+	runCtx     context.Context
 	buses      map[string]*busState
 	busOrder   []string
 	lastJob    map[string]control.Job
@@ -117,6 +121,9 @@ type Engine struct {
 	// candidates once their name had a new owner (stopped, refused or
 	// left running), for tests.
 	deafSettled atomic.Int64
+	// deafHeld counts the looks at deaf copies whose stop a pause held
+	// back, for tests.
+	deafHeld atomic.Int64
 }
 
 // busState is what the engine knows of one bus, from the events alone.
@@ -228,8 +235,8 @@ func (e *Engine) notifyChanged() {
 	}
 }
 
-// Pause makes jobs that have not acted yet end as Skipped ("paused"), until
-// Resume.
+// Pause makes jobs that have not acted yet end as Skipped ("paused"), and
+// holds the stop of deaf old copies, until Resume.
 func (e *Engine) Pause() {
 	e.mu.Lock()
 	e.paused = true
@@ -238,10 +245,33 @@ func (e *Engine) Pause() {
 	e.notifyChanged()
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause, and brings back what the pause held back on each
+// bus instance that is up now: the apps whose jobs it skipped (a recovery
+// of their own, see resumeLocked) and the deaf old copies whose new copy
+// is on the bus. A user who paused, then resumed, expects the apps back;
+// what was skipped on a bus instance that has gone since fell off a bus
+// that no longer exists, and the restart after it planned anew.
 func (e *Engine) Resume() {
 	e.mu.Lock()
+	was := e.paused
 	e.paused = false
+	ctx := e.runCtx
+	if ctx != nil && ctx.Err() != nil {
+		ctx = nil // Run is stopping: nothing may start now
+	}
+	if was && ctx != nil {
+		buses := slices.Clone(e.busOrder)
+		for _, name := range buses {
+			e.resumeLocked(ctx, e.buses[name])
+		}
+		// Under e.mu with Run running: Run clears runCtx under e.mu
+		// before it waits for e.wg.
+		e.wg.Go(func() {
+			for _, bus := range buses {
+				e.checkDeaf(ctx, bus)
+			}
+		})
+	}
 	e.mu.Unlock()
 	e.log.Info("recovery resumed")
 	e.notifyChanged()
@@ -252,8 +282,14 @@ func (e *Engine) Resume() {
 // the apps it started keep running.
 func (e *Engine) Run(ctx context.Context, events <-chan watcher.Event) error {
 	ctx, cancel := context.WithCancelCause(ctx)
+	e.mu.Lock()
+	e.runCtx = ctx
+	e.mu.Unlock()
 	defer func() {
 		cancel(errors.New("busmedic is stopping"))
+		e.mu.Lock()
+		e.runCtx = nil
+		e.mu.Unlock()
 		e.wg.Wait()
 		e.unitsMu.Lock()
 		if e.units != nil {

@@ -332,6 +332,7 @@ grace = "100ms"
 	if _, err := h.eng.RelaunchNow(context.Background(), "nope"); !errors.Is(err, control.ErrUnknownApp) {
 		t.Errorf("unknown app: %v", err)
 	}
+	// The app relaunched by hand while paused is not recovered again.
 	h.eng.Resume()
 	if hist, _ := h.eng.History(1); len(hist) != 1 || hist[0].Decision != "relaunch requested" {
 		t.Errorf("history: %+v", hist)

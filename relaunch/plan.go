@@ -129,7 +129,7 @@ func completeJob(j *control.PlannedJob, in planInput) {
 	case r.Action == appdb.ActionKeep && in.self == "" && !j.Kept:
 		j.Skip = "busmedic's own executable is unknown: it cannot start the app through busmedic keep"
 	case in.paused:
-		j.Skip = "paused"
+		j.Skip = skipPaused
 	case limitReached(r, in.crashes[r.ID], in.now):
 		j.Skip = limitReason(r)
 	}

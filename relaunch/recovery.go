@@ -63,7 +63,18 @@ type jobRun struct {
 	// keeper's replay of it.
 	keptPID   int
 	keptStart uint64
+	// graceOver is set for a job that recovery resumed (resumeLocked):
+	// its app had its grace in the recovery that the pause skipped it
+	// in, and is only looked at once more before the action.
+	graceOver bool
 }
+
+// skipPaused is the reason of a job skipped because recovery was paused;
+// Resume recovers the apps of such jobs.
+const skipPaused = "paused"
+
+// resumedDecision begins the Decision of a recovery started by Resume.
+const resumedDecision = "recovery resumed"
 
 // startRecoveryLocked starts the recovery of bus b after ev (a Restarted).
 // Called with e.mu held; the planning happens in a goroutine, once the
@@ -139,7 +150,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		if i < 0 {
 			c.Skip = ""
 			if e.paused {
-				c.Skip = "paused"
+				c.Skip = skipPaused
 			}
 			jobs = append(jobs, c)
 			continue
@@ -154,6 +165,15 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		r.rec.Decision = fmt.Sprintf("bus restarted during the previous recovery; %d unfinished jobs planned again", len(carried))
 	}
 	e.mu.Unlock()
+	e.runRecovery(ctx, rctx, b, r, jobs, unmatched, false)
+}
+
+// runRecovery runs the jobs of recovery r of bus b and ends it. unmatched
+// are the peers of the restart that no rule covers (casualty and deaf
+// copy candidates); resumed says r recovers the apps a pause skipped
+// (resumeLocked): their grace is over, and the restart's casualties and
+// deaf copies were looked for already.
+func (e *Engine) runRecovery(ctx, rctx context.Context, b *busState, r *recovery, jobs []control.PlannedJob, unmatched []watcher.Peer, resumed bool) {
 	ending, why := false, ""
 	if e.cfg.Intent != nil {
 		// Intent is the daemon's; it must not call back into the engine.
@@ -164,7 +184,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	for i, pj := range jobs {
 		r.rec.Jobs[i] = control.Job{App: pj.App, Bus: b.name, Action: string(pj.Rule.Action), Outcome: control.Pending}
 		jr := &jobRun{idx: i, plan: pj, busID: r.rec.ID, settle: r.settle,
-			since: r.wentDown, sinceWhat: "the bus went down"}
+			since: r.wentDown, sinceWhat: "the bus went down", graceOver: resumed}
 		if pj.Kept && len(pj.Peers) > 0 {
 			jr.keptPID, jr.keptStart = pj.Peers[0].PID, pj.Peers[0].StartTime
 		}
@@ -196,7 +216,7 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	for _, j := range late {
 		e.logKeptJob(j)
 	}
-	if !ending {
+	if !ending && !resumed {
 		// Before the jobs: the bus may have started a new copy already.
 		e.addDeaf(b, unmatched)
 		e.checkDeaf(ctx, b.name)
@@ -214,7 +234,9 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 		for _, jr := range r.jobs {
 			jobsWG.Go(func() { e.runJob(rctx, b.name, r, jr) })
 		}
-		e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
+		if !resumed {
+			e.wg.Go(func() { e.watchCasualties(ctx, b.name, unmatched) })
+		}
 	}
 	jobsWG.Wait()
 	// A bus that went down again before the jobs could start leaves them
@@ -227,6 +249,61 @@ func (e *Engine) planAndRun(ctx, rctx context.Context, b *busState, r *recovery,
 	}
 	e.mu.Unlock()
 	e.endRecovery(b, r)
+}
+
+// resumeLocked starts, once recovery is no longer paused, a recovery of
+// the apps whose jobs the pause skipped in the last recovery of bus b, if
+// that recovery was of the bus instance that is up now and has ended (a
+// running one comes here from endRecovery), and that are neither back on
+// the bus nor relaunched since by the user. Their peers are planned
+// again, with the rules and restart limits in force now; the recovery is
+// recorded as one of its own, of the same bus instance, whose Decision
+// begins with resumedDecision. Called with e.mu held and Run running
+// (ctx is Run's).
+func (e *Engine) resumeLocked(ctx context.Context, b *busState) {
+	prev := b.lastRec
+	if b.rec != nil || prev == nil || !b.up || prev.rec.ID != b.id || prev.rec.ID == "" {
+		return
+	}
+	var apps []string
+	var peers []watcher.Peer
+	for _, jr := range prev.jobs {
+		if j := prev.rec.Jobs[jr.idx]; j.Outcome != control.Skipped || j.Reason != skipPaused {
+			continue
+		}
+		// Someone saw to it meanwhile: a relaunch asked for by the user
+		// (its job is the app's last), or the app came back.
+		if j := e.lastJob[jr.plan.App]; j.Outcome != control.Skipped || j.Reason != skipPaused || back(b, jr.plan) {
+			continue
+		}
+		apps = append(apps, jr.plan.App)
+		for _, p := range jr.plan.Peers {
+			if !slices.ContainsFunc(peers, func(q watcher.Peer) bool { return q.UniqueName == p.UniqueName && q.PID == p.PID }) {
+				peers = append(peers, p)
+			}
+		}
+	}
+	if len(apps) == 0 {
+		return
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	r := &recovery{
+		rec: control.Recovery{Bus: b.name, OldID: prev.rec.OldID, ID: prev.rec.ID, Downtime: prev.rec.Downtime, Started: time.Now(),
+			Decision: fmt.Sprintf("%s: %d apps the pause had skipped", resumedDecision, len(apps)), Jobs: []control.Job{}},
+		cancel: cancel, done: make(chan struct{}), wentDown: prev.wentDown, settle: prev.settle,
+	}
+	if len(apps) == 1 {
+		r.rec.Decision = resumedDecision + ": 1 app the pause had skipped"
+	}
+	// The new recovery is the bus's running one: a Down cancels it, and
+	// the restart after carries its cancelled jobs, as for any other.
+	b.rec, b.lastRec, e.last = r, nil, r
+	e.log.Info("recovering the apps the pause skipped", "bus", b.name, "id", b.id, "apps", apps)
+	e.wg.Go(func() {
+		jobs, _ := e.plan(b.name, peers)
+		jobs = slices.DeleteFunc(jobs, func(pj control.PlannedJob) bool { return !slices.Contains(apps, pj.App) })
+		e.runRecovery(ctx, rctx, b, r, jobs, nil, true)
+	})
 }
 
 // causeOr returns why ctx ended, or alt while it has not.
@@ -254,6 +331,12 @@ func (e *Engine) endRecovery(b *busState, r *recovery) {
 	if b.rec == r {
 		b.rec = nil
 		b.lastRec = r
+		// Recovery was resumed while r ran: Resume left the jobs the
+		// pause skipped to r's end. Under the same lock as Resume's
+		// look, so that exactly one of them starts their recovery.
+		if !e.paused && e.runCtx != nil && e.runCtx.Err() == nil {
+			e.resumeLocked(e.runCtx, b)
+		}
 	}
 	e.mu.Unlock()
 	close(r.done)
@@ -443,7 +526,11 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		// processes have all exited cannot, so its wait ends with them.
 		gctx, stopWatch := context.WithCancel(ctx)
 		exited := allExited(gctx, pj.Peers)
-		isBack := e.waitFor(ctx, bus, time.Now().Add(r.Grace), exited, func(b *busState) bool { return back(b, pj) })
+		grace := r.Grace
+		if jr.graceOver {
+			grace = 0 // waitFor still looks once
+		}
+		isBack := e.waitFor(ctx, bus, time.Now().Add(grace), exited, func(b *busState) bool { return back(b, pj) })
 		dead = isClosed(exited)
 		stopWatch()
 		if isBack {
@@ -465,7 +552,7 @@ func (e *Engine) recoverApp(ctx context.Context, bus string, jr *jobRun, forced 
 		limited := limitReached(r, e.crashes[r.ID], time.Now())
 		e.mu.Unlock()
 		if paused {
-			return result{outcome: control.Skipped, reason: "paused"}
+			return result{outcome: control.Skipped, reason: skipPaused}
 		}
 		if limited {
 			return result{outcome: control.Skipped, reason: limitReason(r)}

@@ -8,7 +8,8 @@ import (
 )
 
 // Summary sums a recovery up in one line for a notification, such as
-// "Session bus restarted: 3 apps relaunched, 1 needs attention". ok is
+// "Session bus restarted: 3 apps relaunched, 1 needs attention" ("Recovery
+// resumed on the session bus: ..." for the apps a pause held back). ok is
 // false when there is nothing worth telling: no app was concerned, or the
 // session is ending.
 func Summary(r control.Recovery) (line string, ok bool) {
@@ -49,6 +50,10 @@ func Summary(r control.Recovery) (line string, ok bool) {
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to do")
+	}
+	if strings.HasPrefix(r.Decision, resumedDecision) {
+		// Not a restart of its own: the apps a pause held back.
+		return fmt.Sprintf("Recovery resumed on the %s bus: %s", r.Bus, strings.Join(parts, ", ")), true
 	}
 	bus := r.Bus
 	if bus != "" {

@@ -24,6 +24,8 @@ func TestSummary(t *testing.T) {
 			"Session bus restarted: 1 needs attention", true},
 		{control.Recovery{Bus: "session", Jobs: []control.Job{job(control.Skipped, "paused")}},
 			"Session bus restarted: nothing to do", true},
+		{control.Recovery{Bus: "session", Decision: "recovery resumed: 1 app the pause had skipped", Jobs: []control.Job{job(control.Relaunched, "")}},
+			"Recovery resumed on the session bus: 1 app relaunched", true},
 		{control.Recovery{Bus: "session"}, "", false},
 		{control.Recovery{Bus: "session", Decision: "session ending: logout: no recovery", Jobs: []control.Job{job(control.Skipped, "")}}, "", false},
 	} {

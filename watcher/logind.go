@@ -26,8 +26,12 @@ const (
 // whether the machine is shutting down, so that a session bus that goes away
 // at logout is not taken for an accident. In a systemd user unit, in no
 // session, it follows the user's display session instead, whichever it is
-// at the time. It keeps the last state it read: the system bus may go down
-// with everything else.
+// at the time. It also reads its user's State: when the last session of a
+// user who does not linger ends, logind stops the user's manager, and with
+// it dbus.service, possibly before busmedic has seen the session close (a
+// session with nothing left in it is removed at once, and the user's
+// Display is then none); the user is "closing" all the while. It keeps the
+// last state it read: the system bus may go down with everything else.
 type Logind struct {
 	endpoints []endpoint
 	session   string // XDG_SESSION_ID, or "" to ask by pid
@@ -36,12 +40,16 @@ type Logind struct {
 	// session to follow ("" for none) and subscribed to its changes.
 	following func(session string)
 
-	mu       sync.Mutex
-	conn     *dbus.Conn
-	path     dbus.ObjectPath
-	state    string
-	shutdown bool
-	changed  chan struct{}
+	mu   sync.Mutex
+	conn *dbus.Conn
+	path dbus.ObjectPath
+	// user is our user's object ("" if unknown), userState its last
+	// State read.
+	user      dbus.ObjectPath
+	userState string
+	state     string
+	shutdown  bool
+	changed   chan struct{}
 }
 
 // NewLogind returns a Logind for the system bus t and the session of this
@@ -58,27 +66,43 @@ func NewLogind(t Target, log *slog.Logger) (*Logind, error) {
 }
 
 // Ending reports whether the session is ending: our session's State is
-// "closing", or PrepareForShutdown(true) was seen. why says which, in words.
+// "closing", our user's State is "closing" (every session of the user is
+// closing or gone, and its manager stops unless the user lingers), or
+// PrepareForShutdown(true) was seen. why says which, in words.
 func (l *Logind) Ending() (ending bool, why string) {
 	l.mu.Lock()
-	conn, path, state, shutdown := l.conn, l.path, l.state, l.shutdown
+	conn, path, user, state, ustate, shutdown := l.conn, l.path, l.user, l.state, l.userState, l.shutdown
 	l.mu.Unlock()
 	if shutdown {
 		return true, "the system is shutting down (logind PrepareForShutdown)"
 	}
-	// Ask again if we can: the signal may still be on its way.
-	if conn != nil && path != "" {
+	// Ask again if we can: the real logind tells no change of either
+	// State, and a signal may still be on its way.
+	if conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-		if s, err := sessionState(ctx, conn, path); err == nil {
-			state = s
-			l.mu.Lock()
-			l.state = s
-			l.mu.Unlock()
+		if path != "" {
+			if s, err := sessionState(ctx, conn, path); err == nil {
+				state = s
+				l.mu.Lock()
+				l.state = s
+				l.mu.Unlock()
+			}
+		}
+		if user != "" {
+			if s, err := userState(ctx, conn, user); err == nil {
+				ustate = s
+				l.mu.Lock()
+				l.userState = s
+				l.mu.Unlock()
+			}
 		}
 		cancel()
 	}
-	if state == "closing" {
+	switch {
+	case state == "closing":
 		return true, fmt.Sprintf("the login session %s is closing (logind)", path)
+	case ustate == "closing":
+		return true, fmt.Sprintf("the user %s is closing: its last login session ended (logind)", user)
 	}
 	return false, ""
 }
@@ -230,6 +254,14 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old followe
 	if now.session, err = l.ownSession(ctx, conn); err != nil {
 		return followed{}, err
 	}
+	// Our user, whose State Ending reads: in a session of our own too,
+	// where its end may be the first logind tells of. There it is an
+	// extra: the session alone is followed if the user cannot be read.
+	user, uerr := userPath(ctx, conn)
+	if now.session != "" && uerr != nil {
+		l.log.Debug("our user's state not followed", "err", uerr)
+		user = ""
+	}
 	if now.session == "" {
 		// In a systemd user unit (busmedic.service) busmedic belongs to
 		// the user's manager, in no session: the session whose end
@@ -237,9 +269,10 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old followe
 		// user's Display. It may start, end or change after busmedic
 		// started (a lingering user's manager starts at boot, before
 		// any login), so follow it: subscribe first, then read.
-		if now.user, err = userPath(ctx, conn); err != nil {
-			return followed{}, err
+		if uerr != nil {
+			return followed{}, uerr
 		}
+		now.user = user
 		if err := swapMatch(ctx, conn, old.user, now.user); err != nil {
 			return followed{}, fmt.Errorf("subscribe to our user's properties: %w", err)
 		}
@@ -258,8 +291,15 @@ func (l *Logind) followSession(ctx context.Context, conn *dbus.Conn, old followe
 			return followed{}, err
 		}
 	}
+	us := ""
+	if user != "" {
+		if us, err = userState(ctx, conn, user); err != nil {
+			// Ending asks again; a failure here costs nothing more.
+			l.log.Debug("our user's state not read", "err", err)
+		}
+	}
 	l.mu.Lock()
-	l.conn, l.path = conn, now.session
+	l.conn, l.path, l.user, l.userState = conn, now.session, user, us
 	l.mu.Unlock()
 	l.setState(state, shutdown)
 	// Said once for each session followed, not for each logind restart.
@@ -419,6 +459,18 @@ func displaySession(ctx context.Context, conn *dbus.Conn, user dbus.ObjectPath) 
 		}
 	}
 	return "", nil
+}
+
+// userState returns the State of our user's logind object: "active",
+// "online", "lingering", "closing"...
+func userState(ctx context.Context, conn *dbus.Conn, user dbus.ObjectPath) (string, error) {
+	var v dbus.Variant
+	err := conn.Object(logindName, user).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, logindUser, "State").Store(&v)
+	if err != nil {
+		return "", fmt.Errorf("user %s State: %w", user, err)
+	}
+	s, _ := v.Value().(string)
+	return strings.TrimSpace(s), nil
 }
 
 func sessionState(ctx context.Context, conn *dbus.Conn, path dbus.ObjectPath) (string, error) {

@@ -66,6 +66,53 @@ func TestLogindClosing(t *testing.T) {
 	}
 }
 
+// A user who does not linger is "closing" once the last session ends:
+// logind stops the user's manager, and dbus.service with it, maybe before
+// busmedic has seen a session close (one with nothing left in it is
+// removed at once, and the user's Display is then none). Ending reads the
+// user's State, which logind tells no change of, both in a session of our
+// own and in a user unit.
+func TestLogindUserClosing(t *testing.T) {
+	for _, inUnit := range []bool{false, true} {
+		name := "in a session"
+		if inUnit {
+			name = "in a user unit"
+		}
+		t.Run(name, func(t *testing.T) {
+			bus := bustest.New(t, bustest.SystemType())
+			var login *bustest.Logind
+			l := newLogind(t, bus)
+			following := make(chan string, 16)
+			watcher.SetFollowing(l, func(session string) { following <- session })
+			if inUnit {
+				login = bus.StartLogindInUnit()
+			} else {
+				login = bus.StartLogind()
+			}
+			runLogind(t, l)
+			select {
+			case <-following:
+			case <-time.After(deadline):
+				t.Fatal("the follower follows nothing")
+			}
+			if ending, why := l.Ending(); ending {
+				t.Fatalf("Ending() with an active user = true (%s)", why)
+			}
+			login.SetUserState("closing")
+			ending, why := l.Ending()
+			if !ending || !strings.Contains(why, "user "+string(login.UserPath)+" is closing") {
+				t.Errorf("Ending() = %v %q, want the user %s closing", ending, why, login.UserPath)
+			}
+			// The system bus may go with the session: what was read last
+			// stays known.
+			bus.Kill()
+			if ending, _ := l.Ending(); !ending {
+				t.Error("Ending() forgot the closing user when the bus went down")
+			}
+		})
+	}
+}
+
 func TestLogindShutdown(t *testing.T) {
 	bus := bustest.New(t, bustest.SystemType())
 	login := bus.StartLogind()

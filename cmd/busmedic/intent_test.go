@@ -90,6 +90,9 @@ func TestSessionEndingStartsNothing(t *testing.T) {
 		why  string
 	}{
 		{"logind session closing", func(s *session) { s.logind.SetState("closing") }, "closing"},
+		// The last session of a user who does not linger ended; the
+		// session's own state may never have been seen closing.
+		{"logind user closing", func(s *session) { s.logind.SetUserState("closing") }, "its last login session ended"},
 		{"PrepareForShutdown", func(s *session) { s.logind.PrepareForShutdown(true) }, "shutting down"},
 		{"X server gone", func(s *session) { s.x.Stop() }, "X server"},
 	} {

@@ -175,3 +175,44 @@ func (l loginSession) logout(t *testing.T, m *systemdtest.Machine) {
 		t.Errorf("the user's Display is %q after the logout, not the closing session %s", d, l.id)
 	}
 }
+
+// TestSessionEndUserClosing is the last logout of a user who does not
+// linger, busmedic running in its user unit: the login session has
+// nothing left in it, so logind removes it at once, the user's Display
+// becomes none, and logind stops the user's manager, dbus.service and
+// busmedic.service with it. Whether busmedic sees the bus go before or
+// after its own SIGTERM is the manager's order; here dbus.service stops
+// first (busmedic.service is ordered before it), the case where the
+// session's own state cannot tell busmedic anything any more: it is gone.
+// logind's User State, "closing" all the while, must.
+func TestSessionEndUserClosing(t *testing.T) {
+	m := systemdtest.Boot(t, systemdtest.Options{})
+	echo := sessionApps[0]
+	m.User.WriteFile(".config/busmedic/apps.toml", []byte(rulesFor([]app{echo}, "1s")), 0o644)
+	m.User.WriteUnit(echo.unit, echo.text)
+	l := login(t, m, "")
+	// The session alone keeps the user's manager now, as for a user who
+	// does not linger.
+	m.Root.Run("loginctl", "disable-linger", systemdtest.User)
+	if st := m.Root.Run("loginctl", "show-user", systemdtest.User, "--property=Linger", "--value"); st != "no" {
+		t.Fatalf("the user lingers (%q)", st)
+	}
+	m.User.Run("systemctl", "--user", "start", echo.unit)
+	m.User.StartUnit("busmedic.service", []string{"Before=dbus.service"}, systemdtest.BusmedicPath, "run", "--no-tray")
+	m.User.WaitJournal("busmedic.service", `following our user's display session.*session=`+regexp.QuoteMeta(l.path), l.opened, 30*time.Second)
+	s := &session{t: t, m: m, apps: []app{echo}}
+	s.waitStatus(30*time.Second, "busmedic sees the app", s.allRunning)
+
+	logout := time.Now()
+	m.Root.Run("kill", strconv.Itoa(l.main))
+	m.Root.WaitJournal("systemd-logind.service", `^Removed session `+regexp.QuoteMeta(l.id)+`\.$`, logout, 10*time.Second)
+	e := m.User.WaitJournal("busmedic.service", `no recovery`, logout, 30*time.Second)
+	if want := "its last login session ended"; !strings.Contains(e.Message, want) {
+		t.Errorf("busmedic gave another reason for no recovery than %q: %s", want, e.Message)
+	}
+	m.Root.WaitUnit("user@"+strconv.Itoa(systemdtest.UID)+".service", 30*time.Second, systemdtest.UnitState.Stopped)
+	// Nothing busmedic could have started lives on in the user's slice.
+	if out := m.Root.Run("sh", "-c", "pgrep -u "+systemdtest.User+" -a || true"); out != "" {
+		t.Errorf("processes of the user after the logout:\n%s", out)
+	}
+}

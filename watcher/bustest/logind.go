@@ -12,8 +12,8 @@ import (
 )
 
 // Logind is a stand-in org.freedesktop.login1 on a test bus (run the bus
-// with SystemType): one login session, whose State and the machine's
-// PrepareForShutdown the test drives. Stop it and start another to play
+// with SystemType): one login session, whose State, its user's State and
+// the machine's PrepareForShutdown the test drives. Stop it and start another to play
 // logind restarting while the bus stays up.
 type Logind struct {
 	b         *Bus
@@ -89,6 +89,9 @@ func (b *Bus) startLogind(inUnit bool) *Logind {
 	l.userProps, err = prop.Export(conn, l.UserPath, prop.Map{
 		"org.freedesktop.login1.User": {
 			"Display": {Value: display, Emit: prop.EmitInvalidates},
+			// The real logind tells no change of a user's State: a
+			// follower must ask.
+			"State": {Value: "active", Emit: prop.EmitFalse},
 		},
 	})
 	if err != nil {
@@ -115,6 +118,13 @@ func (b *Bus) startLogind(inUnit bool) *Logind {
 // emits PropertiesChanged, as logind does.
 func (l *Logind) SetState(state string) {
 	l.props.SetMust("org.freedesktop.login1.Session", "State", state)
+}
+
+// SetUserState sets the user's State ("active", "online", "lingering",
+// "closing"), silently, as logind does: "closing" once every session of
+// the user is closing or gone and the user does not linger.
+func (l *Logind) SetUserState(state string) {
+	l.userProps.SetMust("org.freedesktop.login1.User", "State", state)
 }
 
 // SetDisplay makes the session the user's Display (on), as logind does when
