@@ -87,7 +87,8 @@ func topLevel() *cli.Command {
 			Flags: clientFlags(nil), Run: request(func(ctx context.Context, c *control.Client) error { return c.Pause(ctx) }),
 		}, {
 			Name: "resume", Summary: "resume recovery", Usage: "busmedic resume",
-			About: "Resumes recovery after busmedic pause.",
+			About: "Resumes recovery after busmedic pause, and recovers the apps that the pause held back\n" +
+				"(if their bus has not restarted again since).",
 			Flags: clientFlags(nil), Run: request(func(ctx context.Context, c *control.Client) error { return c.Resume(ctx) }),
 		}, {
 			Name: "reload", Summary: "make the daemon re-read the rules now", Usage: "busmedic reload",
