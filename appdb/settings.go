@@ -20,8 +20,10 @@ type Settings struct {
 	// (kglobalaccel5, kactivitymanagerd) would otherwise pile up, one
 	// copy per restart.
 	StopDeafServices bool `json:"stop_deaf_services"`
-	// Tray is how the tray icon shows: TrayAlways, or TrayWhenNeeded
-	// (passive while all is well, so that panels may tuck it away).
+	// Tray is how the tray icon shows: TrayAlways, TrayWhenNeeded
+	// (passive while all is well, so that panels may tuck it away), or
+	// TrayNever (no icon: busmedic speaks through notifications and the
+	// command line only).
 	Tray string `json:"tray"`
 }
 
@@ -29,6 +31,7 @@ type Settings struct {
 const (
 	TrayAlways     = "always"
 	TrayWhenNeeded = "when-needed"
+	TrayNever      = "never"
 )
 
 // RestartAfterUpdateFor returns the restart_after_update choice for bus
@@ -86,7 +89,7 @@ var settingKeys = []settingKey{
 	{name: "stop_deaf_services", example: `false`,
 		field: field[Settings, bool]{of: func(s *Settings) *bool { return &s.StopDeafServices }, def: true, read: (*tableParser).boolean}},
 	{name: "tray", example: `"when-needed"`,
-		field: field[Settings, string]{of: func(s *Settings) *string { return &s.Tray }, def: TrayAlways, read: anyOf([]string{TrayAlways, TrayWhenNeeded})}},
+		field: field[Settings, string]{of: func(s *Settings) *string { return &s.Tray }, def: TrayAlways, read: anyOf([]string{TrayAlways, TrayWhenNeeded, TrayNever})}},
 }
 
 // settingKeyNames are the names of settingKeys, for the parser's

@@ -218,8 +218,8 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Go(func() { trayHost.run(ctx) })
 	}
 	// A rules file edited changes the status too (its apps, its
-	// settings).
-	rulesChanged := make(chan struct{}, 1)
+	// settings), and may hide or show the tray icon.
+	rulesChanged, traySetting := make(chan struct{}, 1), make(chan struct{}, 1)
 	wg.Go(func() {
 		for {
 			select {
@@ -227,9 +227,11 @@ func Run(ctx context.Context, cfg Config) error {
 				return
 			case <-store.Changes():
 			}
-			select {
-			case rulesChanged <- struct{}{}:
-			default:
+			for _, c := range []chan struct{}{rulesChanged, traySetting} {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
 			}
 		}
 	})
@@ -255,11 +257,20 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if cfg.Tray != nil {
 		wg.Go(func() {
-			tray.Supervise(ctx, func() *exec.Cmd {
-				trayHost.childStarted() // it reports anew
-				return cfg.Tray(srv.Path())
-			}, log)
-			if ctx.Err() == nil {
+			never := func() bool { return store.Current().Settings().Tray == appdb.TrayNever }
+			quit := showTray(ctx, never, traySetting, func(ctx context.Context) {
+				log.Info("tray icon shown")
+				tray.Supervise(ctx, func() *exec.Cmd {
+					trayHost.childStarted() // it reports anew
+					return cfg.Tray(srv.Path())
+				}, log)
+				// No child now: its last report no longer holds.
+				trayHost.childStarted()
+				if ctx.Err() != nil && never() {
+					log.Info("tray icon hidden: tray = \"never\" in the settings")
+				}
+			})
+			if quit {
 				log.Info("Quit chosen in the tray; busmedic exits")
 				cancel()
 			}

@@ -113,12 +113,54 @@ func (h *trayHost) run(ctx context.Context) {
 	}
 }
 
+// showTray runs the tray icon with supervise (tray.Supervise) while never
+// reports false, the [settings] tray choice being other than "never": it
+// stops the icon when the choice turns to never, and starts it again when
+// it turns back, looking at never again at each value from changed. It
+// returns true when supervise returned by itself (the user chose Quit in
+// the tray), false once ctx is done.
+func showTray(ctx context.Context, never func() bool, changed <-chan struct{}, supervise func(context.Context)) (quit bool) {
+	for {
+		for never() {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-changed:
+			}
+		}
+		shown, hide := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			supervise(shown)
+		}()
+		hidden := false
+		for !hidden {
+			select {
+			case <-done:
+				hide()
+				return ctx.Err() == nil
+			case <-changed:
+				hidden = never()
+			case <-ctx.Done():
+				hidden = true
+			}
+		}
+		hide()
+		<-done
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
 // noHostNotice is the notification that the tray icon cannot show.
 func noHostNotice() relaunch.Notice {
 	p := control.NoTrayHost
 	return relaunch.Notice{Title: "busmedic: no tray icon",
 		Body: strings.ToUpper(p[:1]) + p[1:] + ". busmedic keeps watching the buses; busmedic status tells what it does. " +
-			"The icon appears by itself once a panel that shows tray icons is there."}
+			"The icon appears by itself once a panel that shows tray icons is there; " +
+			"to go without it for good, set tray = \"never\" under [settings] in the rules file (busmedic rules path)."}
 }
 
 // clientNotice is the notification a client asked for (control.OpNotify).

@@ -149,3 +149,94 @@ func TestTrayHostNoticeShown(t *testing.T) {
 	// Said once: run returned after saying it.
 	<-done
 }
+
+// TestShowTray switches the tray setting while the icon runs: "never"
+// stops it, another choice starts it again, Quit in the tray ends it for
+// good, and the end of the daemon stops it.
+func TestShowTray(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		never, runs, running := false, 0, false
+		set := func(v bool) {
+			mu.Lock()
+			never = v
+			mu.Unlock()
+		}
+		state := func() (int, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			return runs, running
+		}
+		changed := make(chan struct{}, 1)
+		quit := make(chan struct{})
+		supervise := func(ctx context.Context) {
+			mu.Lock()
+			runs, running = runs+1, true
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				running = false
+				mu.Unlock()
+			}()
+			select {
+			case <-ctx.Done():
+			case <-quit:
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		result := make(chan bool, 1)
+		set(true) // the icon hidden from the start
+		go func() {
+			result <- showTray(ctx, func() bool { mu.Lock(); defer mu.Unlock(); return never }, changed, supervise)
+		}()
+		step := func(what string, v bool, wantRuns int, wantRunning bool) {
+			t.Helper()
+			set(v)
+			changed <- struct{}{}
+			synctest.Wait()
+			if n, r := state(); n != wantRuns || r != wantRunning {
+				t.Fatalf("%s: %d runs, running %v; want %d, %v", what, n, r, wantRuns, wantRunning)
+			}
+		}
+		synctest.Wait()
+		if n, _ := state(); n != 0 {
+			t.Fatalf("tray = never at start: the icon ran %d times", n)
+		}
+		step("never -> always", false, 1, true)
+		step("a change that keeps the icon", false, 1, true)
+		step("always -> never", true, 1, false)
+		step("never again", true, 1, false)
+		step("never -> when-needed", false, 2, true)
+
+		close(quit) // Quit in the tray
+		synctest.Wait()
+		select {
+		case q := <-result:
+			if !q {
+				t.Error("Quit in the tray: showTray says the daemon was stopped")
+			}
+		default:
+			t.Fatal("showTray did not return after Quit")
+		}
+
+		// The daemon stopping while the icon is hidden, and while shown.
+		for _, hidden := range []bool{true, false} {
+			set(hidden)
+			quit = make(chan struct{})
+			ctx, cancel := context.WithCancel(t.Context())
+			go func() {
+				result <- showTray(ctx, func() bool { mu.Lock(); defer mu.Unlock(); return never }, changed, supervise)
+			}()
+			synctest.Wait()
+			cancel()
+			synctest.Wait()
+			if q := <-result; q {
+				t.Errorf("hidden %v: the daemon stopping taken for Quit", hidden)
+			}
+			if _, r := state(); r {
+				t.Errorf("hidden %v: the icon still runs after the daemon stopped", hidden)
+			}
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,4 +50,49 @@ func TestStatusSaysNoTrayHost(t *testing.T) {
 	if out := s.runCLI("status"); strings.Contains(out, "cannot show") {
 		t.Errorf("busmedic status with the icon shown:\n%s", out)
 	}
+}
+
+// TestTrayNever runs busmedic with tray = "never": no tray icon, no word
+// that none can show; setting another choice shows the icon at once, and
+// "never" again takes it away, busmedic running on.
+func TestTrayNever(t *testing.T) {
+	never := "version = 1\n\n[settings]\ntray = \"never\"\n"
+	s := newSession(t, never)
+	s.start("--no-tray=false")
+	trays := func() []int { return busProcesses(s.bus.Address(), "\x00tray\x00") }
+	hidden := func(st control.Status) bool {
+		return st.Tray != nil && st.Tray.Show == control.TrayNever && st.Tray.Host == nil
+	}
+	s.await("the tray setting never", hidden)
+	if p := trays(); len(p) != 0 {
+		t.Fatalf("tray = never: tray processes %v", p)
+	}
+	if out := s.runCLI("status"); !strings.Contains(out, `No tray icon: tray = "never" in the settings.`) || strings.Contains(out, "cannot show") {
+		t.Errorf("busmedic status with tray = never:\n%s", out)
+	}
+
+	rules := filepath.Join(s.dir, "config/busmedic/apps.toml")
+	write := func(text string) {
+		t.Helper()
+		tmp := rules + ".new"
+		if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, rules); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("version = 1\n\n[settings]\ntray = \"when-needed\"\n")
+	s.await("the tray's report, once shown", func(st control.Status) bool {
+		return st.Tray != nil && st.Tray.Show == control.TrayWhenNeeded && st.Tray.Host != nil
+	})
+	if p := trays(); len(p) != 1 {
+		t.Fatalf("tray shown: tray processes %v, want one", p)
+	}
+	write(never)
+	s.await("the tray hidden again", hidden)
+	if p := trays(); len(p) != 0 {
+		t.Errorf("tray = never again: tray processes %v", p)
+	}
+	s.alive("the tray hidden")
 }

@@ -38,6 +38,9 @@ func (s Status) WriteText(w io.Writer) error {
 	if p := s.Tray.Problem(); p != "" {
 		fmt.Fprintf(&b, "%s%s.\n", strings.ToUpper(p[:1]), p[1:])
 	}
+	if s.Tray != nil && s.Tray.Show == TrayNever {
+		b.WriteString("No tray icon: tray = \"never\" in the settings.\n")
+	}
 	if s.Paused {
 		b.WriteString("Recovery is paused (busmedic resume).\n")
 	}

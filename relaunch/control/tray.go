@@ -13,6 +13,8 @@ const (
 	// TrayWhenNeeded: the icon is passive while all is well, so that
 	// panels may tuck it away, and active when there is news.
 	TrayWhenNeeded = appdb.TrayWhenNeeded
+	// TrayNever: no tray icon; the daemon runs no tray child.
+	TrayNever = appdb.TrayNever
 )
 
 // TrayHost is what the tray child found out about who shows its icon: the
@@ -26,7 +28,8 @@ type TrayHost struct {
 
 // TrayStatus is the tray icon as Status tells it.
 type TrayStatus struct {
-	// Show is the [settings] tray choice: TrayAlways or TrayWhenNeeded.
+	// Show is the [settings] tray choice: TrayAlways, TrayWhenNeeded or
+	// TrayNever.
 	Show string `json:"show"`
 	// Host is what the running tray child last reported; nil while none
 	// has (there is no tray, or it is starting).
@@ -39,9 +42,9 @@ type TrayStatus struct {
 const NoTrayHost = "the tray icon cannot show: no StatusNotifierWatcher; on GNOME install gnome-shell-extension-appindicator"
 
 // Problem returns what keeps the tray icon from showing, for people, or ""
-// when nothing does or nothing is known.
+// when nothing does, nothing is known, or no icon is wanted.
 func (t *TrayStatus) Problem() string {
-	if t == nil || t.Host == nil || t.Host.Watcher {
+	if t == nil || t.Host == nil || t.Host.Watcher || t.Show == TrayNever {
 		return ""
 	}
 	return NoTrayHost
