@@ -31,9 +31,12 @@ func TestShutdownFromLogind(t *testing.T) {
 	// desktop's session manager does, long enough for the test to act.
 	m.Root.WriteFile("/etc/systemd/logind.conf.d/delay.conf", []byte("[Login]\nInhibitDelayMaxSec=60\n"), 0o644)
 	m.Root.Run("systemctl", "restart", "systemd-logind.service")
+	// systemd-inhibit runs its command once it holds the lock: the line
+	// the command prints says the lock is held, so PowerOff cannot
+	// overtake it.
 	m.Root.StartUnit("hold-shutdown.service", nil, "/usr/bin/systemd-inhibit", "--what=shutdown", "--mode=delay",
-		"--who=test", "--why=the test looks at busmedic first", "/usr/bin/sleep", "infinity")
-	m.Root.WaitJournal("systemd-logind.service", `.`, started, 10*time.Second)
+		"--who=test", "--why=the test looks at busmedic first", "/bin/sh", "-c", "echo shutdown held; exec sleep infinity")
+	m.Root.WaitJournal("hold-shutdown.service", `shutdown held`, started, 10*time.Second)
 	shutdown := time.Now()
 	m.Root.Run("busctl", "call", "org.freedesktop.login1", "/org/freedesktop/login1",
 		"org.freedesktop.login1.Manager", "PowerOff", "b", "false")
