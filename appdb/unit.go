@@ -14,9 +14,11 @@ import (
 // busmedicUnits are the user units busmedic itself runs in when the
 // session starts it: the unit "busmedic autostart enable --systemd" writes,
 // and the one systemd-xdg-autostart-generator makes of its autostart entry.
-// An app busmedic started runs in busmedic's unit (busmedic.service keeps
-// it there with KillMode=process), so a rule must never name it: starting
-// or restarting that unit is restarting busmedic.
+// An app busmedic started runs in a scope of its own, or in busmedic's
+// unit when the scope could not be made (busmedic.service keeps it alive
+// there with KillMode=process); either way a rule must never name
+// busmedic's unit: starting or restarting that unit is restarting
+// busmedic.
 var busmedicUnits = []string{"busmedic.service", "app-busmedic@autostart.service"}
 
 // selfUnit is the user unit this process runs in, or "": the daemon's own,
@@ -32,8 +34,8 @@ var selfUnit = sync.OnceValue(func() string {
 // IsBusmedicUnit reports whether unit is one busmedic runs in: the unit
 // "busmedic autostart enable --systemd" writes, the one
 // systemd-xdg-autostart-generator makes of busmedic's autostart entry, or
-// the one this process runs in. The apps busmedic starts itself run in its
-// unit, so such a unit is never an app's to start or restart.
+// the one this process runs in. Such a unit is never an app's to start or
+// restart, even if an app busmedic started runs in it (see busmedicUnits).
 func IsBusmedicUnit(unit string) bool {
 	return slices.Contains(busmedicUnits, unit) || (unit != "" && unit == selfUnit())
 }

@@ -125,8 +125,8 @@ func enableUnit(ctx context.Context, m manager, p Paths, unit []byte, target str
 
 // removeUnit undoes enableUnit, as "systemctl --user disable --now" and
 // removing the file would: busmedic started by the unit stops (the apps it
-// started keep running: KillMode=process), and the manager forgets the
-// unit.
+// started keep running: in their own scopes, or kept by KillMode=process),
+// and the manager forgets the unit.
 func removeUnit(ctx context.Context, m manager, p Paths, stdout io.Writer) error {
 	removed, err := m.DisableUnitFilesContext(ctx, []string{unitName}, false)
 	if err != nil {

@@ -32,8 +32,8 @@
 // unit, else the service its process ran in when the watcher saw it; never
 // busmedic's own, [Config.OwnUnit]) is relaunched through that manager
 // ([Config.UserManager], its private socket, which works while the session
-// bus is down), never started by busmedic: a process busmedic starts lands
-// in busmedic's cgroup. The engine reads the unit's state and lets a pure
+// bus is down), never started by busmedic: a process busmedic starts is
+// outside the unit, and systemd's Restart= could start a second copy. The engine reads the unit's state and lets a pure
 // function decide: a unit systemd is bringing back by itself (waiting for
 // its Restart=, starting, or running a process started after the bus went
 // down) is waited for and reported reconnected; a failed or stopped one
@@ -45,6 +45,17 @@
 // relaunch. Without a reachable manager the rule's exec, if any, is
 // started instead, and the job says so. Exits of units busmedic started
 // are systemd's to count (StartLimitBurst=), not max_restarts'.
+//
+// # Scopes
+//
+// A process the engine starts itself (a relaunch of an app in no unit, a
+// keep relaunch, a hook) is moved, right after it started, into a
+// transient scope of its own in the user manager's app.slice,
+// app-busmedic-<rule id>-<pid>.scope, as desktops do for the apps they
+// launch: not in busmedic's own unit, whose limits and stop it would
+// share. Without a manager, or when the manager refuses or is slow
+// (scopeWait), the process stays in busmedic's cgroup and the job goes
+// on (scope.go).
 //
 // # Storms
 //

@@ -349,6 +349,12 @@ type startSpec struct {
 	log  string // file for stdout and stderr; "" means /dev/null
 	// logLimit is the size over which log moves to .1; 0 means logLimit.
 	logLimit int64
+	// settle, if set, is called with the pid once the program runs (it
+	// has exec'd), before anything reaps it: until settle returns the pid
+	// is the child's, even if it has exited already (a zombie), so that
+	// it can be handed to someone else (the user manager, for a scope)
+	// without the risk of naming a process that reused it.
+	settle func(pid int)
 }
 
 // startProcess starts a program detached from us: in a new session (so that
@@ -414,6 +420,9 @@ func startProcess(s startSpec) (*child, error) {
 	// Only we reap the child, so its /proc entry (and start time, which
 	// exec does not change) is there until the Wait below returns.
 	c.start, _, _ = procStat(c.pid)
+	if s.settle != nil {
+		s.settle(c.pid)
+	}
 	go func() {
 		_ = cmd.Wait()
 		c.state = cmd.ProcessState

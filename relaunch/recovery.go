@@ -703,9 +703,10 @@ func (e *Engine) relaunch(ctx context.Context, bus string, jr *jobRun) result {
 }
 
 // relaunchExec stops what is left of the app (verified pid and start time
-// only) and starts it once. The app runs in busmedic's cgroup then: under
-// systemd, in busmedic's unit (whose KillMode=process lets it outlive
-// busmedic's restarts).
+// only) and starts it once. Under systemd the app then runs in a scope of
+// its own in app.slice (scope.go), not in busmedic's unit; where that
+// fails it stays in busmedic's cgroup (busmedic.service's
+// KillMode=process lets it outlive busmedic's restarts).
 func (e *Engine) relaunchExec(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
@@ -733,7 +734,8 @@ func (e *Engine) relaunchExec(ctx context.Context, bus string, jr *jobRun) resul
 	case <-ctx.Done():
 		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	}
-	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
+	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit,
+		settle: e.settleInScope(ctx, pj.App, r.DisplayName()+", started by busmedic")})
 	<-e.act
 	if err != nil {
 		return result{outcome: control.Failed, reason: err.Error()}
@@ -1017,7 +1019,8 @@ func whyNotSignalled(err error) string {
 func (e *Engine) hook(ctx context.Context, bus string, jr *jobRun) result {
 	pj := jr.plan
 	r := pj.Rule
-	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit})
+	c, err := startProcess(startSpec{app: pj.App, argv: r.Hook, dir: r.Workdir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit,
+		settle: e.settleInScope(ctx, pj.App, "hook of "+r.DisplayName()+", run by busmedic")})
 	if err != nil {
 		return result{outcome: control.Failed, reason: "hook: " + err.Error()}
 	}

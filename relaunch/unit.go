@@ -17,16 +17,17 @@ import (
 
 // Apps in systemd user services are brought back through the user
 // manager, never by starting their command from busmedic: a process
-// busmedic starts lands in busmedic's own cgroup, outside the unit, with
-// busmedic's environment, and the unit's Restart= may bring the app back
-// at the same time, which would make two. So the engine reads the unit's
+// busmedic starts runs outside the unit (in a scope of its own at best),
+// with busmedic's environment, and the unit's Restart= may bring the app
+// back at the same time, which would make two. So the engine reads the unit's
 // state first and lets decideUnit say what to do; see relaunchUnit.
 
 // jobUnit returns the user service a relaunch of the app goes through: the
 // rule's unit, else the one its first process in a service ran in. Never
 // own (busmedic's unit as the daemon found it) nor one of busmedic's
-// well-known units: the apps busmedic started itself run there, and
-// restarting it would restart busmedic.
+// well-known units: apps busmedic started itself run there when their
+// scope could not be made (scope.go), and restarting it would restart
+// busmedic.
 func jobUnit(r appdb.Rule, peers []watcher.Peer, own string) string {
 	usable := func(u string) bool { return u != "" && u != own && !appdb.IsBusmedicUnit(u) }
 	if r.Unit != "" {
@@ -149,6 +150,9 @@ type unitManager interface {
 	// "replace" and waits for the job's result: "done", "canceled",
 	// "timeout", "failed", "dependency" or "skipped".
 	run(ctx context.Context, unit string, restart bool) (string, error)
+	// scope puts the running process pid into the new transient scope
+	// name, in app.slice, and waits for the job's result (scope.go).
+	scope(ctx context.Context, name string, pid int, description string) (string, error)
 	close()
 }
 
@@ -276,6 +280,10 @@ func (s systemdUnits) run(ctx context.Context, unit string, restart bool) (strin
 	case <-ctx.Done():
 		return "", context.Cause(ctx)
 	}
+}
+
+func (s systemdUnits) scope(ctx context.Context, name string, pid int, description string) (string, error) {
+	return usermanager.StartScope(ctx, s.conn, name, pid, description)
 }
 
 // unitPoll is how often the state of a unit in transition is read again.

@@ -139,6 +139,11 @@ func (f *fakeManager) jobList() []string {
 
 func (f *fakeManager) close() {}
 
+// scope: the processes busmedic starts in these tests stay where they are.
+func (f *fakeManager) scope(context.Context, string, int, string) (string, error) {
+	return "done", nil
+}
+
 func (f *fakeManager) state(_ context.Context, unit string) (unitState, error) {
 	if unit != f.unit {
 		return unitState{LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil

@@ -40,7 +40,10 @@ func Running(socket string) bool {
 }
 
 // Dial connects to the user manager at socket, authenticated as the
-// calling user. The caller closes the connection.
+// calling user. ctx bounds the connect and the handshake only: the
+// connection lives on after ctx ends (a connection shared by several
+// callers must not end with the first one's context), until the caller
+// closes it.
 func Dial(ctx context.Context, socket string) (*sdbus.Conn, error) {
 	if socket == "" {
 		return nil, fmt.Errorf("no systemd user manager: XDG_RUNTIME_DIR is not set")
@@ -49,11 +52,25 @@ func Dial(ctx context.Context, socket string) (*sdbus.Conn, error) {
 		return nil, fmt.Errorf("no systemd user manager: %w", err)
 	}
 	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
-		c, err := dbus.Dial("unix:path="+socket, dbus.WithContext(ctx))
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
+		// Not dbus.WithContext(ctx): godbus closes such a connection
+		// when ctx ends.
+		c, err := dbus.Dial("unix:path=" + socket)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+		// A manager that accepts but does not answer (stuck, or busy
+		// with a long job) must not hold the caller past ctx: closing
+		// the connection ends the handshake's read.
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		err = c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))})
+		if !stop() {
+			c.Close()
+			return nil, fmt.Errorf("authenticate: %w", context.Cause(ctx))
+		}
+		if err != nil {
 			c.Close()
 			return nil, err
 		}
