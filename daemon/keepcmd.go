@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/godbus/dbus/v5"
@@ -17,6 +18,7 @@ import (
 	"busmedic/journallog"
 	"busmedic/keep"
 	"busmedic/relaunch/control"
+	"busmedic/usermanager"
 )
 
 // The keeper's process and the "busmedic keep" that starts it speak
@@ -25,7 +27,7 @@ import (
 
 // KeeperCommand is the hidden command word of the keeper's process:
 // "busmedic keeper [--bus B] [--socket S] [--control C] [--ready-fd N]
-// [--detach] [-v]". It is no command for people: not in the help, the
+// [--detach] [--own-scope] [-v]". It is no command for people: not in the help, the
 // completions or the man page.
 const KeeperCommand = "keeper"
 
@@ -73,6 +75,7 @@ func RunKeeperCommand(ctx context.Context, args []string, stderr io.Writer) erro
 	ctl := fs.String("control", control.DefaultPath(), "")
 	readyFD := fs.Int("ready-fd", -1, "")
 	detach := fs.Bool("detach", false, "")
+	ownScope := fs.Bool("own-scope", false, "")
 	verbose := fs.Bool("v", false, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return fmt.Errorf("%w: %q", ErrKeeperUsage, args)
@@ -88,6 +91,9 @@ func RunKeeperCommand(ctx context.Context, args []string, stderr io.Writer) erro
 		return detachKeeper(args, ready, *socket, stderr)
 	}
 	log := keeperLogger(stderr, *verbose)
+	if *ownScope {
+		keeperScope(ctx, log)
+	}
 	err := RunKeeper(ctx, KeeperConfig{
 		Bus: *bus, Socket: *socket, Control: *ctl, Ready: ready, Log: log,
 		New: func(address func() (string, error), report func(control.KeptReport)) KeeperCore {
@@ -111,7 +117,8 @@ func detachKeeper(args []string, ready *os.File, socket string, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		var rest []string
+		// The keeper proper, in a scope of its own (keeperScope).
+		rest := []string{"--own-scope"}
 		for _, a := range args {
 			if a != "--detach" && a != "-detach" {
 				rest = append(rest, a)
@@ -145,4 +152,40 @@ func keeperLogger(stderr io.Writer, verbose bool) *slog.Logger {
 		return slog.New(journallog.NewJournalHandler(stderr, "busmedic", &slog.HandlerOptions{Level: level}))
 	}
 	return journallog.NewLogger(stderr, level)
+}
+
+// keeperScopeWait bounds the keeper's wait for its scope at start.
+const keeperScopeWait = time.Second
+
+// keeperScope moves the keeper into a scope of its own in app.slice,
+// app-busmedic-keeper-<pid>.scope, when a systemd user manager runs. A
+// keeper that "busmedic keep" started is in the cgroup of whatever ran
+// that: the first kept app's scope, a terminal's, busmedic.service. It
+// must not stay there, since stopping that unit or scope would take every
+// kept app's connection with it. Without a manager, or if it refuses, the
+// keeper stays where it is and says so.
+func keeperScope(ctx context.Context, log *slog.Logger) {
+	socket := usermanager.Socket(os.Getenv)
+	if !usermanager.Running(socket) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, keeperScopeWait)
+	defer cancel()
+	err := func() error {
+		conn, err := usermanager.Dial(ctx, socket)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		pid := os.Getpid()
+		name := usermanager.ScopeName(usermanager.Launcher, "keeper", pid)
+		res, err := usermanager.StartScope(ctx, conn, name, pid, "busmedic's keeper: the bus connections of the apps busmedic keep runs")
+		if err == nil && res != "done" {
+			err = fmt.Errorf("scope %s: job %s", name, res)
+		}
+		return err
+	}()
+	if err != nil {
+		log.Warn("keeper stays in the cgroup it was started in", "err", err)
+	}
 }

@@ -24,8 +24,9 @@ import (
 //
 // The move comes after the start: a scope takes a running process. An
 // app that forks in its first moments, before the manager has moved it,
-// leaves that child in busmedic's cgroup (the keeper a "busmedic keep"
-// may start, for one); GNOME accepts the same race. busmedic.service
+// leaves that child in busmedic's cgroup; GNOME accepts the same race.
+// The keeper a "busmedic keep" may start moves itself into a scope of its
+// own (package daemon, keeperScope), wherever it was started. busmedic.service
 // keeps KillMode=process for those, and for apps whose scope could not be
 // made.
 //

@@ -46,12 +46,6 @@ func TestStartedAppsInOwnScopes(t *testing.T) {
 			a.id, a.name, a.action, a.name)
 	}
 	m.User.WriteFile(".config/busmedic/apps.toml", []byte(rules.String()), 0o644)
-	// The keeper in a unit of its own, started before busmedic keep
-	// needs one: else the first "busmedic keep" starts it, in its first
-	// moments, which may come before the scope is made (the race
-	// scope.go in package relaunch tells of), and the keeper would then
-	// be in busmedic.service, whose KillMode here takes it.
-	m.User.StartUnit("busmedic-keeper.service", nil, systemdtest.BusmedicPath, "keeper", "--bus", "session")
 	m.User.WriteUnit("busmedic.service", busmedicUnit)
 	m.User.Run("systemctl", "--user", "start", "busmedic.service")
 	s.waitStatus(30*time.Second, "busmedic up", func(st control.Status) bool { return bus(st, "session").Up })
@@ -64,6 +58,10 @@ func TestStartedAppsInOwnScopes(t *testing.T) {
 	}
 	answers(t, m, "org.busmedic.test.Scoped", "once busmedic started it")
 	answers(t, m, "org.busmedic.test.Kept", "once busmedic started it")
+	// The keeper that the first "busmedic keep" started is in a scope of
+	// its own, not in the kept app's nor in busmedic.service, whose
+	// KillMode here would take it, and every kept app's connection.
+	s.wantKeeperScope()
 
 	before := m.User.Unit("busmedic.service")
 	m.User.Run("systemctl", "--user", "restart", "busmedic.service")
@@ -155,5 +153,28 @@ func (s *session) wantScope(id string, pid int) {
 	if want := "/app.slice/" + scope; !strings.Contains(cg, want+"\n") && !strings.HasSuffix(cg, want) {
 		s.t.Errorf("pid %d of %s is in cgroup %q, want …%s (scope %s)\n%s", pid, id, strings.TrimSpace(cg), want, u,
 			s.m.User.Run("journalctl", "--user", "-u", "busmedic.service", "--no-pager", "-n", "40"))
+	}
+}
+
+// wantKeeperScope checks that one keeper runs, in a scope
+// app-busmedic-keeper-<pid>.scope in app.slice.
+func (s *session) wantKeeperScope() {
+	s.t.Helper()
+	var units []string
+	for _, f := range strings.Fields(s.m.User.Run("systemctl", "--user", "list-units", "--type=scope", "--state=running",
+		"--plain", "--no-legend", "--", "app-busmedic-keeper-*.scope")) {
+		if strings.HasSuffix(f, ".scope") {
+			units = append(units, f)
+		}
+	}
+	if len(units) != 1 {
+		s.t.Fatalf("keeper scopes %q, want one", units)
+	}
+	pid := strings.TrimSuffix(strings.TrimPrefix(units[0], "app-busmedic-keeper-"), ".scope")
+	if cmd := s.m.User.Run("cat", "/proc/"+pid+"/cmdline"); !strings.Contains(cmd, "\x00keeper\x00") {
+		s.t.Fatalf("%s is named for pid %s, %q: not the keeper", units[0], pid, cmd)
+	}
+	if cg := s.m.User.Run("cat", "/proc/"+pid+"/cgroup"); !strings.Contains(cg, "/app.slice/"+units[0]) {
+		s.t.Errorf("the keeper, pid %s, is in cgroup %q, want %s", pid, strings.TrimSpace(cg), units[0])
 	}
 }
