@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -401,12 +402,18 @@ func TestRulesAddFromPID(t *testing.T) {
 	}
 }
 
-// startProcess runs name with args until the test ends, and waits until
-// its command line is argv (a shell that execs shows the program's).
+// startProcess runs name with args until the test ends, and returns its
+// pid once its command line is argv: at once for the program Start ran,
+// or, for a shell that execs another program, once that program has
+// printed its first line (it runs then).
 func startProcess(t *testing.T, argv []string, name string, args ...string) int {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,15 +422,25 @@ func startProcess(t *testing.T, argv []string, name string, args ...string) int 
 		cmd.Wait()
 	})
 	want := strings.Join(argv, "\x00") + "\x00"
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+	cmdline := func() string {
 		got, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
-		if string(got) == want {
-			return cmd.Process.Pid
-		}
-		if time.Since(start) > deadline {
-			t.Fatalf("pid %d: command line %q, want %q", cmd.Process.Pid, got, want)
+		return string(got)
+	}
+	if cmdline() != want {
+		line := make(chan struct{})
+		go func() {
+			bufio.NewReader(out).ReadString('\n')
+			close(line)
+		}()
+		select {
+		case <-line:
+		case <-time.After(deadline):
 		}
 	}
+	if got := cmdline(); got != want {
+		t.Fatalf("pid %d: command line %q, want %q", cmd.Process.Pid, got, want)
+	}
+	return cmd.Process.Pid
 }
 
 // ruleIn returns the rule id of the user file user, and whether it is
@@ -508,7 +525,7 @@ func TestAddFromPIDShell(t *testing.T) {
 	bus := bustest.New(t)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus.Address())
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.Address()) // one bus: "not on the bus"
-	fd := startProcess(t, []string{"bash", "/dev/fd/3"}, "bash", "-c", `exec bash /dev/fd/3 3<<<'sleep 60; :'`)
+	fd := startProcess(t, []string{"bash", "/dev/fd/3"}, "bash", "-c", `exec bash /dev/fd/3 3<<<'echo started; sleep 60; :'`)
 	pid := strconv.Itoa(fd)
 
 	code, out, errOut := rules(t, "add-from-pid", pid)
