@@ -208,58 +208,116 @@ func startedAt(ticks uint64) (time.Time, error) {
 }
 
 // fileWatch follows files that may be replaced, such as the bus daemon's
-// executable and libraries during a package update.
+// executable and libraries during a package update. It watches the files'
+// directories on the Watcher's dirWatch, so a file that dpkg replaces by
+// renaming a new one over it is still followed afterwards; the reader of
+// the dirWatch's events hands them over with offer.
 type fileWatch struct {
-	fw   *fsnotify.Watcher
-	want map[string]bool
+	dirs *dirWatch
+	// changed holds the latest change not yet taken by Run: of a burst,
+	// Run reports only the last anyway, and offer must never block the
+	// reader, which serves the whole connection. "" is a change of no
+	// known file.
+	changed chan string
+
+	mu      sync.Mutex
+	want    map[string]bool
+	watched []string // directories held on dirs
 }
 
-// watchFiles starts watching files: changes from now on are reported by Run.
-// It watches the files' directories, so a file that dpkg replaces by
-// renaming a new one over it is still followed afterwards.
-func watchFiles(files []string) (*fileWatch, error) {
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("watch files: %w", err)
-	}
-	w := &fileWatch{fw: fw, want: map[string]bool{}}
-	dirs := map[string]bool{}
+func newFileWatch(dirs *dirWatch) *fileWatch {
+	return &fileWatch{dirs: dirs, changed: make(chan string, 1)}
+}
+
+// watch starts watching files: changes from now on are reported by Run,
+// until stop.
+func (w *fileWatch) watch(files []string) error {
+	want := map[string]bool{}
+	var dirs []string
 	for _, f := range files {
-		w.want[filepath.Clean(f)] = true
-		dirs[filepath.Dir(f)] = true
-	}
-	for d := range dirs {
-		if err := fw.Add(d); err != nil {
-			fw.Close()
-			return nil, fmt.Errorf("watch %s: %w", d, err)
+		want[filepath.Clean(f)] = true
+		if d := filepath.Dir(f); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
 		}
 	}
-	return w, nil
+	if err := w.dirs.add(dirs...); err != nil {
+		return fmt.Errorf("watch files: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.want, w.watched = want, dirs
+	return nil
+}
+
+// stop lets go of the directories.
+func (w *fileWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dirs.remove(w.watched...)
+	w.want, w.watched = nil, nil
+}
+
+// offer hands over an event of the dirWatch, which may concern other
+// files; a nil fileWatch takes none.
+func (w *fileWatch) offer(ev fsnotify.Event) {
+	if w == nil || ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+		return
+	}
+	name := filepath.Clean(ev.Name)
+	w.mu.Lock()
+	wanted := w.want[name]
+	w.mu.Unlock()
+	if !wanted {
+		return
+	}
+	// One sender: once the stale change is taken out, the send fits.
+	for {
+		select {
+		case w.changed <- name:
+			return
+		default:
+		}
+		select {
+		case <-w.changed:
+		default:
+		}
+	}
+}
+
+// lost tells the watch that events may have been lost: it checks again,
+// naming no file, unless a named change is due anyway.
+func (w *fileWatch) lost() {
+	if w == nil {
+		return
+	}
+	select {
+	case w.changed <- "":
+	default:
+	}
 }
 
 // Run calls changed, once per burst of changes, whenever a watched file is
-// replaced, written or removed, until ctx is done; then it stops watching.
-func (w *fileWatch) Run(ctx context.Context, changed func(file string)) error {
-	defer w.fw.Close()
+// replaced, written or removed, until ctx is done. file is "" after lost
+// events.
+func (w *fileWatch) Run(ctx context.Context, changed func(file string)) {
 	// dpkg unpacks a whole package in a burst; report once it settles.
 	const settle = 200 * time.Millisecond
 	var pending string
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case ev := <-w.fw.Events:
-			if !w.want[filepath.Clean(ev.Name)] || ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
-				continue
+			return
+		case f := <-w.changed:
+			if f != "" {
+				pending = f
 			}
-			pending = ev.Name
 			timer.Reset(settle)
-		case err := <-w.fw.Errors:
-			return fmt.Errorf("watch files: %w", err)
 		case <-timer.C:
 			changed(pending)
+			pending = ""
 		}
 	}
 }

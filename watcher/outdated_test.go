@@ -35,12 +35,29 @@ func TestOutdatedAfterUpdate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changed := make(chan string, 4)
-	fw, err := watchFiles(files)
-	if err != nil {
+	var dirs dirWatch
+	if err := dirs.open(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- fw.Run(ctx, func(f string) { changed <- f }) }()
+	fw := newFileWatch(&dirs)
+	if err := fw.watch(files); err != nil {
+		t.Fatal(err)
+	}
+	// As follow does while the bus is up: it reads the shared instance
+	// and hands the file watch its events.
+	events, _ := dirs.channels()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		for ev := range events {
+			fw.offer(ev)
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fw.Run(ctx, func(f string) { changed <- f })
+	}()
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
 	bus.Update()
@@ -61,9 +78,13 @@ func TestOutdatedAfterUpdate(t *testing.T) {
 		t.Errorf("outdatedByTime after the update = %v %q %v", out, why, err)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Error(err)
+	<-done
+	fw.stop()
+	if n := len(dirs.refs); n != 0 {
+		t.Errorf("%d directories still watched after stop", n)
 	}
+	dirs.close()
+	<-pumped
 }
 
 const deadline = 20 * time.Second

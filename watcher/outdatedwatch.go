@@ -10,28 +10,30 @@ import (
 // is replaced on disk. The work runs in a goroutine of w.files, because
 // finding the files reads dpkg's lists, which must not delay the Up and the
 // inventory; its events come back on the returned channel so that follow
-// emits them in order with the others. stop ends the goroutine; nil and a
-// no-op without a daemon to look at.
+// emits them in order with the others. follow hands the returned file
+// watch the events of dirs, whose reader it is while the bus is up. stop
+// ends the goroutine; nil, nil and a no-op without a daemon to look at.
 //
 // The watch wakes only for file events in the daemon's directories: no
 // timer runs while nothing is replaced.
-func (w *Watcher) followFiles(ctx context.Context, daemon *Peer) (events <-chan Event, stop func()) {
+func (w *Watcher) followFiles(ctx context.Context, daemon *Peer, dirs *dirWatch) (events <-chan Event, files *fileWatch, stop func()) {
 	if daemon == nil || daemon.PID <= 0 {
-		return nil, func() {}
+		return nil, nil, func() {}
 	}
 	d := daemon.clone()
 	ctx, stop = context.WithCancel(ctx)
 	ch := make(chan Event, 4)
+	fw := newFileWatch(dirs)
 	w.files.Go(func() {
-		files := daemonFiles(d)
 		// The watch comes before the first check, so that a replacement
 		// in between is seen by one or the other.
-		var fw *fileWatch
-		if len(files) > 0 {
-			var err error
-			if fw, err = watchFiles(files); err != nil {
+		watched := false
+		if files := daemonFiles(d); len(files) > 0 {
+			if err := fw.watch(files); err != nil {
 				w.log.Debug("cannot watch the bus daemon's files; outdated only checked now", "err", err)
-				fw = nil
+			} else {
+				watched = true
+				defer fw.stop()
 			}
 		}
 		reported := map[string]bool{}
@@ -55,15 +57,19 @@ func (w *Watcher) followFiles(ctx context.Context, daemon *Peer) (events <-chan 
 			}
 		}
 		check(nil)
-		if fw == nil {
+		if !watched {
 			return
 		}
 		if w.filesWatched != nil {
 			w.filesWatched()
 		}
-		if err := fw.Run(ctx, func(file string) { check([]string{file}) }); err != nil {
-			w.log.Debug("watching the bus daemon's files stopped", "err", err)
-		}
+		fw.Run(ctx, func(file string) {
+			var replaced []string
+			if file != "" {
+				replaced = []string{file}
+			}
+			check(replaced)
+		})
 	})
-	return ch, stop
+	return ch, fw, stop
 }

@@ -165,15 +165,15 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 		}
 	}
 	var h history
-	var sw socketWatch
-	defer sw.close()
+	var dirs dirWatch
+	defer dirs.close()
 	defer w.files.Wait()
-	// The inotify instance for outages is made now, not at the first
-	// outage, so that what the watcher holds stays the same all along.
-	for _, ep := range w.endpoints {
-		if ep.path != "" {
-			sw.open()
-			break
+	// The inotify instance for outages and for the daemon's files is made
+	// now, not at the first outage, so that what the watcher holds stays
+	// the same all along; a failure is retried when it is needed.
+	if w.socketPath() != "" || !w.upDown {
+		if err := dirs.open(); err != nil {
+			w.log.Debug("no inotify instance yet", "err", err)
 		}
 	}
 	for ctx.Err() == nil {
@@ -187,18 +187,19 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) {
 				w.log.Warn("bus not reachable", "address", w.target.Address, "err", err)
 				emit(Event{Kind: Down, Time: h.downAt, ID: h.lastID, Reason: "not reachable: " + err.Error()})
 			}
-			if conn = w.awaitBus(ctx, &sw); conn == nil {
+			if conn = w.awaitBus(ctx, &dirs); conn == nil {
 				return
 			}
 		}
-		w.follow(ctx, conn, &h, emit)
+		w.follow(ctx, conn, &h, &dirs, emit)
 	}
 }
 
 // follow serves one connection: it reports Up (and Restarted), the peers
 // found, live changes, and finally Down, which it reports the moment the
-// connection breaks.
-func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit func(Event)) {
+// connection breaks. It is the reader of dirs' events while the bus is up,
+// for the connection's file watch.
+func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, dirs *dirWatch, emit func(Event)) {
 	defer conn.Close()
 	// godbus delivers to a full channel from extra goroutines, which can
 	// reorder signals; a deep buffer keeps bursts (a session logging in) in order.
@@ -231,9 +232,10 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 	// Deferred after the Down report: stopping the file watch waits for
 	// nothing, but its goroutine is only waited for when Run returns.
 	var outdated <-chan Event
+	var files *fileWatch
 	if !w.upDown {
 		var stopFiles func()
-		outdated, stopFiles = w.followFiles(ctx, daemon)
+		outdated, files, stopFiles = w.followFiles(ctx, daemon, dirs)
 		defer stopFiles()
 		for _, p := range w.inventory(ctx, conn, own) {
 			emit(Event{Kind: PeerJoined, ID: id, Peer: &p})
@@ -252,6 +254,9 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 		}
 	}
 	done := conn.Context().Done()
+	// Read even without a file watch: an event of the socket's directory
+	// that came after awaitBus stopped reading must not hold up fsnotify.
+	fsEvents, fsErrors := dirs.channels()
 	for {
 		select {
 		case <-ctx.Done():
@@ -278,6 +283,13 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, emit 
 		case e := <-outdated:
 			e.ID = id
 			emit(e)
+		case ev := <-fsEvents:
+			files.offer(ev)
+		case err := <-fsErrors:
+			// Events may be lost (the kernel's queue overflowed): the
+			// file watch looks again rather than trusting silence.
+			w.log.Debug("file watch", "err", err)
+			files.lost()
 		}
 	}
 }
@@ -577,24 +589,28 @@ func dialEndpoint(ctx context.Context, ep endpoint) (*dbus.Conn, error) {
 // awaitBus waits for the bus to come back and returns a connection to it,
 // or nil when ctx is done. It reacts to the socket file appearing at once and
 // otherwise retries with backoff; a stale socket file costs one failed dial
-// per backoff step, never a busy loop.
-func (w *Watcher) awaitBus(ctx context.Context, sw *socketWatch) *dbus.Conn {
-	socket := ""
-	for _, ep := range w.endpoints {
-		if ep.path != "" {
-			socket = ep.path
-			break
-		}
-	}
+// per backoff step, never a busy loop. It is the reader of dirs' events
+// while the bus is down.
+func (w *Watcher) awaitBus(ctx context.Context, dirs *dirWatch) *dbus.Conn {
+	socket := w.socketPath()
 	var fsEvents <-chan fsnotify.Event
 	var fsErrors <-chan error
 	limit := backoffMax
 	if socket != "" {
-		if err := sw.arm(filepath.Dir(socket)); err == nil {
-			defer sw.disarm()
-			fsEvents, fsErrors, limit = sw.fw.Events, sw.fw.Errors, backoffMaxWatched
+		dir := filepath.Dir(socket)
+		err := dirs.open()
+		if err == nil {
+			err = dirs.add(dir)
+		}
+		if err == nil {
+			// Removed at once on Up: the socket's directory (the
+			// runtime directory, /tmp) is busy, and its events would
+			// only wake follow for nothing.
+			defer dirs.remove(dir)
+			fsEvents, fsErrors = dirs.channels()
+			limit = backoffMaxWatched
 		} else {
-			w.log.Debug("cannot watch socket directory; retrying on a timer", "dir", filepath.Dir(socket), "err", err)
+			w.log.Debug("cannot watch socket directory; retrying on a timer", "dir", dir, "err", err)
 		}
 	}
 	b := newBackoff(backoffFirst, limit)
@@ -609,6 +625,8 @@ func (w *Watcher) awaitBus(ctx context.Context, sw *socketWatch) *dbus.Conn {
 		case <-ctx.Done():
 			return nil
 		case ev := <-fsEvents:
+			// Events of the daemon's directories, from a file watch
+			// winding down, end here too.
 			if ev.Name != socket || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				continue
 			}
@@ -638,6 +656,17 @@ func (w *Watcher) awaitBus(ctx context.Context, sw *socketWatch) *dbus.Conn {
 	}
 }
 
+// socketPath returns the socket file of the first endpoint that has one,
+// or "".
+func (w *Watcher) socketPath() string {
+	for _, ep := range w.endpoints {
+		if ep.path != "" {
+			return ep.path
+		}
+	}
+	return ""
+}
+
 // dialSoon dials a socket that has just been created. A daemon creates its
 // socket file when it binds, a few milliseconds before it listens, and no
 // file event marks the listen; so a refused dial is retried at short, fixed
@@ -663,57 +692,4 @@ func (w *Watcher) dialSoon(ctx context.Context) *dbus.Conn {
 		}
 	}
 	return nil
-}
-
-// socketWatch watches the socket's directory while the bus is down. It keeps
-// its inotify instance across outages and only removes the watch while the
-// bus is up: closing an fsnotify.Watcher waits for its reader goroutine,
-// which would delay every Up by milliseconds.
-type socketWatch struct {
-	fw  *fsnotify.Watcher
-	dir string
-}
-
-// open makes the inotify instance; arm makes it if open failed.
-func (s *socketWatch) open() {
-	if s.fw == nil {
-		s.fw, _ = fsnotify.NewWatcher()
-	}
-}
-
-func (s *socketWatch) arm(dir string) error {
-	if s.fw == nil {
-		fw, err := fsnotify.NewWatcher()
-		if err != nil {
-			return fmt.Errorf("watch %s: %w", dir, err)
-		}
-		s.fw = fw
-	}
-	if err := s.fw.Add(dir); err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
-	}
-	s.dir = dir
-	return nil
-}
-
-func (s *socketWatch) disarm() {
-	if s.fw != nil && s.dir != "" {
-		_ = s.fw.Remove(s.dir)
-		s.dir = ""
-		// Drop what arrived meanwhile, so the next outage starts clean.
-		for {
-			select {
-			case <-s.fw.Events:
-			case <-s.fw.Errors:
-			default:
-				return
-			}
-		}
-	}
-}
-
-func (s *socketWatch) close() {
-	if s.fw != nil {
-		s.fw.Close()
-	}
 }
