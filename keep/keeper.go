@@ -2,10 +2,10 @@ package keep
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -93,18 +93,49 @@ type nameMap struct {
 	toCurrent map[string]string // stable -> current
 }
 
+// serverGUID returns a new server GUID for the apps' side: 16 random bytes
+// in hex, as the D-Bus specification wants. They come from getrandom(2),
+// as crypto/rand's do, but without crypto/rand, which would link Go's
+// whole FIPS module and math/big into busmedic for these 16 bytes (0.16 MB
+// of code and data that each busmedic process maps). Like crypto/rand, it
+// gives up only when the kernel has no randomness to give.
+func serverGUID() string {
+	var id [16]byte
+	n := 0
+	for n < len(id) {
+		m, err := unix.Getrandom(id[n:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		n += m
+	}
+	if n < len(id) {
+		// A kernel older than getrandom(2) (3.17).
+		f, err := os.Open("/dev/urandom")
+		if err == nil {
+			_, err = io.ReadFull(f, id[:])
+			f.Close()
+		}
+		if err != nil {
+			panic("keep: no randomness for a server GUID: " + err.Error())
+		}
+	}
+	return hex.EncodeToString(id[:])
+}
+
 // New returns a Keeper for cfg; Serve makes it work.
 func New(cfg Config) *Keeper {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	var id [16]byte
-	rand.Read(id[:])
 	return &Keeper{
 		cfg:    cfg,
 		log:    log.With("bus", cfg.Bus),
-		guid:   hex.EncodeToString(id[:]),
+		guid:   serverGUID(),
 		uid:    os.Getuid(),
 		notify: make(chan struct{}, 1),
 		wake:   make(chan struct{}, 1),

@@ -192,3 +192,17 @@ func socketPair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
+
+// TestServerGUID: the GUID the apps see is 16 bytes in hex, new for each
+// keeper, as the D-Bus specification wants a server's.
+func TestServerGUID(t *testing.T) {
+	a, b := serverGUID(), serverGUID()
+	for _, g := range []string{a, b} {
+		if id, err := hex.DecodeString(g); err != nil || len(id) != 16 {
+			t.Errorf("GUID %q: want 16 bytes in hex (%v)", g, err)
+		}
+	}
+	if a == b {
+		t.Errorf("two keepers got the same GUID %s", a)
+	}
+}
