@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // CommandFile is a file whose contents run when a command runs: its
@@ -84,28 +85,30 @@ func (w *cmdWalker) add(path, arg, interp string) {
 }
 
 var (
-	shellRE  = regexp.MustCompile(`^(sh|bash|dash|zsh|ksh|mksh|pdksh|ash|yash|posh|busybox-sh)$`)
-	interpRE = regexp.MustCompile(`^(python|pypy|perl|ruby|jruby|node|nodejs|lua|luajit|php|tclsh|wish|Rscript|java|gjs|guile|julia)[0-9.]*$`)
+	shellRE  = lazyRegexp(`^(sh|bash|dash|zsh|ksh|mksh|pdksh|ash|yash|posh|busybox-sh)$`)
+	interpRE = lazyRegexp(`^(python|pypy|perl|ruby|jruby|node|nodejs|lua|luajit|php|tclsh|wish|Rscript|java|gjs|guile|julia)[0-9.]*$`)
 	// wrappers run the command in their arguments.
 	wrappers = []string{"env", "nohup", "setsid", "nice", "ionice", "stdbuf", "timeout", "exec",
 		"command", "time", "chrt", "taskset", "flock", "dbus-launch", "dbus-run-session", "systemd-cat"}
 	// inline gives the code on the command line: no script file follows.
-	inline = map[string]*regexp.Regexp{
-		"python":  regexp.MustCompile(`^-[bBdEhiIOPqsSuvVx]*[cm]`),
-		"pypy":    regexp.MustCompile(`^-[bBdEhiIOPqsSuvVx]*[cm]`),
-		"perl":    regexp.MustCompile(`^-[0-9aclnpsStTuUwWX]*[eE]`),
-		"ruby":    regexp.MustCompile(`^-[acdlnpsSvwW]*e`),
-		"jruby":   regexp.MustCompile(`^-[acdlnpsSvwW]*e`),
-		"node":    regexp.MustCompile(`^(-[ep]+|-pe|--eval|--print|--eval=.*|--print=.*)$`),
-		"nodejs":  regexp.MustCompile(`^(-[ep]+|-pe|--eval|--print|--eval=.*|--print=.*)$`),
-		"lua":     regexp.MustCompile(`^-e`),
-		"luajit":  regexp.MustCompile(`^-[eb]`),
-		"php":     regexp.MustCompile(`^-r`),
-		"gjs":     regexp.MustCompile(`^(-c|--command)`),
-		"guile":   regexp.MustCompile(`^(-c|-e)$`),
-		"julia":   regexp.MustCompile(`^(-e|-E|--eval|--print)`),
-		"Rscript": regexp.MustCompile(`^-e$`),
-	}
+	inline = sync.OnceValue(func() map[string]*regexp.Regexp {
+		return map[string]*regexp.Regexp{
+			"python":  regexp.MustCompile(`^-[bBdEhiIOPqsSuvVx]*[cm]`),
+			"pypy":    regexp.MustCompile(`^-[bBdEhiIOPqsSuvVx]*[cm]`),
+			"perl":    regexp.MustCompile(`^-[0-9aclnpsStTuUwWX]*[eE]`),
+			"ruby":    regexp.MustCompile(`^-[acdlnpsSvwW]*e`),
+			"jruby":   regexp.MustCompile(`^-[acdlnpsSvwW]*e`),
+			"node":    regexp.MustCompile(`^(-[ep]+|-pe|--eval|--print|--eval=.*|--print=.*)$`),
+			"nodejs":  regexp.MustCompile(`^(-[ep]+|-pe|--eval|--print|--eval=.*|--print=.*)$`),
+			"lua":     regexp.MustCompile(`^-e`),
+			"luajit":  regexp.MustCompile(`^-[eb]`),
+			"php":     regexp.MustCompile(`^-r`),
+			"gjs":     regexp.MustCompile(`^(-c|--command)`),
+			"guile":   regexp.MustCompile(`^(-c|-e)$`),
+			"julia":   regexp.MustCompile(`^(-e|-E|--eval|--print)`),
+			"Rscript": regexp.MustCompile(`^-e$`),
+		}
+	})
 	// codeOption names options whose argument is code too, when it is a
 	// file: node -r ./hook.js app.js.
 	codeOption = map[string][]string{
@@ -114,8 +117,15 @@ var (
 		"ruby":   {"-r"},
 		"bash":   {"--rcfile", "--init-file"},
 	}
-	assignRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+	assignRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*=`)
 )
+
+// lazyRegexp compiles expr at its first use. Compiled at init, the
+// package's expressions would stay in the heap of every busmedic process,
+// the tray's too, which never uses them (about 50 kB each).
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // family strips a version from an interpreter's name: python3.11 is python.
 func family(base string) string {
@@ -133,9 +143,9 @@ func (w *cmdWalker) command(argv []string, depth int) {
 	base := filepath.Base(argv[0])
 	args := argv[1:]
 	switch {
-	case shellRE.MatchString(base):
+	case shellRE().MatchString(base):
 		w.shellArgs(base, args, depth)
-	case interpRE.MatchString(base):
+	case interpRE().MatchString(base):
 		w.interpArgs(base, args)
 	case slices.Contains(wrappers, base):
 		for i, a := range args {
@@ -143,7 +153,7 @@ func (w *cmdWalker) command(argv []string, depth int) {
 				w.command(args[i+1:], depth+1)
 				return
 			}
-			if strings.HasPrefix(a, "-") || base == "env" && assignRE.MatchString(a) {
+			if strings.HasPrefix(a, "-") || base == "env" && assignRE().MatchString(a) {
 				continue
 			}
 			if _, ok := w.program(a); ok {
@@ -210,7 +220,7 @@ func (w *cmdWalker) interpArgs(base string, args []string) {
 			}
 			return
 		}
-		if re := inline[fam]; re != nil && re.MatchString(a) {
+		if re := inline()[fam]; re != nil && re.MatchString(a) {
 			return
 		}
 		if slices.Contains(codeOption[fam], a) && i+1 < len(args) {
@@ -310,7 +320,7 @@ func (w *cmdWalker) shellLine(line string, depth int) {
 	for _, words := range cmds {
 		// Assignments and keywords come before the command word.
 		for len(words) > 0 && !words[0].dynamic &&
-			(assignRE.MatchString(words[0].text) || slices.Contains(keywords, words[0].text)) {
+			(assignRE().MatchString(words[0].text) || slices.Contains(keywords, words[0].text)) {
 			words = words[1:]
 		}
 		if len(words) == 0 || words[0].dynamic {
@@ -543,7 +553,7 @@ func (l *shLexer) doubleQuoted() {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
+var nameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*`)
 
 // dollar reads an expansion at l.i ('$').
 func (l *shLexer) dollar() {
@@ -561,13 +571,13 @@ func (l *shLexer) dollar() {
 		b := balanced(rest, '{', '}')
 		l.i += 1 + len(b)
 		name := strings.TrimSuffix(b[1:], "}")
-		if v, ok := l.vars[name]; ok && nameRE.FindString(name) == name {
+		if v, ok := l.vars[name]; ok && nameRE().FindString(name) == name {
 			l.word.WriteString(v)
 		} else {
 			l.dynamic = true
 		}
 	default:
-		name := nameRE.FindString(rest)
+		name := nameRE().FindString(rest)
 		switch {
 		case name != "":
 			l.i += 1 + len(name)

@@ -3,6 +3,7 @@ package appdb
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -84,4 +85,17 @@ func FuzzCommandFiles(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		CommandFiles([]string{"/bin/sh", "-c", line}, "/", []string{"PATH=/usr/bin:/bin", "HOME=/"})
 	})
+}
+
+// TestLazyRegexps compiles every expression the package compiles at first
+// use, so that a broken one fails here, not in the daemon.
+func TestLazyRegexps(t *testing.T) {
+	for _, re := range []func() *regexp.Regexp{shellRE, interpRE, assignRE, nameRE, interpreterRE, fdPathRE, idRE, envNameRE} {
+		if re() == nil {
+			t.Error("no expression")
+		}
+	}
+	if len(inline()) == 0 {
+		t.Error("no inline expressions")
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -17,7 +16,7 @@ import (
 
 // interpreterRE matches programs that run a script: their exe says nothing
 // about which app they run.
-var interpreterRE = regexp.MustCompile(`^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|gjs|lua[0-9.]*|sh|bash|dash|zsh|ksh|mksh|java)$`)
+var interpreterRE = lazyRegexp(`^(python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|gjs|lua[0-9.]*|sh|bash|dash|zsh|ksh|mksh|java)$`)
 
 // inlineFlag is the option after which the interpreter prog takes its
 // program on the command line ("bash -c CODE", "perl -e CODE").
@@ -57,7 +56,7 @@ func classify(p watcher.Peer) process {
 	case len(p.Argv) > 0:
 		pr.prog = path.Base(p.Argv[0])
 	}
-	if !interpreterRE.MatchString(pr.prog) {
+	if !interpreterRE().MatchString(pr.prog) {
 		return pr
 	}
 	pr.kind = noScript
@@ -86,9 +85,9 @@ func classify(p watcher.Peer) process {
 
 // fdPathRE matches the paths through which a shell hands a script over a
 // file descriptor: "bash <(curl ...)" runs "bash /dev/fd/63".
-var fdPathRE = regexp.MustCompile(`^(/dev/fd/[0-9]+|/proc/(self|[0-9]+)/fd/[0-9]+|/dev/stdin)$`)
+var fdPathRE = lazyRegexp(`^(/dev/fd/[0-9]+|/proc/(self|[0-9]+)/fd/[0-9]+|/dev/stdin)$`)
 
-func isFDPath(p string) bool { return fdPathRE.MatchString(p) }
+func isFDPath(p string) bool { return fdPathRE().MatchString(p) }
 
 // isTempPath reports whether p lies in a directory that is cleared at boot
 // or by age: /tmp, /var/tmp, /dev/shm, $TMPDIR.

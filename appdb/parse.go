@@ -22,8 +22,8 @@ const formatVersion = 1
 
 var (
 	topKeys   = []string{"version", "settings", "app"}
-	idRE      = regexp.MustCompile(`^[a-z0-9._-]+$`)
-	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	idRE      = lazyRegexp(`^[a-z0-9._-]+$`)
+	envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // document is one parsed and validated rules file.
@@ -411,7 +411,7 @@ func (a *tableParser) id(key string) (string, bool) {
 	id, ok := a.str(key)
 	if ok {
 		a.app = id
-		if !idRE.MatchString(id) {
+		if !idRE().MatchString(id) {
 			a.fail(key, "bad id %q: use only a-z, 0-9, '.', '_' and '-'", id)
 		}
 	}
@@ -483,7 +483,7 @@ func (a *tableParser) env(key string) (map[string]string, bool) {
 		sub := joinPath(key, k)
 		s, isStr := table[k].(string)
 		switch {
-		case !envNameRE.MatchString(k):
+		case !envNameRE().MatchString(k):
 			a.fail(sub, "bad environment variable name %q", k)
 		case !isStr:
 			a.fail(sub, "want a string, got %s", typeName(table[k]))
