@@ -376,16 +376,18 @@ func (e *Engine) stopDeafCopy(ctx context.Context, r deafRestart, s deafStopping
 }
 
 // replacedBy says who replaced a deaf copy: the bus, when it started the
-// new owner itself (the owner was given the bus's address as
-// DBUS_STARTER_ADDRESS), else just the new owner. The process tree does
-// not tell: dbus-daemon's helper that starts a service exits, and the
-// service is left to init. starter reads a process's
-// DBUS_STARTER_ADDRESS (starterAddress).
+// new owner itself, else just the new owner. The process tree does not
+// tell: dbus-daemon's helper that starts a service exits, and the service
+// is left to init. dbus-daemon gives a service it starts the bus's address
+// as DBUS_STARTER_ADDRESS (starter reads it: starterAddress);
+// dbus-broker's launcher gives none, and has systemd start the service in
+// a unit of its own (brokerStarted).
 func replacedBy(owner watcher.Peer, busAddress string, starter func(pid int) string) string {
 	switch {
 	case owner.PID <= 0:
 		return "its name has a new owner on the new bus"
-	case busAddress != "" && watcher.WithoutGUID(starter(owner.PID)) == watcher.WithoutGUID(busAddress):
+	case busAddress != "" && watcher.WithoutGUID(starter(owner.PID)) == watcher.WithoutGUID(busAddress),
+		brokerStarted(owner):
 		return fmt.Sprintf("the bus started a new one (pid %d)", owner.PID)
 	}
 	return fmt.Sprintf("pid %d owns its name on the new bus", owner.PID)

@@ -169,6 +169,15 @@ func TestReplacedBy(t *testing.T) {
 		{"started by this bus", watcher.Peer{PID: 10}, "the bus started a new one (pid 10)"},
 		{"started by another bus", watcher.Peer{PID: 11}, "pid 11 owns its name on the new bus"},
 		{"started by hand", watcher.Peer{PID: 12}, "pid 12 owns its name on the new bus"},
+		{"started by dbus-broker",
+			watcher.Peer{PID: 13, Names: []string{"org.kde.kglobalaccel"}, Unit: "dbus-:1.2-org.kde.kglobalaccel@1.service"},
+			"the bus started a new one (pid 13)"},
+		{"in dbus-broker's unit for another name",
+			watcher.Peer{PID: 14, Names: []string{"org.kde.kglobalaccel"}, Unit: "dbus-:1.2-org.kde.other@1.service"},
+			"pid 14 owns its name on the new bus"},
+		{"in a unit of its own",
+			watcher.Peer{PID: 15, Names: []string{"org.kde.kglobalaccel"}, Unit: "plasma-kglobalaccel.service"},
+			"pid 15 owns its name on the new bus"},
 		{"owner unknown", watcher.Peer{}, "its name has a new owner on the new bus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
