@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,13 +47,15 @@ func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid i
 		case p.PID <= 0 || p.StartTime == 0 || p.UID != uid:
 			// Not known to be ours, or not told apart from a process
 			// that reuses its pid: never signalled.
-		case p.Unit != "":
+		case p.Unit != "" && !brokerStarted(p):
 			// A process of a systemd user service is systemd's to stop
 			// and start: systemd stops a Type=dbus unit whose name
 			// vanished by itself, and ends what is left in a unit's
 			// cgroup when the unit stops (dbus.service's holds the
 			// services its dbus-daemon started), and the unit is the
-			// only thing that knows how the service should run.
+			// only thing that knows how the service should run. Not
+			// so the unit dbus-broker made to start the service: see
+			// brokerStarted.
 		case p.MayHaveLeft:
 			// It had exited when the bus said goodbye.
 		case !ownsOnlyActivatable(p, activatable):
@@ -63,6 +66,67 @@ func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid i
 		}
 	}
 	return out
+}
+
+// Under dbus-broker a service the bus starts on demand from an Exec= line
+// (no SystemdService=) runs in a transient user unit that dbus-broker-launch
+// makes for it, "dbus-:1.2-org.kde.kglobalaccel@0.service": the launcher's
+// unique name on its bus, the service's name escaped for a unit name, and
+// an instance number the launcher counts from 0 (bus1/dbus-broker,
+// src/launch/service.c, service_activate). That unit is nobody's but the
+// launcher's, and it outlives the bus: restarting dbus-broker.service ends
+// the broker and the launcher, not the units the launcher started. So the
+// deaf old copy in it is left as a unitless one would be, and is stopped the
+// same way: by its process, not by StopUnit on its unit. The unit's name
+// does not tell one copy from another: the new launcher usually gets the
+// same unique name as the old one (":1.2") and counts from 0 again, so a
+// name the old copy's unit had may later be the new copy's (while the old
+// unit lives, systemd refuses it, and the first call that would start the
+// new copy fails), while the pid and start time that stopProcess checks
+// are the old copy's alone. Nothing
+// is lost by not going through the manager: the unit runs the process with
+// KillMode=process, so StopUnit too would signal only that process, and it
+// ends when that process exits; it has no Restart=, and dbus-broker sets
+// CollectMode=inactive-or-failed, so that the manager unloads it even when
+// the copy had to be killed and the unit ended "failed": no failed unit is
+// left behind.
+
+// brokerUnit matches the name of a unit dbus-broker-launch starts a service
+// in: "dbus-" UNIQUE "-" ESCAPED "@" N ".service". UNIQUE is the launcher's
+// unique name, which dbus-broker always makes ":1.N"; ESCAPED is the bus
+// name as the launcher escapes it, "\xNN" (lower-case hex) for a byte
+// other than [A-Za-z0-9:_.]: a bus name's "-" becomes "\x2d".
+var brokerUnit = regexp.MustCompile(`^dbus-:1\.[0-9]+-((?:[A-Za-z0-9:_.]|\\x[0-9a-f]{2})+)@[0-9]+\.service$`)
+
+// brokerUnitName returns the bus name whose start on demand made
+// dbus-broker-launch start unit, if unit is the name of such a unit.
+func brokerUnitName(unit string) (string, bool) {
+	m := brokerUnit.FindStringSubmatch(unit)
+	if m == nil {
+		return "", false
+	}
+	var name strings.Builder
+	for s := m[1]; s != ""; {
+		if rest, ok := strings.CutPrefix(s, `\x`); ok {
+			b, err := strconv.ParseUint(rest[:2], 16, 8)
+			if err != nil {
+				return "", false
+			}
+			name.WriteByte(byte(b))
+			s = rest[2:]
+			continue
+		}
+		name.WriteByte(s[0])
+		s = s[1:]
+	}
+	return name.String(), true
+}
+
+// brokerStarted reports whether p runs in the unit dbus-broker-launch
+// started it in, for one of the names p owns.
+func brokerStarted(p watcher.Peer) bool {
+	name, ok := brokerUnitName(p.Unit)
+	return ok && p.Owns(name)
 }
 
 // ownsOnlyActivatable reports whether p owns names and the bus can start
@@ -312,16 +376,18 @@ func (e *Engine) stopDeafCopy(ctx context.Context, r deafRestart, s deafStopping
 }
 
 // replacedBy says who replaced a deaf copy: the bus, when it started the
-// new owner itself (the owner was given the bus's address as
-// DBUS_STARTER_ADDRESS), else just the new owner. The process tree does
-// not tell: dbus-daemon's helper that starts a service exits, and the
-// service is left to init. starter reads a process's
-// DBUS_STARTER_ADDRESS (starterAddress).
+// new owner itself, else just the new owner. The process tree does not
+// tell: dbus-daemon's helper that starts a service exits, and the service
+// is left to init. dbus-daemon gives a service it starts the bus's address
+// as DBUS_STARTER_ADDRESS (starter reads it: starterAddress);
+// dbus-broker's launcher gives none, and has systemd start the service in
+// a unit of its own (brokerStarted).
 func replacedBy(owner watcher.Peer, busAddress string, starter func(pid int) string) string {
 	switch {
 	case owner.PID <= 0:
 		return "its name has a new owner on the new bus"
-	case busAddress != "" && watcher.WithoutGUID(starter(owner.PID)) == watcher.WithoutGUID(busAddress):
+	case busAddress != "" && watcher.WithoutGUID(starter(owner.PID)) == watcher.WithoutGUID(busAddress),
+		brokerStarted(owner):
 		return fmt.Sprintf("the bus started a new one (pid %d)", owner.PID)
 	}
 	return fmt.Sprintf("pid %d owns its name on the new bus", owner.PID)

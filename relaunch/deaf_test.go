@@ -44,12 +44,67 @@ func TestDeafCandidates(t *testing.T) {
 		{"start time unknown", peer(func(p *watcher.Peer) { p.StartTime = 0 }), false},
 		{"pid unknown", peer(func(p *watcher.Peer) { p.PID = 0 }), false},
 		{"in a systemd unit", peer(func(p *watcher.Peer) { p.Unit = "plasma-kglobalaccel.service" }), false},
+		{"in dbus.service, started by dbus-daemon", peer(func(p *watcher.Peer) { p.Unit = "dbus.service" }), false},
+		{"in the unit dbus-broker started it in",
+			peer(func(p *watcher.Peer) { p.Unit = "dbus-:1.2-org.kde.kglobalaccel@0.service" }), true},
+		{"in dbus-broker's unit for another service",
+			peer(func(p *watcher.Peer) { p.Unit = "dbus-:1.2-org.kde.ActivityManager@0.service" }), false},
+		{"in dbus-broker's unit, another user's",
+			peer(func(p *watcher.Peer) { p.Unit, p.UID = "dbus-:1.2-org.kde.kglobalaccel@0.service", uid+1 }), false},
+		{"in dbus-broker's unit, start time unknown",
+			peer(func(p *watcher.Peer) { p.Unit, p.StartTime = "dbus-:1.2-org.kde.kglobalaccel@0.service", 0 }), false},
 		{"had left by itself", peer(func(p *watcher.Peer) { p.MayHaveLeft = true }), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := deafCandidates([]watcher.Peer{tc.peer}, activatable, uid)
 			if (len(got) == 1) != tc.want {
 				t.Errorf("candidates %v, want candidate: %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBrokerUnitName(t *testing.T) {
+	for _, tc := range []struct {
+		unit, name string // name "": not a unit of dbus-broker's
+	}{
+		// As dbus-broker-launch names them (the OnDemand and Stubborn
+		// ones as test/systemd sees them in Debian 12).
+		{"dbus-:1.2-org.kde.kglobalaccel@0.service", "org.kde.kglobalaccel"},
+		{"dbus-:1.2-org.busmedic.test.OnDemand@1.service", "org.busmedic.test.OnDemand"},
+		{"dbus-:1.3-org.freedesktop.portal.IBus@12.service", "org.freedesktop.portal.IBus"},
+		{"dbus-:1.123-org.a_b.C9@0.service", "org.a_b.C9"},
+		// A bus name's "-" is escaped.
+		{`dbus-:1.2-org.busmedic.test.Stubborn\x2dDeaf@0.service`, "org.busmedic.test.Stubborn-Deaf"},
+		{`dbus-:1.2-org.x\x2dy\x2dz.A@3.service`, "org.x-y-z.A"},
+
+		// Look-alikes.
+		{"dbus.service", ""},
+		{"dbus-broker.service", ""},
+		{"dbus-daemon.service", ""},
+		{"dbus-foo.service", ""},
+		{"dbus-foo@1.service", ""},
+		{"dbus-org.freedesktop.Notifications.service", ""}, // an alias for SystemdService=
+		{"dbus-:1.2-org.kde.kglobalaccel.service", ""},     // no instance
+		{"dbus-:1.2-org.kde.kglobalaccel@.service", ""},    // the template
+		{"dbus-:1.2-org.kde.kglobalaccel@x.service", ""},
+		{"dbus-:1.2-org.kde.kglobalaccel@0.scope", ""},
+		{"dbus-1.2-org.kde.kglobalaccel@0.service", ""}, // no unique name
+		{"dbus-:1.2-@0.service", ""},
+		{"dbus-:1.2-org.kde-kglobalaccel@0.service", ""}, // dbus-broker escapes a "-"
+		{"dbus-:1.2-org.kde-org.kde.kglobalaccel@0.service", ""},
+		{"dbus-:a-b.c-org.example.Foo@0.service", ""}, // dbus-broker's unique names are ":1.N"
+		{"dbus-:1.2.3-org.example.Foo@0.service", ""},
+		{`dbus-:1.2-org.kde.k\x2Dga@0.service`, ""}, // systemd writes lower-case hex
+		{`dbus-:1.2-org.kde.k\x2@0.service`, ""},
+		{"app-dbus-:1.2-org.kde.kglobalaccel@0.service", ""},
+		{"plasma-kglobalaccel.service", ""},
+		{"app-org.kde.kglobalaccel@autostart.service", ""},
+	} {
+		t.Run(tc.unit, func(t *testing.T) {
+			name, ok := brokerUnitName(tc.unit)
+			if name != tc.name || ok != (tc.name != "") {
+				t.Errorf("brokerUnitName(%q) = %q, %v; want %q", tc.unit, name, ok, tc.name)
 			}
 		})
 	}
@@ -114,6 +169,15 @@ func TestReplacedBy(t *testing.T) {
 		{"started by this bus", watcher.Peer{PID: 10}, "the bus started a new one (pid 10)"},
 		{"started by another bus", watcher.Peer{PID: 11}, "pid 11 owns its name on the new bus"},
 		{"started by hand", watcher.Peer{PID: 12}, "pid 12 owns its name on the new bus"},
+		{"started by dbus-broker",
+			watcher.Peer{PID: 13, Names: []string{"org.kde.kglobalaccel"}, Unit: "dbus-:1.2-org.kde.kglobalaccel@1.service"},
+			"the bus started a new one (pid 13)"},
+		{"in dbus-broker's unit for another name",
+			watcher.Peer{PID: 14, Names: []string{"org.kde.kglobalaccel"}, Unit: "dbus-:1.2-org.kde.other@1.service"},
+			"pid 14 owns its name on the new bus"},
+		{"in a unit of its own",
+			watcher.Peer{PID: 15, Names: []string{"org.kde.kglobalaccel"}, Unit: "plasma-kglobalaccel.service"},
+			"pid 15 owns its name on the new bus"},
 		{"owner unknown", watcher.Peer{}, "its name has a new owner on the new bus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
