@@ -36,6 +36,10 @@ import (
 // judged again at Resume (the user paused to decide later, not to keep
 // the old copy for ever).
 
+// serviceManagerName is the bus name of systemd, the system's or the
+// user's service manager.
+const serviceManagerName = "org.freedesktop.systemd1"
+
 // deafCandidates picks, from the peers of a restart that no rule covers,
 // the ones that may be deaf old copies of on-demand services: processes of
 // uid, identified by pid and start time, that own names and only names the
@@ -58,6 +62,11 @@ func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid i
 			// brokerStarted.
 		case p.MayHaveLeft:
 			// It had exited when the bus said goodbye.
+		case p.Owns(serviceManagerName):
+			// The user's own systemd: its name is activatable (a
+			// service file says so, for the bus's sake), it runs in
+			// init.scope, in no unit, and it reconnects by itself. It
+			// is never a copy to stop, whoever owns its name first.
 		case !ownsOnlyActivatable(p, activatable):
 			// A name the bus cannot start has no new copy to wait
 			// for; such a process is a rule's business.

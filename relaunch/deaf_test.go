@@ -21,7 +21,7 @@ import (
 
 func TestDeafCandidates(t *testing.T) {
 	uid := currentUID()
-	activatable := map[string]bool{"org.kde.kglobalaccel": true, "org.kde.ActivityManager": true}
+	activatable := map[string]bool{"org.kde.kglobalaccel": true, "org.kde.ActivityManager": true, "org.freedesktop.systemd1": true}
 	peer := func(f func(p *watcher.Peer)) watcher.Peer {
 		p := watcher.Peer{UniqueName: ":1.9", PID: 100, StartTime: 5, UID: uid, Names: []string{"org.kde.kglobalaccel"},
 			Argv: []string{"/usr/bin/kglobalaccel5"}}
@@ -54,6 +54,9 @@ func TestDeafCandidates(t *testing.T) {
 		{"in dbus-broker's unit, start time unknown",
 			peer(func(p *watcher.Peer) { p.Unit, p.StartTime = "dbus-:1.2-org.kde.kglobalaccel@0.service", 0 }), false},
 		{"had left by itself", peer(func(p *watcher.Peer) { p.MayHaveLeft = true }), false},
+		{"the user's systemd, whose name is activatable", peer(func(p *watcher.Peer) {
+			p.Names, p.Argv = []string{"org.freedesktop.systemd1"}, []string{"/lib/systemd/systemd", "--user"}
+		}), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := deafCandidates([]watcher.Peer{tc.peer}, activatable, uid)
