@@ -73,6 +73,9 @@ type Keeper struct {
 	wg     sync.WaitGroup
 	// poll reads and forwards the kept connections; set by Serve.
 	poll *poller
+	// epollWait, if set before Serve, stands in for epoll_wait(2) in the
+	// poller: tests inject its failures.
+	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error)
 
 	mu      sync.Mutex
 	conns   []*conn
@@ -118,9 +121,12 @@ func (k *Keeper) Serve(ctx context.Context, l *net.UnixListener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
-	p, err := newPoller()
+	p, err := newPoller(k.log)
 	if err != nil {
-		return fmt.Errorf("keep: %w", err)
+		return fmt.Errorf("keep: poller: %w", err)
+	}
+	if k.epollWait != nil {
+		p.wait = k.epollWait
 	}
 	k.poll = p
 	k.wg.Go(p.run)

@@ -2,8 +2,11 @@ package keep
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"busmedic/watcher/bustest"
 )
@@ -122,5 +125,81 @@ func TestFrozenAppAtRestart(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("with a frozen kept app, another kept app is not back within %s: %v", waitLimit, err)
 		}
+	}
+}
+
+// TestPollerSurvivesEpollWaitErrors: epoll_wait(2) failing with EINTR,
+// EAGAIN, or an error that says the epoll set itself is broken (here it
+// really is: the set was closed under the poller) must not end the
+// keeper, nor its forwarding: the poller retries, rebuilds its set with
+// every kept socket and goes on. It used to panic, which dropped every
+// kept app's connection.
+func TestPollerSurvivesEpollWaitErrors(t *testing.T) {
+	bus := bustest.New(t)
+	var (
+		mu     sync.Mutex
+		inject []error // failures to return, one per call, first first
+		failed = make(chan struct{})
+	)
+	tk := startKeeperWith(t, bus, func(k *Keeper) {
+		k.epollWait = func(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+			mu.Lock()
+			var err error
+			if len(inject) > 0 {
+				err, inject = inject[0], inject[1:]
+				if len(inject) == 0 {
+					defer close(failed)
+				}
+			}
+			mu.Unlock()
+			if err == unix.EBADF {
+				unix.Close(epfd) // broken for real: a rebuild is needed
+			}
+			if err != nil {
+				return 0, err
+			}
+			return unix.EpollWait(epfd, events, msec)
+		}
+	})
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	requestName(t, app, "org.example.Polled", 0)
+	direct := connect(t, bus.Address())
+	if answerer, _, err := ping(direct, "org.example.Polled"); err != nil || answerer != "app" {
+		t.Fatalf("before: %q %v", answerer, err)
+	}
+
+	mu.Lock()
+	inject = []error{unix.EINTR, unix.EAGAIN, unix.EINVAL, unix.EBADF}
+	mu.Unlock()
+	// The poller waits in epoll_wait now; a message makes it return and
+	// call again, into the failures.
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := ping(direct, "org.example.Polled")
+		done <- err
+	}()
+	select {
+	case <-failed:
+	case <-time.After(waitLimit):
+		t.Fatal("the poller did not wait again within the wait limit")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the call during the failures: %v", err)
+	}
+	for i := range 5 {
+		if answerer, _, err := ping(direct, "org.example.Polled"); err != nil || answerer != "app" {
+			t.Fatalf("after the failures, call %d: %q %v", i, answerer, err)
+		}
+		var id string
+		if err := app.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil {
+			t.Fatalf("after the failures, the app's call %d: %v", i, err)
+		}
+	}
+	// A new kept connection joins the rebuilt set too.
+	late := connect(t, tk.addr)
+	servePinger(t, late, "late")
+	if answerer, _, err := ping(direct, late.Names()[0]); err != nil || answerer != "late" {
+		t.Fatalf("a connection made after the rebuild: %q %v", answerer, err)
 	}
 }
