@@ -224,3 +224,68 @@ func TestHeaderDoesNotAllocateItsClaim(t *testing.T) {
 		t.Errorf("after 1016 bytes of a message that claims 100 MiB, the read buffer is %d bytes", len(s.buf))
 	}
 }
+
+// TestCloseWhileReadingFDs: a socket closed by one goroutine (the
+// replay's clean-up, toDown) while its reader receives messages that
+// carry fds: every fd received is closed once, by one of the two, and the
+// two never touch the list of fds unordered (go test -race). close used
+// to close the unclaimed fds outside the socket's lock, racing the
+// reader's append and its takeFDs: an fd closed twice may be another
+// connection's by the second close.
+func TestCloseWhileReadingFDs(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	msg := withUnixFDs(t, appendMessage(nil, typeSignal, flagNoReplyExpected, 5, &fields{
+		path: "/org/example/Obj", iface: "org.example.Iface", member: "Sig", sender: ":1.7", dest: ":1.1",
+	}, nil), 1)
+	for round := range 50 {
+		a, b := socketPair(t)
+		s := newSock(a)
+		if err := s.block(); err != nil {
+			t.Fatal(err)
+		}
+		const n = 64
+		go func() {
+			for range n {
+				if _, _, err := b.WriteMsgUnix(msg, unix.UnixRights(p[0]), nil); err != nil {
+					return
+				}
+			}
+		}()
+		first := make(chan struct{})
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			for got := 0; ; {
+				if err := s.fill(true); err != nil {
+					return
+				}
+				for {
+					m, _, err := s.next()
+					if err != nil || m == nil {
+						break
+					}
+					fds, err := s.takeFDs(nil, 1)
+					if err != nil {
+						return
+					}
+					closeFDs(fds)
+					if got++; got == 1 {
+						close(first)
+					}
+				}
+			}
+		}()
+		<-first
+		s.close()
+		<-read
+		b.Close()
+		if refs := pipeRefs(t, p[1]); refs != 2 {
+			t.Fatalf("round %d: %d fds of the pipe open after the close, want the test's 2", round, refs)
+		}
+	}
+}
