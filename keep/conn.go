@@ -55,6 +55,9 @@ const (
 	maxNames = 4096
 )
 
+// nameFlagDoNotQueue is RequestName's DBUS_NAME_FLAG_DO_NOT_QUEUE.
+const nameFlagDoNotQueue = 4
+
 // busCall kinds: the app's calls to the bus driver the keeper follows.
 const (
 	callHello = iota + 1
@@ -766,7 +769,12 @@ func (c *conn) driverMsg(msg []byte, h *header, nm *nameMap) (body []byte, consu
 					c.owned[name] = true
 				} else {
 					delete(c.owned, name)
-					delete(c.requested, name)
+					// An owner replaced by another waits in
+					// the name's queue, unless it asked not
+					// to: then it is still to be replayed.
+					if c.requested[name]&nameFlagDoNotQueue != 0 {
+						delete(c.requested, name)
+					}
 				}
 				c.k.changed()
 			}

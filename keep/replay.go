@@ -84,6 +84,13 @@ type replayConn struct {
 	talked       map[string]bool
 	dropped      int // messages dropped while the bus was away
 
+	// requests are the serials of the replayed RequestName calls, by
+	// name; queued are the names it owned that someone else owns now
+	// while it waits in their queue (answered 2): lost, but still asked
+	// for.
+	requests map[string]uint32
+	queued   map[string]bool
+
 	res control.Replay
 	err error
 }
@@ -174,7 +181,18 @@ func (rc *replayConn) stale(msg []byte, h *header) bool {
 			return false
 		}
 		name := r.str()
-		return r.err == nil && (name == rc.current || rc.owned[name])
+		if r.err != nil {
+			return false
+		}
+		if name == rc.current {
+			return true
+		}
+		// A name it owned comes back with its replayed RequestName,
+		// whose reply follows: stale. Once that reply has come (the
+		// app was put in the queue), a NameAcquired is the owner
+		// letting go: news the app must get.
+		serial, asked := rc.requests[name]
+		return rc.owned[name] && (!asked || rc.replies[serial] == nil)
 	case "NameOwnerChanged":
 		r := bodyReader(msg, h, "sss")
 		if r == nil {
@@ -365,7 +383,9 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				w := writer{}
 				w.str(name)
 				w.u32(rc.requested[name])
-				names[rc.call("RequestName", "su", w.b)] = name
+				serial := rc.call("RequestName", "su", w.b)
+				names[serial] = name
+				rc.requests[name] = serial
 			}
 		}
 		if rc.err = rc.wait(); rc.err != nil {
@@ -384,6 +404,12 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				rc.res.Names = append(rc.res.Names, name)
 			case rc.owned[name]:
 				rc.res.Lost = append(rc.res.Lost, name)
+				if v == 2 {
+					// Replaced, as by a RequestName with
+					// REPLACE_EXISTING: the bus keeps it
+					// in the queue, and so does the keeper.
+					rc.queued[name] = true
+				}
 			case v == 2:
 			default:
 				// A name it waited in the queue for and may no longer.
@@ -425,6 +451,8 @@ func snapshot(c *conn) *replayConn {
 		serial:       ownSerialBase,
 		replies:      map[uint32]*ownReply{},
 		dropNOC:      map[string]bool{},
+		requests:     map[string]uint32{},
+		queued:       map[string]bool{},
 		stable:       c.stable,
 		rules:        maps.Clone(c.rules),
 		requested:    maps.Clone(c.requested),
@@ -511,9 +539,11 @@ func (k *Keeper) tell(rc *replayConn, gen uint64, nm *nameMap) error {
 		for _, name := range rc.res.Lost {
 			emit("NameLost", c.stable, name)
 			delete(c.owned, name)
-			delete(c.requested, name)
+			if !rc.queued[name] {
+				delete(c.requested, name)
+			}
 			k.log.Warn("keep: an app lost a name in the bus restart: someone else owns it now",
-				"pid", c.pid, "command", c.command, "name", name)
+				"pid", c.pid, "command", c.command, "name", name, "queued", rc.queued[name])
 		}
 		for _, name := range wellKnown {
 			old := rc.lastOwner[name]
