@@ -197,6 +197,9 @@ func TestWatcherSeesVanishThenAppear(t *testing.T) {
 
 	tk.block()
 	bus.Restart()
+	// The keeper's own connection had the first name on the old bus;
+	// one connection in its place makes svc2 the old owner's namesake.
+	connect(t, bus.Address())
 	svc2 := connect(t, bus.Address())
 	requestName(t, svc2, "org.example.Svc", 0)
 	tk.unblock()
@@ -557,6 +560,7 @@ func TestNewcomerWithAKeptName(t *testing.T) {
 	unique := app.Names()[0]
 	tk.block()
 	bus.Restart()
+	connect(t, bus.Address()) // in the place of the keeper's own connection
 	early := connect(t, bus.Address())
 	servePinger(t, early, "early")
 	if early.Names()[0] != unique {
@@ -703,5 +707,28 @@ func TestReplacedOwnerStaysQueued(t *testing.T) {
 	}
 	if len(queued) != 2 {
 		t.Fatalf("queue of the name on the new bus: %v; want the owner and the replaced app", queued)
+	}
+}
+
+// TestUpWithoutApps: with no app connected the keeper still follows the
+// bus: it reports the bus down when it goes and up when it is back. The
+// report used to say up until an app connected.
+func TestUpWithoutApps(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	for _, stop := range []func(){bus.Stop, bus.Kill} {
+		stop()
+		tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up })
+		if r := tk.Report(); r.Up || len(r.Apps) != 0 {
+			t.Fatalf("with the bus stopped: %+v", r)
+		}
+		bus.Start()
+		tk.waitReport(t, "the bus up again", func(r control.KeptReport) bool { return r.Up })
+	}
+	// And an app connecting now is served at once.
+	app := connect(t, tk.addr)
+	var id string
+	if err := app.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -87,6 +87,9 @@ type Keeper struct {
 	// a kept app may know (see aliasNewcomers), until the next restart.
 	aliases *nameMap
 	closing bool
+	// sentinel is the keeper's own connection to the bus instance gen
+	// while it is up (watchBus).
+	sentinel *sock
 }
 
 // nameMap maps the unique names of kept connections between the bus
@@ -401,7 +404,12 @@ func (k *Keeper) markDown(gen uint64) {
 	wasUp := k.up
 	k.up = false
 	conns := slices.Clone(k.conns)
+	sentinel := k.sentinel
+	k.sentinel = nil
 	k.mu.Unlock()
+	if sentinel != nil {
+		sentinel.close()
+	}
 	if wasUp {
 		k.log.Info("keep: the bus went away; holding the apps' connections", "apps", len(conns))
 	}

@@ -231,12 +231,20 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 			return err
 		}
 	}
+	sentinel, err := k.dialSentinel()
+	if err != nil {
+		return err
+	}
 	k.mu.Lock()
-	if k.gen != gen {
+	if k.gen != gen || k.closing {
 		k.mu.Unlock()
+		sentinel.close()
 		return errors.New("keep: the bus went away during the replay")
 	}
 	k.up, k.busGUID = true, guid
+	old := k.sentinel
+	k.sentinel = sentinel
+	k.wg.Go(func() { k.watchBus(ctx, sentinel, gen, guid) })
 	k.replays = append(k.replays, replays...)
 	var held []*conn
 	for _, c := range k.conns {
@@ -249,11 +257,102 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	k.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
 	for _, c := range held {
 		k.connectFirst(c)
 	}
 	k.changed()
 	return nil
+}
+
+// dialSentinel connects the keeper's own connection to the bus, for
+// watchBus. It says Hello: a connection that does not is dropped by
+// dbus-daemon after auth_timeout, as one that never finished connecting.
+func (k *Keeper) dialSentinel() (*sock, error) {
+	s, _, err := k.dialUp(false, smallRead)
+	if err != nil {
+		return nil, err
+	}
+	rc := &replayConn{up: s, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
+	hello := rc.call("Hello", "", nil)
+	if err := rc.wait(); err != nil {
+		s.close()
+		return nil, fmt.Errorf("keep: sentinel: %w", err)
+	}
+	if rc.replies[hello].str() == "" {
+		s.close()
+		return nil, fmt.Errorf("keep: sentinel: Hello failed: %s", rc.replies[hello].errName)
+	}
+	return s, nil
+}
+
+// watchBus reads the keeper's own connection to the bus instance gen
+// until it ends, and then has the bus marked down, unless the same bus
+// still answers (it dropped this connection alone: another is made).
+// Every kept connection notices the end of its bus too, but while no app
+// is connected only this one does: without it the keeper would report
+// the bus up (or down) long after it went (or came back). It ends with
+// ctx, or when markDown or a later reconnect closes s.
+func (k *Keeper) watchBus(ctx context.Context, s *sock, gen uint64, guid string) {
+	for {
+		err := readAll(ctx, s)
+		k.mu.Lock()
+		mine := k.sentinel == s && k.gen == gen && !k.closing
+		if mine {
+			k.sentinel = nil
+		}
+		k.mu.Unlock()
+		if !mine || ctx.Err() != nil {
+			return
+		}
+		if g, perr := k.probeGUID(); perr != nil || g != guid {
+			k.log.Debug("keep: the bus went away (the keeper's own connection ended)", "err", err)
+			k.markDown(gen)
+			return
+		}
+		k.log.Info("keep: the bus closed the keeper's own connection; making another", "err", err)
+		t := time.NewTimer(backoffMax) // a bus that keeps doing so is not asked at once
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if s, err = k.dialSentinel(); err != nil {
+			// Not there any more: the bus went after all.
+			k.markDown(gen)
+			return
+		}
+		k.mu.Lock()
+		mine = k.gen == gen && !k.closing && k.sentinel == nil
+		if mine {
+			k.sentinel = s
+		}
+		k.mu.Unlock()
+		if !mine {
+			s.close()
+			return
+		}
+	}
+}
+
+// readAll reads s until it fails (the end of the stream, or s closed) or
+// ctx ends, dropping what it reads, and closes s. Nothing the bus sends
+// the keeper's own connection matters (its NameAcquired); it is read so
+// that it does not pile up.
+func readAll(ctx context.Context, s *sock) error {
+	stop := context.AfterFunc(ctx, s.shut)
+	defer stop()
+	var err error
+	for err == nil {
+		if err = s.fill(true); err == nil {
+			s.start = s.end
+		}
+	}
+	s.close()
+	return err
 }
 
 // replay replays the connections down onto the bus with guid, in two
