@@ -343,7 +343,8 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
-	c.sendBounded(toApp, true)
+	// Told before the bus's messages can come: their turns come after.
+	c.tell(toApp)
 	k.wg.Go(func() { c.busStart(up, gen) })
 	return nil
 }
@@ -367,14 +368,14 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 	}
 	if errors.Is(cause, errProtocol) {
 		c.log().Warn("keep: the bus sent what is not D-Bus; disconnecting the app", "err", cause)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	// The same bus still answering means it dropped this connection
 	// alone, as it does to a client that broke its rules.
 	if s, err := k.probeGUID(); err == nil && s == guid && guid != "" {
 		c.log().Info("keep: the bus closed the app's connection", "err", cause)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	k.markDown(gen)
@@ -428,7 +429,7 @@ func (k *Keeper) markDown(gen uint64) {
 	k.wakeUp()
 	for i, c := range conns {
 		if replies[i] != nil {
-			c.sendBounded(replies[i], true)
+			c.tell(replies[i])
 		}
 	}
 }

@@ -379,7 +379,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			}
 			c.mu.Unlock()
 			if replies != nil {
-				c.sendBounded(replies, true)
+				c.tell(replies)
 			}
 		}
 	}()
@@ -700,12 +700,12 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
 	if replies != nil {
-		c.sendBounded(replies, true)
+		c.tell(replies)
 	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	k.log.Warn("keep: replay failed; trying again", "pid", c.pid, "command", c.command, "err", rc.err)

@@ -63,7 +63,12 @@ type sock struct {
 	// small counts the reads since one needed more than readSize.
 	small int
 
-	// wmu orders writes: each batch of messages is written whole.
+	// out is the reader's scratch for the batch of what it read, on its
+	// way to the other side: an upstream's to the app (fromBus).
+	out batch
+
+	// wmu orders writes: each batch of messages is written whole. (An
+	// app's socket is written in the turns of its conn's appTurn.)
 	wmu sync.Mutex
 }
 
@@ -564,7 +569,7 @@ func (o *batch) withFDs(off int, fds []int) {
 // empty reports whether there is nothing to send.
 func (o *batch) empty() bool { return o.len() == 0 }
 
-// send writes the batch to s (whose wmu the caller holds), each message
+// send writes the batch to s (whose wmu, or turn, the caller holds), each message
 // with fds in a sendmsg of its own so that the fds arrive with its first
 // byte, and closes the keeper's copies of the fds. Unless wait, it
 // returns errAgain when s cannot take more without waiting: a later send
