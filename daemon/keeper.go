@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"busmedic/relaunch/control"
 	"busmedic/watcher"
@@ -113,6 +114,17 @@ func RunKeeper(ctx context.Context, cfg KeeperConfig) (err error) {
 			return err
 		}
 	}
+	// The ready file is made before the lock is taken: a keeper that
+	// holds the lock always has one, so a "busmedic keep" that finds
+	// none knows the keeper is of a version before it (keeperListens).
+	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o700); err != nil {
+		return fmt.Errorf("keeper: socket directory: %w", err)
+	}
+	ready, err := os.OpenFile(readyPath(cfg.Socket), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("keeper: ready file: %w", err)
+	}
+	defer ready.Close()
 	ln, lock, err := control.ListenLocked(cfg.Socket)
 	if err != nil {
 		return fmt.Errorf("keeper: %w", err)
@@ -131,6 +143,14 @@ func RunKeeper(ctx context.Context, cfg KeeperConfig) (err error) {
 			_ = os.Remove(cfg.Socket)
 		}
 	}()
+	// It listens: say so to "busmedic keep" by the ready lock, held
+	// until the process ends (or, run last of these, before the socket
+	// is removed and the lock let go of).
+	if err := lockReady(ready); err != nil {
+		ln.Close()
+		return fmt.Errorf("keeper: %w", err)
+	}
+	defer ready.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -371,6 +391,52 @@ func (r *keptReporter) run(ctx context.Context) {
 // keeperStartTimeout bounds how long "busmedic keep" waits for a keeper.
 const keeperStartTimeout = 5 * time.Second
 
+// readyPath is the file a keeper holds locked (flock, exclusive) from the
+// moment it listens on socket until it stops: the lock of socket alone
+// says a keeper holds it, not that the socket file is that keeper's. A
+// keeper that was killed leaves its socket file; the next one removes it
+// once it holds the lock, and listens after, so that meanwhile the lock
+// is held and the file there is the dead keeper's.
+func readyPath(socket string) string { return socket + ".ready" }
+
+// lockReady takes the ready lock of the keeper, waiting if need be: only
+// for a "busmedic keep" asking whether it is held (keeperListens takes
+// a shared lock for a moment), as the keeper holds the socket's lock.
+func lockReady(ready *os.File) error {
+	for {
+		err := unix.Flock(int(ready.Fd()), unix.LOCK_EX)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("lock %s: %w", ready.Name(), err)
+		}
+	}
+}
+
+// keeperListens reports whether a keeper listens on socket: it holds the
+// ready lock. known is false when there is no ready file at all: a
+// keeper of a version before the ready lock may hold the socket's lock.
+func keeperListens(socket string) (listens, known bool, err error) {
+	f, err := os.Open(readyPath(socket))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("ready file: %w", err)
+	}
+	defer f.Close()
+	// A shared lock is refused while the keeper has its exclusive one;
+	// one we get goes with the file.
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true, true, nil
+	case err != nil:
+		return false, true, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return false, true, nil
+}
+
 // EnsureKeeper makes sure a keeper serves socket: if none holds its lock,
 // it runs spawn's command, which starts a keeper detached (in a session of
 // its own, so that it outlives the app and its terminal) with the write
@@ -379,9 +445,19 @@ const keeperStartTimeout = 5 * time.Second
 // keep" at once start one keeper), or why it failed. It gives up after
 // 5 s.
 //
-// It asks the lock rather than connecting: a connection would be a client
+// When the lock is held it waits for the keeper's ready lock (see
+// readyPath): the socket file may still be a killed keeper's, which
+// refuses connections, while its successor starts.
+//
+// It asks the locks rather than connecting: a connection would be a client
 // of the keeper's, from the very pid that is to become the kept app.
 func EnsureKeeper(ctx context.Context, socket string, spawn func() *exec.Cmd) error {
+	return ensureKeeper(ctx, socket, spawn, nil)
+}
+
+// ensureKeeper is EnsureKeeper; waiting, if set, is called each time it
+// waits for a keeper that holds the lock to listen (tests act then).
+func ensureKeeper(ctx context.Context, socket string, spawn func() *exec.Cmd, waiting func()) error {
 	ctx, cancel := context.WithTimeout(ctx, keeperStartTimeout)
 	defer cancel()
 	retry := time.Millisecond
@@ -393,16 +469,24 @@ func EnsureKeeper(ctx context.Context, socket string, spawn func() *exec.Cmd) er
 		if err != nil {
 			return err
 		}
-		if held && isSocket(socket) {
-			return nil
-		}
 		if !held {
 			if _, err := startKeeper(ctx, spawn); err != nil {
 				return err
 			}
 			continue
 		}
-		// The holder of the lock is about to listen.
+		listens, known, err := keeperListens(socket)
+		if err != nil {
+			return err
+		}
+		if (listens || !known) && isSocket(socket) {
+			return nil
+		}
+		// The holder of the lock is about to listen (there is no event
+		// to wait on for a lock being taken).
+		if waiting != nil {
+			waiting()
+		}
 		t := time.NewTimer(retry)
 		select {
 		case <-ctx.Done():

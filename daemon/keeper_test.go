@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"busmedic/relaunch/control"
 	"busmedic/relaunch/control/controltest"
@@ -274,5 +277,104 @@ func TestKeepAddress(t *testing.T) {
 		if got := keepAddress(in); got != want {
 			t.Errorf("keepAddress(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A keeper killed (SIGKILL) leaves its socket file. A "busmedic keep"
+// that comes while the next keeper has taken the lock but does not
+// listen yet must wait for it to listen, not take the dead keeper's
+// socket (which refuses connections) for the new keeper's.
+func TestEnsureKeeperWaitsForTheNewKeeper(t *testing.T) {
+	dir := keeperDir(t)
+	socket := filepath.Join(dir, "keep-session.sock")
+	// The dead keeper's leftovers: its socket file, and its ready file,
+	// unlocked.
+	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.SetUnlinkOnClose(false)
+	dead.Close()
+	ready, err := os.OpenFile(readyPath(socket), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	// The new keeper has the lock, and is about to listen.
+	lock, err := os.OpenFile(socket+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+
+	waiting := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- ensureKeeper(context.Background(), socket, func() *exec.Cmd {
+			t.Error("a keeper was started while one held the lock")
+			return exec.Command("false")
+		}, func() { once.Do(func() { close(waiting) }) })
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("EnsureKeeper returned %v while the socket was still the dead keeper's", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("EnsureKeeper neither waited nor returned within 10s")
+	}
+	// The new keeper listens, as RunKeeper does: the dead socket
+	// replaced, then the ready lock.
+	if err := os.Remove(socket); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := lockReady(ready); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("EnsureKeeper: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("EnsureKeeper did not return within 10s of the keeper listening")
+	}
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatalf("the socket EnsureKeeper agreed to: %v", err)
+	}
+	c.Close()
+}
+
+// A running keeper holds its ready lock, and lets go of it when it
+// stops; EnsureKeeper takes it at its word.
+func TestKeeperReadyLock(t *testing.T) {
+	dir := keeperDir(t)
+	socket := filepath.Join(dir, "keep-session.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	_, done := runKeeper(t, ctx, dir)
+	if listens, known, err := keeperListens(socket); !listens || !known || err != nil {
+		t.Fatalf("a running keeper: listens %v, known %v, %v", listens, known, err)
+	}
+	if err := EnsureKeeper(ctx, socket, func() *exec.Cmd {
+		t.Error("a keeper was started while one listened")
+		return exec.Command("false")
+	}); err != nil {
+		t.Fatalf("EnsureKeeper with a keeper running: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if listens, known, err := keeperListens(socket); listens || !known || err != nil {
+		t.Fatalf("a stopped keeper: listens %v, known %v, %v", listens, known, err)
 	}
 }

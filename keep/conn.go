@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -48,12 +47,27 @@ const (
 	// waits for the bus; past it the app is disconnected, as the bus
 	// would for its own queue.
 	maxQueue = 64 << 20
-	// appWriteTimeout bounds how long an app may leave unread what the
-	// keeper itself tells it.
-	appWriteTimeout = 5 * time.Second
+	// maxOwed and maxOwedBatches bound what the keeper itself has to
+	// tell an app that does not read (NoServer errors, the signals of
+	// replays), kept for it meanwhile. A real bus never gives up on a
+	// client for being slow: it queues what the client does not read,
+	// and only past a quota (dbus-daemon's max_outgoing_bytes, 1 GB on
+	// the session bus; dbus-broker's per-user quota) it refuses more
+	// (dbus-daemon: LimitsExceeded to the sender) or, for a reply or a
+	// signal the client asked for, disconnects it (dbus-broker: "does
+	// not have the resources to receive a reply it requested"). What the
+	// keeper tells an app is such replies and signals, so past these
+	// bounds the app is disconnected. Messages from the bus are not
+	// counted: for those the keeper stops reading the app's upstream,
+	// and the bus queues them and applies its own limits.
+	maxOwed        = 16 << 20
+	maxOwedBatches = 1024
 	// maxNames bounds the names remembered as watched or talked to.
 	maxNames = 4096
 )
+
+// nameFlagDoNotQueue is RequestName's DBUS_NAME_FLAG_DO_NOT_QUEUE.
+const nameFlagDoNotQueue = 4
 
 // busCall kinds: the app's calls to the bus driver the keeper follows.
 const (
@@ -69,6 +83,63 @@ const (
 	callListNames
 	callOther
 )
+
+// turns orders the writers of an app's socket, first come first served.
+// A writer takes its turn (take) while it holds the connection's lock, so
+// that batches reach the app in the order they were read, and waits for
+// it (on the channel take returns) after letting go of that lock: an app
+// that does not read makes its own writers wait, never a lock that
+// others need (markDown, Report, the replay take every connection's).
+// Waiting for a turn ends when the turns before it end, which an app
+// that does not read ends by being disconnected (its socket shut, every
+// write fails at once).
+type turns struct {
+	mu      sync.Mutex
+	busy    bool
+	waiting []chan struct{}
+}
+
+// take returns nil if the socket is the caller's now, or a channel
+// closed when it is. Either way the caller calls done once it is through.
+// Only a writer that must wait allocates.
+func (t *turns) take() chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.busy {
+		t.busy = true
+		return nil
+	}
+	ch := make(chan struct{})
+	t.waiting = append(t.waiting, ch)
+	return ch
+}
+
+// done hands the socket to the next writer in line.
+func (t *turns) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.waiting) == 0 {
+		t.busy = false
+		return
+	}
+	next := t.waiting[0]
+	t.waiting[0] = nil
+	t.waiting = t.waiting[1:]
+	close(next)
+}
+
+// yourTurn is a turn already had.
+var yourTurn = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// owed is a batch the keeper tells an app, waiting for the app to read.
+type owed struct {
+	b    *batch
+	turn chan struct{}
+}
 
 // busCall is a call of the app to the bus driver waiting for its reply.
 type busCall struct {
@@ -92,7 +163,9 @@ type conn struct {
 	since     time.Time
 	closeOnce sync.Once
 
-	// mu guards what follows. Lock order: Keeper.mu, conn.mu, sock.wmu.
+	// mu guards what follows. Lock order: Keeper.mu, conn.mu, then an
+	// upstream's sock.wmu, omu, turns.mu (the app's writers wait for
+	// their turn holding none of these).
 	mu    sync.Mutex
 	state connState
 	up    *sock
@@ -120,9 +193,22 @@ type conn struct {
 	lastReplay      *control.Replay
 	replayFails     int
 
-	// Scratch of the forwarding, one per direction (the poller, or the
-	// goroutine it left a batch to), reused for every batch.
-	toBus, toApp, replies batch
+	// Scratch of the forwarding from the app (the poller, or the
+	// goroutine it left a batch to), reused for every batch. (The
+	// forwarding from the bus has its scratch in each upstream socket:
+	// the batch of the upstream of a bus that went away may still be on
+	// its way to the app when the next upstream's first comes.)
+	toBus, replies batch
+
+	// appTurn orders the writers to the app.
+	appTurn turns
+	// omu guards what the keeper owes the app (tell), in the order of
+	// the batches' turns; drain writes it, one goroutine at a time.
+	omu         sync.Mutex
+	owed        []owed
+	owedBytes   int // of the batches owed, the one drain writes too
+	owedBatches int // the same
+	owedDrainer bool
 }
 
 func newConn(k *Keeper, nc *net.UnixConn) *conn {
@@ -281,7 +367,7 @@ func (c *conn) fromApp(wait bool) error {
 	} else {
 		c.mu.Unlock()
 	}
-	return c.sendBounded(&c.replies, wait)
+	return c.sendReplies(wait)
 }
 
 // toBusTail finishes the app's batch to the bus (up.wmu held) and what
@@ -289,76 +375,139 @@ func (c *conn) fromApp(wait bool) error {
 func (c *conn) toBusTail(up *sock) {
 	up.send(&c.toBus, true, time.Time{})
 	up.wmu.Unlock()
-	c.sendBounded(&c.replies, true)
+	c.sendReplies(true)
 	c.app.resume()
 }
 
-// sendBounded writes to the app what the keeper says itself (errors,
-// signals of a replay), giving up on an app that does not read for
-// appWriteTimeout: it would hold up the keeper's work for everyone.
-// Unless wait (the poller's call, from fromApp), it returns errAgain if
-// it left the writing to a goroutine, which resumes the app's side when
-// done.
-func (c *conn) sendBounded(b *batch, wait bool) error {
+// sendReplies writes to the app the keeper's answers to what fromApp
+// read (c.replies), in their turn. The caller reads the app: with wait,
+// it waits for its turn and the write (an app that does not read holds
+// up its own connection only); without (the poller), it returns errAgain
+// if it left the writing to a goroutine, which resumes the app's side
+// when done.
+func (c *conn) sendReplies(wait bool) error {
+	b := &c.replies
 	if b.empty() {
-		closeFDs(b.fds)
 		return nil
 	}
-	deadline := time.Now().Add(appWriteTimeout)
-	if !wait && !c.app.wmu.TryLock() {
-		c.app.pause()
-		c.k.wg.Go(func() {
-			c.app.wmu.Lock()
-			c.boundedTail(b, deadline)
-			c.app.resume()
-		})
-		return errAgain
+	turn := c.appTurn.take()
+	if turn != nil {
+		if !wait {
+			c.app.pause()
+			c.k.wg.Go(func() {
+				<-turn
+				c.repliesTail()
+			})
+			return errAgain
+		}
+		<-turn
 	}
-	if wait && !lockBy(&c.app.wmu, deadline) {
-		// Another batch to the app has waited that long already (the
-		// bus's, whose writer waits as long as the app does not read).
-		closeFDs(b.fds)
-		b.fds = b.fds[:0]
-		c.boundedFailed(os.ErrDeadlineExceeded)
-		return nil
-	}
-	err := c.app.send(b, wait, deadline)
+	err := c.app.send(b, wait, time.Time{})
 	if err == errAgain {
 		c.app.pause()
-		c.k.wg.Go(func() {
-			c.boundedTail(b, deadline)
-			c.app.resume()
-		})
+		c.k.wg.Go(c.repliesTail)
 		return errAgain
 	}
-	c.app.wmu.Unlock()
-	c.boundedFailed(err)
+	c.appTurn.done()
+	if err != nil {
+		c.disconnect()
+	}
 	return nil
 }
 
-// lockBy locks mu, unless deadline passes first.
-func lockBy(mu *sync.Mutex, deadline time.Time) bool {
-	for d := time.Millisecond; !mu.TryLock(); d = min(2*d, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(d)
-	}
-	return true
-}
-
-// boundedTail finishes sendBounded's write (c.app.wmu held).
-func (c *conn) boundedTail(b *batch, deadline time.Time) {
-	err := c.app.send(b, true, deadline)
-	c.app.wmu.Unlock()
-	c.boundedFailed(err)
-}
-
-func (c *conn) boundedFailed(err error) {
+// repliesTail finishes sendReplies' write in its turn, then resumes the
+// app's side.
+func (c *conn) repliesTail() {
+	err := c.app.send(&c.replies, true, time.Time{})
+	c.appTurn.done()
 	if err != nil {
-		c.log().Warn("keep: the app does not read what the keeper tells it; disconnecting it", "err", err)
-		c.app.shut()
+		c.disconnect()
 	}
+	c.app.resume()
+}
+
+// tell writes to the app what the keeper says itself (NoServer errors,
+// the signals of a replay), in its turn, from any goroutine, and never
+// waits: the callers (markDown, the reconnect loop) work for every kept
+// app, and one that does not read must not hold them up. What the app
+// cannot take now is kept for it and written by drain, up to maxOwed
+// (see there); b is the app's from here.
+func (c *conn) tell(b *batch) {
+	if b.empty() {
+		closeFDs(b.fds)
+		return
+	}
+	// The turn is taken under omu, so that the owed batches are in the
+	// order of their turns: drain waits for each in that order.
+	c.omu.Lock()
+	turn := c.appTurn.take()
+	if turn == nil {
+		err := c.app.send(b, false, time.Time{})
+		if err != errAgain {
+			c.appTurn.done()
+			c.omu.Unlock()
+			if err != nil {
+				c.disconnect()
+			}
+			return
+		}
+		turn = yourTurn
+	}
+	n := b.len() - b.pos
+	over := c.owedBytes+n > maxOwed || c.owedBatches >= maxOwedBatches
+	c.owed = append(c.owed, owed{b: b, turn: turn})
+	c.owedBytes += n
+	c.owedBatches++
+	owedBytes, owedBatches := c.owedBytes, c.owedBatches
+	start := !c.owedDrainer
+	c.owedDrainer = true
+	c.omu.Unlock()
+	if over {
+		c.log().Warn("keep: the app does not read what the keeper tells it, past its quota; disconnecting it, as the bus would",
+			"owed_bytes", owedBytes, "owed_batches", owedBatches)
+		// The batch stays owed: drain hands its turn on.
+		c.disconnect()
+	}
+	if start {
+		c.k.wg.Go(c.drain)
+	}
+}
+
+// drain writes what the keeper owes the app, each batch in its turn,
+// until it owes nothing. A write fails at once once the app is
+// disconnected, so drain ends with the connection.
+func (c *conn) drain() {
+	for {
+		c.omu.Lock()
+		if len(c.owed) == 0 {
+			c.owedDrainer = false
+			c.omu.Unlock()
+			return
+		}
+		o := c.owed[0]
+		c.owed[0] = owed{}
+		c.owed = c.owed[1:]
+		c.omu.Unlock()
+		<-o.turn
+		n := o.b.len() - o.b.pos
+		err := c.app.send(o.b, true, time.Time{})
+		c.appTurn.done()
+		c.omu.Lock()
+		c.owedBytes -= n
+		c.owedBatches--
+		c.omu.Unlock()
+		if err != nil {
+			c.disconnect()
+		}
+	}
+}
+
+// disconnect ends the connection from any goroutine, holding any lock:
+// its socket is shut at once (so that every write to it fails and every
+// wait for a turn ends), the rest of close is left to a goroutine.
+func (c *conn) disconnect() {
+	c.app.shut()
+	c.k.wg.Go(c.close)
 }
 
 // refuse answers a call made while the bus is away into replies, at
@@ -598,7 +747,7 @@ func (c *conn) fromBus(up *sock, wait bool) error {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}
-	out := &c.toApp
+	out := &up.out
 	out.reset(up.buf, up.start)
 	nm := c.k.names.Load()
 	for {
@@ -621,40 +770,50 @@ func (c *conn) fromBus(up *sock, wait bool) error {
 		}
 		c.busMsg(out, msg, off, &h, fds, nm)
 	}
-	if !wait && !c.app.wmu.TryLock() {
-		up.pause()
-		c.k.wg.Go(func() {
-			c.app.wmu.Lock()
-			c.mu.Unlock()
-			c.toAppTail(up)
-		})
-		return errAgain
+	if out.empty() {
+		c.mu.Unlock()
+		closeFDs(out.fds)
+		out.fds = out.fds[:0]
+		return nil
 	}
-	if wait {
-		c.app.wmu.Lock()
-	}
+	// The turn is taken under c.mu, so that batches reach the app in
+	// the order read, and waited for without it (see turns).
+	turn := c.appTurn.take()
 	c.mu.Unlock()
+	if turn != nil {
+		if !wait {
+			up.pause()
+			c.k.wg.Go(func() {
+				<-turn
+				c.toAppTail(up)
+			})
+			return errAgain
+		}
+		<-turn
+	}
 	err := c.app.send(out, wait, time.Time{})
 	if err == errAgain {
 		up.pause()
 		c.k.wg.Go(func() { c.toAppTail(up) })
 		return errAgain
 	}
-	c.app.wmu.Unlock()
+	c.appTurn.done()
 	if err != nil {
-		// The app's side failed: its reader ends the connection.
-		c.app.shut()
+		c.disconnect()
 	}
 	return nil
 }
 
-// toAppTail finishes the bus's batch to the app (c.app.wmu held), then
-// resumes up.
+// toAppTail finishes the bus's batch to the app in its turn, then
+// resumes up. It waits as long as the app does not read: meanwhile up
+// is not read, and the bus queues what comes for the app, as it would
+// for the app itself, under its own limits.
 func (c *conn) toAppTail(up *sock) {
-	if err := c.app.send(&c.toApp, true, time.Time{}); err != nil {
-		c.app.shut()
+	err := c.app.send(&up.out, true, time.Time{})
+	c.appTurn.done()
+	if err != nil {
+		c.disconnect()
 	}
-	c.app.wmu.Unlock()
 	up.resume()
 }
 
@@ -766,7 +925,12 @@ func (c *conn) driverMsg(msg []byte, h *header, nm *nameMap) (body []byte, consu
 					c.owned[name] = true
 				} else {
 					delete(c.owned, name)
-					delete(c.requested, name)
+					// An owner replaced by another waits in
+					// the name's queue, unless it asked not
+					// to: then it is still to be replayed.
+					if c.requested[name]&nameFlagDoNotQueue != 0 {
+						delete(c.requested, name)
+					}
 				}
 				c.k.changed()
 			}
@@ -894,7 +1058,7 @@ func (c *conn) down() {
 	}
 	replies := c.toDown()
 	c.mu.Unlock()
-	c.sendBounded(replies, true)
+	c.tell(replies)
 }
 
 // toDown is down with c.mu held: it also answers the calls queued during

@@ -34,6 +34,13 @@ type testKeeper struct {
 // startKeeper serves a Keeper of bus for the test, stopped at its end.
 func startKeeper(t *testing.T, bus *bustest.Bus) *testKeeper {
 	t.Helper()
+	return startKeeperWith(t, bus, nil)
+}
+
+// startKeeperWith is startKeeper with setup run on the Keeper before it
+// serves (to set its test hooks).
+func startKeeperWith(t *testing.T, bus *bustest.Bus, setup func(*Keeper)) *testKeeper {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "keep.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -62,6 +69,9 @@ func startKeeper(t *testing.T, bus *bustest.Bus) *testKeeper {
 			}
 		},
 	})
+	if setup != nil {
+		setup(tk.Keeper)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tk.Serve(ctx, l) }()

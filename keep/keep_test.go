@@ -197,6 +197,9 @@ func TestWatcherSeesVanishThenAppear(t *testing.T) {
 
 	tk.block()
 	bus.Restart()
+	// The keeper's own connection had the first name on the old bus;
+	// one connection in its place makes svc2 the old owner's namesake.
+	connect(t, bus.Address())
 	svc2 := connect(t, bus.Address())
 	requestName(t, svc2, "org.example.Svc", 0)
 	tk.unblock()
@@ -557,6 +560,7 @@ func TestNewcomerWithAKeptName(t *testing.T) {
 	unique := app.Names()[0]
 	tk.block()
 	bus.Restart()
+	connect(t, bus.Address()) // in the place of the keeper's own connection
 	early := connect(t, bus.Address())
 	servePinger(t, early, "early")
 	if early.Names()[0] != unique {
@@ -576,5 +580,155 @@ func TestNewcomerWithAKeptName(t *testing.T) {
 	}
 	if answerer, _, err := ping(app, unique); err != nil || answerer != "app" {
 		t.Errorf("kept app -> itself by %s: %q %v", unique, answerer, err)
+	}
+}
+
+// TestQueuedNameStaysQueued: an app that owned a name (queueing allowed)
+// finds it taken on the new bus: its replayed RequestName is answered 2
+// (in the queue). It is told NameLost, as an owner replaced by someone
+// else is, but stays in the queue: when the name is released it gets
+// NameAcquired from the bus and owns the name, and a restart after that
+// replays the name again. The queue entry used to be forgotten, so the
+// name was never asked for again after the next restart.
+func TestQueuedNameStaysQueued(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	signals := make(chan *dbus.Signal, 100)
+	app.Signal(signals)
+	requestName(t, app, "org.example.Queued", 0)
+
+	tk.block()
+	bus.Restart()
+	thief := connect(t, bus.Address())
+	requestName(t, thief, "org.example.Queued", dbus.NameFlagDoNotQueue)
+	tk.unblock()
+	replays := tk.waitReplay(t)
+	if len(replays) != 1 || !slices.Equal(replays[0].Lost, []string{"org.example.Queued"}) {
+		t.Fatalf("replays: %+v", replays)
+	}
+	nextSignal(t, signals, "NameLost", func(s *dbus.Signal) bool {
+		return s.Name == "org.freedesktop.DBus.NameLost" && len(s.Body) == 1 && s.Body[0] == "org.example.Queued"
+	})
+	var queued []string
+	if err := thief.BusObject().Call("org.freedesktop.DBus.ListQueuedOwners", 0, "org.example.Queued").Store(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 2 || queued[0] != thief.Names()[0] {
+		t.Fatalf("queue on the bus: %v; want the thief, then the kept app", queued)
+	}
+
+	// The thief lets go: the app is the owner, and is told so by the bus.
+	var released uint32
+	if err := thief.BusObject().Call("org.freedesktop.DBus.ReleaseName", 0, "org.example.Queued").Store(&released); err != nil || released != 1 {
+		t.Fatalf("ReleaseName: %d %v", released, err)
+	}
+	acquired := nextSignal(t, signals, "NameAcquired", func(s *dbus.Signal) bool {
+		return s.Name == "org.freedesktop.DBus.NameAcquired" && len(s.Body) == 1 && s.Body[0] == "org.example.Queued"
+	})
+	if acquired.Sender != "org.freedesktop.DBus" {
+		t.Errorf("NameAcquired from %q, want the bus", acquired.Sender)
+	}
+	tk.waitReport(t, "the app owning the name", func(r control.KeptReport) bool {
+		return len(r.Apps) == 1 && slices.Equal(r.Apps[0].Names, []string{"org.example.Queued"})
+	})
+
+	// The next restart replays it.
+	bus.Restart()
+	replays = tk.waitReplay(t)
+	if len(replays) != 1 || !slices.Equal(replays[0].Names, []string{"org.example.Queued"}) || len(replays[0].Lost) != 0 {
+		t.Fatalf("second restart: replays %+v; want the name replayed", replays)
+	}
+	direct := connect(t, bus.Address())
+	if answerer, _, err := ping(direct, "org.example.Queued"); err != nil || answerer != "app" {
+		t.Fatalf("after the second restart, the name reaches %q (%v), want the kept app", answerer, err)
+	}
+}
+
+// TestQueuedNameReplayedQueued: an app waiting in a name's queue (not
+// the owner) is put back in the queue after a restart, and gets the name
+// when its owner lets go.
+func TestQueuedNameReplayedQueued(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	owner := connect(t, bus.Address())
+	requestName(t, owner, "org.example.Waited", 0)
+	app := connect(t, tk.addr)
+	servePinger(t, app, "app")
+	signals := make(chan *dbus.Signal, 100)
+	app.Signal(signals)
+	if reply, err := app.RequestName("org.example.Waited", 0); err != nil || reply != dbus.RequestNameReplyInQueue {
+		t.Fatalf("RequestName: %v %v, want in the queue", reply, err)
+	}
+
+	// Killed: a bus stopped in order would first say goodbye for the
+	// owner, and hand the name to the app.
+	tk.block()
+	bus.Kill()
+	bus.Start()
+	owner2 := connect(t, bus.Address())
+	requestName(t, owner2, "org.example.Waited", 0)
+	tk.unblock()
+	if replays := tk.waitReplay(t); len(replays) != 1 || len(replays[0].Lost) != 0 || len(replays[0].Names) != 0 {
+		t.Fatalf("replays: %+v", replays)
+	}
+	var released uint32
+	if err := owner2.BusObject().Call("org.freedesktop.DBus.ReleaseName", 0, "org.example.Waited").Store(&released); err != nil || released != 1 {
+		t.Fatalf("ReleaseName: %d %v", released, err)
+	}
+	nextSignal(t, signals, "NameAcquired", func(s *dbus.Signal) bool {
+		return s.Name == "org.freedesktop.DBus.NameAcquired" && len(s.Body) == 1 && s.Body[0] == "org.example.Waited"
+	})
+	if answerer, _, err := ping(owner2, "org.example.Waited"); err != nil || answerer != "app" {
+		t.Fatalf("the name reaches %q (%v), want the kept app", answerer, err)
+	}
+}
+
+// TestReplacedOwnerStaysQueued: an owner replaced on the bus (it allowed
+// replacement, another asked to replace it) is told NameLost and waits in
+// the name's queue; after a restart it is in the queue again.
+func TestReplacedOwnerStaysQueued(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	app := connect(t, tk.addr)
+	requestName(t, app, "org.example.Replaced", dbus.NameFlagAllowReplacement)
+	other := connect(t, tk.addr)
+	servePinger(t, other, "other")
+	requestName(t, other, "org.example.Replaced", dbus.NameFlagReplaceExisting)
+
+	bus.Kill()
+	bus.Start()
+	tk.waitReplay(t)
+	direct := connect(t, bus.Address())
+	var queued []string
+	if err := direct.BusObject().Call("org.freedesktop.DBus.ListQueuedOwners", 0, "org.example.Replaced").Store(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 2 {
+		t.Fatalf("queue of the name on the new bus: %v; want the owner and the replaced app", queued)
+	}
+}
+
+// TestUpWithoutApps: with no app connected the keeper still follows the
+// bus: it reports the bus down when it goes and up when it is back. The
+// report used to say up until an app connected.
+func TestUpWithoutApps(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	for _, stop := range []func(){bus.Stop, bus.Kill} {
+		stop()
+		tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up })
+		if r := tk.Report(); r.Up || len(r.Apps) != 0 {
+			t.Fatalf("with the bus stopped: %+v", r)
+		}
+		bus.Start()
+		tk.waitReport(t, "the bus up again", func(r control.KeptReport) bool { return r.Up })
+	}
+	// And an app connecting now is served at once.
+	app := connect(t, tk.addr)
+	var id string
+	if err := app.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil {
+		t.Fatal(err)
 	}
 }

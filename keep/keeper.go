@@ -73,6 +73,9 @@ type Keeper struct {
 	wg     sync.WaitGroup
 	// poll reads and forwards the kept connections; set by Serve.
 	poll *poller
+	// epollWait, if set before Serve, stands in for epoll_wait(2) in the
+	// poller: tests inject its failures.
+	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error)
 
 	mu      sync.Mutex
 	conns   []*conn
@@ -84,6 +87,9 @@ type Keeper struct {
 	// a kept app may know (see aliasNewcomers), until the next restart.
 	aliases *nameMap
 	closing bool
+	// sentinel is the keeper's own connection to the bus instance gen
+	// while it is up (watchBus).
+	sentinel *sock
 }
 
 // nameMap maps the unique names of kept connections between the bus
@@ -149,9 +155,12 @@ func (k *Keeper) Serve(ctx context.Context, l *net.UnixListener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
-	p, err := newPoller()
+	p, err := newPoller(k.log)
 	if err != nil {
-		return fmt.Errorf("keep: %w", err)
+		return fmt.Errorf("keep: poller: %w", err)
+	}
+	if k.epollWait != nil {
+		p.wait = k.epollWait
 	}
 	k.poll = p
 	k.wg.Go(p.run)
@@ -365,7 +374,8 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
-	c.sendBounded(toApp, true)
+	// Told before the bus's messages can come: their turns come after.
+	c.tell(toApp)
 	k.wg.Go(func() { c.busStart(up, gen) })
 	return nil
 }
@@ -389,14 +399,14 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 	}
 	if errors.Is(cause, errProtocol) {
 		c.log().Warn("keep: the bus sent what is not D-Bus; disconnecting the app", "err", cause)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	// The same bus still answering means it dropped this connection
 	// alone, as it does to a client that broke its rules.
 	if s, err := k.probeGUID(); err == nil && s == guid && guid != "" {
 		c.log().Info("keep: the bus closed the app's connection", "err", cause)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	k.markDown(gen)
@@ -426,7 +436,12 @@ func (k *Keeper) markDown(gen uint64) {
 	wasUp := k.up
 	k.up = false
 	conns := slices.Clone(k.conns)
+	sentinel := k.sentinel
+	k.sentinel = nil
 	k.mu.Unlock()
+	if sentinel != nil {
+		sentinel.close()
+	}
 	if wasUp {
 		k.log.Info("keep: the bus went away; holding the apps' connections", "apps", len(conns))
 	}
@@ -445,7 +460,7 @@ func (k *Keeper) markDown(gen uint64) {
 	k.wakeUp()
 	for i, c := range conns {
 		if replies[i] != nil {
-			c.sendBounded(replies[i], true)
+			c.tell(replies[i])
 		}
 	}
 }

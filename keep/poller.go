@@ -1,6 +1,9 @@
 package keep
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"sync"
@@ -27,11 +30,17 @@ import (
 // (resume). So an app that does not read holds up its own connection
 // only, as it did with a goroutine per direction.
 type poller struct {
-	epfd, wakefd int
+	wakefd int
+	log    *slog.Logger
+	// wait is epoll_wait(2); tests put failures in its place.
+	wait func(epfd int, events []unix.EpollEvent, msec int) (int, error)
+	// quit is closed by stop: it ends a back-off after a failed wait.
+	quit chan struct{}
 
 	// mu guards what follows and orders every epoll_ctl(2) with the
-	// closing of epfd.
+	// closing and the replacing (rebuild) of epfd.
 	mu    sync.Mutex
+	epfd  int
 	items map[uint64]pitem
 	next  uint64
 	done  bool
@@ -44,6 +53,10 @@ type pitem struct {
 	s   *sock
 	bus bool
 	gen uint64
+	// paused: taken off the epoll set by pause, until resume; a rebuilt
+	// set must leave it out too, or the poller would read a socket
+	// whose batch another goroutine is finishing.
+	paused bool
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP
@@ -51,23 +64,41 @@ const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP
 // yieldEvery: see poller.run.
 const yieldEvery = 5 * time.Millisecond
 
-func newPoller() (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
+// Back-off after epoll_wait(2) failed with an error that retrying at once
+// would only repeat.
+const (
+	pollBackoffMin = 10 * time.Millisecond
+	pollBackoffMax = time.Second
+)
+
+func newPoller(log *slog.Logger) (*poller, error) {
 	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		unix.Close(epfd)
-		return nil, err
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN} // token 0
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
-		unix.Close(epfd)
+	epfd, err := newEpoll(wakefd)
+	if err != nil {
 		unix.Close(wakefd)
 		return nil, err
 	}
-	return &poller{epfd: epfd, wakefd: wakefd, items: map[uint64]pitem{}}, nil
+	return &poller{
+		epfd: epfd, wakefd: wakefd, items: map[uint64]pitem{},
+		log: log, wait: unix.EpollWait, quit: make(chan struct{}),
+	}, nil
+}
+
+// newEpoll makes an epoll set with wakefd in it, as token 0.
+func newEpoll(wakefd int) (int, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("epoll_create1: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		return -1, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return epfd, nil
 }
 
 func event(events uint32, tok uint64) *unix.EpollEvent {
@@ -134,29 +165,121 @@ func (s *sock) rearm(op int) {
 	s.raw.Control(func(fd uintptr) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if !p.done {
-			unix.EpollCtl(p.epfd, op, int(fd), event(pollEvents, s.tok))
+		if p.done {
+			return
 		}
+		if it, ok := p.items[s.tok]; ok {
+			it.paused = op == unix.EPOLL_CTL_DEL
+			p.items[s.tok] = it
+		}
+		unix.EpollCtl(p.epfd, op, int(fd), event(pollEvents, s.tok))
 	})
 }
 
 // stop ends run. The sockets still registered stay open.
 func (p *poller) stop() {
 	p.mu.Lock()
-	p.done = true
+	if !p.done {
+		p.done = true
+		close(p.quit)
+	}
 	p.mu.Unlock()
 	unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+}
+
+// finish ends run: it closes the epoll set and the wake fd. The sockets
+// stay open: they are their connections' to close.
+func (p *poller) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.items)
+	unix.Close(p.epfd)
+	unix.Close(p.wakefd)
+}
+
+// waitFailed is run's answer to a failed epoll_wait(2). EINTR and EAGAIN
+// are retried at once. Any other error (EBADF, EINVAL, EFAULT: the
+// epoll set itself is broken, which no kept connection can cause) is
+// logged, waited on with a back-off so that a lasting failure does not
+// spin, and answered with a new epoll set holding every socket the
+// poller reads: the keeper must not die, nor stop forwarding, with every
+// kept app's connection in its hands. It returns the next back-off, and
+// false once stop was called.
+func (p *poller) waitFailed(err error, backoff time.Duration) (time.Duration, bool) {
+	if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+		return backoff, true
+	}
+	p.log.Error("keep: epoll_wait failed; rebuilding the poller's epoll set", "err", err, "retry_in", backoff)
+	t := time.NewTimer(backoff)
+	select {
+	case <-p.quit:
+		t.Stop()
+		return backoff, false
+	case <-t.C:
+	}
+	next := min(2*backoff, pollBackoffMax)
+	if rerr := p.rebuild(); rerr != nil {
+		p.log.Error("keep: rebuilding the poller's epoll set failed; retrying", "err", rerr)
+		return next, true
+	}
+	return next, true
+}
+
+// rebuild replaces the epoll set with a new one holding the wake fd and
+// every socket the poller reads but has not paused. A socket made
+// readable meanwhile is reported by the new set at once (epoll is level
+// triggered here), so nothing is lost.
+func (p *poller) rebuild() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return nil
+	}
+	epfd, err := newEpoll(p.wakefd)
+	if err != nil {
+		return err
+	}
+	for tok, it := range p.items {
+		if it.paused {
+			continue
+		}
+		var cerr error
+		// Control keeps the fd from being closed meanwhile; a socket
+		// closed already is being taken out (del waits for p.mu).
+		if it.s.raw.Control(func(fd uintptr) {
+			cerr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), event(pollEvents, tok))
+		}) != nil {
+			continue
+		}
+		if cerr != nil {
+			unix.Close(epfd)
+			return fmt.Errorf("epoll_ctl: %w", cerr)
+		}
+	}
+	unix.Close(p.epfd)
+	p.epfd = epfd
+	return nil
 }
 
 // run reads and forwards until stop.
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 128)
 	var woke, yielded time.Time
+	backoff := pollBackoffMin
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil && err != unix.EINTR {
-			panic("keep: epoll_wait: " + err.Error())
+		p.mu.Lock()
+		epfd := p.epfd
+		p.mu.Unlock()
+		n, err := p.wait(epfd, events, -1)
+		if err != nil {
+			var ok bool
+			if backoff, ok = p.waitFailed(err, backoff); !ok {
+				p.finish()
+				return
+			}
+			continue
 		}
+		backoff = pollBackoffMin
 		// The runtime takes the P of a goroutine that has run for 10 ms
 		// without being scheduled anew as soon as it is in a syscall,
 		// even with other Ps idle; then each wake costs the wake of its
@@ -172,10 +295,8 @@ func (p *poller) run() {
 			tok := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			p.mu.Lock()
 			if tok == 0 && p.done {
-				clear(p.items)
-				unix.Close(p.epfd)
-				unix.Close(p.wakefd)
 				p.mu.Unlock()
+				p.finish()
 				return
 			}
 			it, ok := p.items[tok]

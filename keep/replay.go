@@ -84,6 +84,13 @@ type replayConn struct {
 	talked       map[string]bool
 	dropped      int // messages dropped while the bus was away
 
+	// requests are the serials of the replayed RequestName calls, by
+	// name; queued are the names it owned that someone else owns now
+	// while it waits in their queue (answered 2): lost, but still asked
+	// for.
+	requests map[string]uint32
+	queued   map[string]bool
+
 	res control.Replay
 	err error
 }
@@ -174,7 +181,18 @@ func (rc *replayConn) stale(msg []byte, h *header) bool {
 			return false
 		}
 		name := r.str()
-		return r.err == nil && (name == rc.current || rc.owned[name])
+		if r.err != nil {
+			return false
+		}
+		if name == rc.current {
+			return true
+		}
+		// A name it owned comes back with its replayed RequestName,
+		// whose reply follows: stale. Once that reply has come (the
+		// app was put in the queue), a NameAcquired is the owner
+		// letting go: news the app must get.
+		serial, asked := rc.requests[name]
+		return rc.owned[name] && (!asked || rc.replies[serial] == nil)
 	case "NameOwnerChanged":
 		r := bodyReader(msg, h, "sss")
 		if r == nil {
@@ -213,12 +231,20 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 			return err
 		}
 	}
+	sentinel, err := k.dialSentinel()
+	if err != nil {
+		return err
+	}
 	k.mu.Lock()
-	if k.gen != gen {
+	if k.gen != gen || k.closing {
 		k.mu.Unlock()
+		sentinel.close()
 		return errors.New("keep: the bus went away during the replay")
 	}
 	k.up, k.busGUID = true, guid
+	old := k.sentinel
+	k.sentinel = sentinel
+	k.wg.Go(func() { k.watchBus(ctx, sentinel, gen, guid) })
 	k.replays = append(k.replays, replays...)
 	var held []*conn
 	for _, c := range k.conns {
@@ -231,11 +257,102 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	k.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
 	for _, c := range held {
 		k.connectFirst(c)
 	}
 	k.changed()
 	return nil
+}
+
+// dialSentinel connects the keeper's own connection to the bus, for
+// watchBus. It says Hello: a connection that does not is dropped by
+// dbus-daemon after auth_timeout, as one that never finished connecting.
+func (k *Keeper) dialSentinel() (*sock, error) {
+	s, _, err := k.dialUp(false, smallRead)
+	if err != nil {
+		return nil, err
+	}
+	rc := &replayConn{up: s, serial: ownSerialBase, replies: map[uint32]*ownReply{}}
+	hello := rc.call("Hello", "", nil)
+	if err := rc.wait(); err != nil {
+		s.close()
+		return nil, fmt.Errorf("keep: sentinel: %w", err)
+	}
+	if rc.replies[hello].str() == "" {
+		s.close()
+		return nil, fmt.Errorf("keep: sentinel: Hello failed: %s", rc.replies[hello].errName)
+	}
+	return s, nil
+}
+
+// watchBus reads the keeper's own connection to the bus instance gen
+// until it ends, and then has the bus marked down, unless the same bus
+// still answers (it dropped this connection alone: another is made).
+// Every kept connection notices the end of its bus too, but while no app
+// is connected only this one does: without it the keeper would report
+// the bus up (or down) long after it went (or came back). It ends with
+// ctx, or when markDown or a later reconnect closes s.
+func (k *Keeper) watchBus(ctx context.Context, s *sock, gen uint64, guid string) {
+	for {
+		err := readAll(ctx, s)
+		k.mu.Lock()
+		mine := k.sentinel == s && k.gen == gen && !k.closing
+		if mine {
+			k.sentinel = nil
+		}
+		k.mu.Unlock()
+		if !mine || ctx.Err() != nil {
+			return
+		}
+		if g, perr := k.probeGUID(); perr != nil || g != guid {
+			k.log.Debug("keep: the bus went away (the keeper's own connection ended)", "err", err)
+			k.markDown(gen)
+			return
+		}
+		k.log.Info("keep: the bus closed the keeper's own connection; making another", "err", err)
+		t := time.NewTimer(backoffMax) // a bus that keeps doing so is not asked at once
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if s, err = k.dialSentinel(); err != nil {
+			// Not there any more: the bus went after all.
+			k.markDown(gen)
+			return
+		}
+		k.mu.Lock()
+		mine = k.gen == gen && !k.closing && k.sentinel == nil
+		if mine {
+			k.sentinel = s
+		}
+		k.mu.Unlock()
+		if !mine {
+			s.close()
+			return
+		}
+	}
+}
+
+// readAll reads s until it fails (the end of the stream, or s closed) or
+// ctx ends, dropping what it reads, and closes s. Nothing the bus sends
+// the keeper's own connection matters (its NameAcquired); it is read so
+// that it does not pile up.
+func readAll(ctx context.Context, s *sock) error {
+	stop := context.AfterFunc(ctx, s.shut)
+	defer stop()
+	var err error
+	for err == nil {
+		if err = s.fill(true); err == nil {
+			s.start = s.end
+		}
+	}
+	s.close()
+	return err
 }
 
 // replay replays the connections down onto the bus with guid, in two
@@ -262,7 +379,7 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			}
 			c.mu.Unlock()
 			if replies != nil {
-				c.sendBounded(replies, true)
+				c.tell(replies)
 			}
 		}
 	}()
@@ -365,7 +482,9 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				w := writer{}
 				w.str(name)
 				w.u32(rc.requested[name])
-				names[rc.call("RequestName", "su", w.b)] = name
+				serial := rc.call("RequestName", "su", w.b)
+				names[serial] = name
+				rc.requests[name] = serial
 			}
 		}
 		if rc.err = rc.wait(); rc.err != nil {
@@ -384,6 +503,12 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 				rc.res.Names = append(rc.res.Names, name)
 			case rc.owned[name]:
 				rc.res.Lost = append(rc.res.Lost, name)
+				if v == 2 {
+					// Replaced, as by a RequestName with
+					// REPLACE_EXISTING: the bus keeps it
+					// in the queue, and so does the keeper.
+					rc.queued[name] = true
+				}
 			case v == 2:
 			default:
 				// A name it waited in the queue for and may no longer.
@@ -425,6 +550,8 @@ func snapshot(c *conn) *replayConn {
 		serial:       ownSerialBase,
 		replies:      map[uint32]*ownReply{},
 		dropNOC:      map[string]bool{},
+		requests:     map[string]uint32{},
+		queued:       map[string]bool{},
 		stable:       c.stable,
 		rules:        maps.Clone(c.rules),
 		requested:    maps.Clone(c.requested),
@@ -511,9 +638,11 @@ func (k *Keeper) tell(rc *replayConn, gen uint64, nm *nameMap) error {
 		for _, name := range rc.res.Lost {
 			emit("NameLost", c.stable, name)
 			delete(c.owned, name)
-			delete(c.requested, name)
+			if !rc.queued[name] {
+				delete(c.requested, name)
+			}
 			k.log.Warn("keep: an app lost a name in the bus restart: someone else owns it now",
-				"pid", c.pid, "command", c.command, "name", name)
+				"pid", c.pid, "command", c.command, "name", name, "queued", rc.queued[name])
 		}
 		for _, name := range wellKnown {
 			old := rc.lastOwner[name]
@@ -571,12 +700,12 @@ func (k *Keeper) replayFailed(rc *replayConn) {
 	giveUp := c.replayFails >= maxReplayFails
 	c.mu.Unlock()
 	if replies != nil {
-		c.sendBounded(replies, true)
+		c.tell(replies)
 	}
 	rc.res.Error = rc.err.Error()
 	if giveUp {
 		k.log.Warn("keep: replay failed; disconnecting the app", "pid", c.pid, "command", c.command, "err", rc.err)
-		c.app.shut()
+		c.disconnect()
 		return
 	}
 	k.log.Warn("keep: replay failed; trying again", "pid", c.pid, "command", c.command, "err", rc.err)

@@ -139,15 +139,11 @@ func TestReplayFailedAfterGoLiveClosesHeldFDsOnce(t *testing.T) {
 	}
 }
 
-// TestSendBoundedAppNotReading: an app that stops reading (frozen,
-// stopped) while the bus sends it more than its socket holds leaves the
-// rest of the batch to a goroutine that waits, holding the app's write
-// lock, for as long as the app does not read. What the keeper tells the
-// app itself (NoServer at a restart, the signals of a replay; the
-// reconnect loop sends them) must still give up after appWriteTimeout,
-// not wait for that lock for ever: it would hold up every kept app.
-func TestSendBoundedAppNotReading(t *testing.T) {
-	r := newForwardRig(t, 1)
+// fillApp makes the rig's forwarding leave a batch from the bus to the
+// app to a goroutine that waits for the app to read (it does not): the
+// app's socket is full.
+func fillApp(t *testing.T, r *forwardRig) {
+	t.Helper()
 	c := r.c
 	if err := c.app.block(); err != nil {
 		t.Fatal(err)
@@ -160,8 +156,7 @@ func TestSendBoundedAppNotReading(t *testing.T) {
 	big := appendMessage(nil, typeSignal, flagNoReplyExpected, 9, &fields{
 		path: "/org/example/Obj", iface: "org.example.Iface", member: "Big", sender: ":1.7", dest: ":1.1", sig: "s",
 	}, w.b)
-	left := false
-	for i := 0; i < 256 && !left; i++ {
+	for i := 0; i < 256; i++ {
 		if _, err := r.bus.Write(big); err != nil {
 			t.Fatal(err)
 		}
@@ -174,26 +169,82 @@ func TestSendBoundedAppNotReading(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := c.fromBus(c.up, false); err == errAgain {
-				left = true // a goroutine waits for the app to read
-				break
+				return // a goroutine waits for the app to read
 			}
 		}
 	}
-	if !left {
-		t.Fatal("the app's socket took everything")
-	}
+	t.Fatal("the app's socket took everything")
+}
+
+// TestTellAppNotReading: an app that stops reading (frozen, stopped)
+// while the bus sends it more than its socket holds leaves the rest of
+// the batch to a goroutine that waits for as long as the app does not
+// read. What the keeper tells the app itself (NoServer at a restart,
+// the signals of a replay; markDown and the reconnect loop tell them,
+// for every app) must not wait at all, and, as on a real bus, the app is
+// not dropped for being slow: it gets everything, in order, once it
+// reads.
+func TestTellAppNotReading(t *testing.T) {
+	r := newForwardRig(t, 1)
+	c := r.c
+	fillApp(t, r)
 	replies := &batch{}
 	replies.copied()
 	replies.b = c.errorReply(replies.b, 3, errNoServer, "test")
 	done := make(chan struct{})
-	go func() { c.sendBounded(replies, true); close(done) }()
+	go func() { c.tell(replies); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(appWriteTimeout + 5*time.Second):
-		t.Fatalf("sendBounded still waits %s after it began, for an app that does not read", appWriteTimeout+5*time.Second)
+	case <-time.After(waitLimit):
+		t.Fatalf("tell still waits %s after it began, for an app that does not read", waitLimit)
+	}
+	// The app reads: the bus's signals, then the keeper's error.
+	var h header
+	app := newSock(r.app)
+	for last := byte(0); last != typeError; {
+		msg, _, err := app.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg == nil {
+			if err := app.fill(true); err != nil {
+				t.Fatalf("the app, reading: %v", err)
+			}
+			continue
+		}
+		if err := parseHeader(msg, &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.typ == typeSignal && last == typeError {
+			t.Fatal("a signal after the keeper's error: out of order")
+		}
+		last = h.typ
 	}
 	c.close()
 	c.k.wg.Wait()
+}
+
+// TestTellPastQuota: what the keeper owes an app that does not read is
+// bounded; past maxOwedBatches the app is disconnected, as a bus
+// disconnects a client that cannot take a reply it asked for, and
+// nothing the keeper did for it is left waiting.
+func TestTellPastQuota(t *testing.T) {
+	r := newForwardRig(t, 1)
+	c := r.c
+	fillApp(t, r)
+	for i := range maxOwedBatches + 1 {
+		replies := &batch{}
+		replies.copied()
+		replies.b = c.errorReply(replies.b, uint32(i+1), errNoServer, "test")
+		c.tell(replies)
+	}
+	c.k.wg.Wait() // the drain, the write left to a goroutine, the close
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	if state != stClosed {
+		t.Errorf("the app owed more than %d batches is still connected (state %d)", maxOwedBatches, state)
+	}
 }
 
 // TestHeaderDoesNotAllocateItsClaim: a header announcing a body of 100 MiB
@@ -222,5 +273,70 @@ func TestHeaderDoesNotAllocateItsClaim(t *testing.T) {
 	}
 	if len(s.buf) > 2*readSize {
 		t.Errorf("after 1016 bytes of a message that claims 100 MiB, the read buffer is %d bytes", len(s.buf))
+	}
+}
+
+// TestCloseWhileReadingFDs: a socket closed by one goroutine (the
+// replay's clean-up, toDown) while its reader receives messages that
+// carry fds: every fd received is closed once, by one of the two, and the
+// two never touch the list of fds unordered (go test -race). close used
+// to close the unclaimed fds outside the socket's lock, racing the
+// reader's append and its takeFDs: an fd closed twice may be another
+// connection's by the second close.
+func TestCloseWhileReadingFDs(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	msg := withUnixFDs(t, appendMessage(nil, typeSignal, flagNoReplyExpected, 5, &fields{
+		path: "/org/example/Obj", iface: "org.example.Iface", member: "Sig", sender: ":1.7", dest: ":1.1",
+	}, nil), 1)
+	for round := range 50 {
+		a, b := socketPair(t)
+		s := newSock(a)
+		if err := s.block(); err != nil {
+			t.Fatal(err)
+		}
+		const n = 64
+		go func() {
+			for range n {
+				if _, _, err := b.WriteMsgUnix(msg, unix.UnixRights(p[0]), nil); err != nil {
+					return
+				}
+			}
+		}()
+		first := make(chan struct{})
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			for got := 0; ; {
+				if err := s.fill(true); err != nil {
+					return
+				}
+				for {
+					m, _, err := s.next()
+					if err != nil || m == nil {
+						break
+					}
+					fds, err := s.takeFDs(nil, 1)
+					if err != nil {
+						return
+					}
+					closeFDs(fds)
+					if got++; got == 1 {
+						close(first)
+					}
+				}
+			}
+		}()
+		<-first
+		s.close()
+		<-read
+		b.Close()
+		if refs := pipeRefs(t, p[1]); refs != 2 {
+			t.Fatalf("round %d: %d fds of the pipe open after the close, want the test's 2", round, refs)
+		}
 	}
 }

@@ -63,7 +63,12 @@ type sock struct {
 	// small counts the reads since one needed more than readSize.
 	small int
 
-	// wmu orders writes: each batch of messages is written whole.
+	// out is the reader's scratch for the batch of what it read, on its
+	// way to the other side: an upstream's to the app (fromBus).
+	out batch
+
+	// wmu orders writes: each batch of messages is written whole. (An
+	// app's socket is written in the turns of its conn's appTurn.)
 	wmu sync.Mutex
 }
 
@@ -134,18 +139,28 @@ func (s *sock) fill(wait bool) error {
 	return err
 }
 
-// takeRights keeps the fds of an SCM_RIGHTS control message.
+// takeRights keeps the fds of an SCM_RIGHTS control message, or closes
+// them if the socket was closed meanwhile (close took the list).
 func (s *sock) takeRights(oob []byte) error {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return fmt.Errorf("parse control message: %w", err)
 	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	for _, m := range msgs {
 		fds, err := unix.ParseUnixRights(&m)
 		if err != nil {
 			continue // not SCM_RIGHTS
 		}
+		if s.closed {
+			closeFDs(fds)
+			continue
+		}
 		s.fds = append(s.fds, fds...)
+	}
+	if s.closed {
+		return net.ErrClosed
 	}
 	return nil
 }
@@ -168,8 +183,20 @@ func (s *sock) next() ([]byte, int, error) {
 	return s.buf[off:s.start], off, nil
 }
 
-// takeFDs moves the first n received fds to dst.
+// takeFDs moves the first n received fds to dst. The list of fds is
+// guarded by cmu, as close may empty it from another goroutine (the
+// replay's clean-up, toDown) while the reader takes from it: an fd must
+// be closed once, by one of them, never twice (by then its number may be
+// another connection's). Messages without fds take no lock.
 func (s *sock) takeFDs(dst []int, n int) ([]int, error) {
+	if n == 0 {
+		return dst, nil
+	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.closed {
+		return dst, net.ErrClosed
+	}
 	if n > len(s.fds) {
 		return dst, fmt.Errorf("%w: message has %d fds, %d received", errProtocol, n, len(s.fds))
 	}
@@ -456,11 +483,15 @@ func (s *sock) shut() {
 	s.f.Close()
 }
 
-// close closes the socket and the fds no message took.
+// close closes the socket and the fds no message took. Any goroutine may
+// call it, while the reader reads: the fds are taken under cmu, and once
+// closed the socket keeps no more (takeRights closes what still comes).
 func (s *sock) close() {
 	s.shut()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	closeFDs(s.fds)
-	s.fds = s.fds[:0]
+	s.fds = nil
 }
 
 func closeFDs(fds []int) {
@@ -538,7 +569,7 @@ func (o *batch) withFDs(off int, fds []int) {
 // empty reports whether there is nothing to send.
 func (o *batch) empty() bool { return o.len() == 0 }
 
-// send writes the batch to s (whose wmu the caller holds), each message
+// send writes the batch to s (whose wmu, or turn, the caller holds), each message
 // with fds in a sendmsg of its own so that the fds arrive with its first
 // byte, and closes the keeper's copies of the fds. Unless wait, it
 // returns errAgain when s cannot take more without waiting: a later send
