@@ -16,9 +16,10 @@ type Settings struct {
 	IdleMinutes int `json:"idle_minutes"`
 	// StopDeafServices makes busmedic stop the old copy of a service the
 	// bus starts on demand that stayed alive but deaf through a bus
-	// restart, once the new bus has started a new copy: such services
-	// (kglobalaccel5, kactivitymanagerd) would otherwise pile up, one
-	// copy per restart.
+	// restart, once the new bus has started a new copy (or, for a copy
+	// dbus-broker started in a unit of its own, once it stayed off the
+	// new bus for 2 s): such services (kglobalaccel5, kactivitymanagerd)
+	// would otherwise pile up, one copy per restart.
 	StopDeafServices bool `json:"stop_deaf_services"`
 	// Tray is how the tray icon shows: TrayAlways, TrayWhenNeeded
 	// (passive while all is well, so that panels may tuck it away), or

@@ -35,6 +35,14 @@ import (
 // holds the stop rather than cancelling it: the candidate stays, and is
 // judged again at Resume (the user paused to decide later, not to keep
 // the old copy for ever).
+//
+// One kind of candidate is not waited for: the copy dbus-broker started in
+// a unit of its own (brokerStarted). While that unit runs, the new bus
+// fails the first start of a new copy (see below), so waiting for the new
+// copy would cost the user a failed call after every restart. Such a copy
+// is stopped once the new bus has been up for brokerDeafGrace without it
+// coming back (a timer per bus instance, which ends with the instance or
+// the engine), under the same conditions as the others.
 
 // serviceManagerName is the bus name of systemd, the system's or the
 // user's service manager.
@@ -91,14 +99,24 @@ func deafCandidates(unmatched []watcher.Peer, activatable map[string]bool, uid i
 // same unique name as the old one (":1.2") and counts from 0 again, so a
 // name the old copy's unit had may later be the new copy's (while the old
 // unit lives, systemd refuses it, and the first call that would start the
-// new copy fails), while the pid and start time that stopProcess checks
-// are the old copy's alone. Nothing
+// new copy fails: so the old copy is not waited for, see brokerDeafGrace),
+// while the pid and start time that stopProcess checks are the old copy's
+// alone. Nothing
 // is lost by not going through the manager: the unit runs the process with
 // KillMode=process, so StopUnit too would signal only that process, and it
 // ends when that process exits; it has no Restart=, and dbus-broker sets
 // CollectMode=inactive-or-failed, so that the manager unloads it even when
 // the copy had to be killed and the unit ended "failed": no failed unit is
 // left behind.
+
+// brokerDeafGrace is how long a deaf copy dbus-broker started may stay off
+// the new bus before it is stopped without waiting for a new copy. It is
+// the rules' default grace (appdb.DefaultGrace), the time busmedic gives
+// any program to come back before it counts it as deaf, and a program that
+// reconnects by itself does so well within it (a deaf Qt one never does).
+// Shorter would risk stopping one that was about to reconnect; longer only
+// stretches the time in which a call to the service fails.
+const brokerDeafGrace = appdb.DefaultGrace
 
 // brokerUnit matches the name of a unit dbus-broker-launch starts a service
 // in: "dbus-" UNIQUE "-" ESCAPED "@" N ".service". UNIQUE is the launcher's
@@ -155,11 +173,15 @@ const (
 	deafBack
 	// deafStop: a new copy owns one of its names; stop the old one.
 	deafStop
-	// deafLeave: a new copy owns one of its names, but the old one
+	// deafStopStayedOff: dbus-broker started it (brokerStarted), and it
+	// stayed off the new bus for the grace: stop it before its unit
+	// fails the start of a new copy.
+	deafStopStayedOff
+	// deafLeave: it would be stopped (deafStop, deafStopStayedOff), but
 	// stays (why says why).
 	deafLeave
-	// deafHeld: a new copy owns one of its names, but recovery is
-	// paused: the old one stays a candidate until Resume.
+	// deafHeld: it would be stopped, but recovery is paused: it stays a
+	// candidate until Resume.
 	deafHeld
 )
 
@@ -171,13 +193,18 @@ type deafView struct {
 	activatable map[string]bool
 	enabled     bool // stop_deaf_services
 	paused      bool
+	// overdue: the bus has been up for brokerDeafGrace, so that a copy
+	// dbus-broker started is not waited for any longer.
+	overdue bool
 	// rule returns the id of the rule that covers p, if any.
 	rule func(p watcher.Peer) (string, bool)
 }
 
 // judgeDeaf decides about the possible deaf copy p: with deafStop,
 // deafLeave and deafHeld it also returns the name that has a new owner and
-// that owner (its zero value if the engine does not know the peer).
+// that owner (its zero value if the engine does not know the peer). With
+// deafStopStayedOff, and deafLeave and deafHeld of a copy that stayed off,
+// the name is the one dbus-broker started it for, and no owner.
 func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, owner watcher.Peer, why string) {
 	for _, n := range p.Names {
 		if u, ok := v.owners[n]; ok {
@@ -185,11 +212,18 @@ func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, ow
 			break
 		}
 	}
+	stop := deafStop
 	if name == "" {
-		// Cheap, and the usual answer: checked at every name change
-		// while candidates are kept.
-		return deafWait, "", watcher.Peer{}, ""
+		if !v.overdue || !brokerStarted(p) {
+			// Cheap, and the usual answer: checked at every name
+			// change while candidates are kept.
+			return deafWait, "", watcher.Peer{}, ""
+		}
+		stop = deafStopStayedOff
+		name, _ = brokerUnitName(p.Unit)
 	}
+	// Back on the bus, maybe without its names yet (a copy that stayed
+	// off is judged with no owner to look at).
 	for _, q := range v.peers {
 		if q.PID == p.PID && q.StartTime == p.StartTime {
 			return deafBack, "", watcher.Peer{}, ""
@@ -210,14 +244,17 @@ func judgeDeaf(p watcher.Peer, v deafView) (verdict deafVerdict, name string, ow
 	if why != "" {
 		return deafLeave, name, owner, why
 	}
-	return deafStop, name, owner, ""
+	return stop, name, owner, ""
 }
 
 // deafStopping is one deaf copy to stop.
 type deafStopping struct {
 	peer  watcher.Peer
-	name  string       // its name that has a new owner
+	name  string       // its name that has a new owner, or that dbus-broker started it for
 	owner watcher.Peer // that owner
+	// stayedOff, if not 0, is how long it stayed off the new bus: it is
+	// stopped for that (deafStopStayedOff), with no new owner.
+	stayedOff time.Duration
 }
 
 // deafRestart is the restart after which deaf copies are stopped, for
@@ -245,12 +282,19 @@ func (e *Engine) addDeaf(b *busState, unmatched []watcher.Peer) {
 	}
 	e.mu.Unlock()
 	for _, p := range cands {
+		if brokerStarted(p) {
+			e.log.Debug("possible deaf old copy: stopped unless it is back on the bus within the grace", "bus", b.name, "peer", p.String(),
+				"unit", p.Unit, "grace", e.cfg.deafGrace)
+			continue
+		}
 		e.log.Debug("possible deaf old copy: stopped once the bus starts a new one", "bus", b.name, "peer", p.String())
 	}
 }
 
 // checkDeaf judges the possible deaf copies of bus after a change, and
-// stops (in the background) those whose new copy is on the bus.
+// stops (in the background) those whose new copy is on the bus and those
+// dbus-broker started that stayed off it for the grace; for the latter it
+// sets a timer (deafTimerLocked) while their grace runs.
 func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 	e.mu.Lock()
 	none := len(e.bus(bus).deaf) == 0
@@ -270,28 +314,34 @@ func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 		e.mu.Unlock()
 		return
 	}
+	grace := e.cfg.deafGrace
+	due := b.upAt.Add(grace)
 	v := deafView{owners: b.owners, peers: b.peers, activatable: b.activatable, enabled: settings.StopDeafServices,
-		paused: e.paused, rule: func(p watcher.Peer) (string, bool) {
+		paused: e.paused, overdue: !time.Now().Before(due), rule: func(p watcher.Peer) (string, bool) {
 			r, ok := set.MatchBus(appdb.Bus(bus), p)
 			return r.ID, ok
 		}}
-	var stops []deafStopping
+	var stops, stayedOff []deafStopping
 	type leaving struct {
 		deafStopping
 		why string
 	}
 	var left, held []leaving
 	settled := 0
+	timer := false
 	for pid, p := range b.deaf {
 		verdict, name, owner, why := judgeDeaf(p, v)
 		switch verdict {
 		case deafWait:
+			timer = timer || !v.overdue && brokerStarted(p)
 			continue
 		case deafHeld:
 			held = append(held, leaving{deafStopping{peer: p, name: name, owner: owner}, why})
 			continue
 		case deafStop:
 			stops = append(stops, deafStopping{peer: p, name: name, owner: owner})
+		case deafStopStayedOff:
+			stayedOff = append(stayedOff, deafStopping{peer: p, name: name, stayedOff: grace})
 		case deafLeave:
 			left = append(left, leaving{deafStopping{peer: p, name: name, owner: owner}, why})
 			settled++
@@ -300,9 +350,13 @@ func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 		}
 		delete(b.deaf, pid)
 	}
+	if timer {
+		e.deafTimerLocked(ctx, b, due)
+	}
 	r := deafRestart{bus: bus, oldID: b.lastOldID, id: b.id, downtime: b.lastDowntime, since: b.since, address: b.address}
 	e.mu.Unlock()
 	for _, l := range left {
+		// new_pid 0: it stayed off the bus, and its name has no owner.
 		e.log.Info("deaf old copy left running", "bus", bus, "name", l.name, "pid", l.peer.PID, "new_pid", l.owner.PID, "why", l.why)
 	}
 	for _, l := range held {
@@ -312,8 +366,12 @@ func (e *Engine) checkDeaf(ctx context.Context, bus string) {
 	if len(held) > 0 {
 		e.deafHeld.Add(int64(len(held)))
 	}
+	// Apart, so that each record's decision says why its copies went.
 	if len(stops) > 0 {
 		e.wg.Go(func() { e.stopDeaf(ctx, r, stops) })
+	}
+	if len(stayedOff) > 0 {
+		e.wg.Go(func() { e.stopDeaf(ctx, r, stayedOff) })
 	}
 	if settled > 0 {
 		e.deafSettled.Add(int64(settled))
@@ -334,6 +392,11 @@ func (e *Engine) stopDeaf(ctx context.Context, r deafRestart, stops []deafStoppi
 	wg.Wait()
 	rec := control.Recovery{Bus: r.bus, OldID: r.oldID, ID: r.id, Downtime: r.downtime, Started: r.since,
 		Decision: "old copies of on-demand services that stayed alive but deaf, stopped once the bus started new ones"}
+	if d := stops[0].stayedOff; d != 0 {
+		// checkDeaf hands over the copies that stayed off on their own.
+		rec.Decision = "old copies of on-demand services that dbus-broker started, stayed alive but deaf, stopped once they had stayed off the new bus for " +
+			shortDuration(d)
+	}
 	e.mu.Lock()
 	for i, j := range jobs {
 		if j == nil {
@@ -364,6 +427,11 @@ func (e *Engine) stopDeafCopy(ctx context.Context, r deafRestart, s deafStopping
 	err := stopProcess(ctx, p.PID, p.StartTime, appdb.DefaultStopTimeout)
 	j := &control.Job{App: deafID(p), Bus: r.bus, Action: "stop", PID: p.PID, Started: started, Took: time.Since(started)}
 	switch {
+	case err == nil && s.stayedOff != 0:
+		j.Outcome = control.Stopped
+		j.Reason = fmt.Sprintf("stopped the deaf old copy of %s (pid %d): %s", s.name, p.PID, stayedOffReason(s.stayedOff))
+		e.log.Info("stopped a deaf old copy", "bus", r.bus, "name", s.name, "pid", p.PID, "unit", p.Unit, "why", stayedOffReason(s.stayedOff))
+		return j
 	case err == nil:
 		j.Outcome = control.Stopped
 		j.Reason = fmt.Sprintf("stopped the deaf old copy of %s (pid %d): %s", s.name, p.PID, replacedBy(s.owner, r.address, starterAddress))
@@ -382,6 +450,45 @@ func (e *Engine) stopDeafCopy(ctx context.Context, r deafRestart, s deafStopping
 		return j
 	}
 	return nil
+}
+
+// stayedOffReason says why a copy dbus-broker started was stopped with no
+// new copy on the bus.
+func stayedOffReason(d time.Duration) string {
+	return "it stayed off the new bus for " + shortDuration(d) + "; dbus-broker would fail to start a new copy while its unit runs"
+}
+
+// deafTimerLocked makes sure that bus b's possible deaf copies are judged
+// again at due, when the grace of those dbus-broker started is over,
+// unless the bus instance or the engine (ctx) ends first: one timer per
+// bus instance, which checkDeaf sets again if a grace still runs then.
+// Called with e.mu held, by a goroutine that e.wg counts or by Run's own.
+func (e *Engine) deafTimerLocked(ctx context.Context, b *busState, due time.Time) {
+	up := b.upCtx
+	if up == nil || b.deafTimer == up {
+		return
+	}
+	b.deafTimer = up
+	e.wg.Go(func() {
+		t := time.NewTimer(time.Until(due))
+		defer t.Stop()
+		fired := false
+		select {
+		case <-t.C:
+			fired = true
+		case <-up.Done():
+		case <-ctx.Done():
+		}
+		e.mu.Lock()
+		if b.deafTimer == up {
+			b.deafTimer = nil
+		}
+		e.mu.Unlock()
+		if fired {
+			e.checkDeaf(ctx, b.name)
+		}
+		e.notifyChanged()
+	})
 }
 
 // replacedBy says who replaced a deaf copy: the bus, when it started the

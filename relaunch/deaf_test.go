@@ -144,6 +144,8 @@ func TestJudgeDeaf(t *testing.T) {
 		{"no longer activatable", view(func(v *deafView) { v.activatable = nil }), deafLeave, "the bus can no longer start all of its names"},
 		{"a rule covers it now",
 			view(func(v *deafView) { v.rule = func(watcher.Peer) (string, bool) { return "kga", true } }), deafLeave, "rule kga covers it"},
+		{"no new copy, the grace over: a copy in no unit is waited for", view(func(v *deafView) { clear(v.owners); v.overdue = true }),
+			deafWait, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, name, owner, why := judgeDeaf(old, tc.view)
@@ -151,6 +153,73 @@ func TestJudgeDeaf(t *testing.T) {
 				t.Errorf("verdict %d %q, want %d %q", got, why, tc.want, tc.why)
 			}
 			if got == deafStop && (name != "org.kde.kglobalaccel" || owner.PID != newCopy.PID) {
+				t.Errorf("replaced as %s by %+v", name, owner)
+			}
+		})
+	}
+}
+
+// A copy dbus-broker started in a unit of its own is not waited for: once
+// the new bus has been up for the grace without it, it is stopped, under
+// the same conditions as a copy whose new one is on the bus.
+func TestJudgeDeafBrokerStarted(t *testing.T) {
+	const unit = "dbus-:1.2-org.kde.kglobalaccel@0.service"
+	old := watcher.Peer{UniqueName: ":1.9", PID: 100, StartTime: 5, Names: []string{"org.kde.kglobalaccel"}, Unit: unit}
+	newCopy := watcher.Peer{UniqueName: ":2.3", PID: 200, StartTime: 9, Names: []string{"org.kde.kglobalaccel"},
+		Unit: "dbus-:1.2-org.kde.kglobalaccel@1.service"}
+	back := old
+	back.UniqueName, back.Names = ":2.4", nil // connected, its name not taken yet
+	noRule := func(watcher.Peer) (string, bool) { return "", false }
+	view := func(f func(v *deafView)) deafView {
+		v := deafView{owners: map[string]string{}, peers: map[string]watcher.Peer{},
+			activatable: map[string]bool{"org.kde.kglobalaccel": true}, enabled: true, overdue: true, rule: noRule}
+		if f != nil {
+			f(&v)
+		}
+		return v
+	}
+	withNewCopy := func(v *deafView) {
+		v.owners["org.kde.kglobalaccel"] = ":2.3"
+		v.peers[":2.3"] = newCopy
+	}
+	for _, tc := range []struct {
+		name string
+		peer watcher.Peer // old if zero
+		view deafView
+		want deafVerdict
+		why  string
+	}{
+		{"stayed off the new bus for the grace", watcher.Peer{}, view(nil), deafStopStayedOff, ""},
+		{"within the grace", watcher.Peer{}, view(func(v *deafView) { v.overdue = false }), deafWait, ""},
+		{"a new copy within the grace", watcher.Peer{}, view(func(v *deafView) { v.overdue = false; withNewCopy(v) }), deafStop, ""},
+		{"a new copy after the grace", watcher.Peer{}, view(withNewCopy), deafStop, ""},
+		{"back on the bus, without its name", watcher.Peer{}, view(func(v *deafView) { v.peers[":2.4"] = back }), deafBack, ""},
+		{"back on the bus with its name",
+			watcher.Peer{}, view(func(v *deafView) { v.peers[":2.4"] = old; v.owners["org.kde.kglobalaccel"] = ":2.4" }), deafBack, ""},
+		{"paused", watcher.Peer{}, view(func(v *deafView) { v.paused = true }), deafHeld, "recovery is paused"},
+		{"turned off", watcher.Peer{}, view(func(v *deafView) { v.enabled = false }), deafLeave, "stop_deaf_services = false"},
+		{"no longer activatable", watcher.Peer{}, view(func(v *deafView) { v.activatable = nil }), deafLeave,
+			"the bus can no longer start all of its names"},
+		{"a rule covers it now",
+			watcher.Peer{}, view(func(v *deafView) { v.rule = func(watcher.Peer) (string, bool) { return "kga", true } }), deafLeave,
+			"rule kga covers it"},
+		{"in no unit", func() watcher.Peer { p := old; p.Unit = ""; return p }(), view(nil), deafWait, ""},
+		{"in dbus-broker's unit for another name",
+			func() watcher.Peer { p := old; p.Unit = "dbus-:1.2-org.kde.other@0.service"; return p }(), view(nil), deafWait, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.peer
+			if p.PID == 0 {
+				p = old
+			}
+			got, name, owner, why := judgeDeaf(p, tc.view)
+			if got != tc.want || why != tc.why {
+				t.Errorf("verdict %d %q, want %d %q", got, why, tc.want, tc.why)
+			}
+			switch {
+			case got == deafStopStayedOff && (name != "org.kde.kglobalaccel" || owner.PID != 0):
+				t.Errorf("stopped for staying off as %s, with owner %+v", name, owner)
+			case got == deafStop && (name != "org.kde.kglobalaccel" || owner.PID != newCopy.PID):
 				t.Errorf("replaced as %s by %+v", name, owner)
 			}
 		})
@@ -200,14 +269,48 @@ type deafBus struct {
 
 const deafName = "org.example.Deaf"
 
-func newDeafBus(t *testing.T, rulesTOML string) *deafBus {
+func newDeafBus(t *testing.T, rulesTOML string, opts ...harnessOpt) *deafBus {
+	t.Helper()
+	return newDeafBusEditing(t, rulesTOML, nil, opts...)
+}
+
+// brokerDeafUnit is the unit dbus-broker would start org.example.Deaf in.
+const brokerDeafUnit = "dbus-:1.2-org.example.Deaf@0.service"
+
+// newBrokerDeafBus is newDeafBus as dbus-broker under systemd would have
+// it: the engine sees every process of org.example.Deaf in the unit
+// dbus-broker starts it in (brokerDeafUnit), as test/systemd has it for
+// real. The bus is dbus-daemon all the same: what the engine does with
+// such a copy depends on its unit, not on which daemon runs the bus.
+func newBrokerDeafBus(t *testing.T, rulesTOML string, opts ...harnessOpt) *deafBus {
+	t.Helper()
+	inUnit := func(p watcher.Peer) watcher.Peer {
+		if ownsArg(deafName)(p.Argv) {
+			p.Unit = brokerDeafUnit
+		}
+		return p
+	}
+	return newDeafBusEditing(t, rulesTOML, func(ev *watcher.Event) {
+		// Copies: the watcher keeps what it reported.
+		if ev.Peer != nil {
+			p := inUnit(*ev.Peer)
+			ev.Peer = &p
+		}
+		ev.Peers = slices.Clone(ev.Peers)
+		for i, p := range ev.Peers {
+			ev.Peers[i] = inUnit(p)
+		}
+	}, opts...)
+}
+
+func newDeafBusEditing(t *testing.T, rulesTOML string, edit func(*watcher.Event), opts ...harnessOpt) *deafBus {
 	t.Helper()
 	services := t.TempDir()
 	service := "[D-BUS Service]\nName=" + deafName + "\nExec=" + bustest.TestApp(t) + " -mode deaf -name " + deafName + "\n"
 	if err := os.WriteFile(filepath.Join(services, deafName+".service"), []byte(service), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &deafBus{harness: newHarnessOn(t, []bustest.Option{bustest.ServiceDir(services)}, rulesTOML)}
+	d := &deafBus{harness: newHarnessEditing(t, []bustest.Option{bustest.ServiceDir(services)}, edit, rulesTOML, opts...)}
 	// The bus starts the copies, so that no test process waits for them:
 	// they are killed here.
 	t.Cleanup(func() {
@@ -510,5 +613,174 @@ func TestStopDeafCopyChecksIdentity(t *testing.T) {
 	// by now, which alive does not count.
 	if !alive(cmd.Process.Pid, start) {
 		t.Fatal("the process was signalled")
+	}
+}
+
+// deafGrace sets the grace of the deaf copies dbus-broker started.
+func deafGrace(d time.Duration) harnessOpt {
+	return func(c *Config, _ *bustest.Bus) { c.deafGrace = d }
+}
+
+// deafTimer reports whether a timer runs to judge the session bus's deaf
+// copies again once their grace is over.
+func (d *deafBus) deafTimer() bool {
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	return d.eng.bus("session").deafTimer != nil
+}
+
+// candidate reports whether pid is a possible deaf copy on the session bus.
+func (d *deafBus) candidate(pid int) bool {
+	d.eng.mu.Lock()
+	defer d.eng.mu.Unlock()
+	_, ok := d.eng.bus("session").deaf[pid]
+	return ok
+}
+
+// Under dbus-broker the old copy of an on-demand service runs in a unit
+// whose name the new bus gives the unit of the new copy, and systemd
+// refuses that while the old unit runs: the first call after the restart
+// would fail. So busmedic does not wait for a call to start a new copy:
+// once the new bus has been up for the grace without the old copy, it
+// stops it and says why in the history. The next call starts the new
+// copy, the only one.
+func TestDeafBrokerCopyStoppedWithoutCall(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	d := newBrokerDeafBus(t, noRules, deafGrace(grace))
+	old := d.ask()
+	oldStart := startTime(t, old)
+	d.mu.Lock()
+	unit := d.peers[d.owners[deafName]].Unit
+	d.mu.Unlock()
+	if unit != brokerDeafUnit {
+		t.Fatalf("the engine sees the copy in unit %q, not in dbus-broker's", unit)
+	}
+	settled := d.eng.deafSettled.Load()
+	d.restartWith((*bustest.Bus).Kill)
+	d.waitSettled(settled + 1)
+	if !exitedWithin(old, oldStart, waitLimit) {
+		t.Fatalf("the old copy (pid %d) still runs", old)
+	}
+	if got := d.copies(); len(got) != 0 {
+		t.Errorf("copies running: %v; nobody called the service, so none should", got)
+	}
+	hist := d.history()
+	var rec control.Recovery
+	for _, r := range hist {
+		if slices.ContainsFunc(r.Jobs, func(j control.Job) bool { return j.Action == "stop" }) {
+			rec = r
+			break
+		}
+	}
+	if len(rec.Jobs) != 1 {
+		t.Fatalf("history %+v, want one record with one stop", hist)
+	}
+	j := rec.Jobs[0]
+	want := "stopped the deaf old copy of org.example.Deaf (pid " + strconv.Itoa(old) +
+		"): it stayed off the new bus for 300ms; dbus-broker would fail to start a new copy while its unit runs"
+	if j.Outcome != control.Stopped || j.PID != old || j.Reason != want || !strings.HasPrefix(j.App, "deaf:testapp:") {
+		t.Errorf("history job %+v, want stopped with %q", j, want)
+	}
+	if !strings.Contains(rec.Decision, "stayed off the new bus for 300ms") {
+		t.Errorf("decision %q", rec.Decision)
+	}
+	// rec.Started is when the bus came back.
+	if waited := j.Started.Sub(rec.Started); waited < grace {
+		t.Errorf("stopped %s after the bus came back, before the grace of %s was over", waited, grace)
+	}
+	newPID := d.ask()
+	if got := d.copies(); !slices.Equal(got, []int{newPID}) {
+		t.Errorf("copies running: %v, want only the new one %d", got, newPID)
+	}
+	if stops := d.stops(); len(stops) != 1 {
+		t.Errorf("stop jobs in the history: %+v, want the old copy's only", stops)
+	}
+}
+
+// A copy in dbus-broker's unit that comes back on the new bus is no deaf
+// copy, and stays.
+func TestDeafBrokerCopyBack(t *testing.T) {
+	// The default grace: the copy must be back within it.
+	d := newBrokerDeafBus(t, noRules)
+	app := d.bus.StartApp("-name", deafName, "-mode", "reconnect")
+	d.waitOwner(deafName, 0)
+	settled := d.eng.deafSettled.Load()
+	d.restartWith((*bustest.Bus).Kill)
+	d.waitOwner(deafName, 0)
+	d.waitSettled(settled + 1)
+	// The grace runs out with nothing left to judge.
+	d.until("the timer of the deaf copies ended", func() bool { return !d.deafTimer() })
+	if !alive(app.PID(), 0) {
+		t.Fatalf("the copy that came back (pid %d) was stopped", app.PID())
+	}
+	if pid := d.owner(deafName); pid != app.PID() {
+		t.Errorf("%s owned by pid %d, want the copy that came back, %d", deafName, pid, app.PID())
+	}
+	if stops := d.stops(); len(stops) != 0 {
+		t.Errorf("stop jobs in the history: %+v", stops)
+	}
+}
+
+// A pause holds the stop of a copy that stayed off the bus, until Resume.
+func TestDeafBrokerCopyHeldWhilePaused(t *testing.T) {
+	d := newBrokerDeafBus(t, noRules, deafGrace(100*time.Millisecond))
+	old := d.ask()
+	oldStart := startTime(t, old)
+	d.eng.Pause()
+	held := d.eng.deafHeld.Load()
+	d.restartWith((*bustest.Bus).Kill)
+	d.until("the deaf copy held", func() bool { return d.eng.deafHeld.Load() > held })
+	if !alive(old, oldStart) {
+		t.Fatalf("the old copy (pid %d) was stopped while paused", old)
+	}
+	if !d.candidate(old) || d.eng.deafSettled.Load() != 0 {
+		t.Fatal("the pause dropped the deaf copy instead of holding its stop")
+	}
+	d.eng.Resume()
+	d.waitSettled(1)
+	if !exitedWithin(old, oldStart, waitLimit) {
+		t.Fatalf("the old copy (pid %d) still runs after Resume", old)
+	}
+	if stops := d.stops(); len(stops) != 1 || stops[0].Outcome != control.Stopped || stops[0].PID != old {
+		t.Errorf("stop jobs in the history: %+v, want the old copy stopped", stops)
+	}
+}
+
+// With stop_deaf_services = false the copy that stayed off stays.
+func TestDeafBrokerCopySettingOff(t *testing.T) {
+	d := newBrokerDeafBus(t, noRules+"\n[settings]\nstop_deaf_services = false\n", deafGrace(100*time.Millisecond))
+	old := d.ask()
+	oldStart := startTime(t, old)
+	settled := d.eng.deafSettled.Load()
+	d.restartWith((*bustest.Bus).Kill)
+	d.waitSettled(settled + 1)
+	if !alive(old, oldStart) {
+		t.Fatalf("the old copy (pid %d) was stopped", old)
+	}
+	if stops := d.stops(); len(stops) != 0 {
+		t.Errorf("stop jobs in the history: %+v", stops)
+	}
+}
+
+// The timer of a grace ends when the bus goes down again, and the copy
+// stays a candidate, judged on the next bus instance with a grace of its
+// own. (It ends with the engine too: the grace here is an hour, and the
+// harness waits for Run to return.)
+func TestDeafBrokerTimerEndsWithBus(t *testing.T) {
+	d := newBrokerDeafBus(t, noRules, deafGrace(time.Hour))
+	old := d.ask()
+	oldStart := startTime(t, old)
+	d.restartWith((*bustest.Bus).Kill)
+	d.until("a timer for the deaf copy", d.deafTimer)
+	d.bus.Kill()
+	d.until("the timer ended with the bus", func() bool { return !d.deafTimer() })
+	if !alive(old, oldStart) || !d.candidate(old) {
+		t.Fatalf("the old copy (pid %d): alive %v, candidate %v; want both", old, alive(old, oldStart), d.candidate(old))
+	}
+	d.bus.Start()
+	d.waitRecovery(d.waitUp())
+	d.until("a timer for the deaf copy on the new bus", d.deafTimer)
+	if stops := d.stops(); len(stops) != 0 {
+		t.Errorf("stop jobs in the history: %+v", stops)
 	}
 }

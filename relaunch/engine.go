@@ -73,6 +73,8 @@ type Config struct {
 	logEvery      time.Duration
 	stormRestarts int
 	stormSettle   time.Duration
+	// deafGrace stands in for brokerDeafGrace in tests.
+	deafGrace time.Duration
 }
 
 // Notifier shows a desktop notification and returns the key of the action
@@ -151,6 +153,17 @@ type busState struct {
 	// (deaf.go): kept across restarts until the bus starts a new copy,
 	// the process comes back or exits.
 	deaf map[int]watcher.Peer
+	// upAt is when the bus instance that is up came up: the grace of
+	// the deaf copies dbus-broker started runs from then.
+	upAt time.Time
+	// upCtx is done when the bus instance that is up goes down, or when
+	// Run ends; upCancel ends it. Nil before the first Up.
+	upCtx    context.Context
+	upCancel context.CancelCauseFunc
+	// deafTimer is the upCtx of the instance for which a timer runs to
+	// judge the deaf copies again once their grace is over
+	// (deafTimerLocked), or nil.
+	deafTimer context.Context
 	// lastOldID and lastDowntime are of the bus's last restart, for the
 	// history of the deaf copies stopped after it.
 	lastOldID    string
@@ -205,6 +218,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.stormSettle <= 0 {
 		cfg.stormSettle = stormSettle
+	}
+	if cfg.deafGrace <= 0 {
+		cfg.deafGrace = brokerDeafGrace
 	}
 	e := &Engine{
 		cfg:       cfg,
@@ -355,6 +371,14 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		b.outdated = ev.Reason
 	case watcher.Up:
 		b.up, b.id, b.since, b.reason, b.outdated = true, ev.ID, ev.Time, "", ""
+		if b.upCancel != nil {
+			b.upCancel(errors.New("bus instance replaced"))
+		}
+		b.upCtx, b.upCancel = context.WithCancelCause(ctx)
+		b.upAt = ev.Time
+		if b.upAt.IsZero() {
+			b.upAt = time.Now()
+		}
 		clear(b.peers)
 		clear(b.owners)
 		b.activatable = map[string]bool{}
@@ -370,6 +394,10 @@ func (e *Engine) handle(ctx context.Context, ev watcher.Event) {
 		}
 	case watcher.Down:
 		b.up, b.since, b.reason, b.outdated = false, ev.Time, ev.Reason, ""
+		if b.upCancel != nil {
+			b.upCancel(errors.New("bus went down"))
+			b.upCtx, b.upCancel = nil, nil
+		}
 		if ev.ID != "" {
 			b.id = ev.ID
 		}

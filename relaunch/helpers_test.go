@@ -31,6 +31,10 @@ type harness struct {
 	dir string
 
 	lastUp string
+	// edit, if set, changes each event before the harness and the engine
+	// see it: it stands in for what this machine cannot show, such as a
+	// process in a unit of dbus-broker's.
+	edit func(*watcher.Event)
 
 	mu     sync.Mutex
 	id     string
@@ -53,10 +57,17 @@ func newHarness(t testing.TB, rulesTOML string, opts ...harnessOpt) *harness {
 // newHarnessOn is newHarness on a bus started with busOpts.
 func newHarnessOn(t testing.TB, busOpts []bustest.Option, rulesTOML string, opts ...harnessOpt) *harness {
 	t.Helper()
+	return newHarnessEditing(t, busOpts, nil, rulesTOML, opts...)
+}
+
+// newHarnessEditing is newHarnessOn with the watcher's events changed by
+// edit (harness.edit), if not nil.
+func newHarnessEditing(t testing.TB, busOpts []bustest.Option, edit func(*watcher.Event), rulesTOML string, opts ...harnessOpt) *harness {
+	t.Helper()
 	bus := bustest.New(t, busOpts...)
 	ourBuses.Store(bus.Address(), true)
 	h := &harness{t: t, bus: bus, dir: t.TempDir(), owners: map[string]string{},
-		peers: map[string]watcher.Peer{}, notify: make(chan struct{})}
+		peers: map[string]watcher.Peer{}, notify: make(chan struct{}), edit: edit}
 	set := parseRules(t, rulesTOML)
 	cfg := Config{
 		Rules:         func() *appdb.Set { return set },
@@ -103,6 +114,9 @@ func (h *harness) run(cfg Config) (stop func()) {
 			case <-ctx.Done():
 				return
 			case ev := <-raw:
+				if h.edit != nil {
+					h.edit(&ev)
+				}
 				h.observe(ev)
 				select {
 				case events <- ev:

@@ -41,16 +41,21 @@ func (d onDemand) serviceFile() string {
 }
 
 // TestDeafOnDemandService restarts the session bus of a systemd session
-// while two services the bus started on demand stay alive but deaf; a
-// call to each name then makes the new bus start a new copy, and no old
-// copy may be left: exactly one process of each service runs, the new one.
+// while two services the bus started on demand stay alive but deaf; the
+// first call to each name then makes the new bus start a new copy, and no
+// old copy may be left: exactly one process of each service runs, the new
+// one.
 //
 // dbus-broker starts each in a transient user unit of its own
 // ("dbus-:1.2-org.busmedic.test.OnDemand@0.service"), which outlives the
-// bus: busmedic must stop the old copy and say so in its history, and the
-// unit must end and be gone, not left failed, even for the copy that took
-// a SIGKILL. dbus-daemon starts them in its own unit, dbus.service, whose
-// restart ends them: busmedic has nothing to stop.
+// bus, and whose name the new bus tends to give the new copy's unit: while
+// the old unit runs, the call that would start the new copy fails ("unit
+// is invalid"). So busmedic must stop the old copy without waiting for a
+// call, once it stayed off the new bus for its grace, and say so in its
+// history; the unit must then be gone, not left failed, even for the copy
+// that took a SIGKILL, and the first call after that must work.
+// dbus-daemon starts them in its own unit, dbus.service, whose restart
+// ends them: busmedic has nothing to stop.
 func TestDeafOnDemandService(t *testing.T) {
 	for _, impl := range []systemdtest.Bus{systemdtest.Daemon, systemdtest.Broker} {
 		t.Run(string(impl), func(t *testing.T) { testDeafOnDemand(t, impl) })
@@ -105,23 +110,31 @@ func testDeafOnDemand(t *testing.T, impl systemdtest.Bus) {
 	restart := time.Now()
 	m.User.Run("systemctl", "--user", "restart", "dbus.service")
 	if impl == systemdtest.Broker {
-		// The old copies outlived the bus, and busmedic means to stop
-		// them once their new copies are started.
+		// The old copies outlived the bus. dbus-broker's new launcher
+		// tends to have the old one's unique name and counts its units
+		// from 0 again, so its first unit for a name may be the one
+		// the old copy still runs in, which systemd refuses: busmedic
+		// stops the old copies once they stayed off the new bus for
+		// its grace, before anyone calls them.
 		for _, d := range services {
-			m.User.WaitJournal("busmedic.service", fmt.Sprintf(`possible deaf old copy.*testapp\[%d\]`, old[d.name].pid), restart, 30*time.Second)
+			c := old[d.name]
+			m.User.WaitJournal("busmedic.service", fmt.Sprintf(`possible deaf old copy.*testapp\[%d\]`, c.pid), restart, 30*time.Second)
+			m.User.WaitJournal("busmedic.service", fmt.Sprintf(`stopped a deaf old copy.*name=%s pid=%d\b`, regexp.QuoteMeta(d.name), c.pid),
+				restart, 30*time.Second)
+			if d.ignoreTerm {
+				// The copy that took a SIGKILL failed its unit
+				// (a user manager says nothing of one that
+				// ended well).
+				m.User.WaitJournal(c.unit, `Failed with result 'signal'`, restart, 30*time.Second)
+			}
+			// The manager unloaded the old unit, failed or not,
+			// and nothing has started a new one in its name yet.
+			m.User.WaitUnit(c.unit, 10*time.Second, func(u systemdtest.UnitState) bool { return u.LoadState == "not-found" })
 		}
 	}
 	for _, d := range services {
 		if err := ping(m, d.name); err != nil {
-			// dbus-broker's new launcher tends to have the old one's
-			// unique name and counts its units from 0 again, so its
-			// first unit for a name may be the one the old copy
-			// still runs in: systemd refuses it, and the call fails.
-			// The next start takes the next instance number.
-			t.Logf("after the restart, first call: %v", err)
-			if err := ping(m, d.name); err != nil {
-				t.Fatalf("after the restart: %v", err)
-			}
+			t.Fatalf("after the restart, the first call: %v", err)
 		}
 	}
 	e := m.User.WaitJournal("busmedic.service", `"bus restarted" bus=session .*old_id=`+oldID, restart, 30*time.Second)
@@ -136,21 +149,9 @@ func testDeafOnDemand(t *testing.T, impl systemdtest.Bus) {
 		if pid == 0 || pid == c.pid {
 			t.Fatalf("%s is owned by pid %d on the new bus; the old copy was pid %d", d.name, pid, c.pid)
 		}
-		if impl == systemdtest.Broker {
-			m.User.WaitJournal("busmedic.service", fmt.Sprintf(`stopped a deaf old copy.*name=%s pid=%d\b`, regexp.QuoteMeta(d.name), c.pid),
-				restart, 30*time.Second)
-			if d.ignoreTerm {
-				// The copy that took a SIGKILL failed its unit
-				// (a user manager says nothing of one that
-				// ended well).
-				m.User.WaitJournal(c.unit, `Failed with result 'signal'`, restart, 30*time.Second)
-			}
-			// The manager unloaded the old unit, failed or not;
-			// its name may be the new copy's unit's already.
-			m.User.WaitUnit(c.unit, 10*time.Second, func(u systemdtest.UnitState) bool {
-				return u.LoadState == "not-found" || u.Running() && u.MainPID == pid
-			})
-		}
+		// The new copy's unit is often the old one's name: what
+		// made the first call fail while the old copy ran.
+		t.Logf("%s: new copy pid %d in %s", d.name, pid, unitOf(t, m, pid))
 		wantOneCopy(t, m, d.name, pid)
 	}
 	// Whatever busmedic did after the restart is done.
@@ -182,7 +183,8 @@ func testDeafOnDemand(t *testing.T, impl systemdtest.Bus) {
 			t.Errorf("busmedic stopped %s's old copy, which died with dbus.service: %+v", d.name, j)
 		case impl == systemdtest.Broker && !ok:
 			t.Errorf("busmedic's history has no stop of %s's old copy (pid %d):\n%s", d.name, c.pid, m.User.Run(systemdtest.BusmedicPath, "history"))
-		case ok && (j.Outcome != control.Stopped || j.App != "deaf:testapp:"+strconv.Itoa(c.pid) || !strings.Contains(j.Reason, "the bus started a new one")):
+		case ok && (j.Outcome != control.Stopped || j.App != "deaf:testapp:"+strconv.Itoa(c.pid) ||
+			!strings.HasSuffix(j.Reason, "it stayed off the new bus for 2s; dbus-broker would fail to start a new copy while its unit runs")):
 			t.Errorf("%s's old copy: %s %s (%s)", d.name, j.App, j.Outcome, j.Reason)
 		}
 	}
