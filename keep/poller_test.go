@@ -2,6 +2,7 @@ package keep
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -51,39 +52,53 @@ func TestAppThatDoesNotRead(t *testing.T) {
 	}
 
 	// The slow app reads again: every signal, in order.
-	var h header
 	deadline := time.Now().Add(waitLimit)
-	for got := 0; got < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow app got %d of %d signals within %s", got, n, waitLimit)
+	for got := 0; got < n; got++ {
+		i, length := nextTick(t, slow.s, deadline, fmt.Sprintf("the slow app, after %d of %d signals", got, n))
+		if int(i) != got {
+			t.Fatalf("signal %d came as number %d", got, i)
 		}
-		msg, _, err := slow.s.next()
+		if length < size {
+			t.Fatalf("signal %d: %d bytes, want more than %d", got, length, size)
+		}
+	}
+}
+
+// nextTick reads the app's socket s until a "Tick" signal, skipping other
+// messages, and returns its number and its length; it fails the test, as
+// what, at deadline.
+func nextTick(t *testing.T, s *sock, deadline time.Time, what string) (uint32, int) {
+	t.Helper()
+	var h header
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no more signals by the deadline", what)
+		}
+		msg, _, err := s.next()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		if msg == nil {
-			if err := slow.s.fill(true); err != nil {
-				t.Fatalf("after %d signals: %v", got, err)
+			if err := s.fill(true); err != nil {
+				t.Fatalf("%s: %v", what, err)
 			}
 			continue
 		}
 		if err := parseHeader(msg, &h); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		if h.typ != typeSignal || h.member.str(msg) != "Tick" {
 			continue
 		}
 		r := bodyReader(msg, &h, "uay")
 		if r == nil {
-			t.Fatalf("signal %d: signature %q", got, h.sig.str(msg))
+			t.Fatalf("%s: signature %q", what, h.sig.str(msg))
 		}
-		if i := r.u32(); r.err != nil || int(i) != got {
-			t.Fatalf("signal %d came as number %d (%v)", got, i, r.err)
+		i := r.u32()
+		if r.err != nil {
+			t.Fatalf("%s: %v", what, r.err)
 		}
-		if len(msg) < size {
-			t.Fatalf("signal %d: %d bytes, want more than %d", got, len(msg), size)
-		}
-		got++
+		return i, len(msg)
 	}
 }
 
@@ -225,9 +240,10 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 	frozen.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
 		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
 	}, w.b))
-	tk.mu.Lock()
+	// The Keeper's lock: tk.mu is the test's gate.
+	tk.Keeper.mu.Lock()
 	frozenConn := tk.conns[0]
-	tk.mu.Unlock()
+	tk.Keeper.mu.Unlock()
 	other := connect(t, tk.addr)
 	servePinger(t, other, "other")
 	requestName(t, other, "org.example.Other", 0)
@@ -328,35 +344,11 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 	// the keeper had read from the old bus, in order, then the new
 	// bus's. (Those the old bus still held for it died with it, as they
 	// would have for an app straight on the bus.)
-	var h header
 	deadline = time.Now().Add(waitLimit)
 	for got := 0; got <= n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the thawed app got signals up to %d of %d within %s", got, n, waitLimit)
-		}
-		msg, _, err := frozen.s.next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg == nil {
-			if err := frozen.s.fill(true); err != nil {
-				t.Fatalf("the thawed app, after %d signals: %v", got, err)
-			}
-			continue
-		}
-		if err := parseHeader(msg, &h); err != nil {
-			t.Fatal(err)
-		}
-		if h.typ != typeSignal || h.member.str(msg) != "Tick" {
-			continue
-		}
-		r := bodyReader(msg, &h, "uay")
-		if r == nil {
-			t.Fatalf("signal %d: signature %q", got, h.sig.str(msg))
-		}
-		i := r.u32()
-		if r.err != nil || int(i) < got || got == 0 && i != 0 {
-			t.Fatalf("after signal %d came number %d (%v): out of order", got-1, i, r.err)
+		i, _ := nextTick(t, frozen.s, deadline, fmt.Sprintf("the thawed app, after %d of %d signals", got, n))
+		if int(i) < got || got == 0 && i != 0 {
+			t.Fatalf("after signal %d came number %d: out of order", got-1, i)
 		}
 		got = int(i) + 1
 	}
