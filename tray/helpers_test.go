@@ -3,6 +3,7 @@ package tray
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -135,6 +136,9 @@ type snw struct {
 
 	mu    sync.Mutex
 	items []string
+	// refuse is how many registrations the watcher still refuses, as a
+	// watcher that is not ready yet would.
+	refuse int
 }
 
 type registration struct {
@@ -146,6 +150,11 @@ type registration struct {
 func (w *snw) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
 	item := string(sender) + service
 	w.mu.Lock()
+	if w.refuse > 0 {
+		w.refuse--
+		w.mu.Unlock()
+		return dbus.MakeFailedError(errors.New("not ready"))
+	}
 	if !slices.Contains(w.items, item) {
 		w.items = append(w.items, item)
 	}
@@ -166,8 +175,15 @@ func (w *snw) RegisterStatusNotifierHost(service string) *dbus.Error { return ni
 // ends or the bus goes.
 func startSNW(t *testing.T, bus *bustest.Bus) *snw {
 	t.Helper()
+	return startRefusingSNW(t, bus, 0)
+}
+
+// startRefusingSNW is startSNW with a watcher that refuses the first
+// refuse registrations.
+func startRefusingSNW(t *testing.T, bus *bustest.Bus, refuse int) *snw {
+	t.Helper()
 	conn := connect(t, bus)
-	w := &snw{conn: conn, regs: make(chan registration, 16)}
+	w := &snw{conn: conn, regs: make(chan registration, 16), refuse: refuse}
 	if err := conn.Export(w, watcherPath, watcherIface); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,13 @@ import (
 // connection to every channel that asked, and systray's loop on the shared
 // connection stops re-registering for good at a signal it does not expect
 // (one with fewer than three arguments, such as StatusNotifierItemRegistered).
+//
+// And it registers the item itself when a watcher goes without it for
+// registerGrace: systray registers once at start, then subscribes to
+// watcher changes, and a watcher that appears between the two (a panel
+// started with the new bus, as after a bus restart) never gets the item,
+// nor does a watcher that refused it. The icon would stay away until the
+// next bus restart.
 
 const (
 	watcherName  = "org.kde.StatusNotifierWatcher"
@@ -31,6 +38,16 @@ const (
 
 // hostCallTimeout bounds each call to the bus or the watcher.
 const hostCallTimeout = 5 * time.Second
+
+// registerGrace is how long a watcher may go without the item before the
+// tray registers it itself: systray registers within milliseconds of a
+// watcher's appearance when it saw it, so the tray's own registration is
+// for when it did not. Each further attempt waits twice as long, up to
+// registerBackoffMax, so that a watcher that keeps refusing is not pressed.
+const (
+	registerGrace      = time.Second
+	registerBackoffMax = time.Minute
+)
 
 // visibility is what the tray has logged of its item's visibility.
 type visibility int
@@ -63,7 +80,15 @@ func (t *tray) followHost(ctx context.Context, hosts chan<- hostState) {
 		case hosts <- h:
 		case <-ctx.Done():
 		}
-	})
+	}, func(ctx context.Context, watcher string) error {
+		t.log.Info("the tray registers its item itself", "watcher", watcher,
+			"why", "the StatusNotifierWatcher does not hold it, and systray registers only when a watcher appears")
+		err := registerItem(ctx, t.conn, watcher)
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("the StatusNotifierWatcher refused the item", "watcher", watcher, "err", err)
+		}
+		return err
+	}, registerGrace)
 	// A lost bus ends the tray through systray's connection; anything
 	// else is worth a word.
 	if err != nil && ctx.Err() == nil && conn.Context().Err() == nil {
@@ -119,13 +144,33 @@ func holdsItem(items []string, names []string) bool {
 	return false
 }
 
+// registerItem registers the item systray exported on conn, its
+// connection, with the watcher of unique name watcher, as systray does:
+// by path, so that the watcher takes the caller's connection for the
+// item's. Watchers keep one entry per connection and path, so this is
+// harmless when systray registered too.
+func registerItem(ctx context.Context, conn *dbus.Conn, watcher string) error {
+	ctx, cancel := context.WithTimeout(ctx, hostCallTimeout)
+	defer cancel()
+	err := conn.Object(watcher, watcherPath).CallWithContext(ctx, watcherIface+".RegisterStatusNotifierItem", 0, itemPath).Err
+	if err != nil {
+		return fmt.Errorf("register with %s: %w", watcher, err)
+	}
+	return nil
+}
+
 // followWatcher reports through report, at once and at every change,
 // whether a StatusNotifierWatcher holds the item named names, until ctx
 // is done (nil) or conn, a connection of the tray's own, closes. Changes
 // come from NameOwnerChanged of the watcher's name, the watcher's
 // StatusNotifierItemRegistered and Unregistered, and its
-// RegisteredStatusNotifierItems, read when a watcher appears.
-func followWatcher(ctx context.Context, conn *dbus.Conn, names []string, report func(hostState)) error {
+// RegisteredStatusNotifierItems, read when a watcher appears and after
+// each registration of the tray's own. When a watcher goes grace without
+// the item, followWatcher calls register with the watcher's unique name,
+// and again, twice as late each time, while the watcher still does not
+// hold it.
+func followWatcher(ctx context.Context, conn *dbus.Conn, names []string, report func(hostState),
+	register func(ctx context.Context, watcher string) error, grace time.Duration) error {
 	signals := make(chan *dbus.Signal, 16)
 	conn.Signal(signals)
 	defer conn.RemoveSignal(signals)
@@ -150,6 +195,19 @@ func followWatcher(ctx context.Context, conn *dbus.Conn, names []string, report 
 		st.registered = holdsItem(registeredItems(ctx, conn, owner), names)
 	}
 	report(st)
+	// retry fires when the watcher st names has gone delay without the
+	// item; it is stopped while there is no watcher or it holds the item.
+	retry := time.NewTimer(grace)
+	defer retry.Stop()
+	delay := grace
+	rearm := func() {
+		if st.watcher == "" || st.registered {
+			retry.Stop()
+			return
+		}
+		retry.Reset(delay)
+	}
+	rearm()
 	for {
 		var sig *dbus.Signal
 		var ok bool
@@ -158,6 +216,22 @@ func followWatcher(ctx context.Context, conn *dbus.Conn, names []string, report 
 			return nil
 		case <-conn.Context().Done():
 			return fmt.Errorf("follow %s: %w", watcherName, conn.Context().Err())
+		case <-retry.C:
+			// The error is register's to tell; the next attempt is
+			// later, or at the next watcher.
+			_ = register(ctx, st.watcher)
+			if ctx.Err() != nil {
+				return nil
+			}
+			// A watcher that took the item says so by signal too; the
+			// property tells at once, and for one that does not signal.
+			if holdsItem(registeredItems(ctx, conn, st.watcher), names) {
+				st.registered = true
+				report(st)
+			}
+			delay = min(2*delay, registerBackoffMax)
+			rearm()
+			continue
 		case sig, ok = <-signals:
 			if !ok {
 				return fmt.Errorf("follow %s: connection closed", watcherName)
@@ -184,8 +258,13 @@ func followWatcher(ctx context.Context, conn *dbus.Conn, names []string, report 
 			next.registered = sig.Name == watcherIface+".StatusNotifierItemRegistered"
 		}
 		if next != st {
+			if next.watcher != st.watcher {
+				// A new watcher gets the full grace again.
+				delay = grace
+			}
 			st = next
 			report(st)
+			rearm()
 		}
 	}
 }

@@ -37,15 +37,23 @@ func TestHoldsItem(t *testing.T) {
 }
 
 // follow runs followWatcher for the item of conn until the test ends, and
-// returns its reports.
+// returns its reports. It never registers the item itself within the
+// test's deadline: the test does, as systray would.
 func follow(t *testing.T, bus *bustest.Bus, item *dbus.Conn) <-chan hostState {
+	t.Helper()
+	return followRegistering(t, bus, item, func(context.Context, string) error { return nil }, time.Hour)
+}
+
+// followRegistering is follow with the registering of the item after grace
+// up to register.
+func followRegistering(t *testing.T, bus *bustest.Bus, item *dbus.Conn, register func(context.Context, string) error, grace time.Duration) <-chan hostState {
 	t.Helper()
 	conn := connect(t, bus)
 	ctx, cancel := context.WithCancel(context.Background())
 	reports := make(chan hostState, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- followWatcher(ctx, conn, []string{item.Names()[0]}, func(h hostState) { reports <- h })
+		done <- followWatcher(ctx, conn, []string{item.Names()[0]}, func(h hostState) { reports <- h }, register, grace)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -144,6 +152,44 @@ func TestFollowWatcher(t *testing.T) {
 	w.conn.Close()
 	if h := nextReport(t, reports); h != (hostState{}) {
 		t.Fatalf("report %+v after the watcher left, want none", h)
+	}
+}
+
+// A watcher that goes the grace without the item, because nothing
+// registered it or it refused, gets it from followWatcher: again, later,
+// until it holds it.
+func TestFollowWatcherRegisters(t *testing.T) {
+	bus := bustest.New(t)
+	item := connect(t, bus)
+	attempts := make(chan error, 16)
+	reports := followRegistering(t, bus, item, func(ctx context.Context, watcher string) error {
+		err := registerItem(ctx, item, watcher)
+		attempts <- err
+		return err
+	}, 10*time.Millisecond)
+	if h := nextReport(t, reports); h != (hostState{}) {
+		t.Fatalf("first report %+v, want no watcher", h)
+	}
+	w := startRefusingSNW(t, bus, 1)
+	if h := nextReport(t, reports); h.watcher != w.conn.Names()[0] || h.registered {
+		t.Fatalf("report %+v, want watcher %s without the item", h, w.conn.Names()[0])
+	}
+	if h := nextReport(t, reports); h.watcher != w.conn.Names()[0] || !h.registered {
+		t.Fatalf("report %+v, want the item registered with %s", h, w.conn.Names()[0])
+	}
+	if err := <-attempts; err == nil {
+		t.Errorf("the first registration worked; the watcher refuses it")
+	}
+	if err := <-attempts; err != nil {
+		t.Errorf("the second registration: %v", err)
+	}
+	if r := w.next(t); r.Sender != item.Names()[0] || r.Service != itemPath {
+		t.Errorf("registered %+v, want %s%s", r, item.Names()[0], itemPath)
+	}
+	select {
+	case err := <-attempts:
+		t.Errorf("registered again (%v) once the watcher held the item", err)
+	default:
 	}
 }
 

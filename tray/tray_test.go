@@ -241,3 +241,20 @@ func TestTrayWaitsForBus(t *testing.T) {
 		t.Errorf("tray started %d times, want once", n)
 	}
 }
+
+// TestWatcherMissedRegistration gives the tray a StatusNotifierWatcher that
+// does not hold the item and will not be replaced: systray registers only
+// when it starts and when a watcher appears, so nothing would register the
+// item again. After a bus restart that happens when the panel's watcher
+// appears between systray's failed registration and its subscription to
+// watcher changes (the LXQt benchmark's icon that never came back); here a
+// watcher that refuses the first registration stands in for that window.
+// The tray registers the item itself and says it is shown.
+func TestWatcherMissedRegistration(t *testing.T) {
+	bus := bustest.New(t)
+	w := startRefusingSNW(t, bus, 1)
+	stderr := superviseTray(t, bus, serveControl(t, newBackend()))
+	reg := w.next(t)
+	stderr.waitText(t, "tray shown")
+	newItem(t, connect(t, bus), reg).wantIcon(healthy)
+}
