@@ -11,9 +11,11 @@
 // the panel's StatusNotifierWatcher's to say: the tray follows it on a
 // connection of its own and logs "tray shown" once it holds the item, or
 // that it waits while there is no watcher (after a bus restart, until the
-// panel is back), and tells the daemon (control.Client.ReportTray), which
-// says so in "busmedic status" and, when no watcher ever came, once in a
-// notification.
+// panel is back); a watcher that goes a second without the item (systray
+// registers only at start and when a watcher appears, and misses one that
+// appears just after its start) gets it from the tray itself. It tells the
+// daemon (control.Client.ReportTray), which says so in "busmedic status"
+// and, when no watcher ever came, once in a notification.
 //
 // The item speaks the panel's language: its Status is NeedsAttention when
 // something waits for the user, Passive while all is well if the user
