@@ -118,17 +118,7 @@ func TestFrozenAppAtRestart(t *testing.T) {
 	servePinger(t, other, "other")
 	requestName(t, other, "org.example.Other", 0)
 
-	sender := connect(t, bus.Address())
-	payload := bytes.Repeat([]byte("f"), 64<<10)
-	for i := range 64 { // 4 MB: far more than socket buffers hold
-		if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(i), payload); err != nil {
-			t.Fatalf("emit %d: %v", i, err)
-		}
-	}
-	// The flood has reached the keeper once the bus answers after it.
-	if _, _, err := ping(connect(t, bus.Address()), "org.example.Other"); err != nil {
-		t.Fatal(err)
-	}
+	flood(t, bus, 64) // 4 MB: far more than socket buffers hold
 
 	bus.Kill()
 	bus.Start()
@@ -249,16 +239,7 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 	requestName(t, other, "org.example.Other", 0)
 
 	const n = 64 // 4 MB: far more than socket buffers hold
-	payload := bytes.Repeat([]byte("f"), 64<<10)
-	sender := connect(t, bus.Address())
-	for i := range n {
-		if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(i), payload); err != nil {
-			t.Fatalf("emit %d: %v", i, err)
-		}
-	}
-	if _, _, err := ping(connect(t, bus.Address()), "org.example.Other"); err != nil {
-		t.Fatal(err)
-	}
+	flood(t, bus, n)
 
 	bus.Kill()
 	bus.Start()
@@ -268,7 +249,7 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 	// The new bus sends the frozen app one more: the keeper reads it and,
 	// as the app's socket is still full, stops reading the app's new
 	// upstream until it can be written.
-	sender = connect(t, bus.Address())
+	sender := connect(t, bus.Address())
 	if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(n), []byte("after")); err != nil {
 		t.Fatal(err)
 	}
@@ -351,5 +332,22 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 			t.Fatalf("after signal %d came number %d: out of order", got-1, i)
 		}
 		got = int(i) + 1
+	}
+}
+
+// flood emits n "Tick" signals of 64 kB, numbered from 0, on bus, and
+// returns once the bus has passed them on: it answers a call to
+// org.example.Other, which the test serves, after them.
+func flood(t *testing.T, bus *bustest.Bus, n int) {
+	t.Helper()
+	payload := bytes.Repeat([]byte("f"), 64<<10)
+	sender := connect(t, bus.Address())
+	for i := range n {
+		if err := sender.Emit("/org/example/Flood", "org.example.Flood.Tick", uint32(i), payload); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	if _, _, err := ping(connect(t, bus.Address()), "org.example.Other"); err != nil {
+		t.Fatal(err)
 	}
 }
