@@ -230,3 +230,33 @@ func nextSignal(t *testing.T, ch <-chan *dbus.Signal, what string, ok func(*dbus
 }
 
 func dupFD(f *os.File) (int, error) { return unix.Dup(int(f.Fd())) }
+
+// waitAnswer calls Ping on dest through c until the pinger named want
+// answers, failing the test as who after waitLimit: a kept app is back
+// at its name on the new bus once its replay is through.
+func waitAnswer(t *testing.T, c *dbus.Conn, dest, want, who string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		answerer, _, err := ping(c, dest)
+		if err == nil && answerer == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not back at %s within %s: answered by %q, %v", who, dest, waitLimit, answerer, err)
+		}
+	}
+}
+
+// floodListener is a kept app on the keeper at addr that asked for the
+// org.example.Flood signals (flood) and reads only when the test says.
+func floodListener(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	c := dialRaw(t, addr)
+	w := writer{}
+	w.str("type='signal',interface='org.example.Flood'")
+	c.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
+		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
+	}, w.b))
+	return c
+}

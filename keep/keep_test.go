@@ -528,17 +528,7 @@ func TestRestartsInARow(t *testing.T) {
 		bus.Kill()
 		bus.Start()
 	}
-	direct := connect(t, bus.Address())
-	deadline := time.Now().Add(waitLimit)
-	for {
-		answerer, _, err := ping(direct, "org.example.Kept")
-		if err == nil && answerer == "app" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the kept app is not back at its name: %v", err)
-		}
-	}
+	waitAnswer(t, connect(t, bus.Address()), "org.example.Kept", "app", "the kept app")
 	if got := nameOwner(t, app, "org.example.Kept"); got != unique {
 		t.Errorf("through the keeper the name is owned by %s, want %s", got, unique)
 	}

@@ -22,12 +22,7 @@ import (
 func TestAppThatDoesNotRead(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	slow := dialRaw(t, tk.addr)
-	w := writer{}
-	w.str("type='signal',interface='org.example.Flood'")
-	slow.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
-		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
-	}, w.b))
+	slow := floodListener(t, tk.addr)
 
 	const n, size = 64, 64 << 10 // 4 MB: far more than socket buffers hold
 	sender := connect(t, bus.Address())
@@ -108,12 +103,7 @@ func nextTick(t *testing.T, s *sock, deadline time.Time, what string) (uint32, i
 func TestFrozenAppAtRestart(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	slow := dialRaw(t, tk.addr)
-	w := writer{}
-	w.str("type='signal',interface='org.example.Flood'")
-	slow.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
-		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
-	}, w.b))
+	floodListener(t, tk.addr) // never reads: a frozen app
 	other := connect(t, tk.addr)
 	servePinger(t, other, "other")
 	requestName(t, other, "org.example.Other", 0)
@@ -122,17 +112,7 @@ func TestFrozenAppAtRestart(t *testing.T) {
 
 	bus.Kill()
 	bus.Start()
-	direct := connect(t, bus.Address())
-	deadline := time.Now().Add(waitLimit)
-	for {
-		answerer, _, err := ping(direct, "org.example.Other")
-		if err == nil && answerer == "other" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("with a frozen kept app, another kept app is not back within %s: %v", waitLimit, err)
-		}
-	}
+	waitAnswer(t, connect(t, bus.Address()), "org.example.Other", "other", "with a frozen kept app, another kept app")
 }
 
 // TestPollerSurvivesEpollWaitErrors: epoll_wait(2) failing with EINTR,
@@ -224,12 +204,7 @@ func TestPollerSurvivesEpollWaitErrors(t *testing.T) {
 func TestFrozenAppHoldsNoLock(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	frozen := dialRaw(t, tk.addr)
-	w := writer{}
-	w.str("type='signal',interface='org.example.Flood'")
-	frozen.roundTrip(t, appendMessage(nil, typeMethodCall, 0, 0, &fields{
-		path: "/org/freedesktop/DBus", iface: busName, member: "AddMatch", dest: busName, sig: "s",
-	}, w.b))
+	frozen := floodListener(t, tk.addr)
 	// The Keeper's lock: tk.mu is the test's gate.
 	tk.Keeper.mu.Lock()
 	frozenConn := tk.conns[0]
