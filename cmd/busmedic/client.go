@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,8 +54,14 @@ func withDaemon(ctx context.Context, in *cli.Call, do func(context.Context, *con
 // as it came too. "busmedic status" exits exitNotRunning when there is no
 // daemon, the others exitError.
 func daemonFailed(ctx context.Context, in *cli.Call, err error) int {
-	code := exitError
-	var msg string
+	msg, code := explain(ctx, in, err)
+	fmt.Fprintf(in.Stderr, "%s: %s\n", in.Name(), msg)
+	return code
+}
+
+// explain is daemonFailed's words for err, and the exit status.
+func explain(ctx context.Context, in *cli.Call, err error) (msg string, code int) {
+	code = exitError
 	switch {
 	case errors.Is(err, control.ErrNotRunning):
 		msg = "busmedic is not running"
@@ -77,8 +84,7 @@ func daemonFailed(ctx context.Context, in *cli.Call, err error) int {
 	if detail := strings.TrimPrefix(err.Error(), control.ErrNotRunning.Error()+": "); in.On("v") && msg != detail {
 		msg += "\n  " + detail
 	}
-	fmt.Fprintf(in.Stderr, "%s: %s\n", in.Name(), msg)
-	return code
+	return msg, code
 }
 
 // unecho drops from the front of a message what only repeats the command
@@ -107,6 +113,9 @@ func request(do func(context.Context, *control.Client) error) func(context.Conte
 }
 
 func runStatus(ctx context.Context, in *cli.Call) int {
+	if in.On("follow") {
+		return followStatus(ctx, in)
+	}
 	return withDaemon(ctx, in, func(ctx context.Context, c *control.Client) error {
 		st, err := c.Status(ctx)
 		if err != nil {
@@ -179,4 +188,53 @@ func printJSON(in *cli.Call, v any) error {
 	enc := json.NewEncoder(in.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// followStatus is "busmedic status --follow": the status now and again at
+// each change, through the daemon's restarts and absences, until
+// interrupted (which exits 0, as watch). With --json, each status is one
+// line, for a script to read as it comes.
+func followStatus(ctx context.Context, in *cli.Call) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var last []byte // what was printed last: a status that looks the same is not printed again
+	var away string // why there is no daemon, as said last
+	var failed bool
+	control.NewClient(in.Str("socket")).Follow(ctx, func(st *control.Status, err error) {
+		if err != nil {
+			if msg, _ := explain(ctx, in, err); msg != away {
+				fmt.Fprintf(in.Stderr, "%s: %s; waiting for it\n", in.Name(), msg)
+				away = msg
+			}
+			return
+		}
+		away = ""
+		var b bytes.Buffer
+		if in.On("json") {
+			err = json.NewEncoder(&b).Encode(st)
+		} else {
+			err = st.WriteText(&b)
+		}
+		if err == nil && bytes.Equal(b.Bytes(), last) {
+			return
+		}
+		if err == nil {
+			out := b.Bytes()
+			if last != nil && !in.On("json") {
+				out = append(fmt.Appendf(nil, "\n-- %s --\n", time.Now().Format("15:04:05")), out...)
+			}
+			_, err = in.Stdout.Write(out)
+		}
+		if err != nil {
+			// The reader went away (a closed pipe): nothing left to do.
+			failed = true
+			cancel()
+			return
+		}
+		last = b.Bytes()
+	})
+	if failed {
+		return exitError
+	}
+	return exitOK
 }

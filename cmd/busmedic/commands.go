@@ -46,11 +46,16 @@ func topLevel() *cli.Command {
 			Flags: daemonFlags, Run: runDaemon,
 		}, {
 			Name: "status", Summary: "show the buses, the apps and who fell off the bus",
-			Usage: "busmedic status [--json]",
-			About: "Shows the buses, the apps with their last recovery, and who fell off the bus.\n\n" +
+			Usage: "busmedic status [--json] [--follow]",
+			About: "Shows the buses, the apps with their last recovery, and who fell off the bus.\n" +
+				"With --follow, shows it again at each change, and waits for busmedic while it is not running,\n" +
+				"until interrupted (Ctrl-C exits 0).\n\n" +
 				"Exit status: 0 busmedic runs, 1 the daemon did not answer, 2 wrong command line,\n" +
 				"3 busmedic is not running.",
-			Flags: clientFlags(func(fs *flag.FlagSet) { fs.Bool("json", false, "print the status as JSON") }),
+			Flags: clientFlags(func(fs *flag.FlagSet) {
+				fs.Bool("json", false, "print the status as JSON (with --follow, one status a line)")
+				fs.Bool("follow", false, "show the status again at each change, until interrupted")
+			}),
 			Run:   runStatus,
 		}, {
 			Name: "history", Summary: "show recent bus restarts and what was done",

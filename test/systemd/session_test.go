@@ -5,6 +5,8 @@
 package systemd
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -157,24 +159,42 @@ func (s *session) status() (control.Status, bool) {
 	return st, true
 }
 
-// waitStatus waits until cond holds for busmedic's status; it polls, as a
-// user watching "busmedic status" would, until the deadline.
+// waitStatus waits until cond holds for busmedic's status, as a user
+// watching "busmedic status --follow" would (which also waits for a
+// busmedic not yet answering), until the deadline.
 func (s *session) waitStatus(timeout time.Duration, what string, cond func(control.Status) bool) control.Status {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := s.m.User.Command(ctx, systemdtest.BusmedicPath, "status", "--follow", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		s.t.Fatalf("busmedic status --follow: %v", err)
+	}
 	var last control.Status
-	var seen bool
-	for time.Now().Before(deadline) {
-		if st, ok := s.status(); ok {
-			last, seen = st, true
-			if cond(st) {
-				return st
-			}
+	seen, held := false, false
+	lines := bufio.NewScanner(out)
+	lines.Buffer(nil, 1<<20)
+	for !held && lines.Scan() {
+		var st control.Status
+		if err := json.Unmarshal(lines.Bytes(), &st); err != nil {
+			s.t.Errorf("busmedic status --follow --json: %v\n%s", err, lines.Bytes())
+			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		last, seen, held = st, true, cond(st)
+	}
+	cancel() // the deadline, or the command is no longer needed
+	cmd.Wait()
+	if held {
+		return last
 	}
 	j, _ := json.MarshalIndent(last, "", "  ")
-	s.t.Fatalf("%s: not within %s (status answered: %v)\nlast status: %s\nbusmedic's journal:\n%s", what, timeout, seen, j,
+	s.t.Fatalf("%s: not within %s (status answered: %v)\nlast status: %s\nbusmedic status --follow said: %s\nbusmedic's journal:\n%s", what, timeout, seen, j, stderr.Bytes(),
 		s.m.User.Run("journalctl", "--user", "-u", "busmedic.service", "--no-pager", "-n", "60"))
 	return last
 }
