@@ -56,7 +56,7 @@ func topLevel() *cli.Command {
 				fs.Bool("json", false, "print the status as JSON (with --follow, one status a line)")
 				fs.Bool("follow", false, "show the status again at each change, until interrupted")
 			}),
-			Run:   runStatus,
+			Run: runStatus,
 		}, {
 			Name: "history", Summary: "show recent bus restarts and what was done",
 			Usage: "busmedic history [--json] [-n N]",
