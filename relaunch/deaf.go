@@ -122,13 +122,17 @@ const brokerDeafGrace = appdb.DefaultGrace
 // in: "dbus-" UNIQUE "-" ESCAPED "@" N ".service". UNIQUE is the launcher's
 // unique name, which dbus-broker always makes ":1.N"; ESCAPED is the bus
 // name as the launcher escapes it, "\xNN" (lower-case hex) for a byte
-// other than [A-Za-z0-9:_.]: a bus name's "-" becomes "\x2d".
-var brokerUnit = regexp.MustCompile(`^dbus-:1\.[0-9]+-((?:[A-Za-z0-9:_.]|\\x[0-9a-f]{2})+)@[0-9]+\.service$`)
+// other than [A-Za-z0-9:_.]: a bus name's "-" becomes "\x2d". Compiled at
+// first use: package initialisation runs in every busmedic process, the
+// tray's too, and its heap stays.
+var brokerUnit = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^dbus-:1\.[0-9]+-((?:[A-Za-z0-9:_.]|\\x[0-9a-f]{2})+)@[0-9]+\.service$`)
+})
 
 // brokerUnitName returns the bus name whose start on demand made
 // dbus-broker-launch start unit, if unit is the name of such a unit.
 func brokerUnitName(unit string) (string, bool) {
-	m := brokerUnit.FindStringSubmatch(unit)
+	m := brokerUnit().FindStringSubmatch(unit)
 	if m == nil {
 		return "", false
 	}

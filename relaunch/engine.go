@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"busmedic/appdb"
 	"busmedic/relaunch/control"
@@ -595,13 +595,28 @@ func (e *Engine) env(extra map[string]string) []string {
 	return out
 }
 
-var unsafeFileChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+// fileSafe replaces each run of characters other than [a-zA-Z0-9._-] in
+// s by one "_", for a file name or an id made of a program's name.
+func fileSafe(s string) string {
+	var b strings.Builder
+	run := false
+	for _, r := range s {
+		if ok := r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'); ok {
+			b.WriteRune(r)
+			run = false
+		} else if !run {
+			b.WriteByte('_')
+			run = true
+		}
+	}
+	return b.String()
+}
 
 func (e *Engine) logPath(app string) string {
 	if e.cfg.StateDir == "" {
 		return ""
 	}
-	return filepath.Join(e.cfg.StateDir, "logs", unsafeFileChars.ReplaceAllString(app, "_")+".log")
+	return filepath.Join(e.cfg.StateDir, "logs", fileSafe(app)+".log")
 }
 
 // Status returns what the engine knows now.

@@ -168,7 +168,7 @@ func keptID(command string, pid int) string {
 	if prog == "" {
 		prog = "pid"
 	}
-	return fmt.Sprintf("kept:%s:%d", unsafeFileChars.ReplaceAllString(prog, "_"), pid)
+	return fmt.Sprintf("kept:%s:%d", fileSafe(prog), pid)
 }
 
 // keptResult is how the job of an app ends that the keeper replayed rp

@@ -1146,5 +1146,5 @@ func processID(kind string, p watcher.Peer) string {
 	if len(p.Argv) > 0 {
 		prog = p.Argv[0][strings.LastIndexByte(p.Argv[0], '/')+1:]
 	}
-	return fmt.Sprintf("%s:%s:%d", kind, unsafeFileChars.ReplaceAllString(prog, "_"), p.PID)
+	return fmt.Sprintf("%s:%s:%d", kind, fileSafe(prog), p.PID)
 }
