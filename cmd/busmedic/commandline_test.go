@@ -136,6 +136,7 @@ func TestEveryCommandLine(t *testing.T) {
 		"busmedic run":                {exitError, empty, text},
 		"busmedic status":             ok,
 		"busmedic status (no daemon)": {exitNotRunning, empty, text},
+		"busmedic status --follow":    ok,                      // until Ctrl-C
 		"busmedic tray (no daemon)":   {exitOK, empty, either}, // waits for it
 		"busmedic history":            ok,
 		"busmedic plan":               ok,
@@ -220,7 +221,7 @@ func TestEveryCommandLine(t *testing.T) {
 			n++
 			t.Run(line, func(t *testing.T) {
 				writeFile(t, userRules, "version = 1\n\n[[app]]\nid = \"dunst\"\nnames = [\"org.freedesktop.Notifications\"]\n")
-				code, stdout, stderr := runBinary(t, bin, env, name == "busmedic watch" || name == "busmedic tray", cmdline...)
+				code, stdout, stderr := runBinary(t, bin, env, name == "busmedic watch" || name == "busmedic tray" || line == "busmedic status --follow", cmdline...)
 				checkOutcome(t, cmdline, o, code, stdout, stderr)
 			})
 		}
