@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,48 +191,21 @@ func printJSON(in *cli.Call, v any) error {
 
 // followStatus is "busmedic status --follow": the status now and again at
 // each change, through the daemon's restarts and absences, until
-// interrupted (which exits 0, as watch). With --json, each status is one
-// line, for a script to read as it comes.
+// interrupted (which exits 0, as watch).
 func followStatus(ctx context.Context, in *cli.Call) int {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var last []byte // what was printed last: a status that looks the same is not printed again
 	var away string // why there is no daemon, as said last
-	var failed bool
-	control.NewClient(in.Str("socket")).Follow(ctx, func(st *control.Status, err error) {
+	err := control.NewClient(in.Str("socket")).WriteFollow(ctx, in.Stdout, in.On("json"), func(err error) {
+		msg := ""
 		if err != nil {
-			if msg, _ := explain(ctx, in, err); msg != away {
-				fmt.Fprintf(in.Stderr, "%s: %s; waiting for it\n", in.Name(), msg)
-				away = msg
-			}
-			return
+			msg, _ = explain(ctx, in, err)
 		}
-		away = ""
-		var b bytes.Buffer
-		if in.On("json") {
-			err = json.NewEncoder(&b).Encode(st)
-		} else {
-			err = st.WriteText(&b)
+		if msg != away && msg != "" {
+			fmt.Fprintf(in.Stderr, "%s: %s; waiting for it\n", in.Name(), msg)
 		}
-		if err == nil && bytes.Equal(b.Bytes(), last) {
-			return
-		}
-		if err == nil {
-			out := b.Bytes()
-			if last != nil && !in.On("json") {
-				out = append(fmt.Appendf(nil, "\n-- %s --\n", time.Now().Format("15:04:05")), out...)
-			}
-			_, err = in.Stdout.Write(out)
-		}
-		if err != nil {
-			// The reader went away (a closed pipe): nothing left to do.
-			failed = true
-			cancel()
-			return
-		}
-		last = b.Bytes()
+		away = msg
 	})
-	if failed {
+	if err != nil {
+		// The reader went away (a closed pipe): nothing left to do.
 		return exitError
 	}
 	return exitOK

@@ -1,8 +1,10 @@
 package control_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"time"
 
 	"busmedic/relaunch/control"
@@ -61,4 +63,20 @@ func ExampleOutcome_Recovered() {
 	// notified true
 	// skipped false
 	// running false
+}
+
+// What "busmedic status --follow --json" does: one line of JSON for the
+// status and for each change, through the daemon's restarts, until Ctrl-C.
+func ExampleClient_WriteFollow() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	c := control.NewClient(control.DefaultPath())
+	err := c.WriteFollow(ctx, os.Stdout, true, func(err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "waiting for busmedic:", err)
+		}
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 }

@@ -2,6 +2,8 @@ package control
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -165,4 +167,47 @@ func clock(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("15:04:05")
+}
+
+// WriteFollow writes the daemon's status to w now and again at each
+// change that shows, until ctx is done (then it returns nil) or a write
+// fails. It follows the daemon through its restarts (Follow): away gets
+// why there is no daemon each time it finds none, and nil once one
+// answers. For people (asJSON false), each status after the first comes
+// under a line with the time of day; with asJSON, each status is one line
+// of JSON, for a script to read as it comes.
+func (c *Client) WriteFollow(ctx context.Context, w io.Writer, asJSON bool, away func(error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var last []byte // the last status written: one that reads the same is not written again
+	var failed error
+	c.Follow(ctx, func(st *Status, err error) {
+		away(err)
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		if asJSON {
+			err = json.NewEncoder(&b).Encode(st)
+		} else {
+			err = st.WriteText(&b)
+		}
+		if err == nil && bytes.Equal(b.Bytes(), last) {
+			return
+		}
+		if err == nil {
+			out := b.Bytes()
+			if last != nil && !asJSON {
+				out = append(fmt.Appendf(nil, "\n-- %s --\n", clock(time.Now())), out...)
+			}
+			_, err = w.Write(out)
+		}
+		if err != nil {
+			failed = err
+			cancel()
+			return
+		}
+		last = b.Bytes()
+	})
+	return failed
 }
