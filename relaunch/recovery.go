@@ -734,9 +734,16 @@ func (e *Engine) relaunchExec(ctx context.Context, bus string, jr *jobRun) resul
 	case <-ctx.Done():
 		return result{outcome: control.Cancelled, reason: context.Cause(ctx).Error()}
 	}
+	// The slot is given back once the app runs: the wait for its scope
+	// (up to scopeWait on a busy user manager) starts nothing.
+	release := sync.OnceFunc(func() { <-e.act })
+	inScope := e.settleInScope(ctx, pj.App, r.DisplayName()+", started by busmedic")
 	c, err := startProcess(startSpec{app: pj.App, argv: pj.Command, dir: pj.Dir, env: e.env(r.Env), log: e.logPath(pj.App), logLimit: e.cfg.logLimit,
-		settle: e.settleInScope(ctx, pj.App, r.DisplayName()+", started by busmedic")})
-	<-e.act
+		settle: func(pid int) {
+			release()
+			inScope(pid)
+		}})
+	release()
 	if err != nil {
 		return result{outcome: control.Failed, reason: err.Error()}
 	}

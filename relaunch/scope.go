@@ -33,7 +33,8 @@ import (
 // The scope is bookkeeping: without a manager, or when it refuses or is
 // slow, the app stays where it is and the job goes on. The wait is
 // bounded by scopeWait, so that a busy manager never holds a recovery
-// up.
+// up, and it holds none of the slots that bound how many apps start at
+// once.
 
 // scopeWait bounds how long a start waits for the user manager to make
 // the app's scope: the dial if there is no connection yet, the call and

@@ -196,3 +196,60 @@ grace = "50ms"
 		t.Errorf("the user manager was dialed %d times, want once: its answers are no reason to drop the connection", n)
 	}
 }
+
+// The wait for an app's scope holds no start slot: with one slot and a
+// user manager that is slow to make the first scope asked for, the other
+// app starts (and asks for its scope) meanwhile, not after that wait.
+func TestScopeWaitHoldsNoStartSlot(t *testing.T) {
+	var mu sync.Mutex
+	asked := 0
+	another := make(chan struct{})
+	overlapped := make(chan bool, 1) // whether the other app started during the first wait
+	f := &fakeScopes{answer: func(ctx context.Context, name string) (string, error) {
+		mu.Lock()
+		asked++
+		n := asked
+		mu.Unlock()
+		if n == 2 {
+			close(another)
+		}
+		if n != 1 {
+			return "done", nil
+		}
+		select {
+		case <-another:
+			overlapped <- true
+			return "done", nil
+		case <-ctx.Done():
+			overlapped <- false
+			return "", context.Cause(ctx)
+		}
+	}}
+	oneSlot := func(c *Config, _ *bustest.Bus) { c.Concurrency = 1 }
+	h := newHarness(t, `
+[[app]]
+id = "one"
+names = ["org.example.One"]
+exec = ["TESTAPP", "-name", "org.example.One", "-mode", "exit"]
+grace = "50ms"
+
+[[app]]
+id = "two"
+names = ["org.example.Two"]
+exec = ["TESTAPP", "-name", "org.example.Two", "-mode", "exit"]
+grace = "50ms"
+`, f.option, oneSlot)
+	h.bus.StartApp("-name", "org.example.One", "-mode", "exit")
+	h.bus.StartApp("-name", "org.example.Two", "-mode", "exit")
+	h.waitOwner("org.example.One", 0)
+	h.waitOwner("org.example.Two", 0)
+	rec := h.crash()
+	for _, app := range []string{"one", "two"} {
+		if j := jobOf(t, rec, app); j.Outcome != control.Relaunched {
+			t.Errorf("%s: %s %q, want relaunched", app, j.Outcome, j.Reason)
+		}
+	}
+	if !<-overlapped {
+		t.Error("the second app started only after the first app's scope wait ran out: that wait held the one start slot")
+	}
+}
