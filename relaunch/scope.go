@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -48,7 +49,7 @@ func (e *Engine) intoScope(ctx context.Context, app, description string, pid int
 	if e.cfg.UserManager == "" {
 		return // no systemd user manager in this session
 	}
-	name := usermanager.ScopeName(usermanager.Launcher, app, pid)
+	name := usermanager.ScopeName(usermanager.Launcher, scopeApp(app), pid)
 	// The app runs whatever happens to the job: one cancelled now (its
 	// bus went again) still leaves a process that belongs in its scope.
 	sctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), scopeWait,
@@ -75,6 +76,21 @@ func (e *Engine) intoScope(ctx context.Context, app, description string, pid int
 	default:
 		e.log.Debug("app in a scope of its own", "app", app, "pid", pid, "scope", name)
 	}
+}
+
+// scopeApp is the app part of the name of app's scope: a rule's id, or
+// for an app busmedic knows by its process ("casualty:dunst:1234", relaunched
+// by hand; "kept:dunst:1234") the program's name, which is what a desktop's
+// launcher names a scope after. Rule ids hold no colon.
+func scopeApp(app string) string {
+	_, rest, ok := strings.Cut(app, ":")
+	if !ok {
+		return app
+	}
+	if i := strings.LastIndexByte(rest, ':'); i > 0 {
+		return rest[:i]
+	}
+	return rest
 }
 
 // settleInScope is a startSpec.settle that moves the started process of

@@ -253,3 +253,19 @@ grace = "50ms"
 		t.Error("the second app started only after the first app's scope wait ran out: that wait held the one start slot")
 	}
 }
+
+// A scope is named after the rule, or after the program of an app known
+// by its process, not after its casualty id.
+func TestScopeApp(t *testing.T) {
+	for app, want := range map[string]string{
+		"dunst":                 "dunst",
+		"xfce4-panel":           "xfce4-panel",
+		"casualty:dunst:1234":   "dunst",
+		"kept:dbus-test-tool:7": "dbus-test-tool",
+		"casualty:pid:42":       "pid",
+	} {
+		if got := scopeApp(app); got != want {
+			t.Errorf("scopeApp(%q) = %q, want %q", app, got, want)
+		}
+	}
+}
