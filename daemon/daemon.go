@@ -148,7 +148,10 @@ func Run(ctx context.Context, cfg Config) error {
 	// The daemon sits idle for days between bus restarts. Once start-up,
 	// and later each recovery, is over, hand the memory it used back to
 	// the system: the runtime alone would keep it as heap headroom.
-	trim := time.AfterFunc(quietAfterStart, debug.FreeOSMemory)
+	trim := time.AfterFunc(quietAfterStart, func() {
+		debug.FreeOSMemory()
+		log.Debug("memory handed back to the system")
+	})
 	defer trim.Stop()
 	engine := relaunch.New(relaunch.Config{
 		Intent:     intent.Ending,

@@ -44,7 +44,7 @@ func TestSoak(t *testing.T) {
 	// what it holds after start-up is not what it holds for days.
 	c.randomRestart()
 	c.settled("the first restart")
-	start := idleResources(t, pid)
+	start := idleResources(c, pid)
 	var took []time.Duration
 	for i := range cycles {
 		if t.Failed() {
@@ -70,7 +70,7 @@ func TestSoak(t *testing.T) {
 			t.Logf("cycle %d: %s: %s", i+1, took[len(took)-1].Round(time.Millisecond), strings.Join(jobs, ", "))
 		}
 	}
-	end := idleResources(t, pid)
+	end := idleResources(c, pid)
 	slices.Sort(took)
 	pct := func(p float64) time.Duration { return took[int(p*float64(len(took)-1))].Round(time.Millisecond) }
 	t.Logf("soak: %d cycles (%d bus restarts), every app back every time, no app twice", len(took), c.restarts)
@@ -79,15 +79,18 @@ func TestSoak(t *testing.T) {
 		start.fds, end.fds, start.threads, end.threads, float64(start.rss)/1e6, float64(end.rss)/1e6)
 }
 
-// idleResources measures the daemon once it has been idle long enough to
-// hand back the memory of its last recovery (it does 5 s after one), as it
-// sits between bus restarts; the wait is the idle time measured, not a
-// wait for something to happen.
-func idleResources(t *testing.T, pid int) resources {
-	t.Helper()
-	time.Sleep(7 * time.Second)
-	return daemonResources(t, pid)
+// idleResources measures the daemon once it has handed back the memory of
+// its last recovery (it does 5 s after one), as it sits between bus
+// restarts. c has just settled a recovery.
+func idleResources(c *chaos, pid int) resources {
+	c.t.Helper()
+	c.waitLogCount(memoryHandedBack, strings.Count(c.log.String(), memoryHandedBack)+1)
+	return daemonResources(c.t, pid)
 }
+
+// memoryHandedBack is what the daemon logs (at debug) once it has handed
+// its memory back after start-up or a recovery.
+const memoryHandedBack = "memory handed back to the system"
 
 type resources struct {
 	fds, threads int
