@@ -25,7 +25,8 @@ import (
 // starts a new copy at the next call to one of its names, and the old copy
 // runs for ever: after a few restarts a session has several of each. So
 // the engine keeps, per bus, the peers of each restart that no rule covers
-// and that may be such copies (deafCandidates), and stops one (stopProcess:
+// and that may be such copies (deafCandidates, started by the bus:
+// startedByBus), and stops one (stopProcess:
 // same pid and start time, our uid) once one of its names has an owner on
 // the new bus: the bus has started the replacement, or the name was asked
 // for and someone took it. Until then the old copy is left alone, since
@@ -160,6 +161,22 @@ func brokerStarted(p watcher.Peer) bool {
 	return ok && p.Owns(name)
 }
 
+// startedByBus reports whether the bus at address started p on demand:
+// dbus-broker starts such a service in a unit of its own (brokerStarted),
+// dbus-daemon gives it its address as DBUS_STARTER_ADDRESS (starter reads
+// it). A program the user started that owns only names the bus could
+// start (an app with a service file of its own, open in its window) is
+// neither: it is never stopped as a deaf copy, even when a new copy takes
+// its name. A copy dbus-daemon started under systemd runs in dbus.service,
+// which deafCandidates leaves to systemd.
+func startedByBus(p watcher.Peer, address string, starter func(pid int) string) bool {
+	if brokerStarted(p) {
+		return true
+	}
+	s := starter(p.PID)
+	return s != "" && address != "" && watcher.WithoutGUID(s) == watcher.WithoutGUID(address)
+}
+
 // ownsOnlyActivatable reports whether p owns names and the bus can start
 // each of them.
 func ownsOnlyActivatable(p watcher.Peer, activatable map[string]bool) bool {
@@ -275,8 +292,15 @@ type deafRestart struct {
 func (e *Engine) addDeaf(b *busState, unmatched []watcher.Peer) {
 	e.mu.Lock()
 	cands := deafCandidates(unmatched, b.activatable, currentUID())
+	address := b.address
 	e.mu.Unlock()
-	cands = slices.DeleteFunc(cands, func(p watcher.Peer) bool { return !alive(p.PID, p.StartTime) })
+	cands = slices.DeleteFunc(cands, func(p watcher.Peer) bool {
+		if !startedByBus(p, address, starterAddress) {
+			e.log.Debug("not a deaf copy to stop: the bus did not start it", "bus", b.name, "peer", p.String())
+			return true
+		}
+		return !alive(p.PID, p.StartTime)
+	})
 	if len(cands) == 0 {
 		return
 	}

@@ -784,3 +784,58 @@ func TestDeafBrokerTimerEndsWithBus(t *testing.T) {
 		t.Errorf("stop jobs in the history: %+v", stops)
 	}
 }
+
+// A program the user started that owns only a name the bus could start
+// (an app with a service file of its own, open in its window) is not a
+// copy the bus started: when the bus starts a new copy for its name after
+// a restart, the deaf program started by hand is left alone.
+func TestDeafCopyStartedByHandLeftAlone(t *testing.T) {
+	d := newDeafBus(t, noRules)
+	byHand := d.bus.StartApp("-name", deafName, "-mode", "deaf")
+	d.waitOwner(deafName, 0)
+	d.restartWith((*bustest.Bus).Stop)
+	if !alive(byHand.PID(), 0) {
+		t.Fatal("the app started by hand did not outlive its bus; the test proves nothing")
+	}
+	if pid := d.ask(); pid == byHand.PID() {
+		t.Fatal("the app started by hand answered on the new bus; the test proves nothing")
+	}
+	// The restart's peers were judged when the bus came back, before the
+	// recovery ended.
+	d.eng.mu.Lock()
+	_, candidate := d.eng.buses["session"].deaf[byHand.PID()]
+	d.eng.mu.Unlock()
+	if candidate {
+		t.Error("the app started by hand is kept as a deaf copy to stop once a new copy owns its name")
+	}
+	if !alive(byHand.PID(), 0) {
+		t.Error("the app started by hand was stopped")
+	}
+}
+
+func TestStartedByBus(t *testing.T) {
+	const bus = "unix:path=/run/user/1000/bus"
+	starters := map[int]string{
+		1: "unix:path=/run/user/1000/bus,guid=0123",
+		2: "unix:path=/tmp/other-bus,guid=4567",
+	}
+	starter := func(pid int) string { return starters[pid] }
+	for _, tc := range []struct {
+		name    string
+		peer    watcher.Peer
+		address string
+		want    bool
+	}{
+		{"started by this bus (dbus-daemon)", watcher.Peer{PID: 1}, bus, true},
+		{"started by this bus, its address with a guid", watcher.Peer{PID: 1}, bus + ",guid=89ab", true},
+		{"started by another bus", watcher.Peer{PID: 2}, bus, false},
+		{"started by hand", watcher.Peer{PID: 3}, bus, false},
+		{"bus address unknown", watcher.Peer{PID: 1}, "", false},
+		{"in the unit dbus-broker started it in", watcher.Peer{PID: 3, Names: []string{"org.kde.kglobalaccel"},
+			Unit: "dbus-:1.2-org.kde.kglobalaccel@0.service"}, bus, true},
+	} {
+		if got := startedByBus(tc.peer, tc.address, starter); got != tc.want {
+			t.Errorf("%s: startedByBus = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
