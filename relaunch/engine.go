@@ -115,6 +115,8 @@ type Engine struct {
 	// shares, dialed at first use; see userManager.
 	unitsMu sync.Mutex
 	units   unitManager
+	// unitsDialing, while a dial is under way, is closed when it ends.
+	unitsDialing chan struct{}
 
 	logsChecked time.Time // by Run's goroutine only
 	// casualtyChecks counts the ended looks for casualties, for tests.

@@ -269,3 +269,71 @@ func TestScopeApp(t *testing.T) {
 		}
 	}
 }
+
+// A dial of the user manager under way holds up no other caller past that
+// caller's own context (a scope's wait is a second; the dial may be a
+// job's, with no end), and a caller that waited dials anew if that dial
+// failed.
+func TestUserManagerDialHoldsNoOne(t *testing.T) {
+	dials := make(chan int, 4)
+	var mu sync.Mutex
+	n := 0
+	e := &Engine{}
+	e.cfg.UserManager = "/fake/systemd/private"
+	e.cfg.dialUnits = func(ctx context.Context, _ string) (unitManager, error) {
+		mu.Lock()
+		n++
+		this := n
+		mu.Unlock()
+		dials <- this
+		if this == 1 {
+			<-ctx.Done() // a manager that does not answer
+			return nil, context.Cause(ctx)
+		}
+		return &fakeScopes{}, nil
+	}
+	first, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := e.userManager(first)
+		firstDone <- err
+	}()
+	if d := <-dials; d != 1 {
+		t.Fatalf("dial %d first", d)
+	}
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	returned := make(chan error, 1)
+	go func() {
+		_, err := e.userManager(gone)
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("userManager with its context ended, during another dial: %v, want its context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("userManager waited for another caller's dial past its own context")
+	}
+
+	third := make(chan unitManager, 1)
+	go func() {
+		m, _ := e.userManager(context.Background())
+		third <- m
+	}()
+	cancelFirst()
+	if err := <-firstDone; err == nil {
+		t.Error("the dial of a manager that did not answer succeeded")
+	}
+	select {
+	case m := <-third:
+		if m == nil {
+			t.Error("the caller that waited got no connection: it did not dial anew")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller that waited for the failed dial got nothing")
+	}
+}

@@ -161,18 +161,50 @@ type unitManager interface {
 // is two connections (go-systemd keeps one for signals) and their
 // handshakes, which the single-threaded manager answers before it runs
 // the jobs already queued, so that a dial per job delayed every start.
+//
+// No lock is held across the dial: a caller that finds a dial under way
+// waits for it within its own ctx (a scope's wait is a second, a job's
+// as long as the job), and dials itself if that one failed. A dial is
+// bounded by userManagerDialTimeout as well as by its caller's ctx.
 func (e *Engine) userManager(ctx context.Context) (unitManager, error) {
-	e.unitsMu.Lock()
-	defer e.unitsMu.Unlock()
-	if e.units == nil {
-		m, err := e.cfg.dialUnits(ctx, e.cfg.UserManager)
-		if err != nil {
-			return nil, err
+	for {
+		e.unitsMu.Lock()
+		if m := e.units; m != nil {
+			e.unitsMu.Unlock()
+			return m, nil
 		}
-		e.units = m
+		if dialing := e.unitsDialing; dialing != nil {
+			e.unitsMu.Unlock()
+			select {
+			case <-dialing:
+				continue
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			}
+		}
+		dialing := make(chan struct{})
+		e.unitsDialing = dialing
+		e.unitsMu.Unlock()
+
+		dctx, cancel := context.WithTimeoutCause(ctx, userManagerDialTimeout,
+			fmt.Errorf("the user manager did not answer within %s", userManagerDialTimeout))
+		m, err := e.cfg.dialUnits(dctx, e.cfg.UserManager)
+		cancel()
+		e.unitsMu.Lock()
+		e.unitsDialing = nil
+		if err == nil {
+			e.units = m
+		}
+		e.unitsMu.Unlock()
+		close(dialing)
+		return m, err
 	}
-	return e.units, nil
 }
+
+// userManagerDialTimeout bounds a dial of the user manager: the connects,
+// the handshakes and go-systemd's first call, which take milliseconds on a
+// manager that is not stuck.
+const userManagerDialTimeout = 5 * time.Second
 
 // dropUserManager closes m, if it is still the shared connection, so that
 // the next job dials anew.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -40,7 +41,8 @@ func Running(socket string) bool {
 }
 
 // Dial connects to the user manager at socket, authenticated as the
-// calling user. ctx bounds the connect and the handshake only: the
+// calling user. ctx bounds the whole of it (the connects, the handshakes
+// and the call go-systemd makes on its connection for signals): the
 // connection lives on after ctx ends (a connection shared by several
 // callers must not end with the first one's context), until the caller
 // closes it.
@@ -51,32 +53,50 @@ func Dial(ctx context.Context, socket string) (*sdbus.Conn, error) {
 	if _, err := os.Stat(socket); err != nil {
 		return nil, fmt.Errorf("no systemd user manager: %w", err)
 	}
-	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, context.Cause(ctx)
+	// A manager that accepts but does not answer (stuck, or busy with a
+	// long job) must not hold the caller past ctx: closing the
+	// connections ends the handshake's read and go-systemd's call, which
+	// takes no context.
+	var mu sync.Mutex
+	var conns []*dbus.Conn
+	ended := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		ended = true
+		for _, c := range conns {
+			c.Close()
 		}
+	})
+	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
 		// Not dbus.WithContext(ctx): godbus closes such a connection
 		// when ctx ends.
 		c, err := dbus.Dial("unix:path=" + socket)
 		if err != nil {
 			return nil, err
 		}
-		// A manager that accepts but does not answer (stuck, or busy
-		// with a long job) must not hold the caller past ctx: closing
-		// the connection ends the handshake's read.
-		stop := context.AfterFunc(ctx, func() { c.Close() })
-		err = c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))})
-		if !stop() {
+		mu.Lock()
+		if ended {
+			mu.Unlock()
 			c.Close()
-			return nil, fmt.Errorf("authenticate: %w", context.Cause(ctx))
+			return nil, context.Cause(ctx)
 		}
-		if err != nil {
+		conns = append(conns, c)
+		mu.Unlock()
+		if err := c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
 			c.Close()
 			return nil, err
 		}
 		// A direct connection: no bus driver, so no Hello.
 		return c, nil
 	})
+	if !stop() {
+		// ctx ended on the way: what was made is closed.
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("connect to the systemd user manager at %s: %w", socket, context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to the systemd user manager at %s: %w", socket, err)
 	}

@@ -1,12 +1,15 @@
 package usermanager
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSocket(t *testing.T) {
@@ -56,5 +59,87 @@ func TestDialWithoutManager(t *testing.T) {
 	}
 	if _, err := Dial(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "XDG_RUNTIME_DIR") {
 		t.Fatalf("Dial without a socket: %v", err)
+	}
+}
+
+// muteManager listens at sock, lets each connection authenticate as the
+// user manager does, then reads all and answers nothing, as a manager
+// stuck in a long job: the call go-systemd makes after the handshake
+// never returns by itself. begun gets each connection's end of
+// handshake.
+func muteManager(t *testing.T, sock string) (begun <-chan struct{}) {
+	t.Helper()
+	began := make(chan struct{}, 16)
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch line = strings.TrimPrefix(strings.TrimSpace(line), "\x00"); {
+					case line == "AUTH":
+						io.WriteString(c, "REJECTED EXTERNAL\r\n")
+					case strings.HasPrefix(line, "AUTH EXTERNAL"):
+						io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
+					case line == "NEGOTIATE_UNIX_FD":
+						io.WriteString(c, "AGREE_UNIX_FD\r\n")
+					case line == "BEGIN":
+						began <- struct{}{}
+						io.Copy(io.Discard, r)
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return began
+}
+
+// A manager that takes the connection but then answers nothing does not
+// hold Dial past its context.
+func TestDialMuteManager(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "systemd", "private")
+	begun := muteManager(t, sock)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Dial(ctx, sock)
+		done <- err
+	}()
+	// Both of go-systemd's connections are made: it waits for the
+	// answer to its call now.
+	for range 2 {
+		select {
+		case <-begun:
+		case err := <-done:
+			t.Fatalf("Dial returned before the handshakes: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no handshake with the stand-in manager")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), context.Canceled.Error()) {
+			t.Errorf("Dial of a mute manager after its context ended: %v, want the context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial of a mute manager did not return when its context ended")
 	}
 }
