@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -720,5 +721,46 @@ func TestUpWithoutApps(t *testing.T) {
 	var id string
 	if err := app.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bus that goes away again while the keeper's replay is making the kept
+// connections live, after one has gone live, leaves no connection live on
+// a closed upstream: once the bus is back, every kept app is replayed and
+// answers.
+func TestBusGoneDuringReplay(t *testing.T) {
+	bus := bustest.New(t)
+	var once sync.Once
+	armed := make(chan struct{})
+	tk := startKeeperWith(t, bus, func(k *Keeper) {
+		k.wentLive = func() {
+			select {
+			case <-armed:
+				once.Do(bus.Kill)
+			default:
+			}
+		}
+	})
+	names := []string{"org.example.First", "org.example.Second"}
+	for _, name := range names {
+		app := connect(t, tk.addr)
+		servePinger(t, app, name)
+		requestName(t, app, name, 0)
+	}
+
+	close(armed)
+	bus.Stop()
+	bus.Start() // the replay kills it after the first app went live
+	<-bus.Exited()
+	bus.Start()
+	// Both connections are this process's: one app in the report.
+	tk.waitReport(t, "the app replayed onto the bus a second time", func(r control.KeptReport) bool {
+		return r.Up && len(r.Apps) == 1 && r.Apps[0].Connections == 2 && r.Apps[0].Restarts >= 2
+	})
+	direct := connect(t, bus.Address())
+	for _, name := range names {
+		if answerer, _, err := ping(direct, name); err != nil || answerer != name {
+			t.Errorf("ping %s after the bus came back: %q %v", name, answerer, err)
+		}
 	}
 }

@@ -76,6 +76,9 @@ type Keeper struct {
 	// epollWait, if set before Serve, stands in for epoll_wait(2) in the
 	// poller: tests inject its failures.
 	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error)
+	// wentLive, if set before Serve, is called in a replay's second phase
+	// each time a connection has gone live: tests end the bus there.
+	wentLive func()
 
 	mu      sync.Mutex
 	conns   []*conn
@@ -351,12 +354,17 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 		}
 		pos += n
 	}
+	// The queue is this batch's from here: taken out of c before c.mu is
+	// let go, so that nothing else (close, toDown) closes its fds or
+	// answers its calls too, and what the app sends meanwhile is queued
+	// anew.
+	queue, fds := c.queue, c.queueFDs
+	c.queue, c.queueFDs = nil, nil
 	out := &batch{}
-	out.reset(c.queue, 0)
-	fds := c.queueFDs
-	for pos := 0; pos < len(c.queue); {
-		n, _ := msgLen(c.queue[pos:])
-		msg := c.queue[pos : pos+n]
+	out.reset(queue, 0)
+	for pos := 0; pos < len(queue); {
+		n, _ := msgLen(queue[pos:])
+		msg := queue[pos : pos+n]
 		if parseHeader(msg, &h) == nil {
 			mf := fds[:min(int(h.unixFDs), len(fds))]
 			fds = fds[len(mf):]
@@ -364,13 +372,11 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 		}
 		pos += n
 	}
+	closeFDs(fds) // none of a message's
 	up.wmu.Lock()
 	c.mu.Unlock()
 	err := up.send(out, true, time.Time{})
 	up.wmu.Unlock()
-	c.mu.Lock()
-	c.queue, c.queueFDs = c.queue[:0], c.queueFDs[:0]
-	c.mu.Unlock()
 	if err != nil {
 		c.log().Debug("keep: sending what the app queued failed", "err", err)
 	}
@@ -378,6 +384,13 @@ func (k *Keeper) goLive(c *conn, up *sock, gen uint64, signals, held []byte, hel
 	c.tell(toApp)
 	k.wg.Go(func() { c.busStart(up, gen) })
 	return nil
+}
+
+// liveOn reports whether c is live on the upstream up.
+func (c *conn) liveOn(up *sock) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up == up && c.state == stLive
 }
 
 // upstreamLost acts on the failure of c's connection to the bus: either

@@ -366,7 +366,12 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 			return
 		}
 		for _, rc := range rcs {
-			if rc.up != nil {
+			// A connection that went live before the failure keeps its
+			// upstream: closed here, it would stay live on a dead socket
+			// that the poller no longer watches, its messages dropped
+			// until the next restart. Left open, its end is seen as any
+			// upstream's is (upstreamLost).
+			if rc.up != nil && !rc.c.liveOn(rc.up) {
 				rc.up.close()
 			}
 			closeFDs(rc.heldFDs)
@@ -522,6 +527,9 @@ func (k *Keeper) replay(ctx context.Context, gen uint64, guid string, began time
 	for _, rc := range rcs {
 		if rc.err == nil {
 			rc.err = k.tell(rc, gen, nm)
+			if rc.err == nil && k.wentLive != nil {
+				k.wentLive()
+			}
 		}
 		rc.res.BusID = busID
 		rc.res.Time = began
