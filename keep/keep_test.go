@@ -7,8 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
