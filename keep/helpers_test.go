@@ -29,6 +29,8 @@ type testKeeper struct {
 	// gate, while closed, keeps the keeper from reaching the bus.
 	mu   sync.Mutex
 	shut bool
+	// fails is how many of the next dials fail, the bus being there.
+	fails int
 }
 
 // startKeeper serves a Keeper of bus for the test, stopped at its end.
@@ -58,6 +60,10 @@ func startKeeperWith(t *testing.T, bus *bustest.Bus, setup func(*Keeper)) *testK
 			defer tk.mu.Unlock()
 			if tk.shut {
 				return "", errors.New("test: the bus is closed to the keeper")
+			}
+			if tk.fails > 0 {
+				tk.fails--
+				return "", errors.New("test: this dial fails")
 			}
 			return bus.Address(), nil
 		},
@@ -94,6 +100,10 @@ func startKeeperWith(t *testing.T, bus *bustest.Bus, setup func(*Keeper)) *testK
 func (tk *testKeeper) block() { tk.mu.Lock(); tk.shut = true; tk.mu.Unlock() }
 
 func (tk *testKeeper) unblock() { tk.mu.Lock(); tk.shut = false; tk.mu.Unlock() }
+
+// failDials makes the keeper's next n dials of the bus fail, the bus
+// being there all along.
+func (tk *testKeeper) failDials(n int) { tk.mu.Lock(); tk.fails = n; tk.mu.Unlock() }
 
 // waitReport waits for a report for which ok holds.
 func (tk *testKeeper) waitReport(t *testing.T, what string, ok func(control.KeptReport) bool) control.KeptReport {

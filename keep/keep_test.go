@@ -764,3 +764,29 @@ func TestBusGoneDuringReplay(t *testing.T) {
 		}
 	}
 }
+
+// A new connection whose dial of the bus fails while the bus is there
+// (a dial that timed out, a full backlog) is tried again on its own: the
+// connections already kept are not taken down and replayed for it.
+func TestFailedDialOfANewcomer(t *testing.T) {
+	bus := bustest.New(t)
+	tk := startKeeper(t, bus)
+	kept := connect(t, tk.addr)
+	servePinger(t, kept, "kept")
+	requestName(t, kept, "org.example.Kept", 0)
+
+	tk.failDials(1)
+	newcomer := connect(t, tk.addr)
+	servePinger(t, newcomer, "newcomer")
+	requestName(t, newcomer, "org.example.Newcomer", 0)
+
+	direct := connect(t, bus.Address())
+	for name, want := range map[string]string{"org.example.Kept": "kept", "org.example.Newcomer": "newcomer"} {
+		if answerer, _, err := ping(direct, name); err != nil || answerer != want {
+			t.Errorf("ping %s: %q %v", name, answerer, err)
+		}
+	}
+	if r := tk.Report(); !r.Up || len(r.Apps) != 1 || r.Apps[0].LastReplay != nil || r.Apps[0].Connections != 2 {
+		t.Errorf("report %+v, want both connections kept and none replayed", r)
+	}
+}

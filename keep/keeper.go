@@ -253,22 +253,48 @@ func (k *Keeper) serveConn(ctx context.Context, nc *net.UnixConn) {
 	k.mu.Unlock()
 	k.changed()
 	if connect {
-		k.connectFirst(c)
+		k.connectFirst(ctx, c)
 	}
 	c.appStart()
 }
 
+// firstDialAttempts is how many times a new connection is connected to a
+// bus that is there before the keeper takes the bus for gone.
+const firstDialAttempts = 3
+
 // connectFirst gives a new connection its first upstream connection.
-func (k *Keeper) connectFirst(c *conn) {
-	up, guid, err := k.dialUp(c.unixFD, readSize)
-	if err == nil {
-		c.mu.Lock()
-		c.busGUID = guid // its restarts are counted from this bus
-		c.mu.Unlock()
-		err = k.goLive(c, up, c.gen, nil, nil, nil)
-	}
-	if err == nil {
-		return
+func (k *Keeper) connectFirst(ctx context.Context, c *conn) {
+	delay := backoffMin
+	var err error
+	for attempt := 1; ; attempt++ {
+		up, guid, derr := k.dialUp(c.unixFD, readSize)
+		if err = derr; err == nil {
+			c.mu.Lock()
+			c.busGUID = guid // its restarts are counted from this bus
+			c.mu.Unlock()
+			err = k.goLive(c, up, c.gen, nil, nil, nil)
+		}
+		if err == nil {
+			return
+		}
+		if attempt == firstDialAttempts || !k.sameBus(c.gen) {
+			break
+		}
+		// The bus is there, the same instance: this connection alone
+		// failed (a dial that timed out, a backlog that was full). It is
+		// tried again, rather than every kept connection taken down and
+		// replayed.
+		c.log().Debug("keep: connecting the app to the bus failed; trying again", "err", err, "attempt", attempt)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		delay *= 2
 	}
 	c.log().Debug("keep: holding the connection until the bus is back", "err", err)
 	c.mu.Lock()
@@ -425,6 +451,18 @@ func (k *Keeper) upstreamLost(c *conn, up *sock, gen uint64, cause error) {
 	k.markDown(gen)
 	c.down() // if gen was already stale
 	k.wakeUp()
+}
+
+// sameBus reports whether the bus instance gen is up and still answers.
+func (k *Keeper) sameBus(gen uint64) bool {
+	k.mu.Lock()
+	up, guid := k.up && k.gen == gen, k.busGUID
+	k.mu.Unlock()
+	if !up || guid == "" {
+		return false
+	}
+	g, err := k.probeGUID()
+	return err == nil && g == guid
 }
 
 // probeGUID connects to the bus to learn its guid.

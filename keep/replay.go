@@ -261,7 +261,7 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 		old.close()
 	}
 	for _, c := range held {
-		k.connectFirst(c)
+		k.connectFirst(ctx, c)
 	}
 	k.changed()
 	return nil
