@@ -43,7 +43,9 @@ type poller struct {
 	epfd  int
 	items map[uint64]pitem
 	next  uint64
-	done  bool
+	done  bool // stop was called
+	// finished: finish closed epfd and wakefd.
+	finished bool
 }
 
 // pitem is a socket the poller reads: a connection's app side, or (bus)
@@ -179,12 +181,16 @@ func (s *sock) rearm(op int) {
 // stop ends run. The sockets still registered stay open.
 func (p *poller) stop() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if !p.done {
 		p.done = true
 		close(p.quit)
 	}
-	p.mu.Unlock()
-	unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	// Under p.mu: once finish has closed the wake fd, its number may be
+	// another file's.
+	if !p.finished {
+		unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
 }
 
 // finish ends run: it closes the epoll set and the wake fd. The sockets
@@ -195,6 +201,7 @@ func (p *poller) finish() {
 	clear(p.items)
 	unix.Close(p.epfd)
 	unix.Close(p.wakefd)
+	p.finished = true
 }
 
 // waitFailed is run's answer to a failed epoll_wait(2). EINTR and EAGAIN

@@ -231,6 +231,16 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(replays) > 0 {
+		// Kept now, before the sentinel's dial: should it fail, the
+		// retry finds these connections live and replays nothing, and
+		// the daemon must still learn of this replay.
+		k.mu.Lock()
+		if k.gen == gen {
+			k.replays = append(k.replays, replays...)
+		}
+		k.mu.Unlock()
+	}
 	sentinel, err := k.dialSentinel()
 	if err != nil {
 		return err
@@ -245,7 +255,6 @@ func (k *Keeper) reconnect(ctx context.Context) error {
 	old := k.sentinel
 	k.sentinel = sentinel
 	k.wg.Go(func() { k.watchBus(ctx, sentinel, gen, guid) })
-	k.replays = append(k.replays, replays...)
 	var held []*conn
 	for _, c := range k.conns {
 		c.mu.Lock()
