@@ -279,6 +279,7 @@ type keptReporter struct {
 	mu      sync.Mutex
 	latest  control.KeptReport // without replays
 	replays []control.Replay   // not yet delivered
+	trimmed uint64             // counts the replays dropped from the front of replays, never delivered
 	gen     uint64             // counts the reports of the core
 	sentGen uint64             // the last delivered
 	epoch   uint64             // counts the connections to a daemon
@@ -293,6 +294,7 @@ func (r *keptReporter) update(rep control.KeptReport) {
 	r.replays = append(r.replays, rep.Replays...)
 	if n := len(r.replays); n > maxPendingReplays {
 		r.replays = slices.Delete(r.replays, 0, n-maxPendingReplays)
+		r.trimmed += uint64(n - maxPendingReplays)
 	}
 	rep.Replays = nil
 	r.latest = rep
@@ -318,23 +320,26 @@ func (r *keptReporter) poke() {
 }
 
 // pending returns what the daemon lacks, if anything.
-func (r *keptReporter) pending() (rep control.KeptReport, gen, epoch uint64, ok bool) {
+func (r *keptReporter) pending() (rep control.KeptReport, gen, epoch, trimmed uint64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.latest.Bus == "" || r.gen == r.sentGen && r.epoch == r.sentEp {
-		return control.KeptReport{}, 0, 0, false
+		return control.KeptReport{}, 0, 0, 0, false
 	}
 	rep = r.latest
 	rep.Replays = slices.Clone(r.replays)
-	return rep, r.gen, r.epoch, true
+	return rep, r.gen, r.epoch, r.trimmed, true
 }
 
 // delivered records that the report of gen, sent over connection epoch
-// with the first n pending replays, reached the daemon.
-func (r *keptReporter) delivered(gen, epoch uint64, n int) {
+// with the first n pending replays, reached the daemon; trimmed is the
+// count of replays dropped unsent when that report was made: those
+// dropped since were among its n, and are gone already.
+func (r *keptReporter) delivered(gen, epoch, trimmed uint64, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sentGen, r.sentEp = gen, epoch
+	n -= int(min(r.trimmed-trimmed, uint64(n)))
 	r.replays = slices.Delete(r.replays, 0, min(n, len(r.replays)))
 }
 
@@ -371,7 +376,7 @@ func (r *keptReporter) run(ctx context.Context) {
 			return
 		case <-r.wake:
 		}
-		rep, gen, epoch, ok := r.pending()
+		rep, gen, epoch, trimmed, ok := r.pending()
 		if !ok {
 			continue
 		}
@@ -382,7 +387,7 @@ func (r *keptReporter) run(ctx context.Context) {
 			r.log.Debug("keeper: report not delivered", "err", err)
 			continue
 		}
-		r.delivered(gen, epoch, len(rep.Replays))
+		r.delivered(gen, epoch, trimmed, len(rep.Replays))
 	}
 }
 

@@ -383,3 +383,31 @@ func TestKeeperReadyLock(t *testing.T) {
 		t.Fatalf("a stopped keeper: listens %v, known %v, %v", listens, known, err)
 	}
 }
+
+// Replays dropped for room while a report was on its way were part of that
+// report's count: the replays that came after it stay pending.
+func TestKeptReporterTrimDuringDelivery(t *testing.T) {
+	r := &keptReporter{wake: make(chan struct{}, 1)}
+	batch := func(from, n int) control.KeptReport {
+		rep := control.KeptReport{Bus: "session"}
+		for i := range n {
+			rep.Replays = append(rep.Replays, control.Replay{PID: from + i})
+		}
+		return rep
+	}
+	r.update(batch(0, maxPendingReplays))
+	rep, gen, epoch, trimmed, ok := r.pending()
+	if !ok || len(rep.Replays) != maxPendingReplays {
+		t.Fatalf("pending: %d replays, %v", len(rep.Replays), ok)
+	}
+	r.update(batch(maxPendingReplays, 10)) // while the report is on its way
+	r.delivered(gen, epoch, trimmed, len(rep.Replays))
+	rep, _, _, _, ok = r.pending()
+	var pids []int
+	for _, rp := range rep.Replays {
+		pids = append(pids, rp.PID)
+	}
+	if !ok || len(pids) != 10 || pids[0] != maxPendingReplays {
+		t.Errorf("after delivery: replays of pids %v pending; want the 10 that came after (from %d)", pids, maxPendingReplays)
+	}
+}
