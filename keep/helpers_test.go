@@ -140,6 +140,16 @@ func connect(t *testing.T, addr string) *dbus.Conn {
 	return c
 }
 
+// keptApp connects an app through the keeper that answers Ping as who
+// and owns name.
+func keptApp(t *testing.T, tk *testKeeper, who, name string) *dbus.Conn {
+	t.Helper()
+	app := connect(t, tk.addr)
+	servePinger(t, app, who)
+	requestName(t, app, name, 0)
+	return app
+}
+
 // requestName makes c own name.
 func requestName(t *testing.T, c *dbus.Conn, name string, flags dbus.RequestNameFlags) {
 	t.Helper()

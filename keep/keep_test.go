@@ -21,9 +21,7 @@ import (
 func TestCallThroughKeeper(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	app := connect(t, tk.addr)
-	servePinger(t, app, "app")
-	requestName(t, app, "org.example.Kept", 0)
+	app := keptApp(t, tk, "app", "org.example.Kept")
 	direct := connect(t, bus.Address())
 
 	answerer, caller, err := ping(direct, "org.example.Kept")
@@ -53,9 +51,7 @@ func TestCallThroughKeeper(t *testing.T) {
 func TestNameKeptThroughRestarts(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	app := connect(t, tk.addr)
-	servePinger(t, app, "app")
-	requestName(t, app, "org.example.Kept", 0)
+	app := keptApp(t, tk, "app", "org.example.Kept")
 	unique := app.Names()[0]
 
 	for i, stop := range []func(){bus.Stop, bus.Kill} {
@@ -375,9 +371,7 @@ func TestFDPassing(t *testing.T) {
 func TestTools(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	app := connect(t, tk.addr)
-	servePinger(t, app, "app")
-	requestName(t, app, "org.example.Tools", 0)
+	keptApp(t, tk, "app", "org.example.Tools")
 	run := func(when string, name string, args ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -521,9 +515,7 @@ func TestHeldWhenDialFails(t *testing.T) {
 func TestRestartsInARow(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	app := connect(t, tk.addr)
-	servePinger(t, app, "app")
-	requestName(t, app, "org.example.Kept", 0)
+	app := keptApp(t, tk, "app", "org.example.Kept")
 	unique := app.Names()[0]
 	for range 10 {
 		bus.Kill()
@@ -545,9 +537,7 @@ func TestRestartsInARow(t *testing.T) {
 func TestNewcomerWithAKeptName(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	app := connect(t, tk.addr)
-	servePinger(t, app, "app")
-	requestName(t, app, "org.example.Kept", 0)
+	app := keptApp(t, tk, "app", "org.example.Kept")
 	unique := app.Names()[0]
 	tk.block()
 	bus.Restart()
@@ -743,9 +733,7 @@ func TestBusGoneDuringReplay(t *testing.T) {
 	})
 	names := []string{"org.example.First", "org.example.Second"}
 	for _, name := range names {
-		app := connect(t, tk.addr)
-		servePinger(t, app, name)
-		requestName(t, app, name, 0)
+		keptApp(t, tk, name, name)
 	}
 
 	close(armed)
@@ -771,14 +759,10 @@ func TestBusGoneDuringReplay(t *testing.T) {
 func TestFailedDialOfANewcomer(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
-	kept := connect(t, tk.addr)
-	servePinger(t, kept, "kept")
-	requestName(t, kept, "org.example.Kept", 0)
+	keptApp(t, tk, "kept", "org.example.Kept")
 
 	tk.failDials(1)
-	newcomer := connect(t, tk.addr)
-	servePinger(t, newcomer, "newcomer")
-	requestName(t, newcomer, "org.example.Newcomer", 0)
+	keptApp(t, tk, "newcomer", "org.example.Newcomer")
 
 	direct := connect(t, bus.Address())
 	for name, want := range map[string]string{"org.example.Kept": "kept", "org.example.Newcomer": "newcomer"} {
