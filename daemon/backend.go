@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"busmedic/appdb"
 	"busmedic/relaunch"
@@ -70,6 +71,17 @@ func (b backend) Changed() <-chan struct{} { return b.changed }
 
 func (b backend) Reload() error { return b.store.Reload().Err }
 
+// How long a restart asked for by a client may take. The request's
+// context ends with the daemon only, not with the client: a bus or a
+// manager that accepts and never answers would otherwise hold the request
+// (and its client slot) for good. The system bus's restart waits for the
+// user to answer polkit, as long as a client waits for an answer
+// (busmedic restart-bus waits two minutes).
+const (
+	sessionRestartTimeout = 30 * time.Second
+	systemRestartTimeout  = 2 * time.Minute
+)
+
 // RestartBus restarts the session bus the way it was started, or the
 // system bus through systemd with the user's authorisation.
 func (b backend) RestartBus(ctx context.Context, bus string) error {
@@ -77,16 +89,25 @@ func (b backend) RestartBus(ctx context.Context, bus string) error {
 	case "system":
 		// polkit asks the user; the request's context waits for the answer.
 		b.log.Info("restarting the system bus on request", "how", "systemd, with the user's authorisation")
+		ctx, cancel := context.WithTimeoutCause(ctx, systemRestartTimeout,
+			fmt.Errorf("the system bus's restart did not end within %s", systemRestartTimeout))
+		defer cancel()
 		return withdrawOnError(b.intent.Ordered(bus), busrestart.SystemRestart(ctx, b.systemAddress))
 	case "session":
 	default:
 		return fmt.Errorf("no bus %q (want session or system)", bus)
 	}
-	m, err := b.finder.Find(ctx)
+	fctx, cancel := context.WithTimeoutCause(ctx, findTimeout,
+		fmt.Errorf("could not find out within %s how the session bus was started (the bus or the user manager does not answer)", findTimeout))
+	m, err := b.finder.Find(fctx)
+	cancel()
 	if err != nil {
 		return err
 	}
 	b.log.Info("restarting the session bus on request", "how", m.String())
+	ctx, cancel = context.WithTimeoutCause(ctx, sessionRestartTimeout,
+		fmt.Errorf("the session bus's restart (%s) did not end within %s", m, sessionRestartTimeout))
+	defer cancel()
 	return withdrawOnError(b.intent.Ordered(bus), m.Restart(ctx))
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -173,5 +175,42 @@ func TestSessionUp(t *testing.T) {
 		if got := sessionUp(control.Status{Buses: tc.buses}); got != tc.want {
 			t.Errorf("sessionUp(%+v) = %q, want %q", tc.buses, got, tc.want)
 		}
+	}
+}
+
+// A restart asked for by a client ends when the session bus accepts the
+// connection and then answers nothing (a bus stopped, or wedged): the
+// request's context ends only with the daemon, and a request held for good
+// would keep its client's slot.
+func TestRestartBusOfAMuteBus(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	b := backend{
+		finder: busrestart.Finder{Address: "unix:path=" + sock, SystemdSocket: filepath.Join(dir, "no-manager")},
+		log:    slog.New(slog.DiscardHandler),
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.RestartBus(context.Background(), "session") }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("RestartBus of a bus that answers nothing succeeded")
+		}
+	case <-time.After(deadline):
+		t.Fatal("RestartBus of a bus that answers nothing did not end")
 	}
 }

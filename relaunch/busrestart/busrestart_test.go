@@ -290,3 +290,45 @@ func (h *handshake) Read(p []byte) (int, error) {
 	h.mu.Unlock()
 	return h.r.Read(p)
 }
+
+// A managed bus daemon that does not start is tried again, with pauses,
+// until it does: busmedic does not give the session's bus up. The bus
+// daemon here is a script that fails its first six starts, then runs
+// dbus-daemon.
+func TestManagedKeepsTrying(t *testing.T) {
+	daemon, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Fatalf("dbus-daemon not found; install it: %s", bustest.InstallHint)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "flaky-dbus-daemon")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+n=$(cat "$0.count" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$0.count"
+[ "$n" -ge 6 ] || exit 1
+exec `+daemon+` "$@"
+`), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	addr := "unix:path=" + filepath.Join(dir, "bus")
+	m := &busrestart.Managed{Address: addr, Binary: script}
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	ran := make(chan struct{})
+	go func() {
+		runErr = m.Run(ctx)
+		close(ran)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+	})
+	select {
+	case <-m.Ready():
+	case <-ran:
+		t.Fatalf("Run gave up: %v", runErr)
+	case <-time.After(deadline):
+		t.Fatalf("the bus daemon did not start within %s", deadline)
+	}
+	busID(t, addr) // it answers
+}

@@ -58,8 +58,17 @@ func (m *Managed) Running() bool {
 	return m.running
 }
 
+// The pauses of Run between two starts of a bus daemon that did not start,
+// or died at once (within quickDeath of listening): 200 ms more after each
+// such start, up to managedRetryMax, for ever: a session that busmedic
+// gives its bus must not be left without one, nor spin.
+const (
+	managedRetryMax = 30 * time.Second
+	quickDeath      = time.Second
+)
+
 // Run starts the bus daemon and keeps it running until ctx is done, then
-// stops it with SIGTERM.
+// stops it with SIGTERM. It returns nil when ctx is done.
 func (m *Managed) Run(ctx context.Context) error {
 	if m.Log == nil {
 		m.Log = slog.Default()
@@ -71,27 +80,29 @@ func (m *Managed) Run(ctx context.Context) error {
 	// pending is a Restart caller waiting for the new daemon.
 	var pending chan error
 	for {
-		exited, err := m.start()
-		if err != nil {
-			failures++
-			if failures >= 5 {
-				err = fmt.Errorf("bus daemon does not start: %w", err)
-				if pending != nil {
-					pending <- err
-				}
-				return err
-			}
-			m.Log.Error("bus daemon did not start; trying again", "err", err)
-			t := time.NewTimer(time.Duration(failures) * 200 * time.Millisecond)
+		if failures > 0 {
+			t := time.NewTimer(min(time.Duration(failures)*200*time.Millisecond, managedRetryMax))
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return nil
 			case <-t.C:
 			}
+		}
+		exited, err := m.start()
+		if err != nil {
+			failures++
+			if pending != nil && failures >= 5 {
+				// The caller is told; the tries go on.
+				pending <- fmt.Errorf("bus daemon does not start: %w", err)
+				pending = nil
+			}
+			if failures == 1 || failures%10 == 0 {
+				m.Log.Error("bus daemon did not start; trying again", "err", err, "tries", failures)
+			}
 			continue
 		}
-		failures = 0
+		listened := time.Now()
 		if pending != nil {
 			pending <- nil
 			pending = nil
@@ -101,10 +112,17 @@ func (m *Managed) Run(ctx context.Context) error {
 			m.stop(exited)
 			return nil
 		case <-exited:
-			m.Log.Warn("bus daemon died; starting it again")
+			if time.Since(listened) < quickDeath {
+				failures++
+				m.Log.Warn("bus daemon died as soon as it started; starting it again after a pause", "tries", failures)
+			} else {
+				failures = 0
+				m.Log.Warn("bus daemon died; starting it again")
+			}
 		case reply := <-m.restart:
 			m.Log.Info("restarting the session bus on request")
 			m.stop(exited)
+			failures = 0
 			pending = reply
 		}
 	}
