@@ -283,7 +283,7 @@ func Run(ctx context.Context, cfg Config) error {
 	err = srv.Serve(ctx, backend{Engine: engine, store: store, finder: finder, intent: intent, watchers: watchers,
 		systemAddress: busAddress(targets, "system"), userRules: paths.User, log: log,
 		restart: restart, changed: changed, tray: trayHost,
-		notify: func(n control.Notice) { wg.Go(func() { showLogged(ctx, notifier, log, clientNotice(n)) }) }})
+		notify: clientNotices(ctx, &wg, func(n control.Notice) { showLogged(ctx, notifier, log, clientNotice(n)) }, log)})
 	if err != nil {
 		// The socket failed for good and is gone, and the lock with it:
 		// a daemon nobody can reach must not linger, so that a new one
@@ -332,4 +332,32 @@ func ownUnit(log *slog.Logger) string {
 		log.Info("running in a systemd user unit", "unit", self.Unit)
 	}
 	return self.Unit
+}
+
+// maxClientNotices bounds the notifications clients asked for that are
+// being shown at once: each may wait for a notification server (seconds)
+// on a connection of its own, and a client must not make the daemon open
+// connections without end.
+const maxClientNotices = 4
+
+// clientNotices returns the daemon's answer to a client's notification:
+// shown by show, in the background (on wg, as the daemon's other work),
+// unless maxClientNotices are being shown already; then it is dropped, and
+// logged.
+func clientNotices(ctx context.Context, wg *sync.WaitGroup, show func(control.Notice), log *slog.Logger) func(control.Notice) {
+	slots := make(chan struct{}, maxClientNotices)
+	return func(n control.Notice) {
+		select {
+		case slots <- struct{}{}:
+		default:
+			log.Warn("notification from a client dropped: too many being shown", "title", n.Title)
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if ctx.Err() == nil {
+				show(n)
+			}
+		})
+	}
 }

@@ -2,15 +2,19 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"busmedic/appdb"
 	"busmedic/assets"
 	"busmedic/relaunch"
+	"busmedic/relaunch/control"
 )
 
 func touch(t *testing.T, path string) {
@@ -112,4 +116,33 @@ func TestFirstRunNotifications(t *testing.T) {
 			t.Errorf("rules without an answer: %v, %v", set, err)
 		}
 	})
+}
+
+// A client's notifications are shown at most maxClientNotices at a time;
+// the others are dropped, not queued without end; once one is done,
+// the next is shown.
+func TestClientNoticesBounded(t *testing.T) {
+	var wg sync.WaitGroup
+	started := make(chan string, 2*maxClientNotices)
+	release := make(chan struct{})
+	notify := clientNotices(t.Context(), &wg, func(n control.Notice) {
+		started <- n.Title
+		<-release
+	}, slog.New(slog.DiscardHandler))
+	for i := range maxClientNotices + 2 {
+		notify(control.Notice{Title: fmt.Sprint(i)})
+	}
+	for range maxClientNotices {
+		<-started
+	}
+	close(release)
+	wg.Wait()
+	if len(started) != 0 {
+		t.Errorf("%d more notifications shown, want those over %d dropped", len(started), maxClientNotices)
+	}
+	notify(control.Notice{Title: "after"})
+	wg.Wait()
+	if got := <-started; got != "after" {
+		t.Errorf("shown %q, want the one that came once the others were done", got)
+	}
 }
