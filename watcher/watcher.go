@@ -79,6 +79,13 @@ type Watcher struct {
 	up    bool
 	id    string
 	peers map[string]*Peer // by unique name, while up
+	// left are the unique names that left the bus before the watcher knew
+	// them. Signals that arrive while the watcher is behind are handed
+	// over in any order (godbus delivers each one past its buffer on a
+	// goroutine of its own), and a join applied after its leave would
+	// leave a peer that is gone in the inventory for good. A bus never
+	// gives a unique name out twice.
+	left map[string]bool
 }
 
 // Option configures a Watcher.
@@ -222,7 +229,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, dirs 
 	}
 	upAt := time.Now()
 	w.mu.Lock()
-	w.up, w.id, w.peers = true, id, map[string]*Peer{}
+	w.up, w.id, w.peers, w.left = true, id, map[string]*Peer{}, map[string]bool{}
 	w.mu.Unlock()
 	emit(Event{Kind: Up, Time: upAt, ID: id, Peer: daemon, Activatable: activatable})
 	if h.down && h.lastID != "" && h.lastID != id {
@@ -321,7 +328,7 @@ func (w *Watcher) markDown() []Peer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	snap := w.snapshotLocked()
-	w.up, w.peers = false, nil
+	w.up, w.peers, w.left = false, nil, nil
 	return snap
 }
 
@@ -414,8 +421,9 @@ func (w *Watcher) inventory(ctx context.Context, conn *dbus.Conn, own string) []
 	found := map[string]*Peer{}
 	for _, n := range names {
 		if strings.HasPrefix(n, ":") && n != own {
-			p := w.credentials(cctx, conn, n)
-			found[n] = &p
+			if p, gone := w.credentials(cctx, conn, n); !gone {
+				found[n] = &p
+			}
 		}
 	}
 	for _, n := range names {
@@ -446,11 +454,12 @@ func (w *Watcher) inventory(ctx context.Context, conn *dbus.Conn, own string) []
 
 // credentials asks the bus who is behind a connection and completes the
 // answer from /proc. Failures leave fields empty: the peer may be gone.
-func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique string) Peer {
+func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique string) (_ Peer, gone bool) {
 	p := Peer{UniqueName: unique, UID: -1}
 	var creds map[string]dbus.Variant
 	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionCredentials", 0, unique).Store(&creds); err != nil {
-		return p
+		var dbusErr dbus.Error
+		return p, errors.As(err, &dbusErr) && dbusErr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner"
 	}
 	pid := 0
 	if v, ok := creds["ProcessID"].Value().(uint32); ok {
@@ -475,7 +484,7 @@ func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique strin
 	if v, ok := creds["UnixUserID"].Value().(uint32); ok {
 		p.UID = int(v)
 	}
-	return p
+	return p, false
 }
 
 // apply updates the inventory from one NameOwnerChanged signal and returns
@@ -495,13 +504,18 @@ func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *d
 		case oldOwner == "" && newOwner != "":
 			w.mu.Lock()
 			_, known := w.peers[name]
+			left := w.left[name]
 			w.mu.Unlock()
-			if known {
+			if known || left {
 				return Event{}, false
 			}
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			p := w.credentials(cctx, conn, name)
+			p, gone := w.credentials(cctx, conn, name)
 			cancel()
+			if gone {
+				// It left already; its goodbye comes, or came (see left).
+				return Event{}, false
+			}
 			w.mu.Lock()
 			w.peers[name] = &p
 			w.mu.Unlock()
@@ -512,6 +526,9 @@ func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *d
 			w.mu.Lock()
 			p, known := w.peers[name]
 			delete(w.peers, name)
+			if !known && w.left != nil {
+				w.left[name] = true
+			}
 			w.mu.Unlock()
 			if !known {
 				return Event{}, false

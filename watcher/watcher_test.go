@@ -1,13 +1,17 @@
 package watcher_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"busmedic/watcher"
 	"busmedic/watcher/bustest"
@@ -254,6 +258,81 @@ func TestBadAddress(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "\""+addr+"\"") {
 			t.Errorf("New(%q) error %q does not name the address", addr, err)
+		}
+	}
+}
+
+// A watcher that falls behind (a slow reader of its events, a burst of
+// clients) is handed the signals past its buffer in any order; a client's
+// join applied after its leave must not leave a peer that is gone in the
+// inventory, where every later Down would report it as connected.
+func TestNoGhostsAfterBacklog(t *testing.T) {
+	bus := bustest.New(t)
+	w, err := watcher.New(watcher.Target{Name: "test", Address: bus.Address()}, watcher.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan watcher.Event) // unbuffered: the test holds the watcher up
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		w.Run(ctx, events)
+	}()
+	defer func() {
+		cancel()
+		<-ran
+	}()
+	for e := range events {
+		if e.Kind == watcher.Up {
+			break
+		}
+	}
+	// From here the test reads no event for a while: the watcher waits
+	// to hand over its next, and the bus's signals pile up past its
+	// buffer.
+	for range 700 {
+		c, err := dbus.Connect(bus.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	stays, err := dbus.Connect(bus.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stays.Close()
+	want := stays.Names()[0]
+
+	go func() {
+		for {
+			select {
+			case <-events:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Nothing on the bus tells when the watcher has caught up: its
+	// inventory is looked at until it holds only the client that stayed.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(deadline)
+	for {
+		peers := w.Peers()
+		if len(peers) == 1 && peers[0].UniqueName == want {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-timeout:
+			var names []string
+			for _, p := range peers {
+				names = append(names, p.UniqueName)
+			}
+			t.Fatalf("the watcher's inventory holds %d peers (%s) after the burst, want only %s", len(peers), strings.Join(names, " "), want)
 		}
 	}
 }
