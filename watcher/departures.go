@@ -3,7 +3,6 @@ package watcher
 import (
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/prometheus/procfs"
@@ -30,15 +29,7 @@ type departures struct {
 	// as it was before its first loss in that batch.
 	sent, later map[string]Peer
 	calls       chan *dbus.Call // nil while no call is in flight
-	// briefRun: a process gone at its goodbye that ran no longer than
-	// this may have finished by itself (see record).
-	briefRun time.Duration
 }
-
-// briefRun is departures.briefRun: longer than a command-line client runs
-// (notify-send, dbus-send, gdbus call), shorter than an app a user would
-// miss has run by the time a bus restarts.
-const briefRun = 10 * time.Second
 
 // record notes a loss that e reports, if it is one.
 func (d *departures) record(e Event) {
@@ -51,15 +42,9 @@ func (d *departures) record(e Event) {
 		before = e.Peer.clone()
 		// A bus shutting down disconnects a client before the client
 		// can exit; a client that exits by itself is gone before the
-		// bus notices. But the goodbye may be read after a client the
-		// bus disconnected has exited too: libdbus and GDBus programs
-		// exit the moment they are disconnected, often before the
-		// watcher reads their goodbye. So a process already gone counts
-		// as one that may have finished on its own only if it ran
-		// briefly, as a command-line client does; a program that ran
-		// longer fell off, and is recovered or listed.
-		before.MayHaveLeft = before.PID > 0 && !running(before.PID, before.StartTime) &&
-			ranBriefly(before.StartTime, d.briefRun)
+		// bus notices. So a process already gone at its goodbye is
+		// probably one that finished on its own.
+		before.MayHaveLeft = before.PID > 0 && !running(before.PID, before.StartTime)
 	case e.Kind == NameOwnerChanged && e.NewOwner == "" && e.Peer.UniqueName == e.OldOwner:
 		before = e.Peer.clone()
 		before.addName(e.Name)
@@ -169,16 +154,6 @@ func mergePeers(snap, gone []Peer) []Peer {
 
 // running reports whether the process pid, started at start (0: any),
 // still runs; a zombie has exited.
-// ranBriefly reports whether the process that started at start (clock
-// ticks since boot) started less than d ago. Not knowing counts as not.
-func ranBriefly(start uint64, d time.Duration) bool {
-	if start == 0 {
-		return false
-	}
-	at, err := startedAt(start)
-	return err == nil && time.Since(at) < d
-}
-
 func running(pid int, start uint64) bool {
 	proc, err := procfs.NewProc(pid)
 	if err != nil {

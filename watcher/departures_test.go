@@ -1,7 +1,6 @@
 package watcher_test
 
 import (
-	"fmt"
 	"syscall"
 	"testing"
 
@@ -85,33 +84,5 @@ func TestDownSnapshotFinishedClient(t *testing.T) {
 	}
 	if p, ok := findPeer(down.Peers, deaf.PID()); !ok || p.MayHaveLeft {
 		t.Errorf("Down snapshot: deaf app %+v (found %v), want it, fallen off", p, ok)
-	}
-}
-
-// Programs that exit the moment the bus disconnects them (libdbus's
-// exit-on-disconnect, GDBus's) are often gone by the time the watcher
-// reads their goodbye, after a SIGTERM of the bus. Having run longer than
-// a command-line client does, they fell off: none may count as having
-// left by itself. (Every program here started a moment ago: BriefRun(0)
-// makes them count as long-running, as the apps of a session are.)
-func TestDownSnapshotAppsExitingOnDisconnect(t *testing.T) {
-	for round := range 3 {
-		bus := bustest.New(t, bustest.Stock())
-		var apps []*bustest.App
-		for i := range 6 {
-			apps = append(apps, bus.StartApp("-name", fmt.Sprintf("org.example.Exit%d", i), "-mode", "exit"))
-		}
-		r := watch(t, bus.Address(), watcher.BriefRun(0))
-		r.next(watcher.Up)
-		for _, a := range apps {
-			r.nextMatching(watcher.PeerJoined, func(e watcher.Event) bool { return e.Peer.PID == a.PID() })
-		}
-		bus.Stop()
-		down := r.next(watcher.Down)
-		for _, a := range apps {
-			if p, ok := findPeer(down.Peers, a.PID()); !ok || p.MayHaveLeft {
-				t.Errorf("round %d: Down snapshot: app %+v (found %v), want it, fallen off", round, p, ok)
-			}
-		}
 	}
 }

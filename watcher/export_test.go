@@ -1,7 +1,5 @@
 package watcher
 
-import "time"
-
 // SetFilesWatched sets the hook called once a connection's file watch is in
 // place, for the tests of package watcher_test; call it before Run.
 func SetFilesWatched(w *Watcher, f func()) { w.filesWatched = f }
@@ -12,7 +10,3 @@ func SetFollowing(l *Logind, f func(session string)) { l.following = f }
 
 // Confirmed reports whether the bus has confirmed every loss the watcher saw.
 func (w *Watcher) Confirmed() bool { return w.unconfirmed.Load() == 0 }
-
-// BriefRun sets how long a process may have run and still count as a
-// client that finished by itself as the bus went (departures).
-func BriefRun(d time.Duration) Option { return func(w *Watcher) { w.briefRun = d } }

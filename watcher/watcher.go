@@ -67,9 +67,6 @@ type Watcher struct {
 	// place and its first check done; tests wait on it, since nothing on
 	// the bus tells it.
 	filesWatched func()
-	// briefRun is how long a process may have run and still count as a
-	// client that finished by itself as the bus went (see departures).
-	briefRun time.Duration
 
 	// unconfirmed counts the losses the bus has not confirmed yet (see
 	// departures); tests wait for it to drop to zero.
@@ -112,7 +109,7 @@ func New(t Target, opts ...Option) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{target: t, endpoints: eps, log: slog.Default(), briefRun: briefRun}
+	w := &Watcher{target: t, endpoints: eps, log: slog.Default()}
 	for _, o := range opts {
 		o(w)
 	}
@@ -254,7 +251,7 @@ func (w *Watcher) follow(ctx context.Context, conn *dbus.Conn, h *history, dirs 
 
 	// Departures are confirmed by a round trip to the bus daemon: see
 	// departures.
-	deps := departures{conn: conn, briefRun: w.briefRun}
+	deps := departures{conn: conn}
 	report := func(sig *dbus.Signal) {
 		if e, ok := w.apply(ctx, conn, own, sig); ok {
 			e.ID = id
