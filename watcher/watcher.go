@@ -418,9 +418,8 @@ func (w *Watcher) inventory(ctx context.Context, conn *dbus.Conn, own string) []
 	found := map[string]*Peer{}
 	for _, n := range names {
 		if strings.HasPrefix(n, ":") && n != own {
-			if p, gone := w.credentials(cctx, conn, n); !gone {
-				found[n] = &p
-			}
+			p := w.credentials(cctx, conn, n)
+			found[n] = &p
 		}
 	}
 	for _, n := range names {
@@ -451,12 +450,11 @@ func (w *Watcher) inventory(ctx context.Context, conn *dbus.Conn, own string) []
 
 // credentials asks the bus who is behind a connection and completes the
 // answer from /proc. Failures leave fields empty: the peer may be gone.
-func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique string) (_ Peer, gone bool) {
+func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique string) Peer {
 	p := Peer{UniqueName: unique, UID: -1}
 	var creds map[string]dbus.Variant
 	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionCredentials", 0, unique).Store(&creds); err != nil {
-		var dbusErr dbus.Error
-		return p, errors.As(err, &dbusErr) && dbusErr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner"
+		return p
 	}
 	pid := 0
 	if v, ok := creds["ProcessID"].Value().(uint32); ok {
@@ -481,7 +479,7 @@ func (w *Watcher) credentials(ctx context.Context, conn *dbus.Conn, unique strin
 	if v, ok := creds["UnixUserID"].Value().(uint32); ok {
 		p.UID = int(v)
 	}
-	return p, false
+	return p
 }
 
 // apply updates the inventory from one NameOwnerChanged signal and returns
@@ -506,13 +504,14 @@ func (w *Watcher) apply(ctx context.Context, conn *dbus.Conn, own string, sig *d
 			if known || left {
 				return Event{}, false
 			}
+			// A peer gone already is recorded all the same, with what
+			// little is known: its goodbye, which comes after, removes
+			// it, and tells the engine to look for the process (a
+			// dbus-monitor leaves the name table as it becomes a
+			// monitor, and lives on).
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			p, gone := w.credentials(cctx, conn, name)
+			p := w.credentials(cctx, conn, name)
 			cancel()
-			if gone {
-				// It left already; its goodbye comes, or came (see left).
-				return Event{}, false
-			}
 			w.mu.Lock()
 			w.peers[name] = &p
 			w.mu.Unlock()
