@@ -212,7 +212,14 @@ func (f *File) Save() error {
 			return fmt.Errorf("save rules: keep previous version: %w", err)
 		}
 	}
-	if err := WriteAtomic(f.path, f.doc.data, f.mode); err != nil {
+	// A user file that is a symlink (dotfiles kept elsewhere) is written
+	// where it points: a new file renamed over the link would leave the
+	// kept file behind, unchanged and no longer read.
+	target := f.path
+	if real, ok := symlinkTarget(f.path); ok {
+		target = real
+	}
+	if err := WriteAtomic(target, f.doc.data, f.mode); err != nil {
 		return fmt.Errorf("save rules: %w", err)
 	}
 	f.orig, f.exists = bytes.Clone(f.doc.data), true

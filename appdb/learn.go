@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"busmedic/watcher"
 )
@@ -206,7 +207,11 @@ func FromPeer(p watcher.Peer) Rule {
 	if len(r.Exec) > 0 && strings.Contains(r.Exec[0], "/") && !path.IsAbs(r.Exec[0]) && pr.exe != "" {
 		r.Exec[0] = pr.exe // started as ./prog: relative to a directory we may not know
 	}
-	r.Workdir = p.Cwd
+	// A directory removed since is no place to start again in: the
+	// relaunch starts in the home directory instead.
+	if !strings.HasSuffix(p.Cwd, " (deleted)") {
+		r.Workdir = p.Cwd
+	}
 	return r
 }
 
@@ -286,6 +291,12 @@ func Learn(p watcher.Peer, id string, action Action) (Rule, Errors, error) {
 	}
 	if gone != "" && action == ActionRelaunch && r.Unit == "" {
 		return Rule{}, nil, refusal{ErrCannotRelaunch, gone + ": a relaunch could not start it again; run the script from a file of its own"}
+	}
+	// A rules file is UTF-8 text: a command line, program or directory
+	// with other bytes would be written with U+FFFD in their place, and
+	// name something else.
+	if !utf8.ValidString(p.Exe) || !utf8.ValidString(p.Cwd) || slices.ContainsFunc(p.Argv, func(a string) bool { return !utf8.ValidString(a) }) {
+		return Rule{}, nil, fmt.Errorf("pid %d: its command line, program or directory has bytes that are not UTF-8 (%q), which a rules file cannot hold; write its rule by hand with a name that is", p.PID, strings.Join(p.Argv, " "))
 	}
 	if gone != "" && r.Name == pr.prog {
 		// The interpreter's name is not the app's.

@@ -222,3 +222,23 @@ func TestFromLivePeer(t *testing.T) {
 		t.Errorf("the learned rule does not match its own peer: %+v", got)
 	}
 }
+
+// A rules file holds UTF-8 text only: a process whose command line, program
+// or directory has other bytes is refused, rather than written with U+FFFD
+// in their place; a directory removed since is left out of the rule.
+func TestLearnWhatAFileCannotHold(t *testing.T) {
+	for _, p := range []watcher.Peer{
+		{PID: 8, Exe: "/usr/bin/python3", Argv: []string{"python3", "/opt/caf\xe9/tray.py"}, Names: []string{"org.example.Tray"}},
+		{PID: 8, Exe: "/opt/caf\xe9/tray", Argv: []string{"tray"}, Names: []string{"org.example.Tray"}},
+		{PID: 8, Exe: "/usr/bin/tray", Argv: []string{"tray"}, Cwd: "/home/u/caf\xe9", Names: []string{"org.example.Tray"}},
+	} {
+		if _, _, err := Learn(p, "", ActionRelaunch); err == nil || !strings.Contains(err.Error(), "not UTF-8") {
+			t.Errorf("Learn(%q, %q, %q) = %v, want it refused: not UTF-8", p.Argv, p.Exe, p.Cwd, err)
+		}
+	}
+	r, _, err := Learn(watcher.Peer{PID: 8, Exe: "/usr/bin/tray", Argv: []string{"tray"}, Cwd: "/home/u/build (deleted)",
+		Names: []string{"org.example.Tray"}}, "", ActionRelaunch)
+	if err != nil || r.Workdir != "" {
+		t.Errorf("Learn with a removed directory: workdir %q, %v; want none", r.Workdir, err)
+	}
+}

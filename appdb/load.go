@@ -123,6 +123,12 @@ func Load(paths Paths) (*Set, error) {
 	for _, f := range paths.Files() {
 		d, err := readFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
+			// A link to nothing (its target moved, or on a volume not
+			// mounted) is not a file that is absent: its rules would
+			// silently be gone.
+			if target, lerr := os.Readlink(f); lerr == nil {
+				problems = append(problems, Error{File: f, Reason: "a symlink to " + target + ", which does not exist"})
+			}
 			continue
 		}
 		if err != nil {
@@ -309,7 +315,9 @@ func symlinkTarget(path string) (string, bool) {
 
 // readSafe reads a rules file, refusing one that others could have written.
 func readSafe(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO put at the path would otherwise wait for
+	// a writer for good; what is not a regular file is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}

@@ -33,6 +33,11 @@ type Store struct {
 	debounce time.Duration
 	changes  chan Change
 
+	// reloading lets one reload at a time read, commit and publish: an
+	// older read landing after a newer one would put stale rules in force
+	// until the next change.
+	reloading sync.Mutex
+
 	mu  sync.Mutex
 	cur *Set
 	err error
@@ -76,6 +81,8 @@ func (s *Store) Changes() <-chan Change { return s.changes }
 // Reload loads the files now and returns the outcome, as Run does when a
 // file changes.
 func (s *Store) Reload() Change {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	c := s.reload()
 	s.publish(c)
 	return c
@@ -186,6 +193,17 @@ func (s *Store) watch(ctx context.Context) error {
 	for i, f := range s.paths.Files() {
 		f = filepath.Clean(f)
 		files[f] = true
+		// A file that is a symlink changes where it points: that
+		// directory is watched too.
+		if real, ok := symlinkTarget(f); ok && !files[real] {
+			files[real] = true
+			if d := filepath.Dir(real); !dirs[d] {
+				if err := w.Add(d); err != nil {
+					return fmt.Errorf("watch rules: %w", err)
+				}
+				dirs[d] = true
+			}
+		}
 		dir := filepath.Dir(f)
 		if i == 0 {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -212,7 +230,7 @@ func (s *Store) watch(ctx context.Context) error {
 		}
 		dirs[dir] = true
 	}
-	s.publish(s.reload())
+	s.Reload()
 
 	timer := time.NewTimer(s.debounce)
 	timer.Stop()
@@ -232,7 +250,7 @@ func (s *Store) watch(ctx context.Context) error {
 			}
 			name := filepath.Clean(ev.Name)
 			if dirs[name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				s.publish(s.reload())
+				s.Reload()
 				return fmt.Errorf("watch rules: %s: %w", name, errDirGone)
 			}
 			if files[name] {
@@ -248,7 +266,7 @@ func (s *Store) watch(ctx context.Context) error {
 				}
 			}
 		case <-timer.C:
-			s.publish(s.reload())
+			s.Reload()
 		}
 	}
 }
