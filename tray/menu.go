@@ -134,14 +134,17 @@ func (m *menu) apply(v view) {
 	m.session.set(v.Session)
 	m.system.set(v.System)
 	m.apps.set(v.Apps)
+	m.mu.Lock()
+	prevApps, prevCas := m.appIDs, m.casIDs
+	m.mu.Unlock()
 	ids := make([]string, len(m.appItems))
-	for i, e := range m.appItems {
-		if i < len(v.AppItems) {
-			e.set(v.AppItems[i])
-			m.appRelaunch[i].set(v.AppRelaunch[i])
-			ids[i] = v.AppItems[i].ID
+	for s, i := range place(prevApps, lineIDs(v.AppItems), len(m.appItems)) {
+		if i >= 0 {
+			m.appItems[s].set(v.AppItems[i])
+			m.appRelaunch[s].set(v.AppRelaunch[i])
+			ids[s] = v.AppItems[i].ID
 		} else {
-			e.set(line{})
+			m.appItems[s].set(line{})
 		}
 	}
 	m.appsNote.set(v.AppsNote)
@@ -155,13 +158,14 @@ func (m *menu) apply(v view) {
 	m.keptNote.set(v.KeptNote)
 	m.fell.set(v.Fell)
 	cas := make([]string, len(m.casualties))
-	for i, c := range m.casualties {
-		if i < len(v.Casualties) {
+	for s, i := range place(prevCas, lineIDs(v.Casualties), len(m.casualties)) {
+		c := m.casualties[s]
+		if i >= 0 {
 			l := v.Casualties[i]
 			c.set(l)
 			c.relaunch.set(line{Title: "Relaunch", Tooltip: "Start it again, once", Enabled: l.Enabled, Visible: true})
 			c.learn.set(line{Title: "Always relaunch", Tooltip: "Make a rule: relaunch it after every restart", Enabled: l.Enabled, Visible: true})
-			cas[i] = l.ID
+			cas[s] = l.ID
 		} else {
 			c.set(line{})
 		}
@@ -179,6 +183,60 @@ func (m *menu) apply(v view) {
 	m.mu.Lock()
 	m.appIDs, m.casIDs, m.paused = ids, cas, v.Pause.Checked
 	m.mu.Unlock()
+}
+
+// place says which of the items ids each of n pool slots shows (its index
+// in ids, or -1 for none), given what the slots showed before (prev). An
+// item keeps the slot it had while it stays listed, so that a click acts
+// on what the clicked item showed even if the list changed between the
+// panel's drawing of the menu and the click: with positions, a casualty
+// relaunched by hand would have moved the others up, and "Relaunch" on
+// the next one down would have acted on the one below it. A new item
+// takes a slot that was empty before rather than one just left, for the
+// same reason. The slots are shown in their order, so an item listed
+// later may show above one listed earlier.
+func place(prev, ids []string, n int) []int {
+	slots := make([]int, n)
+	for s := range slots {
+		slots[s] = -1
+	}
+	had := map[string]int{}
+	for s, id := range prev {
+		if id != "" && s < n {
+			had[id] = s
+		}
+	}
+	var unplaced []int
+	for i, id := range ids[:min(len(ids), n)] {
+		if s, ok := had[id]; ok {
+			slots[s] = i
+			delete(had, id) // an id listed twice gets a second slot
+		} else {
+			unplaced = append(unplaced, i)
+		}
+	}
+	wasEmpty := func(s int) bool { return s >= len(prev) || prev[s] == "" }
+	var free []int
+	for _, empty := range []bool{true, false} {
+		for s := range slots {
+			if slots[s] == -1 && wasEmpty(s) == empty {
+				free = append(free, s)
+			}
+		}
+	}
+	for k, i := range unplaced {
+		slots[free[k]] = i
+	}
+	return slots
+}
+
+// lineIDs returns the ids of lines.
+func lineIDs(lines []line) []string {
+	ids := make([]string, len(lines))
+	for i, l := range lines {
+		ids[i] = l.ID
+	}
+	return ids
 }
 
 // appID returns the app pool item i stands for now, or "".
