@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 						log.Info("recovery summary not shown", "summary", n.Body, "err", err)
 					}
 					if chosen == showAction {
-						showHistory(cfg.Editor, srv.Path(), log)
+						showHistory(cfg.Editor, srv.Path(), cfg.RulesFile, log)
 					}
 				})
 			}

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
+	"busmedic/appdb"
 	"busmedic/assets"
 	"busmedic/icontheme"
 	"busmedic/relaunch"
@@ -83,7 +85,7 @@ func needsAttention(r control.Recovery) bool {
 // showHistory opens the rules editor that findEditor finds, whose History
 // tab tells what each recovery did; it runs on its own, past busmedic's
 // exit.
-func showHistory(findEditor func() (string, error), socket string, log *slog.Logger) {
+func showHistory(findEditor func() (string, error), socket, rules string, log *slog.Logger) {
 	editor, err := "", errors.New("busmedic run was given no way to find it")
 	if findEditor != nil {
 		editor, err = findEditor()
@@ -93,10 +95,25 @@ func showHistory(findEditor func() (string, error), socket string, log *slog.Log
 		return
 	}
 	cmd := exec.Command(editor, "-control", socket)
+	cmd.Env = EditorEnv(os.Environ(), rules)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		log.Warn("rules editor did not start", "err", err)
 		return
 	}
 	go cmd.Wait() // reap it; it ends when the user closes it
+}
+
+// EditorEnv is env for a rules editor that busmedic run, or its tray,
+// starts: with the user rules file busmedic run was given (rules, "" for
+// the default), so that the editor edits the file the daemon reads.
+func EditorEnv(env []string, rules string) []string {
+	if rules == "" {
+		return env
+	}
+	if abs, err := filepath.Abs(rules); err == nil {
+		rules = abs
+	}
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, appdb.EnvConfig+"=") })
+	return append(env, appdb.EnvConfig+"="+rules)
 }

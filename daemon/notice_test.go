@@ -146,3 +146,24 @@ func TestClientNoticesBounded(t *testing.T) {
 		t.Errorf("shown %q, want the one that came once the others were done", got)
 	}
 }
+
+// The rules editor that busmedic run or its tray starts edits the rules
+// file that busmedic run reads: the one given with --config, made
+// absolute, in place of any $BUSMEDIC_CONFIG.
+func TestEditorEnv(t *testing.T) {
+	env := []string{"HOME=/home/u", appdb.EnvConfig + "=/elsewhere/apps.toml"}
+	if got := EditorEnv(env, ""); !slices.Equal(got, env) {
+		t.Errorf("EditorEnv without a file = %q, want the environment as it is", got)
+	}
+	got := EditorEnv(env, "/etc/mine.toml")
+	if want := []string{"HOME=/home/u", appdb.EnvConfig + "=/etc/mine.toml"}; !slices.Equal(got, want) {
+		t.Errorf("EditorEnv = %q, want %q", got, want)
+	}
+	if !slices.Equal(env, []string{"HOME=/home/u", appdb.EnvConfig + "=/elsewhere/apps.toml"}) {
+		t.Errorf("EditorEnv changed its argument: %q", env)
+	}
+	wd, _ := os.Getwd()
+	if got := EditorEnv(nil, "mine.toml"); !slices.Equal(got, []string{appdb.EnvConfig + "=" + filepath.Join(wd, "mine.toml")}) {
+		t.Errorf("EditorEnv with a relative file = %q, want it absolute", got)
+	}
+}

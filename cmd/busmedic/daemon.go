@@ -46,6 +46,8 @@ func runDaemon(ctx context.Context, in *cli.Call) int {
 		}
 		cfg.Tray = func(socket string) *exec.Cmd {
 			cmd := exec.Command(self, "tray", "--socket", socket)
+			// Its "Edit rules…" edits the file this daemon reads.
+			cmd.Env = daemon.EditorEnv(os.Environ(), in.Str("config"))
 			cmd.Stderr = in.Stderr
 			return cmd
 		}
