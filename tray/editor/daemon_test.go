@@ -86,6 +86,37 @@ func TestShowPlanAndRelaunch(t *testing.T) {
 	f.q.waitFor(t, "the empty plan", func() bool { return strings.Contains(ed.tryText.Text, "No process of this app") })
 }
 
+// "Relaunch now" stays off while its relaunch runs, though the daemon's
+// statuses come meanwhile (each used to turn it on again, and a second
+// click relaunched the app a second time).
+func TestRelaunchButtonOffWhileItRuns(t *testing.T) {
+	f, b := connected(t)
+	ed := f.ed
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	b.mu.Lock()
+	b.hold, b.held = hold, held
+	b.mu.Unlock()
+	f.selectRule(t, "dunst")
+	test.Tap(ed.relaunchBtn)
+	f.q.waitFor(t, "the question", func() bool { return ed.relaunchAsk != nil && ed.win.Canvas().Overlays().Top() != nil })
+	ed.relaunchAsk.Confirm()
+	select {
+	case <-held:
+	case <-time.After(deadline):
+		t.Fatal("the relaunch did not reach the daemon")
+	}
+	b.Set(func(st *control.Status) { st.Buses[0].ID = "def" })
+	f.q.waitFor(t, "the status of the relaunch", func() bool { return ed.status != nil && ed.status.Buses[0].ID == "def" })
+	if !ed.relaunchBtn.Disabled() {
+		t.Error("Relaunch now is on again while its relaunch runs")
+	}
+	close(hold)
+	f.q.waitFor(t, "the relaunch outcome", func() bool { return strings.Contains(ed.tryText.Text, "relaunched") })
+	if ed.relaunchBtn.Disabled() {
+		t.Error("Relaunch now still off after the relaunch ended")
+	}
+}
+
 // Cancel leaves a running app alone, and says so.
 func TestRelaunchCancelled(t *testing.T) {
 	f, b := connected(t)

@@ -66,9 +66,12 @@ type editor struct {
 
 	status    *control.Status // nil while the daemon is not running
 	daemonErr error
-	desktops  map[string]desktopInfo
-	iconTheme *icontheme.Finder
-	icons     map[string]fyne.Resource
+	// relaunching: a relaunch asked for here runs; its button stays off
+	// until the daemon answers, whatever statuses come meanwhile.
+	relaunching bool
+	desktops    map[string]desktopInfo
+	iconTheme   *icontheme.Finder
+	icons       map[string]fyne.Resource
 
 	// Offers of rules for catalog apps on the session bus (offers.go).
 	catalog     []assets.CatalogApp
@@ -495,7 +498,7 @@ func (e *editor) updateButtons() {
 	setEnabled(e.overrideBtn, e.editing && e.readOnly && e.model.FileErr() == nil)
 	saved := e.editing && e.origID != ""
 	setEnabled(e.planBtn, saved && e.status != nil)
-	setEnabled(e.relaunchBtn, saved && e.status != nil)
+	setEnabled(e.relaunchBtn, saved && e.status != nil && !e.relaunching)
 }
 
 func (e *editor) sourceOf(id string) string {

@@ -171,6 +171,9 @@ type backend struct {
 	mu      sync.Mutex
 	asked   []string
 	history int // History calls
+	// hold, if not nil, holds each relaunch until it is closed; held
+	// gets a value as each relaunch is held.
+	hold, held chan struct{}
 }
 
 func newBackend() *backend {
@@ -201,7 +204,19 @@ func (b *backend) History(n int) ([]control.Recovery, error) {
 func (b *backend) RelaunchNow(ctx context.Context, id string) (control.Job, error) {
 	b.mu.Lock()
 	b.asked = append(b.asked, id)
+	hold, held := b.hold, b.held
 	b.mu.Unlock()
+	if hold != nil {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return control.Job{}, ctx.Err()
+		}
+	}
 	return control.Job{App: id, Outcome: control.Relaunched, PID: 4343, Took: 250 * time.Millisecond}, nil
 }
 

@@ -90,6 +90,7 @@ func (e *editor) relaunch(force bool) {
 	if id == "" {
 		return
 	}
+	e.relaunching = true
 	e.relaunchBtn.Disable()
 	e.showTry(fmt.Sprintf("Relaunching %s…", id), widget.MediumImportance)
 	background(e, func(ctx context.Context) (control.Job, error) {
@@ -101,6 +102,7 @@ func (e *editor) relaunch(force bool) {
 		})
 		return job, err
 	}, func(job control.Job, err error) {
+		e.relaunching = false
 		e.updateButtons()
 		switch {
 		case errors.Is(err, control.ErrAppRunning):
