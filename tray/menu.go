@@ -125,7 +125,7 @@ func newMenu() *menu {
 	m.history = newEntry(systray.AddMenuItem("Recovery history…", ""))
 	m.pause = newEntry(systray.AddMenuItemCheckbox("Pause automatic recovery", "", false))
 	systray.AddSeparator()
-	m.quit = systray.AddMenuItem("Quit", "Remove the tray icon until the next login")
+	m.quit = systray.AddMenuItem("Quit", "Stop busmedic: no app is recovered after a bus restart until it starts again (at the next login)")
 	return m
 }
 

@@ -396,16 +396,26 @@ func (t *tray) listen(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { cl.run(ctx, wg) })
 }
 
-// actionTimeout bounds one click's request; a relaunch waits for the app.
-const actionTimeout = 30 * time.Second
+// actionTimeout bounds one click's request; a relaunch waits for the app
+// (its rule's ready_timeout), as long as busmedic relaunch waits.
+const actionTimeout = 2 * time.Minute
 
 // do sends a click's request to the daemon. A failure is said where the
 // user looks, in a notification ("Restart of the session bus failed", and
-// why), which the daemon shows as its own, and logged.
+// why), which the daemon shows as its own, and logged: a request that ran
+// out of time too.
 func (t *tray) do(ctx context.Context, what string, fn func(context.Context, *control.Client) error) {
-	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
+	t.doWithin(ctx, actionTimeout, what, fn)
+}
+
+func (t *tray) doWithin(ctx context.Context, timeout time.Duration, what string, fn func(context.Context, *control.Client) error) {
+	cctx, cancel := context.WithTimeoutCause(ctx, timeout,
+		fmt.Errorf("busmedic did not answer within %s; it may still be at it (busmedic status tells)", timeout))
 	defer cancel()
-	if err := fn(ctx, t.daemon); err != nil {
+	if err := fn(cctx, t.daemon); err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(cctx)
+		}
 		t.failed(ctx, what, err)
 	}
 }
