@@ -32,8 +32,9 @@ func FindEditor() (string, error) {
 }
 
 // editorCloseDelay is how long the editor has to close its window after
-// SIGTERM: it may ask about unsaved changes.
-const editorCloseDelay = 5 * time.Second
+// SIGTERM: with unsaved changes it asks the user first, who needs the time
+// to answer.
+const editorCloseDelay = 2 * time.Minute
 
 // RunEditor runs the rules editor, without a shell, on the user rules
 // file config ("" for the default), and waits for it to close: "busmedic

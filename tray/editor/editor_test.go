@@ -1,6 +1,7 @@
 package editor
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -276,6 +277,22 @@ func TestExternalEditOfferedForReload(t *testing.T) {
 	r, _ := set.Lookup("dunst")
 	if _, ok := set.Lookup("added"); !ok || r.Name != "Mine again" {
 		t.Errorf("after reload and save: dunst %q, added present %v", r.Name, ok)
+	}
+}
+
+// Ctrl-C or SIGTERM (the end of Run's context) closes the window as its
+// close button does: with unsaved changes, the user is asked first.
+func TestSignalAsksFirst(t *testing.T) {
+	f := newFixture(t, fixtureOpts{user: userRules})
+	f.selectRule(t, "dunst")
+	ed := f.ed
+	ed.form.name.SetText("changed")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer closeWhenDone(ctx, ed)()
+	cancel()
+	f.q.waitFor(t, "the question", func() bool { return ed.win.Canvas().Overlays().Top() != nil })
+	if markup := test.RenderObjectToMarkup(ed.win.Canvas().Overlays().Top()); !strings.Contains(markup, "Discard your changes to dunst?") {
+		t.Errorf("dialog = %s", markup)
 	}
 }
 

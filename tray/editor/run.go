@@ -16,8 +16,10 @@ import (
 // file: assets.EditorID.
 const AppID = assets.EditorID
 
-// Run shows the editor in its own Fyne app until the window is closed or
-// ctx is done. shown, if not nil, is called once the window is on screen.
+// Run shows the editor in its own Fyne app until the window is closed.
+// The end of ctx (Ctrl-C, SIGTERM) closes it as the window's close button
+// does: with unsaved changes, the user is asked first. shown, if not nil,
+// is called once the window is on screen.
 // Without a display to show it on, it returns ErrNoDisplay, or an error
 // that names the display it could not open, before Fyne starts.
 func Run(ctx context.Context, opts Options, shown func()) error {
@@ -41,9 +43,14 @@ func Run(ctx context.Context, opts Options, shown func()) error {
 	if shown != nil {
 		a.Lifecycle().SetOnStarted(shown)
 	}
-	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
-	defer stop()
+	defer closeWhenDone(ctx, ed)()
 	ed.Window().ShowAndRun()
 	ed.stop()
 	return nil
+}
+
+// closeWhenDone closes the editor's window as its close button does once
+// ctx is done, and returns the function that stops it.
+func closeWhenDone(ctx context.Context, ed *editor) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { ed.post(ed.requestClose) })
 }
