@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -185,20 +184,7 @@ func TestSessionUp(t *testing.T) {
 func TestRestartBusOfAMuteBus(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "bus")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() }) // held open, never answered
-		}
-	}()
+	bustest.Mute(t, sock)
 	b := backend{
 		finder: busrestart.Finder{Address: "unix:path=" + sock, SystemdSocket: filepath.Join(dir, "no-manager")},
 		log:    slog.New(slog.DiscardHandler),

@@ -1,15 +1,15 @@
 package usermanager
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"busmedic/watcher/bustest"
 )
 
 func TestSocket(t *testing.T) {
@@ -62,60 +62,11 @@ func TestDialWithoutManager(t *testing.T) {
 	}
 }
 
-// muteManager listens at sock, lets each connection authenticate as the
-// user manager does, then reads all and answers nothing, as a manager
-// stuck in a long job: the call go-systemd makes after the handshake
-// never returns by itself. begun gets each connection's end of
-// handshake.
-func muteManager(t *testing.T, sock string) (begun <-chan struct{}) {
-	t.Helper()
-	began := make(chan struct{}, 16)
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-			go func() {
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch line = strings.TrimPrefix(strings.TrimSpace(line), "\x00"); {
-					case line == "AUTH":
-						io.WriteString(c, "REJECTED EXTERNAL\r\n")
-					case strings.HasPrefix(line, "AUTH EXTERNAL"):
-						io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
-					case line == "NEGOTIATE_UNIX_FD":
-						io.WriteString(c, "AGREE_UNIX_FD\r\n")
-					case line == "BEGIN":
-						began <- struct{}{}
-						io.Copy(io.Discard, r)
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return began
-}
-
 // A manager that takes the connection but then answers nothing does not
 // hold Dial past its context.
 func TestDialMuteManager(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "systemd", "private")
-	begun := muteManager(t, sock)
+	begun := bustest.Mute(t, sock)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
