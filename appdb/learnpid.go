@@ -92,6 +92,11 @@ func AddFromPID(ctx context.Context, paths Paths, pid int, id string, action Act
 	if w, ok := AlsoMatched(before, paths, r, p); ok {
 		warnings = append(warnings, w)
 	}
+	// A user rule takes the place of a system rule with its id.
+	if sys, ok := before.Lookup(r.ID); ok && filepath.Clean(sys.Source) != filepath.Clean(paths.User) {
+		warnings = append(warnings, Error{App: r.ID, Warning: true, Reason: fmt.Sprintf(
+			"the system rule %q (%s:%d) has the same id: the new rule takes its place, and that rule no longer applies", r.ID, sys.Source, sys.Line)})
+	}
 	for i := range warnings {
 		warnings[i].File, warnings[i].Line = paths.User, added.Line
 	}

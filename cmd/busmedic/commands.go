@@ -144,7 +144,8 @@ func topLevel() *cli.Command {
 				About: "Adds to the user rules file a rule that relaunches the running process PID as it was started,\n" +
 					"matched by the bus names it owns on the session or system bus, else by its program. Warns on\n" +
 					"stderr when the rule may not work as meant (no bus, a temporary script, another rule matches\n" +
-					"the process), and refuses one that cannot (a script read from a file descriptor: bash /dev/fd/3).",
+					"the process, a system rule with the same id that it replaces), and refuses one that cannot (a\n" +
+					"script read from a file descriptor: bash /dev/fd/3; a command line that is not UTF-8).",
 				Flags: func(fs *flag.FlagSet) {
 					fs.String("id", "", "rule `ID` (default: from the program's name)")
 					fs.String("action", string(appdb.ActionRelaunch), "`ACTION`: relaunch, keep, notify or ignore")

@@ -402,6 +402,20 @@ func TestRulesAddFromPID(t *testing.T) {
 	}
 }
 
+// A rule added with the id of a system rule takes its place: add-from-pid
+// says so, naming the system rule's file and line.
+func TestRulesAddFromPIDShadowsSystemRule(t *testing.T) {
+	_, system := rulesEnv(t)
+	writeFile(t, system, "version = 1\n\n[[app]]\nid = \"the-test\"\nnames = [\"org.example.System\"]\naction = \"notify\"\n")
+	code, _, errOut := rules(t, "add-from-pid", strconv.Itoa(os.Getpid()), "--id", "the-test", "--action", "notify")
+	if code != 0 {
+		t.Fatalf("add-from-pid = %d\n%s", code, errOut)
+	}
+	if want := fmt.Sprintf(`the system rule "the-test" (%s:3) has the same id: the new rule takes its place`, system); !strings.Contains(errOut, want) {
+		t.Errorf("add-from-pid said:\n%s\nwant: %s", errOut, want)
+	}
+}
+
 // startProcess runs name with args until the test ends, and returns its
 // pid once its command line is argv: at once for the program Start ran,
 // or, for a shell that execs another program, once that program has
