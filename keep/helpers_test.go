@@ -140,6 +140,21 @@ func connect(t *testing.T, addr string) *dbus.Conn {
 	return c
 }
 
+// connectLater connects to addr in the background, as an app that comes
+// while the keeper cannot answer yet: the connection, nil if it failed
+// (the test then fails), comes on the channel once made.
+func connectLater(t *testing.T, addr string) <-chan *dbus.Conn {
+	late := make(chan *dbus.Conn, 1)
+	go func() {
+		c, err := dbus.Connect(addr)
+		if err != nil {
+			t.Errorf("connect: %v", err)
+		}
+		late <- c
+	}()
+	return late
+}
+
 // keptApp connects an app through the keeper that answers Ping as who
 // and owns name.
 func keptApp(t *testing.T, tk *testKeeper, who, name string) *dbus.Conn {

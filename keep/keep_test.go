@@ -490,14 +490,7 @@ func TestHeldWhenDialFails(t *testing.T) {
 	bus := bustest.New(t)
 	tk := startKeeper(t, bus)
 	tk.block()
-	late := make(chan *dbus.Conn, 1)
-	go func() {
-		c, err := dbus.Connect(tk.addr)
-		if err != nil {
-			t.Errorf("connect: %v", err)
-		}
-		late <- c
-	}()
+	late := connectLater(t, tk.addr)
 	tk.waitReport(t, "the bus down", func(r control.KeptReport) bool { return !r.Up && len(r.Apps) == 1 })
 	tk.unblock()
 	select {

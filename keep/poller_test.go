@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"busmedic/relaunch/control"
@@ -249,14 +248,7 @@ func TestFrozenAppHoldsNoLock(t *testing.T) {
 	// An app arrives while the keeper cannot reach the bus: its first
 	// connection fails, and the keeper marks the bus down.
 	tk.block()
-	late := make(chan *dbus.Conn, 1)
-	go func() {
-		c, err := dbus.Connect(tk.addr)
-		if err != nil {
-			t.Errorf("connect: %v", err)
-		}
-		late <- c
-	}()
+	late := connectLater(t, tk.addr)
 	// markDown has run once the keeper holds the bus down. (Not from a
 	// report: Report would wait for the lock this test is about.)
 	isDown := func() bool {
